@@ -1,0 +1,122 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Builds RaftPS, runs its tests, or starts a local cluster.
+.DESCRIPTION
+    Run through the local PowerShell tool (`dotnet tool restore` first):
+        dotnet pwsh ./build.ps1 build   # build, lay out out/RaftPS (the module folder)
+        dotnet pwsh ./build.ps1 test    # build, then every xunit and Pester test
+        dotnet pwsh ./build.ps1 run     # build, start the cluster of config.conf, open a connected shell
+    `test` ends with one plain line "N passed, N failed" and exits non-zero on any failure.
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('build', 'test', 'run')]
+    [string] $Task = 'build',
+
+    # run: a command to run in the connected session instead of an interactive shell.
+    [string] $Command,
+
+    # test: only the xunit tests whose names match this filter (dotnet test --filter).
+    [string] $XunitFilter,
+
+    # test: only the Pester files whose names match this wildcard.
+    [string] $PesterFile = '*'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$root = $PSScriptRoot
+$configuration = 'Release'
+$moduleDir = Join-Path $root 'out/RaftPS'
+
+function Invoke-Native([string] $File, [string[]] $Arguments) {
+    # Out-Host: a tool's output is for the reader, never a function's return value.
+    & $File @Arguments | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "$File $($Arguments -join ' ') failed with exit code $LASTEXITCODE" }
+}
+
+function Invoke-Build {
+    Invoke-Native dotnet @('build', (Join-Path $root 'RaftPS.sln'), '-c', $configuration, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
+
+    # The self-contained module folder: manifest, module dlls, format file, help, server binaries.
+    if (Test-Path $moduleDir) { Remove-Item $moduleDir -Recurse -Force }
+    New-Item -ItemType Directory -Path $moduleDir | Out-Null
+    Copy-Item -Path (Join-Path $root "src/RaftPS.Module/bin/$configuration/net8.0/*") -Destination $moduleDir -Recurse
+    Copy-Item -Path (Join-Path $root "src/RaftServer/bin/$configuration/net10.0") -Destination (Join-Path $moduleDir 'server') -Recurse
+}
+
+function Get-PesterModulePath {
+    $project = Join-Path $root 'tests/RaftPS.Tests/PesterDownload.csproj'
+    Invoke-Native dotnet @('restore', $project, '-nologo', '-v', 'q')
+    $version = ([xml](Get-Content $project)).Project.PropertyGroup.PesterVersion
+    $packages = (& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', ''
+    $path = Join-Path $packages.Trim() "pester/$version/tools/Pester.psd1"
+    if (-not (Test-Path $path)) { throw "Pester $version was restored but $path is missing" }
+    $path
+}
+
+function Invoke-XunitTests {
+    $arguments = @('test', (Join-Path $root 'tests/RaftServer.Tests/RaftServer.Tests.csproj'), '-c', $configuration,
+        '--no-build', '-nologo')
+    if ($XunitFilter) { $arguments += @('--filter', $XunitFilter) }
+    $passed = 0; $failed = 0; $summarySeen = $false
+    & dotnet @arguments 2>&1 | ForEach-Object {
+        $line = "$_"
+        Write-Host $line
+        if ($line -match 'Failed:\s*(\d+),\s*Passed:\s*(\d+),') {
+            $failed += [int]$Matches[1]; $passed += [int]$Matches[2]; $summarySeen = $true
+        }
+    }
+    $exit = $LASTEXITCODE
+    # A crashed test host or a build problem prints no summary: count it as a failure.
+    if (-not $summarySeen -or ($exit -ne 0 -and $failed -eq 0)) { $failed++ ; Write-Host "xunit run failed (exit code $exit)" }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed }
+}
+
+function Invoke-PesterTests {
+    $pester = Get-PesterModulePath
+    $runner = Join-Path $root 'tests/RaftPS.Tests/Invoke-PesterFile.ps1'
+    $passed = 0; $failed = 0
+    foreach ($file in Get-ChildItem (Join-Path $root 'tests/RaftPS.Tests') -Filter "$PesterFile.Tests.ps1") {
+        # A fresh pwsh per file: a loaded module dll cannot be reloaded in one process.
+        $resultPath = Join-Path ([IO.Path]::GetTempPath()) "raftps-pester-$([guid]::NewGuid()).json"
+        & dotnet pwsh -NoProfile -NonInteractive -File $runner -PesterPath $pester -TestPath $file.FullName -ResultPath $resultPath | Out-Host
+        if (Test-Path $resultPath) {
+            $result = Get-Content $resultPath -Raw | ConvertFrom-Json
+            Remove-Item $resultPath
+            $passed += $result.Passed
+            $failed += $result.Failed
+        } else {
+            Write-Host "Pester run of $($file.Name) wrote no result (exit code $LASTEXITCODE)"
+            $failed++
+        }
+    }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed }
+}
+
+switch ($Task) {
+    'build' { Invoke-Build }
+    'test' {
+        Invoke-Build
+        $xunit = Invoke-XunitTests
+        $pester = Invoke-PesterTests
+        Write-Host "xunit: $($xunit.Passed) passed, $($xunit.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
+        $passedTotal = $xunit.Passed + $pester.Passed
+        $failedTotal = $xunit.Failed + $pester.Failed
+        Write-Host "$passedTotal passed, $failedTotal failed"
+        exit ([int]($failedTotal -gt 0 -or $passedTotal -eq 0))
+    }
+    'run' {
+        Invoke-Build
+        $manifest = Join-Path $moduleDir 'RaftPS.psd1'
+        $setup = "Import-Module '$manifest'"
+        if ($Command) {
+            & dotnet pwsh -NoProfile -NonInteractive -Command "$setup; $Command"
+            exit $LASTEXITCODE
+        }
+        Write-Host 'RaftPS module imported. (The server and Start-RaftCluster arrive with their issues.)'
+        & dotnet pwsh -NoExit -NoProfile -Command $setup
+    }
+}
