@@ -1,0 +1,45 @@
+namespace RaftServer.Consensus;
+
+public sealed record RaftOptions
+{
+    /// <summary>This node's id.</summary>
+    public required int Id { get; init; }
+    /// <summary>Every voting member, this node included. Data, not a constant: membership changes will edit it.</summary>
+    public required IReadOnlyList<int> Members { get; init; }
+    /// <summary>Election timeout in ticks; each node draws its timeout from [ElectionTicks, 2*ElectionTicks).</summary>
+    public int ElectionTicks { get; init; } = 10;
+    /// <summary>A leader sends heartbeats every HeartbeatTicks.</summary>
+    public int HeartbeatTicks { get; init; } = 1;
+    public bool PreVote { get; init; } = true;
+    public bool CheckQuorum { get; init; } = true;
+    /// <summary>Append messages in flight per peer before the leader waits for acknowledgements.</summary>
+    public int MaxInflightAppends { get; init; } = 64;
+    /// <summary>Bytes of entry data per Append message (at least one entry is always sent).</summary>
+    public long MaxAppendBytes { get; init; } = 1 << 20;
+    /// <summary>The random source for election timeouts: seeded, so runs replay.</summary>
+    public required Random Random { get; init; }
+}
+
+/// <summary>What a node had persisted when it (re)starts.</summary>
+public sealed record PersistedState
+{
+    public HardState HardState { get; init; } = Consensus.HardState.Empty;
+    /// <summary>The log after the snapshot, in index order, contiguous from SnapshotIndex + 1.</summary>
+    public IReadOnlyList<Entry> Entries { get; init; } = [];
+    /// <summary>Index and term of the last entry covered by the snapshot (0, 0 without one).</summary>
+    public long SnapshotIndex { get; init; }
+    public long SnapshotTerm { get; init; }
+    /// <summary>The index the state machine has applied (the snapshot's, after a restart).</summary>
+    public long Applied { get; init; }
+
+    public static readonly PersistedState Empty = new();
+}
+
+public enum ProposeOutcome { Accepted, NotLeader, TransferInProgress }
+
+/// <summary>Result of Propose: on Accepted, the entry's index and term. Wait for that entry to be
+/// applied; if another term's entry is applied at that index, the proposal was lost.</summary>
+public readonly record struct ProposeResult(ProposeOutcome Outcome, long Index, long Term, int LeaderHint);
+
+/// <summary>A peer's replication progress as the leader sees it (for Status).</summary>
+public readonly record struct PeerProgress(int Id, long Match, long Next, bool RecentlyActive);

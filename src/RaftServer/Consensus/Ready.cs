@@ -1,0 +1,37 @@
+namespace RaftServer.Consensus;
+
+public enum Role { Follower, PreCandidate, Candidate, Leader }
+
+/// <summary>Volatile state, for logging and Status: not persisted.</summary>
+public readonly record struct SoftState(Role Role, long Term, int LeaderId)
+{
+    public const int NoLeader = -1;
+}
+
+/// <summary>
+/// A linearizable read the core has cleared: answer it once the state machine has applied
+/// <see cref="Index"/>. <see cref="Index"/> &lt; 0 means the read failed (leadership lost, no
+/// leader): answer Unavailable.
+/// </summary>
+public readonly record struct ReadState(long RequestId, long Index);
+
+/// <summary>
+/// The work the driver must do, in this order, then call <see cref="RaftNode.Advance"/>:
+/// 1. persist <see cref="HardState"/> (if set) and append <see cref="Entries"/> (entries at an index
+///    the log already has replace that entry and every one after it), with one fsync;
+/// 2. send <see cref="Messages"/>;
+/// 3. apply <see cref="CommittedEntries"/> in order, then answer <see cref="ReadStates"/> whose
+///    index is applied.
+/// </summary>
+public sealed class Ready
+{
+    public HardState? HardState { get; init; }
+    public IReadOnlyList<Entry> Entries { get; init; } = [];
+    public IReadOnlyList<Message> Messages { get; init; } = [];
+    public IReadOnlyList<Entry> CommittedEntries { get; init; } = [];
+    public IReadOnlyList<ReadState> ReadStates { get; init; } = [];
+    /// <summary>Set when role, term or leader changed since the last Ready.</summary>
+    public SoftState? SoftState { get; init; }
+
+    public bool MustSync => HardState is not null || Entries.Count > 0;
+}
