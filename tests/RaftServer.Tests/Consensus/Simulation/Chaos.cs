@@ -25,7 +25,7 @@ internal static class Chaos
             PreVote = random.Next(5) != 0,
             CheckQuorum = random.Next(5) != 0,
             MaxInflightAppends = 1 + random.Next(8),
-            MaxAppendBytes = 8 + random.Next(64),
+            MaxAppendBytes = random.Next(2) == 0 ? 0 : random.Next(72), // 0: one entry per Append
         };
 
         var sim = new Simulation(seed, config, random.Next()) { Keys = 1 + random.Next(3) };

@@ -42,6 +42,7 @@ internal sealed class Simulation
         Nodes = new SimNode[config.Nodes];
         linked = new bool[config.Nodes, config.Nodes];
         detached = new bool[config.Nodes];
+        lastDelivery = new long[config.Nodes, config.Nodes];
         for (int i = 0; i < config.Nodes; i++)
         {
             Nodes[i] = new SimNode(i);
@@ -64,6 +65,10 @@ internal sealed class Simulation
     public double CrashAfterPersist { get; set; }
     /// <summary>The current loss rate (starts at Config.Loss; the final check sets it to 0).</summary>
     public double Loss { get; set; }
+    /// <summary>Keep each link's messages in order (the final check turns it on; until then
+    /// random delays reorder freely).</summary>
+    public bool Fifo { get; set; }
+    private readonly long[,] lastDelivery;
     public int ElectionsWon { get; private set; }
     public IReadOnlyList<Operation> History => history;
     public int AcknowledgedWrites => acknowledged.Count;
@@ -214,9 +219,20 @@ internal sealed class Simulation
     {
         if (!linked[message.From, message.To]) return;
         if (random.NextDouble() < Loss) return;
-        network.Enqueue(message, (Now + random.Next(Config.MinDelay, Config.MaxDelay + 1), sequence++));
-        if (random.NextDouble() < Config.Duplicate)
-            network.Enqueue(message, (Now + random.Next(Config.MinDelay, Config.MaxDelay + 1), sequence++));
+        Enqueue(message);
+        if (random.NextDouble() < Config.Duplicate) Enqueue(message);
+    }
+
+    private void Enqueue(Message message)
+    {
+        long at = Now + random.Next(Config.MinDelay, Config.MaxDelay + 1);
+        if (Fifo)
+        {
+            // As on one gRPC stream per peer: later messages never overtake earlier ones.
+            at = Math.Max(at, lastDelivery[message.From, message.To]);
+            lastDelivery[message.From, message.To] = at;
+        }
+        network.Enqueue(message, (at, sequence++));
     }
 
     /// <summary>The driver's loop turn: persist, (maybe crash), send, apply, answer reads, Advance.</summary>
@@ -562,8 +578,12 @@ internal sealed class Simulation
             if (!node.Alive) Start(node);
         }
         CrashAfterPersist = 0;
-        // "Messages flowing": delays, duplicates and reordering stay, losses stop.
+        // "Messages flowing", as on the real transport (a stream per peer): delays and duplicates
+        // stay; losses stop and each link keeps its order. (Safety held under full reordering up
+        // to here; reordering only slows catch-up, as every rejected out-of-order Append sends the
+        // leader back to probing.)
         Loss = 0;
+        Fifo = true;
 
         int limit = 10 * Config.ElectionTicks;
         if (!RunUntil(() => Leader() != NoLeader, limit))
