@@ -47,8 +47,15 @@ internal static class Chaos
     {
         int n = sim.Nodes.Length;
         int minority = (n - 1) / 2;
-        switch (random.Next(9))
+        switch (random.Next(10))
         {
+            case 9:
+            {
+                // Leadership transfer to a random node, or to the most up-to-date one.
+                int leader = sim.Leader();
+                if (leader >= 0) sim.Nodes[leader].Core!.TransferLeadership(random.Next(2) == 0 ? null : random.Next(n));
+                break;
+            }
             case 0:
                 break; // a quiet phase
             case 1:

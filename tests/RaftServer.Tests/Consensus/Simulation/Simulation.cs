@@ -591,6 +591,16 @@ internal sealed class Simulation
         long index = One(Command(0, nextValue++), Nodes.Length, maxTicks: limit);
         if (index < 0) Fail($"a command did not commit on all {Nodes.Length} nodes within {limit} ticks of healing");
 
+        // Client commands keep flowing: with everyone back, clients get writes acknowledged.
+        if (clients.Count > 0)
+        {
+            int before = acknowledged.Count;
+            ClientsActive = true;
+            if (!RunUntil(() => acknowledged.Count > before, limit))
+                Fail($"no client write was acknowledged within {limit} ticks of healing");
+            StopClients();
+        }
+
         foreach (var (ackIndex, term, data) in acknowledged)
         {
             if (ackIndex > applied.Count || applied[(int)ackIndex - 1].Term != term || !applied[(int)ackIndex - 1].Data.AsSpan().SequenceEqual(data))
