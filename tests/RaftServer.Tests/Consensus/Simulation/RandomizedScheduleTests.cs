@@ -9,7 +9,7 @@ namespace RaftServer.Tests.Consensus.Simulation;
 /// </summary>
 public class RandomizedScheduleTests(ITestOutputHelper output)
 {
-    private const int CiSchedules = 2000;
+    private const int CiSchedules = 1000;
 
     public static string ReplayCommand(int seed) =>
         $"RAFTPS_SEED={seed} dotnet test tests/RaftServer.Tests -c Release --filter FullyQualifiedName~RandomizedScheduleTests";
