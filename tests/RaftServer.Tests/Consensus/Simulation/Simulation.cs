@@ -1,0 +1,254 @@
+using RaftServer.Consensus;
+
+namespace RaftServer.Tests.Consensus.Simulation;
+
+/// <summary>
+/// A deterministic simulation of a Raft cluster: every choice (delays, losses, timeouts, faults,
+/// client operations) comes from one Random seeded with <see cref="Seed"/>, so a run replays
+/// exactly. Nodes run the real core and a driver that does what the server's does: persist the
+/// Ready, then send, then apply, then Advance; a crash loses everything not persisted.
+/// Safety is checked as the run goes (election safety, leader completeness, state machine
+/// safety) and by <see cref="CheckFinal"/> (log matching, no acknowledged write lost,
+/// linearizability of the clients' history).
+/// </summary>
+internal sealed partial class Simulation
+{
+    public const int NoLeader = -1;
+
+    private readonly Random random;
+    private readonly PriorityQueue<Message, (long Time, long Seq)> network = new();
+    private long sequence;
+    private readonly bool[,] linked;
+    private readonly bool[] detached;
+    private readonly Dictionary<long, int> leaderOfTerm = new();
+    /// <summary>The entry applied at each index by any node ([index - 1]); all must agree.</summary>
+    private readonly List<Entry> applied = new();
+    /// <summary>For each applied index, the term of the first node to apply it: at least the term
+    /// in which the entry was committed (it learned the commit from a leader of that term or later).</summary>
+    private readonly List<long> appliedInTerm = new();
+    private readonly List<SimClient> clients = new();
+    private readonly List<Operation> history = new();
+    private readonly List<(long Index, long Term, byte[] Data)> acknowledged = new();
+    private long nextRequestId = 1;
+    private int nextValue = 1;
+
+    /// <param name="seed">Named in failures; with no <paramref name="randomSeed"/> it also seeds the run.</param>
+    public Simulation(int seed, SimConfig config, int? randomSeed = null)
+    {
+        Seed = seed;
+        Config = config;
+        random = new Random(randomSeed ?? seed);
+        Loss = config.Loss;
+        Nodes = new SimNode[config.Nodes];
+        linked = new bool[config.Nodes, config.Nodes];
+        detached = new bool[config.Nodes];
+        lastDelivery = new long[config.Nodes, config.Nodes];
+        for (int i = 0; i < config.Nodes; i++)
+        {
+            Nodes[i] = new SimNode(i);
+            for (int j = 0; j < config.Nodes; j++) linked[i, j] = true;
+        }
+        foreach (var node in Nodes) Start(node);
+    }
+
+    /// <summary>Set RAFTPS_TRACE=1 to print every delivery and role change (with RAFTPS_SEED).</summary>
+    public Action<string>? Trace { get; set; } =
+        Environment.GetEnvironmentVariable("RAFTPS_TRACE") == "1" ? Console.WriteLine : null;
+
+    public int Seed { get; }
+    public SimConfig Config { get; }
+    public SimNode[] Nodes { get; }
+    public long Now { get; private set; }
+    public Random Random => random;
+    public int Keys { get; set; } = 3;
+    public bool ClientsActive { get; set; }
+    public double CrashAfterPersist { get; set; }
+    /// <summary>The current loss rate (starts at Config.Loss; the final check sets it to 0).</summary>
+    public double Loss { get; set; }
+    /// <summary>Keep each link's messages in order (the final check turns it on; until then
+    /// random delays reorder freely).</summary>
+    public bool Fifo { get; set; }
+    private readonly long[,] lastDelivery;
+    public int ElectionsWon { get; private set; }
+    public IReadOnlyList<Operation> History => history;
+    public int AcknowledgedWrites => acknowledged.Count;
+    public long TicksToSteps(int ticks) => (long)ticks * Config.StepsPerTick;
+
+    // ---- the clock -----------------------------------------------------------------------------
+
+    public void RunSteps(long steps)
+    {
+        for (long i = 0; i < steps; i++) Step();
+    }
+
+    public void RunTicks(int ticks) => RunSteps(TicksToSteps(ticks));
+
+    /// <summary>Runs until <paramref name="condition"/> holds, at most <paramref name="maxTicks"/> ticks.</summary>
+    public bool RunUntil(Func<bool> condition, int maxTicks)
+    {
+        long end = Now + TicksToSteps(maxTicks);
+        while (Now < end)
+        {
+            if (condition()) return true;
+            Step();
+        }
+        return condition();
+    }
+
+    private void Step()
+    {
+        Now++;
+        while (network.TryPeek(out var message, out var at) && at.Time <= Now)
+        {
+            network.Dequeue();
+            Deliver(message);
+        }
+        foreach (var node in Nodes)
+        {
+            if (!node.Alive || node.IsPaused(Now)) continue;
+            if ((Now + node.TickPhase) % Config.StepsPerTick == 0)
+            {
+                node.Core!.Tick();
+                Observe(node);
+            }
+        }
+        if (ClientsActive) RunClients();
+        foreach (var node in Nodes)
+            if (node.Alive && !node.IsPaused(Now)) HandleReady(node);
+    }
+
+    private void Deliver(Message message)
+    {
+        var node = Nodes[message.To];
+        if (!linked[message.From, message.To] || !node.Alive) return;
+        if (node.IsPaused(Now))
+        {
+            network.Enqueue(message, (node.PausedUntil + random.Next(1, 3), sequence++));
+            return;
+        }
+        Trace?.Invoke($"{Now} deliver {message.Type} {message.From}->{message.To} t{message.Term} i{message.Index} lt{message.LogTerm} n{message.Entries.Count} c{message.Commit} rej{message.Reject} hint{message.RejectHint}/{message.HintTerm} ctx{message.Context}");
+        node.Core!.Step(message);
+        Observe(node);
+    }
+
+    private void Send(Message message)
+    {
+        if (!linked[message.From, message.To]) return;
+        if (random.NextDouble() < Loss) return;
+        Enqueue(message);
+        if (random.NextDouble() < Config.Duplicate) Enqueue(message);
+    }
+
+    private void Enqueue(Message message)
+    {
+        long at = Now + random.Next(Config.MinDelay, Config.MaxDelay + 1);
+        if (Fifo)
+        {
+            // As on one gRPC stream per peer: later messages never overtake earlier ones.
+            at = Math.Max(at, lastDelivery[message.From, message.To]);
+            lastDelivery[message.From, message.To] = at;
+        }
+        network.Enqueue(message, (at, sequence++));
+    }
+
+    /// <summary>The driver's loop turn: persist, (maybe crash), send, apply, answer reads, Advance.</summary>
+    private void HandleReady(SimNode node)
+    {
+        while (node.Core is { HasReady: true } core)
+        {
+            var ready = core.GetReady();
+            node.Persist(ready);
+            if (CrashAfterPersist > 0 && random.NextDouble() < CrashAfterPersist)
+            {
+                // Persisted but nothing sent or applied: the messages die with the process.
+                Crash(node.Id);
+                return;
+            }
+            foreach (var message in ready.Messages) Send(message);
+            foreach (var entry in ready.CommittedEntries) Apply(node, entry);
+            foreach (var read in ready.ReadStates) OnReadState(node, read);
+            core.Advance(ready);
+            CompleteReads(node);
+        }
+    }
+
+    // ---- queries for scenarios ----------------------------------------------------------------
+
+    /// <summary>The leader of the highest term among live, connected-to-a-majority nodes, if any.</summary>
+    public int Leader()
+    {
+        int leader = NoLeader;
+        long best = -1;
+        foreach (var node in Nodes)
+        {
+            if (node.Core is not { Role: Role.Leader } core || node.IsPaused(Now)) continue;
+            if (core.Term > best)
+            {
+                best = core.Term;
+                leader = node.Id;
+            }
+        }
+        return leader;
+    }
+
+    /// <summary>How many live nodes have applied exactly <paramref name="data"/> at <paramref name="index"/>.</summary>
+    public int CountApplied(long index, byte[] data)
+    {
+        int count = 0;
+        foreach (var node in Nodes)
+        {
+            if (node.AppliedLog.Count < index) continue;
+            if (node.AppliedLog[(int)index - 1].Data.AsSpan().SequenceEqual(data)) count++;
+        }
+        return count;
+    }
+
+    /// <summary>The course suite's one(): submit a command at the leader and wait until
+    /// <paramref name="expected"/> nodes applied it; retries while leadership moves. Returns its
+    /// index, or -1 on timeout.</summary>
+    public long One(byte[] command, int expected, int maxTicks = 200, bool retry = true)
+    {
+        long deadline = Now + TicksToSteps(maxTicks);
+        while (Now < deadline)
+        {
+            long index = -1;
+            int leader = Leader();
+            if (leader >= 0)
+            {
+                var node = Nodes[leader];
+                var result = node.Core!.Propose(command);
+                if (result.Outcome == ProposeOutcome.Accepted)
+                {
+                    index = result.Index;
+                    HandleReady(node);
+                }
+            }
+            if (index > 0)
+            {
+                long waitUntil = Math.Min(deadline, Now + TicksToSteps(4 * Config.ElectionTicks));
+                while (Now < waitUntil)
+                {
+                    if (CountApplied(index, command) >= expected) return index;
+                    Step();
+                }
+                if (!retry) return -1;
+            }
+            else
+            {
+                RunSteps(Config.StepsPerTick);
+            }
+        }
+        return -1;
+    }
+
+    public static byte[] Command(int key, int value) => SimNode.Encode(key, value);
+}
+
+internal sealed class SimulationFailure(int seed, string problem) : Exception($"seed {seed}: {problem}")
+{
+    /// <summary>Set RAFTPS_TRACE=1 to print every delivery and role change (with RAFTPS_SEED).</summary>
+    public Action<string>? Trace { get; set; } =
+        Environment.GetEnvironmentVariable("RAFTPS_TRACE") == "1" ? Console.WriteLine : null;
+
+    public int Seed { get; } = seed;
+}
