@@ -60,11 +60,14 @@ internal static class CompletionPaths
         string? location = null;
         try
         {
-            location = Runspace.DefaultRunspace?.SessionStateProxy.Path.CurrentFileSystemLocation.ProviderPath;
+            // A nested pipeline in the runspace running the completion sees PowerShell's location.
+            using var shell = System.Management.Automation.PowerShell.Create(RunspaceMode.CurrentRunspace);
+            shell.AddScript("$ExecutionContext.SessionState.Path.CurrentFileSystemLocation.ProviderPath");
+            location = shell.Invoke().FirstOrDefault()?.BaseObject as string;
         }
         catch (Exception)
         {
-            // Busy runspace or no file system location: fall back to the process's directory.
+            // No runspace, or no file system location: fall back to the process's directory.
         }
         return Path.GetFullPath(path, location ?? Environment.CurrentDirectory);
     }
