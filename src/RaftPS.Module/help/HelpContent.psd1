@@ -43,7 +43,7 @@
     'Stop-RaftCluster' = @{
         Synopsis    = 'Stops the nodes of a RaftPS cluster that this session started.'
         Description = @(
-            'Stops the server processes that Start-RaftCluster started in this session for the config file, or only the -NodeId ones: each gets a termination signal and 5 seconds to exit, then is killed. Their data stays in the data directory.'
+            'Stops the server processes that Start-RaftCluster started in this session for the config file, or only the -NodeId ones: each gets a termination signal and 2 seconds to exit, then is killed. Their data stays in the data directory.'
             'A -NodeId that this session did not start writes the error RaftNodeNotStarted (ObjectNotFound).'
         )
         Parameters  = @{
