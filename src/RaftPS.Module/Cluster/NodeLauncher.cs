@@ -90,7 +90,34 @@ internal static class NodeLauncher
         start.ArgumentList.Add(FindDotnet());
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["RAFTPS_NODE_LOG"] = logPath;
-        return Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
+        var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
+        StartWatchdog(setsid, process.Id);
+        return process;
+    }
+
+    /// <summary>
+    /// A tiny shell loop that stops the node if this PowerShell process dies without running its
+    /// exit handlers (killed, terminal closed), so no orphaned server keeps a port and a CPU busy.
+    /// It ends by itself once the node has exited.
+    /// </summary>
+    private static void StartWatchdog(string? setsid, int nodePid)
+    {
+        try
+        {
+            var watch = new ProcessStartInfo { FileName = setsid ?? "/bin/sh", UseShellExecute = false, RedirectStandardInput = false };
+            if (setsid is not null) watch.ArgumentList.Add("/bin/sh");
+            watch.ArgumentList.Add("-c");
+            watch.ArgumentList.Add("exec </dev/null >/dev/null 2>&1; while kill -0 \"$1\" && kill -0 \"$2\"; do sleep 1; done; " +
+                "if kill -0 \"$2\"; then kill -TERM \"$2\"; sleep 2; kill -KILL \"$2\"; fi");
+            watch.ArgumentList.Add("raftps-watchdog");
+            watch.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            watch.ArgumentList.Add(nodePid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Process.Start(watch)?.Dispose();
+        }
+        catch (Exception)
+        {
+            // Best effort: the ProcessExit handler and Stop-RaftCluster still stop the node.
+        }
     }
 
     private static Process StartRedirected(List<string> arguments, string workingDirectory, string logPath)
@@ -164,7 +191,9 @@ internal static class NodeLauncher
             var start = Math.Max(node.LogStart, stream.Length - 16 * 1024);
             stream.Seek(start, SeekOrigin.Begin);
             var text = new StreamReader(stream, Encoding.UTF8).ReadToEnd();
-            var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r'));
+            // Stack frames say little to the user and push the message out of view: leave them out.
+            var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r'))
+                .Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("--- End of", StringComparison.Ordinal));
             var tail = all.TakeLast(lines).ToList();
             return tail.Count == 0 ? "(the log is empty)" : string.Join(Environment.NewLine, tail);
         }
