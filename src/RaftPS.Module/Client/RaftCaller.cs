@@ -18,7 +18,8 @@ internal enum CallScope
 /// <summary>
 /// Runs one client call with retries: back-off from 50 ms to 1 s until the timeout, following the
 /// leader hint of an UNAVAILABLE reply ("raftps-leader" trailer) and moving on to the other known
-/// members of the cluster when a node is down, suspended or has no leader.
+/// members of the cluster when a node is down, suspended or has no leader. Each member is tried at
+/// once in a round; a round in which every one failed ends with the back-off.
 /// </summary>
 internal static class RaftCaller
 {
@@ -42,6 +43,7 @@ internal static class RaftCaller
         var reachedServer = false;
         string lastProblem = "no attempt was made";
         var attempt = 0;
+        var triedThisRound = new HashSet<RaftEndpoint>();
 
         while (true)
         {
@@ -102,7 +104,7 @@ internal static class RaftCaller
             }
 
             // Where to try next: the leader the node named, else the next member.
-            var previous = target;
+            triedThisRound.Add(target);
             if (scope == CallScope.Cluster)
             {
                 if (hint is { } leader && !leader.Equals(target))
@@ -112,9 +114,11 @@ internal static class RaftCaller
             }
 
             if (progress is not null) progress.Status = $"attempt {attempt}: {lastProblem}; retrying at {target}";
-            // A fresh leader hint is worth following at once; anything else waits its back-off.
-            if (hint is { } named && named.Equals(target) && !named.Equals(previous) && attempt < 3)
+            // A member not yet tried in this round is tried at once; once every one has failed,
+            // the round ends with a back-off.
+            if (!triedThisRound.Contains(target))
                 continue;
+            triedThisRound.Clear();
 
             var jitter = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)(backoff.TotalMilliseconds / 2) + 1));
             var pause = backoff + jitter;

@@ -5,7 +5,7 @@ namespace RaftPS.Cmdlets;
 
 /// <summary>
 /// Set-RaftValue: writes a value and returns once it is committed. Fed a pipeline, it keeps up to
-/// 32 writes in flight and writes outputs and errors in input order.
+/// 128 writes in flight and writes outputs and errors in input order.
 /// </summary>
 [Cmdlet(VerbsCommon.Set, "RaftValue", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(RaftValue))]

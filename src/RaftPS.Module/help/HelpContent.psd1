@@ -124,7 +124,7 @@
         Synopsis    = 'Writes a value under a key in the cluster.'
         Description = @(
             'Writes the value under the key and returns once the write is committed by a majority of the cluster. Through a follower, the write is forwarded to the leader. If the node is down or the leader changes, the write is retried through the other members until -TimeoutSec; the connection''s client id and sequence number make a retried write apply exactly once.'
-            'Key and Value bind from the pipeline by property name (Import-Csv kv.csv | Set-RaftValue). Fed a pipeline, the command keeps up to 32 writes in flight and writes outputs and errors in input order.'
+            'Key and Value bind from the pipeline by property name (Import-Csv kv.csv | Set-RaftValue). Fed a pipeline, the command keeps up to 128 writes in flight and writes outputs and errors in input order.'
             'An empty key, a key over 1 KiB or a value over 1 MiB writes the error RaftInvalidArgument (InvalidArgument).'
             'This is the original client''s "setval KEY VAL".'
         )

@@ -84,7 +84,7 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>How many calls a cmdlet fed by the pipeline keeps in flight.</summary>
-    protected virtual int MaxInFlight => 32;
+    protected virtual int MaxInFlight => 128;
 
     /// <summary>
     /// Adds a call to the window of calls in flight; <paramref name="complete"/> runs on the
