@@ -39,7 +39,6 @@ public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreati
     public int Limit { get; init; }
     public bool Stale { get; init; }
     internal long Index;
-    internal long Tick;
 }
 
 internal sealed class StatusRequest() : TaskCompletionSource<P.StatusReply>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -83,8 +82,12 @@ public sealed class NodeLoop : IDisposable
     private long _ticks;
     private long _nextReadId;
     private readonly Dictionary<long, PendingWrite> _writes = new();
-    private readonly Dictionary<long, PendingRead> _readsById = new();
+    /// <summary>Linearizable reads that arrived this turn: they share one read index request.</summary>
+    private List<PendingRead> _readBatch = new();
+    private readonly Dictionary<long, ReadBatch> _readsById = new();
     private readonly List<PendingRead> _readsWaitingApply = new();
+
+    private sealed record ReadBatch(List<PendingRead> Reads, long Tick);
     private bool _suspended;
     private long _resumeAtMs;
     private double _suspendSeconds;
@@ -168,6 +171,7 @@ public sealed class NodeLoop : IDisposable
                     Handle(ev);
                     handled++;
                 }
+                if (_readBatch.Count > 0) StartReadBatch();
 
                 now = _clock.ElapsedMilliseconds;
                 if (now >= nextTick)
@@ -251,10 +255,7 @@ public sealed class NodeLoop : IDisposable
             case PendingRead read:
                 if (_suspended) { read.TrySetResult(ReadFailed("the node is suspended")); return; }
                 if (read.Stale) { Answer(read); return; }
-                var id = ++_nextReadId;
-                if (!_node.ReadIndex(id)) { read.TrySetResult(ReadFailed("no leader is known")); return; }
-                read.Tick = _ticks;
-                _readsById[id] = read;
+                _readBatch.Add(read);
                 break;
             case StatusRequest status:
                 status.TrySetResult(BuildStatus());
@@ -263,6 +264,20 @@ public sealed class NodeLoop : IDisposable
                 if (!_suspended) EnterSuspend(s.Seconds);
                 break;
         }
+    }
+
+    private void StartReadBatch()
+    {
+        var batch = _readBatch;
+        _readBatch = new List<PendingRead>();
+        var id = ++_nextReadId;
+        if (!_node.ReadIndex(id))
+        {
+            var failed = ReadFailed("no leader is known");
+            foreach (var r in batch) r.TrySetResult(failed);
+            return;
+        }
+        _readsById[id] = new ReadBatch(batch, _ticks);
     }
 
     private void OnTick()
@@ -274,11 +289,11 @@ public sealed class NodeLoop : IDisposable
         if ((_ticks & 7) != 0) return;
         var readLimit = _ticks - 4L * _settings.ElectionTicks;
         if (_readsById.Count > 0)
-            foreach (var (id, read) in _readsById)
-                if (read.Tick < readLimit)
+            foreach (var (id, batch) in _readsById)
+                if (batch.Tick < readLimit)
                 {
                     _readsById.Remove(id);
-                    read.TrySetResult(ReadFailed("the read index was not confirmed in time"));
+                    foreach (var read in batch.Reads) read.TrySetResult(ReadFailed("the read index was not confirmed in time"));
                 }
         var writeLimit = _ticks - (long)(MaxWriteWait.TotalMilliseconds / _settings.HeartbeatMs);
         if (_writes.Count > 0)
@@ -320,11 +335,14 @@ public sealed class NodeLoop : IDisposable
         for (var i = 0; i < states.Count; i++)
         {
             var rs = states[i];
-            if (!_readsById.Remove(rs.RequestId, out var read)) continue;
-            if (rs.Index < 0) { read.TrySetResult(ReadFailed("leadership could not be confirmed")); continue; }
-            read.Index = rs.Index;
-            if (_kv.AppliedIndex >= rs.Index) Answer(read);
-            else _readsWaitingApply.Add(read);
+            if (!_readsById.Remove(rs.RequestId, out var batch)) continue;
+            foreach (var read in batch.Reads)
+            {
+                if (rs.Index < 0) { read.TrySetResult(ReadFailed("leadership could not be confirmed")); continue; }
+                read.Index = rs.Index;
+                if (_kv.AppliedIndex >= rs.Index) Answer(read);
+                else _readsWaitingApply.Add(read);
+            }
         }
         if (_readsWaitingApply.Count > 0 && committed.Count > 0)
         {
@@ -401,8 +419,11 @@ public sealed class NodeLoop : IDisposable
     {
         foreach (var w in _writes.Values) w.TrySetResult(Unavailable(reason));
         _writes.Clear();
-        foreach (var r in _readsById.Values) r.TrySetResult(ReadFailed(reason));
+        foreach (var b in _readsById.Values)
+            foreach (var r in b.Reads) r.TrySetResult(ReadFailed(reason));
         _readsById.Clear();
+        foreach (var r in _readBatch) r.TrySetResult(ReadFailed(reason));
+        _readBatch.Clear();
         foreach (var r in _readsWaitingApply) r.TrySetResult(ReadFailed(reason));
         _readsWaitingApply.Clear();
     }
