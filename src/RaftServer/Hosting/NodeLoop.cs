@@ -80,6 +80,8 @@ public sealed class NodeLoop : IDisposable
     private int _lastVote = HardState.NoVote;
     private long _lastVoteTerm = -1;
     private long _ticks;
+    /// <summary>The tick at which each peer was last heard from (for Status' "reachable").</summary>
+    private readonly Dictionary<int, long> _lastHeard = new();
     private long _nextReadId;
     private readonly Dictionary<long, PendingWrite> _writes = new();
     /// <summary>Linearizable reads that arrived this turn: they share one read index request.</summary>
@@ -220,6 +222,7 @@ public sealed class NodeLoop : IDisposable
         {
             case List<Message> messages:
                 if (_suspended) return;
+                if (messages.Count > 0) _lastHeard[messages[0].From] = _ticks;
                 foreach (var m in messages)
                 {
                     try
@@ -490,7 +493,8 @@ public sealed class NodeLoop : IDisposable
             foreach (var p in _node.Progress)
             {
                 if (p.Id == _settings.Id) continue;
-                reply.Peers.Add(new P.PeerProgress { Id = p.Id, MatchIndex = p.Match, NextIndex = p.Next, Reachable = p.RecentlyActive });
+                var heard = _lastHeard.TryGetValue(p.Id, out var t) && _ticks - t <= _settings.ElectionTicks;
+                reply.Peers.Add(new P.PeerProgress { Id = p.Id, MatchIndex = p.Match, NextIndex = p.Next, Reachable = heard });
             }
         return reply;
     }
