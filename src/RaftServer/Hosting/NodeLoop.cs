@@ -164,7 +164,7 @@ public sealed class NodeLoop : IDisposable
             while (!_stopping)
             {
                 var now = _clock.ElapsedMilliseconds;
-                if (now < nextTick && _queue.IsEmpty)
+                if (now < nextTick && _queue.IsEmpty && (_suspended || !_node.HasReady))
                     Wait((int)Math.Min(nextTick - now, _suspended ? Math.Max(1, _resumeAtMs - now) : int.MaxValue));
 
                 var handled = 0;
