@@ -39,7 +39,6 @@ public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreati
     public int Limit { get; init; }
     public bool Stale { get; init; }
     internal long Index;
-    internal long Tick;
 }
 
 internal sealed class StatusRequest() : TaskCompletionSource<P.StatusReply>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -81,10 +80,16 @@ public sealed class NodeLoop : IDisposable
     private int _lastVote = HardState.NoVote;
     private long _lastVoteTerm = -1;
     private long _ticks;
+    /// <summary>The tick at which each peer was last heard from (for Status' "reachable").</summary>
+    private readonly Dictionary<int, long> _lastHeard = new();
     private long _nextReadId;
     private readonly Dictionary<long, PendingWrite> _writes = new();
-    private readonly Dictionary<long, PendingRead> _readsById = new();
+    /// <summary>Linearizable reads that arrived this turn: they share one read index request.</summary>
+    private List<PendingRead> _readBatch = new();
+    private readonly Dictionary<long, ReadBatch> _readsById = new();
     private readonly List<PendingRead> _readsWaitingApply = new();
+
+    private sealed record ReadBatch(List<PendingRead> Reads, long Tick);
     private bool _suspended;
     private long _resumeAtMs;
     private double _suspendSeconds;
@@ -159,7 +164,7 @@ public sealed class NodeLoop : IDisposable
             while (!_stopping)
             {
                 var now = _clock.ElapsedMilliseconds;
-                if (now < nextTick && _queue.IsEmpty)
+                if (now < nextTick && _queue.IsEmpty && (_suspended || !_node.HasReady))
                     Wait((int)Math.Min(nextTick - now, _suspended ? Math.Max(1, _resumeAtMs - now) : int.MaxValue));
 
                 var handled = 0;
@@ -168,6 +173,7 @@ public sealed class NodeLoop : IDisposable
                     Handle(ev);
                     handled++;
                 }
+                if (_readBatch.Count > 0) StartReadBatch();
 
                 now = _clock.ElapsedMilliseconds;
                 if (now >= nextTick)
@@ -216,6 +222,7 @@ public sealed class NodeLoop : IDisposable
         {
             case List<Message> messages:
                 if (_suspended) return;
+                if (messages.Count > 0) _lastHeard[messages[0].From] = _ticks;
                 foreach (var m in messages)
                 {
                     try
@@ -251,10 +258,7 @@ public sealed class NodeLoop : IDisposable
             case PendingRead read:
                 if (_suspended) { read.TrySetResult(ReadFailed("the node is suspended")); return; }
                 if (read.Stale) { Answer(read); return; }
-                var id = ++_nextReadId;
-                if (!_node.ReadIndex(id)) { read.TrySetResult(ReadFailed("no leader is known")); return; }
-                read.Tick = _ticks;
-                _readsById[id] = read;
+                _readBatch.Add(read);
                 break;
             case StatusRequest status:
                 status.TrySetResult(BuildStatus());
@@ -263,6 +267,20 @@ public sealed class NodeLoop : IDisposable
                 if (!_suspended) EnterSuspend(s.Seconds);
                 break;
         }
+    }
+
+    private void StartReadBatch()
+    {
+        var batch = _readBatch;
+        _readBatch = new List<PendingRead>();
+        var id = ++_nextReadId;
+        if (!_node.ReadIndex(id))
+        {
+            var failed = ReadFailed("no leader is known");
+            foreach (var r in batch) r.TrySetResult(failed);
+            return;
+        }
+        _readsById[id] = new ReadBatch(batch, _ticks);
     }
 
     private void OnTick()
@@ -274,11 +292,11 @@ public sealed class NodeLoop : IDisposable
         if ((_ticks & 7) != 0) return;
         var readLimit = _ticks - 4L * _settings.ElectionTicks;
         if (_readsById.Count > 0)
-            foreach (var (id, read) in _readsById)
-                if (read.Tick < readLimit)
+            foreach (var (id, batch) in _readsById)
+                if (batch.Tick < readLimit)
                 {
                     _readsById.Remove(id);
-                    read.TrySetResult(ReadFailed("the read index was not confirmed in time"));
+                    foreach (var read in batch.Reads) read.TrySetResult(ReadFailed("the read index was not confirmed in time"));
                 }
         var writeLimit = _ticks - (long)(MaxWriteWait.TotalMilliseconds / _settings.HeartbeatMs);
         if (_writes.Count > 0)
@@ -293,14 +311,13 @@ public sealed class NodeLoop : IDisposable
     private void HandleReady(Ready rd)
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
+        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
         if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
         {
             _lastVote = hs.VotedFor;
             _lastVoteTerm = hs.Term;
             Log.VotedFor(_logger, hs.VotedFor);
         }
-
-        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
         _peers.Send(rd.Messages);
 
         var committed = rd.CommittedEntries;
@@ -321,11 +338,14 @@ public sealed class NodeLoop : IDisposable
         for (var i = 0; i < states.Count; i++)
         {
             var rs = states[i];
-            if (!_readsById.Remove(rs.RequestId, out var read)) continue;
-            if (rs.Index < 0) { read.TrySetResult(ReadFailed("leadership could not be confirmed")); continue; }
-            read.Index = rs.Index;
-            if (_kv.AppliedIndex >= rs.Index) Answer(read);
-            else _readsWaitingApply.Add(read);
+            if (!_readsById.Remove(rs.RequestId, out var batch)) continue;
+            foreach (var read in batch.Reads)
+            {
+                if (rs.Index < 0) { read.TrySetResult(ReadFailed("leadership could not be confirmed")); continue; }
+                read.Index = rs.Index;
+                if (_kv.AppliedIndex >= rs.Index) Answer(read);
+                else _readsWaitingApply.Add(read);
+            }
         }
         if (_readsWaitingApply.Count > 0 && committed.Count > 0)
         {
@@ -402,8 +422,11 @@ public sealed class NodeLoop : IDisposable
     {
         foreach (var w in _writes.Values) w.TrySetResult(Unavailable(reason));
         _writes.Clear();
-        foreach (var r in _readsById.Values) r.TrySetResult(ReadFailed(reason));
+        foreach (var b in _readsById.Values)
+            foreach (var r in b.Reads) r.TrySetResult(ReadFailed(reason));
         _readsById.Clear();
+        foreach (var r in _readBatch) r.TrySetResult(ReadFailed(reason));
+        _readBatch.Clear();
         foreach (var r in _readsWaitingApply) r.TrySetResult(ReadFailed(reason));
         _readsWaitingApply.Clear();
     }
@@ -470,7 +493,8 @@ public sealed class NodeLoop : IDisposable
             foreach (var p in _node.Progress)
             {
                 if (p.Id == _settings.Id) continue;
-                reply.Peers.Add(new P.PeerProgress { Id = p.Id, MatchIndex = p.Match, NextIndex = p.Next, Reachable = p.RecentlyActive });
+                var heard = _lastHeard.TryGetValue(p.Id, out var t) && _ticks - t <= _settings.ElectionTicks;
+                reply.Peers.Add(new P.PeerProgress { Id = p.Id, MatchIndex = p.Match, NextIndex = p.Next, Reachable = heard });
             }
         return reply;
     }
