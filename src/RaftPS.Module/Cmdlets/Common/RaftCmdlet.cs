@@ -27,8 +27,7 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
 
     private void Cancel()
     {
-        try { _stop.Cancel(); }
-        catch (ObjectDisposedException) { }
+        _stop.Cancel();
     }
 
     /// <summary>Waits for a call on the pipeline thread, with progress after a second.</summary>
@@ -127,8 +126,8 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
     public void Dispose()
     {
         // The pipeline ended (maybe by an error with -ErrorAction Stop): abandon calls in flight.
+        // The source is cancelled, not disposed: calls still winding down may look at its token.
         Cancel();
-        _stop.Dispose();
         GC.SuppressFinalize(this);
     }
 }
