@@ -11,7 +11,16 @@
     CompatiblePSEditions = @('Core')
     # Kept equal to the inner manifest's list by tests/RaftPS.Tests/Module.Tests.ps1.
     CmdletsToExport      = @(
-        'Connect-RaftNode'
+        'Start-RaftCluster',
+        'Stop-RaftCluster',
+        'Connect-RaftNode',
+        'Disconnect-RaftNode',
+        'Get-RaftLeader',
+        'Set-RaftValue',
+        'Get-RaftValue',
+        'Remove-RaftValue',
+        'Suspend-RaftNode',
+        'Get-RaftStatus'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -110,13 +110,33 @@ switch ($Task) {
     }
     'run' {
         Invoke-Build
+        # Start the cluster of config.conf from this process (data under ./data), open a connected
+        # `dotnet pwsh` (or run -Command in it), and stop the cluster when that shell ends.
         $manifest = Join-Path $moduleDir 'RaftPS.psd1'
-        $setup = "Import-Module '$manifest'"
-        if ($Command) {
-            & dotnet pwsh -NoProfile -NonInteractive -Command "$setup; $Command"
-            exit $LASTEXITCODE
+        Import-Module $manifest
+        $config = Join-Path $root 'config.conf'
+        $exitCode = 1
+        try {
+            $nodes = @(Start-RaftCluster -ConfigPath $config -DataDirectory (Join-Path $root 'data'))
+            $first = $nodes[0]
+            $setup = "Import-Module '$manifest'; Connect-RaftNode '$($first.Address)' $($first.Port) | Out-Null"
+            $shell = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
+            $shell.UseShellExecute = $false
+            $shell.WorkingDirectory = (Get-Location).ProviderPath
+            if ($Command) {
+                foreach ($argument in 'pwsh', '-NoProfile', '-NonInteractive', '-Command', "$setup; $Command") { $shell.ArgumentList.Add($argument) }
+            } else {
+                $banner = "Write-Host 'RaftPS: cluster of config.conf running, connected to node $($first.Id) ($($first.Address):$($first.Port)). Try Get-RaftLeader, Set-RaftValue key1 100, Get-RaftValue key1, Get-Help Set-RaftValue -Examples. The cluster stops when you exit.'"
+                foreach ($argument in 'pwsh', '-NoExit', '-NoProfile', '-Command', "$setup; $banner") { $shell.ArgumentList.Add($argument) }
+            }
+            # A plain process, waited for in one call: Ctrl+C in the shell cannot make this script
+            # stop waiting (and stop the cluster) while the shell still runs.
+            $process = [System.Diagnostics.Process]::Start($shell)
+            $process.WaitForExit()
+            $exitCode = $process.ExitCode
+        } finally {
+            Stop-RaftCluster -ConfigPath $config
         }
-        Write-Host 'RaftPS module imported. (The server and Start-RaftCluster arrive with their issues.)'
-        & dotnet pwsh -NoExit -NoProfile -Command $setup
+        exit $exitCode
     }
 }

@@ -10,7 +10,16 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('RaftPS.format.ps1xml')
     CmdletsToExport      = @(
-        'Connect-RaftNode'
+        'Start-RaftCluster',
+        'Stop-RaftCluster',
+        'Connect-RaftNode',
+        'Disconnect-RaftNode',
+        'Get-RaftLeader',
+        'Set-RaftValue',
+        'Get-RaftValue',
+        'Remove-RaftValue',
+        'Suspend-RaftNode',
+        'Get-RaftStatus'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

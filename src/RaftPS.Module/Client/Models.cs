@@ -1,0 +1,112 @@
+namespace RaftPS;
+
+/// <summary>The leader of the cluster as a node reports it (Get-RaftLeader).</summary>
+public sealed class RaftLeader
+{
+    public RaftLeader(int id, string address, int port, long term)
+    {
+        Id = id; Address = address; Port = port; Term = term;
+    }
+
+    public int Id { get; }
+    public string Address { get; }
+    public int Port { get; }
+    public long Term { get; }
+
+    public override string ToString() => $"{Id} {Address}:{Port}";
+}
+
+/// <summary>A key and its value (Get-RaftValue, Set-RaftValue -PassThru).</summary>
+public sealed class RaftValue
+{
+    public RaftValue(string key, string value)
+    {
+        Key = key; Value = value;
+    }
+
+    public string Key { get; }
+    public string Value { get; }
+
+    public override string ToString() => $"{Key}={Value}";
+}
+
+/// <summary>A node's role in its current term.</summary>
+public enum RaftRole
+{
+    Follower = 0,
+    PreCandidate = 1,
+    Candidate = 2,
+    Leader = 3,
+}
+
+/// <summary>A member of the cluster: its id and the address of its server.</summary>
+public sealed class RaftMember
+{
+    public RaftMember(int id, string address, int port)
+    {
+        Id = id; Address = address; Port = port;
+    }
+
+    public int Id { get; }
+    public string Address { get; }
+    public int Port { get; }
+
+    public override string ToString() => $"{Id} {Address}:{Port}";
+}
+
+/// <summary>The leader's view of one follower's replication progress.</summary>
+public sealed class RaftPeerProgress
+{
+    public RaftPeerProgress(int id, long matchIndex, long nextIndex, bool reachable)
+    {
+        Id = id; MatchIndex = matchIndex; NextIndex = nextIndex; Reachable = reachable;
+    }
+
+    public int Id { get; }
+    public long MatchIndex { get; }
+    public long NextIndex { get; }
+    public bool Reachable { get; }
+
+    public override string ToString() => $"{Id} match={MatchIndex} next={NextIndex}{(Reachable ? "" : " unreachable")}";
+}
+
+/// <summary>One node's state as its Status call reports it (Get-RaftStatus).</summary>
+public sealed class RaftStatus
+{
+    public int Id { get; init; }
+    /// <summary>The address the status was asked at.</summary>
+    public string Address { get; init; } = "";
+    public int Port { get; init; }
+    public RaftRole Role { get; init; }
+    public long Term { get; init; }
+    /// <summary>The leader this node knows of, or null.</summary>
+    public RaftMember? Leader { get; init; }
+    public int? LeaderId => Leader?.Id;
+    public long CommitIndex { get; init; }
+    public long AppliedIndex { get; init; }
+    public long FirstIndex { get; init; }
+    public long LastIndex { get; init; }
+    public long SnapshotIndex { get; init; }
+    public long SnapshotTerm { get; init; }
+    public long LogBytes { get; init; }
+    public RaftMember[] Members { get; init; } = [];
+    /// <summary>Replication progress of each follower; only a leader reports it.</summary>
+    public RaftPeerProgress[] Peers { get; init; } = [];
+
+    public override string ToString() => $"{Id} {Role} term {Term}";
+}
+
+/// <summary>A server process started by Start-RaftCluster.</summary>
+public sealed class RaftNodeProcess
+{
+    public int Id { get; init; }
+    public string Address { get; init; } = "";
+    public int Port { get; init; }
+    /// <summary>The server's own process: stopping it stops the node.</summary>
+    public int ProcessId { get; init; }
+    public string DataDirectory { get; init; } = "";
+    public string LogPath { get; init; } = "";
+    public string ConfigPath { get; init; } = "";
+
+    public override string ToString() => $"{Id} {Address}:{Port} (process {ProcessId})";
+}

@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Net.Http;
+using System.Net.Sockets;
+using Grpc.Core;
+using RaftPS.Protocol;
+
+namespace RaftPS.Client;
+
+/// <summary>How a call may be retried.</summary>
+internal enum CallScope
+{
+    /// <summary>Any member can answer (reads, writes, GetLeader): fail over to the others.</summary>
+    Cluster,
+    /// <summary>Only the connection's own node can answer (Status, Suspend): retry it alone.</summary>
+    Node,
+}
+
+/// <summary>
+/// Runs one client call with retries: back-off from 50 ms to 1 s until the timeout, following the
+/// leader hint of an UNAVAILABLE reply ("raftps-leader" trailer) and moving on to the other known
+/// members of the cluster when a node is down, suspended or has no leader. Each member is tried at
+/// once in a round; a round in which every one failed ends with the back-off.
+/// </summary>
+internal static class RaftCaller
+{
+    public const string LeaderTrailer = "raftps-leader";
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+
+    public static async Task<T> InvokeAsync<T>(
+        RaftConnection connection,
+        string operation,
+        CallScope scope,
+        Func<RaftClient.RaftClientClient, CallOptions, AsyncUnaryCall<T>> call,
+        TimeSpan timeout,
+        RetryProgress? progress,
+        CancellationToken cancellation)
+    {
+        var clock = Stopwatch.StartNew();
+        var origin = connection.Endpoint;
+        var target = origin;
+        var backoff = FirstBackoff;
+        var reachedServer = false;
+        string lastProblem = "no attempt was made";
+        var attempt = 0;
+        var triedThisRound = new HashSet<RaftEndpoint>();
+
+        while (true)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var remaining = timeout - clock.Elapsed;
+            if (remaining <= TimeSpan.Zero)
+                throw GiveUp(operation, origin, timeout, reachedServer, lastProblem);
+
+            attempt++;
+            // One slow node must not eat the whole budget: cap each attempt.
+            var attemptBudget = TimeSpan.FromTicks(Math.Min(remaining.Ticks,
+                Math.Max(TimeSpan.FromSeconds(2).Ticks, timeout.Ticks / 3)));
+            RaftEndpoint? hint = null;
+            try
+            {
+                var client = ChannelCache.Get(target);
+                using var pending = call(client, new CallOptions(
+                    deadline: DateTime.UtcNow + attemptBudget, cancellationToken: cancellation));
+                var reply = await pending.ResponseAsync.ConfigureAwait(false);
+                if (scope == CallScope.Cluster && !ClusterDirectory.Knows(origin))
+                    _ = LearnMembersAsync(target, origin);
+                return reply;
+            }
+            catch (RpcException e) when (cancellation.IsCancellationRequested)
+            {
+                throw new OperationCanceledException($"{operation} was cancelled", e, cancellation);
+            }
+            catch (RpcException e)
+            {
+                switch (e.StatusCode)
+                {
+                    case StatusCode.InvalidArgument:
+                        throw new RaftException(RaftErrorKind.InvalidArgument, $"{operation}: {e.Status.Detail}", e);
+                    case StatusCode.Unavailable:
+                        var transport = e.Status.DebugException is not null;
+                        reachedServer |= !transport;
+                        hint = ParseLeaderHint(e.Trailers);
+                        lastProblem = transport
+                            ? $"node {target} is unreachable ({Innermost(e.Status.DebugException!)})"
+                            : $"node {target} is unavailable ({Detail(e)})";
+                        break;
+                    case StatusCode.DeadlineExceeded:
+                        lastProblem = $"node {target} did not answer within {attemptBudget.TotalSeconds:0.#} s";
+                        break;
+                    case StatusCode.Cancelled:
+                    case StatusCode.Aborted:
+                        reachedServer = true;
+                        lastProblem = $"node {target} dropped the call ({Detail(e)})";
+                        break;
+                    default:
+                        throw new RaftException(RaftErrorKind.ServerError,
+                            $"{operation} failed on node {target}: {e.StatusCode}: {Detail(e)}", e);
+                }
+            }
+            catch (HttpRequestException e)
+            {
+                lastProblem = $"node {target} is unreachable ({Innermost(e)})";
+            }
+
+            // Where to try next: the leader the node named, else the next member.
+            triedThisRound.Add(target);
+            if (scope == CallScope.Cluster)
+            {
+                if (hint is { } leader && !leader.Equals(target))
+                    target = leader;
+                else
+                    target = NextMember(origin, target);
+            }
+
+            if (progress is not null) progress.Status = $"attempt {attempt}: {lastProblem}; retrying at {target}";
+            // A member not yet tried in this round is tried at once; once every one has failed,
+            // the round ends with a back-off.
+            if (!triedThisRound.Contains(target))
+                continue;
+            triedThisRound.Clear();
+
+            var jitter = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)(backoff.TotalMilliseconds / 2) + 1));
+            var pause = backoff + jitter;
+            remaining = timeout - clock.Elapsed;
+            if (pause > remaining) pause = remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero;
+            await Task.Delay(pause, cancellation).ConfigureAwait(false);
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
+        }
+    }
+
+    private static RaftEndpoint NextMember(RaftEndpoint origin, RaftEndpoint current)
+    {
+        var candidates = ClusterDirectory.Candidates(origin);
+        if (candidates.Length == 1) return candidates[0];
+        var index = Array.IndexOf(candidates, current);
+        return candidates[(index + 1) % candidates.Length];
+    }
+
+    /// <summary>Asks a node that answered for the cluster's members, so later retries know them.</summary>
+    private static async Task LearnMembersAsync(RaftEndpoint target, RaftEndpoint origin)
+    {
+        try
+        {
+            var client = ChannelCache.Get(target);
+            var status = await client.StatusAsync(new StatusRequest(),
+                deadline: DateTime.UtcNow.AddSeconds(2)).ResponseAsync.ConfigureAwait(false);
+            var members = status.Members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList();
+            if (members.Count > 0 && !members.Contains(origin)) members.Add(origin);
+            ClusterDirectory.Record(members);
+        }
+        catch (Exception)
+        {
+            // Best effort: a later call learns them.
+        }
+    }
+
+    internal static RaftEndpoint? ParseLeaderHint(Metadata? trailers)
+    {
+        // "<id> <host>:<port>"
+        var text = trailers?.GetValue(LeaderTrailer);
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        var space = text.IndexOf(' ');
+        return RaftEndpoint.TryParse(space >= 0 ? text[(space + 1)..].Trim() : text.Trim());
+    }
+
+    private static RaftException GiveUp(string operation, RaftEndpoint origin, TimeSpan timeout, bool reachedServer, string lastProblem)
+    {
+        var seconds = timeout.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+        return reachedServer
+            ? new RaftException(RaftErrorKind.Timeout,
+                $"{operation} did not complete within {seconds} s through {origin}: the cluster has no leader that can serve it. Last problem: {lastProblem}.")
+            : new RaftException(RaftErrorKind.Unreachable,
+                $"{operation} could not reach any node of the cluster through {origin} within {seconds} s. Last problem: {lastProblem}.");
+    }
+
+    private static string Detail(RpcException e) => string.IsNullOrEmpty(e.Status.Detail) ? e.StatusCode.ToString() : e.Status.Detail;
+
+    private static string Innermost(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;
+        return e is SocketException s ? s.SocketErrorCode.ToString() : e.Message;
+    }
+}

@@ -1,0 +1,25 @@
+namespace RaftPS;
+
+/// <summary>Why a call to the cluster failed, after any retries.</summary>
+public enum RaftErrorKind
+{
+    /// <summary>The server rejected the request's arguments (empty or too long key, value too large).</summary>
+    InvalidArgument,
+    /// <summary>No node could be reached at all within the time allowed.</summary>
+    Unreachable,
+    /// <summary>Nodes answered, but none could serve the request (no leader, suspended) in time.</summary>
+    Timeout,
+    /// <summary>The server failed the call in a way a retry will not fix.</summary>
+    ServerError,
+}
+
+/// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>
+public sealed class RaftException : Exception
+{
+    public RaftException(RaftErrorKind kind, string message, Exception? inner = null) : base(message, inner)
+    {
+        Kind = kind;
+    }
+
+    public RaftErrorKind Kind { get; }
+}

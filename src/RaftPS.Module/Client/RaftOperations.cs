@@ -1,0 +1,122 @@
+using System.Text;
+using Google.Protobuf;
+using RaftPS.Protocol;
+
+namespace RaftPS.Client;
+
+/// <summary>The client calls the cmdlets make, in terms of the module's own types.</summary>
+internal static class RaftOperations
+{
+    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+
+    public static async Task<RaftLeader> GetLeaderAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftLeader", CallScope.Cluster,
+                (c, o) => c.GetLeaderAsync(new GetLeaderRequest(), o), timeout - clock.Elapsed, progress, cancellation).ConfigureAwait(false);
+            if (reply.Leader is { } leader)
+                return new RaftLeader(leader.Id, leader.Address, leader.Port, reply.Term);
+            // No leader known (a server may answer so instead of UNAVAILABLE): ask again shortly.
+            if (clock.Elapsed + TimeSpan.FromMilliseconds(100) >= timeout)
+                throw new RaftException(RaftErrorKind.Timeout, $"Get-RaftLeader: no leader was elected within {timeout.TotalSeconds:0.###} s.");
+            if (progress is not null) progress.Status = "no leader yet";
+            await Task.Delay(100, cancellation).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes a value once committed; returns the log index it was committed at.</summary>
+    public static async Task<long> SetAsync(RaftConnection connection, string key, string value, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var session = connection.RentSession();
+        try
+        {
+            // The same client id and sequence on every retry: the server applies the write once.
+            var request = new SetRequest
+            {
+                Key = key,
+                Value = ByteString.CopyFrom(Utf8.GetBytes(value)),
+                ClientId = session.ClientId,
+                Sequence = session.Next(),
+            };
+            var reply = await RaftCaller.InvokeAsync(connection, $"Set-RaftValue '{key}'", CallScope.Cluster,
+                (c, o) => c.SetAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+            return reply.Index;
+        }
+        finally
+        {
+            connection.ReturnSession(session);
+        }
+    }
+
+    /// <summary>The value of a key, or null when the key does not exist.</summary>
+    public static async Task<RaftValue?> GetAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var reply = await RaftCaller.InvokeAsync(connection, $"Get-RaftValue '{key}'", CallScope.Cluster,
+            (c, o) => c.GetAsync(new GetRequest { Key = key }, o), timeout, progress, cancellation).ConfigureAwait(false);
+        return reply.Found ? new RaftValue(key, Decode(reply.Value)) : null;
+    }
+
+    /// <summary>Deletes a key once committed; false when the key did not exist.</summary>
+    public static async Task<bool> DeleteAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var session = connection.RentSession();
+        try
+        {
+            var request = new DeleteRequest { Key = key, ClientId = session.ClientId, Sequence = session.Next() };
+            var reply = await RaftCaller.InvokeAsync(connection, $"Remove-RaftValue '{key}'", CallScope.Cluster,
+                (c, o) => c.DeleteAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+            return reply.Existed;
+        }
+        finally
+        {
+            connection.ReturnSession(session);
+        }
+    }
+
+    /// <summary>One page of the keys under a prefix, after a key (exclusive).</summary>
+    public static async Task<(List<RaftValue> Items, bool More)> RangeAsync(RaftConnection connection, string prefix, string startAfter, int limit, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var request = new RangeRequest { Prefix = prefix, StartAfter = startAfter, Limit = limit };
+        var reply = await RaftCaller.InvokeAsync(connection, $"Get-RaftValue '{prefix}*'", CallScope.Cluster,
+            (c, o) => c.RangeAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+        return (reply.Items.Select(kv => new RaftValue(kv.Key, Decode(kv.Value))).ToList(), reply.More);
+    }
+
+    public static async Task SuspendAsync(RaftConnection connection, double seconds, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        await RaftCaller.InvokeAsync(connection, "Suspend-RaftNode", CallScope.Node,
+            (c, o) => c.SuspendAsync(new SuspendRequest { Seconds = seconds }, o), timeout, progress, cancellation).ConfigureAwait(false);
+    }
+
+    public static async Task<RaftStatus> StatusAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftStatus", CallScope.Node,
+            (c, o) => c.StatusAsync(new StatusRequest(), o), timeout, progress, cancellation).ConfigureAwait(false);
+        var status = ToStatus(reply, connection.Address, connection.Port);
+        ClusterDirectory.Record(status.Members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList());
+        return status;
+    }
+
+    internal static RaftStatus ToStatus(StatusReply reply, string address, int port) => new()
+    {
+        Id = reply.Id,
+        Address = address,
+        Port = port,
+        Role = (RaftRole)(int)reply.Role,
+        Term = reply.Term,
+        Leader = reply.Leader is { } l ? new RaftMember(l.Id, l.Address, l.Port) : null,
+        CommitIndex = reply.CommitIndex,
+        AppliedIndex = reply.AppliedIndex,
+        FirstIndex = reply.FirstIndex,
+        LastIndex = reply.LastIndex,
+        SnapshotIndex = reply.SnapshotIndex,
+        SnapshotTerm = reply.SnapshotTerm,
+        LogBytes = reply.LogBytes,
+        Members = reply.Members.Select(m => new RaftMember(m.Id, m.Address, m.Port)).ToArray(),
+        Peers = reply.Peers.Select(p => new RaftPeerProgress(p.Id, p.MatchIndex, p.NextIndex, p.Reachable)).ToArray(),
+    };
+
+    private static string Decode(ByteString bytes) => Utf8.GetString(bytes.Span);
+}

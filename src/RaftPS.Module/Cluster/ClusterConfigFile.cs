@@ -1,0 +1,32 @@
+using System.Globalization;
+
+namespace RaftPS.Cluster;
+
+/// <summary>A node line of config.conf: <c>ID HOST PORT</c>.</summary>
+internal sealed record ConfigNode(int Id, string Host, int Port);
+
+/// <summary>
+/// Reads the node lines of config.conf for launching. Lenient on purpose: lines it cannot read as
+/// <c>ID HOST PORT</c> are left to the server, which validates the whole file and explains the
+/// problem in its log (Start-RaftCluster then quotes it).
+/// </summary>
+internal static class ClusterConfigFile
+{
+    public static IReadOnlyList<ConfigNode> Read(string path)
+    {
+        var nodes = new List<ConfigNode>();
+        foreach (var raw in File.ReadLines(path))
+        {
+            var line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith('#')) continue;
+            var fields = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length >= 3
+                && int.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+                && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+                && port is >= 1 and <= 65535
+                && nodes.All(n => n.Id != id))
+                nodes.Add(new ConfigNode(id, fields[1], port));
+        }
+        return nodes;
+    }
+}

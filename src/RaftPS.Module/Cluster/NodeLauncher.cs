@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace RaftPS.Cluster;
+
+/// <summary>A server process this session started, with what is needed to report and stop it.</summary>
+internal sealed class LaunchedNode(RaftNodeProcess info, Process process, long logStart)
+{
+    public RaftNodeProcess Info { get; } = info;
+    public Process Process { get; } = process;
+    /// <summary>Length of the log file before this run: the run's own lines start here.</summary>
+    public long LogStart { get; } = logStart;
+
+    public bool HasExited
+    {
+        get
+        {
+            try { return Process.HasExited; }
+            catch (InvalidOperationException) { return true; }
+        }
+    }
+}
+
+/// <summary>Starts and stops RaftServer processes from the binaries shipped in the module folder.</summary>
+internal static class NodeLauncher
+{
+    public const string ServerDll = "RaftServer.dll";
+    public const string LogFileName = "node.log";
+
+    /// <summary>The module's server folder: &lt;module base&gt;/server/.</summary>
+    public static string ServerDirectory =>
+        Path.Combine(Path.GetDirectoryName(typeof(NodeLauncher).Assembly.Location)!, "server");
+
+    public static LaunchedNode Start(ConfigNode node, string configPath, string dataDirectory, string? extraArguments)
+    {
+        var nodeDirectory = Path.Combine(dataDirectory, $"node-{node.Id}");
+        Directory.CreateDirectory(nodeDirectory);
+        var logPath = Path.Combine(nodeDirectory, LogFileName);
+        var logStart = File.Exists(logPath) ? new FileInfo(logPath).Length : 0;
+        File.AppendAllText(logPath, $"--- {DateTime.UtcNow:O} Start-RaftCluster: node {node.Id} ({node.Host}:{node.Port})\n");
+        logStart = new FileInfo(logPath).Length;
+
+        var arguments = new List<string>
+        {
+            Path.Combine(ServerDirectory, ServerDll),
+            node.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--config", configPath,
+            "--data-dir", nodeDirectory,
+        };
+        if (!string.IsNullOrWhiteSpace(extraArguments))
+            arguments.AddRange(extraArguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+        Process process;
+        if (OperatingSystem.IsWindows())
+            process = StartRedirected(arguments, nodeDirectory, logPath);
+        else
+            process = StartDetached(arguments, nodeDirectory, logPath);
+
+        var info = new RaftNodeProcess
+        {
+            Id = node.Id,
+            Address = node.Host,
+            Port = node.Port,
+            ProcessId = process.Id,
+            DataDirectory = nodeDirectory,
+            LogPath = logPath,
+            ConfigPath = configPath,
+        };
+        return new LaunchedNode(info, process, logStart);
+    }
+
+    /// <summary>
+    /// Unix: the server runs in its own session (setsid), so Ctrl+C in the terminal does not reach
+    /// it, with stdout and stderr appended to its log by the shell, which then execs dotnet: the
+    /// process id we get is the server's own.
+    /// </summary>
+    private static Process StartDetached(List<string> arguments, string workingDirectory, string logPath)
+    {
+        var setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
+        var start = new ProcessStartInfo
+        {
+            FileName = setsid ?? "/bin/sh",
+            WorkingDirectory = workingDirectory,
+            UseShellExecute = false,
+        };
+        if (setsid is not null) start.ArgumentList.Add("/bin/sh");
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add("exec \"$0\" \"$@\" </dev/null >>\"$RAFTPS_NODE_LOG\" 2>&1");
+        start.ArgumentList.Add(FindDotnet());
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        start.Environment["RAFTPS_NODE_LOG"] = logPath;
+        var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
+        StartWatchdog(setsid, process.Id);
+        return process;
+    }
+
+    /// <summary>
+    /// A tiny shell loop that stops the node if this PowerShell process dies without running its
+    /// exit handlers (killed, terminal closed), so no orphaned server keeps a port and a CPU busy.
+    /// It ends by itself once the node has exited.
+    /// </summary>
+    private static void StartWatchdog(string? setsid, int nodePid)
+    {
+        try
+        {
+            var watch = new ProcessStartInfo { FileName = setsid ?? "/bin/sh", UseShellExecute = false, RedirectStandardInput = false };
+            if (setsid is not null) watch.ArgumentList.Add("/bin/sh");
+            watch.ArgumentList.Add("-c");
+            watch.ArgumentList.Add("exec </dev/null >/dev/null 2>&1; while kill -0 \"$1\" && kill -0 \"$2\"; do sleep 1; done; " +
+                "if kill -0 \"$2\"; then kill -TERM \"$2\"; sleep 2; kill -KILL \"$2\"; fi");
+            watch.ArgumentList.Add("raftps-watchdog");
+            watch.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            watch.ArgumentList.Add(nodePid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Process.Start(watch)?.Dispose();
+        }
+        catch (Exception)
+        {
+            // Best effort: the ProcessExit handler and Stop-RaftCluster still stop the node.
+        }
+    }
+
+    private static Process StartRedirected(List<string> arguments, string workingDirectory, string logPath)
+    {
+        var start = new ProcessStartInfo
+        {
+            FileName = FindDotnet(),
+            WorkingDirectory = workingDirectory,
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            CreateNoWindow = true,
+        };
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
+        var log = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        var gate = new object();
+        void Append(object _, DataReceivedEventArgs e) { if (e.Data is not null) lock (gate) log.WriteLine(e.Data); }
+        process.OutputDataReceived += Append;
+        process.ErrorDataReceived += Append;
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>The dotnet host running us (dotnet pwsh), else DOTNET_ROOT's, else the one on PATH.</summary>
+    public static string FindDotnet()
+    {
+        var exe = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
+        var self = Environment.ProcessPath;
+        if (self is not null && Path.GetFileName(self).Equals(exe, StringComparison.OrdinalIgnoreCase))
+            return self;
+        foreach (var variable in new[] { "DOTNET_HOST_PATH", "DOTNET_ROOT" })
+        {
+            var value = Environment.GetEnvironmentVariable(variable);
+            if (string.IsNullOrEmpty(value)) continue;
+            var candidate = variable == "DOTNET_ROOT" ? Path.Combine(value, exe) : value;
+            if (File.Exists(candidate)) return candidate;
+        }
+        return exe;
+    }
+
+    /// <summary>Stops a node: SIGTERM and a short grace period on Unix, then a kill.</summary>
+    public static void Stop(LaunchedNode node, TimeSpan grace)
+    {
+        if (node.HasExited) return;
+        try
+        {
+            if (!OperatingSystem.IsWindows() && SendSignal(node.Process.Id, 15) == 0
+                && node.Process.WaitForExit((int)grace.TotalMilliseconds))
+                return;
+            node.Process.Kill(entireProcessTree: true);
+            node.Process.WaitForExit(5000);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
+    /// <summary>The last lines this run wrote to the node's log.</summary>
+    public static string TailLog(LaunchedNode node, int lines = 15)
+    {
+        try
+        {
+            using var stream = new FileStream(node.Info.LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var start = Math.Max(node.LogStart, stream.Length - 16 * 1024);
+            stream.Seek(start, SeekOrigin.Begin);
+            var text = new StreamReader(stream, Encoding.UTF8).ReadToEnd();
+            // Stack frames say little to the user and push the message out of view: leave them out.
+            var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r'))
+                .Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("--- End of", StringComparison.Ordinal));
+            var tail = all.TakeLast(lines).ToList();
+            return tail.Count == 0 ? "(the log is empty)" : string.Join(Environment.NewLine, tail);
+        }
+        catch (IOException e)
+        {
+            return $"(the log could not be read: {e.Message})";
+        }
+    }
+}

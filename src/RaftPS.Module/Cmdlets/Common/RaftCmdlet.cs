@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using RaftPS.Client;
+
+namespace RaftPS.Cmdlets;
+
+/// <summary>
+/// Base of the module's cmdlets: a cancellation token cancelled by Ctrl+C (StopProcessing),
+/// waits that show Write-Progress when they last, and an ordered window of calls in flight.
+/// </summary>
+public abstract class RaftCmdlet : PSCmdlet, IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Queue<(Task Task, Action Complete)> _inFlight = new();
+    private static int _nextActivityId = 0x5AF7;
+    private readonly int _activityId = Interlocked.Increment(ref _nextActivityId);
+
+    internal RetryProgress Progress { get; } = new();
+
+    /// <summary>Cancelled when the user presses Ctrl+C or the pipeline stops.</summary>
+    protected CancellationToken Cancellation => _stop.Token;
+
+    /// <summary>Activity shown by Write-Progress while a call waits (retries, elections).</summary>
+    protected virtual string ProgressActivity => $"{MyInvocation.MyCommand.Name}: waiting for the cluster";
+
+    protected override void StopProcessing() => Cancel();
+
+    private void Cancel()
+    {
+        _stop.Cancel();
+    }
+
+    /// <summary>Waits for a call on the pipeline thread, with progress after a second.</summary>
+    internal T Await<T>(Task<T> task)
+    {
+        WaitWithProgress(task);
+        try
+        {
+            return task.GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+    }
+
+    internal void WaitWithProgress(Task task)
+    {
+        if (task.IsCompleted) return;
+        var clock = Stopwatch.StartNew();
+        var shown = false;
+        var lastShown = TimeSpan.Zero;
+        try
+        {
+            while (!((IAsyncResult)task).AsyncWaitHandle.WaitOne(100))
+            {
+                if (_stop.IsCancellationRequested)
+                {
+                    // Give the call a moment to see the cancellation, then stop regardless.
+                    ((IAsyncResult)task).AsyncWaitHandle.WaitOne(1000);
+                    throw new PipelineStoppedException();
+                }
+                if (clock.Elapsed > TimeSpan.FromSeconds(1) && clock.Elapsed - lastShown > TimeSpan.FromMilliseconds(500))
+                {
+                    lastShown = clock.Elapsed;
+                    shown = true;
+                    WriteProgress(new ProgressRecord(_activityId, ProgressActivity,
+                        $"{clock.Elapsed.TotalSeconds:0} s: {Progress.Status ?? "waiting for an answer"}"));
+                }
+            }
+        }
+        finally
+        {
+            if (shown && !_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    WriteProgress(new ProgressRecord(_activityId, ProgressActivity, "done") { RecordType = ProgressRecordType.Completed });
+                }
+                catch (PipelineStoppedException) { }
+            }
+        }
+    }
+
+    /// <summary>How many calls a cmdlet fed by the pipeline keeps in flight.</summary>
+    protected virtual int MaxInFlight => 128;
+
+    /// <summary>
+    /// Adds a call to the window of calls in flight; <paramref name="complete"/> runs on the
+    /// pipeline thread once the call and every call before it are done, so outputs and errors come
+    /// out in input order. Blocks while the window is full.
+    /// </summary>
+    internal void Enqueue(Task task, Action complete)
+    {
+        _inFlight.Enqueue((task, complete));
+        while (_inFlight.Count > 0 && (_inFlight.Count >= MaxInFlight || _inFlight.Peek().Task.IsCompleted))
+            CompleteOldest();
+    }
+
+    /// <summary>Completes every call in flight, in order.</summary>
+    internal void DrainInFlight()
+    {
+        while (_inFlight.Count > 0) CompleteOldest();
+    }
+
+    private void CompleteOldest()
+    {
+        var (task, complete) = _inFlight.Peek();
+        WaitWithProgress(task);
+        _inFlight.Dequeue();
+        if (task.IsCanceled && _stop.IsCancellationRequested) throw new PipelineStoppedException();
+        complete();
+    }
+
+    /// <summary>Writes the error of a failed call, non-terminating, or stops on Ctrl+C.</summary>
+    internal void WriteCallError(Task task, object? target)
+    {
+        var exception = task.Exception?.InnerException ?? new OperationCanceledException();
+        if (exception is OperationCanceledException)
+        {
+            if (_stop.IsCancellationRequested) throw new PipelineStoppedException();
+        }
+        WriteError(RaftErrors.FromException(exception, target));
+    }
+
+    public void Dispose()
+    {
+        // The pipeline ended (maybe by an error with -ErrorAction Stop): abandon calls in flight.
+        // The source is cancelled, not disposed: calls still winding down may look at its token.
+        Cancel();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>Base of the cmdlets that talk to a node: -Connection (else the current one) and -TimeoutSec.</summary>
+public abstract class RaftConnectedCmdlet : RaftCmdlet
+{
+    /// <summary>The -Connection parameter; each cmdlet declares it (some bind it from the pipeline).</summary>
+    protected abstract RaftConnection? ConnectionParameter { get; }
+
+    /// <summary>How long to keep retrying through the cluster's members before failing.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int TimeoutSec { get; set; } = 10;
+
+    internal TimeSpan Timeout => TimeSpan.FromSeconds(TimeoutSec);
+
+    /// <summary>The connection to use; with none, the terminating RaftNotConnected error.</summary>
+    protected RaftConnection ResolveConnection()
+    {
+        var connection = ConnectionParameter ?? CurrentConnection.Get();
+        if (connection is null) ThrowTerminatingError(RaftErrors.NotConnectedRecord());
+        return connection!;
+    }
+
+    /// <summary>Runs one call on the pipeline thread and returns its result, or writes its error.</summary>
+    internal bool TryCall<T>(Func<CancellationToken, Task<T>> call, object? target, out T result)
+    {
+        try
+        {
+            result = Await(call(Cancellation));
+            return true;
+        }
+        catch (RaftException e)
+        {
+            WriteError(RaftErrors.FromException(e, target));
+            result = default!;
+            return false;
+        }
+    }
+}

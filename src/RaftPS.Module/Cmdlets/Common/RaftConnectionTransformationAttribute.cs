@@ -1,0 +1,33 @@
+using System.Management.Automation;
+
+namespace RaftPS.Cmdlets;
+
+/// <summary>
+/// Lets -Connection take anything that names a node by Address and Port: a RaftConnection, a node
+/// from Start-RaftCluster, a RaftLeader, a RaftMember, or an object with those properties.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property | AttributeTargets.Field)]
+public sealed class RaftConnectionTransformationAttribute : ArgumentTransformationAttribute
+{
+    public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
+    {
+        var value = inputData is PSObject wrapped ? wrapped.BaseObject : inputData;
+        switch (value)
+        {
+            case null:
+            case RaftConnection:
+                return value;
+            case RaftNodeProcess node:
+                return new RaftConnection(node.Address, node.Port);
+            case RaftLeader leader:
+                return new RaftConnection(leader.Address, leader.Port);
+            case RaftMember member:
+                return new RaftConnection(member.Address, member.Port);
+        }
+        var psObject = PSObject.AsPSObject(inputData);
+        if (psObject.Properties["Address"]?.Value is { } address && psObject.Properties["Port"]?.Value is { } port
+            && LanguagePrimitives.TryConvertTo<int>(port, out var portNumber))
+            return new RaftConnection(address.ToString()!, portNumber);
+        return inputData;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Management.Automation;
+
+namespace RaftPS.Cmdlets;
+
+/// <summary>The module's ErrorRecords: one stable error id per failure path.</summary>
+internal static class RaftErrors
+{
+    public const string NotConnected = "RaftNotConnected";
+    public const string KeyNotFound = "RaftKeyNotFound";
+    public const string InvalidArgument = "RaftInvalidArgument";
+    public const string Timeout = "RaftTimeout";
+    public const string Unreachable = "RaftNodeUnreachable";
+    public const string ServerError = "RaftServerError";
+
+    public static ErrorRecord NotConnectedRecord() => new(
+        new InvalidOperationException("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection."),
+        NotConnected, ErrorCategory.ConnectionError, null)
+    {
+        ErrorDetails = new ErrorDetails("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection.")
+        {
+            RecommendedAction = "Run Connect-RaftNode <address> <port>, or pass -Connection.",
+        },
+    };
+
+    public static ErrorRecord KeyNotFoundRecord(string key) => new(
+        new ItemNotFoundException($"Cannot find a value with the key '{key}'."),
+        KeyNotFound, ErrorCategory.ObjectNotFound, key);
+
+    /// <summary>An ErrorRecord for a failed call: the category follows the kind of failure.</summary>
+    public static ErrorRecord FromException(Exception exception, object? target)
+    {
+        if (exception is AggregateException { InnerExceptions.Count: 1 } aggregate)
+            exception = aggregate.InnerExceptions[0];
+        return exception switch
+        {
+            RaftException { Kind: RaftErrorKind.InvalidArgument } e => new ErrorRecord(e, InvalidArgument, ErrorCategory.InvalidArgument, target),
+            RaftException { Kind: RaftErrorKind.Timeout } e => new ErrorRecord(e, Timeout, ErrorCategory.OperationTimeout, target),
+            RaftException { Kind: RaftErrorKind.Unreachable } e => new ErrorRecord(e, Unreachable, ErrorCategory.ConnectionError, target),
+            RaftException e => new ErrorRecord(e, ServerError, ErrorCategory.InvalidOperation, target),
+            _ => new ErrorRecord(exception, ServerError, ErrorCategory.NotSpecified, target),
+        };
+    }
+}

@@ -1,0 +1,223 @@
+# The text of the module's help. help/Build-Help.ps1 turns it, with the parameter metadata of the
+# built cmdlets, into en-US/RaftPS.Module.dll-Help.xml (MAML). Edit here, then run:
+#   dotnet pwsh ./build.ps1 build; dotnet pwsh src/RaftPS.Module/help/Build-Help.ps1
+@{
+    CommonParameters = @{
+        Connection = 'The connection to use, as returned by Connect-RaftNode. Anything with Address and Port properties works too: a node from Start-RaftCluster, a leader from Get-RaftLeader. Without it, the current connection of this runspace is used; with none, the command fails with the error RaftNotConnected.'
+        TimeoutSec = 'How long, in seconds, to keep retrying when the node is down, suspended or has no leader: calls back off from 50 ms to 1 s and go on through the other members of the cluster (learned from the node''s Status and from Start-RaftCluster), following the leader a node names. The default is 10. Then the command fails with RaftTimeout (OperationTimeout: nodes answered but none could serve) or RaftNodeUnreachable (ConnectionError: no node answered).'
+        WhatIf     = 'Shows what would happen if the command ran. The command is not run.'
+        Confirm    = 'Prompts you for confirmation before running the command.'
+    }
+
+    'Start-RaftCluster' = @{
+        Synopsis    = 'Starts the nodes of a RaftPS cluster on this machine.'
+        Description = @(
+            'Starts one server process per node of the config file (lines of "ID HOST PORT"), or only the nodes given by -NodeId, for example to restart a stopped node. The servers run from the binaries shipped in the module folder (server/RaftServer.dll); nothing is compiled.'
+            'Each node keeps its log and state in DataDirectory/node-ID and writes its output to node.log there. Data survives a restart given the same -DataDirectory.'
+            'With all nodes, the command shows progress while it waits and returns once a leader is elected; with -NodeId, once the started nodes answer. It outputs one object per started node: Id, Address, Port, ProcessId (the server''s own process: stopping it stops the node), DataDirectory and LogPath.'
+            'A node that exits during start-up writes the error RaftNodeExited, which quotes the end of its log. A node of the same config that this session already runs writes RaftNodeAlreadyRunning. The nodes this session started are stopped by Stop-RaftCluster, and when PowerShell exits.'
+            'Extra server options (for example "--election-timeout-ms 300 --quiet") can be given in the environment variable RAFTPS_SERVER_ARGS.'
+        )
+        Parameters  = @{
+            ConfigPath    = 'The cluster''s config file: one node per line, "ID HOST PORT". The default is config.conf in the current location.'
+            NodeId        = 'Starts only these nodes of the config (for example to restart a node stopped with Stop-RaftCluster -NodeId). Tab completion offers the ids of the config.'
+            DataDirectory = 'The folder that holds each node''s data (DataDirectory/node-ID) and log. The default is ./data. Use the same folder to restart a node with its data.'
+            TimeoutSec    = 'How long, in seconds, to wait for a leader (or, with -NodeId, for the nodes to answer). The default is 30. The nodes keep running if the wait times out (error RaftClusterStartTimeout).'
+        }
+        Inputs      = @()
+        Outputs     = @{ 'RaftPS.RaftNodeProcess' = 'One per started node: Id, Address, Port, ProcessId, DataDirectory, LogPath.' }
+        Examples    = @(
+            @{ Title = 'Start the cluster of config.conf'
+               Code = 'Start-RaftCluster'
+               Remarks = 'Starts the three nodes of the original example config (0 127.0.0.1 50000, 1 127.0.0.1 50001, 2 127.0.0.1 50002), keeps their data under ./data and returns once they elect a leader.' }
+            @{ Title = 'Restart one node with its data'
+               Code = "Stop-RaftCluster -NodeId 2`nStart-RaftCluster -NodeId 2"
+               Remarks = 'Node 2 comes back with the log and values it had, and catches up with the others.' }
+            @{ Title = 'A cluster from another config, its data in a temporary folder'
+               Code = "`$nodes = Start-RaftCluster ./test.conf -DataDirectory (Join-Path `$env:TEMP raft) -TimeoutSec 60`n`$nodes | Get-RaftStatus"
+               Remarks = 'The nodes pipe into the other cmdlets as connections.' }
+        )
+        Links       = @('Stop-RaftCluster', 'Connect-RaftNode', 'Get-RaftStatus')
+    }
+
+    'Stop-RaftCluster' = @{
+        Synopsis    = 'Stops the nodes of a RaftPS cluster that this session started.'
+        Description = @(
+            'Stops the server processes that Start-RaftCluster started in this session for the config file, or only the -NodeId ones: each gets a termination signal and 2 seconds to exit, then is killed. Their data stays in the data directory.'
+            'A -NodeId that this session did not start writes the error RaftNodeNotStarted (ObjectNotFound).'
+        )
+        Parameters  = @{
+            ConfigPath = 'The config file the nodes were started from. The default is config.conf in the current location.'
+            NodeId     = 'Stops only these nodes. Tab completion offers the ids of the config.'
+        }
+        Inputs      = @()
+        Outputs     = @{ 'None' = 'The command writes no output.' }
+        Examples    = @(
+            @{ Title = 'Stop the cluster'; Code = 'Stop-RaftCluster'; Remarks = 'Stops every node of config.conf that this session started.' }
+            @{ Title = 'Crash the leader and watch another node take over'
+               Code = "`$leader = Get-RaftLeader`nStop-RaftCluster -NodeId `$leader.Id`nGet-RaftLeader"
+               Remarks = 'Get-RaftLeader retries through the other members until a new leader, with a higher term, is elected.' }
+        )
+        Links       = @('Start-RaftCluster')
+    }
+
+    'Connect-RaftNode' = @{
+        Synopsis    = 'Connects to a node of a RaftPS cluster.'
+        Description = @(
+            'Returns a connection to the node at the address and port (Address, Port, ClientId). Unless -NotDefault is given, it becomes the current connection of this runspace, which the other cmdlets use when -Connection is not given. The current connection is per runspace, so ForEach-Object -Parallel workers each connect their own.'
+            'No call is made yet: the node need not be up. The cmdlets send each call to this node first and, when it is down or has no leader, retry through the other members of its cluster.'
+            'A connection carries a client id and numbers its writes, so a write retried after an error applies exactly once.'
+            'This is the original client''s "connect SERVER_ADDRESS SERVER_PORT_NUMBER".'
+        )
+        Parameters  = @{
+            Address    = 'Host name or IP address of the node, as in config.conf.'
+            Port       = 'The node''s port, as in config.conf.'
+            NotDefault = 'Returns the connection without making it the current one; pass it with -Connection.'
+        }
+        Inputs      = @{ 'System.String, System.Int32' = 'Address and Port bind by property name, so nodes from Start-RaftCluster can be piped in.' }
+        Outputs     = @{ 'RaftPS.RaftConnection' = 'The connection: Address, Port, ClientId.' }
+        Examples    = @(
+            @{ Title = 'The original walkthrough: connect, find the leader, read and write'
+               Code = "Connect-RaftNode 127.0.0.1 50001`nGet-RaftLeader`nGet-RaftValue key1`nSet-RaftValue key1 100`nGet-RaftValue key1"
+               Remarks = 'Connects to the node on the second port. Get-RaftLeader shows the leader (for example 0 127.0.0.1 50000). key1 is not there yet: Get-RaftValue writes the error RaftKeyNotFound. Set-RaftValue writes it through this node, which forwards it to the leader, and Get-RaftValue then gives 100.' }
+            @{ Title = 'A second connection beside the current one'
+               Code = "`$other = Connect-RaftNode 127.0.0.1 50002 -NotDefault`nGet-RaftStatus -Connection `$other"
+               Remarks = 'The current connection is unchanged.' }
+        )
+        Links       = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Start-RaftCluster')
+    }
+
+    'Disconnect-RaftNode' = @{
+        Synopsis    = 'Clears the current RaftPS connection of this runspace.'
+        Description = @(
+            'Clears the current connection, so the cmdlets need -Connection or a new Connect-RaftNode. Given -Connection, it clears the current connection only if it is that node. With no current connection and no -Connection, it fails with RaftNotConnected.'
+        )
+        Parameters  = @{}
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'A connection can be piped in.' }
+        Outputs     = @{ 'None' = 'The command writes no output.' }
+        Examples    = @(
+            @{ Title = 'Disconnect'; Code = "Disconnect-RaftNode`nGet-RaftLeader"; Remarks = 'Get-RaftLeader now fails with RaftNotConnected until Connect-RaftNode is run again.' }
+        )
+        Links       = @('Connect-RaftNode')
+    }
+
+    'Get-RaftLeader' = @{
+        Synopsis    = 'Gets the leader of the cluster.'
+        Description = @(
+            'Asks the node for the cluster''s leader and outputs its Id, Address, Port and Term. While no leader is known (during an election, or the node is suspended or down), it retries with back-off through the other members until -TimeoutSec.'
+            'This is the original client''s "getleader".'
+        )
+        Parameters  = @{}
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'Connections, or nodes from Start-RaftCluster, can be piped in.' }
+        Outputs     = @{ 'RaftPS.RaftLeader' = 'Id, Address, Port, Term.' }
+        Examples    = @(
+            @{ Title = 'Find the leader'; Code = 'Get-RaftLeader'; Remarks = "Id Address   Port  Term`n-- -------   ----  ----`n 0 127.0.0.1 50000    1" }
+            @{ Title = 'The original''s second walkthrough: suspend the leader, another takes over'
+               Code = "Connect-RaftNode 127.0.0.1 50000`nGet-RaftLeader`nSuspend-RaftNode 2`nGet-RaftLeader"
+               Remarks = 'Node 0 leads; suspended for 2 seconds it stops answering, the others elect a new leader with a higher term, and Get-RaftLeader (retrying through the other members) shows it, for example 2 127.0.0.1 50002.' }
+            @{ Title = 'Connect to the leader'; Code = 'Get-RaftLeader | Connect-RaftNode'; Remarks = 'Address and Port bind by property name.' }
+        )
+        Links       = @('Get-RaftStatus', 'Connect-RaftNode')
+    }
+
+    'Set-RaftValue' = @{
+        Synopsis    = 'Writes a value under a key in the cluster.'
+        Description = @(
+            'Writes the value under the key and returns once the write is committed by a majority of the cluster. Through a follower, the write is forwarded to the leader. If the node is down or the leader changes, the write is retried through the other members until -TimeoutSec; the connection''s client id and sequence number make a retried write apply exactly once.'
+            'Key and Value bind from the pipeline by property name (Import-Csv kv.csv | Set-RaftValue). Fed a pipeline, the command keeps up to 128 writes in flight and writes outputs and errors in input order.'
+            'An empty key, a key over 1 KiB or a value over 1 MiB writes the error RaftInvalidArgument (InvalidArgument).'
+            'This is the original client''s "setval KEY VAL".'
+        )
+        Parameters  = @{
+            Key      = 'The key. Keys are case-sensitive. Tab completion offers the keys this session has used.'
+            Value    = 'The value, stored as UTF-8 text. An empty string is a value.'
+            PassThru = 'Outputs the written value (Key, Value) once it is committed.'
+        }
+        Inputs      = @{ 'System.String' = 'Key and Value bind by property name: objects from Import-Csv, or [pscustomobject]@{Key=...; Value=...}.' }
+        Outputs     = @{ 'None' = 'By default, no output.'; 'RaftPS.RaftValue' = 'With -PassThru: the written Key and Value.' }
+        Examples    = @(
+            @{ Title = 'Write a value (the original walkthrough)'; Code = "Set-RaftValue key1 100`nGet-RaftValue key1"; Remarks = 'Get-RaftValue gives key1 100.' }
+            @{ Title = 'Load a CSV file'; Code = 'Import-Csv kv.csv | Set-RaftValue'; Remarks = 'kv.csv has the columns Key and Value. The writes are pipelined.' }
+            @{ Title = 'Write many values and see them'; Code = "1..1000 | ForEach-Object { [pscustomobject]@{ Key = ""user`$_""; Value = ""name `$_"" } } | Set-RaftValue -PassThru"; Remarks = 'Outputs each written value, in input order.' }
+            @{ Title = 'See what would be written'; Code = 'Set-RaftValue key1 200 -WhatIf'; Remarks = 'Nothing is written.' }
+        )
+        Links       = @('Get-RaftValue', 'Remove-RaftValue')
+    }
+
+    'Get-RaftValue' = @{
+        Synopsis    = 'Gets the values of keys from the cluster.'
+        Description = @(
+            'Outputs the Key and Value of each key found. Reads are linearizable: a node that is not the leader asks the leader for the commit index before it answers, so a read sees every write committed before it started.'
+            'A missing key writes a non-terminating error, RaftKeyNotFound (ObjectNotFound), and no output, as Get-Variable does; the other keys are still read.'
+            'A key with wildcards (* ? [ ]) lists the matching keys in key order, page by page, with no error when none match. Matching is case-sensitive, as keys are.'
+            'This is the original client''s "getval KEY".'
+        )
+        Parameters  = @{
+            Key = 'The keys to read; wildcards list the matching keys. Keys bind from the pipeline, by value or by the property name Key. Tab completion offers the keys this session has used.'
+        }
+        Inputs      = @{ 'System.String[]' = 'Keys, or objects with a Key property.' }
+        Outputs     = @{ 'RaftPS.RaftValue' = 'Key, Value.' }
+        Examples    = @(
+            @{ Title = 'Read a key (the original walkthrough)'; Code = "Get-RaftValue key1"; Remarks = "Key  Value`n---  -----`nkey1 100`nBefore Set-RaftValue key1 100, the same command writes: Cannot find a value with the key 'key1'." }
+            @{ Title = 'List keys with a wildcard'; Code = 'Get-RaftValue user*'; Remarks = 'Every key that starts with "user", in key order.' }
+            @{ Title = 'Read many keys, ignoring missing ones'; Code = "'a', 'b', 'c' | Get-RaftValue -ErrorAction SilentlyContinue"; Remarks = 'Outputs the keys found.' }
+            @{ Title = 'Export the store'; Code = 'Get-RaftValue * | Export-Csv kv.csv'; Remarks = 'Import-Csv kv.csv | Set-RaftValue loads it back.' }
+        )
+        Links       = @('Set-RaftValue', 'Remove-RaftValue')
+    }
+
+    'Remove-RaftValue' = @{
+        Synopsis    = 'Removes keys from the cluster.'
+        Description = @(
+            'Deletes each key and returns once the deletion is committed. A missing key writes the non-terminating error RaftKeyNotFound (ObjectNotFound), as Get-RaftValue does. Retried deletions apply once.'
+        )
+        Parameters  = @{
+            Key = 'The keys to remove (no wildcards). Keys bind from the pipeline, by value or by the property name Key.'
+        }
+        Inputs      = @{ 'System.String[]' = 'Keys, or objects with a Key property (Get-RaftValue output).' }
+        Outputs     = @{ 'None' = 'The command writes no output.' }
+        Examples    = @(
+            @{ Title = 'Remove a key'; Code = 'Remove-RaftValue key1'; Remarks = '' }
+            @{ Title = 'Remove every key that starts with "tmp"'; Code = 'Get-RaftValue tmp* | Remove-RaftValue'; Remarks = 'Add -WhatIf to see which keys would go.' }
+        )
+        Links       = @('Get-RaftValue', 'Set-RaftValue')
+    }
+
+    'Suspend-RaftNode' = @{
+        Synopsis    = 'Suspends a node for a number of seconds, as if its process were paused.'
+        Description = @(
+            'Asks the connected node to behave as if paused for the period: it rejects every request and sends nothing, then resumes from its durable state. The command returns as soon as the node has accepted the suspension; it does not wait the period out. If the node was the leader, the others elect a new one.'
+            'The call goes to the connected node only; it is never passed on to another member.'
+            'This is the original client''s "suspend PERIOD".'
+        )
+        Parameters  = @{
+            Seconds = 'How long the node stays suspended, in seconds (fractions allowed).'
+        }
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'Connections, or nodes from Start-RaftCluster, can be piped in.' }
+        Outputs     = @{ 'None' = 'The command writes no output.' }
+        Examples    = @(
+            @{ Title = 'The original''s second walkthrough'
+               Code = "Connect-RaftNode 127.0.0.1 50000`nGet-RaftLeader`nSuspend-RaftNode 2`nGet-RaftLeader"
+               Remarks = 'Node 0 is suspended for 2 seconds; another node becomes leader with a higher term.' }
+            @{ Title = 'Suspend the leader, whichever node it is'; Code = 'Get-RaftLeader | Suspend-RaftNode 5'; Remarks = 'The leader binds as the connection.' }
+        )
+        Links       = @('Get-RaftLeader', 'Get-RaftStatus')
+    }
+
+    'Get-RaftStatus' = @{
+        Synopsis    = 'Gets the state of a node: role, term, leader, indexes, members and replication progress.'
+        Description = @(
+            'Asks the connected node (only that node) for its Status: Id, Role (Follower, PreCandidate, Candidate, Leader), Term, Leader and LeaderId, CommitIndex, AppliedIndex, the log range (FirstIndex, LastIndex), snapshot index and term, LogBytes, the Members of the cluster and, on the leader, each follower''s Peers progress (MatchIndex, NextIndex, Reachable).'
+            'The cluster''s members it reports are remembered, so later calls can retry through them.'
+        )
+        Parameters  = @{}
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'Connections, or nodes from Start-RaftCluster, can be piped in.' }
+        Outputs     = @{ 'RaftPS.RaftStatus' = 'The node''s state.' }
+        Examples    = @(
+            @{ Title = 'The status of the connected node'; Code = 'Get-RaftStatus | Format-List'; Remarks = '' }
+            @{ Title = 'Every node of a cluster started here'; Code = 'Start-RaftCluster | Get-RaftStatus'; Remarks = 'One row per node: Id, Role, Term, LeaderId, CommitIndex, AppliedIndex, FirstIndex, LastIndex, Peers.' }
+            @{ Title = 'Replication progress on the leader'; Code = '(Get-RaftLeader | Get-RaftStatus).Peers'; Remarks = '' }
+        )
+        Links       = @('Get-RaftLeader')
+    }
+}
