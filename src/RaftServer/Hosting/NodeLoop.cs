@@ -193,8 +193,11 @@ public sealed class NodeLoop : IDisposable
                 for (var i = 0; i < 4 && _node.HasReady; i++)
                 {
                     var rd = _node.GetReady();
+                    var started = _clock.ElapsedTicks;
                     HandleReady(rd);
                     _node.Advance(rd);
+                    var ms = (_clock.ElapsedTicks - started) * 1000 / Stopwatch.Frequency;
+                    if (ms >= SlowReadyMs) ReportSlowReady(rd, ms);
                 }
             }
         }
@@ -248,7 +251,7 @@ public sealed class NodeLoop : IDisposable
                         _writes[r.Index] = w;
                         break;
                     case ProposeOutcome.NotLeader:
-                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, "not the leader"));
+                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, $"node {_settings.Id} is no longer the leader"));
                         break;
                     default:
                         w.TrySetResult(Unavailable("leadership transfer in progress"));
@@ -308,10 +311,36 @@ public sealed class NodeLoop : IDisposable
                 }
     }
 
+    /// <summary>A Ready that takes this long (most of an election timeout at the defaults) is reported.</summary>
+    private const long SlowReadyMs = 100;
+    private long _lastSlowReport = -10_000;
+    private long _lastSaveMs;
+    private int _gen2Seen = GC.CollectionCount(2);
+
+    private void ReportSlowReady(Ready rd, long ms)
+    {
+        var gen2 = GC.CollectionCount(2);
+        var now = _clock.ElapsedMilliseconds;
+        if (now - _lastSlowReport >= 1000)
+        {
+            _lastSlowReport = now;
+            long bytes = 0;
+            foreach (var e in rd.Entries) bytes += e.Data.Length;
+            _logger.LogWarning("Handling one batch took {Ms} ms (disk {SaveMs} ms for {Entries} entries, {Bytes} bytes; {Messages} messages; {Applied} applied; {Gen2} full GCs since the last report)",
+                ms, _lastSaveMs, rd.Entries.Count, bytes, rd.Messages.Count, rd.CommittedEntries.Count, gen2 - _gen2Seen);
+        }
+        _gen2Seen = gen2;
+    }
+
     private void HandleReady(Ready rd)
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
-        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
+        if (rd.MustSync)
+        {
+            var saveStarted = _clock.ElapsedMilliseconds;
+            _wal.Save(rd.HardState, rd.Entries);
+            _lastSaveMs = _clock.ElapsedMilliseconds - saveStarted;
+        }
         if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
         {
             _lastVote = hs.VotedFor;
