@@ -335,19 +335,37 @@ public sealed class NodeLoop : IDisposable
     private void HandleReady(Ready rd)
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
+        _lastSaveMs = 0;
         if (rd.MustSync)
         {
+            // A leader's appends and heartbeats may leave before its own fsync (Raft thesis
+            // 10.2.1): followers write in parallel with the leader. Safe here because the leader's
+            // term and vote are already durable (we check that this Ready changes neither) and an
+            // acknowledgement can only be handled in a later turn, after this Save has returned, so
+            // no entry commits before the leader's copy is on disk. Everything else (votes,
+            // append responses) is sent only after the fsync.
+            var early = rd.Messages.Count > 0 && _soft.Role == Role.Leader &&
+                (rd.HardState is not { } next || (next.Term == _wal.HardState.Term && next.VotedFor == _wal.HardState.VotedFor));
+            if (early) SplitLeaderMessages(rd.Messages);
             var saveStarted = _clock.ElapsedMilliseconds;
             _wal.Save(rd.HardState, rd.Entries);
             _lastSaveMs = _clock.ElapsedMilliseconds - saveStarted;
+            if (early)
+            {
+                _peers.Send(_lateMessages);
+                _lateMessages.Clear();
+            }
+            else
+                _peers.Send(rd.Messages);
         }
+        else
+            _peers.Send(rd.Messages);
         if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
         {
             _lastVote = hs.VotedFor;
             _lastVoteTerm = hs.Term;
             Log.VotedFor(_logger, hs.VotedFor);
         }
-        _peers.Send(rd.Messages);
 
         var committed = rd.CommittedEntries;
         for (var i = 0; i < committed.Count; i++)
@@ -386,6 +404,21 @@ public sealed class NodeLoop : IDisposable
                 return true;
             });
         }
+    }
+
+    private readonly List<Message> _earlyMessages = new();
+    private readonly List<Message> _lateMessages = new();
+
+    /// <summary>Sends the leader's Append and Heartbeat messages now; keeps the rest in <see cref="_lateMessages"/>.</summary>
+    private void SplitLeaderMessages(IReadOnlyList<Message> messages)
+    {
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            (m.Type is MessageType.Append or MessageType.Heartbeat ? _earlyMessages : _lateMessages).Add(m);
+        }
+        _peers.Send(_earlyMessages);
+        _earlyMessages.Clear();
     }
 
     private void OnSoftState(SoftState s)
