@@ -193,8 +193,11 @@ public sealed class NodeLoop : IDisposable
                 for (var i = 0; i < 4 && _node.HasReady; i++)
                 {
                     var rd = _node.GetReady();
+                    var started = _clock.ElapsedTicks;
                     HandleReady(rd);
                     _node.Advance(rd);
+                    var ms = (_clock.ElapsedTicks - started) * 1000 / Stopwatch.Frequency;
+                    if (ms >= SlowReadyMs) ReportSlowReady(rd, ms);
                 }
             }
         }
@@ -248,7 +251,7 @@ public sealed class NodeLoop : IDisposable
                         _writes[r.Index] = w;
                         break;
                     case ProposeOutcome.NotLeader:
-                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, "not the leader"));
+                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, $"node {_settings.Id} is no longer the leader"));
                         break;
                     default:
                         w.TrySetResult(Unavailable("leadership transfer in progress"));
@@ -308,17 +311,61 @@ public sealed class NodeLoop : IDisposable
                 }
     }
 
+    /// <summary>A Ready that takes this long (most of an election timeout at the defaults) is reported.</summary>
+    private const long SlowReadyMs = 100;
+    private long _lastSlowReport = -10_000;
+    private long _lastSaveMs;
+    private int _gen2Seen = GC.CollectionCount(2);
+
+    private void ReportSlowReady(Ready rd, long ms)
+    {
+        var gen2 = GC.CollectionCount(2);
+        var now = _clock.ElapsedMilliseconds;
+        if (now - _lastSlowReport >= 1000)
+        {
+            _lastSlowReport = now;
+            long bytes = 0;
+            foreach (var e in rd.Entries) bytes += e.Data.Length;
+            _logger.LogWarning("Handling one batch took {Ms} ms (disk {SaveMs} ms for {Entries} entries, {Bytes} bytes; {Messages} messages; {Applied} applied; {Gen2} full GCs since the last report)",
+                ms, _lastSaveMs, rd.Entries.Count, bytes, rd.Messages.Count, rd.CommittedEntries.Count, gen2 - _gen2Seen);
+        }
+        _gen2Seen = gen2;
+    }
+
     private void HandleReady(Ready rd)
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
-        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
+        _lastSaveMs = 0;
+        if (rd.MustSync)
+        {
+            // A leader's appends and heartbeats may leave before its own fsync (Raft thesis
+            // 10.2.1): followers write in parallel with the leader. Safe here because the leader's
+            // term and vote are already durable (we check that this Ready changes neither) and an
+            // acknowledgement can only be handled in a later turn, after this Save has returned, so
+            // no entry commits before the leader's copy is on disk. Everything else (votes,
+            // append responses) is sent only after the fsync.
+            var early = rd.Messages.Count > 0 && _soft.Role == Role.Leader &&
+                (rd.HardState is not { } next || (next.Term == _wal.HardState.Term && next.VotedFor == _wal.HardState.VotedFor));
+            if (early) SplitLeaderMessages(rd.Messages);
+            var saveStarted = _clock.ElapsedMilliseconds;
+            _wal.Save(rd.HardState, rd.Entries);
+            _lastSaveMs = _clock.ElapsedMilliseconds - saveStarted;
+            if (early)
+            {
+                _peers.Send(_lateMessages);
+                _lateMessages.Clear();
+            }
+            else
+                _peers.Send(rd.Messages);
+        }
+        else
+            _peers.Send(rd.Messages);
         if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
         {
             _lastVote = hs.VotedFor;
             _lastVoteTerm = hs.Term;
             Log.VotedFor(_logger, hs.VotedFor);
         }
-        _peers.Send(rd.Messages);
 
         var committed = rd.CommittedEntries;
         for (var i = 0; i < committed.Count; i++)
@@ -357,6 +404,21 @@ public sealed class NodeLoop : IDisposable
                 return true;
             });
         }
+    }
+
+    private readonly List<Message> _earlyMessages = new();
+    private readonly List<Message> _lateMessages = new();
+
+    /// <summary>Sends the leader's Append and Heartbeat messages now; keeps the rest in <see cref="_lateMessages"/>.</summary>
+    private void SplitLeaderMessages(IReadOnlyList<Message> messages)
+    {
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            (m.Type is MessageType.Append or MessageType.Heartbeat ? _earlyMessages : _lateMessages).Add(m);
+        }
+        _peers.Send(_earlyMessages);
+        _earlyMessages.Clear();
     }
 
     private void OnSoftState(SoftState s)

@@ -10,14 +10,14 @@ namespace RaftServer.Transport;
 /// <summary>
 /// The link to one peer: one long-lived gRPC channel (HTTP/2, h2c) carrying one client stream of
 /// <see cref="P.MessageBatch"/>es, fed from a bounded queue so a slow or dead peer never blocks
-/// the node loop. A broken stream is reopened with exponential backoff (50 ms to 1 s); batches
+/// the node loop. A broken stream is reopened with exponential backoff (50 ms to 500 ms); batches
 /// queued meanwhile are dropped (Raft retransmits what matters). The same channel serves calls
 /// to the peer's client service (a follower forwarding writes to the leader).
 /// </summary>
 public sealed class PeerClient : IAsyncDisposable
 {
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(50);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(500);
 
     private readonly Channel<P.MessageBatch> _queue = Channel.CreateBounded<P.MessageBatch>(
         new BoundedChannelOptions(512) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true });
@@ -33,8 +33,11 @@ public sealed class PeerClient : IAsyncDisposable
     /// <summary>The stream is open (the last write went through).</summary>
     public bool Connected { get; private set; }
 
-    public PeerClient(NodeAddress address, ILogger logger)
+    private readonly int _self;
+
+    public PeerClient(int self, NodeAddress address, ILogger logger)
     {
+        _self = self;
         Address = address;
         _logger = logger;
         var handler = new SocketsHttpHandler
@@ -85,16 +88,22 @@ public sealed class PeerClient : IAsyncDisposable
         {
             try
             {
-                if (!await reader.WaitToReadAsync(stop)) return;
                 if (_paused)
                 {
                     while (reader.TryRead(out _)) { }
+                    await Task.Delay(MinBackoff, stop);
                     continue;
                 }
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop);
                 _pauseCts = linked;
                 using var call = _peer.Stream(cancellationToken: linked.Token);
                 var stream = call.RequestStream;
+                // Connect now rather than with the first real message, so that message (often a
+                // pre-vote at start-up) does not wait for the connection: an empty batch says hello.
+                await stream.WriteAsync(new P.MessageBatch { From = _self }, linked.Token);
+                Connected = true;
+                backoff = MinBackoff;
+                _logger.LogDebug("Connected to node {Peer}", Address);
                 while (true)
                 {
                     while (reader.TryRead(out var batch))
@@ -103,12 +112,6 @@ public sealed class PeerClient : IAsyncDisposable
                         for (var merged = 0; merged < 8 && reader.TryPeek(out _) && reader.TryRead(out var next); merged++)
                             batch.Messages.AddRange(next.Messages);
                         await stream.WriteAsync(batch, linked.Token);
-                        if (!Connected)
-                        {
-                            Connected = true;
-                            backoff = MinBackoff;
-                            _logger.LogDebug("Connected to node {Peer}", Address);
-                        }
                     }
                     if (call.ResponseAsync.IsCompleted) break; // the peer ended the stream (suspended, stopping)
                     if (!await reader.WaitToReadAsync(linked.Token)) return;
@@ -120,7 +123,6 @@ public sealed class PeerClient : IAsyncDisposable
                 if (Connected) _logger.LogDebug("Lost node {Peer}: {Error}", Address, e.Message);
             }
             Connected = false;
-            while (reader.TryRead(out _)) { } // stale by the time we reconnect
             try
             {
                 await Task.Delay(backoff, stop);
@@ -129,6 +131,7 @@ public sealed class PeerClient : IAsyncDisposable
             {
                 return;
             }
+            while (reader.TryRead(out _)) { } // queued while the peer was unreachable: stale now
             backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
         }
     }

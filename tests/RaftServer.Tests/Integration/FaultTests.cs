@@ -16,7 +16,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var cluster = await LocalCluster.StartAsync(3, "failover");
         var leader = await cluster.WaitForLeaderAsync();
         var acked = new List<string>();
-        for (var i = 0; i < 40; i++)
+        for (var i = 0; i < 20; i++)
         {
             await cluster.SetAsync((leader + i) % 3, $"k{i}", $"v{i}");
             acked.Add($"k{i}");
@@ -31,12 +31,12 @@ public sealed class FaultTests(ITestOutputHelper output)
         foreach (var (key, i) in acked.Select((k, i) => (k, i)))
             Assert.Equal($"v{i}", await cluster.GetAsync(survivors[i % 2], key));
         SetReply last = null!;
-        for (var i = 40; i < 60; i++) last = await cluster.SetAsync(survivors[i % 2], $"k{i}", $"v{i}");
+        for (var i = 20; i < 30; i++) last = await cluster.SetAsync(survivors[i % 2], $"k{i}", $"v{i}");
 
         // The old leader comes back from its data directory as a follower and catches up.
         cluster.Start(leader);
         await cluster.WaitForAppliedAsync(leader, last.Index);
-        for (var i = 0; i < 60; i += 7)
+        for (var i = 0; i < 30; i += 7)
             Assert.Equal($"v{i}", await cluster.GetAsync(leader, $"k{i}", stale: true));
         await cluster.WaitForLeaderAsync(); // all three agree again
     }
@@ -50,15 +50,15 @@ public sealed class FaultTests(ITestOutputHelper output)
         await cluster.SetAsync(leader, "before", "1");
         cluster.Kill(follower);
         SetReply last = null!;
-        for (var i = 0; i < 30; i++) last = await cluster.SetAsync(leader, $"while/{i}", $"{i}");
+        for (var i = 0; i < 15; i++) last = await cluster.SetAsync(leader, $"while/{i}", $"{i}");
         var s = await cluster.StatusAsync(leader);
         Assert.Contains(s.Peers, p => p.Id == follower && !p.Reachable || p.Id == follower && p.MatchIndex < last.Index);
 
         cluster.Start(follower);
         await cluster.WaitForAppliedAsync(follower, last.Index);
         Assert.Equal("1", await cluster.GetAsync(follower, "before", stale: true));
-        Assert.Equal("29", await cluster.GetAsync(follower, "while/29", stale: true));
-        Assert.Equal("29", await cluster.GetAsync(follower, "while/29"));
+        Assert.Equal("14", await cluster.GetAsync(follower, "while/14", stale: true));
+        Assert.Equal("14", await cluster.GetAsync(follower, "while/14"));
     }
 
     [Fact]
@@ -97,11 +97,11 @@ public sealed class FaultTests(ITestOutputHelper output)
             cluster.Client(follower).SetAsync(new SetRequest { Key = "x", Value = ByteString.CopyFromUtf8("y") }).ResponseAsync);
         Assert.Equal(StatusCode.Unavailable, e.StatusCode);
         SetReply last = null!;
-        for (var i = 0; i < 20; i++) last = await cluster.SetAsync(leader, $"s/{i}", $"{i}");
+        for (var i = 0; i < 10; i++) last = await cluster.SetAsync(leader, $"s/{i}", $"{i}");
         Assert.Contains("Sleeping for 2 seconds", cluster.Process(follower).Output);
 
         await cluster.WaitForAppliedAsync(follower, last.Index);
-        Assert.Equal("19", await cluster.GetAsync(follower, "s/19"));
+        Assert.Equal("9", await cluster.GetAsync(follower, "s/9"));
     }
 
     [Fact]
@@ -129,7 +129,7 @@ public sealed class FaultTests(ITestOutputHelper output)
             }
         })).ToArray();
         var waited = Stopwatch.StartNew();
-        while (acked.Count < 200 && waited.Elapsed < LocalCluster.Patience) await Task.Delay(10);
+        while (acked.Count < 100 && waited.Elapsed < LocalCluster.Patience) await Task.Delay(10);
         Assert.True(acked.Count >= 50, $"only {acked.Count} writes acknowledged in {waited.Elapsed}\n{cluster.Outputs()}");
         foreach (var id in cluster.Ids) cluster.Kill(id);
         stop.Cancel();
