@@ -4,37 +4,264 @@ namespace RaftServer.Consensus;
 /// Raft as a deterministic state machine (model: etcd-io/raft's RawNode). No I/O, threads or
 /// clocks: the driver calls Tick() on a timer, Step() for each received message, Propose() and
 /// ReadIndex() for clients, and handles each Ready (persist, send, apply) before Advance().
+/// The rules live in partial files beside this one: Election (§5.2, pre-vote, check-quorum),
+/// Replication (§5.3, §5.4), ReadIndex (thesis §6.4), Transfer (thesis §3.10).
+/// Not thread-safe: one loop owns it.
 /// </summary>
-public sealed class RaftNode
+public sealed partial class RaftNode
 {
-    public RaftNode(RaftOptions options, PersistedState persisted) => throw new NotImplementedException();
+    private readonly RaftOptions options;
+    private readonly int[] members;
+    /// <summary>Progress of every member, this node included, aligned with <see cref="members"/>.</summary>
+    private readonly Progress[] progress;
+    private readonly Progress self;
+    private readonly long[] matchScratch;
+    private readonly RaftLog log;
 
-    public int Id => throw new NotImplementedException();
-    public Role Role => throw new NotImplementedException();
-    public long Term => throw new NotImplementedException();
-    public int LeaderId => throw new NotImplementedException();
-    public long CommitIndex => throw new NotImplementedException();
-    public long AppliedIndex => throw new NotImplementedException();
-    public long FirstIndex => throw new NotImplementedException();
-    public long LastIndex => throw new NotImplementedException();
-    public IReadOnlyList<int> Members => throw new NotImplementedException();
+    private long term;
+    private int votedFor;
+    private int leaderId = SoftState.NoLeader;
+    private Role role = Role.Follower;
+
+    /// <summary>Ticks since the last election timeout reset (followers: since hearing from the
+    /// leader or granting a vote; leader: since the last check-quorum round).</summary>
+    private int electionElapsed;
+    private int heartbeatElapsed;
+    /// <summary>This round's timeout, drawn from [ElectionTicks, 2*ElectionTicks) (§5.2).</summary>
+    private int randomizedElectionTimeout;
+    private long tickCount;
+
+    private List<Message> messages = new();
+    private List<ReadState> readStates = new();
+    private HardState lastHardState;
+    private SoftState lastSoftState;
+    private VoteGrant? voteGranted;
+
+    public RaftNode(RaftOptions options, PersistedState persisted)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(persisted);
+        if (options.ElectionTicks < 1 || options.HeartbeatTicks < 1 || options.HeartbeatTicks >= options.ElectionTicks)
+            throw new ArgumentException("need 1 <= HeartbeatTicks < ElectionTicks");
+        if (options.MaxInflightAppends < 1) throw new ArgumentException("MaxInflightAppends must be at least 1");
+        if (options.Members.Distinct().Count() != options.Members.Count) throw new ArgumentException("duplicate member ids");
+
+        this.options = options;
+        members = options.Members.ToArray();
+        progress = new Progress[members.Length];
+        for (int i = 0; i < members.Length; i++) progress[i] = new Progress(members[i], options.MaxInflightAppends);
+        int selfIndex = Array.IndexOf(members, options.Id);
+        // A node outside the member list still follows a leader but never campaigns.
+        self = selfIndex >= 0 ? progress[selfIndex] : new Progress(options.Id, options.MaxInflightAppends);
+        matchScratch = new long[members.Length];
+
+        log = new RaftLog(persisted);
+        term = persisted.HardState.Term;
+        votedFor = persisted.HardState.VotedFor;
+        lastHardState = CurrentHardState;
+        lastSoftState = CurrentSoftState;
+        ResetTimers();
+    }
+
+    public int Id => options.Id;
+    public Role Role => role;
+    public long Term => term;
+    public int LeaderId => leaderId;
+    public long CommitIndex => log.Committed;
+    public long AppliedIndex => log.Applied;
+    public long FirstIndex => log.FirstIndex;
+    public long LastIndex => log.LastIndex;
+    public long LastTerm => log.LastTerm;
+    /// <summary>Index and term of the last entry covered by a snapshot (compaction).</summary>
+    public long SnapshotIndex => log.SnapshotIndex;
+    public long SnapshotTerm => log.SnapshotTerm;
+    public IReadOnlyList<int> Members => members;
+    /// <summary>The peer leadership is being handed to, or -1.</summary>
+    public int LeadTransferee => leadTransferee;
+
     /// <summary>Each peer's progress while leader; empty otherwise.</summary>
-    public IReadOnlyList<PeerProgress> Progress => throw new NotImplementedException();
+    public IReadOnlyList<PeerProgress> Progress
+    {
+        get
+        {
+            if (role != Role.Leader) return [];
+            var result = new PeerProgress[progress.Length];
+            for (int i = 0; i < progress.Length; i++) result[i] = progress[i].ToPublic();
+            return result;
+        }
+    }
+
+    /// <summary>The entry at <paramref name="index"/> (FirstIndex..LastIndex), for tests and status.</summary>
+    public Entry EntryAt(long index) =>
+        index >= log.FirstIndex && index <= log.LastIndex ? log.At(index) : throw new ArgumentOutOfRangeException(nameof(index));
+
+    /// <summary>Term of the entry at <paramref name="index"/>, or -1 when not in the log.</summary>
+    public long TermAt(long index) => log.TermAt(index);
+
+    private HardState CurrentHardState => new(term, votedFor, log.Committed);
+    private SoftState CurrentSoftState => new(role, term, leaderId);
+    private int Quorum => members.Length / 2 + 1;
+    private bool IsMember(int id) => Array.IndexOf(members, id) >= 0;
+
+    private Progress? ProgressOf(int id)
+    {
+        for (int i = 0; i < members.Length; i++)
+            if (members[i] == id) return progress[i];
+        return null;
+    }
 
     /// <summary>One tick of the logical clock.</summary>
-    public void Tick() => throw new NotImplementedException();
-    /// <summary>A message from a peer.</summary>
-    public void Step(Message message) => throw new NotImplementedException();
-    /// <summary>Append a command if leader.</summary>
-    public ProposeResult Propose(byte[] command) => throw new NotImplementedException();
-    /// <summary>Ask for a linearizable read index; the answer comes as a ReadState with this id.
-    /// False when it cannot start (no leader known).</summary>
-    public bool ReadIndex(long requestId) => throw new NotImplementedException();
-    /// <summary>Hand leadership to <paramref name="target"/> or, when null, the most up-to-date peer.</summary>
-    public bool TransferLeadership(int? target) => throw new NotImplementedException();
+    public void Tick()
+    {
+        tickCount++;
+        if (role == Role.Leader) TickLeader();
+        else TickElection();
+    }
 
-    public bool HasReady => throw new NotImplementedException();
-    public Ready GetReady() => throw new NotImplementedException();
+    /// <summary>A message from a peer.</summary>
+    public void Step(Message message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (message.To != Id || message.From == Id) return;
+        if (!StepTerm(message)) return;
+
+        switch (message.Type)
+        {
+            case MessageType.PreVote:
+            case MessageType.Vote:
+                HandleVoteRequest(message);
+                return;
+            case MessageType.ReadIndex:
+                HandleReadIndexRequest(message);
+                return;
+        }
+
+        switch (role)
+        {
+            case Role.Leader: StepLeader(message); break;
+            case Role.Candidate:
+            case Role.PreCandidate: StepCandidate(message); break;
+            default: StepFollower(message); break;
+        }
+    }
+
+    private void StepLeader(Message m)
+    {
+        var pr = ProgressOf(m.From);
+        if (pr is null) return;
+        switch (m.Type)
+        {
+            case MessageType.AppendResponse: HandleAppendResponse(pr, m); break;
+            case MessageType.HeartbeatResponse: HandleHeartbeatResponse(pr, m); break;
+        }
+    }
+
+    private void StepCandidate(Message m)
+    {
+        switch (m.Type)
+        {
+            case MessageType.Append:
+            case MessageType.Heartbeat:
+                // §5.2: a candidate that hears from a leader of its term returns to follower.
+                BecomeFollower(m.Term, m.From);
+                StepFollower(m);
+                break;
+            case MessageType.PreVoteResponse when role == Role.PreCandidate:
+            case MessageType.VoteResponse when role == Role.Candidate:
+                HandleVoteResponse(m);
+                break;
+        }
+    }
+
+    private void StepFollower(Message m)
+    {
+        switch (m.Type)
+        {
+            case MessageType.Append:
+                electionElapsed = 0;
+                SetLeader(m.From);
+                HandleAppend(m);
+                break;
+            case MessageType.Heartbeat:
+                electionElapsed = 0;
+                SetLeader(m.From);
+                HandleHeartbeat(m);
+                break;
+            case MessageType.TimeoutNow:
+                HandleTimeoutNow(m);
+                break;
+            case MessageType.ReadIndexResponse:
+                HandleReadIndexResponse(m);
+                break;
+        }
+    }
+
+    private void Send(Message message) => messages.Add(message);
+
+    private void ResetTimers()
+    {
+        electionElapsed = 0;
+        heartbeatElapsed = 0;
+        randomizedElectionTimeout = options.ElectionTicks + options.Random.Next(options.ElectionTicks);
+    }
+
+    // ---- Ready / Advance -------------------------------------------------------------------
+
+    public bool HasReady
+    {
+        get
+        {
+            FlushLeaderWork();
+            return messages.Count > 0
+                || log.FirstUnstable <= log.LastIndex
+                || log.Delivered < log.Committed
+                || readStates.Count > 0
+                || voteGranted is not null
+                || CurrentHardState != lastHardState
+                || CurrentSoftState != lastSoftState;
+        }
+    }
+
+    /// <summary>
+    /// Everything to persist, send and apply since the last Ready. Handing it out marks it as
+    /// taken: the next Ready carries only what happened after this call.
+    /// </summary>
+    public Ready GetReady()
+    {
+        FlushLeaderWork();
+        var hardState = CurrentHardState;
+        var softState = CurrentSoftState;
+        var ready = new Ready
+        {
+            HardState = hardState != lastHardState ? hardState : null,
+            Entries = log.TakeUnstable(),
+            Messages = messages,
+            CommittedEntries = log.TakeCommitted(),
+            ReadStates = readStates,
+            SoftState = softState != lastSoftState ? softState : null,
+            VoteGranted = voteGranted,
+        };
+        lastHardState = hardState;
+        lastSoftState = softState;
+        voteGranted = null;
+        messages = new List<Message>();
+        readStates = new List<ReadState>();
+        return ready;
+    }
+
     /// <summary>The driver has persisted, sent and applied everything in <paramref name="ready"/>.</summary>
-    public void Advance(Ready ready) => throw new NotImplementedException();
+    public void Advance(Ready ready)
+    {
+        ArgumentNullException.ThrowIfNull(ready);
+        if (ready.CommittedEntries.Count > 0)
+            log.Applied = Math.Max(log.Applied, ready.CommittedEntries[^1].Index);
+    }
+
+    /// <summary>
+    /// Compaction hook: the driver has saved a snapshot of the state machine at
+    /// <paramref name="index"/> (already applied); the core forgets the entries up to it.
+    /// A follower that then needs them cannot be served by Append: sending it the snapshot is the
+    /// snapshots issue's job (until then such a peer stays behind).
+    /// </summary>
+    public void Compact(long index) => log.CompactTo(index);
 }

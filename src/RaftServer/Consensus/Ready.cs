@@ -15,6 +15,11 @@ public readonly record struct SoftState(Role Role, long Term, int LeaderId)
 /// </summary>
 public readonly record struct ReadState(long RequestId, long Index);
 
+/// <summary>This node granted its vote to <see cref="Candidate"/> in <see cref="Term"/> (a real
+/// vote, not a pre-vote; a candidate's vote for itself is not reported). For the log line
+/// "Voted for node X"; the vote is durable once this Ready's HardState is persisted.</summary>
+public readonly record struct VoteGrant(int Candidate, long Term);
+
 /// <summary>
 /// The work the driver must do, in this order, then call <see cref="RaftNode.Advance"/>:
 /// 1. persist <see cref="HardState"/> (if set) and append <see cref="Entries"/> (entries at an index
@@ -32,6 +37,9 @@ public sealed class Ready
     public IReadOnlyList<ReadState> ReadStates { get; init; } = [];
     /// <summary>Set when role, term or leader changed since the last Ready.</summary>
     public SoftState? SoftState { get; init; }
+    /// <summary>Set when this node granted its vote since the last Ready (HardState.VotedFor
+    /// changed to another node). Log it after persisting.</summary>
+    public VoteGrant? VoteGranted { get; init; }
 
     public bool MustSync => HardState is not null || Entries.Count > 0;
 }

@@ -1,0 +1,48 @@
+using System.Text;
+using Grpc.Core;
+
+namespace RaftServer.Api;
+
+/// <summary>Argument checks of the client service; each failure is an InvalidArgument RpcException.</summary>
+public static class RequestValidation
+{
+    public const int MaxKeyBytes = 1024;
+    public const int MaxValueBytes = 1 << 20;
+    public const int DefaultRangeLimit = 1000;
+    public const int MaxRangeLimit = 10000;
+    public const double MaxSuspendSeconds = 24 * 3600;
+
+    public static void Key(string key)
+    {
+        if (string.IsNullOrEmpty(key)) throw Invalid("the key is empty");
+        if (key.Length > MaxKeyBytes || Encoding.UTF8.GetByteCount(key) > MaxKeyBytes)
+            throw Invalid($"the key is {Encoding.UTF8.GetByteCount(key)} bytes; at most {MaxKeyBytes} (1 KiB) are allowed");
+    }
+
+    public static void Value(int length)
+    {
+        if (length > MaxValueBytes)
+            throw Invalid($"the value is {length} bytes; at most {MaxValueBytes} (1 MiB) are allowed");
+    }
+
+    public static void Prefix(string prefix, string startAfter)
+    {
+        if (Encoding.UTF8.GetByteCount(prefix) > MaxKeyBytes) throw Invalid($"the prefix is over {MaxKeyBytes} bytes");
+        if (Encoding.UTF8.GetByteCount(startAfter) > MaxKeyBytes) throw Invalid($"start_after is over {MaxKeyBytes} bytes");
+    }
+
+    /// <summary>0 means the default (1000); more than 10000 is capped; negative is an error.</summary>
+    public static int Limit(int limit)
+    {
+        if (limit < 0) throw Invalid($"the limit {limit} is negative");
+        return limit == 0 ? DefaultRangeLimit : Math.Min(limit, MaxRangeLimit);
+    }
+
+    public static void SuspendSeconds(double seconds)
+    {
+        if (double.IsNaN(seconds) || seconds <= 0 || seconds > MaxSuspendSeconds)
+            throw Invalid($"the suspend period {seconds} s is not between 0 and {MaxSuspendSeconds} s");
+    }
+
+    public static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+}

@@ -1,0 +1,151 @@
+namespace RaftServer.Consensus;
+
+/// <summary>How the leader is replicating to a peer (etcd's progress states).</summary>
+internal enum ReplicationState
+{
+    /// <summary>Next is a guess: send one Append and wait for its answer before the next.</summary>
+    Probe,
+    /// <summary>Next is known to follow the peer's log: stream Appends optimistically, at most
+    /// MaxInflightAppends unacknowledged.</summary>
+    Replicate,
+}
+
+/// <summary>
+/// The leader's view of one member (Figure 2: nextIndex[], matchIndex[]), plus what it needs for
+/// pipelining, check-quorum and read-index confirmation.
+/// </summary>
+internal sealed class Progress
+{
+    public Progress(int id, int maxInflight)
+    {
+        Id = id;
+        Inflights = new Inflights(maxInflight);
+    }
+
+    public int Id { get; }
+    /// <summary>Highest index known to be replicated on the peer.</summary>
+    public long Match;
+    /// <summary>Index of the next entry to send.</summary>
+    public long Next;
+    public ReplicationState State;
+    /// <summary>Probe state: an Append is out and unanswered.</summary>
+    public bool ProbeSent;
+    /// <summary>Heard from since the last check-quorum round (§6.2 / thesis 6.2: check-quorum).</summary>
+    public bool RecentlyActive;
+    /// <summary>Highest read-index round the peer has acknowledged in this term.</summary>
+    public long ReadRoundAcked;
+    /// <summary>Highest commit index the peer can derive from what we sent it.</summary>
+    public long CommitSent;
+    public readonly Inflights Inflights;
+
+    public bool IsPaused => State == ReplicationState.Probe ? ProbeSent : Inflights.Full;
+
+    public void Reset(long next)
+    {
+        Match = 0;
+        Next = next;
+        State = ReplicationState.Probe;
+        ProbeSent = false;
+        RecentlyActive = false;
+        ReadRoundAcked = 0;
+        CommitSent = 0;
+        Inflights.Reset();
+    }
+
+    public void BecomeProbe()
+    {
+        State = ReplicationState.Probe;
+        ProbeSent = false;
+        Next = Match + 1;
+        Inflights.Reset();
+    }
+
+    public void BecomeReplicate()
+    {
+        State = ReplicationState.Replicate;
+        ProbeSent = false;
+        Next = Match + 1;
+        Inflights.Reset();
+    }
+
+    /// <summary>An acknowledgement up to <paramref name="index"/>; false if it told us nothing new.</summary>
+    public bool MaybeUpdate(long index)
+    {
+        bool updated = false;
+        if (Match < index)
+        {
+            Match = index;
+            ProbeSent = false;
+            updated = true;
+        }
+        if (Next < index + 1) Next = index + 1;
+        return updated;
+    }
+
+    /// <summary>
+    /// A rejection of the Append whose previous index was <paramref name="rejected"/>; move Next back
+    /// to <paramref name="hintNext"/> (from the conflict hint). False when the rejection is stale.
+    /// </summary>
+    public bool MaybeDecreaseTo(long rejected, long hintNext)
+    {
+        if (State == ReplicationState.Replicate)
+        {
+            // Everything up to Match is known to agree; a rejection below it is stale.
+            if (rejected <= Match) return false;
+            BecomeProbe();
+            Next = Math.Max(Match + 1, Math.Min(rejected, hintNext));
+            return true;
+        }
+        // Probe: only the answer to the probe we sent (previous index Next - 1) counts.
+        if (Next - 1 != rejected) return false;
+        Next = Math.Max(Match + 1, Math.Min(rejected, hintNext));
+        ProbeSent = false;
+        return true;
+    }
+
+    public PeerProgress ToPublic() => new(Id, Match, Next, RecentlyActive);
+}
+
+/// <summary>A ring buffer of the last index of each Append in flight to one peer (bounded pipelining).</summary>
+internal sealed class Inflights
+{
+    private readonly long[] buffer;
+    private int start;
+
+    public Inflights(int capacity) => buffer = new long[Math.Max(1, capacity)];
+
+    public int Count { get; private set; }
+    public bool Full => Count == buffer.Length;
+
+    public void Add(long lastIndex)
+    {
+        if (Full) throw new InvalidOperationException("no room for another Append in flight");
+        buffer[(start + Count) % buffer.Length] = lastIndex;
+        Count++;
+    }
+
+    /// <summary>Frees every Append whose last index is at or below <paramref name="index"/>.</summary>
+    public void FreeUpTo(long index)
+    {
+        while (Count > 0 && buffer[start] <= index)
+        {
+            start = (start + 1) % buffer.Length;
+            Count--;
+        }
+    }
+
+    /// <summary>Frees the oldest slot: a heartbeat answer proves the peer is alive, so an Append
+    /// that was probably lost must not block the pipe forever.</summary>
+    public void FreeFirst()
+    {
+        if (Count == 0) return;
+        start = (start + 1) % buffer.Length;
+        Count--;
+    }
+
+    public void Reset()
+    {
+        start = 0;
+        Count = 0;
+    }
+}

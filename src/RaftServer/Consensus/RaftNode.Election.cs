@@ -1,0 +1,296 @@
+namespace RaftServer.Consensus;
+
+/// <summary>Leader election: Figure 2's term and vote rules, §5.2, pre-vote (thesis §9.6) and
+/// check-quorum / leader stickiness (thesis §6.2, §4.2.3).</summary>
+public sealed partial class RaftNode
+{
+    /// <summary>Context value on a Vote that a leadership transfer caused: it must not be
+    /// ignored for the leader lease (thesis §3.10, §4.2.3).</summary>
+    public const long TransferVoteContext = 1;
+
+    private bool[] votes = [];
+    private bool[] voted = [];
+
+    /// <summary>
+    /// Figure 2, "all servers": a message with a higher term makes us adopt the term and follow;
+    /// a message with a lower term is stale. Returns false when the message is done with.
+    /// </summary>
+    private bool StepTerm(Message m)
+    {
+        if (m.Term > term)
+        {
+            if (m.Type is MessageType.Vote or MessageType.PreVote)
+            {
+                // Thesis §4.2.3: a server that heard from a leader within the minimum election
+                // timeout ignores requests to vote, so a node that was cut off cannot depose a
+                // healthy leader. A transfer's election is exempt.
+                bool force = m.Type == MessageType.Vote && m.Context == TransferVoteContext;
+                if (InLease() && !force) return false;
+            }
+            if (m.Type == MessageType.PreVote) return true; // a pre-vote never changes our term
+            if (m.Type == MessageType.PreVoteResponse && !m.Reject) return true; // granted for our next term
+            bool fromLeader = m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot;
+            BecomeFollower(m.Term, fromLeader ? m.From : SoftState.NoLeader);
+            return true;
+        }
+        if (m.Term < term)
+        {
+            if (m.Type is MessageType.Append or MessageType.Heartbeat)
+            {
+                // A stale leader (e.g. back from a partition) learns our term from this and steps
+                // down; with pre-vote or check-quorum it might otherwise never hear of it, while we
+                // (having a higher term from an election that did not finish) ignore it forever.
+                Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = term });
+            }
+            else if (m.Type == MessageType.PreVote)
+            {
+                Send(new Message { Type = MessageType.PreVoteResponse, From = Id, To = m.From, Term = term, Reject = true });
+            }
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>True while this follower has heard from a leader within the election timeout.</summary>
+    private bool InLease() =>
+        (options.CheckQuorum || options.PreVote) && leaderId != SoftState.NoLeader && electionElapsed < options.ElectionTicks;
+
+    private void TickElection()
+    {
+        TickForwardedReads();
+        electionElapsed++;
+        if (electionElapsed >= randomizedElectionTimeout && IsMember(Id))
+        {
+            electionElapsed = 0;
+            Campaign(options.PreVote, transfer: false);
+        }
+    }
+
+    private void TickLeader()
+    {
+        heartbeatElapsed++;
+        electionElapsed++;
+        TickLeaderReads();
+
+        if (leadTransferee != SoftState.NoLeader && ++transferElapsed >= options.ElectionTicks)
+            AbortTransfer(); // thesis §3.10: give up after an election timeout
+
+        if (electionElapsed >= options.ElectionTicks)
+        {
+            electionElapsed = 0;
+            if (options.CheckQuorum)
+            {
+                // Thesis §6.2: a leader that has not heard from a majority for an election
+                // timeout steps down, so clients stop waiting on it and reads stay safe.
+                if (!QuorumRecentlyActive())
+                {
+                    BecomeFollower(term, SoftState.NoLeader);
+                    return;
+                }
+                foreach (var pr in progress) pr.RecentlyActive = pr == self;
+            }
+        }
+
+        if (heartbeatElapsed >= options.HeartbeatTicks)
+        {
+            heartbeatElapsed = 0;
+            BroadcastHeartbeat();
+        }
+    }
+
+    private bool QuorumRecentlyActive()
+    {
+        int active = 0;
+        foreach (var pr in progress)
+            if (pr == self || pr.RecentlyActive) active++;
+        return active >= Quorum;
+    }
+
+    /// <summary>
+    /// Start an election (§5.2), or with pre-vote first a dry run at term+1 that changes nothing
+    /// unless a majority would vote for us (thesis §9.6), so a node that was partitioned away
+    /// cannot force the cluster into a higher term when it returns.
+    /// </summary>
+    private void Campaign(bool preVote, bool transfer)
+    {
+        long voteTerm;
+        MessageType type;
+        if (preVote)
+        {
+            BecomePreCandidate();
+            voteTerm = term + 1;
+            type = MessageType.PreVote;
+        }
+        else
+        {
+            BecomeCandidate();
+            voteTerm = term;
+            type = MessageType.Vote;
+        }
+
+        if (RecordVote(Id, granted: true) == VoteResult.Won)
+        {
+            // A single-node cluster wins at once.
+            if (preVote) Campaign(false, transfer);
+            else BecomeLeader();
+            return;
+        }
+
+        for (int i = 0; i < members.Length; i++)
+        {
+            if (members[i] == Id) continue;
+            Send(new Message
+            {
+                Type = type, From = Id, To = members[i], Term = voteTerm,
+                LogTerm = log.LastTerm, Index = log.LastIndex,
+                Context = transfer ? TransferVoteContext : 0,
+            });
+        }
+    }
+
+    /// <summary>
+    /// Figure 2, RequestVote receiver: grant if we have not voted for another candidate in this
+    /// term (re-granting to the same one, whose request may have been duplicated) and the
+    /// candidate's log is at least as up-to-date as ours (§5.4.1). A pre-vote is granted on the
+    /// same log rule to a future term, without recording anything.
+    /// </summary>
+    private void HandleVoteRequest(Message m)
+    {
+        bool preVote = m.Type == MessageType.PreVote;
+        bool canVote = votedFor == m.From
+            || (votedFor == HardState.NoVote && leaderId == SoftState.NoLeader)
+            || (preVote && m.Term > term);
+        bool grant = canVote && log.IsUpToDate(m.Index, m.LogTerm);
+        var responseType = preVote ? MessageType.PreVoteResponse : MessageType.VoteResponse;
+
+        if (grant)
+        {
+            // A granted pre-vote answers in the term it was asked for, so the pre-candidate can
+            // count it; a real vote is recorded (durably, before the response is sent).
+            Send(new Message { Type = responseType, From = Id, To = m.From, Term = m.Term });
+            if (!preVote)
+            {
+                electionElapsed = 0;
+                if (votedFor != m.From) voteGranted = new VoteGrant(m.From, term);
+                votedFor = m.From;
+            }
+        }
+        else
+        {
+            Send(new Message { Type = responseType, From = Id, To = m.From, Term = term, Reject = true });
+        }
+    }
+
+    private void HandleVoteResponse(Message m)
+    {
+        if (!IsMember(m.From)) return;
+        switch (RecordVote(m.From, !m.Reject))
+        {
+            case VoteResult.Won:
+                if (role == Role.PreCandidate) Campaign(false, transfer: false);
+                else BecomeLeader();
+                break;
+            case VoteResult.Lost:
+                BecomeFollower(term, SoftState.NoLeader);
+                break;
+        }
+    }
+
+    private enum VoteResult { Pending, Won, Lost }
+
+    private VoteResult RecordVote(int id, bool granted)
+    {
+        int index = Array.IndexOf(members, id);
+        if (index < 0) return VoteResult.Pending;
+        if (!voted[index])
+        {
+            voted[index] = true;
+            votes[index] = granted;
+        }
+        int yes = 0, no = 0;
+        for (int i = 0; i < members.Length; i++)
+        {
+            if (!voted[i]) continue;
+            if (votes[i]) yes++; else no++;
+        }
+        if (yes >= Quorum) return VoteResult.Won;
+        if (no >= Quorum) return VoteResult.Lost;
+        return VoteResult.Pending;
+    }
+
+    private void ResetVotes()
+    {
+        if (voted.Length != members.Length)
+        {
+            voted = new bool[members.Length];
+            votes = new bool[members.Length];
+        }
+        else
+        {
+            Array.Clear(voted);
+            Array.Clear(votes);
+        }
+    }
+
+    private void BecomeFollower(long newTerm, int leader)
+    {
+        bool wasLeader = role == Role.Leader;
+        if (newTerm != term)
+        {
+            term = newTerm;
+            votedFor = HardState.NoVote;
+        }
+        role = Role.Follower;
+        ResetTimers();
+        leadTransferee = SoftState.NoLeader;
+        if (wasLeader) FailLeaderReads();
+        SetLeader(leader);
+    }
+
+    private void SetLeader(int leader)
+    {
+        if (leaderId != leader) FailForwardedReads();
+        leaderId = leader;
+    }
+
+    private void BecomePreCandidate()
+    {
+        // Term and vote unchanged: a pre-vote is a question, not an election (thesis §9.6).
+        role = Role.PreCandidate;
+        SetLeader(SoftState.NoLeader);
+        ResetTimers();
+        ResetVotes();
+    }
+
+    private void BecomeCandidate()
+    {
+        // Figure 2, candidates: increment currentTerm, vote for self, reset the election timer.
+        term++;
+        votedFor = Id;
+        role = Role.Candidate;
+        SetLeader(SoftState.NoLeader);
+        ResetTimers();
+        ResetVotes();
+    }
+
+    private void BecomeLeader()
+    {
+        role = Role.Leader;
+        SetLeader(Id);
+        ResetTimers();
+        leadTransferee = SoftState.NoLeader;
+        long next = log.LastIndex + 1;
+        foreach (var pr in progress) pr.Reset(next);
+        self.RecentlyActive = true;
+        committedInTerm = false;
+
+        // §5.4.2 / §8: a leader may only commit entries of its own term by counting replicas, so
+        // it appends a no-op at once; that commits every earlier entry too, and lets read-index
+        // learn the latest commit index (thesis §6.4).
+        var noOp = Entry.NoOp(log.LastIndex + 1, term);
+        log.Append(noOp);
+        self.MaybeUpdate(noOp.Index);
+        MaybeCommit();
+        broadcastPending = true;
+    }
+}

@@ -1,0 +1,78 @@
+using Microsoft.Extensions.Logging;
+
+namespace RaftServer.Hosting;
+
+/// <summary>Text that is decoded as UTF-8 only if a log line is actually written.</summary>
+public readonly struct Utf8Text(ReadOnlyMemory<byte> bytes)
+{
+    public override string ToString() => System.Text.Encoding.UTF8.GetString(bytes.Span);
+}
+
+/// <summary>
+/// Every log line of the node, with the original Python server's wording. Source-generated:
+/// a line whose level is off costs one IsEnabled check (no formatting, no allocation).
+/// Node events use the category "RaftServer"; per-request lines use "RaftServer.Requests" so
+/// they can be switched off alone (--quiet).
+/// </summary>
+internal static partial class Log
+{
+    public const string NodeCategory = "RaftServer";
+    public const string RequestCategory = "RaftServer.Requests";
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The server starts at {Address}")]
+    public static partial void ServerStarts(ILogger logger, string address);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "I am a follower. Term: {Term}")]
+    public static partial void Follower(ILogger logger, long term);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The leader is dead")]
+    public static partial void LeaderDead(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "I am a pre-candidate. Term: {Term}")]
+    public static partial void PreCandidate(ILogger logger, long term);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "I am a candidate. Term: {Term}")]
+    public static partial void Candidate(ILogger logger, long term);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Voted for node {Node}")]
+    public static partial void VotedFor(ILogger logger, int node);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Votes received")]
+    public static partial void VotesReceived(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "I am a leader. Term: {Term}")]
+    public static partial void Leader(ILogger logger, long term);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "The leader is node {Leader}. Term: {Term}")]
+    public static partial void LeaderIs(ILogger logger, int leader, long term);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sleeping for {Seconds} seconds")]
+    public static partial void Sleeping(ILogger logger, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Woke up after {Seconds} seconds; resuming from the data directory")]
+    public static partial void Resumed(ILogger logger, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: getleader")]
+    public static partial void GetLeaderCommand(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Id} {Address}")]
+    public static partial void LeaderAnswer(ILogger logger, int id, string address);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: setval {Key} {Value}")]
+    public static partial void SetCommand(ILogger logger, string key, Utf8Text value);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: getval {Key}")]
+    public static partial void GetCommand(ILogger logger, string key);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: delete {Key}")]
+    public static partial void DeleteCommand(ILogger logger, string key);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: range {Prefix}")]
+    public static partial void RangeCommand(ILogger logger, string prefix);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: suspend {Seconds}")]
+    public static partial void SuspendCommand(ILogger logger, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Command from client: status")]
+    public static partial void StatusCommand(ILogger logger);
+}

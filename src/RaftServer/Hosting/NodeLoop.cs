@@ -1,0 +1,494 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using RaftServer.Consensus;
+using RaftServer.StateMachine;
+using RaftServer.Storage;
+using RaftServer.Transport;
+using P = RaftPS.Protocol;
+
+namespace RaftServer.Hosting;
+
+/// <summary>What request handlers may read without asking the loop (published by the loop).</summary>
+public sealed record NodeView(Role Role, long Term, int LeaderId, bool Suspended)
+{
+    public bool IsLeader => Role == Role.Leader && !Suspended;
+}
+
+public enum OutcomeCode { Ok, NotLeader, Unavailable, Stale }
+
+public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result, int LeaderHint, string? Reason);
+
+public readonly record struct ReadOutcome(OutcomeCode Code, bool Found, byte[]? Value, List<KeyValueItem>? Items, bool More, int LeaderHint, string? Reason);
+
+/// <summary>A client write waiting for its entry to be applied.</summary>
+public sealed class PendingWrite(byte[] data) : TaskCompletionSource<WriteOutcome>(TaskCreationOptions.RunContinuationsAsynchronously)
+{
+    public byte[] Data { get; } = data;
+    internal long Term;
+    internal long Tick;
+}
+
+/// <summary>A client read (Get or Range) waiting for its read index to be applied.</summary>
+public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreationOptions.RunContinuationsAsynchronously)
+{
+    public string Key { get; init; } = "";
+    public bool IsRange { get; init; }
+    public string Prefix { get; init; } = "";
+    public string StartAfter { get; init; } = "";
+    public int Limit { get; init; }
+    public bool Stale { get; init; }
+    internal long Index;
+    internal long Tick;
+}
+
+internal sealed class StatusRequest() : TaskCompletionSource<P.StatusReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+internal sealed record SuspendRequest(double Seconds);
+
+/// <summary>
+/// The node's event loop: one dedicated thread owns the <see cref="RaftNode"/>, the state machine
+/// and the log. gRPC handlers post events into a queue; each turn drains every queued event
+/// (messages, proposals, reads), ticks the core when a tick is due, then handles the Ready:
+/// persist hard state and entries with one fsync (group commit), send the messages (one batch
+/// per peer), apply committed entries, answer waiting clients, Advance. A dedicated thread (not a
+/// thread-pool task) because the fsync blocks it. No locks around Raft state.
+/// </summary>
+public sealed class NodeLoop : IDisposable
+{
+    public const int RangeMaxBytes = 2 << 20;
+    /// <summary>A write waiting longer than this is answered Unavailable (the client retries with its session).</summary>
+    public static readonly TimeSpan MaxWriteWait = TimeSpan.FromSeconds(10);
+
+    private readonly ConcurrentQueue<object> _queue = new();
+    private readonly ManualResetEventSlim _signal = new(false, 10);
+    private int _sleeping;
+    private readonly Thread _thread;
+    private volatile bool _stopping;
+
+    private readonly NodeSettings _settings;
+    private readonly ClusterConfig _config;
+    private readonly DataDirectory _dataDir;
+    private readonly PeerTransport _peers;
+    private readonly ILogger _logger;
+    private readonly Action<Exception> _onFatal;
+    private WriteAheadLog _wal;
+    private PersistedState? _initial;
+
+    private RaftNode _node = null!;
+    private KvStore _kv = null!;
+    private SoftState _soft;
+    private int _lastVote = HardState.NoVote;
+    private long _lastVoteTerm = -1;
+    private long _ticks;
+    private long _nextReadId;
+    private readonly Dictionary<long, PendingWrite> _writes = new();
+    private readonly Dictionary<long, PendingRead> _readsById = new();
+    private readonly List<PendingRead> _readsWaitingApply = new();
+    private bool _suspended;
+    private long _resumeAtMs;
+    private double _suspendSeconds;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private volatile NodeView _view = new(Role.Follower, 0, SoftState.NoLeader, false);
+
+    public NodeLoop(NodeSettings settings, ClusterConfig config, DataDirectory dataDir, WriteAheadLog wal, PersistedState recovered,
+        PeerTransport peers, ILoggerFactory loggers, Action<Exception> onFatal)
+    {
+        _settings = settings;
+        _config = config;
+        _dataDir = dataDir;
+        _wal = wal;
+        _initial = recovered;
+        _peers = peers;
+        _logger = loggers.CreateLogger(Log.NodeCategory);
+        _onFatal = onFatal;
+        _thread = new Thread(Run) { IsBackground = true, Name = "raft-loop" };
+    }
+
+    public int Id => _settings.Id;
+    public ClusterConfig Config => _config;
+    public NodeView View => _view;
+    public PeerTransport Peers => _peers;
+
+    public void Start()
+    {
+        CreateNode(_initial!);
+        _initial = null;
+        _thread.Start();
+    }
+
+    // ---- posting (any thread) ----
+
+    public void Post(object ev)
+    {
+        _queue.Enqueue(ev);
+        if (Volatile.Read(ref _sleeping) == 1 && Interlocked.Exchange(ref _sleeping, 0) == 1)
+            _signal.Set();
+    }
+
+    public Task<WriteOutcome> Propose(byte[] data)
+    {
+        var w = new PendingWrite(data);
+        Post(w);
+        return w.Task;
+    }
+
+    public Task<ReadOutcome> Read(PendingRead read)
+    {
+        Post(read);
+        return read.Task;
+    }
+
+    public Task<P.StatusReply> Status()
+    {
+        var s = new StatusRequest();
+        Post(s);
+        return s.Task;
+    }
+
+    public void Suspend(double seconds) => Post(new SuspendRequest(seconds));
+
+    // ---- the loop ----
+
+    private void Run()
+    {
+        try
+        {
+            var tickMs = (long)_settings.HeartbeatMs;
+            var nextTick = _clock.ElapsedMilliseconds + tickMs;
+            while (!_stopping)
+            {
+                var now = _clock.ElapsedMilliseconds;
+                if (now < nextTick && _queue.IsEmpty)
+                    Wait((int)Math.Min(nextTick - now, _suspended ? Math.Max(1, _resumeAtMs - now) : int.MaxValue));
+
+                var handled = 0;
+                while (handled < 20000 && _queue.TryDequeue(out var ev))
+                {
+                    Handle(ev);
+                    handled++;
+                }
+
+                now = _clock.ElapsedMilliseconds;
+                if (now >= nextTick)
+                {
+                    // No catching up: after a pause (GC, CPU starvation) tick once, so the pause
+                    // itself never makes this node call an election.
+                    nextTick = now - nextTick > tickMs ? now + tickMs : nextTick + tickMs;
+                    if (!_suspended) OnTick();
+                }
+
+                if (_suspended)
+                {
+                    if (_clock.ElapsedMilliseconds >= _resumeAtMs) Resume();
+                    continue;
+                }
+
+                for (var i = 0; i < 4 && _node.HasReady; i++)
+                {
+                    var rd = _node.GetReady();
+                    HandleReady(rd);
+                    _node.Advance(rd);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            if (_stopping) return;
+            _logger.LogCritical(e, "The node loop failed: {Message}", e.Message);
+            FailAll("the node stopped");
+            _onFatal(e);
+        }
+    }
+
+    private void Wait(int timeoutMs)
+    {
+        _signal.Reset();
+        Interlocked.Exchange(ref _sleeping, 1);
+        if (_queue.IsEmpty && !_stopping)
+            _signal.Wait(timeoutMs);
+        Interlocked.Exchange(ref _sleeping, 0);
+    }
+
+    private void Handle(object ev)
+    {
+        switch (ev)
+        {
+            case List<Message> messages:
+                if (_suspended) return;
+                foreach (var m in messages)
+                {
+                    try
+                    {
+                        _node.Step(m);
+                    }
+                    catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+                    {
+                        _logger.LogWarning("Dropped a {Type} message from node {From}: {Error}", m.Type, m.From, e.Message);
+                    }
+                }
+                break;
+            case PendingWrite w:
+                if (_suspended) { w.TrySetResult(Unavailable("the node is suspended")); return; }
+                var r = _node.Propose(w.Data);
+                switch (r.Outcome)
+                {
+                    case ProposeOutcome.Accepted:
+                        w.Term = r.Term;
+                        w.Tick = _ticks;
+                        if (_writes.Remove(r.Index, out var replaced))
+                            replaced.TrySetResult(Unavailable("the entry was replaced"));
+                        _writes[r.Index] = w;
+                        break;
+                    case ProposeOutcome.NotLeader:
+                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, "not the leader"));
+                        break;
+                    default:
+                        w.TrySetResult(Unavailable("leadership transfer in progress"));
+                        break;
+                }
+                break;
+            case PendingRead read:
+                if (_suspended) { read.TrySetResult(ReadFailed("the node is suspended")); return; }
+                if (read.Stale) { Answer(read); return; }
+                var id = ++_nextReadId;
+                if (!_node.ReadIndex(id)) { read.TrySetResult(ReadFailed("no leader is known")); return; }
+                read.Tick = _ticks;
+                _readsById[id] = read;
+                break;
+            case StatusRequest status:
+                status.TrySetResult(BuildStatus());
+                break;
+            case SuspendRequest s:
+                if (!_suspended) EnterSuspend(s.Seconds);
+                break;
+        }
+    }
+
+    private void OnTick()
+    {
+        _ticks++;
+        _node.Tick();
+        // Safety nets (the core normally answers first): reads whose read index never came, and
+        // writes stuck longer than MaxWriteWait, are answered Unavailable so nobody hangs.
+        if ((_ticks & 7) != 0) return;
+        var readLimit = _ticks - 4L * _settings.ElectionTicks;
+        if (_readsById.Count > 0)
+            foreach (var (id, read) in _readsById)
+                if (read.Tick < readLimit)
+                {
+                    _readsById.Remove(id);
+                    read.TrySetResult(ReadFailed("the read index was not confirmed in time"));
+                }
+        var writeLimit = _ticks - (long)(MaxWriteWait.TotalMilliseconds / _settings.HeartbeatMs);
+        if (_writes.Count > 0)
+            foreach (var (index, w) in _writes)
+                if (w.Tick < writeLimit || w.Task.IsCompleted)
+                {
+                    _writes.Remove(index);
+                    w.TrySetResult(Unavailable("the write was not committed in time"));
+                }
+    }
+
+    private void HandleReady(Ready rd)
+    {
+        if (rd.SoftState is { } soft) OnSoftState(soft);
+        if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
+        {
+            _lastVote = hs.VotedFor;
+            _lastVoteTerm = hs.Term;
+            Log.VotedFor(_logger, hs.VotedFor);
+        }
+
+        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
+        _peers.Send(rd.Messages);
+
+        var committed = rd.CommittedEntries;
+        for (var i = 0; i < committed.Count; i++)
+        {
+            var e = committed[i];
+            var result = _kv.Apply(e);
+            if (_writes.Count == 0 || !_writes.Remove(e.Index, out var w)) continue;
+            if (w.Term != e.Term)
+                w.TrySetResult(Unavailable("leadership changed before the write committed"));
+            else if (result.Status == ApplyStatus.Stale)
+                w.TrySetResult(new WriteOutcome(OutcomeCode.Stale, default, SoftState.NoLeader, "the sequence number is older than the client's session window"));
+            else
+                w.TrySetResult(new WriteOutcome(OutcomeCode.Ok, result.Result, SoftState.NoLeader, null));
+        }
+
+        var states = rd.ReadStates;
+        for (var i = 0; i < states.Count; i++)
+        {
+            var rs = states[i];
+            if (!_readsById.Remove(rs.RequestId, out var read)) continue;
+            if (rs.Index < 0) { read.TrySetResult(ReadFailed("leadership could not be confirmed")); continue; }
+            read.Index = rs.Index;
+            if (_kv.AppliedIndex >= rs.Index) Answer(read);
+            else _readsWaitingApply.Add(read);
+        }
+        if (_readsWaitingApply.Count > 0 && committed.Count > 0)
+        {
+            var applied = _kv.AppliedIndex;
+            _readsWaitingApply.RemoveAll(read =>
+            {
+                if (read.Index > applied) return false;
+                Answer(read);
+                return true;
+            });
+        }
+    }
+
+    private void OnSoftState(SoftState s)
+    {
+        var before = _soft;
+        _soft = s;
+        if (s.Role != before.Role || s.Term != before.Term)
+        {
+            switch (s.Role)
+            {
+                case Role.Follower:
+                    if (before.Role != Role.Follower || s.Term != before.Term) Log.Follower(_logger, s.Term);
+                    break;
+                case Role.PreCandidate:
+                    if (before.Role == Role.Follower) Log.LeaderDead(_logger);
+                    Log.PreCandidate(_logger, s.Term);
+                    break;
+                case Role.Candidate:
+                    if (before.Role == Role.Follower) Log.LeaderDead(_logger);
+                    Log.Candidate(_logger, s.Term);
+                    break;
+                case Role.Leader:
+                    Log.VotesReceived(_logger);
+                    Log.Leader(_logger, s.Term);
+                    break;
+            }
+        }
+        if (s.LeaderId != before.LeaderId && s.LeaderId != SoftState.NoLeader && s.Role != Role.Leader)
+            Log.LeaderIs(_logger, s.LeaderId, s.Term);
+
+        if (before.Role == Role.Leader && s.Role != Role.Leader && _writes.Count > 0)
+        {
+            // Our proposals may or may not survive under the new leader: answer Unavailable now;
+            // a retry with the same client id and sequence applies at most once.
+            foreach (var w in _writes.Values)
+                w.TrySetResult(new WriteOutcome(OutcomeCode.Unavailable, default, s.LeaderId, "leadership lost before the write committed"));
+            _writes.Clear();
+        }
+        Publish();
+    }
+
+    private void Publish() => _view = new NodeView(_soft.Role, _soft.Term, _soft.LeaderId, _suspended);
+
+    private void Answer(PendingRead read)
+    {
+        if (read.IsRange)
+        {
+            var items = _kv.Range(read.Prefix, read.StartAfter, read.Limit, RangeMaxBytes, out var more);
+            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, false, null, items, more, SoftState.NoLeader, null));
+        }
+        else
+        {
+            var found = _kv.TryGet(read.Key, out var value);
+            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, found, found ? value : null, null, false, SoftState.NoLeader, null));
+        }
+    }
+
+    private WriteOutcome Unavailable(string reason) => new(OutcomeCode.Unavailable, default, LeaderHint(), reason);
+    private ReadOutcome ReadFailed(string reason) => new(OutcomeCode.Unavailable, false, null, null, false, LeaderHint(), reason);
+    private int LeaderHint() => _suspended || _node is null ? SoftState.NoLeader : _node.LeaderId;
+
+    private void FailAll(string reason)
+    {
+        foreach (var w in _writes.Values) w.TrySetResult(Unavailable(reason));
+        _writes.Clear();
+        foreach (var r in _readsById.Values) r.TrySetResult(ReadFailed(reason));
+        _readsById.Clear();
+        foreach (var r in _readsWaitingApply) r.TrySetResult(ReadFailed(reason));
+        _readsWaitingApply.Clear();
+    }
+
+    // ---- suspend / resume ----
+
+    private void EnterSuspend(double seconds)
+    {
+        Log.Sleeping(_logger, seconds);
+        _suspended = true;
+        _suspendSeconds = seconds;
+        _resumeAtMs = _clock.ElapsedMilliseconds + (long)(seconds * 1000);
+        Publish();
+        _peers.Pause();
+        FailAll("the node is suspended");
+    }
+
+    private void Resume()
+    {
+        // Restart from durable state only, as a process restart would: reread the log, rebuild
+        // the state machine by replaying committed entries.
+        _wal.Dispose();
+        _wal = WriteAheadLog.Open(_dataDir.WalPath, _logger, out var recovered);
+        _suspended = false;
+        _peers.Resume();
+        Log.Resumed(_logger, _suspendSeconds);
+        CreateNode(recovered);
+    }
+
+    private void CreateNode(PersistedState persisted)
+    {
+        _kv = new KvStore();
+        _node = new RaftNode(new RaftOptions
+        {
+            Id = _settings.Id,
+            Members = _config.Nodes.Select(n => n.Id).ToArray(),
+            ElectionTicks = _settings.ElectionTicks,
+            HeartbeatTicks = 1,
+            Random = new Random(),
+        }, persisted);
+        _soft = new SoftState(_node.Role, _node.Term, _node.LeaderId);
+        _lastVote = persisted.HardState.VotedFor;
+        _lastVoteTerm = persisted.HardState.Term;
+        Log.Follower(_logger, _node.Term);
+        Publish();
+    }
+
+    private P.StatusReply BuildStatus()
+    {
+        var reply = new P.StatusReply
+        {
+            Id = _settings.Id,
+            Role = (P.Role)(int)_node.Role,
+            Term = _node.Term,
+            CommitIndex = _node.CommitIndex,
+            AppliedIndex = _kv.AppliedIndex,
+            FirstIndex = _node.FirstIndex,
+            LastIndex = _node.LastIndex,
+            LogBytes = _wal.SizeBytes,
+        };
+        if (_node.LeaderId != SoftState.NoLeader && _config.Find(_node.LeaderId) is { } leader) reply.Leader = ToInfo(leader);
+        foreach (var n in _config.Nodes) reply.Members.Add(ToInfo(n));
+        if (_node.Role == Role.Leader)
+            foreach (var p in _node.Progress)
+            {
+                if (p.Id == _settings.Id) continue;
+                reply.Peers.Add(new P.PeerProgress { Id = p.Id, MatchIndex = p.Match, NextIndex = p.Next, Reachable = p.RecentlyActive });
+            }
+        return reply;
+    }
+
+    public static P.NodeInfo ToInfo(NodeAddress n) => new() { Id = n.Id, Address = n.Host, Port = n.Port };
+
+    public void Stop()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _signal.Set();
+        if (_thread.IsAlive) _thread.Join(TimeSpan.FromSeconds(5));
+        FailAll("the node is stopping");
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _wal.Dispose();
+    }
+}

@@ -1,0 +1,111 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+
+namespace RaftServer.Hosting;
+
+/// <summary>A bad command line: the message says what is wrong; the usage follows it.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>
+/// The node's command line:
+/// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N] [--log-level LEVEL] [--quiet]</c>.
+/// </summary>
+public sealed record NodeSettings
+{
+    /// <summary>50 ms heartbeats: a follower hears from its leader 5 times per minimum election timeout.</summary>
+    public const int DefaultHeartbeatMs = 50;
+    /// <summary>
+    /// 250 ms minimum election timeout (each node draws from [250, 500) ms): fail-over in about 0.3 s
+    /// median, while a leader stalled by a GC pause or a saturated CPU for up to ~200 ms keeps its
+    /// followers. See README "Timeouts".
+    /// </summary>
+    public const int DefaultElectionTimeoutMs = 250;
+
+    public const string Usage = """
+        usage: RaftServer ID [options]
+          ID                        this node's id in the config file
+          --config PATH             cluster config, lines of 'ID HOST PORT' (default: ./config.conf)
+          --data-dir DIR            where the node keeps its log (default: ./data/node-ID)
+          --heartbeat-ms N          leader heartbeat period and the node's tick (default: 50)
+          --election-timeout-ms N   minimum election timeout; each node draws from [N, 2N) (default: 250)
+          --log-level LEVEL         trace, debug, information, warning, error, critical or none (default: information)
+          --quiet                   no per-request lines ("Command from client: ..."); node events still print
+          --help                    show this help
+        """;
+
+    public required int Id { get; init; }
+    public string ConfigPath { get; init; } = "config.conf";
+    public string? DataDir { get; init; }
+    public int HeartbeatMs { get; init; } = DefaultHeartbeatMs;
+    public int ElectionTimeoutMs { get; init; } = DefaultElectionTimeoutMs;
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+    public bool Quiet { get; init; }
+
+    /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
+    public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
+
+    public string ResolveDataDir() => DataDir ?? Path.Combine(Directory.GetCurrentDirectory(), "data", $"node-{Id}");
+
+    /// <summary>Null when --help was asked for.</summary>
+    /// <exception cref="UsageException"></exception>
+    public static NodeSettings? Parse(IReadOnlyList<string> args)
+    {
+        int? id = null;
+        string config = "config.conf";
+        string? dataDir = null;
+        int heartbeat = DefaultHeartbeatMs, election = DefaultElectionTimeoutMs;
+        var level = LogLevel.Information;
+        var quiet = false;
+
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            string Value()
+            {
+                if (i + 1 >= args.Count || args[i + 1].Length == 0)
+                    throw new UsageException($"{arg} needs a value");
+                return args[++i];
+            }
+            int Milliseconds(int min, int max)
+            {
+                var text = Value();
+                if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < min || n > max)
+                    throw new UsageException($"{arg}: '{text}' is not a number of milliseconds from {min} to {max}");
+                return n;
+            }
+
+            switch (arg)
+            {
+                case "-h" or "--help" or "-?": return null;
+                case "--config": config = Value(); break;
+                case "--data-dir": dataDir = Value(); break;
+                case "--heartbeat-ms": heartbeat = Milliseconds(1, 60_000); break;
+                case "--election-timeout-ms": election = Milliseconds(2, 600_000); break;
+                case "--log-level":
+                    var text = Value();
+                    if (!Enum.TryParse(text, ignoreCase: true, out level) || !Enum.IsDefined(level) || int.TryParse(text, out _))
+                        throw new UsageException($"--log-level: '{text}' is not one of trace, debug, information, warning, error, critical, none");
+                    break;
+                case "--quiet" or "-q": quiet = true; break;
+                default:
+                    if (arg.StartsWith('-') && !int.TryParse(arg, out _))
+                        throw new UsageException($"unknown option '{arg}'");
+                    if (id is not null)
+                        throw new UsageException($"unexpected argument '{arg}' (the node id is already {id})");
+                    if (!int.TryParse(arg, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+                        throw new UsageException($"node id '{arg}' is not a non-negative integer");
+                    id = parsed;
+                    break;
+            }
+        }
+
+        if (id is null) throw new UsageException("the node id is missing");
+        if (election < 2 * heartbeat)
+            throw new UsageException($"--election-timeout-ms ({election}) must be at least twice --heartbeat-ms ({heartbeat})");
+        return new NodeSettings
+        {
+            Id = id.Value, ConfigPath = config, DataDir = dataDir, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
+            LogLevel = level, Quiet = quiet,
+        };
+    }
+}

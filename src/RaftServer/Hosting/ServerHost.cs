@@ -1,0 +1,183 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using RaftServer.Api;
+using RaftServer.Storage;
+using RaftServer.Transport;
+
+namespace RaftServer.Hosting;
+
+/// <summary>
+/// The node process: parse the command line and config.conf, open the data directory and recover
+/// the log, listen (h2c) on this node's address, run the node loop until Ctrl+C / SIGTERM.
+/// Exit codes: 0 stopped normally, 1 a runtime failure (port in use, damaged log, data directory
+/// locked), 2 a usage or config error. Every failure is one clear line on stderr.
+/// </summary>
+public static class ServerHost
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        NodeSettings? settings;
+        try
+        {
+            settings = NodeSettings.Parse(args);
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine(NodeSettings.Usage);
+            return 2;
+        }
+        if (settings is null)
+        {
+            Console.WriteLine(NodeSettings.Usage);
+            return 0;
+        }
+
+        ClusterConfig config;
+        try
+        {
+            config = ClusterConfig.Load(settings.ConfigPath);
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"error: {settings.ConfigPath}: {e.Message}");
+            return 2;
+        }
+        if (config.Find(settings.Id) is not { } self)
+        {
+            Console.Error.WriteLine($"error: node {settings.Id} is not in {settings.ConfigPath} (ids: {string.Join(", ", config.Nodes.Select(n => n.Id))})");
+            return 2;
+        }
+
+        IPAddress listenAddress;
+        try
+        {
+            listenAddress = ResolveListenAddress(self.Host);
+        }
+        catch (SocketException e)
+        {
+            Console.Error.WriteLine($"error: cannot resolve {self.Host} (node {self.Id} in {settings.ConfigPath}): {e.Message}");
+            return 2;
+        }
+
+        using var loggerFactory = CreateLoggerFactory(settings);
+        var logger = loggerFactory.CreateLogger(Log.NodeCategory);
+
+        DataDirectory dataDir;
+        WriteAheadLog wal;
+        Consensus.PersistedState recovered;
+        try
+        {
+            dataDir = DataDirectory.Open(settings.ResolveDataDir());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogError("{Message}", e.Message);
+            return 1;
+        }
+        try
+        {
+            wal = WriteAheadLog.Open(dataDir.WalPath, logger, out recovered);
+        }
+        catch (Exception e) when (e is StorageCorruptException or IOException or UnauthorizedAccessException)
+        {
+            logger.LogError("{Message}", e.Message);
+            dataDir.Dispose();
+            return 1;
+        }
+
+        var exitCode = 0;
+        await using var peers = new PeerTransport(settings.Id, config.Nodes, loggerFactory.CreateLogger("RaftServer.Transport"));
+        WebApplication? app = null;
+        using var loop = new NodeLoop(settings, config, dataDir, wal, recovered, peers, loggerFactory, e =>
+        {
+            exitCode = 1;
+            app?.Lifetime.StopApplication();
+        });
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggerFactory);
+        builder.Services.AddSingleton(loop);
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 64 << 20; // values are capped at 1 MiB by validation; peer batches at 4 MiB
+            o.MaxSendMessageSize = null;
+            o.EnableDetailedErrors = false;
+        });
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.Http2.MaxStreamsPerConnection = 1000;
+            k.Limits.Http2.InitialConnectionWindowSize = 8 << 20;
+            k.Limits.Http2.InitialStreamWindowSize = 4 << 20;
+            k.Limits.MinRequestBodyDataRate = null;
+            k.Listen(listenAddress, self.Port, o => o.Protocols = HttpProtocols.Http2);
+        });
+        app = builder.Build();
+        app.MapGrpcService<PeerService>();
+        app.MapGrpcService<ClientService>();
+
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException e)
+        {
+            var reason = e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("in use", StringComparison.OrdinalIgnoreCase)
+                ? "the port is already in use"
+                : e.Message;
+            logger.LogError("cannot listen on {Host}:{Port} (node {Id}): {Reason}", self.Host, self.Port, self.Id, reason);
+            return 1;
+        }
+        catch (SocketException e)
+        {
+            logger.LogError("cannot listen on {Host}:{Port} (node {Id}): {Reason}", self.Host, self.Port, self.Id, e.Message);
+            return 1;
+        }
+
+        Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
+        loop.Start();
+        await app.WaitForShutdownAsync();
+        loop.Stop();
+        await app.DisposeAsync();
+        dataDir.Dispose();
+        return exitCode;
+    }
+
+    internal static IPAddress ResolveListenAddress(string host)
+    {
+        if (IPAddress.TryParse(host, out var ip)) return ip;
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
+        return Dns.GetHostAddresses(host).First(a => a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6);
+    }
+
+    private static ILoggerFactory CreateLoggerFactory(NodeSettings settings) => LoggerFactory.Create(b =>
+    {
+        b.SetMinimumLevel(settings.LogLevel);
+        // ASP.NET Core and gRPC log every request at Information: keep only their warnings.
+        b.AddFilter("Microsoft", LogLevel.Warning);
+        b.AddFilter("Grpc", LogLevel.Warning);
+        b.AddFilter("System.Net.Http", LogLevel.Warning);
+        b.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.None);
+        if (settings.Quiet) b.AddFilter(Log.RequestCategory, LogLevel.None);
+        b.AddConsole(o =>
+        {
+            o.FormatterName = PlainConsoleFormatter.Name;
+            o.LogToStandardErrorThreshold = LogLevel.Warning;
+        });
+        b.AddConsoleFormatter<PlainConsoleFormatter, ConsoleFormatterOptions>();
+    });
+}

@@ -1,0 +1,92 @@
+namespace RaftServer.StateMachine;
+
+/// <summary>The first result of a write, remembered so a retry gets the same answer.</summary>
+public readonly record struct WriteResult(long Index, bool Existed);
+
+public enum SessionCheck { New, Duplicate, Stale }
+
+/// <summary>
+/// Client sessions for exactly-once writes (Raft dissertation 6.3), deterministic on every replica:
+/// each client id keeps the results of its last <see cref="Window"/> applied sequence numbers (so
+/// one client may have that many writes in flight), a session idle for <see cref="Ttl"/> of
+/// log time (the leaders' timestamps carried in the commands, never a replica's own clock) is
+/// dropped, and past <see cref="MaxSessions"/> the least recently used session goes.
+/// </summary>
+public sealed class SessionTable
+{
+    public const int Window = 64;
+    public static readonly TimeSpan DefaultTtl = TimeSpan.FromMinutes(10);
+    public const int DefaultMaxSessions = 16384;
+
+    private sealed class Session(ulong id)
+    {
+        public readonly ulong Id = id;
+        public readonly Dictionary<ulong, WriteResult> Results = new();
+        public readonly Queue<ulong> Order = new();
+        public ulong MaxEvicted;
+        public long LastUsed;
+        public LinkedListNode<Session>? Node;
+    }
+
+    private readonly Dictionary<ulong, Session> _sessions = new();
+    private readonly LinkedList<Session> _lru = new();
+    private long _now;
+
+    public TimeSpan Ttl { get; }
+    public int MaxSessions { get; }
+    public int Count => _sessions.Count;
+
+    public SessionTable(TimeSpan? ttl = null, int maxSessions = DefaultMaxSessions)
+    {
+        Ttl = ttl ?? DefaultTtl;
+        MaxSessions = maxSessions;
+    }
+
+    /// <summary>Advances log time (monotonic: a leader with a slower clock cannot move it back) and expires idle sessions.</summary>
+    public void AdvanceTime(long timestampMs)
+    {
+        if (timestampMs > _now) _now = timestampMs;
+        var horizon = _now - (long)Ttl.TotalMilliseconds;
+        while (_lru.First is { } oldest && oldest.Value.LastUsed < horizon)
+            Remove(oldest.Value);
+    }
+
+    public SessionCheck Check(ulong clientId, ulong sequence, out WriteResult previous)
+    {
+        previous = default;
+        if (!_sessions.TryGetValue(clientId, out var s)) return SessionCheck.New;
+        if (s.Results.TryGetValue(sequence, out previous)) return SessionCheck.Duplicate;
+        return sequence <= s.MaxEvicted ? SessionCheck.Stale : SessionCheck.New;
+    }
+
+    public void Record(ulong clientId, ulong sequence, WriteResult result)
+    {
+        if (!_sessions.TryGetValue(clientId, out var s))
+        {
+            if (_sessions.Count >= MaxSessions && _lru.First is { } oldest) Remove(oldest.Value);
+            s = new Session(clientId);
+            _sessions.Add(clientId, s);
+            s.Node = _lru.AddLast(s);
+        }
+        else
+        {
+            _lru.Remove(s.Node!);
+            _lru.AddLast(s.Node!);
+        }
+        s.LastUsed = _now;
+        s.Results[sequence] = result;
+        s.Order.Enqueue(sequence);
+        if (s.Order.Count > Window)
+        {
+            var evicted = s.Order.Dequeue();
+            s.Results.Remove(evicted);
+            if (evicted > s.MaxEvicted) s.MaxEvicted = evicted;
+        }
+    }
+
+    private void Remove(Session s)
+    {
+        _lru.Remove(s.Node!);
+        _sessions.Remove(s.Id);
+    }
+}

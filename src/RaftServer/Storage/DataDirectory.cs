@@ -1,0 +1,39 @@
+namespace RaftServer.Storage;
+
+/// <summary>
+/// A node's data directory: <c>LOCK</c> (held while the node runs, so two processes never share
+/// one directory) and <c>wal/</c> (the write-ahead log segments). Snapshots will live in
+/// <c>snap/</c> beside it.
+/// </summary>
+public sealed class DataDirectory : IDisposable
+{
+    private readonly FileStream _lock;
+
+    public string Path { get; }
+    public string WalPath => System.IO.Path.Combine(Path, "wal");
+
+    private DataDirectory(string path, FileStream lockFile)
+    {
+        Path = path;
+        _lock = lockFile;
+    }
+
+    /// <exception cref="IOException">the directory cannot be created or another process holds it.</exception>
+    public static DataDirectory Open(string path)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        Directory.CreateDirectory(full);
+        FileStream lockFile;
+        try
+        {
+            lockFile = new FileStream(System.IO.Path.Combine(full, "LOCK"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"data directory {full} is in use by another process ({e.Message})", e);
+        }
+        return new DataDirectory(full, lockFile);
+    }
+
+    public void Dispose() => _lock.Dispose();
+}

@@ -1,0 +1,74 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using RaftServer.Consensus;
+
+namespace RaftServer.Storage;
+
+/// <summary>
+/// The on-disk record format of the write-ahead log. Every record is
+/// <c>[u32 length][u32 ~length][u32 crc32(payload)][payload]</c>, little-endian. The inverted length
+/// lets recovery tell a damaged length field from a record cut short by a crash; the CRC covers
+/// the payload. A payload starts with its type byte:
+/// <list type="bullet">
+/// <item>1 Entry: i64 index, i64 term, u8 kind, data (the rest)</item>
+/// <item>2 HardState: i64 term, i32 votedFor, i64 commit</item>
+/// </list>
+/// A segment file starts with the 8-byte magic <c>RAFTWAL1</c> and then a HardState record (the
+/// state current when the segment was opened), so whole old segments can be deleted later.
+/// </summary>
+internal static class WalRecord
+{
+    public const int HeaderSize = 12;
+    public const byte EntryType = 1;
+    public const byte HardStateType = 2;
+    public const int EntryFixedSize = 1 + 8 + 8 + 1;
+    public const int HardStateSize = 1 + 8 + 4 + 8;
+    /// <summary>No record is larger: an entry is at most a 1 MiB value, a 1 KiB key and a little framing.</summary>
+    public const int MaxPayload = 64 << 20;
+    public static ReadOnlySpan<byte> Magic => "RAFTWAL1"u8;
+
+    public static int EntrySize(Entry e) => HeaderSize + EntryFixedSize + e.Data.Length;
+    public static int HardStateRecordSize => HeaderSize + HardStateSize;
+
+    public static int WriteEntry(Span<byte> dest, Entry e)
+    {
+        var payload = dest[HeaderSize..];
+        payload[0] = EntryType;
+        BinaryPrimitives.WriteInt64LittleEndian(payload[1..], e.Index);
+        BinaryPrimitives.WriteInt64LittleEndian(payload[9..], e.Term);
+        payload[17] = (byte)e.Kind;
+        e.Data.CopyTo(payload[EntryFixedSize..]);
+        return Seal(dest, EntryFixedSize + e.Data.Length);
+    }
+
+    public static int WriteHardState(Span<byte> dest, HardState hs)
+    {
+        var payload = dest[HeaderSize..];
+        payload[0] = HardStateType;
+        BinaryPrimitives.WriteInt64LittleEndian(payload[1..], hs.Term);
+        BinaryPrimitives.WriteInt32LittleEndian(payload[9..], hs.VotedFor);
+        BinaryPrimitives.WriteInt64LittleEndian(payload[13..], hs.Commit);
+        return Seal(dest, HardStateSize);
+    }
+
+    private static int Seal(Span<byte> dest, int payloadLength)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(dest, (uint)payloadLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(dest[4..], ~(uint)payloadLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(dest[8..], Crc32.HashToUInt32(dest.Slice(HeaderSize, payloadLength)));
+        return HeaderSize + payloadLength;
+    }
+
+    public static Entry ReadEntry(ReadOnlySpan<byte> payload)
+    {
+        var index = BinaryPrimitives.ReadInt64LittleEndian(payload[1..]);
+        var term = BinaryPrimitives.ReadInt64LittleEndian(payload[9..]);
+        var kind = (EntryKind)payload[17];
+        return new Entry(index, term, kind, payload[EntryFixedSize..].ToArray());
+    }
+
+    public static HardState ReadHardState(ReadOnlySpan<byte> payload) => new(
+        BinaryPrimitives.ReadInt64LittleEndian(payload[1..]),
+        BinaryPrimitives.ReadInt32LittleEndian(payload[9..]),
+        BinaryPrimitives.ReadInt64LittleEndian(payload[13..]));
+}

@@ -1,0 +1,35 @@
+using Grpc.Core;
+using RaftServer.Consensus;
+using RaftServer.Hosting;
+using P = RaftPS.Protocol;
+
+namespace RaftServer.Transport;
+
+/// <summary>
+/// The server side of the peer stream: each batch is mapped to core messages on the gRPC thread
+/// and posted to the node loop as one event. While suspended, streams are refused (Unavailable).
+/// </summary>
+public sealed class PeerService(NodeLoop loop) : P.RaftPeer.RaftPeerBase
+{
+    public override async Task<P.StreamClosed> Stream(IAsyncStreamReader<P.MessageBatch> requestStream, ServerCallContext context)
+    {
+        if (loop.View.Suspended) throw Suspended();
+        var members = loop.Config;
+        while (await requestStream.MoveNext(context.CancellationToken))
+        {
+            if (loop.View.Suspended) throw Suspended();
+            var batch = requestStream.Current;
+            if (members.Find(batch.From) is null) continue;
+            var messages = new List<Message>(batch.Messages.Count);
+            foreach (var p in batch.Messages)
+            {
+                if (p.To != loop.Id || p.From != batch.From) continue;
+                if (MessageMapper.FromProto(p) is { } m) messages.Add(m);
+            }
+            if (messages.Count > 0) loop.Post(messages);
+        }
+        return new P.StreamClosed();
+    }
+
+    private static RpcException Suspended() => new(new Status(StatusCode.Unavailable, "the node is suspended"));
+}

@@ -1,0 +1,50 @@
+using Microsoft.Extensions.Logging;
+using RaftServer.Hosting;
+
+namespace RaftServer.Tests.Hosting;
+
+public sealed class NodeSettingsTests
+{
+    [Fact]
+    public void Defaults_give_fast_fail_over_ticks()
+    {
+        var s = NodeSettings.Parse(["2"])!;
+        Assert.Equal(2, s.Id);
+        Assert.Equal("config.conf", s.ConfigPath);
+        Assert.Null(s.DataDir);
+        Assert.Equal(50, s.HeartbeatMs);
+        Assert.Equal(250, s.ElectionTimeoutMs);
+        Assert.Equal(5, s.ElectionTicks);
+        Assert.Equal(LogLevel.Information, s.LogLevel);
+        Assert.False(s.Quiet);
+        Assert.Equal(Path.Combine(Directory.GetCurrentDirectory(), "data", "node-2"), s.ResolveDataDir());
+    }
+
+    [Fact]
+    public void Every_option_is_read()
+    {
+        var s = NodeSettings.Parse(["--config", "c.conf", "1", "--data-dir", "/tmp/d", "--heartbeat-ms", "20", "--election-timeout-ms", "300",
+            "--log-level", "Warning", "--quiet"])!;
+        Assert.Equal((1, "c.conf", "/tmp/d", 20, 300, 15, LogLevel.Warning, true),
+            (s.Id, s.ConfigPath, s.DataDir, s.HeartbeatMs, s.ElectionTimeoutMs, s.ElectionTicks, s.LogLevel, s.Quiet));
+        Assert.Equal("/tmp/d", s.ResolveDataDir());
+        Assert.Null(NodeSettings.Parse(["--help"]));
+    }
+
+    [Theory]
+    [InlineData("", "the node id is missing")]
+    [InlineData("-1", "node id '-1' is not a non-negative integer")]
+    [InlineData("1 2", "unexpected argument '2'")]
+    [InlineData("1 --config", "--config needs a value")]
+    [InlineData("1 --heartbeat-ms 0", "--heartbeat-ms: '0' is not a number of milliseconds from 1 to 60000")]
+    [InlineData("1 --election-timeout-ms x", "--election-timeout-ms: 'x' is not a number")]
+    [InlineData("1 --heartbeat-ms 100 --election-timeout-ms 150", "must be at least twice")]
+    [InlineData("1 --log-level loud", "--log-level: 'loud' is not one of")]
+    [InlineData("1 --log-level 3", "--log-level: '3' is not one of")]
+    [InlineData("1 --what", "unknown option '--what'")]
+    public void Bad_command_lines_say_what_is_wrong(string args, string message)
+    {
+        var e = Assert.Throws<UsageException>(() => NodeSettings.Parse(args.Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.Contains(message, e.Message);
+    }
+}

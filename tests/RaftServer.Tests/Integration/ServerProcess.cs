@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace RaftServer.Tests.Integration;
+
+/// <summary>One RaftServer process (`dotnet RaftServer.dll ...`), its output captured line by line.</summary>
+public sealed class ServerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = new();
+    private readonly object _gate = new();
+
+    public int Id { get; }
+
+    private ServerProcess(int id, Process process)
+    {
+        Id = id;
+        _process = process;
+    }
+
+    /// <summary>src/RaftServer/bin/&lt;Configuration&gt;/net10.0/RaftServer.dll of the build this test assembly belongs to.</summary>
+    public static string ServerDll { get; } = LocateServerDll();
+
+    private static string LocateServerDll()
+    {
+        var baseDir = AppContext.BaseDirectory; // tests/RaftServer.Tests/bin/<Configuration>/net10.0/
+        var configuration = new DirectoryInfo(baseDir).Parent!.Name;
+        for (var dir = new DirectoryInfo(baseDir); dir is not null; dir = dir.Parent)
+        {
+            if (!File.Exists(Path.Combine(dir.FullName, "RaftPS.sln"))) continue;
+            var candidate = Path.Combine(dir.FullName, "src", "RaftServer", "bin", configuration, "net10.0", "RaftServer.dll");
+            if (File.Exists(candidate)) return candidate;
+        }
+        // Fallback: the copy beside the tests (project reference).
+        return Path.Combine(baseDir, "RaftServer.dll");
+    }
+
+    public static ServerProcess Start(int id, string workDir, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(ServerDll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        var server = new ServerProcess(id, process);
+        process.OutputDataReceived += (_, e) => server.Add(e.Data);
+        process.ErrorDataReceived += (_, e) => server.Add(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return server;
+    }
+
+    private void Add(string? line)
+    {
+        if (line is null) return;
+        lock (_gate) _lines.Add(line);
+    }
+
+    public string Output
+    {
+        get { lock (_gate) return string.Join('\n', _lines); }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public async Task<bool> WaitForOutput(string text, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            if (Output.Contains(text, StringComparison.Ordinal)) return true;
+            if (_process.HasExited) { await Task.Delay(100); return Output.Contains(text, StringComparison.Ordinal); }
+            await Task.Delay(20);
+        }
+        return false;
+    }
+
+    /// <summary>Waits for the process to exit by itself; returns its exit code (or null on timeout).</summary>
+    public async Task<int?> WaitForExit(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            _process.WaitForExit(); // flush the output readers
+            return _process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>kill -9.</summary>
+    public void Kill()
+    {
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+        catch (InvalidOperationException) { }
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+
+    /// <summary>Free loopback ports (bound to port 0, then released).</summary>
+    public static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ =>
+        {
+            var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            return l;
+        }).ToList();
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        foreach (var l in listeners) l.Stop();
+        return ports;
+    }
+
+    public static string TempDir(string name)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "raftps-tests", $"{name}-{Guid.NewGuid():N}"[..(name.Length + 9)]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    public static string WriteConfig(string dir, IEnumerable<(int Id, int Port)> nodes)
+    {
+        var sb = new StringBuilder();
+        foreach (var (id, port) in nodes) sb.Append($"{id} 127.0.0.1 {port}\n");
+        var path = Path.Combine(dir, "config.conf");
+        File.WriteAllText(path, sb.ToString());
+        return path;
+    }
+}
