@@ -14,7 +14,7 @@
 # started, by PID; writes docs/benchmarks.md and docs/benchmarks.svg.
 #
 # Settings (environment): DURATION WARMUP ROUNDS CONCURRENCY WORKLOADS CHANNELS TARGETS SOAK_S
-# FAILOVER PIPELINE RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS OUT KEEP_WORK.
+# FAILOVER PIPELINE RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS OUT KEEP_WORK NOTE (a line for the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,7 +32,7 @@ ROOT=$PWD
 : "${OUT:=docs/benchmarks.md}"
 # RaftPS's default timers, passed explicitly to RaftPS and to the second etcd cluster.
 : "${RAFTPS_HEARTBEAT_MS:=50}"
-: "${RAFTPS_ELECTION_MS:=500}"
+: "${RAFTPS_ELECTION_MS:=250}"
 ETCD_HEARTBEAT_MS=100
 ETCD_ELECTION_MS=1000
 
@@ -115,6 +115,7 @@ start_etcd() { # name heartbeat-ms election-ms
             --quota-backend-bytes 8589934592 --logger zap --log-level warn \
             >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null &
         echo $! >> "$WORK/$name.pids"
+        disown $!   # stopped by PID below; no job-control noise when one is killed
         clients+="${clients:+,}127.0.0.1:$client"
     done
     ENDPOINTS[$name]=$clients; KIND[$name]=etcd
@@ -131,8 +132,10 @@ start_raftps() { # name heartbeat-ms election-ms
     local clients=""
     for i in 0 1 2; do
         (cd "$WORK/$name" && exec dotnet "$SERVER_DLL" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
-            --heartbeat-ms "$hb" --election-timeout-ms "$et" >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null) &
+            --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning \
+            >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null) &
         echo $! >> "$WORK/$name.pids"
+        disown $!
         clients+="${clients:+,}127.0.0.1:${ports[$i]}"
     done
     ENDPOINTS[$name]=$clients; KIND[$name]=raftps
@@ -143,6 +146,7 @@ target_args() { echo --target "${KIND[$1]}" --endpoints "${ENDPOINTS[$1]}"; }
 # ---------------------------------------------------------------------------------------------
 # The clusters
 # ---------------------------------------------------------------------------------------------
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ETCD_VERSION=$(etcd --version | awk '/etcd Version/ {print $3}')
 printf '{"kind":"meta","name":"etcd","value":"%s (Debian package), --heartbeat-interval/--election-timeout as labelled, fsync on (default)"}\n' "$ETCD_VERSION" >> "$RESULTS"
 printf '{"kind":"meta","name":"RaftPS","value":"%s (git), Release build, --heartbeat-ms %s --election-timeout-ms %s"}\n' "$(git rev-parse --short HEAD)" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" >> "$RESULTS"
@@ -163,13 +167,17 @@ for t in $TARGETS; do
     [[ -n ${KIND[$t]:-} ]] || continue
     log "$t: waiting for a leader on ${ENDPOINTS[$t]}"
     read -r leader term < <("${BENCH[@]}" leader $(target_args "$t") --timeout-s 60)
+    [[ -n ${leader:-} ]] || { log "$t: no leader"; exit 1; }
     log "$t: leader is node $leader (term $term)"
-    "${BENCH[@]}" preload $(target_args "$t")
     LIVE+=("$t")
 done
 [[ ${#LIVE[@]} -gt 0 ]] || { log "no cluster started"; exit 1; }
-sleep 2
+sleep 3
+# At rest: a fresh cluster, then the same with the 10,000 keys loaded.
 for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label "$t" --phase idle --json "$RESULTS"; done
+for t in "${LIVE[@]}"; do "${BENCH[@]}" preload $(target_args "$t"); done
+sleep 3
+for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label "$t" --phase idle-data --json "$RESULTS"; done
 
 # ---------------------------------------------------------------------------------------------
 # Throughput and latency: the same cell against each cluster in turn, ROUNDS times.
@@ -255,7 +263,7 @@ DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS CONCURRENCY=$CONCURRENCY WORKLO
 dotnet bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll run --target raftps|etcd --endpoints 127.0.0.1:P0,127.0.0.1:P1,127.0.0.1:P2 \\
     --workloads put|get|mixed --concurrency C --warmup $WARMUP --duration $DURATION --channels $CHANNELS --no-preload --pids-file PIDS --json results.jsonl
 # RaftPS nodes:
-dotnet src/RaftServer/bin/Release/net10.0/RaftServer.dll ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS
+dotnet src/RaftServer/bin/Release/net10.0/RaftServer.dll ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS --quiet --log-level warning
 # etcd members (and again with --heartbeat-interval $RAFTPS_HEARTBEAT_MS --election-timeout $RAFTPS_ELECTION_MS for etcd-rafttimers):
 etcd --name etcd-I --data-dir DIR --listen-client-urls http://127.0.0.1:C --advertise-client-urls http://127.0.0.1:C \\
     --listen-peer-urls http://127.0.0.1:P --initial-advertise-peer-urls http://127.0.0.1:P --initial-cluster ... --initial-cluster-state new \\
@@ -263,9 +271,16 @@ etcd --name etcd-I --data-dir DIR --listen-client-urls http://127.0.0.1:C --adve
 # fail-over:
 dotnet bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll failover --target raftps|etcd --endpoints ... --pids-file PIDS --repeat 5
 EOF
-NOTES="$ROOT/bench/notes.md"
+NOTES="$WORK/notes.md"
+{
+    [[ -f $ROOT/bench/notes.md ]] && cat "$ROOT/bench/notes.md"
+    echo
+    echo "Load average (1, 5, 15 min) when this session started: $LOAD_START; when it ended: $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "On 2 cores, anything above about 2 means other processes were competing with the clusters and the client."
+    [[ -n ${NOTE:-} ]] && { echo; echo "$NOTE"; }
+} > "$NOTES"
 mkdir -p "$(dirname "$OUT")"
 cp "$RESULTS" "${OUT%.md}.jsonl"
 "${BENCH[@]}" report --results "${OUT%.md}.jsonl" --out "$OUT" --svg "${OUT%.md}.svg" --baseline raftps \
-    --commands "$WORK/commands.txt" $([[ -f $NOTES ]] && echo --notes "$NOTES")
+    --commands "$WORK/commands.txt" --notes "$NOTES"
 log "done: $OUT"

@@ -14,7 +14,7 @@ static class Program
 
         run        --target raftps|etcd --endpoints H:P,H:P,... [--label NAME] [--workloads put,get,mixed]
                    [--concurrency 1,16,64,256] [--warmup 2] [--duration 10] [--channels 4] [--keys 10000]
-                   [--connect leader|N] [--no-preload] [--pids-file F] [--round N] [--kind run|soak] [--json FILE] [--no-header]
+                   [--connect leader|N] [--no-preload] [--pids-file F] [--round N] [--kind run|soak] [--stale] [--json FILE] [--no-header]
         preload    --target T --endpoints E [--keys 10000] [--concurrency 64]
         failover   --target T --endpoints E --pids-file F [--label NAME] [--repeat 5] [--attempt-timeout-ms 250]
                    [--before-s 1] [--settle-s 3] [--max-wait-s 20] [--log-dir DIR] [--json FILE]
@@ -131,6 +131,7 @@ static class Program
         string? json = a.Str("json");
         bool noHeader = a.Flag("no-header");
         string kind = a.Str("kind", "run")!;
+        ReadMode.Stale = a.Flag("stale");
         a.CheckAllUsed();
         if (channels < 1) throw new UsageException("--channels must be positive");
 
@@ -173,7 +174,7 @@ static class Program
                     ["label"] = label,
                     ["target"] = target.Kind,
                     ["round"] = round,
-                    ["workload"] = workload.ToString().ToLowerInvariant(),
+                    ["workload"] = workload.ToString().ToLowerInvariant() + (ReadMode.Stale && workload != Workload.Put ? "-stale" : ""),
                     ["concurrency"] = c,
                     ["channels"] = channels,
                     ["keys"] = keys,

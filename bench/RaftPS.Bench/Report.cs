@@ -188,11 +188,11 @@ static class Report
         if (rss.Count == 0) md.AppendLine("Not measured in this session.");
         else
         {
-            md.AppendLine("VmRSS from /proc/PID/status: idle = after start-up and the preload, before the runs; under load = the highest");
-            md.AppendLine("value seen at the end of a measured period (peak = VmHWM at the end of the session).");
+            md.AppendLine("VmRSS from /proc/PID/status: idle = a fresh cluster with a leader, at rest; with data = at rest after the");
+            md.AppendLine("10,000-key preload; under load = the highest value seen at the end of a measured period; peak = VmHWM at the end.");
             md.AppendLine();
-            md.AppendLine("| target | node | idle MiB | under load MiB | peak MiB |");
-            md.AppendLine("|---|--:|--:|--:|--:|");
+            md.AppendLine("| target | node | idle MiB | with data MiB | under load MiB | peak MiB |");
+            md.AppendLine("|---|--:|--:|--:|--:|--:|");
             foreach (var g in rss.GroupBy(r => ((string)r["label"]!, (int)r["node"]!)))
             {
                 string Pick(string phase, string field) =>
@@ -202,7 +202,7 @@ static class Report
                     .Select(r => r.Rss[g.Key.Item2]!.Value).DefaultIfEmpty(-1).Max();
                 string load = Pick("load", "rss_kib");
                 if (fromRuns >= 0 && (load == "—" || fromRuns / 1024.0 > double.Parse(load, CultureInfo.InvariantCulture))) load = $"{fromRuns / 1024.0:0.0}";
-                md.AppendLine($"| {g.Key.Item1} | {g.Key.Item2} | {Pick("idle", "rss_kib")} | {load} | {Pick("end", "peak_rss_kib")} |");
+                md.AppendLine($"| {g.Key.Item1} | {g.Key.Item2} | {Pick("idle", "rss_kib")} | {Pick("idle-data", "rss_kib")} | {load} | {Pick("end", "peak_rss_kib")} |");
             }
         }
         md.AppendLine();

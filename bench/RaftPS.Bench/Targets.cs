@@ -28,6 +28,12 @@ interface ITarget : IDisposable
     Task BetweenRunsAsync(int endpoint, CancellationToken ct);
 }
 
+static class ReadMode
+{
+    /// <summary>Serializable/stale reads (etcd serializable=true, RaftPS stale=true) instead of linearizable: diagnostics only.</summary>
+    public static bool Stale;
+}
+
 interface IWorker
 {
     Task PutAsync(int key, DateTime? deadline, CancellationToken ct);
@@ -143,7 +149,7 @@ sealed class RaftPsTarget : ITarget
         // Reused: a closed-loop worker has one call in flight, and a unary call has serialized its
         // request before its response can arrive.
         readonly R.SetRequest _set = new() { Value = target._value };
-        readonly R.GetRequest _get = new();
+        readonly R.GetRequest _get = new() { Stale = ReadMode.Stale };
 
         public Task PutAsync(int key, DateTime? deadline, CancellationToken ct)
         {
@@ -232,7 +238,7 @@ sealed class EtcdTarget : ITarget
     sealed class Worker(E.KV.KVClient client, EtcdTarget target) : IWorker
     {
         readonly E.PutRequest _put = new() { Value = target._value };
-        readonly E.RangeRequest _range = new() { Serializable = false };
+        readonly E.RangeRequest _range = new() { Serializable = ReadMode.Stale };
 
         public Task PutAsync(int key, DateTime? deadline, CancellationToken ct)
         {
