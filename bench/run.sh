@@ -14,7 +14,7 @@
 # started, by PID; writes docs/benchmarks.md and docs/benchmarks.svg.
 #
 # Settings (environment): DURATION WARMUP ROUNDS CONCURRENCY WORKLOADS CHANNELS TARGETS SOAK_S
-# FAILOVER PIPELINE RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS OUT KEEP_WORK NOTE (a line for the report).
+# FAILOVER PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS OUT KEEP_WORK NOTE (a line for the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -212,29 +212,23 @@ for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label 
 # The PowerShell pipeline: Import-Csv of 10,000 rows into Set-RaftValue.
 # ---------------------------------------------------------------------------------------------
 if [[ $PIPELINE == 1 && -n ${KIND[raftps]:-} ]]; then
-    MANIFEST="$ROOT/out/RaftPS/RaftPS.psd1"
+    # PIPELINE_MANIFEST: another build of the module (e.g. a branch not merged yet); default: this one.
+    MANIFEST=${PIPELINE_MANIFEST:-$ROOT/out/RaftPS/RaftPS.psd1}
     if [[ -f $MANIFEST ]] && dotnet pwsh -NoProfile -NonInteractive -Command \
         "Import-Module '$MANIFEST'; if (-not (Get-Command Set-RaftValue -ErrorAction SilentlyContinue)) { exit 1 }" >/dev/null 2>&1; then
         CSV="$WORK/kv.csv"
         { echo 'Key,Value'; for i in $(seq 0 9999); do printf 'ps/key-%05d,value-%05d-%0200d\n' "$i" "$i" 0; done; } > "$CSV"
         IFS=',' read -r -a EPS <<< "${ENDPOINTS[raftps]}"
         read -r leader _ < <("${BENCH[@]}" leader $(target_args raftps))
-        host=${EPS[$leader]%:*}; port=${EPS[$leader]##*:}
         for round in $(seq 1 "$ROUNDS"); do
-            log "PowerShell pipeline, round $round"
-            dotnet pwsh -NoProfile -NonInteractive -Command "
-                \$ErrorActionPreference = 'Stop'
-                Import-Module '$MANIFEST'
-                Connect-RaftNode -Address $host -Port $port | Out-Null
-                \$rows = (Get-Content '$CSV').Count - 1
-                \$sw = [Diagnostics.Stopwatch]::StartNew()
-                Import-Csv '$CSV' | Set-RaftValue
-                \$sw.Stop()
-                '{\"kind\":\"pipeline\",\"label\":\"raftps\",\"round\":$round,\"rows\":{0},\"seconds\":{1:0.000},\"ops_per_s\":{2:0.0}}' -f \$rows, \$sw.Elapsed.TotalSeconds, (\$rows / \$sw.Elapsed.TotalSeconds)
-            " | tee -a "$RESULTS"
+            log "PowerShell pipeline, round $round (Import-Csv of 10,000 rows | Set-RaftValue)"
+            dotnet pwsh -NoProfile -NonInteractive -File bench/pipeline.ps1 -Manifest "$MANIFEST" \
+                -Address "${EPS[$leader]%:*}" -Port "${EPS[$leader]##*:}" -Csv "$CSV" -Round "$round" | tee -a "$RESULTS" \
+                || log "PowerShell pipeline failed"
         done
     else
-        # HOOK: the module's Set-RaftValue has not landed on this branch yet; rerun when it has.
+        # HOOK: the module's Set-RaftValue has not landed on this branch yet: it is measured as soon as
+        # out/RaftPS/RaftPS.psd1 exports it (or point PIPELINE_MANIFEST at a build that does).
         log "PowerShell pipeline skipped: $MANIFEST has no Set-RaftValue yet"
     fi
 fi
