@@ -240,8 +240,12 @@ public sealed partial class RaftNode
             term = newTerm;
             votedFor = HardState.NoVote;
         }
+        // Figure 2 restarts the election timer only on hearing from the leader, granting a vote or
+        // starting an election. Adopting a higher term from a candidate whose log is behind must
+        // not restart it, or stale candidates could keep the up-to-date nodes from ever timing
+        // out. A leader stepping down starts a fresh follower timer.
+        if (role == Role.Leader) ResetTimers();
         role = Role.Follower;
-        ResetTimers();
         leadTransferee = SoftState.NoLeader;
         if (wasLeader) FailLeaderReads();
         SetLeader(leader);

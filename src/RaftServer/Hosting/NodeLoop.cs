@@ -293,14 +293,13 @@ public sealed class NodeLoop : IDisposable
     private void HandleReady(Ready rd)
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
+        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
         if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
         {
             _lastVote = hs.VotedFor;
             _lastVoteTerm = hs.Term;
             Log.VotedFor(_logger, hs.VotedFor);
         }
-
-        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
         _peers.Send(rd.Messages);
 
         var committed = rd.CommittedEntries;

@@ -111,6 +111,8 @@ public static class ServerHost
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(loop);
+        // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = 64 << 20; // values are capped at 1 MiB by validation; peer batches at 4 MiB
@@ -150,6 +152,7 @@ public static class ServerHost
 
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
         loop.Start();
+        app.Lifetime.ApplicationStopping.Register(loop.Stop);
         await app.WaitForShutdownAsync();
         loop.Stop();
         await app.DisposeAsync();

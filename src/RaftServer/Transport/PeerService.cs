@@ -9,13 +9,14 @@ namespace RaftServer.Transport;
 /// The server side of the peer stream: each batch is mapped to core messages on the gRPC thread
 /// and posted to the node loop as one event. While suspended, streams are refused (Unavailable).
 /// </summary>
-public sealed class PeerService(NodeLoop loop) : P.RaftPeer.RaftPeerBase
+public sealed class PeerService(NodeLoop loop, Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime) : P.RaftPeer.RaftPeerBase
 {
     public override async Task<P.StreamClosed> Stream(IAsyncStreamReader<P.MessageBatch> requestStream, ServerCallContext context)
     {
         if (loop.View.Suspended) throw Suspended();
         var members = loop.Config;
-        while (await requestStream.MoveNext(context.CancellationToken))
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        while (await MoveNext(requestStream, stopping.Token))
         {
             if (loop.View.Suspended) throw Suspended();
             var batch = requestStream.Current;
@@ -29,6 +30,18 @@ public sealed class PeerService(NodeLoop loop) : P.RaftPeer.RaftPeerBase
             if (messages.Count > 0) loop.Post(messages);
         }
         return new P.StreamClosed();
+    }
+
+    private static async Task<bool> MoveNext(IAsyncStreamReader<P.MessageBatch> stream, CancellationToken ct)
+    {
+        try
+        {
+            return await stream.MoveNext(ct);
+        }
+        catch (OperationCanceledException)
+        {
+            return false; // the peer went away or this node is stopping
+        }
     }
 
     private static RpcException Suspended() => new(new Status(StatusCode.Unavailable, "the node is suspended"));

@@ -8,11 +8,26 @@ namespace RaftServer.Tests.Integration;
 
 /// <summary>The process: bad command lines and configs, ports in use, no quorum, a damaged log.</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class ProcessTests
+public sealed class ProcessTests : IDisposable
 {
+    private readonly List<string> _dirs = new();
+
+    public void Dispose()
+    {
+        foreach (var d in _dirs)
+            try { Directory.Delete(d, true); } catch (IOException) { }
+    }
+
+    private string TempDir(string name)
+    {
+        var dir = ServerProcess.TempDir(name);
+        _dirs.Add(dir);
+        return dir;
+    }
+
     private static readonly TimeSpan ExitWait = TimeSpan.FromSeconds(30);
 
-    private static async Task<(int? Code, string Output)> RunToExit(string dir, params string[] args)
+    private async Task<(int? Code, string Output)> RunToExit(string dir, params string[] args)
     {
         using var p = ServerProcess.Start(-1, dir, args);
         var code = await p.WaitForExit(ExitWait);
@@ -22,7 +37,7 @@ public sealed class ProcessTests
     [Fact]
     public async Task A_malformed_config_names_the_line_and_exits_2()
     {
-        var dir = ServerProcess.TempDir("badconf");
+        var dir = TempDir("badconf");
         File.WriteAllText(Path.Combine(dir, "config.conf"), "0 127.0.0.1 50000\n1 127.0.0.1\n");
         var (code, output) = await RunToExit(dir, "0");
         Assert.Equal(2, code);
@@ -35,7 +50,7 @@ public sealed class ProcessTests
     [InlineData("missing-file")]
     public async Task Config_problems_exit_2_with_one_clear_line(string what)
     {
-        var dir = ServerProcess.TempDir("conf");
+        var dir = TempDir("conf");
         var text = what == "duplicate" ? "0 127.0.0.1 50000\n0 127.0.0.1 50001\n" : "0 127.0.0.1 50000\n1 127.0.0.1 50001\n";
         if (what != "missing-file") File.WriteAllText(Path.Combine(dir, "config.conf"), text);
         var (code, output) = await RunToExit(dir, what == "unknown-id" ? "7" : "0");
@@ -55,7 +70,7 @@ public sealed class ProcessTests
     [InlineData("0 --bogus", "unknown option '--bogus'")]
     public async Task Bad_command_lines_exit_2_with_usage(string args, string expected)
     {
-        var dir = ServerProcess.TempDir("args");
+        var dir = TempDir("args");
         var (code, output) = await RunToExit(dir, args.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(2, code);
         Assert.Contains(expected, output);
@@ -65,7 +80,7 @@ public sealed class ProcessTests
     [Fact]
     public async Task A_port_in_use_exits_1_naming_the_port()
     {
-        var dir = ServerProcess.TempDir("port");
+        var dir = TempDir("port");
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         try

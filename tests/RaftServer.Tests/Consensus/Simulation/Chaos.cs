@@ -1,0 +1,98 @@
+namespace RaftServer.Tests.Consensus.Simulation;
+
+/// <summary>
+/// One randomised schedule, fully determined by its seed: a cluster of 3, 5 or 7 nodes on a
+/// reliable or unreliable network, clients writing and reading, and a sequence of faults
+/// (partitions including a cut-off leader, crashes and restarts from persisted state, crashes
+/// between persisting and sending, long pauses), then healing, a liveness check and every
+/// safety check.
+/// </summary>
+internal static class Chaos
+{
+    public static Simulation Run(int seed)
+    {
+        var random = new Random(seed);
+        int nodes = (seed % 3) switch { 0 => 3, 1 => 5, _ => 7 };
+        var config = random.Next(3) == 0 ? SimConfig.Reliable(nodes) : SimConfig.Unreliable(nodes) with
+        {
+            Loss = random.NextDouble() * 0.2,
+            Duplicate = random.NextDouble() * 0.1,
+            MaxDelay = 2 + random.Next(30),
+        };
+        // Mostly the production settings, sometimes the paper's plain algorithm.
+        config = config with
+        {
+            PreVote = random.Next(5) != 0,
+            CheckQuorum = random.Next(5) != 0,
+            MaxInflightAppends = 1 + random.Next(8),
+            MaxAppendBytes = random.Next(2) == 0 ? 0 : random.Next(72), // 0: one entry per Append
+        };
+
+        var sim = new Simulation(seed, config, random.Next()) { Keys = 1 + random.Next(3) };
+        sim.AddClients(2 + random.Next(3));
+        sim.ClientsActive = true;
+
+        int phases = 4 + random.Next(4);
+        for (int phase = 0; phase < phases; phase++)
+        {
+            sim.CrashAfterPersist = 0;
+            Inject(sim, random);
+            sim.RunTicks(5 + random.Next(30));
+        }
+        sim.CheckFinal();
+        return sim;
+    }
+
+    private static void Inject(Simulation sim, Random random)
+    {
+        int n = sim.Nodes.Length;
+        int minority = (n - 1) / 2;
+        switch (random.Next(10))
+        {
+            case 9:
+            {
+                // Leadership transfer to a random node, or to the most up-to-date one.
+                int leader = sim.Leader();
+                if (leader >= 0) sim.Nodes[leader].Core!.TransferLeadership(random.Next(2) == 0 ? null : random.Next(n));
+                break;
+            }
+            case 0:
+                break; // a quiet phase
+            case 1:
+            {
+                int leader = sim.Leader();
+                if (leader >= 0) sim.Disconnect(leader); // the partitioned old leader
+                break;
+            }
+            case 2:
+                sim.Partition(RandomSubset(random, n, 1 + random.Next(minority)));
+                break;
+            case 3:
+                sim.Partition(RandomSubset(random, n, random.Next(n + 1))); // anything, maybe no majority
+                break;
+            case 4:
+                foreach (int id in RandomSubset(random, n, 1 + random.Next(minority))) sim.Crash(id);
+                break;
+            case 5:
+                foreach (var node in sim.Nodes)
+                    if (!node.Alive) sim.Restart(node.Id);
+                break;
+            case 6:
+                sim.Pause(random.Next(n), sim.TicksToSteps(sim.Config.ElectionTicks * (1 + random.Next(4))));
+                break;
+            case 7:
+                sim.CrashAfterPersist = 0.01;
+                break;
+            default:
+                sim.ConnectAll();
+                break;
+        }
+    }
+
+    private static HashSet<int> RandomSubset(Random random, int n, int size)
+    {
+        var set = new HashSet<int>();
+        while (set.Count < Math.Min(size, n)) set.Add(random.Next(n));
+        return set;
+    }
+}

@@ -1,0 +1,34 @@
+namespace RaftServer.Tests.Consensus.Simulation;
+
+/// <summary>The knobs of one simulated run. Times are in simulation steps; a node ticks every
+/// <see cref="StepsPerTick"/> steps.</summary>
+internal sealed record SimConfig
+{
+    public int Nodes { get; init; } = 3;
+    public int ElectionTicks { get; init; } = 10;
+    public int HeartbeatTicks { get; init; } = 1;
+    public int StepsPerTick { get; init; } = 10;
+    public bool PreVote { get; init; } = true;
+    public bool CheckQuorum { get; init; } = true;
+    public int MaxInflightAppends { get; init; } = 8;
+    /// <summary>Small, so that batching splits the log into several messages.</summary>
+    public long MaxAppendBytes { get; init; } = 64;
+
+    /// <summary>Probability that a message is dropped.</summary>
+    public double Loss { get; init; }
+    /// <summary>Probability that a message is delivered twice.</summary>
+    public double Duplicate { get; init; }
+    /// <summary>Delivery delay, uniform in [MinDelay, MaxDelay] steps; a wide range reorders.</summary>
+    public int MinDelay { get; init; } = 1;
+    public int MaxDelay { get; init; } = 3;
+    /// <summary>Probability, per Ready, that the node crashes right after persisting it and before
+    /// sending its messages (only while crashes are being injected).</summary>
+    public double CrashAfterPersist { get; init; }
+
+    public static SimConfig Reliable(int nodes) => new() { Nodes = nodes };
+
+    public static SimConfig Unreliable(int nodes) => new()
+    {
+        Nodes = nodes, Loss = 0.1, Duplicate = 0.05, MinDelay = 1, MaxDelay = 25,
+    };
+}
