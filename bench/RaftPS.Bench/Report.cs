@@ -81,6 +81,8 @@ static class Report
             md.AppendLine();
         }
 
+        WriteGoals(md, baseline, others, runs, soaks, failovers, rss, pipelines);
+
         md.AppendLine("## Throughput and latency");
         md.AppendLine();
         md.AppendLine("Closed loop: C concurrent requests, each issuing the next as soon as the last is answered, over a small pool of");
@@ -233,6 +235,60 @@ static class Report
         File.WriteAllText(outPath, md.ToString());
         Console.Error.WriteLine($"wrote {outPath} and {svgPath}");
         return 0;
+    }
+
+    /// <summary>The goals of issue 6, each with what this session measured.</summary>
+    static void WriteGoals(StringBuilder md, string baseline, List<string> others, List<Run> runs, List<Run> soaks,
+        List<JsonNode> failovers, List<JsonNode> rss, List<JsonNode> pipelines)
+    {
+        var b = runs.Where(r => r.Label == baseline).ToList();
+        if (b.Count == 0 && failovers.Count == 0) return;
+        md.AppendLine("## Against the goals");
+        md.AppendLine();
+        md.AppendLine("| goal | measured | met |");
+        md.AppendLine("|---|---|:-:|");
+        double? Mean(string label, string workload, int c)
+        {
+            var rs = runs.Where(r => r.Label == label && r.Workload == workload && r.Concurrency == c).ToList();
+            return rs.Count == 0 ? null : rs.Average(r => r.OpsPerSec);
+        }
+        string Mark(bool ok) => ok ? "yes" : "**no**";
+        foreach (var other in others.Where(o => runs.Any(r => r.Label == o)))
+        {
+            // every throughput row ahead
+            var rows = Distinct(b.Select(r => (r.Workload, r.Concurrency)))
+                .Select(k => (k.Workload, k.Concurrency, B: Mean(baseline, k.Workload, k.Concurrency), O: Mean(other, k.Workload, k.Concurrency)))
+                .Where(x => x.B is not null && x.O is not null).ToList();
+            if (rows.Count > 0)
+            {
+                var behind = rows.Where(x => x.B < x.O).ToList();
+                md.AppendLine($"| ahead of {other} in every throughput row | {rows.Count - behind.Count} of {rows.Count} rows ahead" +
+                    (behind.Count > 0 ? $" (behind: {string.Join(", ", behind.Select(x => $"{x.Workload} C={x.Concurrency} {x.B / x.O:0.00}x"))})" : "") +
+                    $" | {Mark(behind.Count == 0)} |");
+            }
+            foreach (var w in new[] { "put", "get" })
+                foreach (int c in new[] { 64, 256 })
+                    if (Mean(baseline, w, c) is double x && Mean(other, w, c) is double y)
+                        md.AppendLine($"| {w} C={c} at least 1.5x {other} | {x:N0} vs {y:N0} ops/s = {x / y:0.00}x | {Mark(x / y >= 1.5)} |");
+        }
+        var fo = failovers.Where(f => (string?)f["label"] == baseline).Select(f => (double?)f["ms"]).ToList();
+        if (fo.Count > 0)
+        {
+            var ok = fo.Where(x => x is not null).Select(x => x!.Value).OrderBy(x => x).ToList();
+            double? median = ok.Count == 0 ? null : ok.Count % 2 == 1 ? ok[ok.Count / 2] : (ok[ok.Count / 2 - 1] + ok[ok.Count / 2]) / 2;
+            md.AppendLine($"| fail-over median under 0.4 s (default timers) | {(median is double m ? $"{m:0} ms" : "none recovered")} ({ok.Count} of {fo.Count} rounds) | {Mark(median is double mm && mm < 400 && ok.Count == fo.Count)} |");
+        }
+        var soak = soaks.Where(r => r.Label == baseline).ToList();
+        if (soak.Count > 0)
+            md.AppendLine($"| no leader change during a {soak.Max(r => r.Duration):0} s saturating run | {(soak.All(r => r.LeaderStable) ? "no change" : "changed")}, {soak.Sum(r => r.Errors)} failed requests | {Mark(soak.All(r => r.LeaderStable))} |");
+        var idle = rss.Where(r => (string?)r["label"] == baseline && (string?)r["phase"] == "idle").Select(r => (long?)r["rss_kib"]).Where(v => v is not null).Select(v => v!.Value).ToList();
+        if (idle.Count > 0)
+            md.AppendLine($"| idle RSS per node under 60 MiB | {string.Join(", ", idle.Select(k => $"{k / 1024.0:0.0}"))} MiB | {Mark(idle.Max() < 60 * 1024)} |");
+        var pipe = pipelines.Select(p => (double?)p["ops_per_s"]).Where(v => v is not null).Select(v => v!.Value).ToList();
+        md.AppendLine(pipe.Count > 0
+            ? $"| PowerShell pipeline at least 5,000 writes/s | {string.Join(", ", pipe.Select(v => v.ToString("N0", CultureInfo.InvariantCulture)))} writes/s | {Mark(pipe.Max() >= 5000)} |"
+            : "| PowerShell pipeline at least 5,000 writes/s | not measured (module not landed) | — |");
+        md.AppendLine();
     }
 
     static Run ToRun(JsonNode n)
