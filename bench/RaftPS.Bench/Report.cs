@@ -349,7 +349,7 @@ static class Report
 
     static void WriteSvg(string path, List<Run> runs, List<string> labels)
     {
-        const int panelW = 340, panelH = 230, left = 70, top = 70, gapX = 60, gapY = 70;
+        const int panelW = 340, panelH = 230, left = 70, top = 86, gapX = 60, gapY = 70;
         int width = left + 3 * panelW + 2 * gapX + 30;
         int height = top + 2 * panelH + gapY + 70;
         var svg = new StringBuilder();
