@@ -38,7 +38,7 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
     {
         RequestValidation.Key(request.Key);
         RequestValidation.Value(request.Value.Length);
-        if (_log.IsEnabled(LogLevel.Information)) Log.SetCommand(_log, request.Key, new Utf8Text(request.Value.Memory));
+        Log.SetCommand(_log, request.Key, new Utf8Text(request.Value.Memory));
         var result = await WriteAsync(CommandOp.Set, request.Key, request.Value, request.ClientId, request.Sequence, context,
             static (client, req, headers, deadline, ct) => client.SetAsync(req, headers, deadline, ct).ResponseAsync, request);
         return result.Forwarded ?? new P.SetReply { Index = result.Local.Index };

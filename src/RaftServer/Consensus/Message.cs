@@ -23,15 +23,23 @@ public sealed record Message
     public long Term { get; init; }
     /// <summary>Append: term of the entry before Entries. Votes: the candidate's last log term.</summary>
     public long LogTerm { get; init; }
-    /// <summary>Append: index of the entry before Entries. Votes: last log index. Responses: index acknowledged.</summary>
+    /// <summary>Append: index of the entry before Entries. Votes: last log index. AppendResponse:
+    /// index acknowledged, or on reject the rejected previous index. ReadIndexResponse: the read
+    /// index, -1 when refused.</summary>
     public long Index { get; init; }
     public IReadOnlyList<Entry> Entries { get; init; } = [];
     public long Commit { get; init; }
     public bool Reject { get; init; }
-    /// <summary>AppendResponse reject: the follower's first index of the conflicting term (or its last index + 1).</summary>
+    /// <summary>AppendResponse reject: the follower's first index of the conflicting term, never
+    /// at or below its commit index (or its last index + 1 when its log is too short).</summary>
     public long RejectHint { get; init; }
     /// <summary>AppendResponse reject: the conflicting term; 0 when the follower's log is too short.</summary>
     public long HintTerm { get; init; }
-    /// <summary>Read index: the request id, carried through the heartbeat round that confirms leadership.</summary>
+    /// <summary>
+    /// ReadIndex / ReadIndexResponse: the follower's read request id. Heartbeat /
+    /// HeartbeatResponse: the leader's read-index round, echoed so a majority of answers
+    /// confirms every read of that round. Vote: <see cref="RaftNode.TransferVoteContext"/> when a
+    /// leadership transfer caused the election (peers then answer despite the leader lease).
+    /// </summary>
     public long Context { get; init; }
 }

@@ -24,7 +24,7 @@ public sealed partial class RaftNode
         var entry = new Entry(log.LastIndex + 1, term, kind, command);
         log.Append(entry);
         self.MaybeUpdate(entry.Index);
-        MaybeCommit(); // a single-node cluster commits at once
+        if (Quorum == 1) MaybeCommit(); // a single-node cluster commits at once
         broadcastPending = true;
         return new ProposeResult(ProposeOutcome.Accepted, entry.Index, entry.Term, Id);
     }
@@ -64,7 +64,9 @@ public sealed partial class RaftNode
         else
         {
             hintTerm = log.TermAt(m.Index);
-            rejectHint = log.FirstIndexOfTermAt(m.Index);
+            // Never below our commit index + 1: everything committed matches the leader's log, so
+            // the leader need not probe (or, after compaction, send a snapshot) below it.
+            rejectHint = Math.Max(log.FirstIndexOfTermAt(m.Index), log.Committed + 1);
         }
         Send(new Message
         {

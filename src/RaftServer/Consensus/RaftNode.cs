@@ -207,6 +207,12 @@ public sealed partial class RaftNode
 
     // ---- Ready / Advance -------------------------------------------------------------------
 
+    /// <summary>
+    /// Whether there is a Ready to handle. Asking (like <see cref="GetReady"/>) also ends the loop
+    /// turn for batching: the leader then emits the turn's Appends (one per peer for all the
+    /// turn's proposals), commit notices and read-index heartbeat round. So step every queued
+    /// event first, then ask.
+    /// </summary>
     public bool HasReady
     {
         get

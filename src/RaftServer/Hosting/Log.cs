@@ -2,10 +2,17 @@ using Microsoft.Extensions.Logging;
 
 namespace RaftServer.Hosting;
 
-/// <summary>Text that is decoded as UTF-8 only if a log line is actually written.</summary>
+/// <summary>
+/// Text that is decoded as UTF-8 only if a log line is actually written; long values are cut to
+/// their first <see cref="MaxShown"/> bytes and their length, so a 1 MiB value stays one short line.
+/// </summary>
 public readonly struct Utf8Text(ReadOnlyMemory<byte> bytes)
 {
-    public override string ToString() => System.Text.Encoding.UTF8.GetString(bytes.Span);
+    public const int MaxShown = 64;
+
+    public override string ToString() => bytes.Length <= MaxShown
+        ? System.Text.Encoding.UTF8.GetString(bytes.Span)
+        : $"{System.Text.Encoding.UTF8.GetString(bytes.Span[..MaxShown])}... ({bytes.Length} bytes)";
 }
 
 /// <summary>

@@ -39,7 +39,6 @@ public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreati
     public int Limit { get; init; }
     public bool Stale { get; init; }
     internal long Index;
-    internal long Tick;
 }
 
 internal sealed class StatusRequest() : TaskCompletionSource<P.StatusReply>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -81,10 +80,16 @@ public sealed class NodeLoop : IDisposable
     private int _lastVote = HardState.NoVote;
     private long _lastVoteTerm = -1;
     private long _ticks;
+    /// <summary>The tick at which each peer was last heard from (for Status' "reachable").</summary>
+    private readonly Dictionary<int, long> _lastHeard = new();
     private long _nextReadId;
     private readonly Dictionary<long, PendingWrite> _writes = new();
-    private readonly Dictionary<long, PendingRead> _readsById = new();
+    /// <summary>Linearizable reads that arrived this turn: they share one read index request.</summary>
+    private List<PendingRead> _readBatch = new();
+    private readonly Dictionary<long, ReadBatch> _readsById = new();
     private readonly List<PendingRead> _readsWaitingApply = new();
+
+    private sealed record ReadBatch(List<PendingRead> Reads, long Tick);
     private bool _suspended;
     private long _resumeAtMs;
     private double _suspendSeconds;
@@ -159,7 +164,7 @@ public sealed class NodeLoop : IDisposable
             while (!_stopping)
             {
                 var now = _clock.ElapsedMilliseconds;
-                if (now < nextTick && _queue.IsEmpty)
+                if (now < nextTick && _queue.IsEmpty && (_suspended || !_node.HasReady))
                     Wait((int)Math.Min(nextTick - now, _suspended ? Math.Max(1, _resumeAtMs - now) : int.MaxValue));
 
                 var handled = 0;
@@ -168,6 +173,7 @@ public sealed class NodeLoop : IDisposable
                     Handle(ev);
                     handled++;
                 }
+                if (_readBatch.Count > 0) StartReadBatch();
 
                 now = _clock.ElapsedMilliseconds;
                 if (now >= nextTick)
@@ -187,8 +193,11 @@ public sealed class NodeLoop : IDisposable
                 for (var i = 0; i < 4 && _node.HasReady; i++)
                 {
                     var rd = _node.GetReady();
+                    var started = _clock.ElapsedTicks;
                     HandleReady(rd);
                     _node.Advance(rd);
+                    var ms = (_clock.ElapsedTicks - started) * 1000 / Stopwatch.Frequency;
+                    if (ms >= SlowReadyMs) ReportSlowReady(rd, ms);
                 }
             }
         }
@@ -216,6 +225,7 @@ public sealed class NodeLoop : IDisposable
         {
             case List<Message> messages:
                 if (_suspended) return;
+                if (messages.Count > 0) _lastHeard[messages[0].From] = _ticks;
                 foreach (var m in messages)
                 {
                     try
@@ -241,7 +251,7 @@ public sealed class NodeLoop : IDisposable
                         _writes[r.Index] = w;
                         break;
                     case ProposeOutcome.NotLeader:
-                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, "not the leader"));
+                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, $"node {_settings.Id} is no longer the leader"));
                         break;
                     default:
                         w.TrySetResult(Unavailable("leadership transfer in progress"));
@@ -251,10 +261,7 @@ public sealed class NodeLoop : IDisposable
             case PendingRead read:
                 if (_suspended) { read.TrySetResult(ReadFailed("the node is suspended")); return; }
                 if (read.Stale) { Answer(read); return; }
-                var id = ++_nextReadId;
-                if (!_node.ReadIndex(id)) { read.TrySetResult(ReadFailed("no leader is known")); return; }
-                read.Tick = _ticks;
-                _readsById[id] = read;
+                _readBatch.Add(read);
                 break;
             case StatusRequest status:
                 status.TrySetResult(BuildStatus());
@@ -263,6 +270,20 @@ public sealed class NodeLoop : IDisposable
                 if (!_suspended) EnterSuspend(s.Seconds);
                 break;
         }
+    }
+
+    private void StartReadBatch()
+    {
+        var batch = _readBatch;
+        _readBatch = new List<PendingRead>();
+        var id = ++_nextReadId;
+        if (!_node.ReadIndex(id))
+        {
+            var failed = ReadFailed("no leader is known");
+            foreach (var r in batch) r.TrySetResult(failed);
+            return;
+        }
+        _readsById[id] = new ReadBatch(batch, _ticks);
     }
 
     private void OnTick()
@@ -274,11 +295,11 @@ public sealed class NodeLoop : IDisposable
         if ((_ticks & 7) != 0) return;
         var readLimit = _ticks - 4L * _settings.ElectionTicks;
         if (_readsById.Count > 0)
-            foreach (var (id, read) in _readsById)
-                if (read.Tick < readLimit)
+            foreach (var (id, batch) in _readsById)
+                if (batch.Tick < readLimit)
                 {
                     _readsById.Remove(id);
-                    read.TrySetResult(ReadFailed("the read index was not confirmed in time"));
+                    foreach (var read in batch.Reads) read.TrySetResult(ReadFailed("the read index was not confirmed in time"));
                 }
         var writeLimit = _ticks - (long)(MaxWriteWait.TotalMilliseconds / _settings.HeartbeatMs);
         if (_writes.Count > 0)
@@ -290,17 +311,61 @@ public sealed class NodeLoop : IDisposable
                 }
     }
 
+    /// <summary>A Ready that takes this long (most of an election timeout at the defaults) is reported.</summary>
+    private const long SlowReadyMs = 100;
+    private long _lastSlowReport = -10_000;
+    private long _lastSaveMs;
+    private int _gen2Seen = GC.CollectionCount(2);
+
+    private void ReportSlowReady(Ready rd, long ms)
+    {
+        var gen2 = GC.CollectionCount(2);
+        var now = _clock.ElapsedMilliseconds;
+        if (now - _lastSlowReport >= 1000)
+        {
+            _lastSlowReport = now;
+            long bytes = 0;
+            foreach (var e in rd.Entries) bytes += e.Data.Length;
+            _logger.LogWarning("Handling one batch took {Ms} ms (disk {SaveMs} ms for {Entries} entries, {Bytes} bytes; {Messages} messages; {Applied} applied; {Gen2} full GCs since the last report)",
+                ms, _lastSaveMs, rd.Entries.Count, bytes, rd.Messages.Count, rd.CommittedEntries.Count, gen2 - _gen2Seen);
+        }
+        _gen2Seen = gen2;
+    }
+
     private void HandleReady(Ready rd)
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
-        if (rd.MustSync) _wal.Save(rd.HardState, rd.Entries);
+        _lastSaveMs = 0;
+        if (rd.MustSync)
+        {
+            // A leader's appends and heartbeats may leave before its own fsync (Raft thesis
+            // 10.2.1): followers write in parallel with the leader. Safe here because the leader's
+            // term and vote are already durable (we check that this Ready changes neither) and an
+            // acknowledgement can only be handled in a later turn, after this Save has returned, so
+            // no entry commits before the leader's copy is on disk. Everything else (votes,
+            // append responses) is sent only after the fsync.
+            var early = rd.Messages.Count > 0 && _soft.Role == Role.Leader &&
+                (rd.HardState is not { } next || (next.Term == _wal.HardState.Term && next.VotedFor == _wal.HardState.VotedFor));
+            if (early) SplitLeaderMessages(rd.Messages);
+            var saveStarted = _clock.ElapsedMilliseconds;
+            _wal.Save(rd.HardState, rd.Entries);
+            _lastSaveMs = _clock.ElapsedMilliseconds - saveStarted;
+            if (early)
+            {
+                _peers.Send(_lateMessages);
+                _lateMessages.Clear();
+            }
+            else
+                _peers.Send(rd.Messages);
+        }
+        else
+            _peers.Send(rd.Messages);
         if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
         {
             _lastVote = hs.VotedFor;
             _lastVoteTerm = hs.Term;
             Log.VotedFor(_logger, hs.VotedFor);
         }
-        _peers.Send(rd.Messages);
 
         var committed = rd.CommittedEntries;
         for (var i = 0; i < committed.Count; i++)
@@ -320,11 +385,14 @@ public sealed class NodeLoop : IDisposable
         for (var i = 0; i < states.Count; i++)
         {
             var rs = states[i];
-            if (!_readsById.Remove(rs.RequestId, out var read)) continue;
-            if (rs.Index < 0) { read.TrySetResult(ReadFailed("leadership could not be confirmed")); continue; }
-            read.Index = rs.Index;
-            if (_kv.AppliedIndex >= rs.Index) Answer(read);
-            else _readsWaitingApply.Add(read);
+            if (!_readsById.Remove(rs.RequestId, out var batch)) continue;
+            foreach (var read in batch.Reads)
+            {
+                if (rs.Index < 0) { read.TrySetResult(ReadFailed("leadership could not be confirmed")); continue; }
+                read.Index = rs.Index;
+                if (_kv.AppliedIndex >= rs.Index) Answer(read);
+                else _readsWaitingApply.Add(read);
+            }
         }
         if (_readsWaitingApply.Count > 0 && committed.Count > 0)
         {
@@ -336,6 +404,21 @@ public sealed class NodeLoop : IDisposable
                 return true;
             });
         }
+    }
+
+    private readonly List<Message> _earlyMessages = new();
+    private readonly List<Message> _lateMessages = new();
+
+    /// <summary>Sends the leader's Append and Heartbeat messages now; keeps the rest in <see cref="_lateMessages"/>.</summary>
+    private void SplitLeaderMessages(IReadOnlyList<Message> messages)
+    {
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var m = messages[i];
+            (m.Type is MessageType.Append or MessageType.Heartbeat ? _earlyMessages : _lateMessages).Add(m);
+        }
+        _peers.Send(_earlyMessages);
+        _earlyMessages.Clear();
     }
 
     private void OnSoftState(SoftState s)
@@ -401,8 +484,11 @@ public sealed class NodeLoop : IDisposable
     {
         foreach (var w in _writes.Values) w.TrySetResult(Unavailable(reason));
         _writes.Clear();
-        foreach (var r in _readsById.Values) r.TrySetResult(ReadFailed(reason));
+        foreach (var b in _readsById.Values)
+            foreach (var r in b.Reads) r.TrySetResult(ReadFailed(reason));
         _readsById.Clear();
+        foreach (var r in _readBatch) r.TrySetResult(ReadFailed(reason));
+        _readBatch.Clear();
         foreach (var r in _readsWaitingApply) r.TrySetResult(ReadFailed(reason));
         _readsWaitingApply.Clear();
     }
@@ -469,7 +555,8 @@ public sealed class NodeLoop : IDisposable
             foreach (var p in _node.Progress)
             {
                 if (p.Id == _settings.Id) continue;
-                reply.Peers.Add(new P.PeerProgress { Id = p.Id, MatchIndex = p.Match, NextIndex = p.Next, Reachable = p.RecentlyActive });
+                var heard = _lastHeard.TryGetValue(p.Id, out var t) && _ticks - t <= _settings.ElectionTicks;
+                reply.Peers.Add(new P.PeerProgress { Id = p.Id, MatchIndex = p.Match, NextIndex = p.Next, Reachable = heard });
             }
         return reply;
     }

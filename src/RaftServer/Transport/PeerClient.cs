@@ -99,6 +99,9 @@ public sealed class PeerClient : IAsyncDisposable
                 {
                     while (reader.TryRead(out var batch))
                     {
+                        // Batches that queued up while the last write was in flight go out as one.
+                        for (var merged = 0; merged < 8 && reader.TryPeek(out _) && reader.TryRead(out var next); merged++)
+                            batch.Messages.AddRange(next.Messages);
                         await stream.WriteAsync(batch, linked.Token);
                         if (!Connected)
                         {

@@ -184,6 +184,12 @@ public class PaperReplicationTests
         Assert.True(reply.Reject);
         Assert.Equal((4L, 2L, 2L), (reply.Index, reply.HintTerm, reply.RejectHint));
 
+        // Never below the commit index + 1: committed entries match the leader's.
+        var committed = Node(1, Three, State(3, commit: 3, logTerms: [1, 2, 2, 2, 3]));
+        committed.Step(Append(2, 1, 4, 4, 4, 0));
+        reply = Assert.Single(Messages(committed));
+        Assert.Equal((2L, 4L), (reply.HintTerm, reply.RejectHint));
+
         // Too short: term 0 and the end of the log.
         node.Step(Append(2, 1, 4, 9, 4, 0));
         reply = Assert.Single(Messages(node));

@@ -152,4 +152,38 @@ public class ReadIndexTests
         var reply = Assert.Single(Messages(node));
         Assert.Equal((MessageType.ReadIndexResponse, true, -1L, 4L), (reply.Type, reply.Reject, reply.Index, reply.Context));
     }
+
+    [Fact]
+    public void A_deposed_leader_cut_off_from_the_cluster_never_answers_a_read()
+    {
+        var cluster = new TestCluster(5, configure: o => o with { PreVote = true, CheckQuorum = true });
+        cluster.Campaign(0);
+        cluster[0].Propose(TestCluster.Bytes("x=1"));
+        cluster.Settle();
+        cluster.Isolate(0);
+        for (int i = 0; i < 100 && cluster.Nodes.Values.All(n => n.Id == 0 || n.Role != Role.Leader); i++) cluster.TickAll();
+        int newLeader = cluster.Nodes.Values.Single(n => n.Id != 0 && n.Role == Role.Leader).Id;
+        cluster[newLeader].Propose(TestCluster.Bytes("x=2"));
+        cluster.Settle();
+
+        // The old leader may still believe it leads; its read must fail, not return index 2.
+        if (cluster[0].ReadIndex(1))
+        {
+            cluster.TickAll(30);
+            Assert.Equal([new ReadState(1, -1)], cluster.Reads[0]);
+        }
+        Assert.NotEqual(Role.Leader, cluster[0].Role);
+    }
+
+    [Fact]
+    public void Deferred_reads_fail_too_when_leadership_is_lost()
+    {
+        var leader = Node(1, Three, State(1, logTerms: [1]));
+        TickUntilCampaign(leader);
+        leader.Step(new Message { Type = MessageType.VoteResponse, From = 2, To = 1, Term = 2 });
+        leader.ReadIndex(3); // deferred: nothing of term 2 is committed yet
+        Take(leader);
+        leader.Step(Append(2, 1, 3, 0, 0, 0));
+        Assert.Equal([new ReadState(3, -1)], Take(leader).ReadStates);
+    }
 }

@@ -61,8 +61,9 @@ public sealed class SharedClusterTests(SharedClusterFixture fixture) : IClassFix
     {
         var (leader, followers) = await Roles();
         await Cluster.SetAsync(leader, "del/a", "1");
-        var first = await Cluster.Client(followers[0]).DeleteAsync(new DeleteRequest { Key = "del/a" });
-        var second = await Cluster.Client(leader).DeleteAsync(new DeleteRequest { Key = "del/a" });
+        var clientId = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
+        var first = await LocalCluster.RetryAsync(() => Cluster.Client(followers[0]).DeleteAsync(new DeleteRequest { Key = "del/a", ClientId = clientId, Sequence = 1 }).ResponseAsync);
+        var second = await LocalCluster.RetryAsync(() => Cluster.Client(leader).DeleteAsync(new DeleteRequest { Key = "del/a", ClientId = clientId, Sequence = 2 }).ResponseAsync);
         Assert.True(first.Existed);
         Assert.False(second.Existed);
         Assert.True(second.Index > first.Index);
@@ -81,7 +82,7 @@ public sealed class SharedClusterTests(SharedClusterFixture fixture) : IClassFix
         var pages = 0;
         while (true)
         {
-            var page = await Cluster.Client(followers[0]).RangeAsync(new RangeRequest { Prefix = "range/", StartAfter = startAfter, Limit = 4 });
+            var page = await LocalCluster.RetryAsync(() => Cluster.Client(followers[0]).RangeAsync(new RangeRequest { Prefix = "range/", StartAfter = startAfter, Limit = 4 }).ResponseAsync);
             pages++;
             keys.AddRange(page.Items.Select(i => i.Key));
             if (!page.More) break;
@@ -90,7 +91,7 @@ public sealed class SharedClusterTests(SharedClusterFixture fixture) : IClassFix
         Assert.Equal(Enumerable.Range(0, 10).Select(i => $"range/{i:D2}"), keys);
         Assert.Equal(3, pages);
 
-        var all = await Cluster.Client(leader).RangeAsync(new RangeRequest { Prefix = "range/" });
+        var all = await LocalCluster.RetryAsync(() => Cluster.Client(leader).RangeAsync(new RangeRequest { Prefix = "range/" }).ResponseAsync);
         Assert.Equal(10, all.Items.Count);
         Assert.False(all.More);
         Assert.Equal("v3", all.Items[3].Value.ToStringUtf8());
@@ -132,8 +133,8 @@ public sealed class SharedClusterTests(SharedClusterFixture fixture) : IClassFix
         var key = new string('k', 1024);
         var value = new byte[1 << 20];
         Random.Shared.NextBytes(value);
-        await Cluster.Client(followers[0]).SetAsync(new SetRequest { Key = key, Value = ByteString.CopyFrom(value) });
-        var got = await Cluster.Client(followers[1]).GetAsync(new GetRequest { Key = key });
+        await LocalCluster.RetryAsync(() => Cluster.Client(followers[0]).SetAsync(new SetRequest { Key = key, Value = ByteString.CopyFrom(value) }).ResponseAsync);
+        var got = await LocalCluster.RetryAsync(() => Cluster.Client(followers[1]).GetAsync(new GetRequest { Key = key }).ResponseAsync);
         Assert.Equal(value, got.Value.ToByteArray());
 
         async Task Invalid(Func<Task> call) =>
@@ -189,7 +190,7 @@ public sealed class SharedClusterTests(SharedClusterFixture fixture) : IClassFix
         var sw = Stopwatch.StartNew();
         var tasks = Enumerable.Range(0, 300).Select(i => Cluster.SetAsync(i % 3, $"many/{i:D3}", i.ToString())).ToArray();
         await Task.WhenAll(tasks);
-        var page = await Cluster.Client(leader).RangeAsync(new RangeRequest { Prefix = "many/" });
+        var page = await LocalCluster.RetryAsync(() => Cluster.Client(leader).RangeAsync(new RangeRequest { Prefix = "many/" }).ResponseAsync);
         Assert.Equal(300, page.Items.Count);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20));
     }

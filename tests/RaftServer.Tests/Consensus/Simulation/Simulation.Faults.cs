@@ -1,0 +1,89 @@
+using RaftServer.Consensus;
+
+namespace RaftServer.Tests.Consensus.Simulation;
+
+/// <summary>Faults the scenarios inject: partitions, crashes, restarts, pauses.</summary>
+internal sealed partial class Simulation
+{
+    /// <summary>Takes a node off the network (the course suite's disconnect).</summary>
+    public void Disconnect(int id)
+    {
+        detached[id] = true;
+        for (int j = 0; j < Nodes.Length; j++)
+        {
+            if (j == id) continue;
+            linked[id, j] = false;
+            linked[j, id] = false;
+        }
+    }
+
+    /// <summary>Puts a node back on the network: it reaches every node that is not itself detached.</summary>
+    public void Connect(int id)
+    {
+        detached[id] = false;
+        for (int j = 0; j < Nodes.Length; j++)
+        {
+            if (detached[j]) continue;
+            linked[id, j] = true;
+            linked[j, id] = true;
+        }
+    }
+
+    public void ConnectAll()
+    {
+        Array.Clear(detached);
+        for (int i = 0; i < Nodes.Length; i++) Connect(i);
+    }
+
+    public bool IsConnected(int id) => !detached[id];
+
+    /// <summary>Splits the cluster: nodes in <paramref name="side"/> talk only among themselves.</summary>
+    public void Partition(IReadOnlyCollection<int> side)
+    {
+        Array.Clear(detached);
+        for (int i = 0; i < Nodes.Length; i++)
+            for (int j = 0; j < Nodes.Length; j++)
+                linked[i, j] = side.Contains(i) == side.Contains(j);
+    }
+
+    public void Crash(int id)
+    {
+        var node = Nodes[id];
+        if (!node.Alive) return;
+        node.LoseVolatileState();
+        FailClientsOn(id);
+    }
+
+    public void Restart(int id)
+    {
+        var node = Nodes[id];
+        if (node.Alive) Crash(id);
+        Start(node);
+    }
+
+    /// <summary>Freezes a node (a long GC or VM pause): it neither ticks nor handles messages;
+    /// messages sent to it wait until it resumes.</summary>
+    public void Pause(int id, long steps) => Nodes[id].PausedUntil = Now + steps;
+
+    private void Start(SimNode node)
+    {
+        var options = new RaftOptions
+        {
+            Id = node.Id,
+            Members = Enumerable.Range(0, Nodes.Length).ToArray(),
+            ElectionTicks = Config.ElectionTicks,
+            HeartbeatTicks = Config.HeartbeatTicks,
+            PreVote = Config.PreVote,
+            CheckQuorum = Config.CheckQuorum,
+            MaxInflightAppends = Config.MaxInflightAppends,
+            MaxAppendBytes = Config.MaxAppendBytes,
+            Random = new Random(random.Next()),
+        };
+        node.Core = new RaftNode(options, node.Persisted());
+        node.LastRole = Role.Follower;
+        node.LastTerm = node.Core.Term;
+        // Nodes tick out of phase, as real timers do.
+        node.TickPhase = random.Next(Config.StepsPerTick);
+        HandleReady(node);
+    }
+}

@@ -1,0 +1,180 @@
+using RaftServer.Consensus;
+
+namespace RaftServer.Tests.Consensus.Simulation;
+
+/// <summary>Safety properties checked as the run goes and at its end.</summary>
+internal sealed partial class Simulation
+{
+    private void Observe(SimNode node)
+    {
+        var core = node.Core!;
+        if (core.Term < node.LastTerm) Fail($"node {node.Id}'s term went back from {node.LastTerm} to {core.Term}");
+        if (Trace is not null && (core.Term != node.LastTerm || core.Role != node.LastRole))
+            Trace($"{Now} node {node.Id} is {core.Role} in term {core.Term} (last {core.LastIndex}/{core.LastTerm})");
+        node.LastTerm = core.Term;
+        if (core.Role == Role.Leader && (node.LastRole != Role.Leader || !leaderOfTerm.ContainsKey(core.Term)))
+        {
+            // Election safety: at most one leader per term.
+            if (leaderOfTerm.TryGetValue(core.Term, out int other) && other != node.Id)
+                Fail($"two leaders in term {core.Term}: {other} and {node.Id}");
+            leaderOfTerm[core.Term] = node.Id;
+            ElectionsWon++;
+            // Leader completeness: a leader of a term after an entry was committed holds it.
+            for (int i = 0; i < applied.Count; i++)
+            {
+                long index = i + 1;
+                if (index < core.FirstIndex || appliedInTerm[i] >= core.Term) continue;
+                if (core.TermAt(index) != applied[i].Term)
+                    Fail($"leader {node.Id} of term {core.Term} lacks committed entry {index} (term {applied[i].Term})");
+            }
+        }
+        node.LastRole = core.Role;
+    }
+
+    private void Apply(SimNode node, Entry entry)
+    {
+        if (entry.Index != node.AppliedLog.Count + 1)
+            Fail($"node {node.Id} applied index {entry.Index} after {node.AppliedLog.Count}: out of order or twice");
+        node.AppliedLog.Add(entry);
+
+        // State machine safety: no two nodes apply different entries at one index.
+        int i = (int)entry.Index - 1;
+        if (i < applied.Count)
+        {
+            var first = applied[i];
+            if (first.Term != entry.Term || first.Kind != entry.Kind || !first.Data.AsSpan().SequenceEqual(entry.Data))
+                Fail($"node {node.Id} applied {Show(entry)} at index {entry.Index} where another applied {Show(first)}");
+        }
+        else
+        {
+            applied.Add(entry);
+            appliedInTerm.Add(node.Core!.Term);
+        }
+
+        if (entry.Kind == EntryKind.Command)
+        {
+            var (key, value) = SimNode.Decode(entry.Data);
+            node.Kv[key] = value;
+        }
+
+        foreach (var client in clients)
+        {
+            if (client.State != SimClient.Phase.AwaitApply || client.Node != node.Id || client.Index != entry.Index) continue;
+            if (entry.Term == client.Term)
+            {
+                history.Add(new Operation(client.Id, true, client.Key, client.Value, client.CallTime, Now));
+                acknowledged.Add((entry.Index, entry.Term, entry.Data));
+            }
+            // Another term's entry at our index: ours was overwritten and can never commit, so the
+            // write did not happen and leaves no trace in the history.
+            Finish(client);
+        }
+    }
+
+    private static string Show(Entry e) => e.Kind == EntryKind.Command
+        ? $"(term {e.Term}, {SimNode.Decode(e.Data).Key}={SimNode.Decode(e.Data).Value})" : $"(term {e.Term}, {e.Kind})";
+
+    // ---- final checks ----------------------------------------------------------------------
+
+    /// <summary>Log matching over the live in-memory logs and the persisted ones: if two logs have
+    /// an entry with the same index and term, they are identical up to that index.</summary>
+    public void CheckLogMatching()
+    {
+        var logs = new List<(string Name, Func<long, Entry?> At, long Last)>();
+        foreach (var node in Nodes)
+        {
+            var persisted = node.Log;
+            logs.Add(($"node {node.Id} (disk)", i => i >= 1 && i <= persisted.Count ? persisted[(int)i - 1] : null, persisted.Count));
+            if (node.Core is { } core)
+                logs.Add(($"node {node.Id} (memory)", i => i >= core.FirstIndex && i <= core.LastIndex ? core.EntryAt(i) : null, core.LastIndex));
+        }
+        for (int a = 0; a < logs.Count; a++)
+        {
+            for (int b = a + 1; b < logs.Count; b++)
+            {
+                long top = Math.Min(logs[a].Last, logs[b].Last);
+                long highestSame = 0;
+                for (long i = top; i >= 1; i--)
+                {
+                    var x = logs[a].At(i);
+                    var y = logs[b].At(i);
+                    if (x is not null && y is not null && x.Term == y.Term) { highestSame = i; break; }
+                }
+                for (long i = 1; i <= highestSame; i++)
+                {
+                    var x = logs[a].At(i)!;
+                    var y = logs[b].At(i)!;
+                    if (x.Term != y.Term || x.Kind != y.Kind || !x.Data.AsSpan().SequenceEqual(y.Data))
+                        Fail($"log matching: {logs[a].Name} and {logs[b].Name} agree at index {highestSame} but differ at {i}");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Heals everything, restarts crashed nodes and requires liveness: a leader within 10 election
+    /// timeouts and a new command committed on every node; then checks that no acknowledged write
+    /// was lost, log matching, and the linearizability of the clients' history.
+    /// </summary>
+    public void CheckFinal()
+    {
+        StopClients();
+        CrashAfterPersist = 0;
+        ConnectAll();
+        foreach (var node in Nodes)
+        {
+            node.PausedUntil = 0;
+            if (!node.Alive) Start(node);
+        }
+        CrashAfterPersist = 0;
+        // "Messages flowing", as on the real transport (a stream per peer): delays and duplicates
+        // stay; losses stop and each link keeps its order. (Safety held under full reordering up
+        // to here; reordering only slows catch-up, as every rejected out-of-order Append sends the
+        // leader back to probing.)
+        Loss = 0;
+        Fifo = true;
+
+        int limit = 10 * Config.ElectionTicks;
+        if (!RunUntil(() => Leader() != NoLeader, limit))
+            Fail($"no leader within {limit} ticks of healing the network");
+        long index = One(Command(0, nextValue++), Nodes.Length, maxTicks: limit);
+        if (index < 0) Fail($"a command did not commit on all {Nodes.Length} nodes within {limit} ticks of healing");
+
+        // Client commands keep flowing: with everyone back, clients get writes acknowledged.
+        if (clients.Count > 0)
+        {
+            int before = acknowledged.Count;
+            ClientsActive = true;
+            if (!RunUntil(() => acknowledged.Count > before, limit))
+                Fail($"no client write was acknowledged within {limit} ticks of healing");
+            StopClients();
+        }
+
+        foreach (var (ackIndex, term, data) in acknowledged)
+        {
+            if (ackIndex > applied.Count || applied[(int)ackIndex - 1].Term != term || !applied[(int)ackIndex - 1].Data.AsSpan().SequenceEqual(data))
+                Fail($"acknowledged write at index {ackIndex} (term {term}) was lost");
+        }
+        foreach (var node in Nodes)
+            if (node.AppliedLog.Count < index) Fail($"node {node.Id} applied only {node.AppliedLog.Count} of {index}");
+
+        CheckLogMatching();
+        if (!LinearizabilityChecker.IsLinearizable(history, out var problem)) Fail(problem!);
+    }
+
+    public void Fail(string problem) => throw new SimulationFailure(Seed, problem + "\n" + Describe());
+
+    /// <summary>Each node's state, for failure messages.</summary>
+    public string Describe()
+    {
+        var lines = new List<string> { $"at step {Now} ({Config}):" };
+        foreach (var node in Nodes)
+        {
+            string links = string.Join("", Enumerable.Range(0, Nodes.Length).Select(j => linked[node.Id, j] ? "1" : "0"));
+            lines.Add(node.Core is { } c
+                ? $"  node {node.Id}: {c.Role} term {c.Term} leader {c.LeaderId} vote {node.HardState.VotedFor} last {c.LastIndex}/{c.LastTerm} commit {c.CommitIndex} applied {node.AppliedLog.Count} links {links}{(node.IsPaused(Now) ? " paused" : "")}"
+                : $"  node {node.Id}: crashed; disk term {node.HardState.Term} log {node.Log.Count}");
+        }
+        return string.Join("\n", lines);
+    }
+}
