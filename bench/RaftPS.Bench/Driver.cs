@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using Grpc.Core;
+
+namespace RaftPS.Bench;
+
+enum Workload { Put, Get, Mixed }
+
+sealed record RunSettings(Workload Workload, int Concurrency, TimeSpan Warmup, TimeSpan Duration, int KeyCount, int TargetEndpoint);
+
+sealed record RunResult(
+    long Ops, long Puts, long Gets, long Errors, long Missing, double Seconds,
+    Histogram Latency, double ClientCpuPercent, string? FirstError);
+
+/// <summary>
+/// The closed loop: C workers, each with one request in flight, issue the next as soon as the
+/// last completes. Operations that complete inside the measured window are counted; warm-up
+/// and the drain at the end are not.
+/// </summary>
+static class Driver
+{
+    const int PhaseWarmup = 0, PhaseMeasure = 1, PhaseStop = 2;
+
+    sealed class WorkerState(int index)
+    {
+        public readonly Histogram Latency = new();
+        public ulong Rng = 0x9E3779B97F4A7C15UL * (ulong)(index + 1);
+        public long Puts, Gets, Errors, Missing;
+        public string? FirstError;
+
+        public uint Next()
+        {
+            // xorshift64*: cheap, per worker, no shared Random.
+            ulong x = Rng;
+            x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+            Rng = x;
+            return (uint)((x * 0x2545F4914F6CDD1DUL) >> 32);
+        }
+    }
+
+    public static async Task<RunResult> RunAsync(ITarget target, RunSettings s, CancellationToken ct)
+    {
+        int phase = PhaseWarmup;
+        var states = new WorkerState[s.Concurrency];
+        var tasks = new Task[s.Concurrency];
+        using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        for (int w = 0; w < s.Concurrency; w++)
+        {
+            var state = states[w] = new WorkerState(w);
+            var worker = target.CreateWorker(s.TargetEndpoint, w);
+            tasks[w] = Task.Run(() => Loop(worker, state, s.Workload, s.KeyCount, () => Volatile.Read(ref phase), stopAll.Token));
+        }
+
+        await Task.Delay(s.Warmup, ct);
+        var process = Process.GetCurrentProcess();
+        process.Refresh();
+        var cpu0 = process.TotalProcessorTime;
+        long t0 = Stopwatch.GetTimestamp();
+        Volatile.Write(ref phase, PhaseMeasure);
+
+        await Task.Delay(s.Duration, ct);
+
+        Volatile.Write(ref phase, PhaseStop);
+        long t1 = Stopwatch.GetTimestamp();
+        process.Refresh();
+        var cpu1 = process.TotalProcessorTime;
+        double seconds = Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
+
+        // Let in-flight calls finish; bounded, then cancel what is left.
+        var all = Task.WhenAll(tasks);
+        if (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(10), ct)) != all) stopAll.Cancel();
+        try { await all; } catch (OperationCanceledException) { }
+
+        var latency = new Histogram();
+        long puts = 0, gets = 0, errors = 0, missing = 0;
+        string? firstError = null;
+        foreach (var st in states)
+        {
+            latency.Add(st.Latency);
+            puts += st.Puts; gets += st.Gets; errors += st.Errors; missing += st.Missing;
+            firstError ??= st.FirstError;
+        }
+        double cpuPercent = (cpu1 - cpu0).TotalSeconds / seconds * 100.0;
+        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuPercent, firstError);
+    }
+
+    static async Task Loop(IWorker worker, WorkerState st, Workload workload, int keyCount, Func<int> phase, CancellationToken ct)
+    {
+        while (true)
+        {
+            int p = phase();
+            if (p == PhaseStop || ct.IsCancellationRequested) return;
+            uint r = st.Next();
+            int key = (int)((ulong)r * (uint)keyCount >> 32);
+            bool put = workload == Workload.Put || (workload == Workload.Mixed && (st.Next() & 1) == 0);
+            long start = Stopwatch.GetTimestamp();
+            bool ok = true, found = true;
+            try
+            {
+                if (put) await worker.PutAsync(key, null, ct).ConfigureAwait(false);
+                else found = await worker.GetAsync(key, null, ct).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (!ct.IsCancellationRequested)
+            {
+                ok = false;
+                st.FirstError ??= $"{e.StatusCode}: {e.Status.Detail}";
+            }
+            catch (OperationCanceledException) { return; }
+            catch (RpcException) { return; }
+            long end = Stopwatch.GetTimestamp();
+            // Counted when it completes inside the measured window.
+            if (phase() != PhaseMeasure) { if (!ok) await Task.Delay(10, CancellationToken.None).ConfigureAwait(false); continue; }
+            if (!ok)
+            {
+                st.Errors++;
+                await Task.Delay(10, CancellationToken.None).ConfigureAwait(false); // no error storm
+                continue;
+            }
+            st.Latency.RecordTicks(end - start);
+            if (put) st.Puts++;
+            else { st.Gets++; if (!found) st.Missing++; }
+        }
+    }
+
+    /// <summary>Writes every key once (C concurrent writers) so that reads find a value.</summary>
+    public static async Task PreloadAsync(ITarget target, int endpoint, int keyCount, int concurrency, CancellationToken ct)
+    {
+        int next = -1;
+        var tasks = new Task[concurrency];
+        for (int w = 0; w < concurrency; w++)
+        {
+            var worker = target.CreateWorker(endpoint, w);
+            tasks[w] = Task.Run(async () =>
+            {
+                int k;
+                while ((k = Interlocked.Increment(ref next)) < keyCount)
+                {
+                    for (int attempt = 1; ; attempt++)
+                    {
+                        try { await worker.PutAsync(k, DateTime.UtcNow.AddSeconds(10), ct); break; }
+                        catch (RpcException) when (attempt < 5) { await Task.Delay(100, ct); }
+                    }
+                }
+            }, ct);
+        }
+        await Task.WhenAll(tasks);
+    }
+}

@@ -1,0 +1,276 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Grpc.Core;
+
+namespace RaftPS.Bench;
+
+static class Program
+{
+    const string Usage = """
+        RaftPS.Bench: a closed-loop benchmark of RaftPS and etcd on this machine (loopback only).
+
+        run        --target raftps|etcd --endpoints H:P,H:P,... [--label NAME] [--workloads put,get,mixed]
+                   [--concurrency 1,16,64,256] [--jit-warmup 2] [--warmup 2] [--duration 10] [--channels 4] [--keys 10000]
+                   [--connect leader|N] [--no-preload] [--pids-file F] [--round N] [--kind run|soak] [--stale] [--json FILE] [--no-header]
+        preload    --target T --endpoints E [--keys 10000] [--concurrency 64]
+        failover   --target T --endpoints E --pids-file F [--label NAME] [--repeat 5] [--attempt-timeout-ms 250]
+                   [--before-s 1] [--settle-s 3] [--max-wait-s 20] [--log-dir DIR] [--json FILE]
+        leader     --target T --endpoints E [--timeout-s 30]        prints the leader's index and term
+        rss        --pids-file F --label NAME --phase idle|load [--json FILE]
+        free-ports --count N                                        prints N free loopback TCP ports
+        report     --results FILE --out docs/benchmarks.md --svg docs/benchmarks.svg [--baseline raftps]
+                   [--commands FILE] [--notes FILE]
+
+        Durations are in seconds. --json appends one JSON line per result.
+        """;
+
+    static async Task<int> Main(string[] argv)
+    {
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        using var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+        try
+        {
+            var args = new Args(argv);
+            return args.Command switch
+            {
+                "run" => await RunAsync(args, cts.Token),
+                "preload" => await PreloadAsync(args, cts.Token),
+                "failover" => await Failover.RunAsync(args, cts.Token),
+                "leader" => await LeaderAsync(args, cts.Token),
+                "rss" => Rss(args),
+                "free-ports" => FreePorts(args),
+                "report" => Report.Write(args),
+                "help" or "--help" or "-h" => Help(),
+                _ => throw new UsageException($"unknown command '{args.Command}'"),
+            };
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("cancelled");
+            return 130;
+        }
+        catch (Exception e) when (e is RpcException or TimeoutException or InvalidOperationException or IOException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    static int Help() { Console.WriteLine(Usage); return 0; }
+
+    internal static ITarget OpenTarget(Args a, int channels, TimeSpan? connectTimeout = null)
+    {
+        string kind = a.Required("target");
+        var endpoints = Endpoint.ParseList(a.Required("endpoints"));
+        int keys = a.Int("keys", 10_000);
+        if (keys < 1) throw new UsageException("--keys must be positive");
+        return Targets.Create(kind, endpoints, channels, keys, connectTimeout ?? TimeSpan.FromSeconds(2));
+    }
+
+    internal static void EmitJson(string? path, Dictionary<string, object?> record)
+    {
+        string line = JsonSerializer.Serialize(record);
+        if (path is null) Console.WriteLine(line);
+        else File.AppendAllText(path, line + "\n");
+    }
+
+    static async Task<int> LeaderAsync(Args a, CancellationToken ct)
+    {
+        using var target = OpenTarget(a, 1);
+        var timeout = TimeSpan.FromSeconds(a.Double("timeout-s", 30));
+        a.CheckAllUsed();
+        var view = await Targets.WaitForLeaderAsync(target, timeout, ct);
+        Console.WriteLine($"{view.LeaderIndex} {view.Term}");
+        return 0;
+    }
+
+    static async Task<int> PreloadAsync(Args a, CancellationToken ct)
+    {
+        using var target = OpenTarget(a, 2);
+        int keys = a.Int("keys", 10_000);
+        int concurrency = a.Int("concurrency", 64);
+        a.CheckAllUsed();
+        var leader = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
+        var sw = Stopwatch.StartNew();
+        await Driver.PreloadAsync(target, leader.LeaderIndex, keys, concurrency, ct);
+        Console.Error.WriteLine($"preloaded {keys} keys of {Keys.ValueSize} bytes into {target.Kind} in {sw.Elapsed.TotalSeconds:0.0} s");
+        return 0;
+    }
+
+    static async Task<int> RunAsync(Args a, CancellationToken ct)
+    {
+        int channels = a.Int("channels", 4);
+        using var target = OpenTarget(a, channels);
+        string label = a.Str("label", target.Kind)!;
+        var workloads = Array.ConvertAll(a.List("workloads", ["put", "get", "mixed"]), w => w switch
+        {
+            "put" => Workload.Put,
+            "get" => Workload.Get,
+            "mixed" => Workload.Mixed,
+            _ => throw new UsageException($"unknown workload '{w}' (put, get, mixed)"),
+        });
+        int[] concurrency = a.IntList("concurrency", [1, 16, 64, 256]);
+        var warmup = TimeSpan.FromSeconds(a.Double("warmup", 2));
+        var duration = TimeSpan.FromSeconds(a.Double("duration", 10));
+        var jitWarmup = TimeSpan.FromSeconds(a.Double("jit-warmup", 2));
+        int keys = a.Int("keys", 10_000);
+        string connect = a.Str("connect", "leader")!;
+        bool noPreload = a.Flag("no-preload");
+        string? pidsFile = a.Str("pids-file");
+        int round = a.Int("round", 1);
+        string? json = a.Str("json");
+        bool noHeader = a.Flag("no-header");
+        string kind = a.Str("kind", "run")!;
+        ReadMode.Stale = a.Flag("stale");
+        a.CheckAllUsed();
+        if (channels < 1) throw new UsageException("--channels must be positive");
+
+        int[] pids = pidsFile is null ? [] : ProcInfo.ReadPids(pidsFile);
+        var leader = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
+        int endpoint = connect == "leader" ? leader.LeaderIndex
+            : int.TryParse(connect, out int n) && n >= 0 && n < target.Endpoints.Count ? n
+            : throw new UsageException("--connect is 'leader' or an endpoint index");
+
+        if (!noPreload && Array.Exists(workloads, w => w != Workload.Put))
+        {
+            var sw = Stopwatch.StartNew();
+            await Driver.PreloadAsync(target, endpoint, keys, 64, ct);
+            Console.Error.WriteLine($"preloaded {keys} keys in {sw.Elapsed.TotalSeconds:0.0} s");
+        }
+
+        // A fresh process spends its first seconds compiling the gRPC/HTTP/2 path (tiered JIT, measured
+        // at up to half the client's CPU): a short unmeasured run at some concurrency gets it through that
+        // before the first cell's own warm-up, so a C=1 cell does not carry the compiler.
+        if (jitWarmup > TimeSpan.Zero)
+            await Driver.RunAsync(target, new RunSettings(Array.Exists(workloads, w => w != Workload.Put) ? Workload.Mixed : Workload.Put,
+                16, jitWarmup, TimeSpan.FromMilliseconds(1), keys, endpoint), ct);
+
+        if (!noHeader) Console.WriteLine(TableHeader);
+        foreach (var workload in workloads)
+        {
+            foreach (int c in concurrency)
+            {
+                await target.BetweenRunsAsync(endpoint, ct);
+                var before = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
+                double?[] cpu0 = Array.ConvertAll(pids, p => ProcInfo.CpuSeconds(p));
+                var result = await Driver.RunAsync(target, new RunSettings(workload, c, warmup, duration, keys, endpoint), ct);
+                double?[] cpu1 = Array.ConvertAll(pids, p => ProcInfo.CpuSeconds(p));
+                long?[] rss = Array.ConvertAll(pids, p => ProcInfo.RssKib(p));
+                var after = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
+
+                double serverCpu = 0;
+                bool haveServerCpu = pids.Length > 0;
+                for (int i = 0; i < pids.Length; i++)
+                {
+                    if (cpu0[i] is double x && cpu1[i] is double y) serverCpu += y - x; else haveServerCpu = false;
+                }
+                double opsPerSec = result.Ops / result.Seconds;
+                var record = new Dictionary<string, object?>
+                {
+                    ["kind"] = kind,
+                    ["label"] = label,
+                    ["target"] = target.Kind,
+                    ["round"] = round,
+                    ["workload"] = workload.ToString().ToLowerInvariant() + (ReadMode.Stale && workload != Workload.Put ? "-stale" : ""),
+                    ["concurrency"] = c,
+                    ["channels"] = channels,
+                    ["keys"] = keys,
+                    ["value_bytes"] = Keys.ValueSize,
+                    ["warmup_s"] = warmup.TotalSeconds,
+                    ["duration_s"] = Math.Round(result.Seconds, 3),
+                    ["ops"] = result.Ops,
+                    ["puts"] = result.Puts,
+                    ["gets"] = result.Gets,
+                    ["ops_per_s"] = Math.Round(opsPerSec, 1),
+                    ["errors"] = result.Errors,
+                    ["missing"] = result.Missing,
+                    ["first_error"] = result.FirstError,
+                    ["p50_ms"] = Math.Round(result.Latency.PercentileMs(50), 3),
+                    ["p90_ms"] = Math.Round(result.Latency.PercentileMs(90), 3),
+                    ["p99_ms"] = Math.Round(result.Latency.PercentileMs(99), 3),
+                    ["p999_ms"] = Math.Round(result.Latency.PercentileMs(99.9), 3),
+                    ["max_ms"] = Math.Round(result.Latency.MaxMs, 3),
+                    ["mean_ms"] = Math.Round(result.Latency.MeanMs, 3),
+                    ["client_cpu_pct"] = Math.Round(result.ClientCpuPercent, 1),
+                    ["server_cpu_pct"] = haveServerCpu ? Math.Round(serverCpu / result.Seconds * 100, 1) : null,
+                    ["server_cpu_us_per_op"] = haveServerCpu && result.Ops > 0 ? Math.Round(serverCpu * 1e6 / result.Ops, 1) : null,
+                    ["rss_kib"] = pids.Length > 0 ? rss : null,
+                    ["leader_before"] = before.LeaderIndex,
+                    ["leader_after"] = after.LeaderIndex,
+                    ["term_before"] = before.Term,
+                    ["term_after"] = after.Term,
+                    ["time_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
+                };
+                Console.WriteLine(TableRow(label, workload, c, opsPerSec, result, record));
+                EmitJson(json, record);
+                if (json is not null && result.FirstError is not null) Console.Error.WriteLine($"  first error: {result.FirstError}");
+            }
+        }
+        return 0;
+    }
+
+    const string TableHeader =
+        "label                target   workload  C     ops/s      p50 ms   p90 ms   p99 ms   max ms   errors  client CPU  server CPU  leader";
+
+    static string TableRow(string label, Workload w, int c, double opsPerSec, RunResult r, Dictionary<string, object?> rec) =>
+        string.Format(CultureInfo.InvariantCulture,
+            "{0,-20} {1,-8} {2,-8} {3,4} {4,10:0} {5,8:0.000} {6,8:0.000} {7,8:0.000} {8,8:0.0} {9,8} {10,10:0}% {11,10} {12}",
+            label, rec["target"], w.ToString().ToLowerInvariant(), c, opsPerSec,
+            r.Latency.PercentileMs(50), r.Latency.PercentileMs(90), r.Latency.PercentileMs(99), r.Latency.MaxMs,
+            r.Errors, r.ClientCpuPercent,
+            rec["server_cpu_pct"] is double s ? s.ToString("0", CultureInfo.InvariantCulture) + "%" : "-",
+            (long)rec["term_before"]! == (long)rec["term_after"]! && (int)rec["leader_before"]! == (int)rec["leader_after"]! ? "stable" : "CHANGED");
+
+    static int Rss(Args a)
+    {
+        var pids = ProcInfo.ReadPids(a.Required("pids-file"));
+        string label = a.Required("label");
+        string phase = a.Str("phase", "idle")!;
+        string? json = a.Str("json");
+        a.CheckAllUsed();
+        for (int i = 0; i < pids.Length; i++)
+        {
+            var rss = ProcInfo.RssKib(pids[i]);
+            Console.Error.WriteLine($"{label} node {i} (pid {pids[i]}) {phase}: VmRSS {(rss is long k ? $"{k / 1024.0:0.0} MiB" : "?")}");
+            EmitJson(json, new Dictionary<string, object?>
+            {
+                ["kind"] = "rss", ["label"] = label, ["phase"] = phase, ["node"] = i,
+                ["rss_kib"] = rss, ["peak_rss_kib"] = ProcInfo.PeakRssKib(pids[i]),
+            });
+        }
+        return 0;
+    }
+
+    static int FreePorts(Args a)
+    {
+        int count = a.Int("count", 1);
+        a.CheckAllUsed();
+        var listeners = new List<TcpListener>();
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var l = new TcpListener(IPAddress.Loopback, 0);
+                l.Start();
+                listeners.Add(l);
+                Console.WriteLine(((IPEndPoint)l.LocalEndpoint).Port);
+            }
+        }
+        finally
+        {
+            foreach (var l in listeners) l.Stop();
+        }
+        return 0;
+    }
+}

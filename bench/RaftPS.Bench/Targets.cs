@@ -1,0 +1,292 @@
+using System.Net;
+using System.Text;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using E = RaftPS.Bench.Etcd;
+using R = RaftPS.Protocol;
+
+namespace RaftPS.Bench;
+
+/// <summary>Which node leads, and in which term, as one node sees it.</summary>
+readonly record struct LeaderView(int LeaderIndex, long Term);
+
+/// <summary>One system under test. The driver only ever talks to it through this.</summary>
+interface ITarget : IDisposable
+{
+    string Kind { get; }
+    IReadOnlyList<Endpoint> Endpoints { get; }
+
+    /// <summary>A worker's own session on node <paramref name="endpoint"/>: its reusable request objects
+    /// bound to one channel of the pool. Not thread-safe; a closed-loop worker has one call in flight.</summary>
+    IWorker CreateWorker(int endpoint, int workerIndex);
+
+    /// <summary>Asks node <paramref name="endpoint"/> who leads (index into Endpoints, -1 unknown) and the term.</summary>
+    Task<LeaderView> GetLeaderAsync(int endpoint, TimeSpan timeout, CancellationToken ct);
+
+    /// <summary>Between runs: etcd compacts its history (its store keeps every revision otherwise).</summary>
+    Task BetweenRunsAsync(int endpoint, CancellationToken ct);
+}
+
+static class ReadMode
+{
+    /// <summary>Serializable/stale reads (etcd serializable=true, RaftPS stale=true) instead of linearizable: diagnostics only.</summary>
+    public static bool Stale;
+}
+
+interface IWorker
+{
+    Task PutAsync(int key, DateTime? deadline, CancellationToken ct);
+    /// <summary>A linearizable read; true when the key was found.</summary>
+    Task<bool> GetAsync(int key, DateTime? deadline, CancellationToken ct);
+}
+
+/// <summary>The key space and the value, shared by both targets so they store the same bytes.</summary>
+static class Keys
+{
+    public const int ValueSize = 256;
+    public static string Name(int i) => $"bench/key-{i:D5}";
+
+    public static byte[] MakeValue()
+    {
+        var value = new byte[ValueSize];
+        new Random(42).NextBytes(value);
+        return value;
+    }
+}
+
+/// <summary>A small pool of HTTP/2 channels per node; workers are spread over it round robin.</summary>
+sealed class ChannelPool : IDisposable
+{
+    readonly GrpcChannel[][] _channels;
+
+    public ChannelPool(IReadOnlyList<Endpoint> endpoints, int perEndpoint, TimeSpan connectTimeout)
+    {
+        _channels = new GrpcChannel[endpoints.Count][];
+        for (int e = 0; e < endpoints.Count; e++)
+        {
+            _channels[e] = new GrpcChannel[perEndpoint];
+            for (int c = 0; c < perEndpoint; c++)
+            {
+                var handler = new SocketsHttpHandler
+                {
+                    EnableMultipleHttp2Connections = true,
+                    PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+                    ConnectTimeout = connectTimeout,
+                    AutomaticDecompression = DecompressionMethods.None,
+                    UseProxy = false,
+                    UseCookies = false,
+                };
+                _channels[e][c] = GrpcChannel.ForAddress(endpoints[e].Uri, new GrpcChannelOptions
+                {
+                    HttpHandler = handler,
+                    DisposeHttpClient = true,
+                    MaxReceiveMessageSize = 16 * 1024 * 1024,
+                });
+            }
+        }
+    }
+
+    public GrpcChannel Get(int endpoint, int worker) => _channels[endpoint][worker % _channels[endpoint].Length];
+
+    public void Dispose()
+    {
+        foreach (var row in _channels) foreach (var ch in row) ch.Dispose();
+    }
+}
+
+sealed class RaftPsTarget : ITarget
+{
+    readonly ChannelPool _pool;
+    readonly string[] _keys;
+    readonly ByteString _value;
+
+    public RaftPsTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout)
+    {
+        Endpoints = endpoints;
+        _pool = new ChannelPool(endpoints, channelsPerEndpoint, connectTimeout);
+        _keys = new string[keyCount];
+        for (int i = 0; i < keyCount; i++) _keys[i] = Keys.Name(i);
+        _value = ByteString.CopyFrom(Keys.MakeValue());
+    }
+
+    public string Kind => "raftps";
+    public IReadOnlyList<Endpoint> Endpoints { get; }
+
+    public IWorker CreateWorker(int endpoint, int workerIndex) => new Worker(new R.RaftClient.RaftClientClient(_pool.Get(endpoint, workerIndex)), this);
+
+    public async Task<LeaderView> GetLeaderAsync(int endpoint, TimeSpan timeout, CancellationToken ct)
+    {
+        var client = new R.RaftClient.RaftClientClient(_pool.Get(endpoint, 0));
+        R.NodeInfo? leader;
+        long term;
+        try
+        {
+            var status = await client.StatusAsync(new R.StatusRequest(), deadline: DateTime.UtcNow + timeout, cancellationToken: ct);
+            leader = status.Leader; term = status.Term;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Unimplemented)
+        {
+            var reply = await client.GetLeaderAsync(new R.GetLeaderRequest(), deadline: DateTime.UtcNow + timeout, cancellationToken: ct);
+            leader = reply.Leader; term = reply.Term;
+        }
+        int index = -1;
+        if (leader is not null)
+            for (int i = 0; i < Endpoints.Count; i++)
+                if (Endpoints[i].Port == leader.Port && SameHost(Endpoints[i].Host, leader.Address)) index = i;
+        return new LeaderView(index, term);
+    }
+
+    static bool SameHost(string a, string b) =>
+        a == b || (Endpoint.IsLoopback(a) && Endpoint.IsLoopback(b));
+
+    public Task BetweenRunsAsync(int endpoint, CancellationToken ct) => Task.CompletedTask;
+
+    public void Dispose() => _pool.Dispose();
+
+    sealed class Worker(R.RaftClient.RaftClientClient client, RaftPsTarget target) : IWorker
+    {
+        // Reused: a closed-loop worker has one call in flight, and a unary call has serialized its
+        // request before its response can arrive.
+        readonly R.SetRequest _set = new() { Value = target._value };
+        readonly R.GetRequest _get = new() { Stale = ReadMode.Stale };
+
+        public Task PutAsync(int key, DateTime? deadline, CancellationToken ct)
+        {
+            _set.Key = target._keys[key];
+            return client.SetAsync(_set, deadline: deadline, cancellationToken: ct).ResponseAsync;
+        }
+
+        public async Task<bool> GetAsync(int key, DateTime? deadline, CancellationToken ct)
+        {
+            _get.Key = target._keys[key];
+            var reply = await client.GetAsync(_get, deadline: deadline, cancellationToken: ct).ResponseAsync.ConfigureAwait(false);
+            return reply.Found && reply.Value.Length == Keys.ValueSize;
+        }
+    }
+}
+
+sealed class EtcdTarget : ITarget
+{
+    readonly ChannelPool _pool;
+    readonly ByteString[] _keys;
+    readonly ByteString _value;
+    readonly ulong[] _memberIds;
+
+    public EtcdTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout)
+    {
+        Endpoints = endpoints;
+        _pool = new ChannelPool(endpoints, channelsPerEndpoint, connectTimeout);
+        _keys = new ByteString[keyCount];
+        for (int i = 0; i < keyCount; i++) _keys[i] = ByteString.CopyFrom(Encoding.UTF8.GetBytes(Keys.Name(i)));
+        _value = ByteString.CopyFrom(Keys.MakeValue());
+        _memberIds = new ulong[endpoints.Count];
+    }
+
+    public string Kind => "etcd";
+    public IReadOnlyList<Endpoint> Endpoints { get; }
+
+    public IWorker CreateWorker(int endpoint, int workerIndex) => new Worker(new E.KV.KVClient(_pool.Get(endpoint, workerIndex)), this);
+
+    public async Task<LeaderView> GetLeaderAsync(int endpoint, TimeSpan timeout, CancellationToken ct)
+    {
+        var status = await StatusAsync(endpoint, timeout, ct);
+        int index = -1;
+        if (status.Leader != 0)
+        {
+            for (int i = 0; i < Endpoints.Count && index < 0; i++)
+            {
+                if (_memberIds[i] == 0)
+                {
+                    // Learn the member id of each endpoint once (Status answers with it in the header).
+                    try { await StatusAsync(i, timeout, ct); } catch (RpcException) { }
+                }
+                if (_memberIds[i] == status.Leader) index = i;
+            }
+        }
+        return new LeaderView(index, (long)status.RaftTerm);
+    }
+
+    async Task<E.StatusResponse> StatusAsync(int endpoint, TimeSpan timeout, CancellationToken ct)
+    {
+        var client = new E.Maintenance.MaintenanceClient(_pool.Get(endpoint, 0));
+        var status = await client.StatusAsync(new E.StatusRequest(), deadline: DateTime.UtcNow + timeout, cancellationToken: ct);
+        if (status.Header is { MemberId: not 0 } header) _memberIds[endpoint] = header.MemberId;
+        return status;
+    }
+
+    public async Task BetweenRunsAsync(int endpoint, CancellationToken ct)
+    {
+        // Compact to the current revision so every run starts from the same small history.
+        var kv = new E.KV.KVClient(_pool.Get(endpoint, 0));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var head = await kv.RangeAsync(new E.RangeRequest { Key = _keys[0], CountOnly = true }, deadline: deadline, cancellationToken: ct);
+        long revision = head.Header?.Revision ?? 0;
+        if (revision <= 1) return;
+        try
+        {
+            await kv.CompactAsync(new E.CompactionRequest { Revision = revision, Physical = true }, deadline: deadline, cancellationToken: ct);
+        }
+        catch (RpcException e) when (e.Status.Detail.Contains("compacted", StringComparison.OrdinalIgnoreCase))
+        {
+            // Already compacted at this revision: nothing written since.
+        }
+    }
+
+    public void Dispose() => _pool.Dispose();
+
+    sealed class Worker(E.KV.KVClient client, EtcdTarget target) : IWorker
+    {
+        readonly E.PutRequest _put = new() { Value = target._value };
+        readonly E.RangeRequest _range = new() { Serializable = ReadMode.Stale };
+
+        public Task PutAsync(int key, DateTime? deadline, CancellationToken ct)
+        {
+            _put.Key = target._keys[key];
+            return client.PutAsync(_put, deadline: deadline, cancellationToken: ct).ResponseAsync;
+        }
+
+        public async Task<bool> GetAsync(int key, DateTime? deadline, CancellationToken ct)
+        {
+            _range.Key = target._keys[key];
+            var reply = await client.RangeAsync(_range, deadline: deadline, cancellationToken: ct).ResponseAsync.ConfigureAwait(false);
+            return reply.Kvs.Count == 1 && reply.Kvs[0].Value.Length == Keys.ValueSize;
+        }
+    }
+}
+
+static class Targets
+{
+    public static ITarget Create(string kind, IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout) =>
+        kind switch
+        {
+            "raftps" => new RaftPsTarget(endpoints, channelsPerEndpoint, keyCount, connectTimeout),
+            "etcd" => new EtcdTarget(endpoints, channelsPerEndpoint, keyCount, connectTimeout),
+            _ => throw new UsageException($"--target must be raftps or etcd, not '{kind}'"),
+        };
+
+    /// <summary>Polls every node until one names a leader that itself agrees; bounded by <paramref name="timeout"/>.</summary>
+    public static async Task<LeaderView> WaitForLeaderAsync(ITarget target, TimeSpan timeout, CancellationToken ct)
+    {
+        var until = DateTime.UtcNow + timeout;
+        Exception? last = null;
+        while (DateTime.UtcNow < until)
+        {
+            for (int i = 0; i < target.Endpoints.Count; i++)
+            {
+                try
+                {
+                    var view = await target.GetLeaderAsync(i, TimeSpan.FromSeconds(1), ct);
+                    if (view.LeaderIndex >= 0)
+                    {
+                        var confirm = await target.GetLeaderAsync(view.LeaderIndex, TimeSpan.FromSeconds(1), ct);
+                        if (confirm.LeaderIndex == view.LeaderIndex) return confirm;
+                    }
+                }
+                catch (RpcException e) { last = e; }
+            }
+            await Task.Delay(50, ct);
+        }
+        throw new TimeoutException($"no leader among {string.Join(", ", target.Endpoints)} within {timeout.TotalSeconds:0} s" + (last is null ? "" : $" (last error: {last.Message})"));
+    }
+}
