@@ -32,9 +32,13 @@ public sealed record RaftOptions
 public sealed record PersistedState
 {
     public HardState HardState { get; init; } = Consensus.HardState.Empty;
-    /// <summary>The log after the snapshot, in index order, contiguous from SnapshotIndex + 1.</summary>
+    /// <summary>The log after the snapshot, in index order, contiguous from SnapshotIndex + 1. The
+    /// driver drops logged entries at or below the snapshot, and the whole log when its entry at
+    /// SnapshotIndex has another term than SnapshotTerm or it ends before SnapshotIndex (a crash
+    /// after installing a leader's snapshot, before the old log was discarded).</summary>
     public IReadOnlyList<Entry> Entries { get; init; } = [];
-    /// <summary>Index and term of the last entry covered by the snapshot (0, 0 without one).</summary>
+    /// <summary>Index and term of the last entry covered by the newest valid snapshot (0, 0 without
+    /// one); the state machine is loaded from that snapshot before the core starts.</summary>
     public long SnapshotIndex { get; init; }
     public long SnapshotTerm { get; init; }
     /// <summary>The index the state machine has applied (the snapshot's, after a restart).</summary>

@@ -14,8 +14,13 @@ public class SnapshotScenarioTests
     private const int SnapshotEvery = 9;
     private static readonly int[] Seeds = SeedsFromEnvironment();
 
-    private static int[] SeedsFromEnvironment() =>
-        int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SEED"), out int seed) ? [seed] : [1, 2, 3];
+    /// <summary>RAFTPS_SEED=n: that seed only; RAFTPS_SCENARIO_SEEDS=n: seeds 1..n (a soak); else 1..3.</summary>
+    private static int[] SeedsFromEnvironment()
+    {
+        if (int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SEED"), out int seed)) return [seed];
+        int count = int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SCENARIO_SEEDS"), out int n) ? n : 3;
+        return Enumerable.Range(1, count).ToArray();
+    }
 
     public static string ReplayCommand(string test, int seed) =>
         $"RAFTPS_SEED={seed} dotnet test tests/RaftServer.Tests -c Release --filter FullyQualifiedName~SnapshotScenarioTests.{test}";
