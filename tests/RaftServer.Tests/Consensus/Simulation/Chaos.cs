@@ -41,6 +41,7 @@ internal static class Chaos
                 SilentSnapshotFailure = r.NextDouble(),
                 SnapshotTimeoutTicks = r.Next(2) == 0 ? 0 : config.ElectionTicks + r.Next(4 * config.ElectionTicks),
                 SnapshotTransferSteps = r.Next(60),
+                CrashMidInstall = r.Next(3) == 0 ? r.NextDouble() * 0.3 : 0,
             };
         }
         var sim = new Simulation(seed, config, random.Next()) { Keys = 1 + random.Next(3) };

@@ -27,7 +27,7 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
     {
         var (first, count) = SeedRange(ciCount);
         string test = snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
-        long operations = 0, elections = 0, taken = 0, installed = 0, failed = 0;
+        long operations = 0, elections = 0, taken = 0, installed = 0, failed = 0, midInstall = 0;
         for (int seed = first; seed < first + count; seed++)
         {
             try
@@ -38,6 +38,7 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
                 taken += sim.SnapshotsTaken;
                 installed += sim.SnapshotsInstalled;
                 failed += sim.TransfersFailed;
+                midInstall += sim.CrashesMidInstall;
             }
             catch (Exception e)
             {
@@ -48,7 +49,7 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
             }
         }
         output.WriteLine($"{count} schedules from seed {first}: {operations} client operations, {elections} elections" +
-            (snapshots ? $", {taken} snapshots taken, {installed} installed, {failed} transfers failed" : ""));
+            (snapshots ? $", {taken} snapshots taken, {installed} installed, {failed} transfers failed, {midInstall} crashes mid-install" : ""));
         if (snapshots && count >= 50) Assert.True(installed > 0, "no snapshot was ever installed: the schedules do not exercise InstallSnapshot");
     }
 

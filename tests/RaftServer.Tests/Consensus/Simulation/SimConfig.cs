@@ -35,6 +35,9 @@ internal sealed record SimConfig
     public double SilentSnapshotFailure { get; init; } = 0.5;
     /// <summary>RaftOptions.SnapshotTimeoutTicks (0: the core's default).</summary>
     public int SnapshotTimeoutTicks { get; init; }
+    /// <summary>Probability, per Ready that installs a snapshot, that the node crashes after saving
+    /// the snapshot and before discarding its old log (restart must then repair the log).</summary>
+    public double CrashMidInstall { get; init; }
     /// <summary>Extra delay of a snapshot transfer over a message, uniform in [0, this] steps.</summary>
     public int SnapshotTransferSteps { get; init; } = 30;
 

@@ -17,11 +17,13 @@ internal sealed class SimNode
 
     // ---- durable: written only by handling a Ready, exactly like the real driver's fsync ----
     public HardState HardState = HardState.Empty;
-    /// <summary>The log after the snapshot: Log[i] has index LogStart + 1 + i.</summary>
+    /// <summary>The log: Log[i] has index LogStart + 1 + i (normally LogStart is the snapshot's
+    /// index; not after a crash between saving a received snapshot and resetting the log).</summary>
     public readonly List<Entry> Log = new();
     /// <summary>The newest snapshot (taken locally or installed from the leader), or null.</summary>
     public SimSnapshot? Snapshot;
-    public long LogStart => Snapshot?.Index ?? 0;
+    public long LogStart;
+    public long SnapshotIndex => Snapshot?.Index ?? 0;
     public long LastLogIndex => LogStart + Log.Count;
 
     // ---- volatile ----
@@ -40,14 +42,40 @@ internal sealed class SimNode
     public bool Alive => Core is not null;
     public bool IsPaused(long now) => now < PausedUntil;
 
-    public PersistedState Persisted() => new()
+    public PersistedState Persisted()
     {
-        HardState = HardState,
-        Entries = Log.ToArray(),
-        SnapshotIndex = LogStart,
-        SnapshotTerm = Snapshot?.Term ?? 0,
-        Applied = LogStart,
-    };
+        Recover();
+        return new()
+        {
+            HardState = HardState,
+            Entries = Log.ToArray(),
+            SnapshotIndex = SnapshotIndex,
+            SnapshotTerm = Snapshot?.Term ?? 0,
+            Applied = SnapshotIndex,
+        };
+    }
+
+    /// <summary>
+    /// The driver's start-up rule (see PersistedState.Entries): the log must continue the
+    /// snapshot. Entries at or below it go; if the log's entry at the snapshot's index has another
+    /// term, or the log ends before it, the whole log goes (it was being replaced by a leader's
+    /// snapshot when the node crashed).
+    /// </summary>
+    private void Recover()
+    {
+        long snapshotIndex = SnapshotIndex;
+        if (LogStart == snapshotIndex) return;
+        if (LogStart > snapshotIndex) throw new InvalidOperationException($"node {Id}: the log starts after {LogStart}, beyond the snapshot {snapshotIndex}");
+        if (LogAt(snapshotIndex) is { } entry && entry.Term == Snapshot!.Term)
+            Log.RemoveRange(0, (int)(snapshotIndex - LogStart));
+        else
+            Log.Clear();
+        LogStart = snapshotIndex;
+    }
+
+    /// <summary>A crash half-way through step 0 of a Ready: the received snapshot is saved (renamed
+    /// into place) but the old log not yet discarded, nor anything else persisted.</summary>
+    public void SaveSnapshotOnly(Ready ready) => Snapshot = (SimSnapshot)ready.SnapshotData!;
 
     /// <summary>The entry at <paramref name="index"/> in the durable log, or null.</summary>
     public Entry? LogAt(long index) => index > LogStart && index <= LastLogIndex ? Log[(int)(index - LogStart - 1)] : null;
@@ -56,14 +84,15 @@ internal sealed class SimNode
     {
         if (ready.Snapshot is { } snapshot)
         {
-            if (snapshot.Index <= LogStart)
-                throw new InvalidOperationException($"node {Id}: installing a snapshot at {snapshot.Index} over a newer one at {LogStart}");
+            if (snapshot.Index <= SnapshotIndex)
+                throw new InvalidOperationException($"node {Id}: installing a snapshot at {snapshot.Index} over a newer one at {SnapshotIndex}");
             // Step 0 of the Ready: the received snapshot becomes ours and replaces the whole log.
             var data = (SimSnapshot)ready.SnapshotData!;
             if (data.Index != snapshot.Index || data.Term != snapshot.Term)
                 throw new InvalidOperationException($"node {Id}: the snapshot data ({data.Index}/{data.Term}) is not the one the core installs ({snapshot.Index}/{snapshot.Term})");
             Snapshot = data;
             Log.Clear();
+            LogStart = data.Index;
         }
         if (ready.HardState is { } hardState) HardState = hardState;
         if (ready.Entries.Count == 0) return;
@@ -83,6 +112,7 @@ internal sealed class SimNode
         var snapshot = new SimSnapshot(index, term, new Dictionary<int, int>(Kv));
         int drop = (int)Math.Min(index - LogStart, Log.Count);
         Log.RemoveRange(0, drop);
+        LogStart = index;
         Snapshot = snapshot;
         return snapshot;
     }

@@ -133,6 +133,7 @@ internal sealed partial class Simulation
         // leader back to probing.)
         Loss = 0;
         SnapshotFailure = 0;
+        CrashMidInstall = 0;
         Fifo = true;
 
         int limit = 10 * Config.ElectionTicks;
@@ -174,7 +175,7 @@ internal sealed partial class Simulation
             string links = string.Join("", Enumerable.Range(0, Nodes.Length).Select(j => linked[node.Id, j] ? "1" : "0"));
             lines.Add(node.Core is { } c
                 ? $"  node {node.Id}: {c.Role} term {c.Term} leader {c.LeaderId} vote {node.HardState.VotedFor} snapshot {c.SnapshotIndex} last {c.LastIndex}/{c.LastTerm} commit {c.CommitIndex} applied {node.AppliedLog.Count} links {links}{(node.IsPaused(Now) ? " paused" : "")}"
-                : $"  node {node.Id}: crashed; disk term {node.HardState.Term} snapshot {node.LogStart} log {node.LastLogIndex}");
+                : $"  node {node.Id}: crashed; disk term {node.HardState.Term} snapshot {node.SnapshotIndex} log {node.LogStart}..{node.LastLogIndex}");
         }
         return string.Join("\n", lines);
     }

@@ -25,6 +25,8 @@ internal sealed partial class Simulation
     public int SnapshotsTaken { get; private set; }
     public int SnapshotsInstalled { get; private set; }
     public int TransfersFailed { get; private set; }
+    /// <summary>Crashes after saving a received snapshot but before discarding the old log.</summary>
+    public int CrashesMidInstall { get; private set; }
 
     private bool SnapshotsOn => Config.SnapshotEvery > 0;
 
@@ -63,14 +65,15 @@ internal sealed partial class Simulation
         if (!SnapshotsOn) return;
         var core = node.Core!;
         long appliedIndex = node.AppliedLog.Count;
-        if (appliedIndex - node.LogStart < Config.SnapshotEvery) return;
+        if (appliedIndex - node.SnapshotIndex < Config.SnapshotEvery) return;
         long term = core.TermAt(appliedIndex);
         if (term < 0) Fail($"node {node.Id} applied {appliedIndex} but its core does not know the entry's term");
         var snapshot = node.TakeSnapshot(term);
         CheckSnapshotState(node, snapshot, "took");
         core.Compact(appliedIndex);
         SnapshotsTaken++;
-        if (core.SnapshotIndex != node.LogStart) Fail($"node {node.Id}: core snapshot {core.SnapshotIndex}, durable {node.LogStart}");
+        if (core.SnapshotIndex != node.SnapshotIndex || node.LogStart != node.SnapshotIndex)
+            Fail($"node {node.Id}: core snapshot {core.SnapshotIndex}, durable {node.SnapshotIndex}, log from {node.LogStart}");
     }
 
     /// <summary>Ready step 0: the snapshot replaces the state machine (the durable part was done by

@@ -40,6 +40,7 @@ internal sealed partial class Simulation
         random = new Random(randomSeed ?? seed);
         Loss = config.Loss;
         SnapshotFailure = config.SnapshotFailure;
+        CrashMidInstall = config.CrashMidInstall;
         Nodes = new SimNode[config.Nodes];
         linked = new bool[config.Nodes, config.Nodes];
         detached = new bool[config.Nodes];
@@ -69,6 +70,8 @@ internal sealed partial class Simulation
     /// <summary>The current snapshot transfer failure rate (starts at Config.SnapshotFailure; the
     /// final check sets it to 0).</summary>
     public double SnapshotFailure { get; set; }
+    /// <summary>Starts at Config.CrashMidInstall; the final check sets it to 0.</summary>
+    public double CrashMidInstall { get; set; }
     /// <summary>Keep each link's messages in order (the final check turns it on; until then
     /// random delays reorder freely).</summary>
     public bool Fifo { get; set; }
@@ -172,6 +175,14 @@ internal sealed partial class Simulation
         while (node.Core is { HasReady: true } core)
         {
             var ready = core.GetReady();
+            if (ready.Snapshot is not null && random.NextDouble() < Math.Max(CrashAfterPersist, CrashMidInstall))
+            {
+                // Crash in the middle of installing: the snapshot is saved, the old log not yet gone.
+                node.SaveSnapshotOnly(ready);
+                CrashesMidInstall++;
+                Crash(node.Id);
+                return;
+            }
             node.Persist(ready);
             if (CrashAfterPersist > 0 && random.NextDouble() < CrashAfterPersist)
             {

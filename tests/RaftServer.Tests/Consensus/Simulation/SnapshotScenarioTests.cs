@@ -70,7 +70,7 @@ public class SnapshotScenarioTests
         for (int i = 1; i <= 4 * SnapshotEvery + 3; i++) Commit(sim, i, 3);
         Expect(sim, sim.SnapshotsTaken >= 3 * 3, $"only {sim.SnapshotsTaken} snapshots taken");
         foreach (var node in sim.Nodes)
-            Expect(sim, node.Core!.LogEntryCount <= SnapshotEvery + 2 && node.LogStart > 2 * SnapshotEvery, $"node {node.Id} did not compact its log");
+            Expect(sim, node.Core!.LogEntryCount <= SnapshotEvery + 2 && node.SnapshotIndex > 2 * SnapshotEvery, $"node {node.Id} did not compact its log");
         Expect(sim, sim.SnapshotsInstalled == 0, "no node lagged, yet a snapshot was installed");
         sim.CheckFinal();
     });
@@ -126,14 +126,14 @@ public class SnapshotScenarioTests
         {
             int count = 1 + sim.Random.Next(SnapshotEvery + 3);
             for (int i = 0; i < count; i++) last = Math.Max(last, Commit(sim, value++, 3));
-            var snapshots = sim.Nodes.Select(n => n.LogStart).ToArray();
+            var snapshots = sim.Nodes.Select(n => n.SnapshotIndex).ToArray();
             foreach (var node in sim.Nodes) sim.Crash(node.Id);
             foreach (var node in sim.Nodes)
             {
                 sim.Restart(node.Id);
                 Expect(sim, node.Core!.AppliedIndex >= snapshots[node.Id] && node.AppliedLog.Count >= snapshots[node.Id],
                     $"node {node.Id} restarted at applied {node.Core.AppliedIndex}, below its snapshot {snapshots[node.Id]}");
-                Expect(sim, node.LogStart == snapshots[node.Id], $"node {node.Id} lost its snapshot");
+                Expect(sim, node.SnapshotIndex == snapshots[node.Id], $"node {node.Id} lost its snapshot");
             }
             long index = Commit(sim, value++, 3);
             Expect(sim, index > last, $"a new command got index {index}, not after {last}: committed entries were lost");
