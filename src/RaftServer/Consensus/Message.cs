@@ -46,8 +46,10 @@ public sealed record Message
     /// Snapshot (leader to follower): the snapshot the peer must install, metadata only. The
     /// sending driver streams the data of its snapshot at <see cref="SnapshotMetadata.Index"/> out
     /// of band (in chunks); the receiving driver, once it holds the complete data, steps a
-    /// Snapshot message carrying this metadata (and the leader's From, To and Term) into its core.
-    /// Null for every other type.
+    /// Snapshot message carrying this metadata (and the leader's From, To and Term) into its core;
+    /// never before the data is complete (the core may tell the driver to install it at once).
+    /// The follower answers with an AppendResponse (SnapshotResponse is unused). Null for every
+    /// other type.
     /// </summary>
     public SnapshotMetadata? Snapshot { get; init; }
     /// <summary>
