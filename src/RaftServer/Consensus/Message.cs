@@ -42,4 +42,20 @@ public sealed record Message
     /// leadership transfer caused the election (peers then answer despite the leader lease).
     /// </summary>
     public long Context { get; init; }
+    /// <summary>
+    /// Snapshot (leader to follower): the snapshot the peer must install, metadata only. The
+    /// sending driver streams the data of its snapshot at <see cref="SnapshotMetadata.Index"/> out
+    /// of band (in chunks); the receiving driver, once it holds the complete data, steps a
+    /// Snapshot message carrying this metadata (and the leader's From, To and Term) into its core;
+    /// never before the data is complete (the core may tell the driver to install it at once).
+    /// The follower answers with an AppendResponse (SnapshotResponse is unused). Null for every
+    /// other type.
+    /// </summary>
+    public SnapshotMetadata? Snapshot { get; init; }
+    /// <summary>
+    /// Snapshot, receiving side only: a handle to the received data (a file path, an object), opaque
+    /// to the core, which hands it back in <see cref="Ready.SnapshotData"/> if it decides to
+    /// install the snapshot. Never sent on the wire.
+    /// </summary>
+    public object? SnapshotData { get; init; }
 }

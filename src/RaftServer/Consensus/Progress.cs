@@ -8,6 +8,10 @@ internal enum ReplicationState
     /// <summary>Next is known to follow the peer's log: stream Appends optimistically, at most
     /// MaxInflightAppends unacknowledged.</summary>
     Replicate,
+    /// <summary>The entries the peer needs are compacted away: a snapshot (at PendingSnapshot) is
+    /// being transferred; no Appends until the driver reports the transfer's end
+    /// (<see cref="RaftNode.ReportSnapshot"/>), the peer acknowledges it, or it times out.</summary>
+    Snapshot,
 }
 
 /// <summary>
@@ -37,8 +41,17 @@ internal sealed class Progress
     /// <summary>Highest commit index the peer can derive from what we sent it.</summary>
     public long CommitSent;
     public readonly Inflights Inflights;
+    /// <summary>Snapshot state: the index of the snapshot being sent.</summary>
+    public long PendingSnapshot;
+    /// <summary>Snapshot state: ticks since the snapshot was sent (a lost transfer times out).</summary>
+    public int SnapshotElapsed;
 
-    public bool IsPaused => State == ReplicationState.Probe ? ProbeSent : Inflights.Full;
+    public bool IsPaused => State switch
+    {
+        ReplicationState.Probe => ProbeSent,
+        ReplicationState.Replicate => Inflights.Full,
+        _ => true,
+    };
 
     public void Reset(long next)
     {
@@ -49,14 +62,31 @@ internal sealed class Progress
         RecentlyActive = false;
         ReadRoundAcked = 0;
         CommitSent = 0;
+        PendingSnapshot = 0;
+        SnapshotElapsed = 0;
         Inflights.Reset();
     }
 
     public void BecomeProbe()
     {
+        // Leaving Snapshot state after a transfer that succeeded: the peer holds the snapshot,
+        // so probe just after it (etcd's rule).
+        Next = State == ReplicationState.Snapshot ? Math.Max(Match, PendingSnapshot) + 1 : Match + 1;
         State = ReplicationState.Probe;
         ProbeSent = false;
-        Next = Match + 1;
+        PendingSnapshot = 0;
+        SnapshotElapsed = 0;
+        Inflights.Reset();
+    }
+
+    /// <summary>Start sending the snapshot at <paramref name="index"/>: Appends stop until it ends.</summary>
+    public void BecomeSnapshot(long index)
+    {
+        State = ReplicationState.Snapshot;
+        ProbeSent = false;
+        PendingSnapshot = index;
+        SnapshotElapsed = 0;
+        Next = index + 1;
         Inflights.Reset();
     }
 
@@ -64,6 +94,8 @@ internal sealed class Progress
     {
         State = ReplicationState.Replicate;
         ProbeSent = false;
+        PendingSnapshot = 0;
+        SnapshotElapsed = 0;
         Next = Match + 1;
         Inflights.Reset();
     }
@@ -88,6 +120,8 @@ internal sealed class Progress
     /// </summary>
     public bool MaybeDecreaseTo(long rejected, long hintNext)
     {
+        // A rejection of an Append sent before the snapshot: the snapshot supersedes it.
+        if (State == ReplicationState.Snapshot) return false;
         if (State == ReplicationState.Replicate)
         {
             // Everything up to Match is known to agree; a rejection below it is stale.
@@ -103,7 +137,7 @@ internal sealed class Progress
         return true;
     }
 
-    public PeerProgress ToPublic() => new(Id, Match, Next, RecentlyActive);
+    public PeerProgress ToPublic() => new(Id, Match, Next, RecentlyActive) { SendingSnapshot = State == ReplicationState.Snapshot ? PendingSnapshot : 0 };
 }
 
 /// <summary>A ring buffer of the last index of each Append in flight to one peer (bounded pipelining).</summary>

@@ -22,6 +22,7 @@ internal sealed class RaftLog
             if (entry.Index != expected)
                 throw new ArgumentException($"persisted entries must be contiguous from {SnapshotIndex + 1}; found index {entry.Index} where {expected} was expected");
             entries.Add(entry);
+            Bytes += entry.Data.Length;
             expected++;
         }
         Committed = Math.Clamp(persisted.HardState.Commit, SnapshotIndex, LastIndex);
@@ -41,6 +42,8 @@ internal sealed class RaftLog
     public long Delivered { get; set; }
     /// <summary>First index not yet handed to the driver to persist.</summary>
     public long FirstUnstable { get; set; }
+    /// <summary>Bytes of entry data in the log (after the snapshot).</summary>
+    public long Bytes { get; private set; }
 
     public long FirstIndex => SnapshotIndex + 1;
     public long LastIndex => SnapshotIndex + entries.Count;
@@ -64,7 +67,11 @@ internal sealed class RaftLog
         lastTerm > LastTerm || (lastTerm == LastTerm && lastIndex >= LastIndex);
 
     /// <summary>The leader appends its own new entry.</summary>
-    public void Append(Entry entry) => entries.Add(entry);
+    public void Append(Entry entry)
+    {
+        entries.Add(entry);
+        Bytes += entry.Data.Length;
+    }
 
     /// <summary>
     /// Figure 2, AppendEntries receiver rules 3 and 4: the entries follow <paramref name="prevIndex"/>
@@ -90,6 +97,7 @@ internal sealed class RaftLog
             if (entry.Index != index)
                 throw new ArgumentException($"entry index {entry.Index} where {index} was expected");
             entries.Add(entry);
+            Bytes += entry.Data.Length;
         }
         return prevIndex + count;
     }
@@ -97,6 +105,7 @@ internal sealed class RaftLog
     private void TruncateFrom(long index)
     {
         int offset = (int)(index - SnapshotIndex - 1);
+        for (int i = offset; i < entries.Count; i++) Bytes -= entries[i].Data.Length;
         entries.RemoveRange(offset, entries.Count - offset);
         if (FirstUnstable > index) FirstUnstable = index;
     }
@@ -172,8 +181,29 @@ internal sealed class RaftLog
         if (index <= SnapshotIndex) return;
         if (index > Applied) throw new InvalidOperationException($"cannot compact to {index}: only {Applied} is applied");
         long term = TermAt(index);
-        entries.RemoveRange(0, (int)(index - SnapshotIndex));
+        int count = (int)(index - SnapshotIndex);
+        for (int i = 0; i < count; i++) Bytes -= entries[i].Data.Length;
+        entries.RemoveRange(0, count);
         SnapshotIndex = index;
         SnapshotTerm = term;
+    }
+
+    /// <summary>
+    /// A snapshot from the leader replaces the whole log: it starts after (<paramref name="index"/>,
+    /// <paramref name="term"/>), which is committed and (once the driver installed it) applied.
+    /// Only for a snapshot newer than the commit index, so nothing committed is lost.
+    /// </summary>
+    public void Restore(long index, long term)
+    {
+        if (index <= Committed) throw new InvalidOperationException($"snapshot at {index} is not newer than the commit index {Committed}");
+        entries.Clear();
+        Bytes = 0;
+        SnapshotIndex = index;
+        SnapshotTerm = term;
+        Committed = index;
+        // Everything up to the snapshot is applied by installing it; what follows is delivered
+        // from index + 1. Applied itself moves when the driver acknowledges the Ready (Advance).
+        Delivered = index;
+        FirstUnstable = index + 1;
     }
 }

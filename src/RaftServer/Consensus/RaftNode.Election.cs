@@ -35,7 +35,7 @@ public sealed partial class RaftNode
         }
         if (m.Term < term)
         {
-            if (m.Type is MessageType.Append or MessageType.Heartbeat)
+            if (m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
             {
                 // A stale leader (e.g. back from a partition) learns our term from this and steps
                 // down; with pre-vote or check-quorum it might otherwise never hear of it, while we
@@ -71,6 +71,7 @@ public sealed partial class RaftNode
         heartbeatElapsed++;
         electionElapsed++;
         TickLeaderReads();
+        TickSnapshots();
 
         if (leadTransferee != SoftState.NoLeader && ++transferElapsed >= options.ElectionTicks)
             AbortTransfer(); // thesis §3.10: give up after an election timeout

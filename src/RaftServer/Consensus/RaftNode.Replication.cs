@@ -95,8 +95,12 @@ public sealed partial class RaftNode
         }
 
         if (!pr.MaybeUpdate(m.Index)) return;
-        if (pr.State == ReplicationState.Probe) pr.BecomeReplicate();
-        else pr.Inflights.FreeUpTo(m.Index);
+        switch (pr.State)
+        {
+            case ReplicationState.Probe: pr.BecomeReplicate(); break;
+            case ReplicationState.Snapshot: MaybeEndSnapshot(pr); break;
+            default: pr.Inflights.FreeUpTo(m.Index); break;
+        }
 
         MaybeCommit();
         // Refill the pipe: as many Appends as the in-flight bound allows.
@@ -132,15 +136,16 @@ public sealed partial class RaftNode
     /// <summary>
     /// Sends the entries from the peer's Next, as many as MaxAppendBytes allows (at least one).
     /// In Probe state one Append at a time; in Replicate state optimistically, up to
-    /// MaxInflightAppends unacknowledged. Returns whether a message was sent.
+    /// MaxInflightAppends unacknowledged; the snapshot instead when Next - 1 is compacted away.
+    /// Returns whether a message was sent.
     /// </summary>
     private bool SendAppend(Progress pr, bool sendIfEmpty)
     {
         if (pr.IsPaused) return false;
         long prevIndex = pr.Next - 1;
         long prevTerm = log.TermAt(prevIndex);
-        // Compacted away: only a snapshot can help this peer (the snapshots issue adds it).
-        if (prevTerm < 0) return false;
+        // Compacted away: only a snapshot can help this peer.
+        if (prevTerm < 0) return prevIndex < log.SnapshotIndex && SendSnapshot(pr);
 
         var entries = pr.Next <= log.LastIndex ? log.Slice(pr.Next, options.MaxAppendBytes) : [];
         if (entries.Length == 0 && !sendIfEmpty) return false;

@@ -5,7 +5,7 @@ namespace RaftServer.Consensus;
 /// clocks: the driver calls Tick() on a timer, Step() for each received message, Propose() and
 /// ReadIndex() for clients, and handles each Ready (persist, send, apply) before Advance().
 /// The rules live in partial files beside this one: Election (§5.2, pre-vote, check-quorum),
-/// Replication (§5.3, §5.4), ReadIndex (thesis §6.4), Transfer (thesis §3.10).
+/// Replication (§5.3, §5.4), ReadIndex (thesis §6.4), Transfer (thesis §3.10), Snapshot (§7).
 /// Not thread-safe: one loop owns it.
 /// </summary>
 public sealed partial class RaftNode
@@ -162,6 +162,7 @@ public sealed partial class RaftNode
         {
             case MessageType.Append:
             case MessageType.Heartbeat:
+            case MessageType.Snapshot:
                 // §5.2: a candidate that hears from a leader of its term returns to follower.
                 BecomeFollower(m.Term, m.From);
                 StepFollower(m);
@@ -186,6 +187,11 @@ public sealed partial class RaftNode
                 electionElapsed = 0;
                 SetLeader(m.From);
                 HandleHeartbeat(m);
+                break;
+            case MessageType.Snapshot:
+                electionElapsed = 0;
+                SetLeader(m.From);
+                HandleSnapshot(m);
                 break;
             case MessageType.TimeoutNow:
                 HandleTimeoutNow(m);
@@ -223,6 +229,7 @@ public sealed partial class RaftNode
                 || log.Delivered < log.Committed
                 || readStates.Count > 0
                 || voteGranted is not null
+                || pendingSnapshot is not null
                 || CurrentHardState != lastHardState
                 || CurrentSoftState != lastSoftState;
         }
@@ -246,7 +253,11 @@ public sealed partial class RaftNode
             ReadStates = readStates,
             SoftState = softState != lastSoftState ? softState : null,
             VoteGranted = voteGranted,
+            Snapshot = pendingSnapshot,
+            SnapshotData = pendingSnapshotData,
         };
+        pendingSnapshot = null;
+        pendingSnapshotData = null;
         lastHardState = hardState;
         lastSoftState = softState;
         voteGranted = null;
@@ -259,15 +270,22 @@ public sealed partial class RaftNode
     public void Advance(Ready ready)
     {
         ArgumentNullException.ThrowIfNull(ready);
+        // The snapshot is installed: the state machine is at its index (never backwards).
+        if (ready.Snapshot is { } snapshot)
+            log.Applied = Math.Max(log.Applied, Math.Min(snapshot.Index, log.Committed));
         if (ready.CommittedEntries.Count > 0)
             log.Applied = Math.Max(log.Applied, ready.CommittedEntries[^1].Index);
     }
 
     /// <summary>
-    /// Compaction hook: the driver has saved a snapshot of the state machine at
-    /// <paramref name="index"/> (already applied); the core forgets the entries up to it.
-    /// A follower that then needs them cannot be served by Append: sending it the snapshot is the
-    /// snapshots issue's job (until then such a peer stays behind).
+    /// Compaction hook: the driver has durably saved a snapshot of the state machine at
+    /// <paramref name="index"/> (applied, so at most <see cref="AppliedIndex"/>); the core forgets
+    /// the entries up to it, and the driver may then delete them from disk. From now on a peer
+    /// that needs an entry at or below <paramref name="index"/> is sent a Snapshot message naming
+    /// this snapshot (<see cref="CurrentSnapshot"/>): keep its data until a newer one is
+    /// compacted to. Policy is the driver's (e.g. when <see cref="LogEntryCount"/> or
+    /// <see cref="LogBytes"/> passes a threshold); compacting a little below the applied index
+    /// lets slightly lagging followers catch up by Append rather than by snapshot.
     /// </summary>
     public void Compact(long index) => log.CompactTo(index);
 }

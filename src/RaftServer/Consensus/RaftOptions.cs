@@ -16,6 +16,14 @@ public sealed record RaftOptions
     public int MaxInflightAppends { get; init; } = 64;
     /// <summary>Bytes of entry data per Append message (at least one entry is always sent).</summary>
     public long MaxAppendBytes { get; init; } = 1 << 20;
+    /// <summary>
+    /// Ticks after which a snapshot transfer the driver has not reported on
+    /// (<see cref="RaftNode.ReportSnapshot"/>) counts as failed, so a lost transfer never wedges
+    /// the peer; the leader then probes again (and resends the snapshot if still needed).
+    /// 0: 5 election timeouts. Set it above the time a transfer of the largest snapshot takes, or
+    /// have the driver report the outcome of every transfer.
+    /// </summary>
+    public int SnapshotTimeoutTicks { get; init; }
     /// <summary>The random source for election timeouts: seeded, so runs replay.</summary>
     public required Random Random { get; init; }
 }
@@ -24,9 +32,13 @@ public sealed record RaftOptions
 public sealed record PersistedState
 {
     public HardState HardState { get; init; } = Consensus.HardState.Empty;
-    /// <summary>The log after the snapshot, in index order, contiguous from SnapshotIndex + 1.</summary>
+    /// <summary>The log after the snapshot, in index order, contiguous from SnapshotIndex + 1. The
+    /// driver drops logged entries at or below the snapshot, and the whole log when its entry at
+    /// SnapshotIndex has another term than SnapshotTerm or it ends before SnapshotIndex (a crash
+    /// after installing a leader's snapshot, before the old log was discarded).</summary>
     public IReadOnlyList<Entry> Entries { get; init; } = [];
-    /// <summary>Index and term of the last entry covered by the snapshot (0, 0 without one).</summary>
+    /// <summary>Index and term of the last entry covered by the newest valid snapshot (0, 0 without
+    /// one); the state machine is loaded from that snapshot before the core starts.</summary>
     public long SnapshotIndex { get; init; }
     public long SnapshotTerm { get; init; }
     /// <summary>The index the state machine has applied (the snapshot's, after a restart).</summary>
@@ -42,4 +54,8 @@ public enum ProposeOutcome { Accepted, NotLeader, TransferInProgress }
 public readonly record struct ProposeResult(ProposeOutcome Outcome, long Index, long Term, int LeaderHint);
 
 /// <summary>A peer's replication progress as the leader sees it (for Status).</summary>
-public readonly record struct PeerProgress(int Id, long Match, long Next, bool RecentlyActive);
+public readonly record struct PeerProgress(int Id, long Match, long Next, bool RecentlyActive)
+{
+    /// <summary>The index of the snapshot being sent to the peer, 0 when none is.</summary>
+    public long SendingSnapshot { get; init; }
+}

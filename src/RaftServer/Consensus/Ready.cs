@@ -22,6 +22,13 @@ public readonly record struct VoteGrant(int Candidate, long Term);
 
 /// <summary>
 /// The work the driver must do, in this order, then call <see cref="RaftNode.Advance"/>:
+/// 0. if <see cref="Snapshot"/> is set (a follower installs a snapshot from the leader): make the
+///    received snapshot data (<see cref="SnapshotData"/>) this node's durable snapshot (write,
+///    fsync, atomic rename), discard the whole log (every entry, whatever its index: the
+///    snapshot replaces it and <see cref="Entries"/> continue from Snapshot.Index + 1), and load
+///    the snapshot into the state machine (applied index = Snapshot.Index); fail (Unavailable,
+///    outcome unknown) client writes waiting on an index the snapshot covers. All of it before
+///    step 1 persists anything and before any message of this Ready is sent;
 /// 1. persist <see cref="HardState"/> (if set) and append <see cref="Entries"/> (entries at an index
 ///    the log already has replace that entry and every one after it), with one fsync;
 /// 2. send <see cref="Messages"/>;
@@ -40,6 +47,14 @@ public sealed class Ready
     /// <summary>Set when this node granted its vote since the last Ready (HardState.VotedFor
     /// changed to another node). Log it after persisting.</summary>
     public VoteGrant? VoteGranted { get; init; }
+    /// <summary>A snapshot from the leader to install before anything else of this Ready (step 0
+    /// above); null almost always. When the core does not install a snapshot it was stepped (old,
+    /// or the log already holds its last entry), it never appears here: the driver drops the
+    /// received data.</summary>
+    public SnapshotMetadata? Snapshot { get; init; }
+    /// <summary>With <see cref="Snapshot"/>: the <see cref="Message.SnapshotData"/> the driver
+    /// stepped in with it.</summary>
+    public object? SnapshotData { get; init; }
 
-    public bool MustSync => HardState is not null || Entries.Count > 0;
+    public bool MustSync => HardState is not null || Entries.Count > 0 || Snapshot is not null;
 }

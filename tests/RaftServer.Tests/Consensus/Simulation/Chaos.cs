@@ -5,11 +5,13 @@ namespace RaftServer.Tests.Consensus.Simulation;
 /// reliable or unreliable network, clients writing and reading, and a sequence of faults
 /// (partitions including a cut-off leader, crashes and restarts from persisted state, crashes
 /// between persisting and sending, long pauses), then healing, a liveness check and every
-/// safety check.
+/// safety check. With <c>snapshots</c>, nodes also compact every few applied entries and lagging
+/// nodes catch up by snapshot transfers that may fail (reported or silently); the schedule of
+/// faults is the same as without.
 /// </summary>
 internal static class Chaos
 {
-    public static Simulation Run(int seed)
+    public static Simulation Run(int seed, bool snapshots = false)
     {
         var random = new Random(seed);
         int nodes = (seed % 3) switch { 0 => 3, 1 => 5, _ => 7 };
@@ -28,6 +30,20 @@ internal static class Chaos
             MaxAppendBytes = random.Next(2) == 0 ? 0 : random.Next(72), // 0: one entry per Append
         };
 
+        if (snapshots)
+        {
+            // A separate stream, so the fault schedule stays the seed's.
+            var r = new Random(seed ^ 0x5eed);
+            config = config with
+            {
+                SnapshotEvery = 2 + r.Next(12),
+                SnapshotFailure = r.NextDouble() * 0.3,
+                SilentSnapshotFailure = r.NextDouble(),
+                SnapshotTimeoutTicks = r.Next(2) == 0 ? 0 : config.ElectionTicks + r.Next(4 * config.ElectionTicks),
+                SnapshotTransferSteps = r.Next(60),
+                CrashMidInstall = r.Next(3) == 0 ? r.NextDouble() * 0.3 : 0,
+            };
+        }
         var sim = new Simulation(seed, config, random.Next()) { Keys = 1 + random.Next(3) };
         sim.AddClients(2 + random.Next(3));
         sim.ClientsActive = true;

@@ -274,7 +274,7 @@ public class CourseScenarioTests
         for (int i = 0; i < 3; i++) sim.Crash(i);
         for (int i = 0; i < 3; i++) sim.Restart(i);
         Expect(sim, sim.One(Simulation.Command(1, 12), 3) > 0, "12 did not commit after a full restart");
-        Expect(sim, sim.CountApplied(1 + 1, Simulation.Command(1, 11)) == 3 || sim.Nodes.All(n => n.AppliedLog.Any(e => e.Data.AsSpan().SequenceEqual(Simulation.Command(1, 11)))),
+        Expect(sim, sim.CountApplied(1 + 1, Simulation.Command(1, 11)) == 3 || sim.Nodes.All(n => n.AppliedLog.Any(e => e is not null && e.Data.AsSpan().SequenceEqual(Simulation.Command(1, 11)))),
             "11 was lost across the restart");
 
         int leader = AwaitLeader(sim);

@@ -10,39 +10,54 @@ namespace RaftServer.Tests.Consensus.Simulation;
 public class RandomizedScheduleTests(ITestOutputHelper output)
 {
     private const int CiSchedules = 1000;
+    private const int CiSnapshotSchedules = 300;
 
-    public static string ReplayCommand(int seed) =>
-        $"RAFTPS_SEED={seed} dotnet test tests/RaftServer.Tests -c Release --filter FullyQualifiedName~RandomizedScheduleTests";
+    public static string ReplayCommand(int seed, string test = nameof(Every_schedule_keeps_raft_safe_live_and_linearizable)) =>
+        $"RAFTPS_SEED={seed} dotnet test tests/RaftServer.Tests -c Release --filter FullyQualifiedName~RandomizedScheduleTests.{test}";
 
     [Fact]
-    public void Every_schedule_keeps_raft_safe_live_and_linearizable()
+    public void Every_schedule_keeps_raft_safe_live_and_linearizable() => RunSchedules(snapshots: false, CiSchedules);
+
+    /// <summary>The same schedules with compaction every few entries and snapshot transfers that
+    /// may fail: lagging, partitioned and restarted nodes catch up by snapshot.</summary>
+    [Fact]
+    public void Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable() => RunSchedules(snapshots: true, CiSnapshotSchedules);
+
+    private void RunSchedules(bool snapshots, int ciCount)
     {
-        var (first, count) = SeedRange();
-        long operations = 0, elections = 0;
+        var (first, count) = SeedRange(ciCount);
+        string test = snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
+        long operations = 0, elections = 0, taken = 0, installed = 0, failed = 0, midInstall = 0;
         for (int seed = first; seed < first + count; seed++)
         {
             try
             {
-                var sim = Chaos.Run(seed);
+                var sim = Chaos.Run(seed, snapshots);
                 operations += sim.History.Count;
                 elections += sim.ElectionsWon;
+                taken += sim.SnapshotsTaken;
+                installed += sim.SnapshotsInstalled;
+                failed += sim.TransfersFailed;
+                midInstall += sim.CrashesMidInstall;
             }
             catch (Exception e)
             {
-                string message = $"schedule {seed} failed: {e.Message}\nreplay: {ReplayCommand(seed)}";
+                string message = $"schedule {seed} failed: {e.Message}\nreplay: {ReplayCommand(seed, test)}";
                 output.WriteLine(message);
                 output.WriteLine(e.ToString());
                 throw new Xunit.Sdk.XunitException(message + "\n" + e);
             }
         }
-        output.WriteLine($"{count} schedules from seed {first}: {operations} client operations, {elections} elections");
+        output.WriteLine($"{count} schedules from seed {first}: {operations} client operations, {elections} elections" +
+            (snapshots ? $", {taken} snapshots taken, {installed} installed, {failed} transfers failed, {midInstall} crashes mid-install" : ""));
+        if (snapshots && count >= 50) Assert.True(installed > 0, "no snapshot was ever installed: the schedules do not exercise InstallSnapshot");
     }
 
-    private static (int First, int Count) SeedRange()
+    private static (int First, int Count) SeedRange(int ciCount)
     {
         if (int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SEED"), out int seed)) return (seed, 1);
         int start = int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SOAK_START"), out int s) ? s : 1;
-        int count = int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SOAK"), out int n) ? n : CiSchedules;
+        int count = int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SOAK"), out int n) ? n : ciCount;
         return (start, count);
     }
 }

@@ -25,6 +25,22 @@ internal sealed record SimConfig
     /// sending its messages (only while crashes are being injected).</summary>
     public double CrashAfterPersist { get; init; }
 
+    /// <summary>Each node snapshots its state machine and compacts its log every this many applied
+    /// entries (0: never).</summary>
+    public int SnapshotEvery { get; init; }
+    /// <summary>Probability that a snapshot transfer fails (on top of <see cref="Loss"/>).</summary>
+    public double SnapshotFailure { get; init; }
+    /// <summary>Probability that a failed transfer is never reported to the leader's core (it
+    /// must then time out); otherwise the driver reports it with ReportSnapshot(peer, false).</summary>
+    public double SilentSnapshotFailure { get; init; } = 0.5;
+    /// <summary>RaftOptions.SnapshotTimeoutTicks (0: the core's default).</summary>
+    public int SnapshotTimeoutTicks { get; init; }
+    /// <summary>Probability, per Ready that installs a snapshot, that the node crashes after saving
+    /// the snapshot and before discarding its old log (restart must then repair the log).</summary>
+    public double CrashMidInstall { get; init; }
+    /// <summary>Extra delay of a snapshot transfer over a message, uniform in [0, this] steps.</summary>
+    public int SnapshotTransferSteps { get; init; } = 30;
+
     public static SimConfig Reliable(int nodes) => new() { Nodes = nodes };
 
     public static SimConfig Unreliable(int nodes) => new()

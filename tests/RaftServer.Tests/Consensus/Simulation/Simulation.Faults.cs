@@ -77,9 +77,17 @@ internal sealed partial class Simulation
             CheckQuorum = Config.CheckQuorum,
             MaxInflightAppends = Config.MaxInflightAppends,
             MaxAppendBytes = Config.MaxAppendBytes,
+            SnapshotTimeoutTicks = Config.SnapshotTimeoutTicks,
             Random = new Random(random.Next()),
         };
+        node.Incarnation++;
         node.Core = new RaftNode(options, node.Persisted());
+        // The state machine starts from the durable snapshot; the core redelivers what follows.
+        if (node.Snapshot is { } snapshot)
+        {
+            CheckSnapshotState(node, snapshot, "loaded");
+            node.LoadSnapshot(snapshot);
+        }
         node.LastRole = Role.Follower;
         node.LastTerm = node.Core.Term;
         // Nodes tick out of phase, as real timers do.

@@ -39,6 +39,8 @@ internal sealed partial class Simulation
         Config = config;
         random = new Random(randomSeed ?? seed);
         Loss = config.Loss;
+        SnapshotFailure = config.SnapshotFailure;
+        CrashMidInstall = config.CrashMidInstall;
         Nodes = new SimNode[config.Nodes];
         linked = new bool[config.Nodes, config.Nodes];
         detached = new bool[config.Nodes];
@@ -65,6 +67,11 @@ internal sealed partial class Simulation
     public double CrashAfterPersist { get; set; }
     /// <summary>The current loss rate (starts at Config.Loss; the final check sets it to 0).</summary>
     public double Loss { get; set; }
+    /// <summary>The current snapshot transfer failure rate (starts at Config.SnapshotFailure; the
+    /// final check sets it to 0).</summary>
+    public double SnapshotFailure { get; set; }
+    /// <summary>Starts at Config.CrashMidInstall; the final check sets it to 0.</summary>
+    public double CrashMidInstall { get; set; }
     /// <summary>Keep each link's messages in order (the final check turns it on; until then
     /// random delays reorder freely).</summary>
     public bool Fifo { get; set; }
@@ -103,6 +110,7 @@ internal sealed partial class Simulation
             network.Dequeue();
             Deliver(message);
         }
+        DeliverReports();
         foreach (var node in Nodes)
         {
             if (!node.Alive || node.IsPaused(Now)) continue;
@@ -120,12 +128,17 @@ internal sealed partial class Simulation
     private void Deliver(Message message)
     {
         var node = Nodes[message.To];
-        if (!linked[message.From, message.To] || !node.Alive) return;
-        if (node.IsPaused(Now))
+        if (node.IsPaused(Now) && node.Alive && linked[message.From, message.To])
         {
             network.Enqueue(message, (node.PausedUntil + random.Next(1, 3), sequence++));
             return;
         }
+        if (message.Type == MessageType.Snapshot)
+        {
+            DeliverSnapshot(message);
+            return;
+        }
+        if (!linked[message.From, message.To] || !node.Alive) return;
         Trace?.Invoke($"{Now} deliver {message.Type} {message.From}->{message.To} t{message.Term} i{message.Index} lt{message.LogTerm} n{message.Entries.Count} c{message.Commit} rej{message.Reject} hint{message.RejectHint}/{message.HintTerm} ctx{message.Context}");
         node.Core!.Step(message);
         Observe(node);
@@ -133,6 +146,11 @@ internal sealed partial class Simulation
 
     private void Send(Message message)
     {
+        if (message.Type == MessageType.Snapshot)
+        {
+            SendSnapshot(message);
+            return;
+        }
         if (!linked[message.From, message.To]) return;
         if (random.NextDouble() < Loss) return;
         Enqueue(message);
@@ -151,12 +169,20 @@ internal sealed partial class Simulation
         network.Enqueue(message, (at, sequence++));
     }
 
-    /// <summary>The driver's loop turn: persist, (maybe crash), send, apply, answer reads, Advance.</summary>
+    /// <summary>The driver's loop turn: persist (a snapshot first), (maybe crash), send, apply, answer reads, Advance.</summary>
     private void HandleReady(SimNode node)
     {
         while (node.Core is { HasReady: true } core)
         {
             var ready = core.GetReady();
+            if (ready.Snapshot is not null && random.NextDouble() < Math.Max(CrashAfterPersist, CrashMidInstall))
+            {
+                // Crash in the middle of installing: the snapshot is saved, the old log not yet gone.
+                node.SaveSnapshotOnly(ready);
+                CrashesMidInstall++;
+                Crash(node.Id);
+                return;
+            }
             node.Persist(ready);
             if (CrashAfterPersist > 0 && random.NextDouble() < CrashAfterPersist)
             {
@@ -164,11 +190,15 @@ internal sealed partial class Simulation
                 Crash(node.Id);
                 return;
             }
+            if (ready.Snapshot is { } snapshot) InstallSnapshot(node, snapshot);
             foreach (var message in ready.Messages) Send(message);
             foreach (var entry in ready.CommittedEntries) Apply(node, entry);
             foreach (var read in ready.ReadStates) OnReadState(node, read);
             core.Advance(ready);
+            if (core.AppliedIndex != node.AppliedLog.Count)
+                Fail($"node {node.Id}: the core's applied index {core.AppliedIndex} is not the state machine's {node.AppliedLog.Count}");
             CompleteReads(node);
+            MaybeTakeSnapshot(node);
         }
     }
 
@@ -198,7 +228,9 @@ internal sealed partial class Simulation
         foreach (var node in Nodes)
         {
             if (node.AppliedLog.Count < index) continue;
-            if (node.AppliedLog[(int)index - 1].Data.AsSpan().SequenceEqual(data)) count++;
+            // A node that skipped the index by a snapshot holds the agreed entry (checked on install).
+            var entry = node.AppliedLog[(int)index - 1] ?? applied[(int)index - 1];
+            if (entry.Data.AsSpan().SequenceEqual(data)) count++;
         }
         return count;
     }

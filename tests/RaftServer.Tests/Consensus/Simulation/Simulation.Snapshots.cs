@@ -1,0 +1,153 @@
+using RaftServer.Consensus;
+
+namespace RaftServer.Tests.Consensus.Simulation;
+
+/// <summary>
+/// Snapshots in the simulation, done as the real driver must: every
+/// <see cref="SimConfig.SnapshotEvery"/> applied entries a node saves its state machine and
+/// compacts (durable log and core); a Snapshot message starts a transfer of the sender's durable
+/// snapshot that the network delivers (after a longer delay), loses, or fails, reporting the
+/// outcome back to the sender's core (or, sometimes, never: the core must time it out); a
+/// follower installs what its Ready hands it before persisting anything else or sending.
+/// State machine safety covers nodes that skipped entries: every snapshot loaded or installed
+/// must equal the state the agreed log produces at its index.
+/// </summary>
+internal sealed partial class Simulation
+{
+    private sealed record Transfer(SimSnapshot Snapshot, int SenderIncarnation);
+    private readonly record struct Report(int Node, int Incarnation, int Peer, bool Success);
+
+    private readonly PriorityQueue<Report, (long Time, long Seq)> reports = new();
+    /// <summary>The key-value state after each agreed entry ([index - 1]), when snapshots are on.</summary>
+    private readonly List<string> referenceStates = new();
+    private readonly Dictionary<int, int> referenceKv = new();
+
+    public int SnapshotsTaken { get; private set; }
+    public int SnapshotsInstalled { get; private set; }
+    public int TransfersFailed { get; private set; }
+    /// <summary>Crashes after saving a received snapshot but before discarding the old log.</summary>
+    public int CrashesMidInstall { get; private set; }
+
+    private bool SnapshotsOn => Config.SnapshotEvery > 0;
+
+    private static string Fingerprint(IReadOnlyDictionary<int, int> kv) =>
+        string.Join(",", kv.OrderBy(p => p.Key).Select(p => $"{p.Key}={p.Value}"));
+
+    /// <summary>A new agreed entry: extend the reference states.</summary>
+    private void RecordReference(Entry entry)
+    {
+        if (!SnapshotsOn) return;
+        if (entry.Kind == EntryKind.Command)
+        {
+            var (key, value) = SimNode.Decode(entry.Data);
+            referenceKv[key] = value;
+        }
+        referenceStates.Add(Fingerprint(referenceKv));
+    }
+
+    /// <summary>State machine safety for a node that skips entries: the snapshot's state is the one
+    /// the agreed entries produce at its index.</summary>
+    private void CheckSnapshotState(SimNode node, SimSnapshot snapshot, string what)
+    {
+        if (snapshot.Index == 0) return;
+        if (snapshot.Index > applied.Count)
+            Fail($"node {node.Id} {what} a snapshot at {snapshot.Index}, beyond anything applied ({applied.Count})");
+        var entry = applied[(int)snapshot.Index - 1];
+        if (entry.Term != snapshot.Term)
+            Fail($"node {node.Id} {what} a snapshot at {snapshot.Index} of term {snapshot.Term}; the entry applied there has term {entry.Term}");
+        if (Fingerprint(snapshot.Kv) != referenceStates[(int)snapshot.Index - 1])
+            Fail($"node {node.Id} {what} a snapshot at {snapshot.Index} with state [{Fingerprint(snapshot.Kv)}] where the log gives [{referenceStates[(int)snapshot.Index - 1]}]");
+    }
+
+    /// <summary>Driver, after Advance: snapshot and compact when the log since the last one is long.</summary>
+    private void MaybeTakeSnapshot(SimNode node)
+    {
+        if (!SnapshotsOn) return;
+        var core = node.Core!;
+        long appliedIndex = node.AppliedLog.Count;
+        if (appliedIndex - node.SnapshotIndex < Config.SnapshotEvery) return;
+        long term = core.TermAt(appliedIndex);
+        if (term < 0) Fail($"node {node.Id} applied {appliedIndex} but its core does not know the entry's term");
+        var snapshot = node.TakeSnapshot(term);
+        CheckSnapshotState(node, snapshot, "took");
+        core.Compact(appliedIndex);
+        SnapshotsTaken++;
+        if (core.SnapshotIndex != node.SnapshotIndex || node.LogStart != node.SnapshotIndex)
+            Fail($"node {node.Id}: core snapshot {core.SnapshotIndex}, durable {node.SnapshotIndex}, log from {node.LogStart}");
+    }
+
+    /// <summary>Ready step 0: the snapshot replaces the state machine (the durable part was done by
+    /// Persist). Applied never goes backwards.</summary>
+    private void InstallSnapshot(SimNode node, SnapshotMetadata metadata)
+    {
+        var snapshot = node.Snapshot!;
+        if (snapshot.Index != metadata.Index) Fail($"node {node.Id} installs {metadata.Index} but holds {snapshot.Index}");
+        if (node.AppliedLog.Count > snapshot.Index)
+            Fail($"node {node.Id} would go back from applied {node.AppliedLog.Count} to a snapshot at {snapshot.Index}");
+        CheckSnapshotState(node, snapshot, "installed");
+        // Writes waiting on an index the snapshot covers: their outcome is unknown here.
+        foreach (var client in clients)
+            if (client.State == SimClient.Phase.AwaitApply && client.Node == node.Id && client.Index <= snapshot.Index) GiveUp(client);
+        node.LoadSnapshot(snapshot);
+        SnapshotsInstalled++;
+        Trace?.Invoke($"{Now} node {node.Id} installed the snapshot at {snapshot.Index}/{snapshot.Term}");
+    }
+
+    /// <summary>The sender's driver streams its durable snapshot; the network may lose it.</summary>
+    private void SendSnapshot(Message message)
+    {
+        var sender = Nodes[message.From];
+        var snapshot = sender.Snapshot;
+        if (snapshot is null || message.Snapshot is null || snapshot.Index != message.Snapshot.Index || snapshot.Term != message.Snapshot.Term)
+            Fail($"node {message.From} sends a snapshot at {message.Snapshot?.Index} but holds {snapshot?.Index}");
+        long at = Now + random.Next(Config.MinDelay, Config.MaxDelay + 1) + random.Next(Config.SnapshotTransferSteps + 1);
+        if (!linked[message.From, message.To] || random.NextDouble() < Loss || random.NextDouble() < SnapshotFailure)
+        {
+            TransferFailed(message.From, sender.Incarnation, message.To, at);
+            return;
+        }
+        network.Enqueue(message with { SnapshotData = new Transfer(snapshot!, sender.Incarnation) }, (at, sequence++));
+    }
+
+    private void TransferFailed(int from, int incarnation, int to, long at)
+    {
+        TransfersFailed++;
+        if (random.NextDouble() < Config.SilentSnapshotFailure) return; // the core must time it out
+        reports.Enqueue(new Report(from, incarnation, to, false), (at, sequence++));
+    }
+
+    /// <summary>The transfer arrived: the receiving driver steps the metadata with the data's handle,
+    /// and the sender learns that it succeeded (or, if the receiver is gone, that it failed).</summary>
+    private void DeliverSnapshot(Message message)
+    {
+        var transfer = (Transfer)message.SnapshotData!;
+        var node = Nodes[message.To];
+        long reportAt = Now + random.Next(Config.MinDelay, Config.MaxDelay + 1);
+        if (!linked[message.From, message.To] || !node.Alive)
+        {
+            TransferFailed(message.From, transfer.SenderIncarnation, message.To, reportAt);
+            return;
+        }
+        Trace?.Invoke($"{Now} deliver Snapshot {message.From}->{message.To} t{message.Term} at {transfer.Snapshot.Index}/{transfer.Snapshot.Term}");
+        node.Core!.Step(message with { SnapshotData = transfer.Snapshot });
+        Observe(node);
+        reports.Enqueue(new Report(message.From, transfer.SenderIncarnation, message.To, true), (reportAt, sequence++));
+    }
+
+    private void DeliverReports()
+    {
+        while (reports.TryPeek(out var report, out var at) && at.Time <= Now)
+        {
+            reports.Dequeue();
+            var node = Nodes[report.Node];
+            if (!node.Alive || node.Incarnation != report.Incarnation) continue;
+            if (node.IsPaused(Now))
+            {
+                reports.Enqueue(report, (node.PausedUntil + 1, sequence++));
+                continue;
+            }
+            node.Core!.ReportSnapshot(report.Peer, report.Success);
+            Observe(node);
+        }
+    }
+}
