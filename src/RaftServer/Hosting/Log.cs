@@ -59,6 +59,13 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Information, Message = "Woke up after {Seconds} seconds; resuming from the data directory")]
     public static partial void Resumed(ILogger logger, double seconds);
 
+    // Debug: at the default policy a busy node snapshots every few seconds.
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Snapshot at index {Index} (term {Term}): {Bytes} bytes written in {Ms} ms; {Segments} log segment files removed")]
+    public static partial void SnapshotTaken(ILogger logger, long index, long term, long bytes, long ms, int segments);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Installed the leader's snapshot at index {Index} (term {Term}): {Bytes} bytes, {Keys} keys")]
+    public static partial void SnapshotInstalled(ILogger logger, long index, long term, long bytes, int keys);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: getleader")]
     public static partial void GetLeaderCommand(ILogger logger);
 

@@ -53,7 +53,7 @@ internal sealed record SuspendRequest(double Seconds);
 /// per peer), apply committed entries, answer waiting clients, Advance. A dedicated thread (not a
 /// thread-pool task) because the fsync blocks it. No locks around Raft state.
 /// </summary>
-public sealed class NodeLoop : IDisposable
+public sealed partial class NodeLoop : IDisposable
 {
     public const int RangeMaxBytes = 2 << 20;
     /// <summary>A write waiting longer than this is answered Unavailable (the client retries with its session).</summary>
@@ -67,12 +67,12 @@ public sealed class NodeLoop : IDisposable
 
     private readonly NodeSettings _settings;
     private readonly ClusterConfig _config;
-    private readonly DataDirectory _dataDir;
+    private readonly NodeStorage _storage;
     private readonly PeerTransport _peers;
     private readonly ILogger _logger;
     private readonly Action<Exception> _onFatal;
-    private WriteAheadLog _wal;
-    private PersistedState? _initial;
+    private WriteAheadLog _wal => _storage.Wal;
+    private RecoveredNode? _initial;
 
     private RaftNode _node = null!;
     private KvStore _kv = null!;
@@ -96,17 +96,18 @@ public sealed class NodeLoop : IDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private volatile NodeView _view = new(Role.Follower, 0, SoftState.NoLeader, false);
 
-    public NodeLoop(NodeSettings settings, ClusterConfig config, DataDirectory dataDir, WriteAheadLog wal, PersistedState recovered,
+    public NodeLoop(NodeSettings settings, ClusterConfig config, NodeStorage storage, RecoveredNode recovered,
         PeerTransport peers, ILoggerFactory loggers, Action<Exception> onFatal)
     {
         _settings = settings;
         _config = config;
-        _dataDir = dataDir;
-        _wal = wal;
+        _storage = storage;
         _initial = recovered;
         _peers = peers;
         _logger = loggers.CreateLogger(Log.NodeCategory);
         _onFatal = onFatal;
+        _policy = SnapshotPolicy.From(settings);
+        _sender = CreateSnapshotSender(loggers);
         _thread = new Thread(Run) { IsBackground = true, Name = "raft-loop" };
     }
 
@@ -228,6 +229,7 @@ public sealed class NodeLoop : IDisposable
                 if (messages.Count > 0) _lastHeard[messages[0].From] = _ticks;
                 foreach (var m in messages)
                 {
+                    if (m.SnapshotData is ReceivedSnapshot received) _unclaimedSnapshots.Add(received);
                     try
                     {
                         _node.Step(m);
@@ -268,6 +270,9 @@ public sealed class NodeLoop : IDisposable
                 break;
             case SuspendRequest s:
                 if (!_suspended) EnterSuspend(s.Seconds);
+                break;
+            default:
+                HandleSnapshotEvent(ev);
                 break;
         }
     }
@@ -336,6 +341,11 @@ public sealed class NodeLoop : IDisposable
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
         _lastSaveMs = 0;
+        // A leader's snapshot, installed by the core: it replaces the state machine and the log
+        // before anything of this Ready is persisted or sent (README "Snapshots").
+        if (rd.Snapshot is { } snapshot) InstallSnapshot(snapshot, rd.SnapshotData);
+        if (_unclaimedSnapshots.Count > 0) DropUnclaimedSnapshots(rd.SnapshotData);
+        StartSnapshotTransfers(rd.Messages);
         if (rd.MustSync)
         {
             // A leader's appends and heartbeats may leave before its own fsync (Raft thesis
@@ -372,6 +382,7 @@ public sealed class NodeLoop : IDisposable
         {
             var e = committed[i];
             var result = _kv.Apply(e);
+            _appliedTerm = e.Term;
             if (_writes.Count == 0 || !_writes.Remove(e.Index, out var w)) continue;
             if (w.Term != e.Term)
                 w.TrySetResult(Unavailable("leadership changed before the write committed"));
@@ -394,16 +405,19 @@ public sealed class NodeLoop : IDisposable
                 else _readsWaitingApply.Add(read);
             }
         }
-        if (_readsWaitingApply.Count > 0 && committed.Count > 0)
+        if (_readsWaitingApply.Count > 0 && (committed.Count > 0 || rd.Snapshot is not null)) AnswerAppliedReads();
+        if (committed.Count > 0) MaybeTakeSnapshot();
+    }
+
+    private void AnswerAppliedReads()
+    {
+        var applied = _kv.AppliedIndex;
+        _readsWaitingApply.RemoveAll(read =>
         {
-            var applied = _kv.AppliedIndex;
-            _readsWaitingApply.RemoveAll(read =>
-            {
-                if (read.Index > applied) return false;
-                Answer(read);
-                return true;
-            });
-        }
+            if (read.Index > applied) return false;
+            Answer(read);
+            return true;
+        });
     }
 
     private readonly List<Message> _earlyMessages = new();
@@ -457,6 +471,7 @@ public sealed class NodeLoop : IDisposable
                 w.TrySetResult(new WriteOutcome(OutcomeCode.Unavailable, default, s.LeaderId, "leadership lost before the write committed"));
             _writes.Clear();
         }
+        if (before.Role == Role.Leader && s.Role != Role.Leader) _sender.CancelAll();
         Publish();
     }
 
@@ -503,6 +518,7 @@ public sealed class NodeLoop : IDisposable
         _resumeAtMs = _clock.ElapsedMilliseconds + (long)(seconds * 1000);
         Publish();
         _peers.Pause();
+        _sender.CancelAll();
         FailAll("the node is suspended");
     }
 
@@ -510,17 +526,21 @@ public sealed class NodeLoop : IDisposable
     {
         // Restart from durable state only, as a process restart would: reread the log, rebuild
         // the state machine by replaying committed entries.
-        _wal.Dispose();
-        _wal = WriteAheadLog.Open(_dataDir.WalPath, _logger, out var recovered);
+        var recovered = _storage.Reopen();
         _suspended = false;
         _peers.Resume();
         Log.Resumed(_logger, _suspendSeconds);
         CreateNode(recovered);
     }
 
-    private void CreateNode(PersistedState persisted)
+    private void CreateNode(RecoveredNode recovered)
     {
-        _kv = new KvStore();
+        var persisted = recovered.State;
+        _kv = recovered.Store;
+        _appliedTerm = persisted.SnapshotTerm;
+        _currentSnapshot = recovered.Snapshot;
+        _lastSnapshotBytes = recovered.Snapshot?.Length ?? 0;
+        _nodeGeneration++;
         _node = new RaftNode(new RaftOptions
         {
             Id = _settings.Id,
@@ -528,6 +548,7 @@ public sealed class NodeLoop : IDisposable
             ElectionTicks = _settings.ElectionTicks,
             HeartbeatTicks = 1,
             Random = new Random(),
+            SnapshotTimeoutTicks = SnapshotTimeoutTicks,
         }, persisted);
         _soft = new SoftState(_node.Role, _node.Term, _node.LeaderId);
         _lastVote = persisted.HardState.VotedFor;
@@ -547,6 +568,8 @@ public sealed class NodeLoop : IDisposable
             AppliedIndex = _kv.AppliedIndex,
             FirstIndex = _node.FirstIndex,
             LastIndex = _node.LastIndex,
+            SnapshotIndex = _node.CurrentSnapshot.Index,
+            SnapshotTerm = _node.CurrentSnapshot.Term,
             LogBytes = _wal.SizeBytes,
         };
         if (_node.LeaderId != SoftState.NoLeader && _config.Find(_node.LeaderId) is { } leader) reply.Leader = ToInfo(leader);
@@ -575,6 +598,7 @@ public sealed class NodeLoop : IDisposable
     public void Dispose()
     {
         Stop();
-        _wal.Dispose();
+        _sender.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _storage.Dispose();
     }
 }

@@ -8,7 +8,8 @@ public sealed class UsageException(string message) : Exception(message);
 
 /// <summary>
 /// The node's command line:
-/// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N] [--log-level LEVEL] [--quiet]</c>.
+/// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
+/// [--snapshot-entries N] [--snapshot-log-bytes N] [--log-level LEVEL] [--quiet]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -20,6 +21,14 @@ public sealed record NodeSettings
     /// followers. See README "Timeouts".
     /// </summary>
     public const int DefaultElectionTimeoutMs = 250;
+    /// <summary>
+    /// A snapshot is taken once the log since the last one holds this many entries and at least as
+    /// many bytes as that snapshot (so a large state is not rewritten every few thousand writes):
+    /// small states keep a short log (disk and restart time stay small), large ones amortise.
+    /// </summary>
+    public const long DefaultSnapshotEntries = 5_000;
+    /// <summary>A snapshot is taken regardless of the entry count once the log since the last one passes this.</summary>
+    public const long DefaultSnapshotLogBytes = 64L << 20;
 
     public const string Usage = """
         usage: RaftServer ID [options]
@@ -28,6 +37,10 @@ public sealed record NodeSettings
           --data-dir DIR            where the node keeps its log (default: ./data/node-ID)
           --heartbeat-ms N          leader heartbeat period and the node's tick (default: 50)
           --election-timeout-ms N   minimum election timeout; each node draws from [N, 2N) (default: 250)
+          --snapshot-entries N      snapshot once the log since the last snapshot has N entries and at least
+                                    as many bytes as that snapshot (default: 5000)
+          --snapshot-log-bytes N    snapshot once the log since the last snapshot has N bytes of entries,
+                                    whatever their number (default: 67108864 = 64 MiB)
           --log-level LEVEL         trace, debug, information, warning, error, critical or none (default: information)
           --quiet                   no per-request lines ("Command from client: ..."); node events still print
           --help                    show this help
@@ -38,6 +51,8 @@ public sealed record NodeSettings
     public string? DataDir { get; init; }
     public int HeartbeatMs { get; init; } = DefaultHeartbeatMs;
     public int ElectionTimeoutMs { get; init; } = DefaultElectionTimeoutMs;
+    public long SnapshotEntries { get; init; } = DefaultSnapshotEntries;
+    public long SnapshotLogBytes { get; init; } = DefaultSnapshotLogBytes;
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public bool Quiet { get; init; }
 
@@ -56,6 +71,7 @@ public sealed record NodeSettings
         int heartbeat = DefaultHeartbeatMs, election = DefaultElectionTimeoutMs;
         var level = LogLevel.Information;
         var quiet = false;
+        long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -73,6 +89,13 @@ public sealed record NodeSettings
                     throw new UsageException($"{arg}: '{text}' is not a number of milliseconds from {min} to {max}");
                 return n;
             }
+            long Count(long min)
+            {
+                var text = Value();
+                if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < min)
+                    throw new UsageException($"{arg}: '{text}' is not a whole number of at least {min}");
+                return n;
+            }
 
             switch (arg)
             {
@@ -81,6 +104,8 @@ public sealed record NodeSettings
                 case "--data-dir": dataDir = Value(); break;
                 case "--heartbeat-ms": heartbeat = Milliseconds(1, 60_000); break;
                 case "--election-timeout-ms": election = Milliseconds(2, 600_000); break;
+                case "--snapshot-entries": snapshotEntries = Count(1); break;
+                case "--snapshot-log-bytes": snapshotLogBytes = Count(4096); break;
                 case "--log-level":
                     var text = Value();
                     if (!Enum.TryParse(text, ignoreCase: true, out level) || !Enum.IsDefined(level) || int.TryParse(text, out _))
@@ -105,7 +130,7 @@ public sealed record NodeSettings
         return new NodeSettings
         {
             Id = id.Value, ConfigPath = config, DataDir = dataDir, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
-            LogLevel = level, Quiet = quiet,
+            SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
         };
     }
 }

@@ -76,8 +76,8 @@ public static class ServerHost
         var logger = loggerFactory.CreateLogger(Log.NodeCategory);
 
         DataDirectory dataDir;
-        WriteAheadLog wal;
-        Consensus.PersistedState recovered;
+        NodeStorage storage;
+        RecoveredNode recovered;
         try
         {
             dataDir = DataDirectory.Open(settings.ResolveDataDir());
@@ -89,7 +89,7 @@ public static class ServerHost
         }
         try
         {
-            wal = WriteAheadLog.Open(dataDir.WalPath, logger, out recovered);
+            storage = NodeStorage.Open(dataDir, logger, out recovered);
         }
         catch (Exception e) when (e is StorageCorruptException or IOException or UnauthorizedAccessException)
         {
@@ -101,7 +101,7 @@ public static class ServerHost
         var exitCode = 0;
         await using var peers = new PeerTransport(settings.Id, config.Nodes, loggerFactory.CreateLogger("RaftServer.Transport"));
         WebApplication? app = null;
-        using var loop = new NodeLoop(settings, config, dataDir, wal, recovered, peers, loggerFactory, e =>
+        using var loop = new NodeLoop(settings, config, storage, recovered, peers, loggerFactory, e =>
         {
             exitCode = 1;
             app?.Lifetime.StopApplication();
@@ -111,6 +111,7 @@ public static class ServerHost
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(loop);
+        builder.Services.AddSingleton<ISnapshotSink>(loop);
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         builder.Services.AddGrpc(o =>

@@ -1,0 +1,102 @@
+using Microsoft.Extensions.Logging;
+using RaftServer.Consensus;
+using RaftServer.StateMachine;
+using RaftServer.Storage;
+
+namespace RaftServer.Hosting;
+
+/// <summary>What a node recovered from disk: the core's persisted state, the state machine loaded
+/// from the newest valid snapshot (empty without one) and that snapshot's file.</summary>
+public sealed record RecoveredNode(PersistedState State, KvStore Store, SnapshotFile? Snapshot);
+
+/// <summary>
+/// A node's durable state: the write-ahead log (<c>wal/</c>) and the snapshots (<c>snap/</c>) of
+/// one data directory. <see cref="Recover"/> is the restart procedure shared by process start and
+/// resume-after-suspend: load the newest snapshot that verifies (falling back to older ones, or to
+/// none, in which case the leader will send one), then keep only the log that continues it.
+/// </summary>
+public sealed class NodeStorage : IDisposable
+{
+    private readonly DataDirectory _dir;
+    private readonly ILogger _logger;
+
+    public WriteAheadLog Wal { get; private set; }
+    public SnapshotStore Snapshots { get; }
+
+    private NodeStorage(DataDirectory dir, ILogger logger, WriteAheadLog wal, SnapshotStore snapshots)
+    {
+        _dir = dir;
+        _logger = logger;
+        Wal = wal;
+        Snapshots = snapshots;
+    }
+
+    /// <exception cref="StorageCorruptException">the log is damaged before its tail.</exception>
+    /// <exception cref="IOException">the files cannot be read or written.</exception>
+    public static NodeStorage Open(DataDirectory dir, ILogger logger, out RecoveredNode recovered)
+    {
+        var snapshots = SnapshotStore.Open(dir.SnapPath, logger);
+        var wal = WriteAheadLog.Open(dir.WalPath, logger, out var logged);
+        var storage = new NodeStorage(dir, logger, wal, snapshots);
+        try
+        {
+            recovered = storage.Recover(logged);
+        }
+        catch
+        {
+            wal.Dispose();
+            throw;
+        }
+        return storage;
+    }
+
+    /// <summary>Closes and reopens everything, as a process restart would (used after Suspend).</summary>
+    public RecoveredNode Reopen()
+    {
+        Wal.Dispose();
+        Wal = WriteAheadLog.Open(_dir.WalPath, _logger, out var logged);
+        return Recover(logged);
+    }
+
+    private RecoveredNode Recover(PersistedState logged)
+    {
+        var (snapshot, store) = LoadNewestSnapshot();
+        var state = RecoveryPlan.Combine(logged.HardState, logged.Entries.ToList(), snapshot?.Meta);
+        var snapshotIndex = snapshot?.Meta.Index ?? 0;
+        // The log does not continue the snapshot (a crash after installing a leader's snapshot and
+        // before the old log was discarded, or a compacted log whose snapshot was lost): discard it
+        // on disk too, so the next entries (snapshotIndex + 1, ...) follow what the log holds.
+        if (state.Entries.Count == 0 && Wal.LastIndex != snapshotIndex)
+        {
+            if (Wal.LastIndex > snapshotIndex)
+                _logger.LogWarning("The log (last index {Last}) does not continue the snapshot at index {Index}; discarding it (the leader sends what is missing)",
+                    Wal.LastIndex, snapshotIndex);
+            Wal.Reset(snapshotIndex);
+        }
+        if (snapshot is not null)
+            _logger.LogInformation("Loaded the snapshot at index {Index} (term {Term}, {Keys} keys); replaying {Entries} log entries after it",
+                snapshot.Meta.Index, snapshot.Meta.Term, store.Count, state.Entries.Count);
+        return new RecoveredNode(state, store, snapshot);
+    }
+
+    /// <summary>The newest snapshot whose file verifies and loads; a damaged one is set aside and
+    /// the next older tried (the checksum is checked again while loading).</summary>
+    private (SnapshotFile? File, KvStore Store) LoadNewestSnapshot()
+    {
+        while (Snapshots.NewestValid() is { } file)
+        {
+            try
+            {
+                return (file, Snapshots.Load(file));
+            }
+            catch (InvalidDataException e)
+            {
+                _logger.LogWarning("Snapshot {Path} cannot be loaded ({Reason}); setting it aside and trying an older one", file.Path, e.Message);
+                File.Move(file.Path, file.Path + ".corrupt", overwrite: true);
+            }
+        }
+        return (null, new KvStore());
+    }
+
+    public void Dispose() => Wal.Dispose();
+}

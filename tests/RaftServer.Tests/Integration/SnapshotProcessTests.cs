@@ -1,0 +1,185 @@
+using Google.Protobuf;
+using RaftPS.Protocol;
+using Xunit.Abstractions;
+
+namespace RaftServer.Tests.Integration;
+
+/// <summary>Snapshots, compaction and catch-up by InstallSnapshot with real processes (issue 7).</summary>
+[Collection(ProcessCollection.Name)]
+public sealed class SnapshotProcessTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_follower_stopped_during_50000_writes_catches_up_by_snapshot_and_all_nodes_end_with_the_same_data()
+    {
+        await using var cluster = await LocalCluster.StartAsync(3, "snap-catchup", "--quiet");
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = cluster.Ids.First(i => i != leader);
+        await cluster.SetAsync(leader, "before", "1");
+        cluster.Kill(follower);
+
+        var last = await WriteManyAsync(cluster, leader, count: 50_000, keys: 5_000);
+        var s = await cluster.StatusAsync(leader);
+        output.WriteLine($"leader {leader}: commit {s.CommitIndex}, snapshot {s.SnapshotIndex} (term {s.SnapshotTerm}), log {s.FirstIndex}..{s.LastIndex}, {s.LogBytes} bytes on disk");
+        Assert.True(s.SnapshotIndex > 40_000, $"the leader should have snapshotted (snapshot index {s.SnapshotIndex})");
+        Assert.True(s.FirstIndex > 40_000, $"the leader's log should be compacted (first index {s.FirstIndex})");
+        Assert.True(s.LogBytes < 16 << 20, $"the log on disk should be compacted ({s.LogBytes} bytes)");
+
+        cluster.Start(follower);
+        await cluster.WaitForAppliedAsync(follower, last);
+        Assert.True(await cluster.Process(follower).WaitForOutput("Installed the leader's snapshot", TimeSpan.FromSeconds(5)), cluster.Outputs());
+        var fs = await cluster.StatusAsync(follower);
+        Assert.True(fs.SnapshotIndex > 40_000, $"the follower's snapshot index is {fs.SnapshotIndex}");
+
+        var reference = await DumpAsync(cluster, leader);
+        Assert.Equal(5_001, reference.Count);
+        Assert.Equal("1", reference["before"]);
+        foreach (var id in cluster.Ids.Where(i => i != leader))
+        {
+            await cluster.WaitForAppliedAsync(id, last);
+            Assert.Equal(reference, await DumpAsync(cluster, id));
+        }
+    }
+
+    [Fact]
+    public async Task A_restarted_node_loads_its_snapshot_and_replays_only_the_log_after_it()
+    {
+        await using var cluster = await LocalCluster.StartAsync(3, "snap-restart", "--quiet", "--snapshot-entries", "500");
+        var leader = await cluster.WaitForLeaderAsync();
+        var last = await WriteManyAsync(cluster, leader, count: 3_000, keys: 300);
+        var node = cluster.Ids.First(i => i != leader);
+        await cluster.WaitForAppliedAsync(node, last);
+        var before = await cluster.StatusAsync(node);
+        Assert.True(before.SnapshotIndex >= 2_000, $"snapshot index {before.SnapshotIndex}");
+
+        cluster.Kill(node);
+        cluster.Start(node);
+        Assert.True(await cluster.Process(node).WaitForOutput("Loaded the snapshot at index", LocalCluster.Patience), cluster.Outputs());
+        await cluster.WaitForAppliedAsync(node, last);
+        var after = await cluster.StatusAsync(node);
+        Assert.True(after.SnapshotIndex >= before.SnapshotIndex);
+        var replayed = ReplayedEntries(cluster.Process(node).Output);
+        output.WriteLine($"node {node} replayed {replayed} entries after the snapshot at {after.SnapshotIndex}");
+        Assert.True(replayed < 1_500, $"replayed {replayed} entries; only the log after the snapshot should be replayed");
+        Assert.Equal(await DumpAsync(cluster, leader), await DumpAsync(cluster, node));
+    }
+
+    [Fact]
+    public async Task A_corrupt_snapshot_is_detected_and_the_node_still_starts_with_the_right_data()
+    {
+        await using var cluster = await LocalCluster.StartAsync(3, "snap-corrupt", "--quiet", "--snapshot-entries", "300");
+        var leader = await cluster.WaitForLeaderAsync();
+        var last = await WriteManyAsync(cluster, leader, count: 2_000, keys: 200);
+        var node = cluster.Ids.First(i => i != leader);
+        await cluster.WaitForAppliedAsync(node, last);
+        cluster.Kill(node);
+
+        var snapDir = Path.Combine(cluster.DataDir(node), "snap");
+        var newest = Directory.GetFiles(snapDir, "*.snap").Order(StringComparer.Ordinal).Last();
+        var bytes = await File.ReadAllBytesAsync(newest);
+        bytes[bytes.Length / 2] ^= 0x5A;
+        await File.WriteAllBytesAsync(newest, bytes);
+        output.WriteLine($"corrupted {newest}");
+
+        cluster.Start(node);
+        await cluster.WaitForAppliedAsync(node, last);
+        Assert.Contains(Path.GetFileName(newest), cluster.Process(node).Output);
+        var more = await cluster.SetAsync(leader, "after", "x");
+        await cluster.WaitForAppliedAsync(node, more.Index);
+        Assert.Equal(await DumpAsync(cluster, leader), await DumpAsync(cluster, node));
+    }
+
+    [Fact]
+    public async Task Kill_9_at_random_moments_while_snapshotting_never_loses_an_acknowledged_write_or_stops_a_node_from_starting()
+    {
+        var seed = int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SEED"), out var s) ? s : Random.Shared.Next();
+        output.WriteLine($"seed {seed} (replay: RAFTPS_SEED={seed})");
+        var random = new Random(seed);
+        await using var cluster = await LocalCluster.StartAsync(3, "snap-kill", "--quiet", "--snapshot-entries", "100");
+        await cluster.WaitForLeaderAsync();
+
+        var acknowledged = new Dictionary<string, string>();
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                var key = $"w{i % 400}";
+                var value = $"{i}";
+                var node = cluster.Running.ElementAt(i % cluster.Running.Count());
+                await cluster.SetAsync(node, key, value, clientId: 7, sequence: (ulong)i + 1);
+                lock (acknowledged) acknowledged[key] = value;
+            }
+        });
+
+        for (var round = 0; round < 6; round++)
+        {
+            await Task.Delay(random.Next(100, 700)); // a random moment, not a wait for a condition
+            var victim = cluster.Running.ElementAt(random.Next(cluster.Running.Count()));
+            output.WriteLine($"round {round}: kill -9 node {victim}");
+            cluster.Kill(victim);
+            await Task.Delay(random.Next(0, 300));
+            cluster.Start(victim);
+            await cluster.WaitForLeaderAsync();
+        }
+        stop.Cancel();
+        await writer;
+
+        var leader = await cluster.WaitForLeaderAsync();
+        var final = await cluster.SetAsync(leader, "final", "1");
+        foreach (var id in cluster.Ids) await cluster.WaitForAppliedAsync(id, final.Index);
+        Dictionary<string, string> expected;
+        lock (acknowledged) expected = new(acknowledged);
+        output.WriteLine($"{expected.Count} keys acknowledged, last index {final.Index}");
+        foreach (var id in cluster.Ids)
+        {
+            var data = await DumpAsync(cluster, id);
+            foreach (var (key, value) in expected)
+                Assert.True(data.TryGetValue(key, out var got) && got == value, $"node {id}: {key} = {got ?? "(missing)"}, acknowledged {value}");
+            var st = await cluster.StatusAsync(id);
+            Assert.True(st.SnapshotIndex > 0, $"node {id} never snapshotted");
+        }
+    }
+
+    /// <summary>Writes <paramref name="count"/> values over <paramref name="keys"/> keys with 64 in
+    /// flight; returns the highest log index acknowledged.</summary>
+    private static async Task<long> WriteManyAsync(LocalCluster cluster, int node, int count, int keys)
+    {
+        var next = -1;
+        long last = 0;
+        var workers = Enumerable.Range(0, 64).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                var r = await LocalCluster.RetryAsync(() => cluster.Client(node).SetAsync(
+                    new SetRequest { Key = $"k{i % keys:D5}", Value = ByteString.CopyFromUtf8($"{i}") },
+                    deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
+                long seen;
+                while ((seen = Interlocked.Read(ref last)) < r.Index && Interlocked.CompareExchange(ref last, r.Index, seen) != seen) { }
+            }
+        });
+        await Task.WhenAll(workers);
+        return last;
+    }
+
+    /// <summary>Every key and value of one node's state machine (stale reads: that node's own state).</summary>
+    private static async Task<Dictionary<string, string>> DumpAsync(LocalCluster cluster, int node)
+    {
+        var all = new Dictionary<string, string>();
+        var after = "";
+        while (true)
+        {
+            var page = await LocalCluster.RetryAsync(() => cluster.Client(node).RangeAsync(
+                new RangeRequest { StartAfter = after, Limit = 1000, Stale = true }, deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
+            foreach (var kv in page.Items) all[kv.Key] = kv.Value.ToStringUtf8();
+            if (!page.More || page.Items.Count == 0) return all;
+            after = page.Items[^1].Key;
+        }
+    }
+
+    private static int ReplayedEntries(string output)
+    {
+        var m = System.Text.RegularExpressions.Regex.Matches(output, @"replaying (\d+) log entries");
+        return m.Count == 0 ? int.MaxValue : int.Parse(m[^1].Groups[1].Value);
+    }
+}
