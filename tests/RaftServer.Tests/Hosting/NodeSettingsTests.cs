@@ -17,6 +17,8 @@ public sealed class NodeSettingsTests
         Assert.Equal(5, s.ElectionTicks);
         Assert.Equal(LogLevel.Information, s.LogLevel);
         Assert.False(s.Quiet);
+        Assert.Equal(5_000, s.SnapshotEntries);
+        Assert.Equal(64L << 20, s.SnapshotLogBytes);
         Assert.Equal(Path.Combine(Directory.GetCurrentDirectory(), "data", "node-2"), s.ResolveDataDir());
     }
 
@@ -29,6 +31,8 @@ public sealed class NodeSettingsTests
             (s.Id, s.ConfigPath, s.DataDir, s.HeartbeatMs, s.ElectionTimeoutMs, s.ElectionTicks, s.LogLevel, s.Quiet));
         Assert.Equal("/tmp/d", s.ResolveDataDir());
         Assert.Null(NodeSettings.Parse(["--help"]));
+        var snap = NodeSettings.Parse(["0", "--snapshot-entries", "100", "--snapshot-log-bytes", "1048576"])!;
+        Assert.Equal((100L, 1L << 20), (snap.SnapshotEntries, snap.SnapshotLogBytes));
     }
 
     [Theory]
@@ -42,6 +46,8 @@ public sealed class NodeSettingsTests
     [InlineData("1 --log-level loud", "--log-level: 'loud' is not one of")]
     [InlineData("1 --log-level 3", "--log-level: '3' is not one of")]
     [InlineData("1 --what", "unknown option '--what'")]
+    [InlineData("1 --snapshot-entries 0", "--snapshot-entries: '0' is not a whole number of at least 1")]
+    [InlineData("1 --snapshot-log-bytes 1k", "--snapshot-log-bytes: '1k' is not a whole number of at least 4096")]
     public void Bad_command_lines_say_what_is_wrong(string args, string message)
     {
         var e = Assert.Throws<UsageException>(() => NodeSettings.Parse(args.Split(' ', StringSplitOptions.RemoveEmptyEntries)));
