@@ -109,7 +109,7 @@ public sealed class SnapshotReceiverTests : IAsyncLifetime
         var (error, _) = await Send(chunks());
 
         Assert.True(error is { StatusCode: StatusCode.InvalidArgument }, $"{why}: {error?.Status.ToString() ?? "acknowledged"}");
-        Assert.Contains(reason, error.Status.Detail);
+        Assert.Contains(reason, error!.Status.Detail);
         var upload = Assert.Single(_host.Sink.All);
         Assert.True(upload.Disposed.IsCompleted, $"{why}: the upload was not discarded");
         Assert.False(upload.CompleteCalled, why);
