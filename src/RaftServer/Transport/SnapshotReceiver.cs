@@ -55,11 +55,13 @@ public sealed class SnapshotReceiver(
             using (var upload = sink.BeginUpload(meta))
             {
                 var chunk = first;
+                var isFirst = true;
                 while (true)
                 {
                     // Suspended mid-transfer: behave as a paused node would, answer nothing more.
                     if (isSuspended()) throw Fail(StatusCode.Unavailable, "the node is suspended");
-                    CheckChunk(chunk, received, header.TotalLength, isFirst: ReferenceEquals(chunk, first));
+                    CheckChunk(chunk, received, header.TotalLength, isFirst);
+                    isFirst = false;
                     upload.Write(chunk.Data.Span);
                     received += chunk.Data.Length;
                     if (chunk.Done) break;
