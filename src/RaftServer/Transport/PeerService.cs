@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Microsoft.Extensions.Logging;
 using RaftServer.Consensus;
 using RaftServer.Hosting;
 using P = RaftPS.Protocol;
@@ -8,8 +9,12 @@ namespace RaftServer.Transport;
 /// <summary>
 /// The server side of the peer stream: each batch is mapped to core messages on the gRPC thread
 /// and posted to the node loop as one event. While suspended, streams are refused (Unavailable).
+/// InstallSnapshot is delegated to a <see cref="SnapshotReceiver"/> bound to the loop; the
+/// snapshot store comes from DI as an <see cref="ISnapshotSink"/> (optional: without one this
+/// node refuses snapshots with Unimplemented, and everything else works as before).
 /// </summary>
-public sealed class PeerService(NodeLoop loop, Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime) : P.RaftPeer.RaftPeerBase
+public sealed class PeerService(NodeLoop loop, Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime,
+    ILoggerFactory loggers, ISnapshotSink? snapshots = null) : P.RaftPeer.RaftPeerBase
 {
     public override async Task<P.StreamClosed> Stream(IAsyncStreamReader<P.MessageBatch> requestStream, ServerCallContext context)
     {
@@ -30,6 +35,14 @@ public sealed class PeerService(NodeLoop loop, Microsoft.Extensions.Hosting.IHos
             if (messages.Count > 0) loop.Post(messages);
         }
         return new P.StreamClosed();
+    }
+
+    public override async Task<P.SnapshotAck> InstallSnapshot(IAsyncStreamReader<P.SnapshotChunk> requestStream, ServerCallContext context)
+    {
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        var receiver = new SnapshotReceiver(loop.Id, id => loop.Config.Find(id) is not null, () => loop.View.Suspended,
+            messages => loop.Post(messages), snapshots, loggers.CreateLogger("RaftServer.Transport"));
+        return await receiver.ReceiveAsync(requestStream, stopping.Token);
     }
 
     private static async Task<bool> MoveNext(IAsyncStreamReader<P.MessageBatch> stream, CancellationToken ct)

@@ -8,6 +8,8 @@ namespace RaftServer.Transport;
 /// <summary>
 /// Sends the messages of one Ready: one <see cref="P.MessageBatch"/> per peer per turn (split
 /// only when it would pass <see cref="MaxBatchBytes"/>), through that peer's <see cref="PeerClient"/>.
+/// Snapshot messages are not sent here: they name data that travels out of band
+/// (<see cref="SnapshotSender"/>), and on the stream they would arrive without it.
 /// </summary>
 public sealed class PeerTransport : IAsyncDisposable
 {
@@ -33,6 +35,7 @@ public sealed class PeerTransport : IAsyncDisposable
         for (var i = 0; i < messages.Count; i++)
         {
             var m = messages[i];
+            if (m.Type == MessageType.Snapshot) continue; // the node loop hands these to SnapshotSender
             if (!_peers.TryGetValue(m.To, out var peer)) continue;
             var size = MessageMapper.EstimateSize(m);
             if (_pending.TryGetValue(m.To, out var slot) && slot.Bytes + size > MaxBatchBytes && slot.Batch.Messages.Count > 0)

@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Threading.Channels;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using RaftServer.Consensus;
+using RaftServer.Hosting;
+using RaftServer.Transport;
+using P = RaftPS.Protocol;
+
+namespace RaftServer.Tests.Transport;
+
+/// <summary>
+/// One follower's peer endpoint without a node loop: a real Kestrel h2c server on a free loopback
+/// port (configured as ServerHost configures it) whose InstallSnapshot runs a
+/// <see cref="SnapshotReceiver"/> posting into <see cref="Posted"/>, and whose Stream records
+/// batches. Members are nodes 1 to 3; this node is <see cref="Self"/>.
+/// </summary>
+internal sealed class SnapshotTestHost : IAsyncDisposable
+{
+    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private readonly WebApplication _app;
+
+    public int Self { get; }
+    public int Port { get; }
+    public FakeSnapshotSink Sink { get; }
+    public volatile bool Suspended;
+    /// <summary>Every list the receiver posted to "the loop".</summary>
+    public ConcurrentQueue<List<Message>> Posted { get; } = new();
+    /// <summary>Non-empty batches that arrived on the ordinary peer stream.</summary>
+    public Channel<P.MessageBatch> Batches { get; } = Channel.CreateUnbounded<P.MessageBatch>();
+    public SnapshotReceiver Receiver { get; }
+
+    private SnapshotTestHost(WebApplication app, int self, int port, FakeSnapshotSink sink, TestLogger logger)
+    {
+        _app = app;
+        Self = self;
+        Port = port;
+        Sink = sink;
+        Receiver = new SnapshotReceiver(self, id => id is >= 1 and <= 3, () => Suspended, Posted.Enqueue, sink, logger);
+    }
+
+    public NodeAddress Address => new(Self, "127.0.0.1", Port);
+
+    public static async Task<SnapshotTestHost> StartAsync(FakeSnapshotSink sink, TestLogger logger, int self = 2)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 64 << 20;
+            o.MaxSendMessageSize = null;
+        });
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.Http2.InitialConnectionWindowSize = 8 << 20;
+            k.Limits.Http2.InitialStreamWindowSize = StreamWindowBytes;
+            k.Limits.MinRequestBodyDataRate = null;
+            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+        });
+        // The service finds the host through DI; the host exists only once the port is known.
+        var holder = new HostHolder();
+        builder.Services.AddSingleton(holder);
+        var app = builder.Build();
+        app.MapGrpcService<TestPeerService>();
+        await app.StartAsync();
+        var port = new Uri(app.Urls.Single()).Port;
+        holder.Host = new SnapshotTestHost(app, self, port, sink, logger);
+        return holder.Host;
+    }
+
+    /// <summary>As ServerHost: the per-stream HTTP/2 window bounds what is in flight to a stalled receiver.</summary>
+    public const int StreamWindowBytes = 4 << 20;
+
+    public P.RaftPeer.RaftPeerClient Client(out IDisposable channel)
+    {
+        var c = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{Port}");
+        channel = c;
+        return new P.RaftPeer.RaftPeerClient(c);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Sink.Release(); // a stalled upload would hold the server's shutdown
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    internal sealed class HostHolder
+    {
+        public SnapshotTestHost? Host;
+    }
+
+    internal sealed class TestPeerService(HostHolder holder) : P.RaftPeer.RaftPeerBase
+    {
+        public override Task<P.SnapshotAck> InstallSnapshot(IAsyncStreamReader<P.SnapshotChunk> requestStream, ServerCallContext context) =>
+            holder.Host!.Receiver.ReceiveAsync(requestStream, context.CancellationToken);
+
+        public override async Task<P.StreamClosed> Stream(IAsyncStreamReader<P.MessageBatch> requestStream, ServerCallContext context)
+        {
+            try
+            {
+                while (await requestStream.MoveNext(context.CancellationToken))
+                    if (requestStream.Current.Messages.Count > 0) holder.Host!.Batches.Writer.TryWrite(requestStream.Current);
+            }
+            catch (OperationCanceledException)
+            {
+                // the client went away or the host is stopping
+            }
+            return new P.StreamClosed();
+        }
+    }
+}
+
+/// <summary>Collects log lines (from any thread) so a test can print or inspect them.</summary>
+internal sealed class TestLogger : ILogger
+{
+    public ConcurrentQueue<string> Lines { get; } = new();
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+    public bool IsEnabled(LogLevel logLevel) => true;
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        Lines.Enqueue($"{logLevel}: {formatter(state, exception)}");
+}
