@@ -40,7 +40,7 @@ public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
     public static readonly TimeSpan SnapshotTransferTimeout = TimeSpan.FromMinutes(2);
 
     private SnapshotSender CreateSnapshotSender(ILoggerFactory loggers) =>
-        new(_settings.Id, _config.Nodes, this, (peer, ok) => Post(new SnapshotTransferEnded(peer, ok)),
+        new(_config.Nodes, this, (peer, ok) => Post(new SnapshotTransferEnded(peer, ok)),
             SnapshotTransferTimeout, loggers.CreateLogger("RaftServer.Transport"));
 
     /// <summary>The core's own give-up time for a transfer never reported: a little after the sender's.</summary>

@@ -225,11 +225,16 @@ public sealed partial class NodeLoop : IDisposable
         switch (ev)
         {
             case List<Message> messages:
-                if (_suspended) return;
+                foreach (var m in messages)
+                    if (m.SnapshotData is ReceivedSnapshot received) _unclaimedSnapshots.Add(received);
+                if (_suspended)
+                {
+                    DropUnclaimedSnapshots(installed: null);
+                    return;
+                }
                 if (messages.Count > 0) _lastHeard[messages[0].From] = _ticks;
                 foreach (var m in messages)
                 {
-                    if (m.SnapshotData is ReceivedSnapshot received) _unclaimedSnapshots.Add(received);
                     try
                     {
                         _node.Step(m);
