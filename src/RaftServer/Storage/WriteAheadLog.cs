@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Hashing;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using RaftServer.Consensus;
 
@@ -274,34 +273,8 @@ public sealed class WriteAheadLog : IDisposable
         var n = WalRecord.Magic.Length + WalRecord.WriteHardState(head[WalRecord.Magic.Length..], _hardState);
         _file.Write(head[..n]);
         _file.Flush(flushToDisk: true);
-        SyncDirectory(_dir);
+        DurableFiles.SyncDirectory(_dir);
         _segments.Add(new Segment(seq, path) { Size = n });
-    }
-
-    /// <summary>Makes a new file's directory entry durable (Linux: fsync on the directory).</summary>
-    private static void SyncDirectory(string dir)
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        try
-        {
-            var fd = Native.open(dir, 0 /* O_RDONLY */);
-            if (fd < 0) return;
-            Native.fsync(fd);
-            Native.close(fd);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-        }
-    }
-
-    private static partial class Native
-    {
-        [DllImport("libc", SetLastError = true)]
-        public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
-        [DllImport("libc", SetLastError = true)]
-        public static extern int fsync(int fd);
-        [DllImport("libc", SetLastError = true)]
-        public static extern int close(int fd);
     }
 
     public void Dispose() => _file?.Dispose();
