@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using System.Runtime.InteropServices;
 using System.Text;
 using RaftServer.Consensus;
@@ -68,12 +67,11 @@ public sealed class KvStore
         var map = new Dictionary<string, byte[]>(items.Length, StringComparer.Ordinal);
         for (var i = 0; i < items.Length; i++)
         {
-            // Items are sorted, so a repeated key is next to its twin; TryAdd catches it either way.
             if (!map.TryAdd(items[i].Key, items[i].Value))
                 throw new ArgumentException($"key \"{items[i].Key}\" appears twice");
         }
-        // The set constructor builds a balanced tree from the sorted keys in one pass, much faster
-        // than adding them one at a time.
+        // The set constructor builds its tree from the whole array at once rather than
+        // rebalancing on every insert.
         var keys = new SortedSet<string>(items.Select(item => item.Key), StringComparer.Ordinal);
         return new KvStore(SessionTable.FromImage(image.Sessions, sessionTtl, maxSessions), map, keys) { AppliedIndex = image.AppliedIndex };
     }

@@ -16,25 +16,25 @@ internal sealed class LittleEndianWriter(Stream stream, int bufferSize = 64 << 1
     public void WriteByte(byte value)
     {
         Reserve(1)[0] = value;
-        _used += 1;
+        Advance(1);
     }
 
     public void WriteInt32(int value)
     {
         BinaryPrimitives.WriteInt32LittleEndian(Reserve(4), value);
-        _used += 4;
+        Advance(4);
     }
 
     public void WriteInt64(long value)
     {
         BinaryPrimitives.WriteInt64LittleEndian(Reserve(8), value);
-        _used += 8;
+        Advance(8);
     }
 
     public void WriteUInt64(ulong value)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(Reserve(8), value);
-        _used += 8;
+        Advance(8);
     }
 
     public void WriteBytes(ReadOnlySpan<byte> bytes)

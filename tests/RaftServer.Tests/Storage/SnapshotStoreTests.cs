@@ -75,6 +75,16 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void Snapshots_live_in_snap_beside_the_log()
+    {
+        using var data = DataDirectory.Open(_dir);
+        Assert.Equal(Path.Combine(data.Path, "snap"), data.SnapPath);
+        var store = SnapshotStore.Open(data.SnapPath, _logger);
+        Assert.True(Directory.Exists(data.SnapPath));
+        Assert.StartsWith(data.SnapPath, SaveStore(store, 1).Path);
+    }
+
+    [Fact]
     public void The_file_is_magic_header_body_and_a_checksum_of_everything_before_it()
     {
         var store = Open();
@@ -334,37 +344,41 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(expected, head.Concat(rest.ToArray()).ToArray());
     }
 
-    /// <summary>An upload on another thread while this one saves, prunes and looks for the newest
-    /// snapshot, as the gRPC handler and the node loop do.</summary>
+    /// <summary>An upload on another thread, half received, while this one saves, prunes and
+    /// looks for the newest snapshot, as the gRPC handler and the node loop do.</summary>
     [Fact]
-    public void An_upload_runs_while_saves_and_prunes_go_on()
+    public async Task An_upload_runs_while_saves_and_prunes_go_on()
     {
         var leader = Open(Path.Combine(_dir, "leader"));
         var follower = Open(Path.Combine(_dir, "follower"));
         var sent = SaveStore(leader, 500);
         var bytes = File.ReadAllBytes(sent.Path);
+        Assert.True(bytes.Length > 7 * 200, "the upload must be long enough to pause half-way");
 
-        using var started = new ManualResetEventSlim();
-        var uploader = Task.Run(() =>
+        var halfway = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var loopDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var uploader = Task.Run(async () =>
         {
             using var upload = follower.BeginUpload(sent.Meta);
             for (var i = 0; i < bytes.Length; i += 7)
             {
+                if (i == 7 * 100) { halfway.SetResult(); await loopDone.Task; }
                 upload.Write(bytes.AsSpan(i, Math.Min(7, bytes.Length - i)));
-                if (i == 0) started.Set();
             }
             return upload.Complete();
         });
 
-        started.Wait();
+        await halfway.Task;
         SnapshotFile? last = null;
         for (var index = 1; index <= 20; index++)
         {
             last = SaveStore(follower, index);
             follower.Prune(last);
-            Assert.NotNull(follower.NewestValid());
+            Assert.Equal(last.Path, follower.NewestValid()!.Path);
         }
-        var received = uploader.GetAwaiter().GetResult();
+        Assert.Single(Directory.GetFiles(follower.Directory, "*.tmp")); // the upload's, spared by every Prune
+        loopDone.SetResult();
+        var received = await uploader;
 
         Assert.Equal(bytes, File.ReadAllBytes(received.Path));
         Assert.Equal(received.Path, follower.NewestValid()!.Path);
