@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using RaftServer.Consensus;
 
@@ -25,14 +26,55 @@ public readonly record struct KeyValueItem(string Key, byte[] Value);
 /// </summary>
 public sealed class KvStore
 {
-    private readonly Dictionary<string, byte[]> _map = new(StringComparer.Ordinal);
-    private readonly SortedSet<string> _keys = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, byte[]> _map;
+    private readonly SortedSet<string> _keys;
 
     public SessionTable Sessions { get; }
     public long AppliedIndex { get; private set; }
     public int Count => _map.Count;
 
-    public KvStore(SessionTable? sessions = null) => Sessions = sessions ?? new SessionTable();
+    public KvStore(SessionTable? sessions = null)
+        : this(sessions ?? new SessionTable(), new Dictionary<string, byte[]>(StringComparer.Ordinal), new SortedSet<string>(StringComparer.Ordinal))
+    {
+    }
+
+    private KvStore(SessionTable sessions, Dictionary<string, byte[]> map, SortedSet<string> keys)
+    {
+        Sessions = sessions;
+        _map = map;
+        _keys = keys;
+    }
+
+    /// <summary>
+    /// The store's state as an immutable <see cref="KvImage"/>, for a snapshot. Runs on the node
+    /// loop, so it only copies references in the dictionary's own (cache-friendly) order: one
+    /// array slot per key, values shared, O(keys + remembered writes). The ordinal sort is left to
+    /// whoever first reads <see cref="KvImage.Items"/>, off the loop.
+    /// </summary>
+    public KvImage CaptureImage()
+    {
+        var items = new KeyValueItem[_map.Count];
+        var i = 0;
+        foreach (var (key, value) in _map) items[i++] = new KeyValueItem(key, value);
+        return KvImage.FromUnsorted(AppliedIndex, items, Sessions.CaptureImage());
+    }
+
+    /// <summary>A store in the state <paramref name="image"/> describes (sessions configured by <paramref name="sessionTtl"/> and <paramref name="maxSessions"/>).</summary>
+    /// <exception cref="ArgumentException">a key appears twice, or the sessions are inconsistent.</exception>
+    public static KvStore FromImage(KvImage image, TimeSpan? sessionTtl = null, int maxSessions = SessionTable.DefaultMaxSessions)
+    {
+        var items = image.Items;
+        var map = new Dictionary<string, byte[]>(items.Length, StringComparer.Ordinal);
+        for (var i = 0; i < items.Length; i++)
+        {
+            if (!map.TryAdd(items[i].Key, items[i].Value))
+                throw new ArgumentException($"key \"{items[i].Key}\" appears twice");
+        }
+        // The set constructor builds its tree from the whole array at once rather than
+        // rebalancing on every insert.
+        var keys = new SortedSet<string>(items.Select(item => item.Key), StringComparer.Ordinal);
+        return new KvStore(SessionTable.FromImage(image.Sessions, sessionTtl, maxSessions), map, keys) { AppliedIndex = image.AppliedIndex };
+    }
 
     public ApplyResult Apply(Entry entry)
     {
@@ -55,7 +97,8 @@ public sealed class KvStore
         bool existed;
         if (command.Op == CommandOp.Set)
         {
-            ref var slot = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_map, key, out existed);
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_map, key, out existed);
+            // Always a new array, never an update in place: images captured earlier share the old one.
             slot = command.Value.ToArray();
             if (!existed) _keys.Add(key);
         }

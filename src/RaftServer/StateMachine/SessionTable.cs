@@ -1,3 +1,6 @@
+using System.Collections.Immutable;
+using System.Runtime.InteropServices;
+
 namespace RaftServer.StateMachine;
 
 /// <summary>The first result of a write, remembered so a retry gets the same answer.</summary>
@@ -88,5 +91,50 @@ public sealed class SessionTable
     {
         _lru.Remove(s.Node!);
         _sessions.Remove(s.Id);
+    }
+
+    /// <summary>
+    /// Copies the table's state (for a snapshot): O(sessions + remembered writes), no allocation
+    /// per write. A session's Results and Order always hold the same sequences (Record only adds a
+    /// sequence Check called New, so never one already present, and eviction removes from both),
+    /// so the queue order with each sequence's result is the whole session.
+    /// </summary>
+    public SessionTableImage CaptureImage()
+    {
+        var sessions = new SessionImage[_lru.Count];
+        var i = 0;
+        foreach (var s in _lru)
+        {
+            var writes = new RememberedWrite[s.Order.Count];
+            var j = 0;
+            foreach (var sequence in s.Order) writes[j++] = new RememberedWrite(sequence, s.Results[sequence]);
+            if (s.Results.Count != writes.Length)
+                throw new InvalidOperationException($"session {s.Id}: {s.Results.Count} results but {writes.Length} sequences in its window");
+            sessions[i++] = new SessionImage(s.Id, s.LastUsed, s.MaxEvicted, ImmutableCollectionsMarshal.AsImmutableArray(writes));
+        }
+        return new SessionTableImage(_now, ImmutableCollectionsMarshal.AsImmutableArray(sessions));
+    }
+
+    /// <summary>A table in the state <paramref name="image"/> describes, with this configuration.</summary>
+    /// <exception cref="ArgumentException">the image is inconsistent (a client twice, a sequence twice in one session, more than <see cref="Window"/> writes).</exception>
+    public static SessionTable FromImage(SessionTableImage image, TimeSpan? ttl = null, int maxSessions = DefaultMaxSessions)
+    {
+        var table = new SessionTable(ttl, maxSessions) { _now = image.Now };
+        foreach (var si in image.Sessions)
+        {
+            if (si.Writes.Length > Window)
+                throw new ArgumentException($"session {si.ClientId}: {si.Writes.Length} remembered writes, more than the window of {Window}");
+            var s = new Session(si.ClientId) { LastUsed = si.LastUsed, MaxEvicted = si.MaxEvicted };
+            if (!table._sessions.TryAdd(si.ClientId, s))
+                throw new ArgumentException($"session {si.ClientId} appears twice");
+            foreach (var w in si.Writes)
+            {
+                if (!s.Results.TryAdd(w.Sequence, w.Result))
+                    throw new ArgumentException($"session {si.ClientId}: sequence {w.Sequence} appears twice");
+                s.Order.Enqueue(w.Sequence);
+            }
+            s.Node = table._lru.AddLast(s);
+        }
+        return table;
     }
 }

@@ -2,8 +2,8 @@ namespace RaftServer.Storage;
 
 /// <summary>
 /// A node's data directory: <c>LOCK</c> (held while the node runs, so two processes never share
-/// one directory) and <c>wal/</c> (the write-ahead log segments). Snapshots will live in
-/// <c>snap/</c> beside it.
+/// one directory), <c>wal/</c> (the write-ahead log segments) and <c>snap/</c> (snapshots of the
+/// state machine, see <see cref="SnapshotStore"/>).
 /// </summary>
 public sealed class DataDirectory : IDisposable
 {
@@ -11,6 +11,7 @@ public sealed class DataDirectory : IDisposable
 
     public string Path { get; }
     public string WalPath => System.IO.Path.Combine(Path, "wal");
+    public string SnapPath => System.IO.Path.Combine(Path, "snap");
 
     private DataDirectory(string path, FileStream lockFile)
     {

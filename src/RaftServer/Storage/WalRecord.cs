@@ -12,6 +12,9 @@ namespace RaftServer.Storage;
 /// <list type="bullet">
 /// <item>1 Entry: i64 index, i64 term, u8 kind, data (the rest)</item>
 /// <item>2 HardState: i64 term, i32 votedFor, i64 commit</item>
+/// <item>3 LogBase: i64 index. The log before this record is discarded and continues after
+/// <c>index</c> (written when a follower installs a leader's snapshot at that index, and whenever
+/// the log on disk holds no entry, so that a restart knows where it continues).</item>
 /// </list>
 /// A segment file starts with the 8-byte magic <c>RAFTWAL1</c> and then a HardState record (the
 /// state current when the segment was opened), so whole old segments can be deleted later.
@@ -21,14 +24,17 @@ internal static class WalRecord
     public const int HeaderSize = 12;
     public const byte EntryType = 1;
     public const byte HardStateType = 2;
+    public const byte LogBaseType = 3;
     public const int EntryFixedSize = 1 + 8 + 8 + 1;
     public const int HardStateSize = 1 + 8 + 4 + 8;
+    public const int LogBaseSize = 1 + 8;
     /// <summary>No record is larger: an entry is at most a 1 MiB value, a 1 KiB key and a little framing.</summary>
     public const int MaxPayload = 64 << 20;
     public static ReadOnlySpan<byte> Magic => "RAFTWAL1"u8;
 
     public static int EntrySize(Entry e) => HeaderSize + EntryFixedSize + e.Data.Length;
     public static int HardStateRecordSize => HeaderSize + HardStateSize;
+    public static int LogBaseRecordSize => HeaderSize + LogBaseSize;
 
     public static int WriteEntry(Span<byte> dest, Entry e)
     {
@@ -51,6 +57,14 @@ internal static class WalRecord
         return Seal(dest, HardStateSize);
     }
 
+    public static int WriteLogBase(Span<byte> dest, long index)
+    {
+        var payload = dest[HeaderSize..];
+        payload[0] = LogBaseType;
+        BinaryPrimitives.WriteInt64LittleEndian(payload[1..], index);
+        return Seal(dest, LogBaseSize);
+    }
+
     private static int Seal(Span<byte> dest, int payloadLength)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(dest, (uint)payloadLength);
@@ -66,6 +80,8 @@ internal static class WalRecord
         var kind = (EntryKind)payload[17];
         return new Entry(index, term, kind, payload[EntryFixedSize..].ToArray());
     }
+
+    public static long ReadLogBase(ReadOnlySpan<byte> payload) => BinaryPrimitives.ReadInt64LittleEndian(payload[1..]);
 
     public static HardState ReadHardState(ReadOnlySpan<byte> payload) => new(
         BinaryPrimitives.ReadInt64LittleEndian(payload[1..]),

@@ -1,7 +1,4 @@
-using System.Buffers.Binary;
 using System.Globalization;
-using System.IO.Hashing;
-using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using RaftServer.Consensus;
 
@@ -15,8 +12,12 @@ public sealed class StorageCorruptException(string message) : Exception(message)
 /// records (<see cref="WalRecord"/>) holding log entries and hard state, so one fsync makes a whole
 /// Ready durable (group commit). An entry whose index the log already has replaces that entry and
 /// every later one; recovery replays the records in order to rebuild the log. A segment is closed
-/// once it passes <see cref="SegmentBytes"/> and a new one begins with the current hard state, so
-/// compaction (snapshots) can delete whole old segments.
+/// once it passes <see cref="SegmentBytes"/> (or on <see cref="Cut"/>) and a new one begins with
+/// the current hard state, so compaction deletes whole old segments
+/// (<see cref="DeleteSegmentsThrough"/>) and the log then starts at <see cref="FirstIndex"/>
+/// rather than 1. A follower that installs a leader's snapshot discards the whole log
+/// (<see cref="Reset"/>).
+/// Owned by the node loop: not thread-safe.
 /// </summary>
 public sealed class WriteAheadLog : IDisposable
 {
@@ -25,16 +26,20 @@ public sealed class WriteAheadLog : IDisposable
 
     private readonly string _dir;
     private readonly ILogger _logger;
-    private readonly List<Segment> _segments = [];
+    private readonly List<WalSegment> _segments = [];
     private FileStream _file = null!;
     private byte[] _buffer = new byte[256 << 10];
     private HardState _hardState = HardState.Empty;
+    /// <summary>The index before the first entry on disk: the entries are <c>_baseIndex + 1 .. _lastIndex</c>.</summary>
+    private long _baseIndex;
     private long _lastIndex;
 
     public long SegmentBytes { get; }
     public string Directory => _dir;
     public HardState HardState => _hardState;
     public long LastIndex => _lastIndex;
+    /// <summary>The index of the first entry on disk; <see cref="LastIndex"/> + 1 when there is none.</summary>
+    public long FirstIndex => _baseIndex + 1;
     /// <summary>Bytes of every segment file together.</summary>
     public long SizeBytes
     {
@@ -46,15 +51,6 @@ public sealed class WriteAheadLog : IDisposable
         }
     }
 
-    private sealed class Segment(long seq, string path)
-    {
-        public long Seq { get; } = seq;
-        public string Path { get; } = path;
-        public long Size { get; set; }
-        public long FirstIndex { get; set; }
-        public long LastIndex { get; set; }
-    }
-
     private WriteAheadLog(string dir, ILogger logger, long segmentBytes)
     {
         _dir = dir;
@@ -62,8 +58,12 @@ public sealed class WriteAheadLog : IDisposable
         SegmentBytes = segmentBytes;
     }
 
-    /// <summary>Opens (or creates) the log in <paramref name="dir"/> and recovers what it holds.</summary>
-    /// <exception cref="StorageCorruptException">a record before the tail is damaged.</exception>
+    /// <summary>
+    /// Opens (or creates) the log in <paramref name="dir"/> and recovers what it holds: the hard
+    /// state and the entries on disk (contiguous, but after compaction not starting at 1; combine
+    /// them with the newest snapshot by <see cref="RecoveryPlan.Combine"/>).
+    /// </summary>
+    /// <exception cref="StorageCorruptException">a record before the tail is damaged, or the entries have a gap.</exception>
     public static WriteAheadLog Open(string dir, ILogger logger, out PersistedState recovered, long segmentBytes = DefaultSegmentBytes)
     {
         System.IO.Directory.CreateDirectory(dir);
@@ -83,15 +83,17 @@ public sealed class WriteAheadLog : IDisposable
         }
         files.Sort((a, b) => a.Seq.CompareTo(b.Seq));
 
-        var entries = new List<Entry>();
+        var replay = new WalReplay();
         for (var i = 0; i < files.Count; i++)
         {
-            var segment = new Segment(files[i].Seq, files[i].Path);
-            ReadSegment(segment, isLast: i == files.Count - 1, entries);
+            var segment = new WalSegment(files[i].Seq, files[i].Path);
+            WalSegmentReader.Read(segment, isLast: i == files.Count - 1, replay, _logger);
             _segments.Add(segment);
         }
 
-        _lastIndex = entries.Count == 0 ? 0 : entries[^1].Index;
+        _hardState = replay.HardState;
+        _baseIndex = replay.BaseIndex;
+        _lastIndex = replay.LastIndex;
         if (_hardState.Commit > _lastIndex)
         {
             _logger.LogWarning("{Dir}: the commit index {Commit} is past the last log entry {Last}; using {Last}", _dir, _hardState.Commit, _lastIndex, _lastIndex);
@@ -107,129 +109,19 @@ public sealed class WriteAheadLog : IDisposable
             _file.Seek(last.Size, SeekOrigin.Begin);
         }
 
-        return new PersistedState { HardState = _hardState, Entries = entries };
-    }
-
-    private void ReadSegment(Segment segment, bool isLast, List<Entry> entries)
-    {
-        var bytes = File.ReadAllBytes(segment.Path);
-        var span = bytes.AsSpan();
-        segment.Size = bytes.Length;
-
-        if (bytes.Length < WalRecord.Magic.Length || !span[..WalRecord.Magic.Length].SequenceEqual(WalRecord.Magic))
-        {
-            // A crash while a new segment was being created leaves it empty or cut inside the magic.
-            if (isLast && bytes.Length < WalRecord.Magic.Length && (WalRecord.Magic.StartsWith(span) || span.IndexOfAnyExcept((byte)0) < 0))
-            {
-                _logger.LogWarning("{Path}: incomplete segment header ({Length} bytes) truncated; the segment starts again", segment.Path, bytes.Length);
-                using var f = new FileStream(segment.Path, FileMode.Create, FileAccess.Write);
-                f.Write(WalRecord.Magic);
-                Span<byte> hs = stackalloc byte[WalRecord.HardStateRecordSize];
-                f.Write(hs[..WalRecord.WriteHardState(hs, _hardState)]);
-                f.Flush(true);
-                segment.Size = f.Length;
-                return;
-            }
-            throw new StorageCorruptException($"{segment.Path}: offset 0: not a RaftPS log segment (bad magic); refusing to start");
-        }
-
-        long pos = WalRecord.Magic.Length;
-        while (pos < bytes.Length)
-        {
-            var problem = CheckRecord(span, pos, out var payloadLength);
-            if (problem is not null)
-            {
-                var tornTail = isLast && IsTornTail(span, pos, payloadLength, problem.Value);
-                var reason = problem.Value switch
-                {
-                    RecordProblem.ShortHeader => "a record header cut short",
-                    RecordProblem.BadLength => "a damaged record length",
-                    RecordProblem.PastEnd => "a record cut short",
-                    RecordProblem.BadCrc => "a CRC mismatch",
-                    _ => "an unknown record type",
-                };
-                if (!tornTail)
-                    throw new StorageCorruptException(
-                        $"{segment.Path}: offset {pos}: {reason} before the end of the log; refusing to start " +
-                        "(the log is damaged; restore this node's data directory or remove it so the node catches up from the leader)");
-                _logger.LogWarning("{Path}: offset {Offset}: {Reason} at the tail of the log; truncating {Bytes} bytes (a write interrupted by a crash)",
-                    segment.Path, pos, reason, bytes.Length - pos);
-                using (var f = new FileStream(segment.Path, FileMode.Open, FileAccess.Write))
-                {
-                    f.SetLength(pos);
-                    f.Flush(true);
-                }
-                segment.Size = pos;
-                break;
-            }
-
-            var payload = span.Slice((int)pos + WalRecord.HeaderSize, payloadLength);
-            if (payload[0] == WalRecord.EntryType)
-            {
-                var entry = WalRecord.ReadEntry(payload);
-                var last = entries.Count == 0 ? 0 : entries[^1].Index;
-                if (entry.Index < 1 || entry.Index > last + 1)
-                    throw new StorageCorruptException(
-                        $"{segment.Path}: offset {pos}: entry {entry.Index} does not follow the log's last index {last}; refusing to start");
-                if (entry.Index <= last)
-                    entries.RemoveRange((int)(entry.Index - 1), (int)(last - entry.Index + 1));
-                entries.Add(entry);
-                if (segment.FirstIndex == 0 || entry.Index < segment.FirstIndex) segment.FirstIndex = entry.Index;
-                segment.LastIndex = entry.Index;
-            }
-            else
-                _hardState = WalRecord.ReadHardState(payload);
-            pos += WalRecord.HeaderSize + payloadLength;
-        }
-    }
-
-    private enum RecordProblem { ShortHeader, BadLength, PastEnd, BadCrc, BadType }
-
-    private static RecordProblem? CheckRecord(ReadOnlySpan<byte> span, long pos, out int payloadLength)
-    {
-        payloadLength = 0;
-        if (span.Length - pos < WalRecord.HeaderSize) return RecordProblem.ShortHeader;
-        var header = span.Slice((int)pos, WalRecord.HeaderSize);
-        var length = BinaryPrimitives.ReadUInt32LittleEndian(header);
-        var check = BinaryPrimitives.ReadUInt32LittleEndian(header[4..]);
-        if (check != ~length || length == 0 || length > WalRecord.MaxPayload) return RecordProblem.BadLength;
-        payloadLength = (int)length;
-        if (span.Length - pos - WalRecord.HeaderSize < length) return RecordProblem.PastEnd;
-        var payload = span.Slice((int)pos + WalRecord.HeaderSize, payloadLength);
-        if (Crc32.HashToUInt32(payload) != BinaryPrimitives.ReadUInt32LittleEndian(header[8..])) return RecordProblem.BadCrc;
-        var ok = payload[0] switch
-        {
-            WalRecord.EntryType => payloadLength >= WalRecord.EntryFixedSize,
-            WalRecord.HardStateType => payloadLength == WalRecord.HardStateSize,
-            _ => false,
-        };
-        return ok ? null : RecordProblem.BadType;
-    }
-
-    /// <summary>
-    /// A damaged record is a torn tail (a write cut by a crash) when nothing that could be a
-    /// later record follows it: a header or payload running past the end of the file, a bad
-    /// record that ends exactly at the end, or only zero bytes from it to the end.
-    /// </summary>
-    private static bool IsTornTail(ReadOnlySpan<byte> span, long pos, int payloadLength, RecordProblem problem)
-    {
-        var rest = span[(int)pos..];
-        if (rest.IndexOfAnyExcept((byte)0) < 0) return true;
-        return problem switch
-        {
-            RecordProblem.ShortHeader or RecordProblem.PastEnd => true,
-            RecordProblem.BadCrc or RecordProblem.BadType => rest.Length == WalRecord.HeaderSize + payloadLength,
-            _ => false,
-        };
+        return new PersistedState { HardState = _hardState, Entries = replay.Entries };
     }
 
     /// <summary>
     /// Appends <paramref name="entries"/> (replacing any at the same or later indexes) and then
     /// <paramref name="hardState"/>, and fsyncs once. Returns once everything is on disk.
     /// </summary>
+    /// <exception cref="InvalidOperationException">the entries are not contiguous or do not continue the log
+    /// (start after <see cref="LastIndex"/> + 1, or at or before a compacted index): a log with a gap could not be opened again.</exception>
     public void Save(HardState? hardState, IReadOnlyList<Entry> entries)
     {
         if (hardState is null && entries.Count == 0) return;
+        CheckContinues(entries);
 
         var size = hardState is null ? 0 : WalRecord.HardStateRecordSize;
         for (var i = 0; i < entries.Count; i++) size += WalRecord.EntrySize(entries[i]);
@@ -248,8 +140,7 @@ public sealed class WriteAheadLog : IDisposable
         {
             var e = entries[i];
             n += WalRecord.WriteEntry(span[n..], e);
-            if (current.FirstIndex == 0 || e.Index < current.FirstIndex) current.FirstIndex = e.Index;
-            current.LastIndex = e.Index;
+            current.NoteEntry(e.Index);
         }
         if (hardState is { } hs)
         {
@@ -264,44 +155,120 @@ public sealed class WriteAheadLog : IDisposable
         if (_buffer.Length > 4 << 20) _buffer = new byte[256 << 10]; // don't keep a huge buffer after one large batch
     }
 
-    private void StartSegment(long seq)
+    private void CheckContinues(IReadOnlyList<Entry> entries)
+    {
+        if (entries.Count == 0) return;
+        var first = entries[0].Index;
+        if (first <= _baseIndex || first > _lastIndex + 1)
+            throw new InvalidOperationException($"entries starting at {first} do not continue the log ({FirstIndex}..{_lastIndex})");
+        for (var i = 1; i < entries.Count; i++)
+            if (entries[i].Index != first + i)
+                throw new InvalidOperationException($"entries are not contiguous: {entries[i].Index} follows {entries[i - 1].Index}");
+    }
+
+    /// <summary>
+    /// Closes the current segment and starts a new one, so that everything written so far can be
+    /// deleted by <see cref="DeleteSegmentsThrough"/> once a snapshot covers it. Call it right after
+    /// a snapshot is durable. Does nothing when the current segment holds no entry.
+    /// </summary>
+    public void Cut()
+    {
+        var current = _segments[^1];
+        if (current.MaxIndex == 0) return;
+        StartSegment(current.Seq + 1);
+    }
+
+    /// <summary>
+    /// Deletes, oldest first, the segments none of whose entries is after <paramref name="index"/>
+    /// (segments without entries among them), never the current one, and stops at the first
+    /// segment it must keep: the log stays contiguous. Returns how many went.
+    /// <see cref="FirstIndex"/> moves to the first entry left.
+    /// </summary>
+    public int DeleteSegmentsThrough(long index)
+    {
+        var deleted = 0;
+        while (_segments.Count > 1 && _segments[0].MaxIndex <= index)
+        {
+            DurableFiles.DeleteIfExists(_segments[0].Path);
+            _segments.RemoveAt(0);
+            deleted++;
+        }
+        if (deleted == 0) return 0;
+        DurableFiles.SyncDirectory(_dir);
+
+        // Where recovery would now start: at the oldest segment's first entry (or LogBase record),
+        // unless a later LogBase record moved the start further already.
+        var start = _segments.FirstOrDefault(s => s.StartBase is not null)?.StartBase;
+        if (start is { } b)
+            _baseIndex = Math.Max(_baseIndex, b);
+        else
+        {
+            // No entry is left on disk: record where the log continues, or a restart would
+            // take the next entry for a gap.
+            _baseIndex = _lastIndex;
+            AppendLogBase(_lastIndex);
+        }
+        return deleted;
+    }
+
+    /// <summary>
+    /// A follower installed a leader's snapshot at <paramref name="snapshotIndex"/> (already
+    /// durable), or the restart rule dropped the log (<see cref="RecoveryPlan"/>): discards the
+    /// whole log. A new segment begins with the hard state and a LogBase
+    /// record, then every older segment is deleted. <see cref="LastIndex"/> becomes
+    /// <paramref name="snapshotIndex"/> and the next entries saved start after it. A crash at any
+    /// point leaves a log that opens: before the new segment is complete, the old log (which the
+    /// restart rule drops in favour of the snapshot); after, the LogBase record discards whatever
+    /// old segments a crash left.
+    /// </summary>
+    public void Reset(long snapshotIndex)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(snapshotIndex);
+        _baseIndex = _lastIndex = snapshotIndex;
+        StartSegment(_segments[^1].Seq + 1, logBase: true);
+        while (_segments.Count > 1)
+        {
+            DurableFiles.DeleteIfExists(_segments[0].Path);
+            _segments.RemoveAt(0);
+        }
+        DurableFiles.SyncDirectory(_dir);
+    }
+
+    /// <summary>
+    /// Creates segment <paramref name="seq"/> and makes it current: magic, the current hard state,
+    /// and a LogBase record when asked to, or when the log holds no entry after a compacted
+    /// index (to say where it continues: the segments that said so before may be deleted).
+    /// </summary>
+    private void StartSegment(long seq, bool logBase = false)
     {
         _file?.Dispose();
         var path = Path.Combine(_dir, seq.ToString("D16", CultureInfo.InvariantCulture) + Extension);
         _file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0);
-        Span<byte> head = stackalloc byte[WalRecord.Magic.Length + WalRecord.HardStateRecordSize];
+        var segment = new WalSegment(seq, path);
+        Span<byte> head = stackalloc byte[WalRecord.Magic.Length + WalRecord.HardStateRecordSize + WalRecord.LogBaseRecordSize];
         WalRecord.Magic.CopyTo(head);
         var n = WalRecord.Magic.Length + WalRecord.WriteHardState(head[WalRecord.Magic.Length..], _hardState);
+        if (logBase || (_lastIndex == _baseIndex && _lastIndex > 0))
+        {
+            n += WalRecord.WriteLogBase(head[n..], _lastIndex);
+            segment.NoteLogBase(_lastIndex);
+        }
         _file.Write(head[..n]);
         _file.Flush(flushToDisk: true);
-        SyncDirectory(_dir);
-        _segments.Add(new Segment(seq, path) { Size = n });
+        DurableFiles.SyncDirectory(_dir);
+        segment.Size = n;
+        _segments.Add(segment);
     }
 
-    /// <summary>Makes a new file's directory entry durable (Linux: fsync on the directory).</summary>
-    private static void SyncDirectory(string dir)
+    private void AppendLogBase(long index)
     {
-        if (!OperatingSystem.IsLinux()) return;
-        try
-        {
-            var fd = Native.open(dir, 0 /* O_RDONLY */);
-            if (fd < 0) return;
-            Native.fsync(fd);
-            Native.close(fd);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-        }
-    }
-
-    private static partial class Native
-    {
-        [DllImport("libc", SetLastError = true)]
-        public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
-        [DllImport("libc", SetLastError = true)]
-        public static extern int fsync(int fd);
-        [DllImport("libc", SetLastError = true)]
-        public static extern int close(int fd);
+        Span<byte> record = stackalloc byte[WalRecord.LogBaseRecordSize];
+        var n = WalRecord.WriteLogBase(record, index);
+        _file.Write(record[..n]);
+        _file.Flush(flushToDisk: true);
+        var current = _segments[^1];
+        current.Size += n;
+        current.NoteLogBase(index);
     }
 
     public void Dispose() => _file?.Dispose();

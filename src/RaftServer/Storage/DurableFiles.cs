@@ -1,0 +1,51 @@
+using System.Runtime.InteropServices;
+
+namespace RaftServer.Storage;
+
+/// <summary>The file-system steps that make a write survive a crash.</summary>
+internal static class DurableFiles
+{
+    /// <summary>
+    /// Renames a complete, fsynced <paramref name="tempPath"/> to <paramref name="finalPath"/>
+    /// (replacing it: rename is atomic, so a reader sees the old file or the new one, never a
+    /// mix) and makes the rename durable.
+    /// </summary>
+    public static void Install(string tempPath, string finalPath)
+    {
+        File.Move(tempPath, finalPath, overwrite: true);
+        SyncDirectory(Path.GetDirectoryName(finalPath)!);
+    }
+
+    /// <summary>Deletes <paramref name="path"/> if it exists; a file that is already gone is not an error.</summary>
+    public static void DeleteIfExists(string path)
+    {
+        try { File.Delete(path); }
+        catch (DirectoryNotFoundException) { }
+    }
+
+    /// <summary>Makes a new, renamed or deleted file's directory entry durable (Linux: fsync on the directory).</summary>
+    public static void SyncDirectory(string dir)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            var fd = Native.open(dir, 0 /* O_RDONLY */);
+            if (fd < 0) return;
+            Native.fsync(fd);
+            Native.close(fd);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+    }
+
+    private static class Native
+    {
+        [DllImport("libc", SetLastError = true)]
+        public static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+        [DllImport("libc", SetLastError = true)]
+        public static extern int fsync(int fd);
+        [DllImport("libc", SetLastError = true)]
+        public static extern int close(int fd);
+    }
+}

@@ -1,0 +1,158 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.IO.Hashing;
+using RaftServer.Consensus;
+
+namespace RaftServer.Storage;
+
+/// <summary>What a snapshot file's header says: the snapshot it holds and how long its body is.</summary>
+internal sealed record SnapshotHeader(SnapshotMetadata Meta, long BodyLength)
+{
+    public int HeaderLength => SnapshotFormat.HeaderLength(Meta.Members.Count);
+    /// <summary>The length the whole file must have: header, body, trailer.</summary>
+    public long FileLength => HeaderLength + BodyLength + SnapshotFormat.TrailerLength;
+}
+
+/// <summary>
+/// The snapshot file format, little-endian:
+/// <code>
+/// 8   magic "RAFTSNP1"
+/// 8   i64 index          the last log entry the snapshot covers
+/// 8   i64 term           that entry's term
+/// 4   i32 member count
+/// 4n  i32 member ids
+/// 8   i64 body length
+/// ..  body               the state machine (KvSnapshotCodec)
+/// 8   u64 XxHash64 of every byte before it
+/// </code>
+/// Files are named <c>{index:D20}-{term:D20}.snap</c> so that names sort like the snapshots.
+/// A follower receives the leader's file byte for byte, so this format is also the wire format
+/// of InstallSnapshot.
+/// </summary>
+internal static class SnapshotFormat
+{
+    public static ReadOnlySpan<byte> Magic => "RAFTSNP1"u8;
+    public const int TrailerLength = 8;
+    public const string Extension = ".snap";
+    /// <summary>More members than any cluster will have; bounds what a damaged count can make us read.</summary>
+    public const int MaxMembers = 4096;
+    private const int FixedPrefix = 8 + 8 + 8 + 4; // magic, index, term, member count
+
+    public static int HeaderLength(int memberCount) => FixedPrefix + 4 * memberCount + 8;
+    public static int BodyLengthOffset(int memberCount) => FixedPrefix + 4 * memberCount;
+    public static int MinimumFileLength => HeaderLength(0) + TrailerLength;
+
+    public static string FileName(SnapshotMetadata meta) =>
+        string.Create(CultureInfo.InvariantCulture, $"{meta.Index:D20}-{meta.Term:D20}{Extension}");
+
+    public static bool TryParseFileName(string path, out long index, out long term)
+    {
+        index = term = 0;
+        var name = Path.GetFileName(path);
+        return name.Length == 20 + 1 + 20 + Extension.Length && name.EndsWith(Extension, StringComparison.Ordinal) && name[20] == '-'
+            && long.TryParse(name.AsSpan(0, 20), NumberStyles.None, CultureInfo.InvariantCulture, out index)
+            && long.TryParse(name.AsSpan(21, 20), NumberStyles.None, CultureInfo.InvariantCulture, out term);
+    }
+
+    /// <exception cref="ArgumentException">not a snapshot anyone could install (index or term below 1, too many members).</exception>
+    public static void Validate(SnapshotMetadata meta)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        ArgumentNullException.ThrowIfNull(meta.Members);
+        if (meta.Index < 1 || meta.Term < 1) throw new ArgumentException($"a snapshot needs index and term >= 1, not {meta.Index}/{meta.Term}");
+        if (meta.Members.Count > MaxMembers) throw new ArgumentException($"{meta.Members.Count} members, at most {MaxMembers}");
+    }
+
+    public static bool SameMeta(SnapshotMetadata a, SnapshotMetadata b) =>
+        a.Index == b.Index && a.Term == b.Term && a.Members.SequenceEqual(b.Members);
+
+    public static string Describe(SnapshotMetadata meta) => $"index {meta.Index} term {meta.Term} members [{string.Join(",", meta.Members)}]";
+
+    public static byte[] EncodeHeader(SnapshotMetadata meta, long bodyLength)
+    {
+        var header = new byte[HeaderLength(meta.Members.Count)];
+        var span = header.AsSpan();
+        Magic.CopyTo(span);
+        BinaryPrimitives.WriteInt64LittleEndian(span[8..], meta.Index);
+        BinaryPrimitives.WriteInt64LittleEndian(span[16..], meta.Term);
+        BinaryPrimitives.WriteInt32LittleEndian(span[24..], meta.Members.Count);
+        for (var i = 0; i < meta.Members.Count; i++) BinaryPrimitives.WriteInt32LittleEndian(span[(FixedPrefix + 4 * i)..], meta.Members[i]);
+        BinaryPrimitives.WriteInt64LittleEndian(span[BodyLengthOffset(meta.Members.Count)..], bodyLength);
+        return header;
+    }
+
+    /// <summary>Reads and checks the header at the stream's position, appending its bytes to <paramref name="hash"/>.</summary>
+    /// <exception cref="InvalidDataException">short, bad magic or impossible fields.</exception>
+    public static SnapshotHeader ReadHeader(Stream stream, XxHash64 hash)
+    {
+        Span<byte> prefix = stackalloc byte[FixedPrefix];
+        ReadExactly(stream, prefix, "the header");
+        if (!prefix[..8].SequenceEqual(Magic)) throw new InvalidDataException("not a RaftPS snapshot (bad magic)");
+        var index = BinaryPrimitives.ReadInt64LittleEndian(prefix[8..]);
+        var term = BinaryPrimitives.ReadInt64LittleEndian(prefix[16..]);
+        var count = BinaryPrimitives.ReadInt32LittleEndian(prefix[24..]);
+        if (index < 1 || term < 1) throw new InvalidDataException($"impossible index/term {index}/{term} in the header");
+        if (count < 0 || count > MaxMembers) throw new InvalidDataException($"impossible member count {count} in the header");
+        hash.Append(prefix);
+
+        var rest = new byte[4 * count + 8];
+        ReadExactly(stream, rest, "the header");
+        hash.Append(rest);
+        var members = new int[count];
+        for (var i = 0; i < count; i++) members[i] = BinaryPrimitives.ReadInt32LittleEndian(rest.AsSpan(4 * i));
+        var bodyLength = BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(4 * count));
+        if (bodyLength < 0) throw new InvalidDataException($"negative body length {bodyLength} in the header");
+        return new SnapshotHeader(new SnapshotMetadata(index, term, members), bodyLength);
+    }
+
+    /// <summary>Reads the 8-byte trailer and compares it with the checksum of everything before it.</summary>
+    /// <exception cref="InvalidDataException">they differ, or the file ends first.</exception>
+    public static void CheckTrailer(Stream stream, XxHash64 hash)
+    {
+        Span<byte> trailer = stackalloc byte[TrailerLength];
+        ReadExactly(stream, trailer, "the checksum");
+        var stored = BinaryPrimitives.ReadUInt64LittleEndian(trailer);
+        var actual = hash.GetCurrentHashAsUInt64();
+        if (stored != actual) throw new InvalidDataException($"checksum mismatch (stored {stored:x16}, computed {actual:x16})");
+    }
+
+    /// <summary>Checks a whole file: header, length, checksum. Reads every byte; the body is not parsed.</summary>
+    /// <exception cref="InvalidDataException">anything is wrong; the message says what (not which file).</exception>
+    public static SnapshotHeader Verify(Stream file)
+    {
+        var hash = new XxHash64();
+        var header = ReadHeader(file, hash);
+        if (file.Length != header.FileLength)
+            throw new InvalidDataException($"the file is {file.Length} bytes but its header says {header.FileLength}");
+        HashBytes(file, header.BodyLength, hash);
+        CheckTrailer(file, hash);
+        return header;
+    }
+
+    /// <summary>Appends the next <paramref name="count"/> bytes of <paramref name="stream"/> to <paramref name="hash"/>, a megabyte at a time.</summary>
+    public static void HashBytes(Stream stream, long count, XxHash64 hash)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            while (count > 0)
+            {
+                var n = stream.Read(buffer, 0, (int)Math.Min(buffer.Length, count));
+                if (n == 0) throw new InvalidDataException($"the file ends {count} bytes early");
+                hash.Append(buffer.AsSpan(0, n));
+                count -= n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static void ReadExactly(Stream stream, Span<byte> destination, string what)
+    {
+        var got = stream.ReadAtLeast(destination, destination.Length, throwOnEndOfStream: false);
+        if (got < destination.Length) throw new InvalidDataException($"the file ends inside {what}");
+    }
+}

@@ -1,0 +1,264 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using Microsoft.Extensions.Logging;
+using RaftServer.Consensus;
+using RaftServer.StateMachine;
+
+namespace RaftServer.Storage;
+
+/// <summary>A complete, verified snapshot file (see <see cref="SnapshotFormat"/>).</summary>
+public sealed record SnapshotFile(SnapshotMetadata Meta, string Path, long Length);
+
+/// <summary>
+/// The snapshot files of one node (<c>snap/</c> in the data directory). A file only ever appears
+/// complete: it is written (or received) under a temporary name, fsynced, renamed into place and
+/// the directory fsynced, so a crash leaves at worst a <c>*.tmp</c> file, which is removed.
+/// <para>
+/// Thread-safety: every member may be called from any thread. <see cref="Save"/> is meant for a
+/// background thread and uploads run on gRPC threads while the node loop calls the rest; the only
+/// shared state is the set of temporary files in use (so <see cref="Prune"/> never deletes one),
+/// kept under a lock that is never held across file I/O. Files are opened with
+/// <see cref="FileShare.Delete"/>, so pruning a file that is being streamed to a follower does
+/// not break that transfer (on Linux the reader keeps the data until it closes the file).
+/// </para>
+/// </summary>
+public sealed class SnapshotStore
+{
+    private const string TempExtension = ".tmp";
+    private const string CorruptExtension = ".corrupt";
+
+    private readonly ILogger _logger;
+    private readonly object _lock = new();
+    private readonly HashSet<string> _tempFilesInUse = new(StringComparer.Ordinal);
+
+    public string Directory { get; }
+
+    private SnapshotStore(string dir, ILogger logger)
+    {
+        Directory = dir;
+        _logger = logger;
+    }
+
+    /// <summary>Opens (creating it if needed) the snapshot directory and removes temporary files a crash left behind.</summary>
+    public static SnapshotStore Open(string dir, ILogger logger)
+    {
+        var full = Path.GetFullPath(dir);
+        System.IO.Directory.CreateDirectory(full);
+        var store = new SnapshotStore(full, logger);
+        foreach (var temp in System.IO.Directory.EnumerateFiles(full, "*" + TempExtension))
+        {
+            logger.LogWarning("{Path}: removing an incomplete snapshot left by a crash", temp);
+            DurableFiles.DeleteIfExists(temp);
+        }
+        return store;
+    }
+
+    /// <summary>Bytes of all snapshot files (temporary and corrupt ones not counted).</summary>
+    public long SizeBytes
+    {
+        get
+        {
+            long total = 0;
+            foreach (var file in new DirectoryInfo(Directory).EnumerateFiles("*" + SnapshotFormat.Extension))
+                total += file.Length;
+            return total;
+        }
+    }
+
+    /// <summary>
+    /// The newest snapshot whose header and checksum verify (reads each candidate whole: meant for
+    /// start-up). A damaged file is logged, renamed to <c>*.corrupt</c> (kept for inspection, never
+    /// tried again) and the next older one is tried. Null when there is none.
+    /// </summary>
+    public SnapshotFile? NewestValid()
+    {
+        foreach (var (index, term, path) in List().OrderByDescending(s => (s.Index, s.Term)))
+        {
+            try
+            {
+                SnapshotHeader header;
+                using (var file = OpenFile(path))
+                    header = SnapshotFormat.Verify(file);
+                if (header.Meta.Index != index || header.Meta.Term != term)
+                    throw new InvalidDataException($"the header says index {header.Meta.Index} term {header.Meta.Term}, the file name {index}/{term}");
+                return new SnapshotFile(header.Meta, path, header.FileLength);
+            }
+            catch (InvalidDataException e)
+            {
+                _logger.LogWarning("{Path}: damaged snapshot ({Reason}); renamed to {Corrupt}, trying an older one", path, e.Message, path + CorruptExtension);
+                DurableFiles.Install(path, path + CorruptExtension);
+            }
+            catch (FileNotFoundException)
+            {
+                // Pruned while we looked: not damage, just gone.
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Writes a snapshot: <paramref name="writeBody"/> streams the body (the state machine) into
+    /// a temporary file after the header; then the checksum is appended, the file fsynced, renamed
+    /// into place and the directory fsynced. Returns once the snapshot is durable. A file for the
+    /// same snapshot is replaced.
+    /// </summary>
+    public SnapshotFile Save(SnapshotMetadata meta, Action<Stream> writeBody)
+    {
+        SnapshotFormat.Validate(meta);
+        ArgumentNullException.ThrowIfNull(writeBody);
+        var temp = ReserveTempFile(meta, "save");
+        try
+        {
+            long length;
+            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16))
+            {
+                var header = SnapshotFormat.EncodeHeader(meta, bodyLength: 0);
+                file.Write(header);
+                var body = new AppendOnlyStream(file);
+                writeBody(body);
+                var bodyLength = body.Written;
+
+                // The header (which holds the body length) comes first and the checksum covers it,
+                // so the file can only be hashed once the body is written: patch the length in,
+                // then read the file back (from the page cache) to hash it.
+                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(SnapshotFormat.BodyLengthOffset(meta.Members.Count)), bodyLength);
+                file.Position = 0;
+                file.Write(header);
+                file.Position = 0;
+                var hash = new XxHash64();
+                SnapshotFormat.HashBytes(file, header.Length + bodyLength, hash);
+                Span<byte> trailer = stackalloc byte[SnapshotFormat.TrailerLength];
+                BinaryPrimitives.WriteUInt64LittleEndian(trailer, hash.GetCurrentHashAsUInt64());
+                file.Write(trailer);
+                file.Flush(flushToDisk: true);
+                length = file.Length;
+            }
+            var final = FinalPath(meta);
+            DurableFiles.Install(temp, final);
+            return new SnapshotFile(meta, final, length);
+        }
+        catch
+        {
+            DurableFiles.DeleteIfExists(temp);
+            throw;
+        }
+        finally
+        {
+            ReleaseTempFile(temp);
+        }
+    }
+
+    /// <summary>Starts receiving the leader's file for <paramref name="meta"/> byte for byte (see <see cref="SnapshotUpload"/>).</summary>
+    public SnapshotUpload BeginUpload(SnapshotMetadata meta)
+    {
+        SnapshotFormat.Validate(meta);
+        var temp = ReserveTempFile(meta, "upload");
+        try
+        {
+            return new SnapshotUpload(this, meta, temp);
+        }
+        catch
+        {
+            ReleaseTempFile(temp);
+            throw;
+        }
+    }
+
+    /// <summary>The file's raw bytes, header to trailer: what a leader streams to a follower. Survives a concurrent <see cref="Prune"/>.</summary>
+    public Stream OpenRead(SnapshotFile file) => OpenFile(file.Path);
+
+    /// <summary>Reads a snapshot into a new state machine, verifying the checksum in the same pass.</summary>
+    /// <exception cref="InvalidDataException">the file is damaged or not the snapshot <paramref name="file"/> names; the message names the file and the problem.</exception>
+    public KvStore Load(SnapshotFile file)
+    {
+        try
+        {
+            using var stream = OpenFile(file.Path);
+            var hash = new XxHash64();
+            var header = SnapshotFormat.ReadHeader(stream, hash);
+            if (!SnapshotFormat.SameMeta(header.Meta, file.Meta))
+                throw new InvalidDataException($"the header says {SnapshotFormat.Describe(header.Meta)}, expected {SnapshotFormat.Describe(file.Meta)}");
+            if (stream.Length != header.FileLength)
+                throw new InvalidDataException($"the file is {stream.Length} bytes but its header says {header.FileLength}");
+
+            var body = new ChecksummedReadStream(stream, header.BodyLength, hash);
+            KvStore store;
+            try
+            {
+                store = KvSnapshotCodec.Read(body);
+            }
+            catch (InvalidDataException e)
+            {
+                // Say whether the disk damaged the file or it was written wrong.
+                body.Drain();
+                SnapshotFormat.CheckTrailer(stream, hash);
+                throw new InvalidDataException($"the checksum matches but the body is unreadable: {e.Message}", e);
+            }
+            SnapshotFormat.CheckTrailer(stream, hash);
+            if (store.AppliedIndex != header.Meta.Index)
+                throw new InvalidDataException($"the state machine inside is at index {store.AppliedIndex}, the header says {header.Meta.Index}");
+            return store;
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"snapshot {file.Path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Deletes every snapshot older than <paramref name="keep"/> except the newest of them (so two
+    /// remain: one to fall back to if the newest turns out damaged), and temporary files no save or
+    /// upload is using. Newer snapshots are left alone.
+    /// </summary>
+    public void Prune(SnapshotFile keep)
+    {
+        var older = List()
+            .Where(s => (s.Index, s.Term).CompareTo((keep.Meta.Index, keep.Meta.Term)) < 0)
+            .OrderBy(s => (s.Index, s.Term))
+            .ToList();
+        // Not fsynced: a deletion a crash undoes only brings back a file the next Prune deletes.
+        for (var i = 0; i < older.Count - 1; i++)
+        {
+            _logger.LogInformation("{Path}: deleting an old snapshot", older[i].Path);
+            DurableFiles.DeleteIfExists(older[i].Path);
+        }
+
+        foreach (var temp in System.IO.Directory.EnumerateFiles(Directory, "*" + TempExtension))
+        {
+            // A temp file is reserved before it is created and released after it is renamed or
+            // deleted, so one not reserved now is a leftover (or already gone).
+            bool inUse;
+            lock (_lock) inUse = _tempFilesInUse.Contains(temp);
+            if (!inUse) DurableFiles.DeleteIfExists(temp);
+        }
+    }
+
+    private List<(long Index, long Term, string Path)> List()
+    {
+        var found = new List<(long, long, string)>();
+        foreach (var path in System.IO.Directory.EnumerateFiles(Directory, "*" + SnapshotFormat.Extension))
+            if (SnapshotFormat.TryParseFileName(path, out var index, out var term))
+                found.Add((index, term, path));
+        return found;
+    }
+
+    private static FileStream OpenFile(string path) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 1 << 16, FileOptions.SequentialScan);
+
+    /// <summary>A unique temporary file name for a snapshot, marked in use (so Prune leaves it) until released.</summary>
+    internal string ReserveTempFile(SnapshotMetadata meta, string purpose)
+    {
+        var path = Path.Combine(Directory, $"{SnapshotFormat.FileName(meta)}.{Guid.NewGuid():N}.{purpose}{TempExtension}");
+        lock (_lock) _tempFilesInUse.Add(path);
+        return path;
+    }
+
+    internal void ReleaseTempFile(string path)
+    {
+        lock (_lock) _tempFilesInUse.Remove(path);
+    }
+
+    /// <summary>Where a complete snapshot file for <paramref name="meta"/> lives.</summary>
+    internal string FinalPath(SnapshotMetadata meta) => Path.Combine(Directory, SnapshotFormat.FileName(meta));
+}

@@ -1,0 +1,124 @@
+using System.IO.Hashing;
+using RaftServer.Consensus;
+
+namespace RaftServer.Storage;
+
+/// <summary>
+/// A snapshot file being received from the leader, byte for byte, into a temporary file. The
+/// checksum is computed as the chunks arrive (the last 8 bytes seen are held back: they are the
+/// trailer if no more come), so <see cref="Complete"/> does not read the file again. Used by one
+/// thread at a time; dispose it in every case: an upload not completed deletes its file.
+/// </summary>
+public sealed class SnapshotUpload : IDisposable
+{
+    private readonly SnapshotStore _store;
+    private readonly SnapshotMetadata _meta;
+    private readonly string _tempPath;
+    private readonly FileStream _file;
+    private readonly XxHash64 _hash = new();
+    private readonly byte[] _heldBack = new byte[SnapshotFormat.TrailerLength];
+    private int _heldBackCount;
+    private bool _finished;
+
+    /// <summary>Bytes received so far.</summary>
+    public long Length { get; private set; }
+
+    internal SnapshotUpload(SnapshotStore store, SnapshotMetadata meta, string tempPath)
+    {
+        _store = store;
+        _meta = meta;
+        _tempPath = tempPath;
+        _file = new FileStream(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16);
+    }
+
+    /// <summary>Appends the next chunk of the file (memory stays bounded: it goes to disk).</summary>
+    public void Write(ReadOnlySpan<byte> chunk)
+    {
+        ObjectDisposedException.ThrowIf(_finished, this);
+        _file.Write(chunk);
+        HashAllButLast8(chunk);
+        Length += chunk.Length;
+    }
+
+    private void HashAllButLast8(ReadOnlySpan<byte> chunk)
+    {
+        if (chunk.Length >= _heldBack.Length)
+        {
+            _hash.Append(_heldBack.AsSpan(0, _heldBackCount));
+            _hash.Append(chunk[..^_heldBack.Length]);
+            chunk[^_heldBack.Length..].CopyTo(_heldBack);
+            _heldBackCount = _heldBack.Length;
+            return;
+        }
+        var overflow = _heldBackCount + chunk.Length - _heldBack.Length;
+        if (overflow > 0)
+        {
+            _hash.Append(_heldBack.AsSpan(0, overflow));
+            _heldBack.AsSpan(overflow, _heldBackCount - overflow).CopyTo(_heldBack);
+            _heldBackCount -= overflow;
+        }
+        chunk.CopyTo(_heldBack.AsSpan(_heldBackCount));
+        _heldBackCount += chunk.Length;
+    }
+
+    /// <summary>
+    /// Checks the received file (magic, a header equal to the announced snapshot, length,
+    /// checksum), fsyncs it, renames it into place and fsyncs the directory. Returns the
+    /// durable file.
+    /// </summary>
+    /// <exception cref="InvalidDataException">the file is not the announced snapshot or is damaged; the temporary file is deleted.</exception>
+    public SnapshotFile Complete()
+    {
+        ObjectDisposedException.ThrowIf(_finished, this);
+        try
+        {
+            if (Length < SnapshotFormat.MinimumFileLength)
+                throw new InvalidDataException($"only {Length} bytes arrived, less than any snapshot file");
+            _file.Flush();
+            _file.Position = 0;
+            var header = SnapshotFormat.ReadHeader(_file, new XxHash64()); // its bytes were hashed as they arrived
+            if (!SnapshotFormat.SameMeta(header.Meta, _meta))
+                throw new InvalidDataException($"the header says {SnapshotFormat.Describe(header.Meta)}, the leader announced {SnapshotFormat.Describe(_meta)}");
+            if (Length != header.FileLength)
+                throw new InvalidDataException($"{Length} bytes arrived but the header says the file is {header.FileLength}");
+            SnapshotFormat.CheckTrailer(new MemoryStream(_heldBack, 0, _heldBackCount), _hash);
+            _file.Flush(flushToDisk: true);
+            _file.Dispose();
+            var final = _store.FinalPath(_meta);
+            DurableFiles.Install(_tempPath, final);
+            _finished = true;
+            _store.ReleaseTempFile(_tempPath);
+            return new SnapshotFile(header.Meta, final, Length);
+        }
+        catch (InvalidDataException e)
+        {
+            Abort();
+            throw new InvalidDataException($"snapshot upload ({SnapshotFormat.Describe(_meta)}): {e.Message}", e);
+        }
+        catch
+        {
+            Abort();
+            throw;
+        }
+    }
+
+    /// <summary>Deletes the temporary file unless the upload completed.</summary>
+    public void Dispose()
+    {
+        if (!_finished) Abort();
+    }
+
+    private void Abort()
+    {
+        _finished = true;
+        _file.Dispose();
+        try
+        {
+            DurableFiles.DeleteIfExists(_tempPath);
+        }
+        finally
+        {
+            _store.ReleaseTempFile(_tempPath);
+        }
+    }
+}
