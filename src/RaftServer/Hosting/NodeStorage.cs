@@ -61,18 +61,10 @@ public sealed class NodeStorage : IDisposable
     private RecoveredNode Recover(PersistedState logged)
     {
         var (snapshot, store) = LoadNewestSnapshot();
-        var state = RecoveryPlan.Combine(logged.HardState, logged.Entries.ToList(), snapshot?.Meta);
-        var snapshotIndex = snapshot?.Meta.Index ?? 0;
-        // The log does not continue the snapshot (a crash after installing a leader's snapshot and
-        // before the old log was discarded, or a compacted log whose snapshot was lost): discard it
-        // on disk too, so the next entries (snapshotIndex + 1, ...) follow what the log holds.
-        if (state.Entries.Count == 0 && Wal.LastIndex != snapshotIndex)
-        {
-            if (Wal.LastIndex > snapshotIndex)
-                _logger.LogWarning("The log (last index {Last}) does not continue the snapshot at index {Index}; discarding it (the leader sends what is missing)",
-                    Wal.LastIndex, snapshotIndex);
-            Wal.Reset(snapshotIndex);
-        }
+        var state = RecoveryPlan.Apply(Wal, logged, snapshot?.Meta, _logger);
+        // An empty log on disk that does not end at the snapshot (a crash right after installing a
+        // leader's snapshot): start it there, so the next entries (snapshot index + 1) continue it.
+        if (state.Entries.Count == 0 && Wal.LastIndex != state.SnapshotIndex) Wal.Reset(state.SnapshotIndex);
         if (snapshot is not null)
             _logger.LogInformation("Loaded the snapshot at index {Index} (term {Term}, {Keys} keys); replaying {Entries} log entries after it",
                 snapshot.Meta.Index, snapshot.Meta.Term, store.Count, state.Entries.Count);
