@@ -353,7 +353,8 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
         var follower = Open(Path.Combine(_dir, "follower"));
         var sent = SaveStore(leader, 500);
         var bytes = File.ReadAllBytes(sent.Path);
-        Assert.True(bytes.Length > 7 * 200, "the upload must be long enough to pause half-way");
+        var pauseAt = bytes.Length / 2 / 7 * 7;
+        Assert.True(pauseAt > 0);
 
         var halfway = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var loopDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -362,7 +363,7 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
             using var upload = follower.BeginUpload(sent.Meta);
             for (var i = 0; i < bytes.Length; i += 7)
             {
-                if (i == 7 * 100) { halfway.SetResult(); await loopDone.Task; }
+                if (i == pauseAt) { halfway.SetResult(); await loopDone.Task; }
                 upload.Write(bytes.AsSpan(i, Math.Min(7, bytes.Length - i)));
             }
             return upload.Complete();
