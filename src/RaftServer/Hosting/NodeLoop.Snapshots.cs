@@ -105,13 +105,16 @@ public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
         if (_suspended || saved.Generation != _nodeGeneration || meta.Index <= _node.CurrentSnapshot.Index || meta.Index > _node.AppliedIndex)
             return;
 
+        var previous = _currentSnapshot;
         _node.Compact(meta.Index);
         _currentSnapshot = saved.File;
         _lastSnapshotBytes = saved.File.Length;
-        // Start a new segment so the whole log up to here can go at the next snapshot, and delete
-        // the segments the snapshot covers entirely.
+        // Start a new segment so the log up to here can go later, and delete the segments the
+        // PREVIOUS snapshot covers: Prune keeps that one too, and should the new file turn out
+        // damaged at the next start, the older snapshot plus the log from it still make a
+        // contiguous history (no acknowledged write depends on a single file).
         _wal.Cut();
-        var removed = _wal.DeleteSegmentsThrough(meta.Index);
+        var removed = _wal.DeleteSegmentsThrough(previous?.Meta.Index ?? 0);
         _storage.Snapshots.Prune(saved.File);
         Log.SnapshotTaken(_logger, meta.Index, meta.Term, saved.File.Length, saved.Milliseconds, removed);
     }
