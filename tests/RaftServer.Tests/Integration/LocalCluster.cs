@@ -45,29 +45,40 @@ public sealed class LocalCluster : IAsyncDisposable
     public ServerProcess Start(int id)
     {
         var p = ServerProcess.Start(id, Dir, [id.ToString(), "--config", ConfigPath, .. ExtraArgs]);
-        _processes[id] = p;
+        lock (_processes) _processes[id] = p;
         return p;
     }
 
-    public ServerProcess Process(int id) => _processes[id];
+    public ServerProcess Process(int id)
+    {
+        lock (_processes) return _processes[id];
+    }
 
     public void Kill(int id)
     {
-        if (_processes.Remove(id, out var p))
+        ServerProcess? p;
+        lock (_processes)
         {
-            p.Kill();
+            if (!_processes.Remove(id, out p)) return;
             _dead.Add(p);
         }
+        p.Kill();
     }
 
     public RaftClient.RaftClientClient Client(int id)
     {
-        if (!_channels.TryGetValue(id, out var ch))
-            _channels[id] = ch = GrpcChannel.ForAddress($"http://127.0.0.1:{Ports[id]}");
+        GrpcChannel? ch;
+        lock (_channels) // tests call from several tasks at once
+            if (!_channels.TryGetValue(id, out ch))
+                _channels[id] = ch = GrpcChannel.ForAddress($"http://127.0.0.1:{Ports[id]}");
         return new RaftClient.RaftClientClient(ch);
     }
 
-    public IEnumerable<int> Running => _processes.Keys.Order();
+    /// <summary>The ids of the running nodes (a copy: safe while other tasks kill and start nodes).</summary>
+    public IReadOnlyList<int> Running
+    {
+        get { lock (_processes) return _processes.Keys.Order().ToList(); }
+    }
 
     /// <summary>Waits until every running node (or those given) reports the same leader; returns it.</summary>
     public async Task<int> WaitForLeaderAsync(IEnumerable<int>? among = null, int? not = null)
@@ -143,7 +154,10 @@ public sealed class LocalCluster : IAsyncDisposable
         throw new TimeoutException($"node {node} did not apply index {index} within {Patience}\n{Outputs()}");
     }
 
-    public string Outputs() => string.Join("\n", _processes.Values.Concat(_dead).Select(p => $"--- node {p.Id} ---\n{p.Output}"));
+    public string Outputs()
+    {
+        lock (_processes) return string.Join("\n", _processes.Values.Concat(_dead).Select(p => $"--- node {p.Id} ---\n{p.Output}"));
+    }
 
     public async ValueTask DisposeAsync()
     {

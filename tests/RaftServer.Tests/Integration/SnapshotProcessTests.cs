@@ -94,27 +94,29 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
         var seed = int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SEED"), out var s) ? s : Random.Shared.Next();
         output.WriteLine($"seed {seed} (replay: RAFTPS_SEED={seed})");
         var random = new Random(seed);
-        await using var cluster = await LocalCluster.StartAsync(3, "snap-kill", "--quiet", "--snapshot-entries", "100");
+        await using var cluster = await LocalCluster.StartAsync(3, "snap-kill", "--quiet",
+            "--snapshot-entries", "50", "--snapshot-log-bytes", "4096"); // a snapshot every ~70 writes
         await cluster.WaitForLeaderAsync();
 
+        // Eight writers, each with its own session and keys (so the last acknowledged value of a
+        // key is the one every node must end with), spread over the running nodes.
         var acknowledged = new Dictionary<string, string>();
         using var stop = new CancellationTokenSource();
-        var writer = Task.Run(async () =>
+        var writers = Enumerable.Range(1, 8).Select(w => Task.Run(async () =>
         {
             for (var i = 0; !stop.IsCancellationRequested; i++)
             {
-                var key = $"w{i % 400}";
+                var key = $"w{w}/{i % 50}";
                 var value = $"{i}";
-                var node = cluster.Running.ElementAt(i % cluster.Running.Count());
-                await cluster.SetAsync(node, key, value, clientId: 7, sequence: (ulong)i + 1);
+                await SetAnywhereAsync(cluster, w + i, key, value, clientId: (ulong)w, sequence: (ulong)i + 1);
                 lock (acknowledged) acknowledged[key] = value;
             }
-        });
+        })).ToArray();
 
         for (var round = 0; round < 6; round++)
         {
             await Task.Delay(random.Next(100, 700)); // a random moment, not a wait for a condition
-            var victim = cluster.Running.ElementAt(random.Next(cluster.Running.Count()));
+            var victim = cluster.Running[random.Next(cluster.Running.Count)];
             output.WriteLine($"round {round}: kill -9 node {victim}");
             cluster.Kill(victim);
             await Task.Delay(random.Next(0, 300));
@@ -122,7 +124,7 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
             await cluster.WaitForLeaderAsync();
         }
         stop.Cancel();
-        await writer;
+        await Task.WhenAll(writers);
 
         var leader = await cluster.WaitForLeaderAsync();
         var final = await cluster.SetAsync(leader, "final", "1");
@@ -130,6 +132,7 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
         Dictionary<string, string> expected;
         lock (acknowledged) expected = new(acknowledged);
         output.WriteLine($"{expected.Count} keys acknowledged, last index {final.Index}");
+        Assert.True(final.Index > 1_000, $"only {final.Index} entries were written: too few to snapshot while nodes were killed");
         foreach (var id in cluster.Ids)
         {
             var data = await DumpAsync(cluster, id);
@@ -160,6 +163,28 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
         });
         await Task.WhenAll(workers);
         return last;
+    }
+
+    /// <summary>A client's write: on Unavailable (node killed, no leader yet) it tries the next
+    /// running node with the same session and sequence, so the write applies at most once.</summary>
+    private static async Task SetAnywhereAsync(LocalCluster cluster, int start, string key, string value, ulong clientId, ulong sequence)
+    {
+        var request = new SetRequest { Key = key, Value = ByteString.CopyFromUtf8(value), ClientId = clientId, Sequence = sequence };
+        var deadline = DateTime.UtcNow + LocalCluster.Patience;
+        for (var attempt = 0; ; attempt++)
+        {
+            var running = cluster.Running;
+            var node = running[(start + attempt) % running.Count];
+            try
+            {
+                await cluster.Client(node).SetAsync(request, deadline: DateTime.UtcNow.AddSeconds(2));
+                return;
+            }
+            catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.DeadlineExceeded && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+        }
     }
 
     /// <summary>Every key and value of one node's state machine (stale reads: that node's own state).</summary>
