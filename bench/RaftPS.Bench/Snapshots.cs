@@ -19,7 +19,7 @@ static class Snapshots
 {
     public static async Task<int> RunAsync(Args a, CancellationToken ct)
     {
-        string dll = a.Required("server-dll");
+        string dll = Path.GetFullPath(a.Required("server-dll")); // the nodes run in the cluster's directory
         int writes = a.Int("writes", 1_000_000);
         int keys = a.Int("keys", 1_000);
         int valueBytes = a.Int("value-bytes", 256);
@@ -172,6 +172,8 @@ sealed class BenchCluster : IAsyncDisposable
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(30))
         {
+            if (_processes.FirstOrDefault(p => p.Value.HasExited) is { Value: not null } dead)
+                throw new InvalidOperationException($"node {dead.Key} exited (code {dead.Value.ExitCode}); see {Path.Combine(Dir, $"node-{dead.Key}.log")}");
             try
             {
                 var r = await Client(Ids[0]).GetLeaderAsync(new R.GetLeaderRequest(), deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: ct);

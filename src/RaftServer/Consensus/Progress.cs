@@ -118,21 +118,35 @@ internal sealed class Progress
     /// A rejection of the Append whose previous index was <paramref name="rejected"/>; move Next back
     /// to <paramref name="hintNext"/> (from the conflict hint). False when the rejection is stale.
     /// </summary>
-    public bool MaybeDecreaseTo(long rejected, long hintNext)
+    /// <param name="logTooShort">the follower's log ends before <paramref name="rejected"/>
+    /// (<paramref name="hintNext"/> is then just past its last entry).</param>
+    public bool MaybeDecreaseTo(long rejected, long hintNext, bool logTooShort)
     {
         // A rejection of an Append sent before the snapshot: the snapshot supersedes it.
         if (State == ReplicationState.Snapshot) return false;
+        // The follower's log ends before what it acknowledged: it lost its storage (a wiped or
+        // restored data directory). Such an answer may also be an old one overtaken by later
+        // acknowledgements; taking it costs only a new probe, ignoring a real loss would leave the
+        // follower stuck forever (the leader would keep probing past its end).
+        var lostLog = logTooShort && hintNext - 1 < Match;
         if (State == ReplicationState.Replicate)
         {
             // Everything up to Match is known to agree; a rejection below it is stale.
-            if (rejected <= Match) return false;
+            if (rejected <= Match && !lostLog) return false;
             BecomeProbe();
-            Next = Math.Max(Match + 1, Math.Min(rejected, hintNext));
-            return true;
         }
         // Probe: only the answer to the probe we sent (previous index Next - 1) counts.
-        if (Next - 1 != rejected) return false;
-        Next = Math.Max(Match + 1, Math.Min(rejected, hintNext));
+        else if (Next - 1 != rejected && !lostLog) return false;
+
+        if (lostLog)
+        {
+            // Catch it up from its real end (by snapshot if that is compacted away). Commit never
+            // goes back, so counting fewer acknowledgements from now on is safe.
+            Match = hintNext - 1;
+            Next = hintNext;
+        }
+        else
+            Next = Math.Max(Match + 1, Math.Min(rejected, hintNext));
         ProbeSent = false;
         return true;
     }

@@ -89,7 +89,7 @@ public sealed partial class RaftNode
         pr.RecentlyActive = true;
         if (m.Reject)
         {
-            if (pr.MaybeDecreaseTo(m.Index, NextFromConflictHint(m)))
+            if (pr.MaybeDecreaseTo(m.Index, NextFromConflictHint(m), logTooShort: m.HintTerm == 0))
                 SendAppend(pr, sendIfEmpty: false);
             return;
         }

@@ -45,6 +45,33 @@ public class SnapshotTests
         new() { Type = MessageType.HeartbeatResponse, From = from, To = leader.Id, Term = leader.Term };
 
     [Fact]
+    public void A_follower_that_lost_its_log_after_acknowledging_entries_is_caught_up_again_by_snapshot()
+    {
+        // Node 3 acknowledged everything up to 13, then its data directory was wiped: its answer to
+        // the next Append says its log is empty. Before, a Match of 13 kept the leader probing at
+        // 14 forever; now it starts over from the follower's real end, which is compacted away.
+        var node = new RaftNode(new RaftOptions { Id = 1, Members = Three, Random = new Random(1), PreVote = false, CheckQuorum = false }, Compacted());
+        TickUntilCampaign(node);
+        node.Step(new Message { Type = MessageType.VoteResponse, From = 2, To = 1, Term = node.Term });
+        Messages(node);
+        node.Step(new Message { Type = MessageType.AppendResponse, From = 3, To = 1, Term = node.Term, Index = 13 });
+        Assert.Equal(13, node.Progress.Single(p => p.Id == 3).Match);
+        Assert.Equal(ProposeOutcome.Accepted, node.Propose([1]).Outcome);
+        Assert.Contains(Messages(node), m => m.To == 3 && m.Type == MessageType.Append && m.Index == 13);
+        var commit = node.CommitIndex;
+
+        node.Step(new Message
+        {
+            Type = MessageType.AppendResponse, From = 3, To = 1, Term = node.Term, Index = 13,
+            Reject = true, RejectHint = 1, HintTerm = 0,
+        });
+        var snapshot = Assert.Single(Messages(node), m => m.To == 3 && m.Type == MessageType.Snapshot);
+        Assert.Equal(10, snapshot.Snapshot!.Index);
+        Assert.Equal(0, node.Progress.Single(p => p.Id == 3).Match);
+        Assert.Equal(commit, node.CommitIndex); // never taken back
+    }
+
+    [Fact]
     public void Leader_sends_the_snapshot_when_the_needed_entry_is_compacted()
     {
         var (leader, toThree) = LeaderSendingSnapshot();

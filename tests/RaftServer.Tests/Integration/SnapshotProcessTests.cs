@@ -41,6 +41,24 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_follower_whose_data_directory_was_wiped_gets_the_snapshot_and_the_log_after_it()
+    {
+        await using var cluster = await LocalCluster.StartAsync(3, "snap-wiped", "--quiet", "--snapshot-entries", "500");
+        var leader = await cluster.WaitForLeaderAsync();
+        var last = await WriteManyAsync(cluster, leader, count: 3_000, keys: 300);
+        var follower = cluster.Ids.First(i => i != leader);
+        await cluster.WaitForAppliedAsync(follower, last);
+        cluster.Kill(follower);
+        Directory.Delete(cluster.DataDir(follower), recursive: true);
+
+        cluster.Start(follower);
+        var more = await cluster.SetAsync(leader, "after", "wipe");
+        await cluster.WaitForAppliedAsync(follower, more.Index);
+        Assert.True(await cluster.Process(follower).WaitForOutput("Installed the leader's snapshot", TimeSpan.FromSeconds(5)), cluster.Outputs());
+        Assert.Equal(await DumpAsync(cluster, leader), await DumpAsync(cluster, follower));
+    }
+
+    [Fact]
     public async Task A_restarted_node_loads_its_snapshot_and_replays_only_the_log_after_it()
     {
         await using var cluster = await LocalCluster.StartAsync(3, "snap-restart", "--quiet", "--snapshot-entries", "500");
