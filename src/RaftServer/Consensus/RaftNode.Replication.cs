@@ -79,7 +79,15 @@ public sealed partial class RaftNode
     {
         // The leader sends min(match, commit), so this never commits past what we share with it.
         log.CommitTo(Math.Min(m.Commit, log.LastIndex));
-        Send(new Message { Type = MessageType.HeartbeatResponse, From = Id, To = m.From, Term = term, Context = m.Context });
+        // A commit past our last entry means the leader counts entries we no longer have (our
+        // storage was wiped or restored from an old copy): say where our log ends, or an idle
+        // leader would never send them again.
+        var lost = m.Commit > log.LastIndex;
+        Send(new Message
+        {
+            Type = MessageType.HeartbeatResponse, From = Id, To = m.From, Term = term, Context = m.Context,
+            Reject = lost, RejectHint = lost ? log.LastIndex + 1 : 0,
+        });
     }
 
     // ---- leader side -------------------------------------------------------------------------
@@ -127,6 +135,8 @@ public sealed partial class RaftNode
         pr.ProbeSent = false;
         // The peer is alive: an Append that was lost must not keep the pipe blocked.
         if (pr.State == ReplicationState.Replicate && pr.Inflights.Full) pr.Inflights.FreeFirst();
+        // The follower's log ends before its Match: it lost its storage (see HandleHeartbeat).
+        if (m.Reject) pr.MaybeDecreaseTo(pr.Match, m.RejectHint, logTooShort: true);
         // Sending even an empty Append here lets a follower that missed the last Appends reject
         // it and so start the catch-up (a lost final Append is otherwise never noticed).
         if (pr.Match < log.LastIndex) SendAppend(pr, sendIfEmpty: true);

@@ -72,6 +72,37 @@ public class SnapshotTests
     }
 
     [Fact]
+    public void An_idle_leader_learns_from_a_heartbeat_answer_that_a_follower_lost_its_log()
+    {
+        // Nothing new to replicate, so no Append would ever be rejected: the heartbeat answer must
+        // carry the news (a wiped follower restarted while the cluster was idle).
+        var node = new RaftNode(new RaftOptions { Id = 1, Members = Three, Random = new Random(1), PreVote = false, CheckQuorum = false }, Compacted());
+        TickUntilCampaign(node);
+        node.Step(new Message { Type = MessageType.VoteResponse, From = 2, To = 1, Term = node.Term });
+        node.Step(new Message { Type = MessageType.AppendResponse, From = 2, To = 1, Term = node.Term, Index = 13 });
+        node.Step(new Message { Type = MessageType.AppendResponse, From = 3, To = 1, Term = node.Term, Index = 13 });
+        Messages(node);
+        Assert.Equal(13, node.Progress.Single(p => p.Id == 3).Match);
+
+        node.Step(new Message { Type = MessageType.HeartbeatResponse, From = 3, To = 1, Term = node.Term, Reject = true, RejectHint = 1 });
+        var snapshot = Assert.Single(Messages(node), m => m.To == 3 && m.Type == MessageType.Snapshot);
+        Assert.Equal(10, snapshot.Snapshot!.Index);
+    }
+
+    [Fact]
+    public void A_follower_answers_a_heartbeat_committing_past_its_log_with_where_its_log_ends()
+    {
+        var follower = new RaftNode(new RaftOptions { Id = 3, Members = Three, Random = new Random(1), PreVote = false, CheckQuorum = false }, PersistedState.Empty);
+        follower.Step(new Message { Type = MessageType.Heartbeat, From = 1, To = 3, Term = 2, Commit = 13, Context = 5 });
+        var answer = Assert.Single(Messages(follower), m => m.Type == MessageType.HeartbeatResponse);
+        Assert.Equal((true, 1L, 5L), (answer.Reject, answer.RejectHint, answer.Context));
+        Assert.Equal(0, follower.CommitIndex);
+
+        follower.Step(new Message { Type = MessageType.Heartbeat, From = 1, To = 3, Term = 2, Commit = 0 });
+        Assert.False(Assert.Single(Messages(follower), m => m.Type == MessageType.HeartbeatResponse).Reject);
+    }
+
+    [Fact]
     public void Leader_sends_the_snapshot_when_the_needed_entry_is_compacted()
     {
         var (leader, toThree) = LeaderSendingSnapshot();

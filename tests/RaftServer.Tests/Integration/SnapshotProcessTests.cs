@@ -51,7 +51,9 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
         cluster.Kill(follower);
         Directory.Delete(cluster.DataDir(follower), recursive: true);
 
+        // No writes while it comes back: an idle leader must learn of the loss from heartbeats.
         cluster.Start(follower);
+        await cluster.WaitForAppliedAsync(follower, last);
         var more = await cluster.SetAsync(leader, "after", "wipe");
         await cluster.WaitForAppliedAsync(follower, more.Index);
         Assert.True(await cluster.Process(follower).WaitForOutput("Installed the leader's snapshot", TimeSpan.FromSeconds(5)), cluster.Outputs());
