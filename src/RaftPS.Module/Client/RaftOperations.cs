@@ -14,8 +14,8 @@ internal static class RaftOperations
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
-            var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftLeader", CallScope.Cluster,
-                (c, o) => c.GetLeaderAsync(new GetLeaderRequest(), o), timeout - clock.Elapsed, progress, cancellation).ConfigureAwait(false);
+            var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftLeader", null, CallScope.Cluster, new GetLeaderRequest(),
+                static (c, r, o) => c.GetLeaderAsync(r, o), timeout - clock.Elapsed, progress, cancellation).ConfigureAwait(false);
             if (reply.Leader is { } leader)
                 return new RaftLeader(leader.Id, leader.Address, leader.Port, reply.Term);
             // No leader known (a server may answer so instead of UNAVAILABLE): ask again shortly.
@@ -36,12 +36,13 @@ internal static class RaftOperations
             var request = new SetRequest
             {
                 Key = key,
-                Value = ByteString.CopyFrom(Utf8.GetBytes(value)),
+                // A fresh array that nothing else holds: wrap it rather than copy it.
+                Value = UnsafeByteOperations.UnsafeWrap(Utf8.GetBytes(value)),
                 ClientId = session.ClientId,
                 Sequence = session.Next(),
             };
-            var reply = await RaftCaller.InvokeAsync(connection, $"Set-RaftValue '{key}'", CallScope.Cluster,
-                (c, o) => c.SetAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+            var reply = await RaftCaller.InvokeAsync(connection, "Set-RaftValue", key, CallScope.Cluster, request,
+                static (c, r, o) => c.SetAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
             return reply.Index;
         }
         finally
@@ -53,8 +54,8 @@ internal static class RaftOperations
     /// <summary>The value of a key, or null when the key does not exist.</summary>
     public static async Task<RaftValue?> GetAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
-        var reply = await RaftCaller.InvokeAsync(connection, $"Get-RaftValue '{key}'", CallScope.Cluster,
-            (c, o) => c.GetAsync(new GetRequest { Key = key }, o), timeout, progress, cancellation).ConfigureAwait(false);
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftValue", key, CallScope.Cluster, new GetRequest { Key = key },
+            static (c, r, o) => c.GetAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         return reply.Found ? new RaftValue(key, Decode(reply.Value)) : null;
     }
 
@@ -65,8 +66,8 @@ internal static class RaftOperations
         try
         {
             var request = new DeleteRequest { Key = key, ClientId = session.ClientId, Sequence = session.Next() };
-            var reply = await RaftCaller.InvokeAsync(connection, $"Remove-RaftValue '{key}'", CallScope.Cluster,
-                (c, o) => c.DeleteAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+            var reply = await RaftCaller.InvokeAsync(connection, "Remove-RaftValue", key, CallScope.Cluster, request,
+                static (c, r, o) => c.DeleteAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
             return reply.Existed;
         }
         finally
@@ -79,21 +80,21 @@ internal static class RaftOperations
     public static async Task<(List<RaftValue> Items, bool More)> RangeAsync(RaftConnection connection, string prefix, string startAfter, int limit, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
         var request = new RangeRequest { Prefix = prefix, StartAfter = startAfter, Limit = limit };
-        var reply = await RaftCaller.InvokeAsync(connection, $"Get-RaftValue '{prefix}*'", CallScope.Cluster,
-            (c, o) => c.RangeAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftValue", prefix + "*", CallScope.Cluster, request,
+            static (c, r, o) => c.RangeAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         return (reply.Items.Select(kv => new RaftValue(kv.Key, Decode(kv.Value))).ToList(), reply.More);
     }
 
     public static async Task SuspendAsync(RaftConnection connection, double seconds, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
-        await RaftCaller.InvokeAsync(connection, "Suspend-RaftNode", CallScope.Node,
-            (c, o) => c.SuspendAsync(new SuspendRequest { Seconds = seconds }, o), timeout, progress, cancellation).ConfigureAwait(false);
+        await RaftCaller.InvokeAsync(connection, "Suspend-RaftNode", null, CallScope.Node, new SuspendRequest { Seconds = seconds },
+            static (c, r, o) => c.SuspendAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
     }
 
     public static async Task<RaftStatus> StatusAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
-        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftStatus", CallScope.Node,
-            (c, o) => c.StatusAsync(new StatusRequest(), o), timeout, progress, cancellation).ConfigureAwait(false);
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftStatus", null, CallScope.Node, new StatusRequest(),
+            static (c, r, o) => c.StatusAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         var status = ToStatus(reply, connection.Address, connection.Port);
         ClusterDirectory.Record(status.Members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList());
         return status;
