@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using Google.Protobuf;
 using RaftPS.Protocol;
@@ -8,6 +9,16 @@ namespace RaftPS.Client;
 internal static class RaftOperations
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+
+    /// <summary>
+    /// Awaited first by the calls cmdlets keep many of in flight (Set, Get, Delete): the rest of
+    /// the call (request, HTTP/2 headers, sending) runs on the thread pool, so the caller's thread
+    /// (PowerShell's one pipeline thread) goes back to binding the next input at once. It ignores
+    /// any SynchronizationContext: the pipeline thread blocks on these tasks, and a call posted
+    /// back to it would never run.
+    /// </summary>
+    private static ConfiguredTaskAwaitable LeaveCallerThread() =>
+        Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
 
     public static async Task<RaftLeader> GetLeaderAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
@@ -29,6 +40,7 @@ internal static class RaftOperations
     /// <summary>Writes a value once committed; returns the log index it was committed at.</summary>
     public static async Task<long> SetAsync(RaftConnection connection, string key, string value, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
+        await LeaveCallerThread();
         var session = connection.RentSession();
         try
         {
@@ -54,6 +66,7 @@ internal static class RaftOperations
     /// <summary>The value of a key, or null when the key does not exist.</summary>
     public static async Task<RaftValue?> GetAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
+        await LeaveCallerThread();
         var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftValue", key, CallScope.Cluster, new GetRequest { Key = key },
             static (c, r, o) => c.GetAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         return reply.Found ? new RaftValue(key, Decode(reply.Value)) : null;
@@ -62,6 +75,7 @@ internal static class RaftOperations
     /// <summary>Deletes a key once committed; false when the key did not exist.</summary>
     public static async Task<bool> DeleteAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
+        await LeaveCallerThread();
         var session = connection.RentSession();
         try
         {
