@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO;
 using System.Net.Http;
 using System.Net.Sockets;
 using Grpc.Core;
@@ -100,6 +101,15 @@ internal static class RaftCaller
                     case StatusCode.Aborted:
                         reachedServer = true;
                         lastProblem = $"node {target} dropped the call ({Detail(e)})";
+                        break;
+                    case StatusCode.Internal when e.Status.DebugException is HttpRequestException or IOException:
+                        // The connection closed under the call, e.g. the GOAWAY of a node that is
+                        // shutting down ("Error starting gRPC call ... The HTTP/2 server closed the
+                        // connection"). The request may or may not have reached the node: retry it
+                        // elsewhere, as for UNAVAILABLE (a write keeps its client id and sequence, so
+                        // it still applies once).
+                        reachedServer = true;
+                        lastProblem = $"node {target} closed the connection ({Innermost(e.Status.DebugException)})";
                         break;
                     default:
                         throw new RaftException(RaftErrorKind.ServerError,
