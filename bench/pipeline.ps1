@@ -4,7 +4,9 @@
     Measures the PowerShell pipeline: Import-Csv of a Key,Value file piped into Set-RaftValue.
 .DESCRIPTION
     Called by bench/run.sh in a fresh `dotnet pwsh`; prints one JSON line (kind "pipeline") with the
-    rows written, the seconds the pipeline took and writes per second.
+    rows written, the seconds the pipeline took, writes per second, the client process's CPU time
+    and the machine's load average. The measured pass is the first full one in a fresh process
+    (after a 200-row warm-up), so it includes the JIT warming up PowerShell and the module.
 #>
 param(
     [Parameter(Mandatory)] [string] $Manifest,
@@ -12,7 +14,10 @@ param(
     [Parameter(Mandatory)] [int] $Port,
     [Parameter(Mandatory)] [string] $Csv,
     [int] $Round = 1,
-    [string] $Label = 'raftps'
+    [string] $Label = 'raftps',
+    # Passes of the same file after the measured one, each printed as kind "pipeline-repeat" (which
+    # the report does not count): the steady state of a session whose JIT has warmed up.
+    [int] $Repeat = 0
 )
 $ErrorActionPreference = 'Stop'
 Import-Module $Manifest
@@ -22,12 +27,25 @@ Connect-RaftNode -Address $Address -Port $Port | Out-Null
 Import-Csv $Csv | Select-Object -First 200 | Set-RaftValue
 
 $rows = @(Import-Csv $Csv).Count
-$sw = [Diagnostics.Stopwatch]::StartNew()
-Import-Csv $Csv | Set-RaftValue
-$sw.Stop()
+# The client's own CPU (every thread of this process: the pipeline thread, the thread pool's gRPC
+# calls and the JIT compiling PowerShell and the module as they warm up) and the machine's load:
+# on a shared 2-core machine the ops/s mean little without them.
+$self = Get-Process -Id $PID
+for ($pass = 0; $pass -le $Repeat; $pass++) {
+    $cpu = $self.TotalProcessorTime
+    $sw = [Diagnostics.Stopwatch]::StartNew()
+    Import-Csv $Csv | Set-RaftValue
+    $sw.Stop()
+    $self.Refresh()
+    $cpuSeconds = ($self.TotalProcessorTime - $cpu).TotalSeconds
+    $load = if (Test-Path /proc/loadavg) { [double]((Get-Content /proc/loadavg) -split ' ')[0] } else { $null }
 
-[ordered]@{
-    kind = 'pipeline'; label = $Label; round = $Round; rows = $rows
-    seconds = [math]::Round($sw.Elapsed.TotalSeconds, 3)
-    ops_per_s = [math]::Round($rows / $sw.Elapsed.TotalSeconds, 1)
-} | ConvertTo-Json -Compress
+    [ordered]@{
+        kind = $(if ($pass -eq 0) { 'pipeline' } else { 'pipeline-repeat' }); label = $Label; round = $Round; pass = $pass + 1; rows = $rows
+        seconds = [math]::Round($sw.Elapsed.TotalSeconds, 3)
+        ops_per_s = [math]::Round($rows / $sw.Elapsed.TotalSeconds, 1)
+        client_cpu_s = [math]::Round($cpuSeconds, 3)
+        client_cpu_us_per_write = [math]::Round($cpuSeconds * 1e6 / $rows, 1)
+        load_avg_1m = $load
+    } | ConvertTo-Json -Compress
+}

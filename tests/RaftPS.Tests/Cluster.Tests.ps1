@@ -160,6 +160,46 @@ Describe 'Set-RaftValue, Get-RaftValue, Remove-RaftValue' {
         }
     }
 
+    It 'never hands its calls to the pipeline thread''s SynchronizationContext' {
+        # A host may give the pipeline thread a SynchronizationContext (GUI hosts do). The cmdlets
+        # block that thread while their calls are in flight, so a call posted back to it would never
+        # run. This context counts what it is given and runs it on the thread pool, so that such a
+        # regression fails here rather than hangs.
+        if (-not ('RaftPSTests.CountingContext' -as [type])) {
+            Add-Type -TypeDefinition @'
+namespace RaftPSTests {
+    public sealed class CountingContext : System.Threading.SynchronizationContext {
+        public int Given;
+        public override void Post(System.Threading.SendOrPostCallback d, object state) {
+            System.Threading.Interlocked.Increment(ref Given);
+            System.Threading.ThreadPool.QueueUserWorkItem(_ => d(state));
+        }
+        public override void Send(System.Threading.SendOrPostCallback d, object state) {
+            System.Threading.Interlocked.Increment(ref Given);
+            d(state);
+        }
+    }
+}
+'@
+        }
+        $rows = 1..300 | ForEach-Object { [pscustomobject]@{ Key = "context$_"; Value = "v$_" } }
+        $context = [RaftPSTests.CountingContext]::new()
+        $previous = [System.Threading.SynchronizationContext]::Current
+        [System.Threading.SynchronizationContext]::SetSynchronizationContext($context)
+        try {
+            $written = $rows | Set-RaftValue -PassThru
+            $read = $rows | Get-RaftValue
+            $rows | Select-Object -First 10 | Remove-RaftValue
+        } finally {
+            [System.Threading.SynchronizationContext]::SetSynchronizationContext($previous)
+        }
+        $context.Given | Should -Be 0
+        $written.Key | Should -Be $rows.Key
+        $read.Value | Should -Be $rows.Value
+        Get-RaftValue 'context1' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        (Get-RaftValue 'context11').Value | Should -Be 'v11'
+    }
+
     It '-WhatIf writes nothing' {
         Set-RaftValue whatif 1 -WhatIf
         Get-RaftValue whatif -ErrorAction SilentlyContinue | Should -BeNullOrEmpty

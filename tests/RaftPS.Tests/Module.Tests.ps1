@@ -165,6 +165,22 @@ Describe 'Parameters and errors without a cluster' {
         $ps.InvocationStateInfo.State | Should -Be 'Stopped'
         $ps.Dispose()
     }
+
+    It 'stops a pipeline of writes promptly on Ctrl+C, with calls in flight and waiting' {
+        # 1,000 writes to a node that is not there: 128 in flight retrying, the rest not started.
+        $port = Get-FreePort
+        $ps = [powershell]::Create()
+        [void]$ps.AddScript("Import-Module '$(Join-Path $RepoRoot 'RaftPS.psd1')'; `$c = Connect-RaftNode 127.0.0.1 $port -NotDefault; 1..1000 | ForEach-Object { [pscustomobject]@{ Key = `"k`$_`"; Value = 'v' } } | Set-RaftValue -Connection `$c -TimeoutSec 60")
+        $handle = $ps.BeginInvoke()
+        Start-Sleep -Milliseconds 1500
+        $handle.IsCompleted | Should -BeFalse
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $clock.Elapsed.TotalSeconds | Should -BeLessThan 3
+        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        $ps.Streams.Error.Count | Should -Be 0
+        $ps.Dispose()
+    }
 }
 
 Describe 'Tab completion' {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO;
 using System.Net.Http;
 using System.Net.Sockets;
 using Grpc.Core;
@@ -27,30 +28,38 @@ internal static class RaftCaller
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
-    public static async Task<T> InvokeAsync<T>(
+    /// <param name="operation">What the call does, for messages (e.g. "Set-RaftValue").</param>
+    /// <param name="subject">The key it concerns, quoted after <paramref name="operation"/> in messages; null for none.</param>
+    /// <param name="request">Passed to <paramref name="call"/>: a static lambda needs no closure per call.</param>
+    public static async Task<TReply> InvokeAsync<TRequest, TReply>(
         RaftConnection connection,
         string operation,
+        string? subject,
         CallScope scope,
-        Func<RaftClient.RaftClientClient, CallOptions, AsyncUnaryCall<T>> call,
+        TRequest request,
+        Func<RaftClient.RaftClientClient, TRequest, CallOptions, AsyncUnaryCall<TReply>> call,
         TimeSpan timeout,
         RetryProgress? progress,
         CancellationToken cancellation)
     {
-        var clock = Stopwatch.StartNew();
+        // The first attempt allocates nothing of its own beyond the call: the clock is a
+        // timestamp, messages are only formatted when something fails, and the set of members
+        // tried in a round only exists once one has failed.
+        var started = Stopwatch.GetTimestamp();
         var origin = connection.Endpoint;
         var target = origin;
         var backoff = FirstBackoff;
         var reachedServer = false;
         string lastProblem = "no attempt was made";
         var attempt = 0;
-        var triedThisRound = new HashSet<RaftEndpoint>();
+        HashSet<RaftEndpoint>? triedThisRound = null;
 
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
-            var remaining = timeout - clock.Elapsed;
+            var remaining = timeout - Stopwatch.GetElapsedTime(started);
             if (remaining <= TimeSpan.Zero)
-                throw GiveUp(operation, origin, timeout, reachedServer, lastProblem);
+                throw GiveUp(Describe(operation, subject), origin, timeout, reachedServer, lastProblem);
 
             attempt++;
             // One slow node must not eat the whole budget: cap each attempt.
@@ -60,7 +69,7 @@ internal static class RaftCaller
             try
             {
                 var client = ChannelCache.Get(target);
-                using var pending = call(client, new CallOptions(
+                using var pending = call(client, request, new CallOptions(
                     deadline: DateTime.UtcNow + attemptBudget, cancellationToken: cancellation));
                 var reply = await pending.ResponseAsync.ConfigureAwait(false);
                 if (scope == CallScope.Cluster && !ClusterDirectory.Knows(origin))
@@ -69,14 +78,14 @@ internal static class RaftCaller
             }
             catch (RpcException e) when (cancellation.IsCancellationRequested)
             {
-                throw new OperationCanceledException($"{operation} was cancelled", e, cancellation);
+                throw new OperationCanceledException($"{Describe(operation, subject)} was cancelled", e, cancellation);
             }
             catch (RpcException e)
             {
                 switch (e.StatusCode)
                 {
                     case StatusCode.InvalidArgument:
-                        throw new RaftException(RaftErrorKind.InvalidArgument, $"{operation}: {e.Status.Detail}", e);
+                        throw new RaftException(RaftErrorKind.InvalidArgument, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.Unavailable:
                         var transport = e.Status.DebugException is not null;
                         reachedServer |= !transport;
@@ -93,9 +102,18 @@ internal static class RaftCaller
                         reachedServer = true;
                         lastProblem = $"node {target} dropped the call ({Detail(e)})";
                         break;
+                    case StatusCode.Internal when e.Status.DebugException is HttpRequestException or IOException:
+                        // The connection closed under the call, e.g. the GOAWAY of a node that is
+                        // shutting down ("Error starting gRPC call ... The HTTP/2 server closed the
+                        // connection"). The request may or may not have reached the node: retry it
+                        // elsewhere, as for UNAVAILABLE (a write keeps its client id and sequence, so
+                        // it still applies once).
+                        reachedServer = true;
+                        lastProblem = $"node {target} closed the connection ({Innermost(e.Status.DebugException)})";
+                        break;
                     default:
                         throw new RaftException(RaftErrorKind.ServerError,
-                            $"{operation} failed on node {target}: {e.StatusCode}: {Detail(e)}", e);
+                            $"{Describe(operation, subject)} failed on node {target}: {e.StatusCode}: {Detail(e)}", e);
                 }
             }
             catch (HttpRequestException e)
@@ -104,6 +122,7 @@ internal static class RaftCaller
             }
 
             // Where to try next: the leader the node named, else the next member.
+            triedThisRound ??= new HashSet<RaftEndpoint>();
             triedThisRound.Add(target);
             if (scope == CallScope.Cluster)
             {
@@ -122,12 +141,16 @@ internal static class RaftCaller
 
             var jitter = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)(backoff.TotalMilliseconds / 2) + 1));
             var pause = backoff + jitter;
-            remaining = timeout - clock.Elapsed;
+            remaining = timeout - Stopwatch.GetElapsedTime(started);
             if (pause > remaining) pause = remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero;
             await Task.Delay(pause, cancellation).ConfigureAwait(false);
             backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
         }
     }
+
+    /// <summary>"Set-RaftValue 'key'", or the operation alone when there is no key.</summary>
+    internal static string Describe(string operation, string? subject) =>
+        subject is null ? operation : $"{operation} '{subject}'";
 
     private static RaftEndpoint NextMember(RaftEndpoint origin, RaftEndpoint current)
     {

@@ -51,5 +51,7 @@ public sealed class RaftConnection
         return new WriteSession(id);
     }
 
-    public override string ToString() => $"{Address}:{Port}";
+    private string? _text;
+
+    public override string ToString() => _text ??= $"{Address}:{Port}";
 }

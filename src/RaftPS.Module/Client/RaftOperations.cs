@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using Google.Protobuf;
 using RaftPS.Protocol;
@@ -9,13 +10,23 @@ internal static class RaftOperations
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
+    /// <summary>
+    /// Awaited first by the calls cmdlets keep many of in flight (Set, Get, Delete): the rest of
+    /// the call (request, HTTP/2 headers, sending) runs on the thread pool, so the caller's thread
+    /// (PowerShell's one pipeline thread) goes back to binding the next input at once. It ignores
+    /// any SynchronizationContext: the pipeline thread blocks on these tasks, and a call posted
+    /// back to it would never run.
+    /// </summary>
+    private static ConfiguredTaskAwaitable LeaveCallerThread() =>
+        Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+
     public static async Task<RaftLeader> GetLeaderAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
-            var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftLeader", CallScope.Cluster,
-                (c, o) => c.GetLeaderAsync(new GetLeaderRequest(), o), timeout - clock.Elapsed, progress, cancellation).ConfigureAwait(false);
+            var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftLeader", null, CallScope.Cluster, new GetLeaderRequest(),
+                static (c, r, o) => c.GetLeaderAsync(r, o), timeout - clock.Elapsed, progress, cancellation).ConfigureAwait(false);
             if (reply.Leader is { } leader)
                 return new RaftLeader(leader.Id, leader.Address, leader.Port, reply.Term);
             // No leader known (a server may answer so instead of UNAVAILABLE): ask again shortly.
@@ -29,6 +40,7 @@ internal static class RaftOperations
     /// <summary>Writes a value once committed; returns the log index it was committed at.</summary>
     public static async Task<long> SetAsync(RaftConnection connection, string key, string value, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
+        await LeaveCallerThread();
         var session = connection.RentSession();
         try
         {
@@ -36,12 +48,13 @@ internal static class RaftOperations
             var request = new SetRequest
             {
                 Key = key,
-                Value = ByteString.CopyFrom(Utf8.GetBytes(value)),
+                // A fresh array that nothing else holds: wrap it rather than copy it.
+                Value = UnsafeByteOperations.UnsafeWrap(Utf8.GetBytes(value)),
                 ClientId = session.ClientId,
                 Sequence = session.Next(),
             };
-            var reply = await RaftCaller.InvokeAsync(connection, $"Set-RaftValue '{key}'", CallScope.Cluster,
-                (c, o) => c.SetAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+            var reply = await RaftCaller.InvokeAsync(connection, "Set-RaftValue", key, CallScope.Cluster, request,
+                static (c, r, o) => c.SetAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
             return reply.Index;
         }
         finally
@@ -53,20 +66,22 @@ internal static class RaftOperations
     /// <summary>The value of a key, or null when the key does not exist.</summary>
     public static async Task<RaftValue?> GetAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
-        var reply = await RaftCaller.InvokeAsync(connection, $"Get-RaftValue '{key}'", CallScope.Cluster,
-            (c, o) => c.GetAsync(new GetRequest { Key = key }, o), timeout, progress, cancellation).ConfigureAwait(false);
+        await LeaveCallerThread();
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftValue", key, CallScope.Cluster, new GetRequest { Key = key },
+            static (c, r, o) => c.GetAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         return reply.Found ? new RaftValue(key, Decode(reply.Value)) : null;
     }
 
     /// <summary>Deletes a key once committed; false when the key did not exist.</summary>
     public static async Task<bool> DeleteAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
+        await LeaveCallerThread();
         var session = connection.RentSession();
         try
         {
             var request = new DeleteRequest { Key = key, ClientId = session.ClientId, Sequence = session.Next() };
-            var reply = await RaftCaller.InvokeAsync(connection, $"Remove-RaftValue '{key}'", CallScope.Cluster,
-                (c, o) => c.DeleteAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+            var reply = await RaftCaller.InvokeAsync(connection, "Remove-RaftValue", key, CallScope.Cluster, request,
+                static (c, r, o) => c.DeleteAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
             return reply.Existed;
         }
         finally
@@ -79,21 +94,21 @@ internal static class RaftOperations
     public static async Task<(List<RaftValue> Items, bool More)> RangeAsync(RaftConnection connection, string prefix, string startAfter, int limit, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
         var request = new RangeRequest { Prefix = prefix, StartAfter = startAfter, Limit = limit };
-        var reply = await RaftCaller.InvokeAsync(connection, $"Get-RaftValue '{prefix}*'", CallScope.Cluster,
-            (c, o) => c.RangeAsync(request, o), timeout, progress, cancellation).ConfigureAwait(false);
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftValue", prefix + "*", CallScope.Cluster, request,
+            static (c, r, o) => c.RangeAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         return (reply.Items.Select(kv => new RaftValue(kv.Key, Decode(kv.Value))).ToList(), reply.More);
     }
 
     public static async Task SuspendAsync(RaftConnection connection, double seconds, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
-        await RaftCaller.InvokeAsync(connection, "Suspend-RaftNode", CallScope.Node,
-            (c, o) => c.SuspendAsync(new SuspendRequest { Seconds = seconds }, o), timeout, progress, cancellation).ConfigureAwait(false);
+        await RaftCaller.InvokeAsync(connection, "Suspend-RaftNode", null, CallScope.Node, new SuspendRequest { Seconds = seconds },
+            static (c, r, o) => c.SuspendAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
     }
 
     public static async Task<RaftStatus> StatusAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
-        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftStatus", CallScope.Node,
-            (c, o) => c.StatusAsync(new StatusRequest(), o), timeout, progress, cancellation).ConfigureAwait(false);
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftStatus", null, CallScope.Node, new StatusRequest(),
+            static (c, r, o) => c.StatusAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         var status = ToStatus(reply, connection.Address, connection.Port);
         ClusterDirectory.Record(status.Members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList());
         return status;

@@ -14,6 +14,10 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
     private readonly Queue<(Task Task, Action Complete)> _inFlight = new();
     private static int _nextActivityId = 0x5AF7;
     private readonly int _activityId = Interlocked.Increment(ref _nextActivityId);
+    // Set by a continuation of the call the pipeline thread waits for (see WaitFor). Never
+    // disposed: a continuation of an abandoned call may still set it after the cmdlet ends.
+    private readonly ManualResetEventSlim _callCompleted = new(false);
+    private Action? _signalCallCompleted;
 
     internal RetryProgress Progress { get; } = new();
 
@@ -47,25 +51,26 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
     internal void WaitWithProgress(Task task)
     {
         if (task.IsCompleted) return;
-        var clock = Stopwatch.StartNew();
+        var started = Stopwatch.GetTimestamp();
         var shown = false;
         var lastShown = TimeSpan.Zero;
         try
         {
-            while (!((IAsyncResult)task).AsyncWaitHandle.WaitOne(100))
+            while (!WaitFor(task, 100))
             {
                 if (_stop.IsCancellationRequested)
                 {
                     // Give the call a moment to see the cancellation, then stop regardless.
-                    ((IAsyncResult)task).AsyncWaitHandle.WaitOne(1000);
+                    WaitFor(task, 1000);
                     throw new PipelineStoppedException();
                 }
-                if (clock.Elapsed > TimeSpan.FromSeconds(1) && clock.Elapsed - lastShown > TimeSpan.FromMilliseconds(500))
+                var elapsed = Stopwatch.GetElapsedTime(started);
+                if (elapsed > TimeSpan.FromSeconds(1) && elapsed - lastShown > TimeSpan.FromMilliseconds(500))
                 {
-                    lastShown = clock.Elapsed;
+                    lastShown = elapsed;
                     shown = true;
                     WriteProgress(new ProgressRecord(_activityId, ProgressActivity,
-                        $"{clock.Elapsed.TotalSeconds:0} s: {Progress.Status ?? "waiting for an answer"}"));
+                        $"{elapsed.TotalSeconds:0} s: {Progress.Status ?? "waiting for an answer"}"));
                 }
             }
         }
@@ -80,6 +85,22 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
                 catch (PipelineStoppedException) { }
             }
         }
+    }
+
+    /// <summary>
+    /// Blocks up to <paramref name="milliseconds"/> for a task; true once it is complete. Cheaper
+    /// than the task's AsyncWaitHandle, which would give every task waited for an event of its
+    /// own (and a finalizer): one reusable event, set by a continuation of the task.
+    /// </summary>
+    private bool WaitFor(Task task, int milliseconds)
+    {
+        if (task.IsCompleted) return true;
+        _callCompleted.Reset();
+        // A continuation left by an earlier wait may set the event early: the loop of the caller
+        // then checks again and waits again.
+        task.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_signalCallCompleted ??= _callCompleted.Set);
+        _callCompleted.Wait(milliseconds);
+        return task.IsCompleted;
     }
 
     /// <summary>How many calls a cmdlet fed by the pipeline keeps in flight.</summary>
