@@ -60,15 +60,19 @@ public sealed partial class RaftNode
     /// transport found nothing listening on the node's port, as right after a kill or a stop on
     /// the same host). If that node is this follower's leader, the follower forgets it, so it no
     /// longer refuses votes on the leader's behalf (the lease of thesis §4.2.3), and brings its
-    /// election timer forward to a random 1 to 3 heartbeat periods, so the next election starts long before
-    /// the rest of the election timeout would have passed (the surviving followers get the same
-    /// hint at the same moment: the random draw keeps them from campaigning together, which would
-    /// split the vote and cost a whole election timeout).
+    /// election timer forward to a few heartbeat periods, so the next election starts long
+    /// before the rest of the election timeout would have passed.
+    /// The surviving followers get the same hint at about the same moment; if they campaigned
+    /// together they would split the vote and lose a whole election timeout. So each waits in
+    /// its own slot of two heartbeat periods, by its rank among the surviving members (lowest id
+    /// first: 1-2 periods, the next 3-4, ...), at a random point of the slot: the first pre-vote
+    /// has a round trip's worth of time to win before the next follower fires, whatever the phase
+    /// of the nodes' ticks.
     /// Only timers and the lease change: the vote rules, the log check and pre-vote are untouched,
     /// so a wrong hint costs at most an election, never safety, and a node given a wrong hint
     /// cannot depose a leader its peers still hear from (they refuse its pre-vote). Reads never
-    /// rely on the lease here (read index, thesis §6.4); lease-based reads (§6.4.1) would
-    /// have to stop honouring this hint. Ignored unless this node is a follower whose leader is
+    /// rely on the lease here (read index, thesis §6.4); lease-based reads (§6.4.1) would have to
+    /// stop honouring this hint. Ignored unless this node is a follower whose leader is
     /// <paramref name="id"/>.
     /// </summary>
     public void LeaderUnreachable(int id)
@@ -78,7 +82,11 @@ public sealed partial class RaftNode
         // log alone, as they would be once the election timeout had passed.
         SetLeader(SoftState.NoLeader);
 
-        int remaining = 1 + options.Random.Next(Math.Max(1, Math.Min(3 * options.HeartbeatTicks, options.ElectionTicks - 1)));
+        int rank = 0;
+        foreach (int member in members)
+            if (member != id && member < Id) rank++;
+        int slot = 2 * options.HeartbeatTicks;
+        int remaining = Math.Min(1 + rank * slot + options.Random.Next(slot), options.ElectionTicks - 1);
         if (randomizedElectionTimeout - electionElapsed <= remaining) return; // due sooner anyway
         // Keep the timeout itself within [ElectionTicks, 2 * ElectionTicks): if the leader turns
         // out to be alive, its next heartbeat resets electionElapsed and this node again waits at

@@ -1,3 +1,5 @@
+using Xunit.Abstractions;
+
 namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace RaftServer.Tests.Consensus.Simulation;
 /// on the simulator's network (delays, out-of-phase ticks): a new leader within a few ticks
 /// instead of an election timeout, every safety check still holding.
 /// </summary>
-public class LeaderGoneScenarioTests
+public class LeaderGoneScenarioTests(ITestOutputHelper output)
 {
     private const int ElectionTicks = 10;
 
@@ -41,14 +43,14 @@ public class LeaderGoneScenarioTests
         }
         hinted.Sort();
         plain.Sort();
-        // Without: at least the election timeout after the last heartbeat. With: the timer is
-        // brought forward to 1-3 ticks. Two survivors that fire within a message delay of each
-        // other split the vote and wait a whole election timeout more: this simulator's delays
-        // are a fifth of a tick (on loopback about 1 ms of a 50 ms tick), so that happens here
-        // far more often than on a real cluster, yet it must stay the exception.
+        // Without: at least the election timeout after the last heartbeat. With: the first
+        // survivor fires within two ticks of the hint and the next one two ticks later, so split
+        // votes (which cost a whole election timeout more) stay rare even with this simulator's
+        // delays of up to a third of a tick (on loopback, about 1 ms of a 50 ms tick).
         string both = $"with the hint: {string.Join(", ", hinted)}; without: {string.Join(", ", plain)}";
+        output.WriteLine($"ticks from the crash to a new leader, {nodes} nodes, 20 seeds: {both}");
         Assert.All(plain, t => Assert.True(t >= ElectionTicks - 1, both));
-        Assert.True(hinted.Count(t => t <= 4) >= 16, both);
+        Assert.True(hinted.Count(t => t <= 4) >= 18, both);
         Assert.All(hinted, t => Assert.True(t < 2 * ElectionTicks, both));
     }
 }
