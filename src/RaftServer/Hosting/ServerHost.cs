@@ -107,6 +107,15 @@ public static class ServerHost
             app?.Lifetime.StopApplication();
         });
 
+        // A peer whose port refuses connections has no process behind it: if it was the leader,
+        // the core may start an election at once rather than wait out the election timeout.
+        foreach (var node in config.Nodes)
+            if (peers.Peer(node.Id) is { } peer)
+            {
+                var id = node.Id;
+                peer.Refused = () => loop.Post(new PeerUnreachable(id));
+            }
+
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(loggerFactory);
