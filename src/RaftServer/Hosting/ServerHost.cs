@@ -194,6 +194,9 @@ public static class ServerHost
         b.AddFilter("Grpc", LogLevel.Warning);
         b.AddFilter("System.Net.Http", LogLevel.Warning);
         b.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.None);
+        // A start that fails (the port in use) is reported by RunAsync in one line; the host's own
+        // "Hosting failed to start" error would add the exception's stack trace before it.
+        b.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
         if (settings.Quiet) b.AddFilter(Log.RequestCategory, LogLevel.None);
         b.AddConsole(o =>
         {
