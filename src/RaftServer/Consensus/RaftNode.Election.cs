@@ -67,7 +67,10 @@ public sealed partial class RaftNode
     /// its own slot of two heartbeat periods, by its rank among the surviving members (lowest id
     /// first: 1-2 periods, the next 3-4, ...), at a random point of the slot: the first pre-vote
     /// has a round trip's worth of time to win before the next follower fires, whatever the phase
-    /// of the nodes' ticks.
+    /// of the nodes' ticks. Not at once, even for the first: each survivor learns of the death on
+    /// its own, up to tens of milliseconds apart, and a pre-vote that reaches a survivor still in
+    /// the lease is ignored, which costs a whole election timeout (measured: campaigning on the
+    /// hint made the benchmark's fail-over slower, not faster).
     /// Only timers and the lease change: the vote rules, the log check and pre-vote are untouched,
     /// so a wrong hint costs at most an election, never safety, and a node given a wrong hint
     /// cannot depose a leader its peers still hear from (they refuse its pre-vote). Reads never
