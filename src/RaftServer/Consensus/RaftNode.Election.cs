@@ -55,6 +55,49 @@ public sealed partial class RaftNode
     private bool InLease() =>
         (options.CheckQuorum || options.PreVote) && leaderId != SoftState.NoLeader && electionElapsed < options.ElectionTicks;
 
+    /// <summary>
+    /// A hint from the driver that the process of node <paramref name="id"/> is gone (its
+    /// transport found nothing listening on the node's port, as right after a kill or a stop on
+    /// the same host). If that node is this follower's leader, the follower forgets it, so it no
+    /// longer refuses votes on the leader's behalf (the lease of thesis §4.2.3), and brings its
+    /// election timer forward to a few heartbeat periods, so the next election starts long
+    /// before the rest of the election timeout would have passed.
+    /// The surviving followers get the same hint at about the same moment; if they campaigned
+    /// together they would split the vote and lose a whole election timeout. So each waits in
+    /// its own slot of two heartbeat periods, by its rank among the surviving members (lowest id
+    /// first: 1-2 periods, the next 3-4, ...), at a random point of the slot: the first pre-vote
+    /// has a round trip's worth of time to win before the next follower fires, whatever the phase
+    /// of the nodes' ticks. Not at once, even for the first: each survivor learns of the death on
+    /// its own, up to tens of milliseconds apart, and a pre-vote that reaches a survivor still in
+    /// the lease is ignored, which costs a whole election timeout (measured: campaigning on the
+    /// hint made the benchmark's fail-over slower, not faster).
+    /// Only timers and the lease change: the vote rules, the log check and pre-vote are untouched,
+    /// so a wrong hint costs at most an election, never safety, and a node given a wrong hint
+    /// cannot depose a leader its peers still hear from (they refuse its pre-vote). Reads never
+    /// rely on the lease here (read index, thesis §6.4); lease-based reads (§6.4.1) would have to
+    /// stop honouring this hint. Ignored unless this node is a follower whose leader is
+    /// <paramref name="id"/>.
+    /// </summary>
+    public void LeaderUnreachable(int id)
+    {
+        if (role != Role.Follower || leaderId == SoftState.NoLeader || id != leaderId) return;
+        // No leader, no lease (InLease): votes and pre-votes of the next term are judged on the
+        // log alone, as they would be once the election timeout had passed.
+        SetLeader(SoftState.NoLeader);
+
+        int rank = 0;
+        foreach (int member in members)
+            if (member != id && member < Id) rank++;
+        int slot = 2 * options.HeartbeatTicks;
+        int remaining = Math.Min(1 + rank * slot + options.Random.Next(slot), options.ElectionTicks - 1);
+        if (randomizedElectionTimeout - electionElapsed <= remaining) return; // due sooner anyway
+        // Keep the timeout itself within [ElectionTicks, 2 * ElectionTicks): if the leader turns
+        // out to be alive, its next heartbeat resets electionElapsed and this node again waits at
+        // least a whole election timeout before it campaigns.
+        electionElapsed = Math.Max(electionElapsed, options.ElectionTicks);
+        randomizedElectionTimeout = electionElapsed + remaining;
+    }
+
     private void TickElection()
     {
         TickForwardedReads();

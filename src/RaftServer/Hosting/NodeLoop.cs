@@ -276,6 +276,9 @@ public sealed partial class NodeLoop : IDisposable
             case SuspendRequest s:
                 if (!_suspended) EnterSuspend(s.Seconds);
                 break;
+            case PeerUnreachable u: // a hint for the core: only timers and the lease (docs/server.md, "Fail-over")
+                if (!_suspended) _node.LeaderUnreachable(u.PeerId);
+                break;
             default:
                 HandleSnapshotEvent(ev);
                 break;

@@ -107,11 +107,30 @@ public static class ServerHost
             app?.Lifetime.StopApplication();
         });
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.ClearProviders();
+        // A peer whose port refuses connections has no process behind it: if it was the leader,
+        // the core may start an election at once rather than wait out the election timeout.
+        foreach (var node in config.Nodes)
+            if (peers.Peer(node.Id) is { } peer)
+            {
+                var id = node.Id;
+                peer.Refused = () => loop.Post(new PeerUnreachable(id));
+            }
+
+        // The empty builder: none of the defaults this process has no use for and that cost memory
+        // at rest (appsettings*.json with a file watcher and its thread, environment-variable
+        // configuration, host filtering, the default logging providers). Everything it needs is
+        // added here: Kestrel (h2c only, so the core server), logging through our factory, gRPC.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.UseKestrelCore();
+        builder.Services.AddLogging();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(loop);
         builder.Services.AddSingleton<ISnapshotSink>(loop);
+        // The services hold no per-call state. Registered, they are resolved from the container;
+        // unregistered, Grpc.AspNetCore builds an activator with System.Linq.Expressions (2.5 MiB
+        // of RSS for one compiled lambda) and constructs a new instance for every call.
+        builder.Services.AddSingleton<PeerService>();
+        builder.Services.AddSingleton<ClientService>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         builder.Services.AddGrpc(o =>
@@ -176,6 +195,9 @@ public static class ServerHost
         b.AddFilter("Grpc", LogLevel.Warning);
         b.AddFilter("System.Net.Http", LogLevel.Warning);
         b.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.None);
+        // A start that fails (the port in use) is reported by RunAsync in one line; the host's own
+        // "Hosting failed to start" error would add the exception's stack trace before it.
+        b.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
         if (settings.Quiet) b.AddFilter(Log.RequestCategory, LogLevel.None);
         b.AddConsole(o =>
         {

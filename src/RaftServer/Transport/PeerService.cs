@@ -51,9 +51,9 @@ public sealed class PeerService(NodeLoop loop, Microsoft.Extensions.Hosting.IHos
         {
             return await stream.MoveNext(ct);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or IOException)
         {
-            return false; // the peer went away or this node is stopping
+            return false; // the peer went away (a killed peer aborts the connection) or this node is stopping
         }
     }
 

@@ -44,6 +44,12 @@ internal static class Chaos
                 CrashMidInstall = r.Next(3) == 0 ? r.NextDouble() * 0.3 : 0,
             };
         }
+        // Half the schedules run with the transport's "leader gone" hint (after every crash, and
+        // now and then a wrong one about a live leader); from a separate stream, so the other
+        // half are the same schedules as without the hint.
+        var hints = new Random(seed ^ 0x41e7);
+        bool hinting = hints.Next(2) == 0;
+        config = config with { HintOnCrash = hinting };
         var sim = new Simulation(seed, config, random.Next()) { Keys = 1 + random.Next(3) };
         sim.AddClients(2 + random.Next(3));
         sim.ClientsActive = true;
@@ -53,6 +59,7 @@ internal static class Chaos
         {
             sim.CrashAfterPersist = 0;
             Inject(sim, random);
+            if (hinting && hints.Next(3) == 0) WrongHint(sim, hints);
             sim.RunTicks(5 + random.Next(30));
         }
         sim.CheckFinal();
@@ -103,6 +110,15 @@ internal static class Chaos
                 sim.ConnectAll();
                 break;
         }
+    }
+
+    /// <summary>A live follower is told its live leader is gone (a transport that misjudged a
+    /// broken connection).</summary>
+    private static void WrongHint(Simulation sim, Random hints)
+    {
+        var node = sim.Nodes[hints.Next(sim.Nodes.Length)];
+        if (node.Core is { Role: RaftServer.Consensus.Role.Follower, LeaderId: >= 0 } core && sim.Nodes[core.LeaderId].Alive)
+            sim.TellLeaderGone(node.Id, core.LeaderId);
     }
 
     private static HashSet<int> RandomSubset(Random random, int n, int size)

@@ -1,3 +1,5 @@
+using RaftServer.Consensus;
+
 namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>The knobs of one simulated run. Times are in simulation steps; a node ticks every
@@ -40,6 +42,11 @@ internal sealed record SimConfig
     public double CrashMidInstall { get; init; }
     /// <summary>Extra delay of a snapshot transfer over a message, uniform in [0, this] steps.</summary>
     public int SnapshotTransferSteps { get; init; } = 30;
+
+    /// <summary>When a node crashes, every other live node is told at once that it is gone
+    /// (<see cref="RaftNode.LeaderUnreachable"/>), as the server's transport does when a peer's
+    /// port refuses connections after a kill.</summary>
+    public bool HintOnCrash { get; init; }
 
     public static SimConfig Reliable(int nodes) => new() { Nodes = nodes };
 

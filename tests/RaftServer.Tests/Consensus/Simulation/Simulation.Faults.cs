@@ -52,6 +52,20 @@ internal sealed partial class Simulation
         if (!node.Alive) return;
         node.LoseVolatileState();
         FailClientsOn(id);
+        if (!Config.HintOnCrash) return;
+        foreach (var other in Nodes)
+            if (other.Alive && !other.IsPaused(Now)) TellLeaderGone(other.Id, id);
+    }
+
+    /// <summary>The driver's hint to <paramref name="to"/> that <paramref name="gone"/>'s process
+    /// is gone; true or not (a wrong hint must cost liveness at most, never safety).</summary>
+    public void TellLeaderGone(int to, int gone)
+    {
+        var node = Nodes[to];
+        if (node.Core is not { } core) return;
+        Trace?.Invoke($"{Now} node {to} is told node {gone} is gone");
+        core.LeaderUnreachable(gone);
+        Observe(node);
     }
 
     public void Restart(int id)
