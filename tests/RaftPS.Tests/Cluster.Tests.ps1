@@ -160,6 +160,33 @@ Describe 'Set-RaftValue, Get-RaftValue, Remove-RaftValue' {
         }
     }
 
+    It 'batches a pipeline into SetMany calls, with outputs, a per-item error and the count in input order' {
+        $long = 'k' * 1100
+        $rows = 1..300 | ForEach-Object { [pscustomobject]@{ Key = $(if ($_ -eq 64) { "$long$_" } else { 'batchpipe{0:d3}' -f $_ }); Value = "b$_" } }
+        $stream = @($rows | Set-RaftValue -PassThru -ErrorAction Continue 2>&1)
+        $stream.Count | Should -Be 300
+        for ($i = 0; $i -lt 300; $i++) {
+            if ($i -eq 63) {
+                $stream[$i] | Should -BeOfType ([System.Management.Automation.ErrorRecord])
+                $stream[$i].FullyQualifiedErrorId | Should -Be 'RaftInvalidArgument,RaftPS.Cmdlets.SetRaftValueCommand'
+                $stream[$i].CategoryInfo.Category | Should -Be 'InvalidArgument'
+                $stream[$i].TargetObject | Should -Be "$long$($i + 1)"
+                $stream[$i].Exception.Message | Should -BeLike "Set-RaftValue '$long$($i + 1)': *1 KiB*"
+            } else {
+                $stream[$i] | Should -BeOfType ([RaftPS.RaftValue])
+                $stream[$i].Key | Should -Be ('batchpipe{0:d3}' -f ($i + 1))
+                $stream[$i].Value | Should -Be "b$($i + 1)"
+            }
+        }
+        $written = @(Get-RaftValue 'batchpipe*')
+        $written.Count | Should -Be 299
+        ($written | Where-Object Key -eq 'batchpipe300').Value | Should -Be 'b300'
+        # 128 + 128 + 44 items: the leader logged the batches, one line per call.
+        $logs = ($Nodes | ForEach-Object { Get-Content $_.LogPath -Raw }) -join "`n"
+        $logs | Should -Match 'Command from client: setval 128 keys'
+        $logs | Should -Match 'Command from client: setval 44 keys'
+    }
+
     It 'never hands its calls to the pipeline thread''s SynchronizationContext' {
         # A host may give the pipeline thread a SynchronizationContext (GUI hosts do). The cmdlets
         # block that thread while their calls are in flight, so a call posted back to it would never

@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Google.Protobuf;
+using Grpc.Core;
 using RaftPS.Protocol;
 
 namespace RaftPS.Client;
@@ -61,6 +64,139 @@ internal static class RaftOperations
         {
             connection.ReturnSession(session);
         }
+    }
+
+    /// <summary>
+    /// The server remembers the last 64 sequences of each client id (its session window), so a
+    /// batch gives each client id at most that many items: a retried batch then still finds every
+    /// item it applied before.
+    /// </summary>
+    internal const int ItemsPerSession = 64;
+
+    /// <summary>Endpoints whose server answered SetMany with Unimplemented: their batches go item by item.</summary>
+    private static readonly ConcurrentDictionary<RaftEndpoint, bool> NoSetMany = new();
+
+    /// <summary>
+    /// Writes many values with SetMany (one call for the lot; each item its own log entry, client id
+    /// and sequence): the outcome of each item, in order (null = committed). A failure of the
+    /// whole call (no node reachable, timeout) is every item's failure. Items the server answers
+    /// Unavailable (leadership lost mid-batch) are sent again, with the same sequences, until the
+    /// timeout. One item, or a server without SetMany, goes item by item with Set.
+    /// Throws only OperationCanceledException (Ctrl+C).
+    /// </summary>
+    public static async Task<Exception?[]> SetManyAsync(RaftConnection connection, IReadOnlyList<(string Key, string Value)> items, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        await LeaveCallerThread();
+        if (items.Count <= 1 || NoSetMany.ContainsKey(connection.Endpoint))
+            return await SetEachAsync(connection, items, Enumerable.Range(0, items.Count).ToList(), new Exception?[items.Count], timeout, progress, cancellation).ConfigureAwait(false);
+
+        var sessions = new WriteSession[(items.Count + ItemsPerSession - 1) / ItemsPerSession];
+        for (var s = 0; s < sessions.Length; s++) sessions[s] = connection.RentSession();
+        try
+        {
+            var request = new SetManyRequest();
+            for (var i = 0; i < items.Count; i++)
+            {
+                var session = sessions[i / ItemsPerSession];
+                request.Items.Add(new SetRequest
+                {
+                    Key = items[i].Key,
+                    Value = UnsafeByteOperations.UnsafeWrap(Utf8.GetBytes(items[i].Value)),
+                    ClientId = session.ClientId,
+                    Sequence = session.Next(),
+                });
+            }
+
+            var errors = new Exception?[items.Count];
+            var pending = Enumerable.Range(0, items.Count).ToList();
+            var started = Stopwatch.GetTimestamp();
+            var backoff = TimeSpan.FromMilliseconds(50);
+            while (true)
+            {
+                SetManyReply reply;
+                try
+                {
+                    reply = await RaftCaller.InvokeAsync(connection, "Set-RaftValue", null, CallScope.Cluster, request,
+                        static (c, r, o) => c.SetManyAsync(r, o), timeout - Stopwatch.GetElapsedTime(started), progress, cancellation).ConfigureAwait(false);
+                }
+                catch (RaftException e) when (e.InnerException is RpcException { StatusCode: StatusCode.Unimplemented })
+                {
+                    // An older server: nothing of this call was applied, so Set with new sessions is safe.
+                    NoSetMany[connection.Endpoint] = true;
+                    return await SetEachAsync(connection, items, pending, errors, timeout - Stopwatch.GetElapsedTime(started), progress, cancellation).ConfigureAwait(false);
+                }
+                catch (RaftException e)
+                {
+                    foreach (var i in pending) errors[i] = ForItem(e, items[i].Key);
+                    return errors;
+                }
+                if (reply.Results.Count != pending.Count)
+                    throw new InvalidOperationException($"SetMany answered {reply.Results.Count} results for {pending.Count} items");
+
+                var retry = new List<int>();
+                for (var j = 0; j < pending.Count; j++)
+                {
+                    var i = pending[j];
+                    var result = reply.Results[j];
+                    var key = items[i].Key;
+                    errors[i] = (StatusCode)result.Code switch
+                    {
+                        StatusCode.OK => null,
+                        StatusCode.InvalidArgument => new RaftException(RaftErrorKind.InvalidArgument, $"Set-RaftValue '{key}': {result.Error}"),
+                        StatusCode.Unavailable => new RaftException(RaftErrorKind.Timeout,
+                            $"Set-RaftValue '{key}' did not complete within {timeout.TotalSeconds:0.###} s through {connection.Endpoint}: the cluster has no leader that can serve it. Last problem: {result.Error}."),
+                        var code => new RaftException(RaftErrorKind.ServerError, $"Set-RaftValue '{key}' failed: {code}: {result.Error}"),
+                    };
+                    if (result.Code == (int)StatusCode.Unavailable) retry.Add(i);
+                }
+                // Leadership moved while the batch was being committed: send the items it did not
+                // commit again (same client ids and sequences), while time remains.
+                if (retry.Count == 0 || Stopwatch.GetElapsedTime(started) + backoff >= timeout)
+                    return errors;
+                if (progress is not null) progress.Status = $"{retry.Count} items were not committed (leader change); retrying";
+                await Task.Delay(backoff, cancellation).ConfigureAwait(false);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+                var again = new SetManyRequest();
+                foreach (var i in retry) again.Items.Add(request.Items[i]);
+                request = again;
+                pending = retry;
+            }
+        }
+        finally
+        {
+            foreach (var session in sessions) connection.ReturnSession(session);
+        }
+    }
+
+    /// <summary>Set for each of <paramref name="indexes"/>, all in flight together; fills their outcomes.</summary>
+    private static async Task<Exception?[]> SetEachAsync(RaftConnection connection, IReadOnlyList<(string Key, string Value)> items, List<int> indexes,
+        Exception?[] errors, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var tasks = new Task<long>[indexes.Count];
+        for (var j = 0; j < tasks.Length; j++)
+            tasks[j] = SetAsync(connection, items[indexes[j]].Key, items[indexes[j]].Value, timeout, progress, cancellation);
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Each task's own outcome is read below.
+        }
+        cancellation.ThrowIfCancellationRequested();
+        for (var j = 0; j < tasks.Length; j++)
+            errors[indexes[j]] = tasks[j].IsCompletedSuccessfully ? null : tasks[j].Exception?.InnerException ?? new OperationCanceledException();
+        return errors;
+    }
+
+    /// <summary>A failure of a whole batch, worded for one of its items ("Set-RaftValue 'key' ...", as Set says it).</summary>
+    private static RaftException ForItem(RaftException e, string key)
+    {
+        const string operation = "Set-RaftValue";
+        var message = e.Message.StartsWith(operation, StringComparison.Ordinal)
+            ? $"{operation} '{key}'{e.Message[operation.Length..]}"
+            : e.Message;
+        return new RaftException(e.Kind, message, e.InnerException);
     }
 
     /// <summary>The value of a key, or null when the key does not exist.</summary>

@@ -124,7 +124,7 @@
         Synopsis    = 'Writes a value under a key in the cluster.'
         Description = @(
             'Writes the value under the key and returns once the write is committed by a majority of the cluster. Through a follower, the write is forwarded to the leader. If the node is down or the leader changes, the write is retried through the other members until -TimeoutSec; the connection''s client id and sequence number make a retried write apply exactly once.'
-            'Key and Value bind from the pipeline by property name (Import-Csv kv.csv | Set-RaftValue). Fed a pipeline, the command keeps up to 128 writes in flight and writes outputs and errors in input order.'
+            'Key and Value bind from the pipeline by property name (Import-Csv kv.csv | Set-RaftValue). Fed a pipeline, the command gathers the input into batches of up to 128 items (and 3 MiB) and sends each batch as one SetMany call, each item still its own log entry with its own sequence number: a batch is sent when it is full, and the rest at the end of the input, so outputs and errors of a slow pipeline appear batch by batch. Up to 8 batches are in flight; outputs and errors come out in input order, each error naming its own key. -WhatIf and -Confirm are asked per item before it joins a batch. A single value, or a server without SetMany, is written with one Set call per item.'
             'An empty key, a key over 1 KiB or a value over 1 MiB writes the error RaftInvalidArgument (InvalidArgument).'
             'This is the original client''s "setval KEY VAL".'
         )
@@ -137,7 +137,7 @@
         Outputs     = @{ 'None' = 'By default, no output.'; 'RaftPS.RaftValue' = 'With -PassThru: the written Key and Value.' }
         Examples    = @(
             @{ Title = 'Write a value (the original walkthrough)'; Code = "Set-RaftValue key1 100`nGet-RaftValue key1"; Remarks = 'Get-RaftValue gives key1 100.' }
-            @{ Title = 'Load a CSV file'; Code = 'Import-Csv kv.csv | Set-RaftValue'; Remarks = 'kv.csv has the columns Key and Value. The writes are pipelined.' }
+            @{ Title = 'Load a CSV file'; Code = 'Import-Csv kv.csv | Set-RaftValue'; Remarks = 'kv.csv has the columns Key and Value. The writes go in batches of up to 128 per call.' }
             @{ Title = 'Write many values and see them'; Code = "1..1000 | ForEach-Object { [pscustomobject]@{ Key = ""user`$_""; Value = ""name `$_"" } } | Set-RaftValue -PassThru"; Remarks = 'Outputs each written value, in input order.' }
             @{ Title = 'See what would be written'; Code = 'Set-RaftValue key1 200 -WhatIf'; Remarks = 'Nothing is written.' }
         )

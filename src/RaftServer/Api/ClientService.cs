@@ -60,14 +60,9 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
         TRequest request)
         where TReply : class
     {
-        var view = CheckAwake();
-        var forwarded = context.RequestHeaders.Get(ForwardedHeader) is not null;
-        if (!view.IsLeader)
-        {
-            if (forwarded || view.LeaderId == SoftState.NoLeader || view.LeaderId == loop.Id)
-                throw Unavailable("this node is not the leader and no leader is known yet", forwarded ? SoftState.NoLeader : view.LeaderId);
-            return new(await ForwardAsync(view.LeaderId, forward, request, context), default);
-        }
+        var forwarded = IsForwarded(context);
+        if (ForwardTarget(forwarded) is { } leaderId)
+            return new(await ForwardAsync(leaderId, forward, request, context), default);
 
         var data = Command.Encode(op, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), clientId, sequence, key, value.Span);
         var outcome = await WaitAsync(loop.Propose(data), context);
@@ -75,15 +70,97 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
         {
             case OutcomeCode.Ok:
                 return new(null, outcome.Result);
-            case OutcomeCode.NotLeader when !forwarded && outcome.LeaderHint != SoftState.NoLeader && outcome.LeaderHint != loop.Id:
+            case OutcomeCode.NotLeader when CanForwardTo(outcome, forwarded):
                 return new(await ForwardAsync(outcome.LeaderHint, forward, request, context), default);
             case OutcomeCode.Stale:
-                throw new RpcException(new Status(StatusCode.FailedPrecondition,
-                    $"sequence {sequence} of client {clientId} is older than the last {SessionTable.Window} writes the server remembers for it"));
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, StaleDetail(clientId, sequence)));
             default:
                 throw Unavailable(outcome.Reason ?? "not the leader", outcome.LeaderHint);
         }
     }
+
+    /// <summary>
+    /// SetMany: on the leader every valid item is proposed as its own entry (in request order, one
+    /// loop event for all) and answered by its own result; a follower forwards the whole request.
+    /// When leadership failed every proposed item, the call as a whole behaves as Set would
+    /// (forwarded to the new leader, or Unavailable with its trailer), so the client retries it.
+    /// </summary>
+    public override async Task<P.SetManyReply> SetMany(P.SetManyRequest request, ServerCallContext context)
+    {
+        RequestValidation.Batch(request.Items.Count, request.CalculateSize());
+        Log.SetManyCommand(_log, request.Items.Count);
+        var forwarded = IsForwarded(context);
+        if (ForwardTarget(forwarded) is { } leaderId)
+            return await ForwardAsync(leaderId, ForwardSetMany, request, context);
+
+        var results = new P.SetResult[request.Items.Count];
+        var data = new List<byte[]>(results.Length);
+        var slots = new List<int>(results.Length);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        for (var i = 0; i < results.Length; i++)
+        {
+            var item = request.Items[i];
+            try
+            {
+                RequestValidation.Key(item.Key);
+                RequestValidation.Value(item.Value.Length);
+            }
+            catch (RpcException e)
+            {
+                results[i] = new P.SetResult { Code = (int)e.StatusCode, Error = e.Status.Detail };
+                continue;
+            }
+            data.Add(Command.Encode(CommandOp.Set, now, item.ClientId, item.Sequence, item.Key, item.Value.Span));
+            slots.Add(i);
+        }
+
+        var outcomes = data.Count == 0 ? [] : await WaitAsync(Task.WhenAll(loop.ProposeMany(data)), context);
+        if (outcomes.Length > 0 && outcomes.All(o => o.Code is OutcomeCode.NotLeader or OutcomeCode.Unavailable))
+        {
+            var first = outcomes[0];
+            if (first.Code == OutcomeCode.NotLeader && CanForwardTo(first, forwarded))
+                return await ForwardAsync(first.LeaderHint, ForwardSetMany, request, context);
+            throw Unavailable(first.Reason ?? "not the leader", first.LeaderHint);
+        }
+        for (var j = 0; j < outcomes.Length; j++)
+        {
+            var o = outcomes[j];
+            var item = request.Items[slots[j]];
+            results[slots[j]] = o.Code switch
+            {
+                OutcomeCode.Ok => new P.SetResult { Index = o.Result.Index },
+                OutcomeCode.Stale => new P.SetResult { Code = (int)StatusCode.FailedPrecondition, Error = StaleDetail(item.ClientId, item.Sequence) },
+                _ => new P.SetResult { Code = (int)StatusCode.Unavailable, Error = o.Reason ?? "not the leader" },
+            };
+        }
+        var reply = new P.SetManyReply();
+        reply.Results.Add(results);
+        return reply;
+    }
+
+    private static readonly Func<P.RaftClient.RaftClientClient, P.SetManyRequest, Metadata, DateTime?, CancellationToken, Task<P.SetManyReply>> ForwardSetMany =
+        static (client, req, headers, deadline, ct) => client.SetManyAsync(req, headers, deadline, ct).ResponseAsync;
+
+    private static bool IsForwarded(ServerCallContext context) => context.RequestHeaders.Get(ForwardedHeader) is not null;
+
+    /// <summary>
+    /// Where a write must go: null when this node is the leader and proposes it itself, else the
+    /// leader to forward it to; Unavailable when there is none (or the write was forwarded already).
+    /// </summary>
+    private int? ForwardTarget(bool forwarded)
+    {
+        var view = CheckAwake();
+        if (view.IsLeader) return null;
+        if (forwarded || view.LeaderId == SoftState.NoLeader || view.LeaderId == loop.Id)
+            throw Unavailable("this node is not the leader and no leader is known yet", forwarded ? SoftState.NoLeader : view.LeaderId);
+        return view.LeaderId;
+    }
+
+    private bool CanForwardTo(WriteOutcome outcome, bool forwarded) =>
+        !forwarded && outcome.LeaderHint != SoftState.NoLeader && outcome.LeaderHint != loop.Id;
+
+    private static string StaleDetail(ulong clientId, ulong sequence) =>
+        $"sequence {sequence} of client {clientId} is older than the last {SessionTable.Window} writes the server remembers for it";
 
     private async Task<TReply> ForwardAsync<TRequest, TReply>(int leaderId,
         Func<P.RaftClient.RaftClientClient, TRequest, Metadata, DateTime?, CancellationToken, Task<TReply>> forward,

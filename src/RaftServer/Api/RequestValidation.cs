@@ -11,6 +11,8 @@ public static class RequestValidation
     public const int DefaultRangeLimit = 1000;
     public const int MaxRangeLimit = 10000;
     public const double MaxSuspendSeconds = 24 * 3600;
+    public const int MaxBatchItems = 1000;
+    public const int MaxBatchBytes = 4 << 20;
 
     public static void Key(string key)
     {
@@ -23,6 +25,13 @@ public static class RequestValidation
     {
         if (length > MaxValueBytes)
             throw Invalid($"the value is {length} bytes; at most {MaxValueBytes} (1 MiB) are allowed");
+    }
+
+    /// <summary>A SetMany request: at most 1000 items and 4 MiB (its encoded size) in all.</summary>
+    public static void Batch(int items, int bytes)
+    {
+        if (items > MaxBatchItems) throw Invalid($"the batch has {items} items; at most {MaxBatchItems} are allowed");
+        if (bytes > MaxBatchBytes) throw Invalid($"the batch is {bytes} bytes; at most {MaxBatchBytes} (4 MiB) are allowed");
     }
 
     public static void Prefix(string prefix, string startAfter)

@@ -75,6 +75,9 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: setval {Key} {Value}")]
     public static partial void SetCommand(ILogger logger, string key, Utf8Text value);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: setval {Count} keys")]
+    public static partial void SetManyCommand(ILogger logger, int count);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: getval {Key}")]
     public static partial void GetCommand(ILogger logger, string key);
 

@@ -139,6 +139,23 @@ public sealed partial class NodeLoop : IDisposable
         return w.Task;
     }
 
+    /// <summary>
+    /// Proposes several writes as one event: the loop proposes them in this order, each as its
+    /// own entry, in one turn (one queue operation and wake-up for the lot).
+    /// </summary>
+    public Task<WriteOutcome>[] ProposeMany(IReadOnlyList<byte[]> data)
+    {
+        var writes = new PendingWrite[data.Count];
+        var tasks = new Task<WriteOutcome>[data.Count];
+        for (var i = 0; i < writes.Length; i++)
+        {
+            writes[i] = new PendingWrite(data[i]);
+            tasks[i] = writes[i].Task;
+        }
+        if (writes.Length > 0) Post(writes);
+        return tasks;
+    }
+
     public Task<ReadOutcome> Read(PendingRead read)
     {
         Post(read);
@@ -246,24 +263,10 @@ public sealed partial class NodeLoop : IDisposable
                 }
                 break;
             case PendingWrite w:
-                if (_suspended) { w.TrySetResult(Unavailable("the node is suspended")); return; }
-                var r = _node.Propose(w.Data);
-                switch (r.Outcome)
-                {
-                    case ProposeOutcome.Accepted:
-                        w.Term = r.Term;
-                        w.Tick = _ticks;
-                        if (_writes.Remove(r.Index, out var replaced))
-                            replaced.TrySetResult(Unavailable("the entry was replaced"));
-                        _writes[r.Index] = w;
-                        break;
-                    case ProposeOutcome.NotLeader:
-                        w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, $"node {_settings.Id} is no longer the leader"));
-                        break;
-                    default:
-                        w.TrySetResult(Unavailable("leadership transfer in progress"));
-                        break;
-                }
+                ProposeWrite(w);
+                break;
+            case PendingWrite[] batch:
+                foreach (var w in batch) ProposeWrite(w);
                 break;
             case PendingRead read:
                 if (_suspended) { read.TrySetResult(ReadFailed("the node is suspended")); return; }
@@ -281,6 +284,28 @@ public sealed partial class NodeLoop : IDisposable
                 break;
             default:
                 HandleSnapshotEvent(ev);
+                break;
+        }
+    }
+
+    private void ProposeWrite(PendingWrite w)
+    {
+        if (_suspended) { w.TrySetResult(Unavailable("the node is suspended")); return; }
+        var r = _node.Propose(w.Data);
+        switch (r.Outcome)
+        {
+            case ProposeOutcome.Accepted:
+                w.Term = r.Term;
+                w.Tick = _ticks;
+                if (_writes.Remove(r.Index, out var replaced))
+                    replaced.TrySetResult(Unavailable("the entry was replaced"));
+                _writes[r.Index] = w;
+                break;
+            case ProposeOutcome.NotLeader:
+                w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, $"node {_settings.Id} is no longer the leader"));
+                break;
+            default:
+                w.TrySetResult(Unavailable("leadership transfer in progress"));
                 break;
         }
     }
