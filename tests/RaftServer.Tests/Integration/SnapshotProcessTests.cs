@@ -43,11 +43,8 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
     [Fact]
     public async Task A_follower_whose_data_directory_was_wiped_gets_the_snapshot_and_the_log_after_it()
     {
-        await using var cluster = await LocalCluster.StartAsync(3, "snap-wiped", "--quiet", "--snapshot-entries", "500");
-        var leader = await cluster.WaitForLeaderAsync();
-        var last = await WriteManyAsync(cluster, leader, count: 3_000, keys: 300);
-        var follower = cluster.Ids.First(i => i != leader);
-        await cluster.WaitForAppliedAsync(follower, last);
+        var (cluster, leader, follower, last) = await ClusterWithSnapshotsAsync("snap-wiped", snapshotEntries: 500, writes: 3_000, keys: 300);
+        await using var _ = cluster;
         cluster.Kill(follower);
         Directory.Delete(cluster.DataDir(follower), recursive: true);
 
@@ -63,11 +60,8 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
     [Fact]
     public async Task A_restarted_node_loads_its_snapshot_and_replays_only_the_log_after_it()
     {
-        await using var cluster = await LocalCluster.StartAsync(3, "snap-restart", "--quiet", "--snapshot-entries", "500");
-        var leader = await cluster.WaitForLeaderAsync();
-        var last = await WriteManyAsync(cluster, leader, count: 3_000, keys: 300);
-        var node = cluster.Ids.First(i => i != leader);
-        await cluster.WaitForAppliedAsync(node, last);
+        var (cluster, leader, node, last) = await ClusterWithSnapshotsAsync("snap-restart", snapshotEntries: 500, writes: 3_000, keys: 300);
+        await using var _ = cluster;
         var before = await cluster.StatusAsync(node);
         Assert.True(before.SnapshotIndex >= 2_000, $"snapshot index {before.SnapshotIndex}");
 
@@ -86,11 +80,8 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
     [Fact]
     public async Task A_corrupt_snapshot_is_detected_and_the_node_still_starts_with_the_right_data()
     {
-        await using var cluster = await LocalCluster.StartAsync(3, "snap-corrupt", "--quiet", "--snapshot-entries", "300");
-        var leader = await cluster.WaitForLeaderAsync();
-        var last = await WriteManyAsync(cluster, leader, count: 2_000, keys: 200);
-        var node = cluster.Ids.First(i => i != leader);
-        await cluster.WaitForAppliedAsync(node, last);
+        var (cluster, leader, node, last) = await ClusterWithSnapshotsAsync("snap-corrupt", snapshotEntries: 300, writes: 2_000, keys: 200);
+        await using var _ = cluster;
         cluster.Kill(node);
 
         var snapDir = Path.Combine(cluster.DataDir(node), "snap");
@@ -160,6 +151,28 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
                 Assert.True(data.TryGetValue(key, out var got) && got == value, $"node {id}: {key} = {got ?? "(missing)"}, acknowledged {value}");
             var st = await cluster.StatusAsync(id);
             Assert.True(st.SnapshotIndex > 0, $"node {id} never snapshotted");
+        }
+    }
+
+    /// <summary>A 3-node cluster snapshotting every <paramref name="snapshotEntries"/> entries, with
+    /// <paramref name="writes"/> values written over <paramref name="keys"/> keys and applied by
+    /// <c>Follower</c> (a node other than the leader); <c>Last</c> is the highest acknowledged index.</summary>
+    private static async Task<(LocalCluster Cluster, int Leader, int Follower, long Last)> ClusterWithSnapshotsAsync(
+        string name, int snapshotEntries, int writes, int keys)
+    {
+        var cluster = await LocalCluster.StartAsync(3, name, "--quiet", "--snapshot-entries", $"{snapshotEntries}");
+        try
+        {
+            var leader = await cluster.WaitForLeaderAsync();
+            var last = await WriteManyAsync(cluster, leader, count: writes, keys: keys);
+            var follower = cluster.Ids.First(i => i != leader);
+            await cluster.WaitForAppliedAsync(follower, last);
+            return (cluster, leader, follower, last);
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
         }
     }
 
