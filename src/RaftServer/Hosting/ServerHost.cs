@@ -204,6 +204,10 @@ public static class ServerHost
             o.FormatterName = PlainConsoleFormatter.Name;
             o.LogToStandardErrorThreshold = LogLevel.Warning;
         });
-        b.AddConsoleFormatter<PlainConsoleFormatter, ConsoleFormatterOptions>();
+        // Not AddConsoleFormatter<PlainConsoleFormatter, ConsoleFormatterOptions>(): it also binds the
+        // options from configuration by reflection (IL2026/IL3050, unsafe under Native AOT). Our
+        // formatter takes no options, so it is registered as a plain ConsoleFormatter service, which
+        // the console provider picks up by its name.
+        b.Services.AddSingleton<ConsoleFormatter, PlainConsoleFormatter>();
     });
 }
