@@ -8,6 +8,12 @@
         dotnet pwsh ./build.ps1 test    # build, then every xunit and Pester test
         dotnet pwsh ./build.ps1 run     # build, start the cluster of config.conf, open a connected shell
     `test` ends with one plain line "N passed, N failed" and exits non-zero on any failure.
+
+    The server is published as a Native AOT executable for this machine (out/RaftPS/server/RaftServer,
+    RaftServer.exe on Windows): that needs the platform's native toolchain (gcc or clang and a linker
+    on Linux, the C++ build tools on Windows, Xcode's command line tools on macOS) and adds a minute
+    or two to the build. -Portable lays out the framework-dependent server instead
+    (out/RaftPS/server/RaftServer.dll, run by `dotnet`), for a machine without that toolchain.
 #>
 [CmdletBinding()]
 param(
@@ -22,7 +28,11 @@ param(
     [string] $XunitFilter,
 
     # test: only the Pester files whose names match this wildcard.
-    [string] $PesterFile = '*'
+    [string] $PesterFile = '*',
+
+    # build/test/run: ship the framework-dependent server (RaftServer.dll, run by dotnet) instead of
+    # the Native AOT executable; for a machine without a native toolchain.
+    [switch] $Portable
 )
 
 $ErrorActionPreference = 'Stop'
@@ -30,6 +40,10 @@ Set-StrictMode -Version Latest
 $root = $PSScriptRoot
 $configuration = 'Release'
 $moduleDir = Join-Path $root 'out/RaftPS'
+# The Native AOT publish output: the executable is copied from here into the module folder; its
+# debug symbols (RaftServer.dbg, about 30 MB) stay here, out of the module.
+$nativeDir = Join-Path $root 'out/server-native'
+$serverExe = if ($IsWindows) { 'RaftServer.exe' } else { 'RaftServer' }
 
 function Invoke-Native([string] $File, [string[]] $Arguments) {
     # Out-Host: a tool's output is for the reader, never a function's return value.
@@ -44,7 +58,34 @@ function Invoke-Build {
     if (Test-Path $moduleDir) { Remove-Item $moduleDir -Recurse -Force }
     New-Item -ItemType Directory -Path $moduleDir | Out-Null
     Copy-Item -Path (Join-Path $root "src/RaftPS.Module/bin/$configuration/net8.0/*") -Destination $moduleDir -Recurse
-    Copy-Item -Path (Join-Path $root "src/RaftServer/bin/$configuration/net10.0") -Destination (Join-Path $moduleDir 'server') -Recurse
+    $serverDir = Join-Path $moduleDir 'server'
+    if ($Portable) {
+        Copy-Item -Path (Join-Path $root "src/RaftServer/bin/$configuration/net10.0") -Destination $serverDir -Recurse
+        return
+    }
+    # Native AOT for this machine's runtime identifier (--use-current-runtime). Trim and AOT warnings
+    # are errors (RaftServer.csproj), so a reflection use the compiler cannot follow fails here.
+    try {
+        Invoke-Native dotnet @('publish', (Join-Path $root 'src/RaftServer/RaftServer.csproj'), '-c', $configuration,
+            '--use-current-runtime', '-o', $nativeDir, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
+    } catch {
+        throw ("The Native AOT publish of the server failed ($($_.Exception.Message)). It needs the platform's " +
+            "native toolchain (gcc or clang and a linker on Linux, the C++ build tools of Visual Studio on Windows, " +
+            "Xcode's command line tools on macOS). Without one, build the framework-dependent server with: " +
+            "dotnet pwsh ./build.ps1 $Task -Portable")
+    }
+    New-Item -ItemType Directory -Path $serverDir | Out-Null
+    Copy-Item -Path (Join-Path $nativeDir $serverExe) -Destination $serverDir
+}
+
+# The server the module folder holds: the native executable, or the dll of a -Portable build.
+function Get-ShippedServerPath {
+    $serverDir = Join-Path $moduleDir 'server'
+    foreach ($name in $serverExe, 'RaftServer.dll') {
+        $path = Join-Path $serverDir $name
+        if (Test-Path $path) { return $path }
+    }
+    throw "$serverDir holds neither $serverExe nor RaftServer.dll"
 }
 
 function Get-PesterModulePath {
@@ -61,6 +102,9 @@ function Invoke-XunitTests {
     $arguments = @('test', (Join-Path $root 'tests/RaftServer.Tests/RaftServer.Tests.csproj'), '-c', $configuration,
         '--no-build', '-nologo')
     if ($XunitFilter) { $arguments += @('--filter', $XunitFilter) }
+    # The real-process tests start the server the module ships (ServerProcess reads RAFTPS_SERVER).
+    $env:RAFTPS_SERVER = Get-ShippedServerPath
+    Write-Host "xunit: the real-process tests run $env:RAFTPS_SERVER (RAFTPS_SERVER)"
     $passed = 0; $failed = 0; $summarySeen = $false
     & dotnet @arguments 2>&1 | ForEach-Object {
         $line = "$_"

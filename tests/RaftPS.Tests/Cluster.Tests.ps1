@@ -30,13 +30,22 @@ Describe 'Start-RaftCluster' {
         }
     }
 
-    It 'reports the server''s own process as ProcessId' {
+    It 'reports the server''s own process as ProcessId, running the server the module ships' {
+        # The module folder's server: the native executable, else the dll of a -Portable build.
+        $serverDir = Join-Path (Split-Path ([RaftPS.RaftNodeProcess].Assembly.Location)) 'server'
+        $native = Join-Path $serverDir 'RaftServer'
         foreach ($node in $Nodes) {
             $process = Get-Process -Id $node.ProcessId
             $process.HasExited | Should -BeFalse
-            $commandLine = (Get-Content "/proc/$($node.ProcessId)/cmdline" -Raw) -replace "`0", ' '
-            $commandLine | Should -Match 'RaftServer\.dll'
-            $commandLine | Should -Match "--data-dir"
+            $arguments = (Get-Content "/proc/$($node.ProcessId)/cmdline" -Raw).TrimEnd("`0") -split "`0"
+            if (Test-Path $native) {
+                # Executed directly: no dotnet host in front of it.
+                $arguments[0] | Should -Be $native
+            } else {
+                (Split-Path -Leaf $arguments[0]) | Should -Be 'dotnet'
+                $arguments[1] | Should -Be (Join-Path $serverDir 'RaftServer.dll')
+            }
+            $arguments | Should -Contain '--data-dir'
         }
     }
 

@@ -25,7 +25,10 @@ internal sealed class LaunchedNode(RaftNodeProcess info, Process process, long l
 /// <summary>Starts and stops RaftServer processes from the binaries shipped in the module folder.</summary>
 internal static class NodeLauncher
 {
+    /// <summary>The framework-dependent server of a `build.ps1 -Portable` layout, run by dotnet.</summary>
     public const string ServerDll = "RaftServer.dll";
+    /// <summary>The Native AOT server the module normally ships, run directly.</summary>
+    public static string ServerExecutable => OperatingSystem.IsWindows() ? "RaftServer.exe" : "RaftServer";
     public const string LogFileName = "node.log";
 
     /// <summary>The module's server folder: &lt;module base&gt;/server/.</summary>
@@ -41,9 +44,10 @@ internal static class NodeLauncher
         File.AppendAllText(logPath, $"--- {DateTime.UtcNow:O} Start-RaftCluster: node {node.Id} ({node.Host}:{node.Port})\n");
         logStart = new FileInfo(logPath).Length;
 
-        var arguments = new List<string>
+        var server = FindServer() ?? throw new FileNotFoundException(
+            $"The server binaries are missing: neither {ServerExecutable} nor {ServerDll} is in '{ServerDirectory}'. Build the module with build.ps1.");
+        var arguments = new List<string>(ServerCommand(server))
         {
-            Path.Combine(ServerDirectory, ServerDll),
             node.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--config", configPath,
             "--data-dir", nodeDirectory,
@@ -71,9 +75,27 @@ internal static class NodeLauncher
     }
 
     /// <summary>
+    /// The server the module ships: server/RaftServer[.exe], the native executable, else
+    /// server/RaftServer.dll of a `build.ps1 -Portable` layout; null when there is neither.
+    /// </summary>
+    public static string? FindServer()
+    {
+        foreach (var name in new[] { ServerExecutable, ServerDll })
+        {
+            var path = Path.Combine(ServerDirectory, name);
+            if (File.Exists(path)) return path;
+        }
+        return null;
+    }
+
+    /// <summary>The program and leading arguments that run a server: a dll runs under dotnet, an executable by itself.</summary>
+    public static string[] ServerCommand(string server) =>
+        server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? [FindDotnet(), server] : [server];
+
+    /// <summary>
     /// Unix: the server runs in its own session (setsid), so Ctrl+C in the terminal does not reach
-    /// it, with stdout and stderr appended to its log by the shell, which then execs dotnet: the
-    /// process id we get is the server's own.
+    /// it, with stdout and stderr appended to its log by the shell, which then execs the server (or
+    /// dotnet): the process id we get is the server's own.
     /// </summary>
     private static Process StartDetached(List<string> arguments, string workingDirectory, string logPath)
     {
@@ -87,7 +109,6 @@ internal static class NodeLauncher
         if (setsid is not null) start.ArgumentList.Add("/bin/sh");
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("exec \"$0\" \"$@\" </dev/null >>\"$RAFTPS_NODE_LOG\" 2>&1");
-        start.ArgumentList.Add(FindDotnet());
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["RAFTPS_NODE_LOG"] = logPath;
         var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
@@ -124,7 +145,7 @@ internal static class NodeLauncher
     {
         var start = new ProcessStartInfo
         {
-            FileName = FindDotnet(),
+            FileName = arguments[0],
             WorkingDirectory = workingDirectory,
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -132,7 +153,7 @@ internal static class NodeLauncher
             RedirectStandardInput = true,
             CreateNoWindow = true,
         };
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        foreach (var argument in arguments.Skip(1)) start.ArgumentList.Add(argument);
         var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
         var log = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
         var gate = new object();

@@ -46,10 +46,10 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
         if (configNodes.Count == 0)
             ThrowTerminatingError(new ErrorRecord(new FormatException($"The config file '{configPath}' lists no node as 'ID HOST PORT'."),
                 "RaftConfigInvalid", ErrorCategory.InvalidArgument, configPath));
-        var serverDll = Path.Combine(NodeLauncher.ServerDirectory, NodeLauncher.ServerDll);
-        if (!File.Exists(serverDll))
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The server binaries are missing: '{serverDll}'. Build the module with build.ps1.", serverDll),
-                "RaftServerNotFound", ErrorCategory.ObjectNotFound, serverDll));
+        if (NodeLauncher.FindServer() is null)
+            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException(
+                    $"The server binaries are missing: neither {NodeLauncher.ServerExecutable} nor {NodeLauncher.ServerDll} is in '{NodeLauncher.ServerDirectory}'. Build the module with build.ps1."),
+                "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
         var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
 
         var selected = new List<ConfigNode>();

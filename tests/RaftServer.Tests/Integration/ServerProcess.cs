@@ -5,7 +5,11 @@ using System.Text;
 
 namespace RaftServer.Tests.Integration;
 
-/// <summary>One RaftServer process (`dotnet RaftServer.dll ...`), its output captured line by line.</summary>
+/// <summary>
+/// One RaftServer process, its output captured line by line: the server named by RAFTPS_SERVER
+/// (build.ps1 test points it at the module folder's native executable), else RaftServer.dll of
+/// this build, run by dotnet.
+/// </summary>
 public sealed class ServerProcess : IDisposable
 {
     private readonly Process _process;
@@ -20,9 +24,35 @@ public sealed class ServerProcess : IDisposable
         _process = process;
     }
 
-    /// <summary>src/RaftServer/bin/&lt;Configuration&gt;/net10.0/RaftServer.dll of the build this test assembly belongs to.</summary>
-    public static string ServerDll { get; } = LocateServerDll();
+    /// <summary>The environment variable naming the server to test: a .dll runs under dotnet, anything else directly.</summary>
+    public const string ServerVariable = "RAFTPS_SERVER";
 
+    /// <summary>The server every test starts (see <see cref="ServerVariable"/>).</summary>
+    public static string Server { get; } = LocateServer();
+
+    private static string LocateServer()
+    {
+        var named = Environment.GetEnvironmentVariable(ServerVariable);
+        string server;
+        if (!string.IsNullOrEmpty(named))
+        {
+            server = Path.GetFullPath(named);
+            // A wrong path would otherwise fail every test with a confusing start-up error.
+            if (!File.Exists(server)) throw new FileNotFoundException($"{ServerVariable}={named}: no such file", server);
+        }
+        else
+        {
+            server = LocateServerDll();
+        }
+        // Once per test run: which binary the real-process tests exercise (dotnet test shows a
+        // test's console output with --logger "console;verbosity=detailed"; build.ps1 test prints
+        // RAFTPS_SERVER itself).
+        Console.WriteLine($"RaftServer.Tests: real-process tests run {server}" +
+            (string.IsNullOrEmpty(named) ? $" ({ServerVariable} not set)" : $" (from {ServerVariable})"));
+        return server;
+    }
+
+    /// <summary>src/RaftServer/bin/&lt;Configuration&gt;/net10.0/RaftServer.dll of the build this test assembly belongs to.</summary>
     private static string LocateServerDll()
     {
         var baseDir = AppContext.BaseDirectory; // tests/RaftServer.Tests/bin/<Configuration>/net10.0/
@@ -39,14 +69,15 @@ public sealed class ServerProcess : IDisposable
 
     public static ServerProcess Start(int id, string workDir, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var runsUnderDotnet = Server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+        var psi = new ProcessStartInfo(runsUnderDotnet ? "dotnet" : Server)
         {
             WorkingDirectory = workDir,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(ServerDll);
+        if (runsUnderDotnet) psi.ArgumentList.Add(Server);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
