@@ -59,7 +59,8 @@ dotnet tool restore >/dev/null
 dotnet pwsh -NoProfile -NonInteractive -File ./build.ps1 build
 dotnet build bench/RaftPS.Bench/RaftPS.Bench.csproj -c Release -nologo -v q -clp:ErrorsOnly >/dev/null
 BENCH=(dotnet "$ROOT/bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll")
-SERVER_DLL="$ROOT/src/RaftServer/bin/Release/net10.0/RaftServer.dll"
+# The server the module ships: build.ps1 publishes it Native AOT into the module folder.
+SERVER="$ROOT/out/RaftPS/server/RaftServer"
 
 # On the same ext4 disk as the repository (not tmpfs: fsync must be real).
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/raftps-bench.XXXXXX")
@@ -131,7 +132,7 @@ start_raftps() { # name heartbeat-ms election-ms
     : > "$WORK/$name.pids"
     local clients=""
     for i in 0 1 2; do
-        (cd "$WORK/$name" && exec dotnet "$SERVER_DLL" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
+        (cd "$WORK/$name" && exec "$SERVER" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
             --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning \
             >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null) &
         echo $! >> "$WORK/$name.pids"
@@ -149,13 +150,13 @@ target_args() { echo --target "${KIND[$1]}" --endpoints "${ENDPOINTS[$1]}"; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ETCD_VERSION=$(etcd --version | awk '/etcd Version/ {print $3}')
 printf '{"kind":"meta","name":"etcd","value":"%s (Debian package), --heartbeat-interval/--election-timeout as labelled, fsync on (default)"}\n' "$ETCD_VERSION" >> "$RESULTS"
-printf '{"kind":"meta","name":"RaftPS","value":"%s (git), Release build, --heartbeat-ms %s --election-timeout-ms %s"}\n' "$(git rev-parse --short HEAD)" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" >> "$RESULTS"
+printf '{"kind":"meta","name":"RaftPS","value":"%s (git), Release, Native AOT server (out/RaftPS/server/RaftServer), --heartbeat-ms %s --election-timeout-ms %s"}\n' "$(git rev-parse --short HEAD)" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" >> "$RESULTS"
 printf '{"kind":"meta","name":"settings","value":"warm-up %s s, measured %s s per run, %s rounds, %s HTTP/2 channels, concurrency %s"}\n' "$WARMUP" "$DURATION" "$ROUNDS" "$CHANNELS" "$CONCURRENCY" >> "$RESULTS"
 
 for t in $TARGETS; do
     case $t in
         raftps)
-            if [[ ! -f $SERVER_DLL ]]; then log "no $SERVER_DLL: skipping RaftPS"; continue; fi
+            if [[ ! -x $SERVER ]]; then log "no $SERVER (build.ps1 build lays it out): skipping RaftPS"; continue; fi
             start_raftps raftps "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" ;;
         etcd) start_etcd etcd "$ETCD_HEARTBEAT_MS" "$ETCD_ELECTION_MS" ;;
         etcd-rafttimers) start_etcd etcd-rafttimers "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" ;;
@@ -256,8 +257,8 @@ DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS CONCURRENCY=$CONCURRENCY WORKLO
 # what it runs for each cell (one process per run; --pids-file gives the servers' CPU and RSS):
 dotnet bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll run --target raftps|etcd --endpoints 127.0.0.1:P0,127.0.0.1:P1,127.0.0.1:P2 \\
     --workloads put|get|mixed --concurrency C --warmup $WARMUP --duration $DURATION --channels $CHANNELS --no-preload --pids-file PIDS --json results.jsonl
-# RaftPS nodes:
-dotnet src/RaftServer/bin/Release/net10.0/RaftServer.dll ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS --quiet --log-level warning
+# RaftPS nodes (the Native AOT server that dotnet pwsh ./build.ps1 build lays out):
+out/RaftPS/server/RaftServer ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS --quiet --log-level warning
 # etcd members (and again with --heartbeat-interval $RAFTPS_HEARTBEAT_MS --election-timeout $RAFTPS_ELECTION_MS for etcd-rafttimers):
 etcd --name etcd-I --data-dir DIR --listen-client-urls http://127.0.0.1:C --advertise-client-urls http://127.0.0.1:C \\
     --listen-peer-urls http://127.0.0.1:P --initial-advertise-peer-urls http://127.0.0.1:P --initial-cluster ... --initial-cluster-state new \\

@@ -21,9 +21,10 @@ static class Program
         leader     --target T --endpoints E [--timeout-s 30]        prints the leader's index and term
         rss        --pids-file F --label NAME --phase idle|load [--json FILE]
         free-ports --count N                                        prints N free loopback TCP ports
-        snapshots  --server-dll PATH [--writes 1000000] [--keys 1000] [--value-bytes 256] [--catchup-mb 100]
+        snapshots  --server PATH [--writes 1000000] [--keys 1000] [--value-bytes 256] [--catchup-mb 100]
                    [--concurrency 256] [--restarts 3] [--server-args "..."] [--keep-dir] [--json FILE]
-                   starts its own 3-node RaftPS cluster: disk after N writes, start-up time, catch-up time
+                   starts its own 3-node RaftPS cluster: disk after N writes, start-up time, catch-up time;
+                   PATH: out/RaftPS/server/RaftServer, or a RaftServer.dll (run by dotnet; --server-dll PATH too)
         report     --results FILE --out docs/benchmarks.md --svg docs/benchmarks.svg [--baseline raftps]
                    [--commands FILE] [--notes FILE]
 

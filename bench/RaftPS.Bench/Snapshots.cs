@@ -19,7 +19,11 @@ static class Snapshots
 {
     public static async Task<int> RunAsync(Args a, CancellationToken ct)
     {
-        string dll = Path.GetFullPath(a.Required("server-dll")); // the nodes run in the cluster's directory
+        // --server: the native executable (out/RaftPS/server/RaftServer) or a RaftServer.dll; --server-dll,
+        // the older name, still works. The nodes run in the cluster's directory: a full path.
+        string? named = a.Str("server"), namedDll = a.Str("server-dll");
+        if (named is not null && namedDll is not null) throw new UsageException("give --server or --server-dll, not both");
+        string server = Path.GetFullPath(named ?? namedDll ?? throw new UsageException("--server is required"));
         int writes = a.Int("writes", 1_000_000);
         int keys = a.Int("keys", 1_000);
         int valueBytes = a.Int("value-bytes", 256);
@@ -30,9 +34,9 @@ static class Snapshots
         string? json = a.Str("json");
         bool keep = a.Flag("keep-dir");
         a.CheckAllUsed();
-        if (!File.Exists(dll)) throw new UsageException($"--server-dll: {dll} does not exist (build in Release first)");
+        if (!File.Exists(server)) throw new UsageException($"--server: {server} does not exist (dotnet pwsh ./build.ps1 build lays out out/RaftPS/server/RaftServer)");
 
-        await using var cluster = new BenchCluster(dll, 3, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep);
+        await using var cluster = new BenchCluster(server, 3, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep);
         cluster.StartAll();
         var leader = await cluster.WaitForLeaderAsync(ct);
         Console.Error.WriteLine($"cluster in {cluster.Dir}; leader node {leader}");
@@ -107,7 +111,8 @@ static class Snapshots
 /// and removes the directory (unless kept).</summary>
 sealed class BenchCluster : IAsyncDisposable
 {
-    readonly string _dll;
+    /// <summary>A RaftServer.dll (run by dotnet) or the native executable (run directly).</summary>
+    readonly string _server;
     readonly string[] _extra;
     readonly bool _keep;
     readonly Dictionary<int, Process> _processes = new();
@@ -117,9 +122,9 @@ sealed class BenchCluster : IAsyncDisposable
     public string Dir { get; } = Directory.CreateTempSubdirectory("raftps-bench-snap-").FullName;
     public int[] Ids { get; }
 
-    public BenchCluster(string dll, int size, string[] extra, bool keep)
+    public BenchCluster(string server, int size, string[] extra, bool keep)
     {
-        _dll = dll;
+        _server = server;
         _extra = extra;
         _keep = keep;
         Ids = Enumerable.Range(0, size).ToArray();
@@ -144,8 +149,10 @@ sealed class BenchCluster : IAsyncDisposable
 
     public void Start(int id)
     {
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Dir, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { _dll, $"{id}", "--config", "config.conf", "--data-dir", DataDir(id), "--quiet", "--log-level", "warning" }.Concat(_extra))
+        bool underDotnet = _server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+        var psi = new ProcessStartInfo(underDotnet ? "dotnet" : _server) { WorkingDirectory = Dir, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (underDotnet) psi.ArgumentList.Add(_server);
+        foreach (var arg in new[] { $"{id}", "--config", "config.conf", "--data-dir", DataDir(id), "--quiet", "--log-level", "warning" }.Concat(_extra))
             psi.ArgumentList.Add(arg);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start RaftServer");
         var log = new StreamWriter(Path.Combine(Dir, $"node-{id}.log"), append: true) { AutoFlush = true };
