@@ -54,28 +54,38 @@ function Invoke-Native([string] $File, [string[]] $Arguments) {
 function Invoke-Build {
     Invoke-Native dotnet @('build', (Join-Path $root 'RaftPS.sln'), '-c', $configuration, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
 
-    # The self-contained module folder: manifest, module dlls, format file, help, server binaries.
+    if (-not $Portable) {
+        # Native AOT for this machine's runtime identifier (--use-current-runtime), before the module
+        # folder is touched: a failed publish leaves the previous module as it was. Trim and AOT
+        # warnings are errors (RaftServer.csproj), so a reflection use the compiler cannot follow
+        # fails here.
+        try {
+            Invoke-Native dotnet @('publish', (Join-Path $root 'src/RaftServer/RaftServer.csproj'), '-c', $configuration,
+                '--use-current-runtime', '-o', $nativeDir, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
+        } catch {
+            throw ("The Native AOT publish of the server failed ($($_.Exception.Message)). It needs the platform's " +
+                "native toolchain (gcc or clang and a linker on Linux, the C++ build tools of Visual Studio on Windows, " +
+                "Xcode's command line tools on macOS). Without one, build the framework-dependent server with: " +
+                "dotnet pwsh ./build.ps1 $Task -Portable")
+        }
+    }
+
+    # The self-contained module folder: manifest, module dlls, format file, help, the server.
     if (Test-Path $moduleDir) { Remove-Item $moduleDir -Recurse -Force }
     New-Item -ItemType Directory -Path $moduleDir | Out-Null
     Copy-Item -Path (Join-Path $root "src/RaftPS.Module/bin/$configuration/net8.0/*") -Destination $moduleDir -Recurse
     $serverDir = Join-Path $moduleDir 'server'
     if ($Portable) {
         Copy-Item -Path (Join-Path $root "src/RaftServer/bin/$configuration/net10.0") -Destination $serverDir -Recurse
-        return
+        # Without the build's apphost (RaftServer[.exe], a launcher that needs an installed runtime
+        # it may not find): server/RaftServer in the module folder always means the native server,
+        # and this layout runs as `dotnet RaftServer.dll`.
+        Remove-Item (Join-Path $serverDir $serverExe)
+    } else {
+        # Only the executable: its debug symbols (RaftServer.dbg) stay in out/server-native.
+        New-Item -ItemType Directory -Path $serverDir | Out-Null
+        Copy-Item -Path (Join-Path $nativeDir $serverExe) -Destination $serverDir
     }
-    # Native AOT for this machine's runtime identifier (--use-current-runtime). Trim and AOT warnings
-    # are errors (RaftServer.csproj), so a reflection use the compiler cannot follow fails here.
-    try {
-        Invoke-Native dotnet @('publish', (Join-Path $root 'src/RaftServer/RaftServer.csproj'), '-c', $configuration,
-            '--use-current-runtime', '-o', $nativeDir, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
-    } catch {
-        throw ("The Native AOT publish of the server failed ($($_.Exception.Message)). It needs the platform's " +
-            "native toolchain (gcc or clang and a linker on Linux, the C++ build tools of Visual Studio on Windows, " +
-            "Xcode's command line tools on macOS). Without one, build the framework-dependent server with: " +
-            "dotnet pwsh ./build.ps1 $Task -Portable")
-    }
-    New-Item -ItemType Directory -Path $serverDir | Out-Null
-    Copy-Item -Path (Join-Path $nativeDir $serverExe) -Destination $serverDir
 }
 
 # The server the module folder holds: the native executable, or the dll of a -Portable build.
