@@ -244,10 +244,13 @@ public sealed partial class RaftNode
         FlushLeaderWork();
         var hardState = CurrentHardState;
         var softState = CurrentSoftState;
+        var entries = log.TakeUnstable();
         var ready = new Ready
         {
             HardState = hardState != lastHardState ? hardState : null,
-            Entries = log.TakeUnstable(),
+            MustSync = hardState.Term != lastHardState.Term || hardState.VotedFor != lastHardState.VotedFor
+                || entries.Length > 0 || pendingSnapshot is not null,
+            Entries = entries,
             Messages = messages,
             CommittedEntries = log.TakeCommitted(),
             ReadStates = readStates,

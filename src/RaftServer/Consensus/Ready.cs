@@ -30,7 +30,9 @@ public readonly record struct VoteGrant(int Candidate, long Term);
 ///    outcome unknown) client writes waiting on an index the snapshot covers. All of it before
 ///    step 1 persists anything and before any message of this Ready is sent;
 /// 1. persist <see cref="HardState"/> (if set) and append <see cref="Entries"/> (entries at an index
-///    the log already has replace that entry and every one after it), with one fsync;
+///    the log already has replace that entry and every one after it), with one fsync when
+///    <see cref="MustSync"/>; a HardState that only moves the commit index is written without
+///    one (see MustSync);
 /// 2. send <see cref="Messages"/>;
 /// 3. apply <see cref="CommittedEntries"/> in order, then answer <see cref="ReadStates"/> whose
 ///    index is applied.
@@ -56,5 +58,13 @@ public sealed class Ready
     /// stepped in with it.</summary>
     public object? SnapshotData { get; init; }
 
-    public bool MustSync => HardState is not null || Entries.Count > 0 || Snapshot is not null;
+    /// <summary>
+    /// Step 1 must fsync before the messages go: the term or the vote changed, or there are
+    /// entries or a snapshot. A HardState that differs from the last one only in its commit index
+    /// needs no fsync (the commit index is volatile state in the Raft paper's Figure 2: a node
+    /// that restarts with an older one learns the rest from the leader, and nothing it answered
+    /// depended on it). Syncing it anyway cost a leader a second fsync per write before it could
+    /// apply and answer, and a follower one per heartbeat that carried a new commit index.
+    /// </summary>
+    public bool MustSync { get; init; }
 }

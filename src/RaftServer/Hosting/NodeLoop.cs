@@ -402,7 +402,13 @@ public sealed partial class NodeLoop : IDisposable
                 _peers.Send(rd.Messages);
         }
         else
+        {
+            // Only the commit index moved (Ready.MustSync): written, not fsynced, so a leader
+            // applies and answers a write after one fsync, not two, and a follower's heartbeat
+            // response does not wait for the disk.
+            if (rd.HardState is { } commitOnly) _wal.Save(commitOnly, [], sync: false);
             _peers.Send(rd.Messages);
+        }
         if (rd.HardState is { } hs && hs.VotedFor != HardState.NoVote && (hs.VotedFor != _lastVote || hs.Term != _lastVoteTerm))
         {
             _lastVote = hs.VotedFor;

@@ -115,10 +115,13 @@ public sealed class WriteAheadLog : IDisposable
     /// <summary>
     /// Appends <paramref name="entries"/> (replacing any at the same or later indexes) and then
     /// <paramref name="hardState"/>, and fsyncs once. Returns once everything is on disk.
+    /// With <paramref name="sync"/> false the records go to the operating system without an
+    /// fsync (for a hard state that only moves the commit index: <see cref="Consensus.Ready.MustSync"/>);
+    /// they survive a crash of this process, and the next synced Save makes them durable too.
     /// </summary>
     /// <exception cref="InvalidOperationException">the entries are not contiguous or do not continue the log
     /// (start after <see cref="LastIndex"/> + 1, or at or before a compacted index): a log with a gap could not be opened again.</exception>
-    public void Save(HardState? hardState, IReadOnlyList<Entry> entries)
+    public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync = true)
     {
         if (hardState is null && entries.Count == 0) return;
         CheckContinues(entries);
@@ -149,8 +152,8 @@ public sealed class WriteAheadLog : IDisposable
         }
         if (entries.Count > 0) _lastIndex = entries[^1].Index;
 
-        _file.Write(_buffer, 0, n);
-        _file.Flush(flushToDisk: true);
+        _file.Write(_buffer, 0, n); // unbuffered FileStream: a write(2) of its own
+        if (sync) _file.Flush(flushToDisk: true);
         current.Size += n;
         if (_buffer.Length > 4 << 20) _buffer = new byte[256 << 10]; // don't keep a huge buffer after one large batch
     }

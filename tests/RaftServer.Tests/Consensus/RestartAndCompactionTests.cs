@@ -68,6 +68,44 @@ public class RestartAndCompactionTests
     }
 
     [Fact]
+    public void A_ready_that_only_moves_the_commit_index_needs_no_fsync()
+    {
+        var node = Node(1, [1, 2, 3]);
+        node.Step(Append(2, 1, 1, 0, 0, 0, E(1, 1), E(2, 1)));
+        var appended = Take(node);
+        Assert.True(appended.MustSync); // a new term and entries
+        Assert.Equal(2, appended.Entries.Count);
+
+        node.Step(Append(2, 1, 1, 2, 1, 2)); // the leader's next heartbeat commits both
+        var commitOnly = Take(node);
+        Assert.Equal(new HardState(1, HardState.NoVote, 2), commitOnly.HardState);
+        Assert.Empty(commitOnly.Entries);
+        Assert.False(commitOnly.MustSync);
+        Assert.Equal([1L, 2], commitOnly.CommittedEntries.Select(e => e.Index));
+        Assert.NotEmpty(commitOnly.Messages); // the response goes without waiting for a disk
+
+        node.Step(Append(3, 1, 2, 2, 1, 2)); // a new leader in a new term: the term must be durable
+        var newTerm = Take(node);
+        Assert.Equal(2, newTerm.HardState!.Value.Term);
+        Assert.True(newTerm.MustSync);
+    }
+
+    [Fact]
+    public void A_leaders_ready_that_commits_its_entry_needs_no_second_fsync()
+    {
+        var leader = Leader(1, [1, 2, 3]);
+        leader.Propose([7]);
+        var proposed = Take(leader);
+        Assert.True(proposed.MustSync);
+        var entry = Assert.Single(proposed.Entries);
+        leader.Step(new Message { Type = MessageType.AppendResponse, From = 2, To = 1, Term = leader.Term, Index = entry.Index });
+        var committed = Take(leader);
+        Assert.Equal(entry.Index, committed.HardState!.Value.Commit);
+        Assert.False(committed.MustSync);
+        Assert.Equal(entry.Index, Assert.Single(committed.CommittedEntries).Index);
+    }
+
+    [Fact]
     public void Members_are_data_and_node_ids_may_be_zero()
     {
         var node = Node(0, [0, 5, 9]);

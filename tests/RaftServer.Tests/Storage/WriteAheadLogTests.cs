@@ -44,6 +44,20 @@ public sealed class WriteAheadLogTests : IDisposable
     }
 
     [Fact]
+    public void A_commit_index_saved_without_fsync_is_read_back_after_the_process_ends()
+    {
+        using (var wal = Open(out _))
+        {
+            wal.Save(new HardState(1, 0, 0), [E(1, 1, "a"), E(2, 1, "b")]);
+            wal.Save(new HardState(1, 0, 2), [], sync: false); // written, left to the OS
+        }
+        using var again = Open(out var state);
+        Assert.Equal(new HardState(1, 0, 2), state.HardState);
+        Assert.Equal(2, again.LastIndex);
+        Assert.Empty(_logger.Warnings);
+    }
+
+    [Fact]
     public void Entries_at_an_index_the_log_has_replace_it_and_everything_after()
     {
         using (var wal = Open(out _))

@@ -17,6 +17,10 @@ internal sealed class SimNode
 
     // ---- durable: written only by handling a Ready, exactly like the real driver's fsync ----
     public HardState HardState = HardState.Empty;
+    /// <summary>A hard state the driver wrote without an fsync (only the commit index moved,
+    /// <see cref="Ready.MustSync"/> false). The next synced Ready makes it durable; a crash before
+    /// that loses it here (an OS crash's worst case; a killed process would keep it).</summary>
+    private HardState? _unsynced;
     /// <summary>The log: Log[i] has index LogStart + 1 + i (normally LogStart is the snapshot's
     /// index; not after a crash between saving a received snapshot and resetting the log).</summary>
     public readonly List<Entry> Log = new();
@@ -44,6 +48,7 @@ internal sealed class SimNode
 
     public PersistedState Persisted()
     {
+        _unsynced = null; // called on restart: whatever was not fsynced did not survive the crash
         Recover();
         return new()
         {
@@ -94,7 +99,18 @@ internal sealed class SimNode
             Log.Clear();
             LogStart = data.Index;
         }
-        if (ready.HardState is { } hardState) HardState = hardState;
+        if (ready.MustSync)
+        {
+            if (ready.HardState is { } synced) HardState = synced;
+            else if (_unsynced is { } earlier) HardState = earlier; // the fsync covers the earlier write
+            _unsynced = null;
+        }
+        else if (ready.HardState is { } commitOnly)
+        {
+            if (commitOnly.Term != HardState.Term || commitOnly.VotedFor != HardState.VotedFor)
+                throw new InvalidOperationException($"node {Id}: a Ready changes the term or vote ({commitOnly}) without MustSync");
+            _unsynced = commitOnly;
+        }
         if (ready.Entries.Count == 0) return;
         int at = (int)(ready.Entries[0].Index - LogStart - 1);
         if (at < 0) throw new InvalidOperationException($"node {Id}: persisting entry {ready.Entries[0].Index} at or below the snapshot {LogStart}");
