@@ -133,7 +133,13 @@ function Invoke-PesterTests {
     $pester = Get-PesterModulePath
     $runner = Join-Path $root 'tests/RaftPS.Tests/Invoke-PesterFile.ps1'
     $passed = 0; $failed = 0
-    foreach ($file in Get-ChildItem (Join-Path $root 'tests/RaftPS.Tests') -Filter "$PesterFile.Tests.ps1") {
+    $files = @(Get-ChildItem (Join-Path $root 'tests/RaftPS.Tests') -Filter "$PesterFile.Tests.ps1")
+    if ($files.Count -eq 0) {
+        # A mistyped -PesterFile must not pass by running nothing.
+        Write-Host "no Pester file matches '$PesterFile.Tests.ps1' in tests/RaftPS.Tests (-PesterFile takes a name stem such as Cluster)"
+        return [pscustomobject]@{ Passed = 0; Failed = 1 }
+    }
+    foreach ($file in $files) {
         # A fresh pwsh per file: a loaded module dll cannot be reloaded in one process.
         $resultPath = Join-Path ([IO.Path]::GetTempPath()) "raftps-pester-$([guid]::NewGuid()).json"
         & dotnet pwsh -NoProfile -NonInteractive -File $runner -PesterPath $pester -TestPath $file.FullName -ResultPath $resultPath | Out-Host
