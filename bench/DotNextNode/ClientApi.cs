@@ -63,9 +63,9 @@ sealed class ClientApi(IRaftCluster cluster, KvStateMachine state, ClusterConfig
             RequireLeader();
             try
             {
-                // DotNext's linearizable read: the leader confirms it still leads (a round of
-                // heartbeats to a majority, or its lease) and waits until its commit index is applied.
-                await cluster.ApplyReadBarrierAsync(context.CancellationToken);
+                // DotNext's linearizable read (Strong, what the extension without a type uses): the
+                // leader confirms it still leads and waits until its commit index is applied.
+                await cluster.ApplyReadBarrierAsync(ReadBarrierType.Strong, context.CancellationToken);
             }
             catch (NotLeaderException)
             {

@@ -1,4 +1,5 @@
 // DotNextNode ID --config FILE --data-dir DIR [--log-level LEVEL] [--election-ms LOWER-UPPER] [--request-timeout-ms N]
+//             [--snapshot-entries N]
 //
 // One member of a 3-node DotNext Raft cluster serving RaftPS's client gRPC service: a third target
 // for RaftPS.Bench (its "raftps" target drives it). The config file is RaftPS's: "ID HOST PORT" per
@@ -16,6 +17,7 @@ if (args.Length < 1 || !int.TryParse(args[0], out var selfId))
 string? configPath = null, dataDir = null;
 var logLevel = LogLevel.Warning;
 int? lowerElection = null, upperElection = null, requestTimeout = null;
+var snapshotEvery = KvStateMachine.DefaultSnapshotEvery;
 for (var i = 1; i < args.Length; i++)
 {
     switch (args[i])
@@ -28,6 +30,8 @@ for (var i = 1; i < args.Length; i++)
             lowerElection = l1; upperElection = h1; i++; break;
         case "--request-timeout-ms" when i + 1 < args.Length && int.TryParse(args[i + 1], out var rt) && rt > 0:
             requestTimeout = rt; i++; break;
+        case "--snapshot-entries" when i + 1 < args.Length && long.TryParse(args[i + 1], out var se) && se > 0:
+            snapshotEvery = se; i++; break;
         default: return Usage($"unknown or incomplete option '{args[i]}'");
     }
 }
@@ -67,7 +71,7 @@ members.Build();
 
 // The log: DotNext's WriteAheadLog under DIR/wal, the state machine's snapshots under DIR/snapshots.
 Directory.CreateDirectory(dataDir);
-var stateMachine = new KvStateMachine(new DirectoryInfo(Path.Combine(dataDir, "snapshots")));
+var stateMachine = new KvStateMachine(new DirectoryInfo(Path.Combine(dataDir, "snapshots")), snapshotEvery);
 await stateMachine.RestoreAsync();
 var walOptions = new WriteAheadLog.Options
 {
@@ -116,7 +120,7 @@ return 0;
 
 static int Usage(string why)
 {
-    Console.Error.WriteLine($"DotNextNode: {why}\nusage: DotNextNode ID --config FILE --data-dir DIR [--log-level warning] [--election-ms 150-300] [--request-timeout-ms N]");
+    Console.Error.WriteLine($"DotNextNode: {why}\nusage: DotNextNode ID --config FILE --data-dir DIR [--log-level warning] [--election-ms 150-300] [--request-timeout-ms N] [--snapshot-entries 50000]");
     return 2;
 }
 
