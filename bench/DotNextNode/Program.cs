@@ -1,5 +1,5 @@
 // DotNextNode ID --config FILE --data-dir DIR [--log-level LEVEL] [--election-ms LOWER-UPPER] [--request-timeout-ms N]
-//             [--snapshot-entries N]
+//             [--snapshot-entries N] [--wal-chunk-bytes N]
 //
 // One member of a 3-node DotNext Raft cluster serving RaftPS's client gRPC service: a third target
 // for RaftPS.Bench (its "raftps" target drives it). The config file is RaftPS's: "ID HOST PORT" per
@@ -18,6 +18,7 @@ string? configPath = null, dataDir = null;
 var logLevel = LogLevel.Warning;
 int? lowerElection = null, upperElection = null, requestTimeout = null;
 var snapshotEvery = KvStateMachine.DefaultSnapshotEvery;
+int? chunkSize = null;
 for (var i = 1; i < args.Length; i++)
 {
     switch (args[i])
@@ -32,6 +33,8 @@ for (var i = 1; i < args.Length; i++)
             requestTimeout = rt; i++; break;
         case "--snapshot-entries" when i + 1 < args.Length && long.TryParse(args[i + 1], out var se) && se > 0:
             snapshotEvery = se; i++; break;
+        case "--wal-chunk-bytes" when i + 1 < args.Length && int.TryParse(args[i + 1], out var cs) && cs > 0:
+            chunkSize = cs; i++; break;
         default: return Usage($"unknown or incomplete option '{args[i]}'");
     }
 }
@@ -73,9 +76,13 @@ members.Build();
 Directory.CreateDirectory(dataDir);
 var stateMachine = new KvStateMachine(new DirectoryInfo(Path.Combine(dataDir, "snapshots")), snapshotEvery);
 await stateMachine.RestoreAsync();
+// ChunkSize (the largest WAL data file) defaults to the OS page size, 4 KiB here: --wal-chunk-bytes
+// overrides it, for an A/B of that default only; it is not a durability setting.
+var walDefaults = new WriteAheadLog.Options { Location = Path.Combine(dataDir, "wal") };
 var walOptions = new WriteAheadLog.Options
 {
     Location = Path.Combine(dataDir, "wal"),
+    ChunkSize = chunkSize ?? walDefaults.ChunkSize,
     // Durability: DotNext's defaults. In 6.12 FlushOnCommit and FlushInterval are obsolete ("always
     // true"; "WAL uses automatic checkpoint on every commit"): every commit is flushed to disk
     // before it completes, on every member. MemoryManagement, NoBuffering, hash: defaults (Describe).
@@ -120,7 +127,7 @@ return 0;
 
 static int Usage(string why)
 {
-    Console.Error.WriteLine($"DotNextNode: {why}\nusage: DotNextNode ID --config FILE --data-dir DIR [--log-level warning] [--election-ms 150-300] [--request-timeout-ms N] [--snapshot-entries 50000]");
+    Console.Error.WriteLine($"DotNextNode: {why}\nusage: DotNextNode ID --config FILE --data-dir DIR [--log-level warning] [--election-ms 150-300] [--request-timeout-ms N] [--snapshot-entries 50000] [--wal-chunk-bytes N]");
     return 2;
 }
 
