@@ -12,9 +12,14 @@
 # RSS per node idle and under load; fail-over (kill -9 of the leader, 5 times) for each; the
 # PowerShell pipeline (Import-Csv | Set-RaftValue) when the module has it; stops every process it
 # started, by PID; writes docs/benchmarks.md and docs/benchmarks.svg.
+# Optional third system: TARGETS="raftps etcd etcd-rafttimers dotnext" adds a 3-node DotNext 6.12
+# Raft cluster (bench/DotNextNode: DotNext.Net.Cluster's TCP transport and WriteAheadLog, serving
+# RaftPS's client service, so RaftPS.Bench drives it as "raftps"); DOTNEXT_ELECTION_MS=LOWER-UPPER
+# sets its election timeouts (empty: DotNext's defaults).
 #
 # Settings (environment): DURATION WARMUP ROUNDS CONCURRENCY WORKLOADS CHANNELS TARGETS SOAK_S
-# FAILOVER PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS OUT KEEP_WORK NOTE (a line for the report).
+# FAILOVER PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS DOTNEXT_ELECTION_MS OUT KEEP_WORK
+# NOTE (a line for the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,6 +38,7 @@ ROOT=$PWD
 # RaftPS's default timers, passed explicitly to RaftPS and to the second etcd cluster.
 : "${RAFTPS_HEARTBEAT_MS:=50}"
 : "${RAFTPS_ELECTION_MS:=250}"
+: "${DOTNEXT_ELECTION_MS:=}"  # LOWER-UPPER for the dotnext target; empty = DotNext's defaults
 ETCD_HEARTBEAT_MS=100
 ETCD_ELECTION_MS=1000
 
@@ -61,6 +67,8 @@ dotnet build bench/RaftPS.Bench/RaftPS.Bench.csproj -c Release -nologo -v q -clp
 BENCH=(dotnet "$ROOT/bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll")
 # The server the module ships: build.ps1 publishes it Native AOT into the module folder.
 SERVER="$ROOT/out/RaftPS/server/RaftServer"
+# The DotNext target (built with RaftPS.sln above; JIT'd, runs under dotnet).
+DOTNEXT_NODE="$ROOT/bench/DotNextNode/bin/Release/net10.0/DotNextNode.dll"
 
 # On the same ext4 disk as the repository (not tmpfs: fsync must be real).
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/raftps-bench.XXXXXX")
@@ -92,7 +100,7 @@ stop_cluster() { # name
 
 cleanup() {
     local status=$?
-    for name in raftps etcd etcd-rafttimers; do stop_cluster "$name"; done
+    for name in raftps etcd etcd-rafttimers dotnext; do stop_cluster "$name"; done
     if [[ ${KEEP_WORK:-0} == 1 || $status != 0 ]]; then log "kept $WORK (logs)"; else rm -rf "$WORK"; fi
     exit "$status"
 }
@@ -142,6 +150,28 @@ start_raftps() { # name heartbeat-ms election-ms
     ENDPOINTS[$name]=$clients; KIND[$name]=raftps
 }
 
+start_dotnext() { # name
+    local name=$1 i
+    local ports; mapfile -t ports < <("${BENCH[@]}" free-ports --count 6)
+    mkdir -p "$WORK/$name"
+    local conf="$WORK/$name/config.conf"
+    : > "$conf"
+    # ID HOST CLIENT-PORT RAFT-PORT: the fourth column is DotNextNode's own (DotNext's TCP transport).
+    for i in 0 1 2; do echo "$i 127.0.0.1 ${ports[$((i * 2))]} ${ports[$((i * 2 + 1))]}" >> "$conf"; done
+    : > "$WORK/$name.pids"
+    local clients=""
+    for i in 0 1 2; do
+        (cd "$WORK/$name" && exec dotnet "$DOTNEXT_NODE" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
+            ${DOTNEXT_ELECTION_MS:+--election-ms "$DOTNEXT_ELECTION_MS"} --log-level warning \
+            >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null) &
+        echo $! >> "$WORK/$name.pids"
+        disown $!
+        clients+="${clients:+,}127.0.0.1:${ports[$((i * 2))]}"
+    done
+    # It speaks RaftPS's client protocol: the benchmark's raftps target drives it.
+    ENDPOINTS[$name]=$clients; KIND[$name]=raftps
+}
+
 target_args() { echo --target "${KIND[$1]}" --endpoints "${ENDPOINTS[$1]}"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -160,6 +190,11 @@ for t in $TARGETS; do
             start_raftps raftps "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" ;;
         etcd) start_etcd etcd "$ETCD_HEARTBEAT_MS" "$ETCD_ELECTION_MS" ;;
         etcd-rafttimers) start_etcd etcd-rafttimers "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" ;;
+        dotnext)
+            if [[ ! -f $DOTNEXT_NODE ]]; then log "no $DOTNEXT_NODE: skipping DotNext"; continue; fi
+            printf '{"kind":"meta","name":"DotNext","value":"DotNext.Net.Cluster 6.12.0 (bench/DotNextNode, JIT), TCP transport, WriteAheadLog (flush on every commit, 6.12 default), election %s ms"}\n' \
+                "${DOTNEXT_ELECTION_MS:-150-300 (default)}" >> "$RESULTS"
+            start_dotnext dotnext ;;
         *) log "unknown target $t"; exit 2 ;;
     esac
 done
@@ -259,6 +294,8 @@ dotnet bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll run --target raft
     --workloads put|get|mixed --concurrency C --warmup $WARMUP --duration $DURATION --channels $CHANNELS --no-preload --pids-file PIDS --json results.jsonl
 # RaftPS nodes (the Native AOT server that dotnet pwsh ./build.ps1 build lays out):
 out/RaftPS/server/RaftServer ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS --quiet --log-level warning
+# DotNext members (TARGETS with dotnext; config lines "ID 127.0.0.1 CLIENT-PORT RAFT-PORT"):
+dotnet bench/DotNextNode/bin/Release/net10.0/DotNextNode.dll ID --config config.conf --data-dir DIR --log-level warning${DOTNEXT_ELECTION_MS:+ --election-ms $DOTNEXT_ELECTION_MS}
 # etcd members (and again with --heartbeat-interval $RAFTPS_HEARTBEAT_MS --election-timeout $RAFTPS_ELECTION_MS for etcd-rafttimers):
 etcd --name etcd-I --data-dir DIR --listen-client-urls http://127.0.0.1:C --advertise-client-urls http://127.0.0.1:C \\
     --listen-peer-urls http://127.0.0.1:P --initial-advertise-peer-urls http://127.0.0.1:P --initial-cluster ... --initial-cluster-state new \\
