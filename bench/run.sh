@@ -108,6 +108,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 declare -A ENDPOINTS KIND
+
+launch() { # name index command...: one node in $WORK/<name>, output to its log, PID kept for stop_cluster
+    local name=$1 i=$2; shift 2
+    (cd "$WORK/$name" && exec "$@" >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null) &
+    echo $! >> "$WORK/$name.pids"
+    disown $!   # stopped by PID below; no job-control noise when one is killed
+}
+
 start_etcd() { # name heartbeat-ms election-ms
     local name=$1 hb=$2 et=$3 i cluster="" clients=""
     local ports; mapfile -t ports < <("${BENCH[@]}" free-ports --count 6)
@@ -116,15 +124,12 @@ start_etcd() { # name heartbeat-ms election-ms
     : > "$WORK/$name.pids"
     for i in 0 1 2; do
         local client=${ports[$((i * 2))]} peer=${ports[$((i * 2 + 1))]}
-        etcd --name "$name-$i" --data-dir "$WORK/$name/data-$i" \
+        launch "$name" "$i" etcd --name "$name-$i" --data-dir "$WORK/$name/data-$i" \
             --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
             --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
             --initial-cluster "$cluster" --initial-cluster-token "$name-$$" --initial-cluster-state new \
             --heartbeat-interval "$hb" --election-timeout "$et" \
-            --quota-backend-bytes 8589934592 --logger zap --log-level warn \
-            >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null &
-        echo $! >> "$WORK/$name.pids"
-        disown $!   # stopped by PID below; no job-control noise when one is killed
+            --quota-backend-bytes 8589934592 --logger zap --log-level warn
         clients+="${clients:+,}127.0.0.1:$client"
     done
     ENDPOINTS[$name]=$clients; KIND[$name]=etcd
@@ -140,11 +145,8 @@ start_raftps() { # name heartbeat-ms election-ms
     : > "$WORK/$name.pids"
     local clients=""
     for i in 0 1 2; do
-        (cd "$WORK/$name" && exec "$SERVER" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
-            --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning \
-            >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null) &
-        echo $! >> "$WORK/$name.pids"
-        disown $!
+        launch "$name" "$i" "$SERVER" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
+            --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning
         clients+="${clients:+,}127.0.0.1:${ports[$i]}"
     done
     ENDPOINTS[$name]=$clients; KIND[$name]=raftps
@@ -161,11 +163,8 @@ start_dotnext() { # name
     : > "$WORK/$name.pids"
     local clients=""
     for i in 0 1 2; do
-        (cd "$WORK/$name" && exec dotnet "$DOTNEXT_NODE" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
-            ${DOTNEXT_ELECTION_MS:+--election-ms "$DOTNEXT_ELECTION_MS"} --log-level warning \
-            >> "$WORK/$name/node-$i.log" 2>&1 < /dev/null) &
-        echo $! >> "$WORK/$name.pids"
-        disown $!
+        launch "$name" "$i" dotnet "$DOTNEXT_NODE" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
+            ${DOTNEXT_ELECTION_MS:+--election-ms "$DOTNEXT_ELECTION_MS"} --log-level warning
         clients+="${clients:+,}127.0.0.1:${ports[$((i * 2))]}"
     done
     # It speaks RaftPS's client protocol: the benchmark's raftps target drives it.
