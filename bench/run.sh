@@ -18,7 +18,8 @@
 # sets its election timeouts (empty: DotNext's defaults).
 #
 # Settings (environment): DURATION WARMUP ROUNDS CONCURRENCY WORKLOADS CHANNELS TARGETS SOAK_S
-# FAILOVER PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS DOTNEXT_ELECTION_MS OUT KEEP_WORK
+# FAILOVER PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS DOTNEXT_ELECTION_MS
+# DOTNEXT_REQUEST_TIMEOUT_MS OUT KEEP_WORK
 # NOTE (a line for the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ ROOT=$PWD
 : "${RAFTPS_HEARTBEAT_MS:=50}"
 : "${RAFTPS_ELECTION_MS:=250}"
 : "${DOTNEXT_ELECTION_MS:=}"  # LOWER-UPPER for the dotnext target; empty = DotNext's defaults
+: "${DOTNEXT_REQUEST_TIMEOUT_MS:=}"  # its Raft RPC timeout; empty = DotNext's default
 ETCD_HEARTBEAT_MS=100
 ETCD_ELECTION_MS=1000
 
@@ -164,7 +166,8 @@ start_dotnext() { # name
     local clients=""
     for i in 0 1 2; do
         launch "$name" "$i" dotnet "$DOTNEXT_NODE" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
-            ${DOTNEXT_ELECTION_MS:+--election-ms "$DOTNEXT_ELECTION_MS"} --log-level warning
+            ${DOTNEXT_ELECTION_MS:+--election-ms "$DOTNEXT_ELECTION_MS"} \
+            ${DOTNEXT_REQUEST_TIMEOUT_MS:+--request-timeout-ms "$DOTNEXT_REQUEST_TIMEOUT_MS"} --log-level warning
         clients+="${clients:+,}127.0.0.1:${ports[$((i * 2))]}"
     done
     # It speaks RaftPS's client protocol: the benchmark's raftps target drives it.

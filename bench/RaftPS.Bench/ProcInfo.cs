@@ -113,11 +113,14 @@ static class ProcInfo
         p.Kill();
     }
 
+    /// <summary>The servers bench/run.sh starts: the only processes the fail-over mode may kill.</summary>
+    private static readonly string[] KillableServers = ["etcd", "RaftServer", "DotNextNode"];
+
     public static void CheckIsServer(int pid)
     {
         if (!IsAlive(pid)) throw new InvalidOperationException($"process {pid} is not running");
         var cmd = string.Join(' ', CommandLine(pid));
-        if (!cmd.Contains("etcd", StringComparison.Ordinal) && !cmd.Contains("RaftServer", StringComparison.Ordinal))
-            throw new InvalidOperationException($"process {pid} ({cmd}) is neither etcd nor RaftServer: refusing to kill it");
+        if (!KillableServers.Any(name => cmd.Contains(name, StringComparison.Ordinal)))
+            throw new InvalidOperationException($"process {pid} ({cmd}) is none of {string.Join(", ", KillableServers)}: refusing to kill it");
     }
 }
