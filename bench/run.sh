@@ -12,10 +12,12 @@
 # RSS per node idle and under load; fail-over (kill -9 of the leader, 5 times) for each; the
 # PowerShell pipeline (Import-Csv | Set-RaftValue) when the module has it; stops every process it
 # started, by PID; writes docs/benchmarks.md and docs/benchmarks.svg.
-# Optional third system: TARGETS="raftps etcd etcd-rafttimers dotnext" adds a 3-node DotNext 6.12
-# Raft cluster (bench/DotNextNode: DotNext.Net.Cluster's TCP transport and WriteAheadLog, serving
-# RaftPS's client service, so RaftPS.Bench drives it as "raftps"); DOTNEXT_ELECTION_MS=LOWER-UPPER
-# sets its election timeouts (empty: DotNext's defaults).
+# Third system (TARGETS default includes it): "dotnext", a 3-node DotNext 6.12 Raft cluster
+# (bench/DotNextNode: DotNext.Net.Cluster's TCP transport and WriteAheadLog, serving RaftPS's
+# client service, so RaftPS.Bench drives it as "raftps"). DOTNEXT_ELECTION_MS=LOWER-UPPER and
+# DOTNEXT_REQUEST_TIMEOUT_MS set its election and Raft RPC timeouts: 300-600 ms and 300 ms by
+# default, twice DotNext's own 150-300 / 150, because with DotNext's defaults its leader changed
+# under load here (2 of 3 trial runs); empty values keep DotNext's defaults.
 #
 # Settings (environment): DURATION WARMUP ROUNDS CONCURRENCY WORKLOADS CHANNELS TARGETS SOAK_S
 # FAILOVER PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS DOTNEXT_ELECTION_MS
@@ -31,7 +33,7 @@ ROOT=$PWD
 : "${CONCURRENCY:=1,16,64,256}"
 : "${WORKLOADS:=put,get,mixed}"
 : "${CHANNELS:=4}"           # HTTP/2 channels in the client's pool
-: "${TARGETS:=raftps etcd etcd-rafttimers}"
+: "${TARGETS:=raftps etcd etcd-rafttimers dotnext}"
 : "${SOAK_S:=60}"            # the saturating run (put, C=256); 0 = skip
 : "${FAILOVER:=1}"
 : "${PIPELINE:=1}"
@@ -39,8 +41,8 @@ ROOT=$PWD
 # RaftPS's default timers, passed explicitly to RaftPS and to the second etcd cluster.
 : "${RAFTPS_HEARTBEAT_MS:=50}"
 : "${RAFTPS_ELECTION_MS:=250}"
-: "${DOTNEXT_ELECTION_MS:=}"  # LOWER-UPPER for the dotnext target; empty = DotNext's defaults
-: "${DOTNEXT_REQUEST_TIMEOUT_MS:=}"  # its Raft RPC timeout; empty = DotNext's default
+: "${DOTNEXT_ELECTION_MS=300-600}"        # LOWER-UPPER for the dotnext target; empty = DotNext's default (150-300)
+: "${DOTNEXT_REQUEST_TIMEOUT_MS=300}"      # its Raft RPC timeout; empty = DotNext's default (150)
 ETCD_HEARTBEAT_MS=100
 ETCD_ELECTION_MS=1000
 
@@ -194,8 +196,8 @@ for t in $TARGETS; do
         etcd-rafttimers) start_etcd etcd-rafttimers "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" ;;
         dotnext)
             if [[ ! -f $DOTNEXT_NODE ]]; then log "no $DOTNEXT_NODE: skipping DotNext"; continue; fi
-            printf '{"kind":"meta","name":"DotNext","value":"DotNext.Net.Cluster 6.12.0 (bench/DotNextNode, JIT), TCP transport, WriteAheadLog (flush on every commit, 6.12 default), election %s ms"}\n' \
-                "${DOTNEXT_ELECTION_MS:-150-300 (default)}" >> "$RESULTS"
+            printf '{"kind":"meta","name":"DotNext","value":"DotNext.Net.Cluster 6.12.0 (bench/DotNextNode, JIT), TCP transport, WriteAheadLog (flush on every commit, 6.12 default), election %s ms, request timeout %s ms"}\n' \
+                "${DOTNEXT_ELECTION_MS:-150-300 (default)}" "${DOTNEXT_REQUEST_TIMEOUT_MS:-150 (default)}" >> "$RESULTS"
             start_dotnext dotnext ;;
         *) log "unknown target $t"; exit 2 ;;
     esac
@@ -297,7 +299,7 @@ dotnet bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll run --target raft
 # RaftPS nodes (the Native AOT server that dotnet pwsh ./build.ps1 build lays out):
 out/RaftPS/server/RaftServer ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS --quiet --log-level warning
 # DotNext members (TARGETS with dotnext; config lines "ID 127.0.0.1 CLIENT-PORT RAFT-PORT"):
-dotnet bench/DotNextNode/bin/Release/net10.0/DotNextNode.dll ID --config config.conf --data-dir DIR --log-level warning${DOTNEXT_ELECTION_MS:+ --election-ms $DOTNEXT_ELECTION_MS}
+dotnet bench/DotNextNode/bin/Release/net10.0/DotNextNode.dll ID --config config.conf --data-dir DIR --log-level warning${DOTNEXT_ELECTION_MS:+ --election-ms $DOTNEXT_ELECTION_MS}${DOTNEXT_REQUEST_TIMEOUT_MS:+ --request-timeout-ms $DOTNEXT_REQUEST_TIMEOUT_MS}
 # etcd members (and again with --heartbeat-interval $RAFTPS_HEARTBEAT_MS --election-timeout $RAFTPS_ELECTION_MS for etcd-rafttimers):
 etcd --name etcd-I --data-dir DIR --listen-client-urls http://127.0.0.1:C --advertise-client-urls http://127.0.0.1:C \\
     --listen-peer-urls http://127.0.0.1:P --initial-advertise-peer-urls http://127.0.0.1:P --initial-cluster ... --initial-cluster-state new \\

@@ -99,7 +99,8 @@ public static class ServerHost
         }
 
         var exitCode = 0;
-        await using var peers = new PeerTransport(settings.Id, config.Nodes, loggerFactory.CreateLogger("RaftServer.Transport"));
+        var transportLogger = loggerFactory.CreateLogger("RaftServer.Transport");
+        await using var peers = new PeerTransport(settings.Id, config.Nodes, transportLogger);
         WebApplication? app = null;
         using var loop = new NodeLoop(settings, config, storage, recovered, peers, loggerFactory, e =>
         {
@@ -146,7 +147,12 @@ public static class ServerHost
             k.Limits.Http2.InitialConnectionWindowSize = 8 << 20;
             k.Limits.Http2.InitialStreamWindowSize = 4 << 20;
             k.Limits.MinRequestBodyDataRate = null;
-            k.Listen(listenAddress, self.Port, o => o.Protocols = HttpProtocols.Http2);
+            k.Listen(listenAddress, self.Port, o =>
+            {
+                o.Protocols = HttpProtocols.Http2;
+                // Peers' message connections share the port; everything else is HTTP/2 (gRPC).
+                o.Use(PeerListener.Middleware(() => loop.View.Suspended, batch => PeerInbox.Deliver(loop, batch), transportLogger));
+            });
         });
         app = builder.Build();
         app.MapGrpcService<PeerService>();

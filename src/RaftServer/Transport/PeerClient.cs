@@ -9,11 +9,12 @@ using P = RaftPS.Protocol;
 namespace RaftServer.Transport;
 
 /// <summary>
-/// The link to one peer: one long-lived gRPC channel (HTTP/2, h2c) carrying one client stream of
-/// <see cref="P.MessageBatch"/>es, fed from a bounded queue so a slow or dead peer never blocks
-/// the node loop. A broken stream is reopened with exponential backoff (50 ms to 500 ms); batches
-/// queued meanwhile are dropped (Raft retransmits what matters). The same channel serves calls
-/// to the peer's client service (a follower forwarding writes to the leader).
+/// The link to one peer: one long-lived TCP connection carrying <see cref="P.MessageBatch"/>
+/// frames (<see cref="PeerWire"/>), fed from a bounded queue so a slow or dead peer never blocks
+/// the node loop. A broken connection is reopened with exponential backoff (50 ms to 500 ms);
+/// batches queued meanwhile are dropped (Raft retransmits what matters). A gRPC channel (HTTP/2,
+/// h2c) to the same port serves calls to the peer's client service (a follower forwarding writes
+/// to the leader).
 /// A connection that breaks is retried at once, and a refused connection is reported
 /// (<see cref="Refused"/>): that is how a follower learns within a round trip that its leader's
 /// process was killed or stopped, instead of after an election timeout of silence.
@@ -22,26 +23,26 @@ public sealed class PeerClient : IAsyncDisposable
 {
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan DeadPeerTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>The frame being sent (only the runner task writes it).</summary>
+    private byte[] _frame = new byte[64 << 10];
 
     private readonly Channel<P.MessageBatch> _queue = Channel.CreateBounded<P.MessageBatch>(
         new BoundedChannelOptions(512) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true });
     private readonly CancellationTokenSource _stop = new();
     private readonly GrpcChannel _channel;
-    private readonly P.RaftPeer.RaftPeerClient _peer;
     private readonly ILogger _logger;
     private readonly Task _runner;
     private volatile bool _paused;
 
     public NodeAddress Address { get; }
     public P.RaftClient.RaftClientClient Client { get; }
-    /// <summary>The stream is open (the last write went through).</summary>
+    /// <summary>The connection is open (the preface went through).</summary>
     public bool Connected { get; private set; }
 
-    private readonly int _self;
-
-    public PeerClient(int self, NodeAddress address, ILogger logger)
+    public PeerClient(NodeAddress address, ILogger logger)
     {
-        _self = self;
         Address = address;
         _logger = logger;
         var handler = new SocketsHttpHandler
@@ -58,14 +59,13 @@ public sealed class PeerClient : IAsyncDisposable
         {
             // An HttpClient rather than the handler itself: given a SocketsHttpHandler, the channel
             // manages the connection itself (client-side load balancing's connectivity checks), and
-            // then a call fails 100-200 ms after the peer's process died; through an HttpClient it
-            // fails as soon as the connection ends. Reconnecting is this class's job anyway.
+            // then a forwarded call fails 100-200 ms after the peer's process died; through an
+            // HttpClient it fails as soon as the connection ends.
             HttpClient = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan },
             DisposeHttpClient = true,
             MaxReceiveMessageSize = 64 << 20,
             MaxSendMessageSize = null,
         });
-        _peer = new P.RaftPeer.RaftPeerClient(_channel);
         Client = new P.RaftClient.RaftClientClient(_channel);
         _runner = Task.Run(RunAsync);
     }
@@ -141,27 +141,32 @@ public sealed class PeerClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Opens the stream and feeds it until it breaks. Returns why it ended: the call's failure,
-    /// or null when the peer closed it (it is stopping) or this node is stopping or pausing.
+    /// Opens the connection (<see cref="PeerWire"/>) and feeds it until it breaks. Returns why it
+    /// ended: the failure, or null when this node is stopping or pausing.
     /// </summary>
     private async Task<Exception?> StreamAsync(ChannelReader<P.MessageBatch> reader, CancellationToken stop)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop);
         _pauseCts = linked;
-        using var call = _peer.Stream(cancellationToken: linked.Token);
-        // Watch the response: it ends the moment the connection does (a killed process's sockets
-        // are closed by the kernel at once), while the loop below may wait long for something to
-        // send (a follower sends to a dead leader only when its election timer fires).
-        _ = call.ResponseAsync.ContinueWith(static (_, state) => CancelQuietly((CancellationTokenSource)state!), linked,
-            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        ConfigureDeadPeerDetection(socket);
+        Exception? ended = null;
         try
         {
-            var stream = call.RequestStream;
-            // Connect now rather than with the first real message, so that message (often a
-            // pre-vote at start-up) does not wait for the connection: an empty batch says hello.
-            await stream.WriteAsync(new P.MessageBatch { From = _self }, linked.Token);
+            using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(linked.Token))
+            {
+                connectTimeout.CancelAfter(ConnectTimeout);
+                await socket.ConnectAsync(Address.Host, Address.Port, connectTimeout.Token);
+            }
+            PeerWire.Preface.CopyTo(_frame);
+            await SendAllAsync(socket, _frame.AsMemory(0, PeerWire.Preface.Length), linked.Token);
             Connected = true;
             _logger.LogDebug("Connected to node {Peer}", Address);
+            // Watch the connection: the peer never sends on it, so a receive ends only when the
+            // connection does (a killed process's sockets are closed by the kernel at once),
+            // while the loop below may wait long for something to send (a follower sends to a
+            // dead leader only when its election timer fires).
+            _ = WatchAsync(socket, linked, e => ended = e);
             while (true)
             {
                 while (reader.TryRead(out var batch))
@@ -169,19 +174,67 @@ public sealed class PeerClient : IAsyncDisposable
                     // Batches that queued up while the last write was in flight go out as one.
                     for (var merged = 0; merged < 8 && reader.TryPeek(out _) && reader.TryRead(out var next); merged++)
                         batch.Messages.AddRange(next.Messages);
-                    await stream.WriteAsync(batch, linked.Token);
+                    var length = PeerWire.Write(batch, ref _frame);
+                    await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
                 }
-                if (call.ResponseAsync.IsCompleted) break; // the peer ended the stream (suspended, stopping)
                 if (!await reader.WaitToReadAsync(linked.Token)) return null; // disposing
             }
         }
-        catch (Exception e) when (e is RpcException or IOException or InvalidOperationException or OperationCanceledException or HttpRequestException)
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
             if (stop.IsCancellationRequested || _paused) return null;
-            // Our own cancellation (above) or a failed write: the response says what happened.
-            if (!call.ResponseAsync.IsCompleted) return e;
+            // Cancelled by the watcher: it says how the connection ended.
+            return e is OperationCanceledException ? ended ?? (Connected ? null : new IOException("the connection to the peer timed out")) : e;
         }
-        return call.ResponseAsync.IsFaulted ? call.ResponseAsync.Exception!.InnerException : null;
+    }
+
+    private static async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        while (data.Length > 0)
+        {
+            var sent = await socket.SendAsync(data, SocketFlags.None, ct);
+            data = data[sent..];
+        }
+    }
+
+    private static async Task WatchAsync(Socket socket, CancellationTokenSource cts, Action<Exception> ended)
+    {
+        var one = new byte[1];
+        try
+        {
+            // The peer closed the connection (it stopped, or was killed with nothing unread) or it
+            // sent something it never should: both end the connection.
+            await socket.ReceiveAsync(one, SocketFlags.None, cts.Token);
+            ended(new IOException("the peer closed the connection"));
+        }
+        catch (SocketException e)
+        {
+            ended(e); // reset: a killed process with data unread, or a host that gave up on us
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+            return; // we ended it (stopping, pausing, or a failed send)
+        }
+        CancelQuietly(cts);
+    }
+
+    /// <summary>
+    /// A peer host that dies or is cut off sends no FIN or RST: without this, data would wait
+    /// unacknowledged for the kernel's retransmission limit (minutes). Linux: give up on
+    /// unacknowledged data after <see cref="DeadPeerTimeout"/> (TCP_USER_TIMEOUT), and probe an
+    /// idle connection after 5 s (keep-alive), as the gRPC channel's HTTP/2 pings did.
+    /// </summary>
+    private static void ConfigureDeadPeerDetection(Socket socket)
+    {
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 5);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 1);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 5);
+        if (OperatingSystem.IsLinux())
+        {
+            const int IpProtoTcp = 6, TcpUserTimeout = 18;
+            socket.SetRawSocketOption(IpProtoTcp, TcpUserTimeout, BitConverter.GetBytes((int)DeadPeerTimeout.TotalMilliseconds));
+        }
     }
 
     private static void CancelQuietly(CancellationTokenSource cts)

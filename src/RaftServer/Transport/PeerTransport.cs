@@ -23,7 +23,7 @@ public sealed class PeerTransport : IAsyncDisposable
     {
         _self = self;
         foreach (var m in members)
-            if (m.Id != self) _peers[m.Id] = new PeerClient(self, m, logger);
+            if (m.Id != self) _peers[m.Id] = new PeerClient(m, logger);
     }
 
     public PeerClient? Peer(int id) => _peers.GetValueOrDefault(id);

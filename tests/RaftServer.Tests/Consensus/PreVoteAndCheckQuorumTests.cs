@@ -126,7 +126,7 @@ public class PreVoteAndCheckQuorumTests
         node.Step(new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = 1 });
         node.Step(new Message { Type = MessageType.Vote, From = 3, To = 1, Term = 5, Index = 10, LogTerm = 5 });
         Assert.Equal(1, node.Term);
-        Assert.Empty(Messages(node).Where(m => m.Type == MessageType.VoteResponse));
+        Assert.DoesNotContain(Messages(node), m => m.Type == MessageType.VoteResponse);
 
         // Once the leader has been silent for an election timeout, it votes again.
         Ticks(node, 10);

@@ -25,7 +25,7 @@ public sealed class PeerClientTests
     public async Task A_port_nobody_listens_on_is_reported_as_refused()
     {
         var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var peer = new PeerClient(0, new NodeAddress(1, "127.0.0.1", FreePort()), NullLogger.Instance);
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", FreePort()), NullLogger.Instance);
         peer.Refused = () => refused.TrySetResult();
         await refused.Task.WaitAsync(Patience);
         Assert.False(peer.Connected);
@@ -40,7 +40,7 @@ public sealed class PeerClientTests
         listener.Start();
         int port = ((IPEndPoint)listener.LocalEndpoint).Port;
         var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var peer = new PeerClient(0, new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance);
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance);
         peer.Refused = () => refused.TrySetResult();
 
         using var accepted = await listener.AcceptSocketAsync().WaitAsync(Patience);

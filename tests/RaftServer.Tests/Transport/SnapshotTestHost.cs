@@ -18,8 +18,8 @@ namespace RaftServer.Tests.Transport;
 /// <summary>
 /// One follower's peer endpoint without a node loop: a real Kestrel h2c server on a free loopback
 /// port (configured as ServerHost configures it) whose InstallSnapshot runs a
-/// <see cref="SnapshotReceiver"/> posting into <see cref="Posted"/>, and whose Stream records
-/// batches. Members are nodes 1 to 3; this node is <see cref="Self"/>.
+/// <see cref="SnapshotReceiver"/> posting into <see cref="Posted"/>, and whose peer connections
+/// (<see cref="PeerListener"/>) record batches. Members are nodes 1 to 3; this node is <see cref="Self"/>.
 /// </summary>
 internal sealed class SnapshotTestHost : IAsyncDisposable
 {
@@ -33,7 +33,7 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
     public volatile bool Suspended;
     /// <summary>Every list the receiver posted to "the loop".</summary>
     public ConcurrentQueue<List<Message>> Posted { get; } = new();
-    /// <summary>Non-empty batches that arrived on the ordinary peer stream.</summary>
+    /// <summary>Non-empty batches that arrived on the ordinary peer connection.</summary>
     public Channel<P.MessageBatch> Batches { get; } = Channel.CreateUnbounded<P.MessageBatch>();
     public SnapshotReceiver Receiver { get; }
 
@@ -50,6 +50,8 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
 
     public static async Task<SnapshotTestHost> StartAsync(FakeSnapshotSink sink, TestLogger logger, int self = 2)
     {
+        // The service finds the host through DI; the host exists only once the port is known.
+        var holder = new HostHolder();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
@@ -63,10 +65,16 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
             k.Limits.Http2.InitialConnectionWindowSize = 8 << 20;
             k.Limits.Http2.InitialStreamWindowSize = StreamWindowBytes;
             k.Limits.MinRequestBodyDataRate = null;
-            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
+            // As ServerHost: peer message connections share the port (PeerListener).
+            k.Listen(IPAddress.Loopback, 0, o =>
+            {
+                o.Protocols = HttpProtocols.Http2;
+                o.Use(PeerListener.Middleware(() => holder.Host?.Suspended ?? false, batch =>
+                {
+                    if (batch.Messages.Count > 0) holder.Host!.Batches.Writer.TryWrite(batch);
+                }, logger));
+            });
         });
-        // The service finds the host through DI; the host exists only once the port is known.
-        var holder = new HostHolder();
         builder.Services.AddSingleton(holder);
         var app = builder.Build();
         app.MapGrpcService<TestPeerService>();
@@ -102,20 +110,6 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
     {
         public override Task<P.SnapshotAck> InstallSnapshot(IAsyncStreamReader<P.SnapshotChunk> requestStream, ServerCallContext context) =>
             holder.Host!.Receiver.ReceiveAsync(requestStream, context.CancellationToken);
-
-        public override async Task<P.StreamClosed> Stream(IAsyncStreamReader<P.MessageBatch> requestStream, ServerCallContext context)
-        {
-            try
-            {
-                while (await requestStream.MoveNext(context.CancellationToken))
-                    if (requestStream.Current.Messages.Count > 0) holder.Host!.Batches.Writer.TryWrite(requestStream.Current);
-            }
-            catch (OperationCanceledException)
-            {
-                // the client went away or the host is stopping
-            }
-            return new P.StreamClosed();
-        }
     }
 }
 

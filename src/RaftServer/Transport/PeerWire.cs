@@ -1,0 +1,61 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Google.Protobuf;
+using P = RaftPS.Protocol;
+
+namespace RaftServer.Transport;
+
+/// <summary>
+/// The framing of a peer message stream: a plain TCP connection to the peer's port that opens
+/// with <see cref="Preface"/>, then carries one <see cref="P.MessageBatch"/> per frame (a 4-byte
+/// little-endian length, then the protobuf bytes). One way only: replies travel on the peer's
+/// own connection to us. Not gRPC for this one path because it is the latency of every Raft round
+/// (a read's heartbeat round, a write's append): HTTP/2 framing and its extra thread hand-offs
+/// cost about 100 us per round trip here (docs/server.md, "Peer messages").
+/// </summary>
+public static class PeerWire
+{
+    /// <summary>Sent once when the connection opens. Its first byte is not 'P', the first byte of
+    /// the HTTP/2 preface, so the listener can tell the two apart by one byte.</summary>
+    public static ReadOnlySpan<byte> Preface => "RAFTPS-PEER/1\n"u8;
+
+    /// <summary>As large as the gRPC peer stream allowed: a batch is at most 4 MiB of entries
+    /// (<see cref="PeerTransport.MaxBatchBytes"/>) plus headers; more is a broken or foreign peer.</summary>
+    public const int MaxFrameBytes = 64 << 20;
+
+    public const int HeaderBytes = 4;
+
+    /// <summary>Writes the frame of <paramref name="batch"/> into <paramref name="buffer"/> (grown if needed); returns its length.</summary>
+    public static int Write(P.MessageBatch batch, ref byte[] buffer)
+    {
+        var size = batch.CalculateSize();
+        if (size > MaxFrameBytes) throw new InvalidOperationException($"a batch of {size} bytes is larger than a frame may be ({MaxFrameBytes})");
+        if (buffer.Length < HeaderBytes + size) buffer = new byte[Math.Max(HeaderBytes + size, buffer.Length * 2)];
+        BinaryPrimitives.WriteInt32LittleEndian(buffer, size);
+        batch.WriteTo(buffer.AsSpan(HeaderBytes, size));
+        return HeaderBytes + size;
+    }
+
+    /// <summary>Takes one whole frame off the front of <paramref name="buffer"/>; false when it has not all arrived yet.</summary>
+    /// <exception cref="InvalidDataException">A length out of range or bytes that are not a MessageBatch.</exception>
+    public static bool TryRead(ref ReadOnlySequence<byte> buffer, out P.MessageBatch batch)
+    {
+        batch = null!;
+        if (buffer.Length < HeaderBytes) return false;
+        Span<byte> header = stackalloc byte[HeaderBytes];
+        buffer.Slice(0, HeaderBytes).CopyTo(header);
+        var size = BinaryPrimitives.ReadInt32LittleEndian(header);
+        if (size is < 0 or > MaxFrameBytes) throw new InvalidDataException($"a frame of {size} bytes (at most {MaxFrameBytes})");
+        if (buffer.Length < HeaderBytes + size) return false;
+        try
+        {
+            batch = P.MessageBatch.Parser.ParseFrom(buffer.Slice(HeaderBytes, size));
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidDataException($"a frame that is not a message batch: {e.Message}", e);
+        }
+        buffer = buffer.Slice(HeaderBytes + size);
+        return true;
+    }
+}
