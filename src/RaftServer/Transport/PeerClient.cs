@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Threading.Channels;
-using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using RaftServer.Hosting;
@@ -83,7 +82,7 @@ public sealed class PeerClient : IAsyncDisposable
         if (!_paused) _queue.Writer.TryWrite(batch);
     }
 
-    /// <summary>Suspend: drop everything queued, close the stream and send nothing until resumed.</summary>
+    /// <summary>Suspend: drop everything queued, close the connection and send nothing until resumed.</summary>
     public void Pause()
     {
         _paused = true;
@@ -109,7 +108,7 @@ public sealed class PeerClient : IAsyncDisposable
         var backoff = MinBackoff;
         var reader = _queue.Reader;
         var stop = _stop.Token;
-        long nextQuickRetry = 0; // Environment.TickCount64 from which a broken stream may be retried at once
+        long nextQuickRetry = 0; // Environment.TickCount64 from which a broken connection may be retried at once
         while (!stop.IsCancellationRequested)
         {
             if (_paused)
@@ -123,15 +122,15 @@ public sealed class PeerClient : IAsyncDisposable
             var wasConnected = Connected;
             Connected = false;
             if (_paused) continue;
-            if (wasConnected) _logger.LogDebug("Lost node {Peer}: {Error}", Address, failure?.Message ?? "the stream ended");
+            if (wasConnected) _logger.LogDebug("Lost node {Peer}: {Error}", Address, failure?.Message ?? "the connection ended");
             if (failure is not null && IsRefused(failure))
             {
                 _logger.LogDebug("Node {Peer} refused the connection", Address);
                 Refused?.Invoke();
             }
 
-            // A connection that was up and broke (not a stream the peer ended or refused): try again
-            // at once, so that when the peer's process is gone its refusal, and so the hint, comes
+            // A connection that was up and broke or that the peer closed (a killed process's kernel
+            // closes it; so does a suspended or stopping peer): try again at once, so that when the peer's process is gone its refusal, and so the hint, comes
             // within a round trip rather than a backoff. At most once per MaxBackoff, so a peer
             // whose connections keep breaking is not hammered.
             var now = Environment.TickCount64;
@@ -246,7 +245,7 @@ public sealed class PeerClient : IAsyncDisposable
 
     private static void CancelQuietly(CancellationTokenSource cts)
     {
-        try { cts.Cancel(); } catch (ObjectDisposedException) { /* the stream is already gone */ }
+        try { cts.Cancel(); } catch (ObjectDisposedException) { /* the connection is already gone */ }
     }
 
     private static async Task<bool> DelayAsync(TimeSpan delay, CancellationToken stop)
@@ -266,18 +265,15 @@ public sealed class PeerClient : IAsyncDisposable
     internal static bool IsRefused(Exception e) =>
         Causes(e).Any(c => c is SocketException { SocketErrorCode: SocketError.ConnectionRefused });
 
-    /// <summary>The connection failed or broke under the call (as opposed to a status the peer answered with).</summary>
+    /// <summary>The connection failed or broke (as opposed to this node stopping or pausing it).</summary>
     internal static bool IsConnectionLoss(Exception e) =>
-        Causes(e).Any(c => c is HttpRequestException or IOException or SocketException);
+        Causes(e).Any(c => c is IOException or SocketException);
 
-    /// <summary>The exception, its inner exceptions and a gRPC status's debug exception, outermost first.</summary>
+    /// <summary>The exception and its inner exceptions, outermost first.</summary>
     private static IEnumerable<Exception> Causes(Exception? e)
     {
-        for (var depth = 0; e is not null && depth < 16; depth++)
-        {
+        for (var depth = 0; e is not null && depth < 16; depth++, e = e.InnerException)
             yield return e;
-            e = e is RpcException { Status.DebugException: { } debug } ? debug : e.InnerException;
-        }
     }
 
     public async ValueTask DisposeAsync()

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
 using RaftServer.Hosting;
 using RaftServer.Transport;
@@ -53,22 +52,20 @@ public sealed class PeerClientTests
     [Fact]
     public void Only_a_refused_connection_counts_as_refused()
     {
-        var refused = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.",
-            new HttpRequestException("Connection refused", new SocketException((int)SocketError.ConnectionRefused))));
-        var reset = new RpcException(new Status(StatusCode.Unavailable, "Error starting gRPC call.",
-            new HttpRequestException("The response ended prematurely", new IOException("reset", new SocketException((int)SocketError.ConnectionReset)))));
-        var timeout = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.",
-            new HttpRequestException("timed out", new SocketException((int)SocketError.TimedOut))));
-        var suspended = new RpcException(new Status(StatusCode.Unavailable, "the node is suspended"));
+        var refused = new SocketException((int)SocketError.ConnectionRefused);
+        var reset = new IOException("reset", new SocketException((int)SocketError.ConnectionReset));
+        var closed = new IOException("the peer closed the connection");
+        var timeout = new SocketException((int)SocketError.TimedOut);
 
         Assert.True(PeerClient.IsRefused(refused));
-        Assert.True(PeerClient.IsRefused(new HttpRequestException("x", new SocketException((int)SocketError.ConnectionRefused))));
+        Assert.True(PeerClient.IsRefused(new IOException("x", refused)));
         Assert.False(PeerClient.IsRefused(reset));
+        Assert.False(PeerClient.IsRefused(closed)); // a suspended or stopping peer closes; its port still answers
         Assert.False(PeerClient.IsRefused(timeout)); // a host that is down or cut off: no hint
-        Assert.False(PeerClient.IsRefused(suspended)); // alive, answering: no hint
 
-        // A broken connection is retried at once; a status the peer answered with is not.
+        // A broken connection is retried at once; our own cancellation is not a loss.
         Assert.True(PeerClient.IsConnectionLoss(reset));
-        Assert.False(PeerClient.IsConnectionLoss(suspended));
+        Assert.True(PeerClient.IsConnectionLoss(closed));
+        Assert.False(PeerClient.IsConnectionLoss(new OperationCanceledException()));
     }
 }
