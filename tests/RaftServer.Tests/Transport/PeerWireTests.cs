@@ -18,10 +18,13 @@ public sealed class PeerWireTests
     public void Frames_read_back_in_order_and_only_when_whole()
     {
         var buffer = new byte[8]; // too small on purpose: Write grows it
-        var first = PeerWire.Write(Batch(1, 5, 6), ref buffer)
-            is var n1 ? buffer.AsSpan(0, n1).ToArray() : null!;
-        var second = PeerWire.Write(Batch(1, 7), ref buffer) is var n2 ? buffer.AsSpan(0, n2).ToArray() : null!;
-        var stream = first.Concat(second).ToArray();
+        byte[] Frame(P.MessageBatch batch)
+        {
+            var length = PeerWire.Write(batch, ref buffer); // may replace buffer: read it only after
+            return buffer.AsSpan(0, length).ToArray();
+        }
+        var first = Frame(Batch(1, 5, 6));
+        var stream = first.Concat(Frame(Batch(1, 7))).ToArray();
 
         for (var cut = 0; cut < first.Length; cut++)
         {
