@@ -12,6 +12,10 @@
 # RSS per node idle and under load; fail-over (kill -9 of the leader, 5 times) for each; the
 # PowerShell pipeline (Import-Csv | Set-RaftValue) when the module has it; stops every process it
 # started, by PID; writes docs/benchmarks.md and docs/benchmarks.svg.
+# While one cluster is measured, the others are paused (SIGSTOP; ISOLATE=0 leaves them running):
+# idle servers still heartbeat, tick and spin, and on 2 cores that CPU is taken from the cluster
+# being measured (docs/benchmarks.md, "Isolation"). A resumed cluster is given its leader back
+# (RaftPS.Bench leader) before it is measured.
 # Third system (TARGETS default includes it): "dotnext", a 3-node DotNext 6.12 Raft cluster
 # (bench/DotNextNode: DotNext.Net.Cluster's TCP transport and WriteAheadLog, serving RaftPS's
 # client service, so RaftPS.Bench drives it as "raftps"). DOTNEXT_ELECTION_MS=LOWER-UPPER and
@@ -21,7 +25,7 @@
 #
 # Settings (environment): DURATION WARMUP ROUNDS CONCURRENCY WORKLOADS CHANNELS TARGETS SOAK_S
 # FAILOVER PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS DOTNEXT_ELECTION_MS
-# DOTNEXT_REQUEST_TIMEOUT_MS OUT KEEP_WORK
+# DOTNEXT_REQUEST_TIMEOUT_MS ISOLATE OUT KEEP_WORK
 # NOTE (a line for the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +42,7 @@ ROOT=$PWD
 : "${FAILOVER:=1}"
 : "${PIPELINE:=1}"
 : "${OUT:=docs/benchmarks.md}"
+: "${ISOLATE:=1}"            # pause the other clusters while one is measured
 # RaftPS's default timers, passed explicitly to RaftPS and to the second etcd cluster.
 : "${RAFTPS_HEARTBEAT_MS:=50}"
 : "${RAFTPS_ELECTION_MS:=250}"
@@ -84,20 +89,23 @@ log "work folder $WORK ($(df -T "$WORK" | awk 'NR==2 {print $2}'))"
 # Processes: every server is started here, its PID kept in $WORK/<cluster>.pids (the fail-over
 # mode rewrites a line when it restarts a node), and stopped by PID on exit.
 # ---------------------------------------------------------------------------------------------
+# Only a process whose command line names our work folder: never an unrelated one.
+ours() { [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF "$WORK"; }
+
+signal_cluster() { # name SIGNAL
+    local file="$WORK/$1.pids" pid
+    [[ -f $file ]] || return 0
+    for pid in $(cat "$file"); do if ours "$pid"; then kill "-$2" "$pid" 2>/dev/null || true; fi; done
+}
+
 stop_cluster() { # name
     local file="$WORK/$1.pids" pid
     [[ -f $file ]] || return 0
-    for pid in $(cat "$file"); do
-        # Only a process whose command line names our work folder: never an unrelated one.
-        if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "$WORK"; then
-            kill -TERM "$pid" 2>/dev/null || true
-        fi
-    done
+    signal_cluster "$1" CONT   # a paused process would not act on SIGTERM
+    signal_cluster "$1" TERM
     for pid in $(cat "$file"); do
         for _ in $(seq 1 100); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
-        if [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "$WORK"; then
-            log "pid $pid did not stop in 10 s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true
-        fi
+        if ours "$pid"; then log "pid $pid did not stop in 10 s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
     done
     rm -f "$file"
 }
@@ -178,6 +186,21 @@ start_dotnext() { # name
 
 target_args() { echo --target "${KIND[$1]}" --endpoints "${ENDPOINTS[$1]}"; }
 
+ACTIVE=""
+focus() { # name: with ISOLATE=1 that cluster runs and every other one is paused
+    [[ $ISOLATE == 1 && $1 != "$ACTIVE" ]] || return 0
+    local t
+    for t in "${LIVE[@]}"; do [[ $t == "$1" ]] || signal_cluster "$t" STOP; done
+    signal_cluster "$1" CONT
+    # Paused, its timers ran late: a follower may campaign as it resumes (DotNext's did). Let any
+    # such election happen (2 s: past every cluster's election timeout) and find the leader.
+    if [[ -n $ACTIVE ]]; then
+        sleep 2
+        "${BENCH[@]}" leader $(target_args "$1") --timeout-s 60 >/dev/null || log "$1: no leader after resuming"
+    fi
+    ACTIVE=$1
+}
+
 # ---------------------------------------------------------------------------------------------
 # The clusters
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +208,8 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ETCD_VERSION=$(etcd --version | awk '/etcd Version/ {print $3}')
 printf '{"kind":"meta","name":"etcd","value":"%s (Debian package), --heartbeat-interval/--election-timeout as labelled, fsync on (default)"}\n' "$ETCD_VERSION" >> "$RESULTS"
 printf '{"kind":"meta","name":"RaftPS","value":"%s (git), Release, Native AOT server (out/RaftPS/server/RaftServer), --heartbeat-ms %s --election-timeout-ms %s"}\n' "$(git rev-parse --short HEAD)" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" >> "$RESULTS"
-printf '{"kind":"meta","name":"settings","value":"warm-up %s s, measured %s s per run, %s rounds, %s HTTP/2 channels, concurrency %s"}\n' "$WARMUP" "$DURATION" "$ROUNDS" "$CHANNELS" "$CONCURRENCY" >> "$RESULTS"
+printf '{"kind":"meta","name":"settings","value":"warm-up %s s, measured %s s per run, %s rounds, %s HTTP/2 channels, concurrency %s; %s"}\n' "$WARMUP" "$DURATION" "$ROUNDS" "$CHANNELS" "$CONCURRENCY" \
+    "$([[ $ISOLATE == 1 ]] && echo "the other clusters paused (SIGSTOP) while one is measured" || echo "every cluster running throughout (ISOLATE=0)")" >> "$RESULTS"
 
 for t in $TARGETS; do
     case $t in
@@ -215,7 +239,7 @@ done
 sleep 3
 # At rest: a fresh cluster, then the same with the 10,000 keys loaded.
 for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label "$t" --phase idle --json "$RESULTS"; done
-for t in "${LIVE[@]}"; do "${BENCH[@]}" preload $(target_args "$t"); done
+for t in "${LIVE[@]}"; do focus "$t"; "${BENCH[@]}" preload $(target_args "$t"); done
 sleep 3
 for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label "$t" --phase idle-data --json "$RESULTS"; done
 
@@ -229,6 +253,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for w in "${WL[@]}"; do
         for c in "${CS[@]}"; do
             for t in "${LIVE[@]}"; do
+                focus "$t"
                 "${BENCH[@]}" run $(target_args "$t") --label "$t" --workloads "$w" --concurrency "$c" \
                     --warmup "$WARMUP" --duration "$DURATION" --channels "$CHANNELS" --no-preload \
                     --pids-file "$WORK/$t.pids" --round "$round" --json "$RESULTS" $([[ $header == 1 ]] || echo --no-header)
@@ -240,6 +265,7 @@ done
 
 if [[ $SOAK_S != 0 ]]; then
     for t in "${LIVE[@]}"; do
+        focus "$t"
         log "$t: ${SOAK_S} s saturating run (put, C=256): the leader must not change"
         "${BENCH[@]}" run $(target_args "$t") --label "$t" --workloads put --concurrency 256 --warmup "$WARMUP" \
             --duration "$SOAK_S" --channels "$CHANNELS" --no-preload --pids-file "$WORK/$t.pids" --round 0 \
@@ -247,6 +273,7 @@ if [[ $SOAK_S != 0 ]]; then
     done
 fi
 for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label "$t" --phase end --json "$RESULTS"; done
+[[ -n ${KIND[raftps]:-} ]] && focus raftps
 
 # ---------------------------------------------------------------------------------------------
 # The PowerShell pipeline: Import-Csv of 10,000 rows into Set-RaftValue.
@@ -278,6 +305,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 if [[ $FAILOVER == 1 ]]; then
     for t in "${LIVE[@]}"; do
+        focus "$t"
         log "$t: fail-over"
         "${BENCH[@]}" failover $(target_args "$t") --label "$t" --pids-file "$WORK/$t.pids" --repeat 5 \
             --log-dir "$WORK/$t" --json "$RESULTS" || log "$t: fail-over did not recover every round"
