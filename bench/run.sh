@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # RaftPS vs etcd, side by side on this machine, and docs/benchmarks.md from the results.
 #
-#   bench/run.sh                 # the full session (about 25 minutes on 2 cores)
+#   bench/run.sh                 # the full session (about 40 minutes on 2 cores)
 #   DURATION=3 WARMUP=1 ROUNDS=1 CONCURRENCY=1,64 bench/run.sh     # a quick look
 #
 # What it does: builds in Release; installs etcd 3.4 from Debian if it is missing; starts a
