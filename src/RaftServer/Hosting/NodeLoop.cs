@@ -69,6 +69,8 @@ public sealed partial class NodeLoop : IDisposable
     /// </summary>
     private const int WaitSpinCount = 100;
     private readonly ManualResetEventSlim _signal = new(false, WaitSpinCount);
+    private const int Awake = 0, SleepingOnSignal = 1, SleepingInPoll = 2;
+    /// <summary>How the loop thread sleeps, if it does: <see cref="Post"/> wakes it the same way.</summary>
     private int _sleeping;
     private readonly Thread _thread;
     private volatile bool _stopping;
@@ -128,6 +130,7 @@ public sealed partial class NodeLoop : IDisposable
     {
         CreateNode(_initial!);
         _initial = null;
+        OpenWakeSockets();
         _thread.Start();
     }
 
@@ -136,8 +139,12 @@ public sealed partial class NodeLoop : IDisposable
     public void Post(object ev)
     {
         _queue.Enqueue(ev);
-        if (Volatile.Read(ref _sleeping) == 1 && Interlocked.Exchange(ref _sleeping, 0) == 1)
-            _signal.Set();
+        if (Volatile.Read(ref _sleeping) == Awake) return;
+        switch (Interlocked.Exchange(ref _sleeping, Awake))
+        {
+            case SleepingOnSignal: _signal.Set(); break;
+            case SleepingInPoll: WakeFromPoll(); break;
+        }
     }
 
     public Task<WriteOutcome> Propose(byte[] data)
@@ -191,7 +198,13 @@ public sealed partial class NodeLoop : IDisposable
             {
                 var now = _clock.ElapsedMilliseconds;
                 if (now < nextTick && _queue.IsEmpty && (_suspended || !_node.HasReady))
-                    Wait((int)Math.Min(nextTick - now, _suspended ? Math.Max(1, _resumeAtMs - now) : int.MaxValue));
+                {
+                    var timeout = (int)Math.Min(nextTick - now, _suspended ? Math.Max(1, _resumeAtMs - now) : int.MaxValue);
+                    // With peers connected, sleep where their messages arrive (NodeLoop.PeerSockets.cs).
+                    if (_inbound.Count > 0) WaitOnSockets(timeout);
+                    else Wait(timeout);
+                }
+                ReadPeers();
 
                 var handled = 0;
                 while (handled < 20000 && _queue.TryDequeue(out var ev))
@@ -234,15 +247,19 @@ public sealed partial class NodeLoop : IDisposable
             FailAll("the node stopped");
             _onFatal(e);
         }
+        finally
+        {
+            CloseInbound();
+        }
     }
 
     private void Wait(int timeoutMs)
     {
         _signal.Reset();
-        Interlocked.Exchange(ref _sleeping, 1);
+        Interlocked.Exchange(ref _sleeping, SleepingOnSignal);
         if (_queue.IsEmpty && !_stopping)
             _signal.Wait(timeoutMs);
-        Interlocked.Exchange(ref _sleeping, 0);
+        Interlocked.Exchange(ref _sleeping, Awake);
     }
 
     private void Handle(object ev)
@@ -286,6 +303,9 @@ public sealed partial class NodeLoop : IDisposable
                 break;
             case SuspendRequest s:
                 if (!_suspended) EnterSuspend(s.Seconds);
+                break;
+            case InboundPeerSocket inbound:
+                AddInbound(inbound.Socket);
                 break;
             case PeerUnreachable u: // a hint for the core: only timers and the lease (docs/server.md, "Fail-over")
                 if (!_suspended) _node.LeaderUnreachable(u.PeerId);
@@ -565,6 +585,7 @@ public sealed partial class NodeLoop : IDisposable
         _resumeAtMs = _clock.ElapsedMilliseconds + (long)(seconds * 1000);
         Publish();
         _peers.Pause();
+        CloseInbound(); // peers reconnect when this node resumes
         _sender.CancelAll();
         FailAll("the node is suspended");
     }
@@ -638,6 +659,7 @@ public sealed partial class NodeLoop : IDisposable
         if (_stopping) return;
         _stopping = true;
         _signal.Set();
+        WakeFromPoll();
         if (_thread.IsAlive) _thread.Join(TimeSpan.FromSeconds(5));
         FailAll("the node is stopping");
     }
@@ -645,6 +667,7 @@ public sealed partial class NodeLoop : IDisposable
     public void Dispose()
     {
         Stop();
+        CloseWakeSockets();
         _sender.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _storage.Dispose();
     }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -131,6 +132,12 @@ public static class ServerHost
         // unregistered, Grpc.AspNetCore builds an activator with System.Linq.Expressions (2.5 MiB
         // of RSS for one compiled lambda) and constructs a new instance for every call.
         builder.Services.AddSingleton<PeerService>();
+        // Kestrel binds with the transport registered last: this one sorts the connections to the
+        // node's port, handing peers' message connections to the node loop (which reads them
+        // itself) and everything else (HTTP/2: the client service, snapshots) to Kestrel.
+        builder.Services.AddSingleton<IConnectionListenerFactory>(
+            new PeerSortingListenerFactory(() => loop.View.Suspended, loop.AcceptPeer, transportLogger,
+                loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets")));
         builder.Services.AddSingleton<ClientService>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
@@ -150,8 +157,6 @@ public static class ServerHost
             k.Listen(listenAddress, self.Port, o =>
             {
                 o.Protocols = HttpProtocols.Http2;
-                // Peers' message connections share the port; everything else is HTTP/2 (gRPC).
-                o.Use(PeerListener.Middleware(() => loop.View.Suspended, batch => PeerInbox.Deliver(loop, batch), transportLogger));
             });
         });
         app = builder.Build();

@@ -4,19 +4,20 @@ using P = RaftPS.Protocol;
 
 namespace RaftServer.Transport;
 
-/// <summary>Hands a batch a peer sent (<see cref="PeerListener"/>) to the node loop as one event:
+/// <summary>What of a batch a peer sent (<see cref="PeerFrameReader"/>) the node loop takes:
 /// only from a member, only messages it addressed from itself to this node.</summary>
 public static class PeerInbox
 {
-    public static void Deliver(NodeLoop loop, P.MessageBatch batch)
+    /// <summary>The batch's messages for node <paramref name="self"/>, or null when there are none.</summary>
+    public static List<Message>? ToMessages(ClusterConfig config, int self, P.MessageBatch batch)
     {
-        if (loop.Config.Find(batch.From) is null) return;
+        if (config.Find(batch.From) is null) return null;
         var messages = new List<Message>(batch.Messages.Count);
         foreach (var p in batch.Messages)
         {
-            if (p.To != loop.Id || p.From != batch.From) continue;
+            if (p.To != self || p.From != batch.From) continue;
             if (MessageMapper.FromProto(p) is { } m) messages.Add(m);
         }
-        if (messages.Count > 0) loop.Post(messages);
+        return messages.Count > 0 ? messages : null;
     }
 }

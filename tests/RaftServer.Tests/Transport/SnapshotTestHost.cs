@@ -1,5 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging.Abstractions;
 using System.Threading.Channels;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
@@ -19,7 +22,7 @@ namespace RaftServer.Tests.Transport;
 /// One follower's peer endpoint without a node loop: a real Kestrel h2c server on a free loopback
 /// port (configured as ServerHost configures it) whose InstallSnapshot runs a
 /// <see cref="SnapshotReceiver"/> posting into <see cref="Posted"/>, and whose peer connections
-/// (<see cref="PeerListener"/>) record batches. Members are nodes 1 to 3; this node is <see cref="Self"/>.
+/// (<see cref="PeerSortingListenerFactory"/>, read with <see cref="PeerFrameReader"/>) record batches. Members are nodes 1 to 3; this node is <see cref="Self"/>.
 /// </summary>
 internal sealed class SnapshotTestHost : IAsyncDisposable
 {
@@ -65,16 +68,12 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
             k.Limits.Http2.InitialConnectionWindowSize = 8 << 20;
             k.Limits.Http2.InitialStreamWindowSize = StreamWindowBytes;
             k.Limits.MinRequestBodyDataRate = null;
-            // As ServerHost: peer message connections share the port (PeerListener).
-            k.Listen(IPAddress.Loopback, 0, o =>
-            {
-                o.Protocols = HttpProtocols.Http2;
-                o.Use(PeerListener.Middleware(() => holder.Host?.Suspended ?? false, batch =>
-                {
-                    if (batch.Messages.Count > 0) holder.Host!.Batches.Writer.TryWrite(batch);
-                }, logger));
-            });
+            k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2);
         });
+        // As ServerHost: peer message connections share the port (PeerSortingListenerFactory); here
+        // a thread per connection reads them, as the node loop would, into Batches.
+        builder.Services.AddSingleton<IConnectionListenerFactory>(new PeerSortingListenerFactory(
+            () => holder.Host?.Suspended ?? false, socket => ReadPeer(socket, holder, logger), logger, NullLogger.Instance));
         builder.Services.AddSingleton(holder);
         var app = builder.Build();
         app.MapGrpcService<TestPeerService>();
@@ -83,6 +82,27 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
         holder.Host = new SnapshotTestHost(app, self, port, sink, logger);
         return holder.Host;
     }
+
+    private static void ReadPeer(Socket socket, HostHolder holder, TestLogger logger) => new Thread(() =>
+    {
+        var reader = new PeerFrameReader(initialBytes: 16);
+        try
+        {
+            while (reader.Receive(socket, batch =>
+                   {
+                       if (batch.Messages.Count > 0) holder.Host!.Batches.Writer.TryWrite(batch);
+                   })) { }
+        }
+        catch (InvalidDataException e)
+        {
+            logger.Log(LogLevel.Warning, default, $"Closed a peer connection: {e.Message}", null, (m, _) => m);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // the test closed it
+        }
+        socket.Dispose();
+    }) { IsBackground = true }.Start();
 
     /// <summary>As ServerHost: the per-stream HTTP/2 window bounds what is in flight to a stalled receiver.</summary>
     public const int StreamWindowBytes = 4 << 20;

@@ -6,7 +6,7 @@ namespace RaftServer.Tests.Transport;
 
 /// <summary>The node's one port: peer message connections beside HTTP/2 (SnapshotTestHost is set up
 /// as ServerHost is; its snapshot tests cover the HTTP/2 side on the same port).</summary>
-public sealed class PeerListenerTests
+public sealed class PeerSortingListenerTests
 {
     private static byte[] Frame(long term)
     {

@@ -1,0 +1,51 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using P = RaftPS.Protocol;
+
+namespace RaftServer.Transport;
+
+/// <summary>
+/// Reads one peer's message stream (<see cref="PeerWire"/> frames, the preface already taken)
+/// from its socket: each <see cref="Receive"/> is one socket read, after which every frame that
+/// has arrived whole is delivered in order. The buffer grows to hold a frame larger than it.
+/// </summary>
+public sealed class PeerFrameReader(int initialBytes = 64 << 10)
+{
+    private byte[] _buffer = new byte[initialBytes];
+    private int _filled;
+
+    /// <summary>
+    /// One read (it blocks only when nothing has arrived), then the frames it completed, to
+    /// <paramref name="deliver"/>. False when the peer closed the connection.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A frame of a length out of range or that is not a MessageBatch.</exception>
+    /// <exception cref="SocketException">The connection broke.</exception>
+    public bool Receive(Socket socket, Action<P.MessageBatch> deliver)
+    {
+        var n = socket.Receive(_buffer, _filled, _buffer.Length - _filled, SocketFlags.None);
+        if (n == 0) return false;
+        _filled += n;
+        var consumed = 0;
+        while (true)
+        {
+            var rest = new ReadOnlySequence<byte>(_buffer, consumed, _filled - consumed);
+            if (!PeerWire.TryRead(ref rest, out var batch)) break;
+            consumed = _filled - (int)rest.Length;
+            deliver(batch);
+        }
+        if (consumed > 0)
+        {
+            Array.Copy(_buffer, consumed, _buffer, 0, _filled - consumed);
+            _filled -= consumed;
+        }
+        // A frame that has begun and is larger than the buffer: make room for all of it (TryRead has
+        // checked its length), so the buffer is never full at the next read.
+        if (_filled >= PeerWire.HeaderBytes)
+        {
+            var whole = PeerWire.HeaderBytes + BinaryPrimitives.ReadInt32LittleEndian(_buffer);
+            if (whole > _buffer.Length) Array.Resize(ref _buffer, whole);
+        }
+        return true;
+    }
+}
