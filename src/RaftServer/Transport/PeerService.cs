@@ -7,7 +7,7 @@ namespace RaftServer.Transport;
 
 /// <summary>
 /// The peer service's gRPC side: InstallSnapshot only (Raft messages arrive on plain TCP peer
-/// connections, <see cref="PeerListener"/>). It is delegated to a <see cref="SnapshotReceiver"/>
+/// connections, <see cref="PeerSortingListenerFactory"/>). It is delegated to a <see cref="SnapshotReceiver"/>
 /// bound to the loop; the snapshot store comes from DI as an <see cref="ISnapshotSink"/> (optional: without one this
 /// node refuses snapshots with Unimplemented, and everything else works as before).
 /// </summary>
