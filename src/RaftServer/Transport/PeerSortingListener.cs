@@ -107,6 +107,7 @@ internal sealed class PeerSortingListener : IConnectionListener
             if (head[0] != PeerWire.Preface[0])
             {
                 socket.ReceiveTimeout = 0;
+                socket.NoDelay = true; // as Kestrel's own listener sets on every accepted socket
                 if (!_http.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
                 return;
             }
