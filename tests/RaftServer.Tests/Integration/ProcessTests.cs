@@ -98,6 +98,38 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task A_malformed_peer_frame_closes_that_connection_with_a_warning_and_the_cluster_goes_on()
+    {
+        await using var cluster = await LocalCluster.StartAsync(3, "badpeer");
+        var leader = await cluster.WaitForLeaderAsync();
+        await cluster.SetAsync(leader, "before", "1");
+        var follower = cluster.Ids.First(id => id != leader);
+
+        // The node loop reads peer connections itself: a frame whose length is out of range must
+        // close that connection, not the loop.
+        using (var socket = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(IPAddress.Loopback, cluster.Ports[follower]);
+            await socket.SendAsync("RAFTPS-PEER/1\n"u8.ToArray().Concat(new byte[] { 0xFF, 0xFF, 0xFF, 0x7F, 0 }).ToArray());
+            int read;
+            try
+            {
+                read = await socket.ReceiveAsync(new byte[1], SocketFlags.None).WaitAsync(LocalCluster.Patience);
+            }
+            catch (SocketException)
+            {
+                read = 0; // reset: closed with our bytes unread
+            }
+            Assert.Equal(0, read);
+        }
+        Assert.True(await cluster.Process(follower).WaitForOutput("Closed a peer connection", LocalCluster.Patience), cluster.Outputs());
+
+        await cluster.SetAsync(leader, "after", "2");
+        Assert.Equal("2", await cluster.GetAsync(follower, "after"));
+        Assert.False(cluster.Process(follower).HasExited);
+    }
+
+    [Fact]
     public async Task Without_a_quorum_there_is_no_leader_and_calls_fail_fast_with_Unavailable()
     {
         await using var cluster = new LocalCluster(3, "noquorum");
