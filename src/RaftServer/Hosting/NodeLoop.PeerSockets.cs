@@ -154,14 +154,21 @@ public sealed partial class NodeLoop
                 while (_wakeReceiver.Available > 0) _wakeReceiver.Receive(_drain);
                 continue;
             }
-            var peer = _inbound.Find(p => p.Socket == socket);
-            if (peer is not null && !ReadPeer(peer))
+            var at = IndexOfInbound(socket); // a loop, not List.Find: no closure per read on this path
+            if (at >= 0 && !ReadPeer(_inbound[at]))
             {
-                _inbound.Remove(peer);
-                peer.Socket.Dispose();
+                _inbound[at].Socket.Dispose();
+                _inbound.RemoveAt(at);
             }
         }
         _readable.Clear();
+    }
+
+    private int IndexOfInbound(Socket socket)
+    {
+        for (var i = 0; i < _inbound.Count; i++)
+            if (_inbound[i].Socket == socket) return i;
+        return -1;
     }
 
     /// <summary>False when the connection ended or must be closed (a malformed frame, or this node suspended).</summary>
