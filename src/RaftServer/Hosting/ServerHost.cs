@@ -198,7 +198,7 @@ public static class ServerHost
         return Dns.GetHostAddresses(host).First(a => a.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6);
     }
 
-    private static ILoggerFactory CreateLoggerFactory(NodeSettings settings) => LoggerFactory.Create(b =>
+    internal static ILoggerFactory CreateLoggerFactory(NodeSettings settings) => LoggerFactory.Create(b =>
     {
         b.SetMinimumLevel(settings.LogLevel);
         // ASP.NET Core and gRPC log every request at Information: keep only their warnings.
@@ -206,6 +206,10 @@ public static class ServerHost
         b.AddFilter("Grpc", LogLevel.Warning);
         b.AddFilter("System.Net.Http", LogLevel.Warning);
         b.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.None);
+        // This category logs only request starts and ends (Information and Debug). While any of its
+        // levels is enabled, ASP.NET Core creates an Activity and a log scope for every request
+        // (trace ids, tags, an AsyncLocal): measured 5% of the leader's CPU in linearizable gets.
+        b.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         // A start that fails (the port in use) is reported by RunAsync in one line; the host's own
         // "Hosting failed to start" error would add the exception's stack trace before it.
         b.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
