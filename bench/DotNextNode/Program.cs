@@ -45,9 +45,12 @@ try { config = ClusterConfig.Load(configPath); }
 catch (FormatException e) { Console.Error.WriteLine($"DotNextNode: {configPath}: {e.Message}"); return 2; }
 if (config.Find(selfId) is not { } self) { Console.Error.WriteLine($"DotNextNode: node {selfId} is not in {configPath}"); return 2; }
 
-// ASP.NET Core's per-request information logs are noise here: warnings and up from it.
+// ASP.NET Core's per-request information logs are noise here: warnings and up from it. The hosting
+// diagnostics category is off at every level, as in RaftServer: while it is enabled at any level,
+// ASP.NET Core creates an Activity for every request (docs/server.md, "Runtime settings").
 void ConfigureLogging(ILoggingBuilder b) =>
-    b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(logLevel).AddFilter("Microsoft.AspNetCore", LogLevel.Warning).AddFilter("Grpc", LogLevel.Warning);
+    b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(logLevel).AddFilter("Microsoft.AspNetCore", LogLevel.Warning).AddFilter("Grpc", LogLevel.Warning)
+        .AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
 using var loggers = LoggerFactory.Create(ConfigureLogging);
 var log = loggers.CreateLogger("DotNextNode");
 
