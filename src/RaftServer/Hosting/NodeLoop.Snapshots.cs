@@ -109,11 +109,12 @@ public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
         _node.Compact(meta.Index);
         _currentSnapshot = saved.File;
         _lastSnapshotBytes = saved.File.Length;
-        // Start a new segment so the log up to here can go later, and delete the segments the
-        // PREVIOUS snapshot covers: Prune keeps that one too, and should the new file turn out
-        // damaged at the next start, the older snapshot plus the log from it still make a
-        // contiguous history (no acknowledged write depends on a single file).
-        _wal.Cut();
+        // Delete the segments the PREVIOUS snapshot covers: Prune keeps that one too, and should
+        // the new file turn out damaged at the next start, the older snapshot plus the log from
+        // it still make a contiguous history (no acknowledged write depends on a single file).
+        // The current segment is not cut short: each segment is made (zero-filled) at its full
+        // size ahead of time, and cutting one every few thousand entries would write far more
+        // zeros than log. Segments are small, so whole ones still go soon.
         var removed = _wal.DeleteSegmentsThrough(previous?.Meta.Index ?? 0);
         _storage.Snapshots.Prune(saved.File);
         Log.SnapshotTaken(_logger, meta.Index, meta.Term, saved.File.Length, saved.Milliseconds, removed);

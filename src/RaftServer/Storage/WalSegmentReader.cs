@@ -9,6 +9,12 @@ namespace RaftServer.Storage;
 /// <see cref="WalReplay"/>, notes what compaction needs in the <see cref="WalSegment"/>, and
 /// repairs the one kind of damage a crash may cause (a torn tail of the last segment). Any other
 /// damage refuses to start.
+/// A segment is made zero-filled at its full size (<see cref="WalSegmentPreparer"/>), so its
+/// records end at the first all-zero record header (no record has a zero length) or at the end of
+/// the file (segments written before that). Because records are written over zeros, a crash can
+/// leave a write with some of its pages on disk and others still zero, in any order: the rules
+/// for a torn tail follow etcd's WAL decoder (a zero length ends the records; a damaged record
+/// with an all-zero piece between sector boundaries is torn).
 /// </summary>
 internal static class WalSegmentReader
 {
@@ -38,6 +44,11 @@ internal static class WalSegmentReader
         long pos = WalRecord.Magic.Length;
         while (pos < bytes.Length)
         {
+            if (IsZeroHeader(span, pos))
+            {
+                EndAtZeroHeader(segment, span, pos, isLast, logger);
+                return;
+            }
             var problem = CheckRecord(span, pos, out var payloadLength);
             if (problem is not null)
             {
@@ -56,13 +67,8 @@ internal static class WalSegmentReader
                         "(the log is damaged; restore this node's data directory or remove it so the node catches up from the leader)");
                 logger.LogWarning("{Path}: offset {Offset}: {Reason} at the tail of the log; truncating {Bytes} bytes (a write interrupted by a crash)",
                     segment.Path, pos, reason, bytes.Length - pos);
-                using (var f = new FileStream(segment.Path, FileMode.Open, FileAccess.Write))
-                {
-                    f.SetLength(pos);
-                    f.Flush(true);
-                }
-                segment.Size = pos;
-                break;
+                Truncate(segment, pos);
+                return;
             }
 
             var payload = span.Slice((int)pos + WalRecord.HeaderSize, payloadLength);
@@ -87,6 +93,41 @@ internal static class WalSegmentReader
             }
             pos += WalRecord.HeaderSize + payloadLength;
         }
+        segment.Size = pos;
+    }
+
+    /// <summary>The record header at <paramref name="pos"/> (or what the file has of it) is all zeros: the records end here.</summary>
+    private static bool IsZeroHeader(ReadOnlySpan<byte> span, long pos) =>
+        span.Slice((int)pos, (int)Math.Min(WalRecord.HeaderSize, span.Length - pos)).IndexOfAnyExcept((byte)0) < 0;
+
+    /// <summary>
+    /// The records end at <paramref name="pos"/>. Zeros after it are the space made ahead of
+    /// time. Anything else after it in the last segment is a write whose first pages a crash lost
+    /// (its later pages reached the disk): not acknowledged, so it goes. In an older segment,
+    /// every write was fsynced before the next segment began, so it is damage.
+    /// </summary>
+    private static void EndAtZeroHeader(WalSegment segment, ReadOnlySpan<byte> span, long pos, bool isLast, ILogger logger)
+    {
+        segment.Size = pos;
+        var data = span[(int)pos..].IndexOfAnyExcept((byte)0);
+        if (data < 0) return;
+        if (!isLast)
+            throw new StorageCorruptException(
+                $"{segment.Path}: offset {pos + data}: data after the end of the segment's records (offset {pos}) before the end of the log; refusing to start " +
+                "(the log is damaged; restore this node's data directory or remove it so the node catches up from the leader)");
+        logger.LogWarning("{Path}: offset {Offset}: the records end, but data follows at offset {Data} (a write whose first part a crash lost); truncating {Bytes} bytes",
+            segment.Path, pos, pos + data, span.Length - pos);
+        Truncate(segment, pos);
+    }
+
+    private static void Truncate(WalSegment segment, long pos)
+    {
+        using (var f = new FileStream(segment.Path, FileMode.Open, FileAccess.Write))
+        {
+            f.SetLength(pos);
+            f.Flush(true);
+        }
+        segment.Size = pos;
     }
 
     private enum RecordProblem { ShortHeader, BadLength, PastEnd, BadCrc, BadType }
@@ -114,19 +155,41 @@ internal static class WalSegmentReader
     }
 
     /// <summary>
-    /// A damaged record is a torn tail (a write cut by a crash) when nothing that could be a
-    /// later record follows it: a header or payload running past the end of the file, a bad
-    /// record that ends exactly at the end, or only zero bytes from it to the end.
+    /// A damaged record (in the last segment) is a torn tail, a write cut by a crash, when
+    /// <list type="bullet">
+    /// <item>its header or payload runs past the end of the file;</item>
+    /// <item>it is the last thing written: only zeros (or nothing) follow it (for a damaged
+    /// length: follow its header);</item>
+    /// <item>a piece of it between two 512-byte sector boundaries of the file is all zeros: a
+    /// sector of the write never reached the disk (etcd's <c>isTornEntry</c>). For a damaged
+    /// length only the header is looked at.</item>
+    /// </list>
     /// </summary>
     private static bool IsTornTail(ReadOnlySpan<byte> span, long pos, int payloadLength, RecordProblem problem)
     {
-        var rest = span[(int)pos..];
-        if (rest.IndexOfAnyExcept((byte)0) < 0) return true;
-        return problem switch
+        switch (problem)
         {
-            RecordProblem.ShortHeader or RecordProblem.PastEnd => true,
-            RecordProblem.BadCrc or RecordProblem.BadType => rest.Length == WalRecord.HeaderSize + payloadLength,
-            _ => false,
-        };
+            case RecordProblem.ShortHeader or RecordProblem.PastEnd:
+                return true;
+            case RecordProblem.BadLength:
+                return span[(int)(pos + WalRecord.HeaderSize)..].IndexOfAnyExcept((byte)0) < 0 || HasZeroSectorPiece(span, pos, WalRecord.HeaderSize);
+            default:
+                var length = WalRecord.HeaderSize + payloadLength;
+                return span[(int)(pos + length)..].IndexOfAnyExcept((byte)0) < 0 || HasZeroSectorPiece(span, pos, length);
+        }
+    }
+
+    private const int SectorBytes = 512;
+
+    private static bool HasZeroSectorPiece(ReadOnlySpan<byte> span, long start, int length)
+    {
+        var end = start + length;
+        for (var p = start; p < end;)
+        {
+            var next = Math.Min(end, (p / SectorBytes + 1) * SectorBytes);
+            if (span.Slice((int)p, (int)(next - p)).IndexOfAnyExcept((byte)0) < 0) return true;
+            p = next;
+        }
+        return false;
     }
 }

@@ -8,9 +8,11 @@ namespace RaftServer.Storage;
 public sealed class StorageCorruptException(string message) : Exception(message);
 
 /// <summary>
-/// The durable log: append-only segment files (<c>0000000000000001.wal</c>, ...) of CRC-checked
-/// records (<see cref="WalRecord"/>) holding log entries and hard state, so one fsync makes a whole
-/// Ready durable (group commit). An entry whose index the log already has replaces that entry and
+/// The durable log: segment files (<c>0000000000000001.wal</c>, ...) of CRC-checked records
+/// (<see cref="WalRecord"/>) holding log entries and hard state, so one fsync makes a whole
+/// Ready durable (group commit). Each segment is made at its full size, zero-filled, ahead of time
+/// (<see cref="WalSegmentPreparer"/>), and records are written over the zeros: the records end
+/// at the first all-zero record header. An entry whose index the log already has replaces that entry and
 /// every later one; recovery replays the records in order to rebuild the log. A segment is closed
 /// once it passes <see cref="SegmentBytes"/> (or on <see cref="Cut"/>) and a new one begins with
 /// the current hard state, so compaction deletes whole old segments
@@ -21,12 +23,18 @@ public sealed class StorageCorruptException(string message) : Exception(message)
 /// </summary>
 public sealed class WriteAheadLog : IDisposable
 {
-    public const long DefaultSegmentBytes = 64L << 20;
+    /// <summary>
+    /// Small enough that the zeros written ahead cost little (a snapshot cuts the segment every
+    /// few thousand entries) and a restart replays little; large enough that a segment is not
+    /// started on every busy second.
+    /// </summary>
+    public const long DefaultSegmentBytes = 4L << 20;
     private const string Extension = ".wal";
 
     private readonly string _dir;
     private readonly ILogger _logger;
     private readonly List<WalSegment> _segments = [];
+    private readonly WalSegmentPreparer _preparer;
     private FileStream _file = null!;
     private byte[] _buffer = new byte[256 << 10];
     private HardState _hardState = HardState.Empty;
@@ -40,7 +48,7 @@ public sealed class WriteAheadLog : IDisposable
     public long LastIndex => _lastIndex;
     /// <summary>The index of the first entry on disk; <see cref="LastIndex"/> + 1 when there is none.</summary>
     public long FirstIndex => _baseIndex + 1;
-    /// <summary>Bytes of every segment file together.</summary>
+    /// <summary>Bytes of records in every segment together (not counting the zeros not yet written over).</summary>
     public long SizeBytes
     {
         get
@@ -56,6 +64,7 @@ public sealed class WriteAheadLog : IDisposable
         _dir = dir;
         _logger = logger;
         SegmentBytes = segmentBytes;
+        _preparer = new WalSegmentPreparer(dir, segmentBytes, logger);
     }
 
     /// <summary>
@@ -68,7 +77,16 @@ public sealed class WriteAheadLog : IDisposable
     {
         System.IO.Directory.CreateDirectory(dir);
         var wal = new WriteAheadLog(dir, logger, segmentBytes);
-        recovered = wal.Recover();
+        try
+        {
+            recovered = wal.Recover();
+        }
+        catch
+        {
+            wal.Dispose();
+            throw;
+        }
+        wal._preparer.Begin();
         return wal;
     }
 
@@ -106,7 +124,7 @@ public sealed class WriteAheadLog : IDisposable
         {
             var last = _segments[^1];
             _file = new FileStream(last.Path, FileMode.Open, FileAccess.Write, FileShare.Read, bufferSize: 0);
-            _file.Seek(last.Size, SeekOrigin.Begin);
+            _file.Seek(last.Size, SeekOrigin.Begin); // the end of its records: what follows is zeros to write over
         }
 
         return new PersistedState { HardState = _hardState, Entries = replay.Entries };
@@ -241,12 +259,24 @@ public sealed class WriteAheadLog : IDisposable
     /// Creates segment <paramref name="seq"/> and makes it current: magic, the current hard state,
     /// and a LogBase record when asked to, or when the log holds no entry after a compacted
     /// index (to say where it continues: the segments that said so before may be deleted).
+    /// The file is the one made ahead of time, renamed only once its header is on disk, so every
+    /// segment a restart finds has one.
     /// </summary>
     private void StartSegment(long seq, bool logBase = false)
     {
-        _file?.Dispose();
+        if (_file is not null)
+        {
+            // Records saved without fsync (a commit index) may be the old segment's last: make
+            // them durable before a newer segment exists, or a crash could tear a segment that is
+            // no longer the last one, and that refuses to start.
+            _file.Flush(flushToDisk: true);
+            _file.Dispose();
+        }
         var path = Path.Combine(_dir, seq.ToString("D16", CultureInfo.InvariantCulture) + Extension);
-        _file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        var prepared = _preparer.Take();
+        _file = prepared is null
+            ? new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0)
+            : new FileStream(prepared, FileMode.Open, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 0); // Delete: Windows renames open files only with it
         var segment = new WalSegment(seq, path);
         Span<byte> head = stackalloc byte[WalRecord.Magic.Length + WalRecord.HardStateRecordSize + WalRecord.LogBaseRecordSize];
         WalRecord.Magic.CopyTo(head);
@@ -258,9 +288,11 @@ public sealed class WriteAheadLog : IDisposable
         }
         _file.Write(head[..n]);
         _file.Flush(flushToDisk: true);
+        if (prepared is not null) File.Move(prepared, path, overwrite: false);
         DurableFiles.SyncDirectory(_dir);
         segment.Size = n;
         _segments.Add(segment);
+        _preparer.Begin();
     }
 
     private void AppendLogBase(long index)
@@ -274,5 +306,9 @@ public sealed class WriteAheadLog : IDisposable
         current.NoteLogBase(index);
     }
 
-    public void Dispose() => _file?.Dispose();
+    public void Dispose()
+    {
+        _file?.Dispose();
+        _preparer.Dispose();
+    }
 }

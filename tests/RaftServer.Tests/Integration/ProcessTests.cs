@@ -164,10 +164,12 @@ public sealed class ProcessTests : IDisposable
         cluster.Kill(0);
 
         var segment = Directory.GetFiles(Path.Combine(cluster.DataDir(0), "wal"), "*.wal").Order().Last();
-        var intact = new FileInfo(segment).Length;
-        // A record cut short by a crash: a valid header announcing 100 bytes, then only 10 of them.
-        using (var f = new FileStream(segment, FileMode.Append))
+        var intact = Storage.WalTestFiles.RecordsEnd(segment);
+        // A record cut short by a crash: a valid header announcing 100 bytes, then only 10 of
+        // them, written where the records end (over the zeros the segment was made with).
+        using (var f = new FileStream(segment, FileMode.Open, FileAccess.Write))
         {
+            f.Seek(intact, SeekOrigin.Begin);
             var header = new byte[12];
             BitConverter.TryWriteBytes(header.AsSpan(0), 100u);
             BitConverter.TryWriteBytes(header.AsSpan(4), ~100u);
@@ -180,11 +182,11 @@ public sealed class ProcessTests : IDisposable
         await cluster.WaitForLeaderAsync();
         for (var i = 0; i < 20; i++) Assert.Equal($"{i}", await cluster.GetAsync(0, $"t/{i}"));
         cluster.Kill(0);
-        Assert.True(new FileInfo(segment).Length >= intact);
+        Assert.True(Storage.WalTestFiles.RecordsEnd(segment) >= intact);
 
         // Damage in the middle of the log (a flipped byte in an early record) is not a torn tail.
         var bytes = File.ReadAllBytes(segment);
-        var offset = bytes.Length / 2;
+        var offset = Storage.WalTestFiles.RecordsEnd(bytes) / 2;
         bytes[offset] ^= 0xFF;
         File.WriteAllBytes(segment, bytes);
         using var broken = ServerProcess.Start(0, cluster.Dir, "0", "--config", cluster.ConfigPath);

@@ -17,12 +17,15 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
         await cluster.SetAsync(leader, "before", "1");
         cluster.Kill(follower);
 
-        var last = await WriteManyAsync(cluster, leader, count: 50_000, keys: 5_000);
+        // About 200 bytes of log per write: 10 MB in all, more than two 4 MiB segments.
+        var last = await WriteManyAsync(cluster, leader, count: 50_000, keys: 5_000, valueBytes: 150);
         var s = await cluster.StatusAsync(leader);
         output.WriteLine($"leader {leader}: commit {s.CommitIndex}, snapshot {s.SnapshotIndex} (term {s.SnapshotTerm}), log {s.FirstIndex}..{s.LastIndex}, {s.LogBytes} bytes on disk");
         Assert.True(s.SnapshotIndex > 40_000, $"the leader should have snapshotted (snapshot index {s.SnapshotIndex})");
         Assert.True(s.FirstIndex > 40_000, $"the leader's log should be compacted (first index {s.FirstIndex})");
-        Assert.True(s.LogBytes < 16 << 20, $"the log on disk should be compacted ({s.LogBytes} bytes)");
+        Assert.True(s.LogBytes < 8 << 20, $"the log on disk should be compacted to at most two segments ({s.LogBytes} bytes)");
+        var segments = Directory.GetFiles(Path.Combine(cluster.DataDir(leader), "wal"), "*.wal").Select(Path.GetFileName).Order().ToArray();
+        Assert.DoesNotContain("0000000000000001.wal", segments); // the first segment, entirely before the snapshots, is gone
 
         cluster.Start(follower);
         await cluster.WaitForAppliedAsync(follower, last);
@@ -176,9 +179,10 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Writes <paramref name="count"/> values over <paramref name="keys"/> keys with 64 in
-    /// flight; returns the highest log index acknowledged.</summary>
-    private static async Task<long> WriteManyAsync(LocalCluster cluster, int node, int count, int keys)
+    /// <summary>Writes <paramref name="count"/> values (their number, padded to
+    /// <paramref name="valueBytes"/>) over <paramref name="keys"/> keys with 64 in flight; returns
+    /// the highest log index acknowledged.</summary>
+    private static async Task<long> WriteManyAsync(LocalCluster cluster, int node, int count, int keys, int valueBytes = 0)
     {
         var next = -1;
         long last = 0;
@@ -188,7 +192,7 @@ public sealed class SnapshotProcessTests(ITestOutputHelper output)
             while ((i = Interlocked.Increment(ref next)) < count)
             {
                 var r = await LocalCluster.RetryAsync(() => cluster.Client(node).SetAsync(
-                    new SetRequest { Key = $"k{i % keys:D5}", Value = ByteString.CopyFromUtf8($"{i}") },
+                    new SetRequest { Key = $"k{i % keys:D5}", Value = ByteString.CopyFromUtf8($"{i}".PadRight(valueBytes, '.')) },
                     deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
                 long seen;
                 while ((seen = Interlocked.Read(ref last)) < r.Index && Interlocked.CompareExchange(ref last, r.Index, seen) != seen) { }

@@ -91,11 +91,17 @@ public sealed class WriteAheadLogTests : IDisposable
         Assert.Equal(new HardState(3, 2, 0), state.HardState);
     }
 
+    /// <summary>
+    /// A crash during the last write, in the forms it takes when records are written over the
+    /// zeros a segment was made with (pages reach the disk in any order) and when a segment ends
+    /// at the file's end (written by an older version).
+    /// </summary>
     [Theory]
-    [InlineData("cut-record")]
-    [InlineData("cut-header")]
-    [InlineData("zeros")]
-    [InlineData("bad-crc-last")]
+    [InlineData("last-bytes-lost")]   // the write's last sector is still zeros
+    [InlineData("header-cut")]        // the hard state record's header half written, zeros after it
+    [InlineData("bad-crc-last")]      // the last record damaged, nothing after it
+    [InlineData("first-part-lost")]   // the write's first sector is still zeros, a later one reached the disk
+    [InlineData("file-cut")]          // a segment without zeros after its records, cut inside the last record
     public void A_torn_tail_is_truncated_with_a_warning(string damage)
     {
         using (var wal = Open(out _))
@@ -105,30 +111,28 @@ public sealed class WriteAheadLogTests : IDisposable
         }
         var path = OnlySegment();
         var bytes = File.ReadAllBytes(path);
-        var lastRecord = 12 + 18 + 5 + 12 + 21; // entry 3 + its hard state
+        var end = WalTestFiles.RecordsEnd(bytes);
+        var hardStateRecord = end - (12 + 21); // the last record: entry 3's hard state
         switch (damage)
         {
-            case "cut-record": bytes = bytes[..^5]; break;
-            case "cut-header": bytes = bytes[..^(12 + 21 - 7)]; break; // the hard state record's header cut
-            case "zeros": bytes = [.. bytes, .. new byte[4096]]; break;
-            case "bad-crc-last": bytes[^3] ^= 0x55; break;
+            case "last-bytes-lost": bytes.AsSpan(end - 8, 8).Clear(); break; // the commit index
+            case "header-cut": bytes.AsSpan(hardStateRecord + 5, end - hardStateRecord - 5).Clear(); break;
+            case "bad-crc-last": bytes[end - 3] ^= 0x55; break;
+            case "first-part-lost": bytes.AsSpan(end + 700, 40).Fill(0x5A); break;
+            case "file-cut": bytes = bytes[..(end - 5)]; break;
         }
         File.WriteAllBytes(path, bytes);
 
         using (var wal = Open(out var state))
         {
             Assert.Contains(_logger.Warnings, w => w.Contains(path) && w.Contains("truncating"));
-            if (damage == "zeros")
-                Assert.Equal([1L, 2L, 3L], state.Entries.Select(e => e.Index));
-            else
-                Assert.Equal(3, state.Entries.Count); // entry 3 is intact; only its hard state record was damaged
+            Assert.Equal([1L, 2L, 3L], state.Entries.Select(e => e.Index)); // entry 3 is intact; only its hard state record was damaged
             Assert.True(state.HardState.Commit >= 2);
             wal.Save(new HardState(1, 0, 4), [E(4, 1, "four")]);
         }
         using var third = Open(out var after);
         Assert.Equal([1L, 2L, 3L, 4L], after.Entries.Select(e => e.Index));
         Assert.Equal(4, after.HardState.Commit);
-        _ = lastRecord;
     }
 
     [Fact]
@@ -141,10 +145,102 @@ public sealed class WriteAheadLogTests : IDisposable
         }
         var path = OnlySegment();
         var bytes = File.ReadAllBytes(path);
-        File.WriteAllBytes(path, bytes[..^100]);
+        bytes.AsSpan(WalTestFiles.RecordsEnd(bytes) - 100, 100).Clear(); // its last 100 bytes never reached the disk
+        File.WriteAllBytes(path, bytes);
         using var wal2 = Open(out var state);
         Assert.Equal([1L], state.Entries.Select(e => e.Index));
         Assert.Equal(new HardState(1, 0, 1), state.HardState);
+    }
+
+    /// <summary>
+    /// A write of several sectors whose middle sector never reached the disk, while a later one
+    /// did (pages are written back in any order): the record with the all-zero sector is torn
+    /// even though data follows it, as in etcd's WAL.
+    /// </summary>
+    [Fact]
+    public void A_lost_sector_inside_the_last_write_is_a_torn_tail()
+    {
+        using (var wal = Open(out _))
+        {
+            wal.Save(new HardState(1, 0, 1), [E(1, 1, "one")]);
+            wal.Save(new HardState(1, 0, 1), [E(2, 1, new string('w', 3000)), E(3, 1, "three")]);
+        }
+        var path = OnlySegment();
+        var bytes = File.ReadAllBytes(path);
+        bytes.AsSpan(1024, 512).Clear(); // a whole sector inside entry 2's data
+        File.WriteAllBytes(path, bytes);
+
+        using var wal2 = Open(out var state);
+        Assert.Contains(_logger.Warnings, w => w.Contains(path) && w.Contains("truncating"));
+        Assert.Equal([1L], state.Entries.Select(e => e.Index));
+    }
+
+    [Fact]
+    public void A_segment_is_made_at_its_full_size_and_a_reopened_log_writes_after_its_records()
+    {
+        const long segmentBytes = 64 << 10;
+        using (var wal = Open(out _, segmentBytes))
+            wal.Save(new HardState(1, 0, 1), [E(1, 1, "one"), E(2, 1, "two")]);
+        var path = OnlySegment();
+        Assert.Equal(segmentBytes, new FileInfo(path).Length);
+        var firstEnd = WalTestFiles.RecordsEnd(path);
+
+        using (var wal = Open(out var state, segmentBytes))
+        {
+            Assert.Equal([1L, 2L], state.Entries.Select(e => e.Index));
+            Assert.Equal(firstEnd, wal.SizeBytes); // the records, not the zeros after them
+            wal.Save(new HardState(1, 0, 3), [E(3, 1, "three")]);
+        }
+        Assert.Equal(segmentBytes, new FileInfo(path).Length); // written over the zeros, not appended
+        Assert.True(WalTestFiles.RecordsEnd(path) > firstEnd);
+        using var again = Open(out var after, segmentBytes);
+        Assert.Equal([1L, 2L, 3L], after.Entries.Select(e => e.Index));
+        Assert.Equal(3, after.HardState.Commit);
+        Assert.Empty(_logger.Warnings);
+    }
+
+    [Fact]
+    public void Older_segments_end_at_their_zeros_and_data_after_their_records_refuses_to_start()
+    {
+        using (var wal = Open(out _, segmentBytes: 4096))
+            for (var i = 1; i <= 12; i++) wal.Save(new HardState(1, 0, i - 1), [E(i, 1, new string('k', 1000))]);
+        var files = Directory.GetFiles(_dir, "*.wal").Order().ToArray();
+        Assert.True(files.Length >= 3, $"{files.Length} segments");
+        Assert.All(files, f => Assert.Equal(4096, new FileInfo(f).Length));
+        Assert.All(files, f => Assert.True(WalTestFiles.RecordsEnd(f) < 4096, "each segment has zeros after its records"));
+        Assert.False(File.Exists(Path.Combine(_dir, "next-segment.tmp")), "the file made ahead is removed when the log closes");
+
+        using (var wal = Open(out var state, segmentBytes: 4096))
+            Assert.Equal(Enumerable.Range(1, 12).Select(i => (long)i), state.Entries.Select(e => e.Index));
+        Assert.Empty(_logger.Warnings);
+
+        var bytes = File.ReadAllBytes(files[0]);
+        var end = WalTestFiles.RecordsEnd(bytes);
+        bytes.AsSpan(end + 100, 20).Fill(0x33);
+        File.WriteAllBytes(files[0], bytes);
+        var e = Assert.Throws<StorageCorruptException>(() => Open(out _, segmentBytes: 4096));
+        Assert.Contains(files[0], e.Message);
+        Assert.Contains($"offset {end + 100}: data after the end of the segment's records", e.Message);
+    }
+
+    [Fact]
+    public void A_file_left_half_made_by_a_crash_is_replaced_by_a_full_one()
+    {
+        Directory.CreateDirectory(_dir);
+        var leftover = Path.Combine(_dir, "next-segment.tmp");
+        File.WriteAllBytes(leftover, [1, 2, 3]);
+        using (var wal = Open(out _, segmentBytes: 8192))
+        {
+            wal.Save(new HardState(1, 0, 0), [E(1, 1, "one")]);
+            wal.Cut();
+            wal.Save(null, [E(2, 1, "two")]);
+        }
+        var files = Directory.GetFiles(_dir, "*.wal").Order().ToArray();
+        Assert.Equal(2, files.Length);
+        Assert.All(files, f => Assert.Equal(8192, new FileInfo(f).Length));
+        Assert.False(File.Exists(leftover));
+        using var again = Open(out var state, segmentBytes: 8192);
+        Assert.Equal([1L, 2L], state.Entries.Select(e => e.Index));
     }
 
     [Fact]
@@ -194,7 +290,7 @@ public sealed class WriteAheadLogTests : IDisposable
         }
         var first = Directory.GetFiles(_dir, "*.wal").Order().First();
         var bytes = File.ReadAllBytes(first);
-        bytes[^1] ^= 0xFF; // the last record of a segment that is not the last one
+        bytes[WalTestFiles.RecordsEnd(bytes) - 1] ^= 0xFF; // the last record of a segment that is not the last one
         File.WriteAllBytes(first, bytes);
         var e = Assert.Throws<StorageCorruptException>(() => Open(out _, segmentBytes: 100));
         Assert.Contains(first, e.Message);

@@ -1,0 +1,82 @@
+using Microsoft.Extensions.Logging;
+
+namespace RaftServer.Storage;
+
+/// <summary>
+/// Makes the log's next segment file ahead of time, in the background: a file of the segment's
+/// full size, written with zeros and fsynced. The log then overwrites blocks the file system has
+/// already allocated and written, and its per-turn fsync has only data to flush; appending to a
+/// growing file needs a journal commit for the new size and blocks as well. On this project's
+/// test machine a flushed 4 KiB overwrite took about 0.18 ms against 0.30-0.47 ms for an append
+/// (see docs/server.md "Storage"). Space reserved with fallocate alone does not help: writing into
+/// unwritten extents still commits the journal. The same idea as etcd's file pipeline, which
+/// pre-allocates its next segment while the current one fills.
+/// The file has a temporary name (<see cref="FileName"/>) until the log has written its header
+/// and renamed it, so a crash never leaves a segment without one; a leftover is deleted at start.
+/// </summary>
+internal sealed class WalSegmentPreparer : IDisposable
+{
+    public const string FileName = "next-segment.tmp";
+    private const int ChunkBytes = 1 << 20;
+    private static readonly byte[] Zeros = new byte[ChunkBytes];
+
+    private readonly string _path;
+    private readonly long _bytes;
+    private readonly ILogger _logger;
+    private Task? _pending;
+
+    public WalSegmentPreparer(string dir, long bytes, ILogger logger)
+    {
+        _path = Path.Combine(dir, FileName);
+        _bytes = bytes;
+        _logger = logger;
+        DurableFiles.DeleteIfExists(_path); // a crash's leftover: maybe not complete, never fsynced
+    }
+
+    /// <summary>Starts making the next file unless one is being made or ready.</summary>
+    public void Begin() => _pending ??= Task.Run(Prepare);
+
+    /// <summary>
+    /// Waits for the file begun by <see cref="Begin"/> (normally ready long before) and hands it
+    /// over: the caller writes the header, fsyncs and renames it. Null when the file could not be
+    /// made (logged); the caller then starts an ordinary, growing segment, so a disk that is full
+    /// fails the next write rather than this optimisation.
+    /// </summary>
+    public string? Take()
+    {
+        Begin();
+        var pending = _pending!;
+        _pending = null;
+        try
+        {
+            pending.GetAwaiter().GetResult();
+            return _path;
+        }
+        catch (IOException e)
+        {
+            _logger.LogWarning("{Path}: could not pre-allocate the next log segment ({Reason}); the log appends to a new file instead", _path, e.Message);
+            DurableFiles.DeleteIfExists(_path);
+            return null;
+        }
+    }
+
+    private void Prepare()
+    {
+        using var file = new FileStream(_path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
+        for (long written = 0; written < _bytes; written += ChunkBytes)
+            file.Write(Zeros, 0, (int)Math.Min(ChunkBytes, _bytes - written));
+        file.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Waits for a file being made (nothing may write into the directory after the log is closed) and deletes it.</summary>
+    public void Dispose()
+    {
+        if (_pending is { } pending)
+        {
+            try { pending.GetAwaiter().GetResult(); }
+            catch (IOException) { } // it is deleted below either way
+            _pending = null;
+        }
+        DurableFiles.DeleteIfExists(_path);
+    }
+}
