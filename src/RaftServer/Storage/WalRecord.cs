@@ -16,8 +16,12 @@ namespace RaftServer.Storage;
 /// <c>index</c> (written when a follower installs a leader's snapshot at that index, and whenever
 /// the log on disk holds no entry, so that a restart knows where it continues).</item>
 /// </list>
-/// A segment file starts with the 8-byte magic <c>RAFTWAL1</c> and then a HardState record (the
-/// state current when the segment was opened), so whole old segments can be deleted later.
+/// A segment file starts with the 8-byte magic <c>RAFTWAL2</c> and then a HardState record (the
+/// state current when the segment was opened), so whole old segments can be deleted later. After
+/// the records come the zeros the file was made with (<see cref="WalSegmentPreparer"/>); the first
+/// all-zero record header ends the records. <c>RAFTWAL1</c> segments (written before segments were
+/// made ahead, ending at the end of the file) are read the same way; the new magic makes an older
+/// RaftServer refuse a <c>RAFTWAL2</c> segment by name rather than take its zeros for damage.
 /// </summary>
 internal static class WalRecord
 {
@@ -30,7 +34,8 @@ internal static class WalRecord
     public const int LogBaseSize = 1 + 8;
     /// <summary>No record is larger: an entry is at most a 1 MiB value, a 1 KiB key and a little framing.</summary>
     public const int MaxPayload = 64 << 20;
-    public static ReadOnlySpan<byte> Magic => "RAFTWAL1"u8;
+    public static ReadOnlySpan<byte> Magic => "RAFTWAL2"u8;
+    public static ReadOnlySpan<byte> LegacyMagic => "RAFTWAL1"u8;
 
     public static int EntrySize(Entry e) => HeaderSize + EntryFixedSize + e.Data.Length;
     public static int HardStateRecordSize => HeaderSize + HardStateSize;

@@ -23,7 +23,11 @@ internal sealed class WalSegmentPreparer : IDisposable
     private readonly string _path;
     private readonly long _bytes;
     private readonly ILogger _logger;
+    // The loop takes and begins files; Dispose may come from another thread when a loop that
+    // did not stop in time is abandoned at shutdown.
+    private readonly Lock _lock = new();
     private Task? _pending;
+    private bool _disposed;
 
     public WalSegmentPreparer(string dir, long bytes, ILogger logger)
     {
@@ -33,8 +37,15 @@ internal sealed class WalSegmentPreparer : IDisposable
         DurableFiles.DeleteIfExists(_path); // a crash's leftover: maybe not complete, never fsynced
     }
 
-    /// <summary>Starts making the next file unless one is being made or ready.</summary>
-    public void Begin() => _pending ??= Task.Run(Prepare);
+    /// <summary>Starts making the next file unless one is being made or ready (on a thread of its own: it blocks on the disk).</summary>
+    public void Begin()
+    {
+        lock (_lock)
+        {
+            if (_disposed) return;
+            _pending ??= Task.Factory.StartNew(Prepare, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+    }
 
     /// <summary>
     /// Waits for the file begun by <see cref="Begin"/> (normally ready long before) and hands it
@@ -42,17 +53,23 @@ internal sealed class WalSegmentPreparer : IDisposable
     /// made (logged); the caller then starts an ordinary, growing segment, so a disk that is full
     /// fails the next write rather than this optimisation.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">the log is closed.</exception>
     public string? Take()
     {
         Begin();
-        var pending = _pending!;
-        _pending = null;
+        Task pending;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            pending = _pending!;
+            _pending = null;
+        }
         try
         {
             pending.GetAwaiter().GetResult();
             return _path;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _logger.LogWarning("{Path}: could not pre-allocate the next log segment ({Reason}); the log appends to a new file instead", _path, e.Message);
             DurableFiles.DeleteIfExists(_path);
@@ -71,11 +88,19 @@ internal sealed class WalSegmentPreparer : IDisposable
     /// <summary>Waits for a file being made (nothing may write into the directory after the log is closed) and deletes it.</summary>
     public void Dispose()
     {
-        if (_pending is { } pending)
+        Task? pending;
+        lock (_lock)
         {
-            try { pending.GetAwaiter().GetResult(); }
-            catch (IOException) { } // it is deleted below either way
+            if (_disposed) return;
+            _disposed = true;
+            pending = _pending;
             _pending = null;
+        }
+        if (pending is not null)
+        {
+            // Its failure would matter only to a Take; the file goes either way.
+            try { pending.GetAwaiter().GetResult(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         }
         DurableFiles.DeleteIfExists(_path);
     }

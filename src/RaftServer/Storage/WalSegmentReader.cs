@@ -24,7 +24,7 @@ internal static class WalSegmentReader
         var span = bytes.AsSpan();
         segment.Size = bytes.Length;
 
-        if (bytes.Length < WalRecord.Magic.Length || !span[..WalRecord.Magic.Length].SequenceEqual(WalRecord.Magic))
+        if (bytes.Length < WalRecord.Magic.Length || !(span[..WalRecord.Magic.Length].SequenceEqual(WalRecord.Magic) || span[..WalRecord.Magic.Length].SequenceEqual(WalRecord.LegacyMagic)))
         {
             // A crash while a new segment was being created leaves it empty or cut inside the magic.
             if (isLast && bytes.Length < WalRecord.Magic.Length && (WalRecord.Magic.StartsWith(span) || span.IndexOfAnyExcept((byte)0) < 0))
@@ -67,7 +67,7 @@ internal static class WalSegmentReader
                         "(the log is damaged; restore this node's data directory or remove it so the node catches up from the leader)");
                 logger.LogWarning("{Path}: offset {Offset}: {Reason} at the tail of the log; truncating {Bytes} bytes (a write interrupted by a crash)",
                     segment.Path, pos, reason, bytes.Length - pos);
-                Truncate(segment, pos);
+                Truncate(segment, span, pos);
                 return;
             }
 
@@ -102,29 +102,40 @@ internal static class WalSegmentReader
 
     /// <summary>
     /// The records end at <paramref name="pos"/>. Zeros after it are the space made ahead of
-    /// time. Anything else after it in the last segment is a write whose first pages a crash lost
-    /// (its later pages reached the disk): not acknowledged, so it goes. In an older segment,
-    /// every write was fsynced before the next segment began, so it is damage.
+    /// time. Data after it in the last segment is a write whose first sectors a crash lost (its
+    /// later pages reached the disk): not acknowledged, so it goes. That needs the zeros to run
+    /// at least to the end of <paramref name="pos"/>'s sector; shorter zeros amid data are damage,
+    /// as is data after the records of an older segment (every write in it was fsynced before the
+    /// next segment began).
     /// </summary>
     private static void EndAtZeroHeader(WalSegment segment, ReadOnlySpan<byte> span, long pos, bool isLast, ILogger logger)
     {
         segment.Size = pos;
         var data = span[(int)pos..].IndexOfAnyExcept((byte)0);
         if (data < 0) return;
-        if (!isLast)
+        if (!isLast || pos + data < SectorEnd(pos, span.Length))
             throw new StorageCorruptException(
                 $"{segment.Path}: offset {pos + data}: data after the end of the segment's records (offset {pos}) before the end of the log; refusing to start " +
                 "(the log is damaged; restore this node's data directory or remove it so the node catches up from the leader)");
         logger.LogWarning("{Path}: offset {Offset}: the records end, but data follows at offset {Data} (a write whose first part a crash lost); truncating {Bytes} bytes",
             segment.Path, pos, pos + data, span.Length - pos);
-        Truncate(segment, pos);
+        Truncate(segment, span, pos);
     }
 
-    private static void Truncate(WalSegment segment, long pos)
+    /// <summary>
+    /// Cuts the log at <paramref name="pos"/> by writing zeros over the rest of the file (and
+    /// fsyncing), so what follows reads as the space made ahead of time and the file keeps its
+    /// size: the writes after a restart still go into written blocks.
+    /// </summary>
+    private static void Truncate(WalSegment segment, ReadOnlySpan<byte> span, long pos)
     {
+        var last = pos + span[(int)pos..].LastIndexOfAnyExcept((byte)0);
         using (var f = new FileStream(segment.Path, FileMode.Open, FileAccess.Write))
         {
-            f.SetLength(pos);
+            f.Seek(pos, SeekOrigin.Begin);
+            var zeros = new byte[64 << 10];
+            for (var p = pos; p <= last; p += zeros.Length)
+                f.Write(zeros, 0, (int)Math.Min(zeros.Length, last + 1 - p));
             f.Flush(true);
         }
         segment.Size = pos;
@@ -160,9 +171,11 @@ internal static class WalSegmentReader
     /// <item>its header or payload runs past the end of the file;</item>
     /// <item>it is the last thing written: only zeros (or nothing) follow it (for a damaged
     /// length: follow its header);</item>
-    /// <item>a piece of it between two 512-byte sector boundaries of the file is all zeros: a
-    /// sector of the write never reached the disk (etcd's <c>isTornEntry</c>). For a damaged
-    /// length only the header is looked at.</item>
+    /// <item>a piece of it between two 512-byte sector boundaries of the file is all zeros, and
+    /// so is the rest of that sector after it: a sector of the write never reached the disk (as
+    /// etcd's <c>isTornEntry</c>, which looks at the piece alone; a few zero bytes at a record's
+    /// edge, such as a small commit index, must not make damage before intact data look torn).
+    /// For a damaged length only the header is looked at.</item>
     /// </list>
     /// </summary>
     private static bool IsTornTail(ReadOnlySpan<byte> span, long pos, int payloadLength, RecordProblem problem)
@@ -186,10 +199,13 @@ internal static class WalSegmentReader
         var end = start + length;
         for (var p = start; p < end;)
         {
-            var next = Math.Min(end, (p / SectorBytes + 1) * SectorBytes);
-            if (span.Slice((int)p, (int)(next - p)).IndexOfAnyExcept((byte)0) < 0) return true;
-            p = next;
+            var sectorEnd = SectorEnd(p, span.Length);
+            if (span.Slice((int)p, (int)(sectorEnd - p)).IndexOfAnyExcept((byte)0) < 0) return true;
+            p = sectorEnd;
         }
         return false;
     }
+
+    /// <summary>The next 512-byte boundary after <paramref name="pos"/>, or the end of the file if that comes first.</summary>
+    private static long SectorEnd(long pos, long fileLength) => Math.Min(fileLength, (pos / SectorBytes + 1) * SectorBytes);
 }

@@ -14,7 +14,8 @@ public sealed class StorageCorruptException(string message) : Exception(message)
 /// (<see cref="WalSegmentPreparer"/>), and records are written over the zeros: the records end
 /// at the first all-zero record header. An entry whose index the log already has replaces that entry and
 /// every later one; recovery replays the records in order to rebuild the log. A segment is closed
-/// once it passes <see cref="SegmentBytes"/> (or on <see cref="Cut"/>) and a new one begins with
+/// once it passes <see cref="SegmentBytes"/> (or on <see cref="Cut"/>, which the node does not
+/// use: it would waste the zeros made ahead) and a new one begins with
 /// the current hard state, so compaction deletes whole old segments
 /// (<see cref="DeleteSegmentsThrough"/>) and the log then starts at <see cref="FirstIndex"/>
 /// rather than 1. A follower that installs a leader's snapshot discards the whole log
@@ -24,9 +25,9 @@ public sealed class StorageCorruptException(string message) : Exception(message)
 public sealed class WriteAheadLog : IDisposable
 {
     /// <summary>
-    /// Small enough that the zeros written ahead cost little (a snapshot cuts the segment every
-    /// few thousand entries) and a restart replays little; large enough that a segment is not
-    /// started on every busy second.
+    /// Small enough that making the next one costs little (a few ms of writing here) and that the log
+    /// kept on disk beyond the previous snapshot (up to one segment) replays fast; large enough
+    /// that a busy node starts a segment about once a second, not every few writes.
     /// </summary>
     public const long DefaultSegmentBytes = 4L << 20;
     private const string Extension = ".wal";
@@ -264,6 +265,11 @@ public sealed class WriteAheadLog : IDisposable
     /// </summary>
     private void StartSegment(long seq, bool logBase = false)
     {
+        var path = Path.Combine(_dir, seq.ToString("D16", CultureInfo.InvariantCulture) + Extension);
+        var prepared = _preparer.Take();
+        var file = prepared is null
+            ? new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0)
+            : new FileStream(prepared, FileMode.Open, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 0); // Delete: Windows renames open files only with it
         if (_file is not null)
         {
             // Records saved without fsync (a commit index) may be the old segment's last: make
@@ -272,11 +278,7 @@ public sealed class WriteAheadLog : IDisposable
             _file.Flush(flushToDisk: true);
             _file.Dispose();
         }
-        var path = Path.Combine(_dir, seq.ToString("D16", CultureInfo.InvariantCulture) + Extension);
-        var prepared = _preparer.Take();
-        _file = prepared is null
-            ? new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0)
-            : new FileStream(prepared, FileMode.Open, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 0); // Delete: Windows renames open files only with it
+        _file = file;
         var segment = new WalSegment(seq, path);
         Span<byte> head = stackalloc byte[WalRecord.Magic.Length + WalRecord.HardStateRecordSize + WalRecord.LogBaseRecordSize];
         WalRecord.Magic.CopyTo(head);

@@ -166,7 +166,8 @@ public sealed class ProcessTests : IDisposable
         var segment = Directory.GetFiles(Path.Combine(cluster.DataDir(0), "wal"), "*.wal").Order().Last();
         var intact = Storage.WalTestFiles.RecordsEnd(segment);
         // A record cut short by a crash: a valid header announcing 100 bytes, then only 10 of
-        // them, written where the records end (over the zeros the segment was made with).
+        // them, written where the records end. The segment was made with zeros, so the rest of
+        // the 100 reads as zeros (a bad CRC) with only zeros after it: a torn tail.
         using (var f = new FileStream(segment, FileMode.Open, FileAccess.Write))
         {
             f.Seek(intact, SeekOrigin.Begin);

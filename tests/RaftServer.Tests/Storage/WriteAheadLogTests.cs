@@ -126,6 +126,7 @@ public sealed class WriteAheadLogTests : IDisposable
         using (var wal = Open(out var state))
         {
             Assert.Contains(_logger.Warnings, w => w.Contains(path) && w.Contains("truncating"));
+            Assert.Equal(bytes.Length, new FileInfo(path).Length); // cut by zeros: the file keeps the space made ahead
             Assert.Equal([1L, 2L, 3L], state.Entries.Select(e => e.Index)); // entry 3 is intact; only its hard state record was damaged
             Assert.True(state.HardState.Commit >= 2);
             wal.Save(new HardState(1, 0, 4), [E(4, 1, "four")]);
@@ -173,6 +174,91 @@ public sealed class WriteAheadLogTests : IDisposable
         using var wal2 = Open(out var state);
         Assert.Contains(_logger.Warnings, w => w.Contains(path) && w.Contains("truncating"));
         Assert.Equal([1L], state.Entries.Select(e => e.Index));
+    }
+
+    /// <summary>
+    /// The first sector of the last write never reached the disk, its later sectors did: the
+    /// zeros from where the records end run to the end of that sector, so it is a torn write.
+    /// The same zeros covering only a record's header, with data in the rest of its sector, are
+    /// not what a crash leaves: the node refuses to start.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Zeros_where_the_last_write_began_are_a_torn_tail_only_when_they_fill_the_rest_of_the_sector(bool wholeSector)
+    {
+        int lastWrite;
+        using (var wal = Open(out _))
+        {
+            wal.Save(new HardState(1, 0, 1), [E(1, 1, "one")]);
+            lastWrite = WalTestFiles.RecordsEnd(OnlySegment());
+            wal.Save(new HardState(1, 0, 1), [E(2, 1, new string('w', 3000)), E(3, 1, "three")]);
+        }
+        var path = OnlySegment();
+        var bytes = File.ReadAllBytes(path);
+        var sectorEnd = (lastWrite / 512 + 1) * 512;
+        bytes.AsSpan(lastWrite, wholeSector ? sectorEnd - lastWrite : 12).Clear();
+        File.WriteAllBytes(path, bytes);
+
+        if (wholeSector)
+        {
+            using var wal = Open(out var state);
+            Assert.Contains(_logger.Warnings, w => w.Contains(path) && w.Contains($"offset {lastWrite}: the records end, but data follows") && w.Contains("truncating"));
+            Assert.Equal([1L], state.Entries.Select(e => e.Index));
+        }
+        else
+        {
+            var e = Assert.Throws<StorageCorruptException>(() => Open(out _));
+            Assert.Contains($"offset {lastWrite + 12}: data after the end of the segment's records (offset {lastWrite})", e.Message);
+        }
+    }
+
+    /// <summary>
+    /// A hard state record crossing a sector boundary with only its commit index's high bytes
+    /// (zeros) after it, damaged, with fsynced records after it: those few zero bytes at the
+    /// record's edge are not a lost sector (the rest of that sector holds data), so this is damage
+    /// before the end of the log, never a torn tail that would drop the acknowledged entry 2.
+    /// </summary>
+    [Fact]
+    public void A_few_zero_bytes_at_a_damaged_records_edge_do_not_make_it_torn()
+    {
+        const int hardStateStart = 512 - 27; // its last 6 bytes (the commit index's high bytes) in the next sector
+        using (var wal = Open(out _))
+        {
+            // magic 8 + hard state 33 + entry 1 (30 + data) = hardStateStart
+            wal.Save(new HardState(1, 0, 1), [E(1, 1, new string('d', hardStateStart - 8 - 33 - 30))]);
+            wal.Save(null, [E(2, 1, "acknowledged")]);
+        }
+        var path = OnlySegment();
+        var bytes = File.ReadAllBytes(path);
+        Assert.Equal(21, BitConverter.ToInt32(bytes, hardStateStart)); // the layout the test means
+        Assert.True(bytes.AsSpan(512, 6).IndexOfAnyExcept((byte)0) < 0);
+        bytes[hardStateStart + 12 + 2] ^= 0x01; // the term
+        File.WriteAllBytes(path, bytes);
+
+        var e = Assert.Throws<StorageCorruptException>(() => Open(out _));
+        Assert.Contains($"offset {hardStateStart}: a CRC mismatch before the end of the log", e.Message);
+    }
+
+    [Fact]
+    public void A_segment_written_before_segments_were_made_ahead_is_read_and_continued()
+    {
+        using (var wal = Open(out _))
+            wal.Save(new HardState(1, 0, 2), [E(1, 1, "one"), E(2, 1, "two")]);
+        var path = OnlySegment();
+        var bytes = File.ReadAllBytes(path);
+        var legacy = bytes[..WalTestFiles.RecordsEnd(bytes)];
+        "RAFTWAL1"u8.CopyTo(legacy);
+        File.WriteAllBytes(path, legacy);
+
+        using (var wal = Open(out var state))
+        {
+            Assert.Equal([1L, 2L], state.Entries.Select(e => e.Index));
+            wal.Save(new HardState(1, 0, 3), [E(3, 1, "three")]);
+        }
+        using var again = Open(out var after);
+        Assert.Equal([1L, 2L, 3L], after.Entries.Select(e => e.Index));
+        Assert.Empty(_logger.Warnings);
     }
 
     [Fact]
@@ -223,12 +309,27 @@ public sealed class WriteAheadLogTests : IDisposable
         Assert.Contains($"offset {end + 100}: data after the end of the segment's records", e.Message);
     }
 
-    [Fact]
-    public void A_file_left_half_made_by_a_crash_is_replaced_by_a_full_one()
+    /// <summary>
+    /// A crash while the next segment was being made (a short file), or after the log wrote its
+    /// header and records into it but before renaming it (a file that looks like a segment): either
+    /// way it never became part of the log, and it is deleted at start.
+    /// </summary>
+    [Theory]
+    [InlineData("half-made")]
+    [InlineData("not-yet-renamed")]
+    public void A_file_left_by_a_crash_while_a_segment_was_made_is_replaced_by_a_full_one(string leftoverKind)
     {
         Directory.CreateDirectory(_dir);
         var leftover = Path.Combine(_dir, "next-segment.tmp");
-        File.WriteAllBytes(leftover, [1, 2, 3]);
+        if (leftoverKind == "half-made")
+            File.WriteAllBytes(leftover, [1, 2, 3]);
+        else
+        {
+            using (var other = WriteAheadLog.Open(Path.Combine(_dir, "other"), _logger, out _, 8192))
+                other.Save(new HardState(5, 1, 7), [E(1, 5, "never part of this log")]);
+            File.Move(Path.Combine(_dir, "other", "0000000000000001.wal"), leftover);
+            Directory.Delete(Path.Combine(_dir, "other"), true);
+        }
         using (var wal = Open(out _, segmentBytes: 8192))
         {
             wal.Save(new HardState(1, 0, 0), [E(1, 1, "one")]);
@@ -241,6 +342,7 @@ public sealed class WriteAheadLogTests : IDisposable
         Assert.False(File.Exists(leftover));
         using var again = Open(out var state, segmentBytes: 8192);
         Assert.Equal([1L, 2L], state.Entries.Select(e => e.Index));
+        Assert.Equal(new HardState(1, 0, 0), state.HardState); // nothing of the leftover's records
     }
 
     [Fact]
