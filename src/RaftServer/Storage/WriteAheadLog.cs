@@ -14,8 +14,7 @@ public sealed class StorageCorruptException(string message) : Exception(message)
 /// (<see cref="WalSegmentPreparer"/>), and records are written over the zeros: the records end
 /// at the first all-zero record header. An entry whose index the log already has replaces that entry and
 /// every later one; recovery replays the records in order to rebuild the log. A segment is closed
-/// once it passes <see cref="SegmentBytes"/> (or on <see cref="Cut"/>, which the node does not
-/// use: it would waste the zeros made ahead) and a new one begins with
+/// once it passes <see cref="SegmentBytes"/> and a new one begins with
 /// the current hard state, so compaction deletes whole old segments
 /// (<see cref="DeleteSegmentsThrough"/>) and the log then starts at <see cref="FirstIndex"/>
 /// rather than 1. A follower that installs a leader's snapshot discards the whole log
@@ -190,10 +189,12 @@ public sealed class WriteAheadLog : IDisposable
 
     /// <summary>
     /// Closes the current segment and starts a new one, so that everything written so far can be
-    /// deleted by <see cref="DeleteSegmentsThrough"/> once a snapshot covers it. Call it right after
-    /// a snapshot is durable. Does nothing when the current segment holds no entry.
+    /// deleted by <see cref="DeleteSegmentsThrough"/> once a snapshot covers it. Does nothing when
+    /// the current segment holds no entry. The node does not call it: a segment cut short wastes
+    /// the zeros made ahead for it, so segments end when full. Tests use it to lay out segments
+    /// exactly.
     /// </summary>
-    public void Cut()
+    internal void Cut()
     {
         var current = _segments[^1];
         if (current.MaxIndex == 0) return;
