@@ -16,6 +16,15 @@ internal static class DurableFiles
         SyncDirectory(Path.GetDirectoryName(finalPath)!);
     }
 
+    private static readonly byte[] Zeros = new byte[1 << 20];
+
+    /// <summary>Writes <paramref name="count"/> zero bytes at <paramref name="file"/>'s position (not flushed).</summary>
+    public static void WriteZeros(Stream file, long count)
+    {
+        for (long written = 0; written < count; written += Zeros.Length)
+            file.Write(Zeros, 0, (int)Math.Min(Zeros.Length, count - written));
+    }
+
     /// <summary>Deletes <paramref name="path"/> if it exists; a file that is already gone is not an error.</summary>
     public static void DeleteIfExists(string path)
     {

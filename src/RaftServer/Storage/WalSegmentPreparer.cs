@@ -17,8 +17,6 @@ namespace RaftServer.Storage;
 internal sealed class WalSegmentPreparer : IDisposable
 {
     public const string FileName = "next-segment.tmp";
-    private const int ChunkBytes = 1 << 20;
-    private static readonly byte[] Zeros = new byte[ChunkBytes];
 
     private readonly string _path;
     private readonly long _bytes;
@@ -80,8 +78,7 @@ internal sealed class WalSegmentPreparer : IDisposable
     private void Prepare()
     {
         using var file = new FileStream(_path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
-        for (long written = 0; written < _bytes; written += ChunkBytes)
-            file.Write(Zeros, 0, (int)Math.Min(ChunkBytes, _bytes - written));
+        DurableFiles.WriteZeros(file, _bytes);
         file.Flush(flushToDisk: true);
     }
 

@@ -133,9 +133,7 @@ internal static class WalSegmentReader
         using (var f = new FileStream(segment.Path, FileMode.Open, FileAccess.Write))
         {
             f.Seek(pos, SeekOrigin.Begin);
-            var zeros = new byte[64 << 10];
-            for (var p = pos; p <= last; p += zeros.Length)
-                f.Write(zeros, 0, (int)Math.Min(zeros.Length, last + 1 - p));
+            DurableFiles.WriteZeros(f, last + 1 - pos);
             f.Flush(true);
         }
         segment.Size = pos;
