@@ -1,9 +1,11 @@
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.Hosting;
 using RaftServer.StateMachine;
+using RaftServer.Transport;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Api;
@@ -16,7 +18,7 @@ namespace RaftServer.Api;
 /// leader / suspended / leadership lost, DeadlineExceeded when the client's deadline passes,
 /// FailedPrecondition for a sequence number older than the client's session window.
 /// </summary>
-public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.RaftClient.RaftClientBase
+public sealed class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers) : P.RaftClient.RaftClientBase
 {
     public const string LeaderTrailer = "raftps-leader";
     public const string ForwardedHeader = "raftps-forwarded";
@@ -28,10 +30,10 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
     {
         Log.GetLeaderCommand(_log);
         var view = CheckAwake();
-        if (view.LeaderId == SoftState.NoLeader || loop.Config.Find(view.LeaderId) is not { } leader)
+        if (view.LeaderId == SoftState.NoLeader || membership.Find(view.LeaderId) is not { } leader)
             throw Unavailable("no leader is known yet (an election is under way or there is no quorum)", SoftState.NoLeader);
-        Log.LeaderAnswer(_log, leader.Id, $"{leader.Host}:{leader.Port}");
-        return Task.FromResult(new P.GetLeaderReply { Leader = NodeLoop.ToInfo(leader), Term = view.Term });
+        Log.LeaderAnswer(_log, leader.Id, $"{leader.Address.Host}:{leader.Address.Port}");
+        return Task.FromResult(new P.GetLeaderReply { Leader = StatusMapping.ToInfo(leader), Term = view.Term });
     }
 
     public override async Task<P.SetReply> Set(P.SetRequest request, ServerCallContext context)
@@ -151,13 +153,13 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
     {
         var view = CheckAwake();
         if (view.IsLeader) return null;
-        if (forwarded || view.LeaderId == SoftState.NoLeader || view.LeaderId == loop.Id)
+        if (forwarded || view.LeaderId == SoftState.NoLeader || view.LeaderId == membership.Self)
             throw Unavailable("this node is not the leader and no leader is known yet", forwarded ? SoftState.NoLeader : view.LeaderId);
         return view.LeaderId;
     }
 
     private bool CanForwardTo(WriteOutcome outcome, bool forwarded) =>
-        !forwarded && outcome.LeaderHint != SoftState.NoLeader && outcome.LeaderHint != loop.Id;
+        !forwarded && outcome.LeaderHint != SoftState.NoLeader && outcome.LeaderHint != membership.Self;
 
     private static string StaleDetail(ulong clientId, ulong sequence) =>
         $"sequence {sequence} of client {clientId} is older than the last {SessionTable.Window} writes the server remembers for it";
@@ -166,7 +168,7 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
         Func<P.RaftClient.RaftClientClient, TRequest, Metadata, DateTime?, CancellationToken, Task<TReply>> forward,
         TRequest request, ServerCallContext context)
     {
-        if (loop.Peers.Peer(leaderId) is not { } peer)
+        if (peers.Peer(leaderId) is not { } peer)
             throw Unavailable("the leader is not a known peer", leaderId);
         DateTime? deadline = context.Deadline == DateTime.MaxValue ? null : context.Deadline;
         try
@@ -230,7 +232,7 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
     {
         Log.StatusCommand(_log);
         CheckAwake();
-        return await WaitAsync(loop.Status(), context);
+        return StatusMapping.ToReply(await WaitAsync(loop.Status(), context));
     }
 
     // ---- helpers ----
@@ -259,7 +261,7 @@ public sealed class ClientService(NodeLoop loop, ILoggerFactory loggers) : P.Raf
         new(new Status(StatusCode.DeadlineExceeded, "the deadline passed before the request completed"));
 
     private string? LeaderText(int leaderId) =>
-        leaderId != SoftState.NoLeader && loop.Config.Find(leaderId) is { } n ? $"{n.Id} {n.Host}:{n.Port}" : null;
+        leaderId != SoftState.NoLeader && membership.Find(leaderId) is { } n ? $"{n.Id} {n.Address.Host}:{n.Address.Port}" : null;
 
     private RpcException Unavailable(string message, int leaderHint)
     {

@@ -225,11 +225,7 @@ public sealed partial class RaftNode
         // passes the consistency check, whatever else is still in flight.
         foreach (var pr in progress)
         {
-            if (pr == self) continue;
-            long canCommit = Math.Min(log.Committed, pr.Match);
-            if (canCommit <= pr.CommitSent) continue;
-            long matchTerm = log.TermAt(pr.Match);
-            if (matchTerm < 0) continue;
+            if (!CommitNoticeDue(pr, out long canCommit, out long matchTerm)) continue;
             Send(new Message
             {
                 Type = MessageType.Append, From = Id, To = pr.Id, Term = term,
@@ -239,6 +235,29 @@ public sealed partial class RaftNode
         }
 
         StartReadRoundIfNeeded();
+    }
+
+    /// <summary>Whether <paramref name="pr"/> can be told a higher commit index than it was sent.</summary>
+    private bool CommitNoticeDue(Progress pr, out long canCommit, out long matchTerm)
+    {
+        canCommit = Math.Min(log.Committed, pr.Match);
+        matchTerm = -1;
+        if (pr == self || canCommit <= pr.CommitSent) return false;
+        matchTerm = log.TermAt(pr.Match);
+        return matchTerm >= 0;
+    }
+
+    /// <summary>Whether <see cref="FlushLeaderWork"/> has something to do (pure).</summary>
+    private bool HasLeaderWork
+    {
+        get
+        {
+            if (role != Role.Leader) return false;
+            if (broadcastPending || readRoundPending) return true;
+            foreach (var pr in progress)
+                if (CommitNoticeDue(pr, out _, out _)) return true;
+            return false;
+        }
     }
 
     /// <summary>

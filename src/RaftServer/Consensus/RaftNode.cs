@@ -214,26 +214,28 @@ public sealed partial class RaftNode
     // ---- Ready / Advance -------------------------------------------------------------------
 
     /// <summary>
-    /// Whether there is a Ready to handle. Asking (like <see cref="GetReady"/>) also ends the loop
-    /// turn for batching: the leader then emits the turn's Appends (one per peer for all the
-    /// turn's proposals), commit notices and read-index heartbeat round. So step every queued
-    /// event first, then ask.
+    /// Ends the driver's turn: the leader emits the work it defers so that it is batched (one
+    /// Append per peer for all the turn's proposals, one commit notice per peer for all the turn's
+    /// acknowledgements, one heartbeat round for all the turn's reads). Call it once every queued
+    /// event has been stepped, before asking for the Ready. (<see cref="GetReady"/> ends the turn
+    /// too, so a driver that forgets loses batching, not messages.)
     /// </summary>
-    public bool HasReady
-    {
-        get
-        {
-            FlushLeaderWork();
-            return messages.Count > 0
-                || log.FirstUnstable <= log.LastIndex
-                || log.Delivered < log.Committed
-                || readStates.Count > 0
-                || voteGranted is not null
-                || pendingSnapshot is not null
-                || CurrentHardState != lastHardState
-                || CurrentSoftState != lastSoftState;
-        }
-    }
+    public void EndTurn() => FlushLeaderWork();
+
+    /// <summary>
+    /// Whether there is a Ready to handle, counting the leader's deferred turn work
+    /// (<see cref="EndTurn"/>) as such. Pure: asking changes nothing.
+    /// </summary>
+    public bool HasReady =>
+        messages.Count > 0
+        || log.FirstUnstable <= log.LastIndex
+        || log.Delivered < log.Committed
+        || readStates.Count > 0
+        || voteGranted is not null
+        || pendingSnapshot is not null
+        || CurrentHardState != lastHardState
+        || CurrentSoftState != lastSoftState
+        || HasLeaderWork;
 
     /// <summary>
     /// Everything to persist, send and apply since the last Ready. Handing it out marks it as
@@ -241,7 +243,7 @@ public sealed partial class RaftNode
     /// </summary>
     public Ready GetReady()
     {
-        FlushLeaderWork();
+        EndTurn();
         var hardState = CurrentHardState;
         var softState = CurrentSoftState;
         var entries = log.TakeUnstable();

@@ -15,7 +15,7 @@ public sealed record RecoveredNode(PersistedState State, KvStore Store, Snapshot
 /// resume-after-suspend: load the newest snapshot that verifies (falling back to older ones, or to
 /// none, in which case the leader will send one), then keep only the log that continues it.
 /// </summary>
-public sealed class NodeStorage : IDisposable
+public sealed class NodeStorage : ILogStore, IDisposable
 {
     private readonly DataDirectory _dir;
     private readonly ILogger _logger;
@@ -89,6 +89,12 @@ public sealed class NodeStorage : IDisposable
         }
         return (null, new KvStore());
     }
+
+    // ILogStore: the driver persists to the current log (Reopen replaces it).
+    public HardState HardState => Wal.HardState;
+    public long SizeBytes => Wal.SizeBytes;
+    public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync) => Wal.Save(hardState, entries, sync);
+    public void Reset(long snapshotIndex) => Wal.Reset(snapshotIndex);
 
     public void Dispose() => Wal.Dispose();
 }

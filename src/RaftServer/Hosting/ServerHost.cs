@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
@@ -9,6 +10,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using RaftServer.Api;
+using RaftServer.Cluster;
+using RaftServer.Consensus;
 using RaftServer.Storage;
 using RaftServer.Transport;
 
@@ -98,25 +101,40 @@ public static class ServerHost
             dataDir.Dispose();
             return 1;
         }
+        // Disposed last (declared first): the lock on the data directory outlives everything that writes to it.
+        using var dataDirLock = dataDir;
+        using var storageScope = storage;
 
         var exitCode = 0;
         var transportLogger = loggerFactory.CreateLogger("RaftServer.Transport");
-        await using var peers = new PeerTransport(settings.Id, config.Nodes, transportLogger);
+        var membership = new Membership(settings.Id, MemberSet.FromConfig(config));
+        var clock = Stopwatch.StartNew();
+        Func<long> nowMs = () => clock.ElapsedMilliseconds;
+        NodeLoop? loop = null;
+        void Post(LoopEvent ev) => loop!.Post(ev);
         WebApplication? app = null;
-        using var loop = new NodeLoop(settings, config, storage, recovered, peers, loggerFactory, e =>
+        // A peer whose port refuses connections has no process behind it: if it was the leader,
+        // the core may start an election at once rather than wait out the election timeout.
+        await using var peers = new PeerTransport(membership, transportLogger, id => Post(new PeerUnreachable(id)));
+        using var sockets = new PeerSockets(membership, transportLogger);
+        await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), Post, loggerFactory);
+        var driver = new RaftDriver(
+            () => new RaftOptions
+            {
+                Id = settings.Id,
+                Members = membership.Current.VoterIds,
+                ElectionTicks = settings.ElectionTicks,
+                HeartbeatTicks = 1,
+                Random = new Random(),
+                SnapshotTimeoutTicks = SnapshotCoordinator.TimeoutTicks(settings.HeartbeatMs),
+            },
+            membership, storage, peers, sockets, snapshots, storage.Reopen,
+            DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
+        using var nodeLoop = loop = new NodeLoop(driver, sockets, recovered, settings.HeartbeatMs, nowMs, logger, e =>
         {
             exitCode = 1;
             app?.Lifetime.StopApplication();
         });
-
-        // A peer whose port refuses connections has no process behind it: if it was the leader,
-        // the core may start an election at once rather than wait out the election timeout.
-        foreach (var node in config.Nodes)
-            if (peers.Peer(node.Id) is { } peer)
-            {
-                var id = node.Id;
-                peer.Refused = () => loop.Post(new PeerUnreachable(id));
-            }
 
         // The empty builder: none of the defaults this process has no use for and that cost memory
         // at rest (appsettings*.json with a file watcher and its thread, environment-variable
@@ -126,8 +144,11 @@ public static class ServerHost
         builder.WebHost.UseKestrelCore();
         builder.Services.AddLogging();
         builder.Services.AddSingleton(loggerFactory);
-        builder.Services.AddSingleton(loop);
-        builder.Services.AddSingleton<ISnapshotSink>(loop);
+        builder.Services.AddSingleton(nodeLoop);
+        builder.Services.AddSingleton<IPeerEndpoint>(nodeLoop);
+        builder.Services.AddSingleton(membership);
+        builder.Services.AddSingleton(peers);
+        builder.Services.AddSingleton<ISnapshotSink>(snapshots);
         // The services hold no per-call state. Registered, they are resolved from the container;
         // unregistered, Grpc.AspNetCore builds an activator with System.Linq.Expressions (2.5 MiB
         // of RSS for one compiled lambda) and constructs a new instance for every call.
@@ -136,7 +157,7 @@ public static class ServerHost
         // node's port, handing peers' message connections to the node loop (which reads them
         // itself) and everything else (HTTP/2: the client service, snapshots) to Kestrel.
         builder.Services.AddSingleton<IConnectionListenerFactory>(
-            new PeerSortingListenerFactory(() => loop.View.Suspended, loop.AcceptPeer, transportLogger,
+            new PeerSortingListenerFactory(() => nodeLoop.Suspended, nodeLoop.AcceptConnection, transportLogger,
                 loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets")));
         builder.Services.AddSingleton<ClientService>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
@@ -182,12 +203,11 @@ public static class ServerHost
         }
 
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
-        loop.Start();
-        app.Lifetime.ApplicationStopping.Register(loop.Stop);
+        nodeLoop.Start();
+        app.Lifetime.ApplicationStopping.Register(nodeLoop.Stop);
         await app.WaitForShutdownAsync();
-        loop.Stop();
+        nodeLoop.Stop();
         await app.DisposeAsync();
-        dataDir.Dispose();
         return exitCode;
     }
 

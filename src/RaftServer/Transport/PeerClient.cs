@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using System.Threading.Channels;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
-using RaftServer.Hosting;
+using RaftServer.Cluster;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Transport;
@@ -284,6 +284,3 @@ public sealed class PeerClient : IAsyncDisposable
         _channel.Dispose();
     }
 }
-
-/// <summary>Posted to the node loop when a peer refused a connection (<see cref="PeerClient.Refused"/>).</summary>
-public sealed record PeerUnreachable(int PeerId);

@@ -1,5 +1,5 @@
+using RaftServer.Cluster;
 using RaftServer.Consensus;
-using RaftServer.Hosting;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Transport;
@@ -8,14 +8,14 @@ namespace RaftServer.Transport;
 /// only from a member, only messages it addressed from itself to this node.</summary>
 public static class PeerInbox
 {
-    /// <summary>The batch's messages for node <paramref name="self"/>, or null when there are none.</summary>
-    public static List<Message>? ToMessages(ClusterConfig config, int self, P.MessageBatch batch)
+    /// <summary>The batch's messages for this node, or null when there are none.</summary>
+    public static List<Message>? ToMessages(Membership membership, P.MessageBatch batch)
     {
-        if (config.Find(batch.From) is null) return null;
+        if (batch.From == membership.Self || !membership.Contains(batch.From)) return null;
         var messages = new List<Message>(batch.Messages.Count);
         foreach (var p in batch.Messages)
         {
-            if (p.To != self || p.From != batch.From) continue;
+            if (p.To != membership.Self || p.From != batch.From) continue;
             if (MessageMapper.FromProto(p) is { } m) messages.Add(m);
         }
         return messages.Count > 0 ? messages : null;

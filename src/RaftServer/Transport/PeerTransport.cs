@@ -1,32 +1,82 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
+using RaftServer.Cluster;
 using RaftServer.Consensus;
-using RaftServer.Hosting;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Transport;
+
+/// <summary>Where a Ready's messages go (<see cref="PeerTransport"/>). Snapshot messages carry no
+/// data: a sender skips them (the snapshot travels out of band, <see cref="SnapshotSender"/>).</summary>
+public interface IMessageSender
+{
+    void Send(IReadOnlyList<Message> messages);
+    /// <summary>Suspend: drop what is queued and send nothing until <see cref="Resume"/>.</summary>
+    void Pause();
+    void Resume();
+}
 
 /// <summary>
 /// Sends the messages of one Ready: one <see cref="P.MessageBatch"/> per peer per turn (split
 /// only when it would pass <see cref="MaxBatchBytes"/>), through that peer's <see cref="PeerClient"/>.
 /// Snapshot messages are not sent here: they name data that travels out of band
 /// (<see cref="SnapshotSender"/>), and on the stream they would arrive without it.
+/// There is one link per member of the <see cref="Membership"/> other than this node: links are
+/// opened and closed as the membership changes.
 /// </summary>
-public sealed class PeerTransport : IAsyncDisposable
+public sealed class PeerTransport : IMessageSender, IAsyncDisposable
 {
     public const int MaxBatchBytes = 4 << 20;
 
-    private readonly int _self;
-    private readonly Dictionary<int, PeerClient> _peers = new();
+    private readonly Membership _membership;
+    private readonly ILogger _logger;
+    private readonly Action<int>? _refused;
+    private readonly ConcurrentDictionary<int, PeerClient> _peers = new();
     private readonly Dictionary<int, (P.MessageBatch Batch, int Bytes)> _pending = new();
+    private readonly Lock _gate = new();
+    private bool _paused;
+    private bool _disposed;
 
-    public PeerTransport(int self, IEnumerable<NodeAddress> members, ILogger logger)
+    /// <param name="refused">Called with a peer's id each time a connection to it is refused
+    /// (<see cref="PeerClient.Refused"/>): its process is gone.</param>
+    public PeerTransport(Membership membership, ILogger logger, Action<int>? refused = null)
     {
-        _self = self;
-        foreach (var m in members)
-            if (m.Id != self) _peers[m.Id] = new PeerClient(m, logger);
+        _membership = membership;
+        _logger = logger;
+        _refused = refused;
+        Reconcile(membership.Current);
+        membership.Changed += Reconcile;
     }
 
+    /// <summary>The link to a member (its gRPC client forwards calls to it); null for a non-member or this node.</summary>
     public PeerClient? Peer(int id) => _peers.GetValueOrDefault(id);
+
+    /// <summary>Opens a link to each new member (or one whose address changed) and closes the
+    /// links of members that left.</summary>
+    private void Reconcile(MemberSet members)
+    {
+        List<PeerClient> closing = [];
+        lock (_gate)
+        {
+            if (_disposed) return;
+            foreach (var (id, client) in _peers)
+                if (members.Find(id) is not { } m || m.Address != client.Address)
+                {
+                    _peers.TryRemove(id, out _);
+                    closing.Add(client);
+                }
+            foreach (var m in members.Members)
+            {
+                if (m.Id == _membership.Self || _peers.ContainsKey(m.Id)) continue;
+                var client = new PeerClient(m.Address, _logger);
+                var id = m.Id;
+                if (_refused is { } refused) client.Refused = () => refused(id);
+                if (_paused) client.Pause();
+                _peers[m.Id] = client;
+            }
+        }
+        foreach (var c in closing) _ = c.DisposeAsync().AsTask();
+    }
 
     /// <summary>Called by the node loop only.</summary>
     public void Send(IReadOnlyList<Message> messages)
@@ -43,28 +93,44 @@ public sealed class PeerTransport : IAsyncDisposable
                 peer.Send(slot.Batch);
                 slot = default;
             }
-            slot.Batch ??= new P.MessageBatch { From = _self };
+            slot.Batch ??= new P.MessageBatch { From = _membership.Self };
             slot.Batch.Messages.Add(MessageMapper.ToProto(m));
             slot.Bytes += size;
             _pending[m.To] = slot;
         }
         foreach (var (to, slot) in _pending)
-            if (slot.Batch is not null) _peers[to].Send(slot.Batch);
+            if (slot.Batch is not null && _peers.TryGetValue(to, out var peer)) peer.Send(slot.Batch);
         _pending.Clear();
     }
 
     public void Pause()
     {
-        foreach (var p in _peers.Values) p.Pause();
+        lock (_gate)
+        {
+            _paused = true;
+            foreach (var p in _peers.Values) p.Pause();
+        }
     }
 
     public void Resume()
     {
-        foreach (var p in _peers.Values) p.Resume();
+        lock (_gate)
+        {
+            _paused = false;
+            foreach (var p in _peers.Values) p.Resume();
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var p in _peers.Values) await p.DisposeAsync();
+        List<PeerClient> all;
+        lock (_gate)
+        {
+            _disposed = true;
+            _membership.Changed -= Reconcile;
+            all = [.. _peers.Values];
+            _peers.Clear();
+        }
+        foreach (var p in all) await p.DisposeAsync();
     }
 }

@@ -5,7 +5,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using RaftServer.Consensus;
-using RaftServer.Hosting;
+using RaftServer.Cluster;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Transport;
@@ -26,7 +26,7 @@ public sealed class SnapshotSender : IAsyncDisposable
     /// holds little memory (and well under gRPC's default 4 MB message limit).</summary>
     public const int DefaultChunkBytes = 1 << 20;
 
-    private readonly Dictionary<int, NodeAddress> _addresses = new();
+    private readonly Func<int, NodeAddress?> _addressOf;
     private readonly ISnapshotSource _source;
     private readonly Action<int, bool> _report;
     private readonly TimeSpan _timeout;
@@ -37,7 +37,7 @@ public sealed class SnapshotSender : IAsyncDisposable
     // starts and cancels them; the lock is never held across I/O or the report callback.
     private readonly Lock _gate = new();
     private readonly Dictionary<int, Transfer> _running = new();
-    private readonly Dictionary<int, GrpcChannel> _channels = new();
+    private readonly Dictionary<int, (NodeAddress Address, GrpcChannel Channel)> _channels = new();
     private bool _disposed;
 
     private sealed class Transfer(int peer, Message message, TimeSpan timeout)
@@ -57,19 +57,19 @@ public sealed class SnapshotSender : IAsyncDisposable
         }
     }
 
-    /// <param name="members">Every node's address (this node's own is ignored).</param>
+    /// <param name="addressOf">A peer's current address (the <see cref="Membership"/>'s), null for a non-member.</param>
     /// <param name="source">Opens the snapshot file a Snapshot message names.</param>
     /// <param name="report">Called once per transfer, on a background thread, with the peer and
     /// whether the peer received the whole snapshot. Must not block.</param>
     /// <param name="timeout">A transfer still running after this is abandoned (reported false):
     /// the core's snapshot timeout, after which it gives up on its own.</param>
-    public SnapshotSender(IEnumerable<NodeAddress> members, ISnapshotSource source, Action<int, bool> report, TimeSpan timeout,
+    public SnapshotSender(Func<int, NodeAddress?> addressOf, ISnapshotSource source, Action<int, bool> report, TimeSpan timeout,
         ILogger logger, int chunkBytes = DefaultChunkBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(chunkBytes, SnapshotReceiver.MaxChunkBytes);
-        foreach (var m in members) _addresses[m.Id] = m;
+        _addressOf = addressOf;
         _source = source;
         _report = report;
         _timeout = timeout;
@@ -215,11 +215,15 @@ public sealed class SnapshotSender : IAsyncDisposable
 
     private GrpcChannel ChannelFor(int peer)
     {
+        var address = _addressOf(peer) ?? throw new InvalidOperationException($"node {peer} is not a member");
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_channels.TryGetValue(peer, out var channel)) return channel;
-            if (!_addresses.TryGetValue(peer, out var address)) throw new InvalidOperationException($"node {peer} is not in the config");
+            if (_channels.TryGetValue(peer, out var known))
+            {
+                if (known.Address == address) return known.Channel;
+                known.Channel.Dispose(); // the member moved: a transfer still on the old channel fails and is retried
+            }
             // h2c like the peer streams. No connect timeout of its own: the transfer's deadline
             // bounds everything. Pings notice a peer that vanished mid-transfer before the deadline.
             var handler = new SocketsHttpHandler
@@ -228,8 +232,8 @@ public sealed class SnapshotSender : IAsyncDisposable
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
             };
-            channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions { HttpHandler = handler });
-            _channels[peer] = channel;
+            var channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions { HttpHandler = handler });
+            _channels[peer] = (address, channel);
             return channel;
         }
     }
@@ -284,7 +288,7 @@ public sealed class SnapshotSender : IAsyncDisposable
         }
         lock (_gate)
         {
-            foreach (var c in _channels.Values) c.Dispose();
+            foreach (var c in _channels.Values) c.Channel.Dispose();
             _channels.Clear();
         }
     }

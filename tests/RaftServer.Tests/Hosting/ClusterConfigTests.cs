@@ -1,3 +1,4 @@
+using RaftServer.Cluster;
 using RaftServer.Hosting;
 
 namespace RaftServer.Tests.Hosting;

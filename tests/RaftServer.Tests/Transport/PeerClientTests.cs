@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
+using RaftServer.Cluster;
 using RaftServer.Hosting;
 using RaftServer.Transport;
 

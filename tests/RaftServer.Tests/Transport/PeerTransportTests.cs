@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using RaftServer.Consensus;
+using RaftServer.Cluster;
 using RaftServer.Hosting;
 using RaftServer.Transport;
 using P = RaftPS.Protocol;
@@ -12,7 +13,8 @@ public sealed class PeerTransportTests
     public async Task Snapshot_messages_stay_off_the_peer_stream()
     {
         await using var host = await SnapshotTestHost.StartAsync(new FakeSnapshotSink(), new TestLogger());
-        await using var transport = new PeerTransport(1, [new NodeAddress(1, "127.0.0.1", 1), host.Address], NullLogger.Instance);
+        var membership = new Membership(1, new MemberSet([new Member(new NodeAddress(1, "127.0.0.1", 1)), new Member(host.Address)]));
+        await using var transport = new PeerTransport(membership, NullLogger.Instance);
 
         // One turn's messages for the peer go out as one batch: it either holds both or only the heartbeat.
         transport.Send([

@@ -12,6 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using RaftServer.Consensus;
+using RaftServer.Cluster;
 using RaftServer.Hosting;
 using RaftServer.Transport;
 using P = RaftPS.Protocol;

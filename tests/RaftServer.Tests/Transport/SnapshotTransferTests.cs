@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using RaftServer.Consensus;
+using RaftServer.Cluster;
 using RaftServer.Hosting;
 using RaftServer.Transport;
 using Xunit.Abstractions;
@@ -41,7 +42,7 @@ public sealed class SnapshotTransferTests(ITestOutputHelper output) : IAsyncLife
 
     private SnapshotSender Sender(NodeAddress peer, FakeSnapshotSource source, TimeSpan timeout, int chunkBytes = SnapshotSender.DefaultChunkBytes)
     {
-        var sender = new SnapshotSender([new NodeAddress(1, "127.0.0.1", 1), peer], source,
+        var sender = new SnapshotSender(id => id == peer.Id ? peer : null, source,
             (p, ok) => _reports.Writer.TryWrite((p, ok)), timeout, _senderLog, chunkBytes);
         _cleanup.Add(sender);
         return sender;

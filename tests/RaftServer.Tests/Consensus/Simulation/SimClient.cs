@@ -1,19 +1,15 @@
+using RaftServer.Hosting;
+
 namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>A simulated client: one operation at a time, following leader hints, giving up on an
 /// operation after a deadline (a write's outcome is then unknown).</summary>
-internal sealed class SimClient
+internal sealed class SimClient(int id, int preferredNode)
 {
-    public enum Phase { Idle, AwaitApply, AwaitReadState, AwaitApplied }
+    public enum Phase { Idle, AwaitWrite, AwaitRead }
 
-    public SimClient(int id, int preferredNode)
-    {
-        Id = id;
-        PreferredNode = preferredNode;
-    }
-
-    public int Id { get; }
-    public int PreferredNode;
+    public int Id { get; } = id;
+    public int PreferredNode = preferredNode;
     public long NextActionAt;
 
     public Phase State = Phase.Idle;
@@ -22,9 +18,8 @@ internal sealed class SimClient
     public int Value;
     public long CallTime;
     public long Deadline;
+    /// <summary>The node whose driver holds the operation.</summary>
     public int Node;
-    /// <summary>A write: the proposed entry's index and term. A read: the read index.</summary>
-    public long Index;
-    public long Term;
-    public long RequestId;
+    public PendingWrite? Write;
+    public PendingRead? Read;
 }

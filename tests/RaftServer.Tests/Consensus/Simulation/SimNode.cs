@@ -1,24 +1,30 @@
 using RaftServer.Consensus;
+using RaftServer.Hosting;
+using RaftServer.StateMachine;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
-/// <summary>A durable snapshot: the key-value state after applying every entry up to Index.</summary>
-internal sealed record SimSnapshot(long Index, long Term, IReadOnlyDictionary<int, int> Kv);
+/// <summary>A durable snapshot: the state machine's image after applying every entry up to Index.</summary>
+internal sealed record SimSnapshot(long Index, long Term, KvImage Image);
+
+/// <summary>A simulated process crash, thrown out of the driver by the simulated disk; the
+/// simulation catches it and crashes the node.</summary>
+internal sealed class SimulatedCrash : Exception;
 
 /// <summary>
-/// One simulated server: what it persisted (survives crashes), and the volatile part (the core
-/// and the key-value state machine, lost on a crash and rebuilt from the persisted log on restart).
+/// One simulated server: what it persisted (survives crashes: it is the driver's
+/// <see cref="ILogStore"/>, the simulated disk) and the volatile part (the server's own
+/// <see cref="RaftDriver"/> with its core and key-value store, lost on a crash and rebuilt from
+/// the persisted log on restart).
 /// </summary>
-internal sealed class SimNode
+internal sealed class SimNode(int id) : ILogStore
 {
-    public SimNode(int id) => Id = id;
+    public int Id { get; } = id;
 
-    public int Id { get; }
-
-    // ---- durable: written only by handling a Ready, exactly like the real driver's fsync ----
-    public HardState HardState = HardState.Empty;
+    // ---- durable: written only by the driver's saves ----
+    public HardState HardState { get; private set; } = HardState.Empty;
     /// <summary>A hard state the driver wrote without an fsync (only the commit index moved,
-    /// <see cref="Ready.MustSync"/> false). The next synced Ready makes it durable; a crash before
+    /// <see cref="Ready.MustSync"/> false). The next synced save makes it durable; a crash before
     /// that loses it here (an OS crash's worst case; a killed process would keep it).</summary>
     private HardState? _unsynced;
     /// <summary>The log: Log[i] has index LogStart + 1 + i (normally LogStart is the snapshot's
@@ -30,9 +36,13 @@ internal sealed class SimNode
     public long SnapshotIndex => Snapshot?.Index ?? 0;
     public long LastLogIndex => LogStart + Log.Count;
 
+    /// <summary>Set by the simulation before a save: crash before the data is on disk (an fsync
+    /// that never returned) or right after it (before anything later in the Ready was sent).</summary>
+    public bool CrashBeforeNextSave, CrashAfterNextSave;
+
     // ---- volatile ----
-    public RaftNode? Core;
-    public readonly Dictionary<int, int> Kv = new();
+    public RaftDriver? Driver;
+    public RaftNode? Core => Driver?.Node;
     /// <summary>Entries this incarnation applied, at [index - 1]; null where a snapshot (loaded at
     /// start or installed from the leader) covered the index. Count is the applied index.</summary>
     public readonly List<Entry?> AppliedLog = new();
@@ -43,12 +53,60 @@ internal sealed class SimNode
     public Role LastRole;
     public long LastTerm;
 
-    public bool Alive => Core is not null;
+    public bool Alive => Driver is not null;
     public bool IsPaused(long now) => now < PausedUntil;
+
+    // ---- ILogStore ----
+
+    public long SizeBytes => Log.Count;
+
+    public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync)
+    {
+        if (CrashBeforeNextSave)
+        {
+            CrashBeforeNextSave = false;
+            throw new SimulatedCrash();
+        }
+        if (sync)
+        {
+            if (hardState is { } synced) HardState = synced;
+            else if (_unsynced is { } earlier) HardState = earlier; // the fsync covers the earlier write
+            _unsynced = null;
+        }
+        else if (hardState is { } commitOnly)
+        {
+            if (commitOnly.Term != HardState.Term || commitOnly.VotedFor != HardState.VotedFor)
+                throw new InvalidOperationException($"node {Id}: a save changes the term or vote ({commitOnly}) without an fsync");
+            _unsynced = commitOnly;
+        }
+        if (entries.Count > 0)
+        {
+            int at = (int)(entries[0].Index - LogStart - 1);
+            if (at < 0) throw new InvalidOperationException($"node {Id}: persisting entry {entries[0].Index} at or below the snapshot {LogStart}");
+            if (at < Log.Count) Log.RemoveRange(at, Log.Count - at);
+            if (at != Log.Count) throw new InvalidOperationException($"node {Id}: persisted entries would leave a gap at index {LastLogIndex + 1}");
+            Log.AddRange(entries);
+        }
+        if (CrashAfterNextSave)
+        {
+            CrashAfterNextSave = false;
+            throw new SimulatedCrash();
+        }
+    }
+
+    /// <summary>The leader's snapshot (already saved by <see cref="Simulation"/>'s install) replaces the whole log.</summary>
+    public void Reset(long snapshotIndex)
+    {
+        Log.Clear();
+        LogStart = snapshotIndex;
+    }
+
+    // ---- restart ----
 
     public PersistedState Persisted()
     {
         _unsynced = null; // called on restart: whatever was not fsynced did not survive the crash
+        CrashBeforeNextSave = CrashAfterNextSave = false;
         Recover();
         return new()
         {
@@ -78,46 +136,8 @@ internal sealed class SimNode
         LogStart = snapshotIndex;
     }
 
-    /// <summary>A crash half-way through step 0 of a Ready: the received snapshot is saved (renamed
-    /// into place) but the old log not yet discarded, nor anything else persisted.</summary>
-    public void SaveSnapshotOnly(Ready ready) => Snapshot = (SimSnapshot)ready.SnapshotData!;
-
     /// <summary>The entry at <paramref name="index"/> in the durable log, or null.</summary>
     public Entry? LogAt(long index) => index > LogStart && index <= LastLogIndex ? Log[(int)(index - LogStart - 1)] : null;
-
-    public void Persist(Ready ready)
-    {
-        if (ready.Snapshot is { } snapshot)
-        {
-            if (snapshot.Index <= SnapshotIndex)
-                throw new InvalidOperationException($"node {Id}: installing a snapshot at {snapshot.Index} over a newer one at {SnapshotIndex}");
-            // Step 0 of the Ready: the received snapshot becomes ours and replaces the whole log.
-            var data = (SimSnapshot)ready.SnapshotData!;
-            if (data.Index != snapshot.Index || data.Term != snapshot.Term)
-                throw new InvalidOperationException($"node {Id}: the snapshot data ({data.Index}/{data.Term}) is not the one the core installs ({snapshot.Index}/{snapshot.Term})");
-            Snapshot = data;
-            Log.Clear();
-            LogStart = data.Index;
-        }
-        if (ready.MustSync)
-        {
-            if (ready.HardState is { } synced) HardState = synced;
-            else if (_unsynced is { } earlier) HardState = earlier; // the fsync covers the earlier write
-            _unsynced = null;
-        }
-        else if (ready.HardState is { } commitOnly)
-        {
-            if (commitOnly.Term != HardState.Term || commitOnly.VotedFor != HardState.VotedFor)
-                throw new InvalidOperationException($"node {Id}: a Ready changes the term or vote ({commitOnly}) without MustSync");
-            _unsynced = commitOnly;
-        }
-        if (ready.Entries.Count == 0) return;
-        int at = (int)(ready.Entries[0].Index - LogStart - 1);
-        if (at < 0) throw new InvalidOperationException($"node {Id}: persisting entry {ready.Entries[0].Index} at or below the snapshot {LogStart}");
-        if (at < Log.Count) Log.RemoveRange(at, Log.Count - at);
-        if (at != Log.Count) throw new InvalidOperationException($"node {Id}: persisted entries would leave a gap at index {LastLogIndex + 1}");
-        Log.AddRange(ready.Entries);
-    }
 
     /// <summary>Saves a snapshot of the state machine at the applied index and drops the durable
     /// log up to it (atomically, as a temp file + rename + segment deletion does).</summary>
@@ -125,7 +145,7 @@ internal sealed class SimNode
     {
         long index = AppliedLog.Count;
         if (index > LastLogIndex) throw new InvalidOperationException($"node {Id}: applied {index} beyond its durable log {LastLogIndex}");
-        var snapshot = new SimSnapshot(index, term, new Dictionary<int, int>(Kv));
+        var snapshot = new SimSnapshot(index, term, Driver!.State.CaptureImage());
         int drop = (int)Math.Min(index - LogStart, Log.Count);
         Log.RemoveRange(0, drop);
         LogStart = index;
@@ -133,31 +153,18 @@ internal sealed class SimNode
         return snapshot;
     }
 
-    /// <summary>Loads a snapshot into the state machine: applied index = its index.</summary>
-    public void LoadSnapshot(SimSnapshot snapshot)
+    /// <summary>The state machine a snapshot holds; the applied log is padded up to its index.</summary>
+    public KvStore LoadSnapshot(SimSnapshot snapshot)
     {
-        Kv.Clear();
-        foreach (var (key, value) in snapshot.Kv) Kv[key] = value;
         while (AppliedLog.Count < snapshot.Index) AppliedLog.Add(null);
+        return KvStore.FromImage(snapshot.Image);
     }
 
     public void LoseVolatileState()
     {
-        Core = null;
-        Kv.Clear();
+        Driver = null;
         AppliedLog.Clear();
         PausedUntil = 0;
         LastRole = Role.Follower;
     }
-
-    public static byte[] Encode(int key, int value)
-    {
-        var data = new byte[8];
-        BitConverter.TryWriteBytes(data.AsSpan(0, 4), key);
-        BitConverter.TryWriteBytes(data.AsSpan(4, 4), value);
-        return data;
-    }
-
-    public static (int Key, int Value) Decode(byte[] data) =>
-        (BitConverter.ToInt32(data, 0), BitConverter.ToInt32(data, 4));
 }

@@ -1,9 +1,15 @@
+using System.Globalization;
+using System.Text;
 using RaftServer.Consensus;
+using RaftServer.Hosting;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
-/// <summary>Simulated clients: writes through Propose, linearizable reads through ReadIndex,
-/// recorded as a history for the linearizability checker.</summary>
+/// <summary>A write whose outcome its client never learned: resolved at the end against the agreed log.</summary>
+internal sealed record UnknownWrite(int ClientId, int Key, int Value, long Call, long Index, long Term, byte[] Data);
+
+/// <summary>Simulated clients: writes and linearizable reads through the node's driver (the
+/// server's own request handling), recorded as a history for the linearizability checker.</summary>
 internal sealed partial class Simulation
 {
     public void AddClients(int count)
@@ -36,7 +42,7 @@ internal sealed partial class Simulation
             client.NextActionAt = Now + random.Next(1, Config.StepsPerTick);
             return;
         }
-        var core = node.Core!;
+        var driver = node.Driver!;
         client.Key = 1 + random.Next(Keys);
         client.IsWrite = random.Next(2) == 0;
         client.Node = node.Id;
@@ -45,25 +51,22 @@ internal sealed partial class Simulation
         if (client.IsWrite)
         {
             client.Value = nextValue++;
-            var result = core.Propose(SimNode.Encode(client.Key, client.Value));
-            if (result.Outcome != ProposeOutcome.Accepted)
+            client.Write = new PendingWrite(Command(client.Key, client.Value));
+            driver.Handle(new WriteRequested(client.Write));
+            if (client.Write.Task.IsCompleted)
             {
-                Redirect(client, result.LeaderHint);
+                // Refused before it was proposed (not the leader, a transfer): no effect.
+                Redirect(client, client.Write.Task.Result.LeaderHint);
+                client.Write = null;
                 return;
             }
-            client.Index = result.Index;
-            client.Term = result.Term;
-            client.State = SimClient.Phase.AwaitApply;
+            client.State = SimClient.Phase.AwaitWrite;
         }
         else
         {
-            client.RequestId = nextRequestId++;
-            if (!core.ReadIndex(client.RequestId))
-            {
-                Redirect(client, NoLeader);
-                return;
-            }
-            client.State = SimClient.Phase.AwaitReadState;
+            client.Read = new PendingRead { Key = Key(client.Key) };
+            driver.Handle(new ReadRequested(client.Read));
+            client.State = SimClient.Phase.AwaitRead;
         }
         HandleReady(node);
     }
@@ -74,46 +77,58 @@ internal sealed partial class Simulation
         client.NextActionAt = Now + random.Next(1, Config.StepsPerTick);
     }
 
-    private void OnReadState(SimNode node, ReadState read)
+    /// <summary>After <paramref name="node"/>'s turn: what its driver answered the clients waiting on it.</summary>
+    private void CollectAnswers(SimNode node)
     {
         foreach (var client in clients)
         {
-            if (client.State != SimClient.Phase.AwaitReadState || client.Node != node.Id || client.RequestId != read.RequestId) continue;
-            if (read.Index < 0)
+            if (client.Node != node.Id) continue;
+            if (client.State == SimClient.Phase.AwaitWrite && client.Write!.Task.IsCompleted)
             {
-                Finish(client); // failed fast: no effect, no answer
-                Redirect(client, NoLeader);
-                return;
+                var outcome = client.Write.Task.Result;
+                if (outcome.Code == OutcomeCode.Ok)
+                {
+                    history.Add(new Operation(client.Id, true, client.Key, client.Value, client.CallTime, Now));
+                    acknowledged.Add((outcome.Result.Index, client.Write.Term, client.Write.Data));
+                    Finish(client);
+                }
+                else
+                {
+                    // Leadership lost, a snapshot over its index, a timeout: it may or may not commit.
+                    GiveUp(client);
+                }
             }
-            client.Index = read.Index;
-            client.State = SimClient.Phase.AwaitApplied;
-            return;
-        }
-    }
-
-    private void CompleteReads(SimNode node)
-    {
-        foreach (var client in clients)
-        {
-            if (client.State != SimClient.Phase.AwaitApplied || client.Node != node.Id) continue;
-            if (node.AppliedLog.Count < client.Index) continue;
-            int value = node.Kv.GetValueOrDefault(client.Key);
-            history.Add(new Operation(client.Id, false, client.Key, value, client.CallTime, Now));
-            Finish(client);
+            else if (client.State == SimClient.Phase.AwaitRead && client.Read!.Task.IsCompleted)
+            {
+                var outcome = client.Read.Task.Result;
+                if (outcome.Code == OutcomeCode.Ok)
+                {
+                    int value = outcome.Found ? int.Parse(Encoding.UTF8.GetString(outcome.Value!), CultureInfo.InvariantCulture) : 0;
+                    history.Add(new Operation(client.Id, false, client.Key, value, client.CallTime, Now));
+                    Finish(client);
+                }
+                else
+                {
+                    Finish(client); // failed: no effect, no answer
+                    Redirect(client, outcome.LeaderHint);
+                }
+            }
         }
     }
 
     private void Finish(SimClient client)
     {
         client.State = SimClient.Phase.Idle;
+        client.Write = null;
+        client.Read = null;
         client.NextActionAt = Now + random.Next(0, Config.StepsPerTick);
     }
 
-    /// <summary>No answer in time: a write may still happen (or not), a read constrains nothing.</summary>
+    /// <summary>No answer (in time): a proposed write may still happen, or not; a read constrains nothing.</summary>
     private void GiveUp(SimClient client)
     {
-        if (client.IsWrite && client.State == SimClient.Phase.AwaitApply)
-            history.Add(new Operation(client.Id, true, client.Key, client.Value, client.CallTime, Operation.Pending));
+        if (client.State == SimClient.Phase.AwaitWrite && client.Write is { } w)
+            unknownWrites.Add(new UnknownWrite(client.Id, client.Key, client.Value, client.CallTime, w.Index, w.Term, w.Data));
         Finish(client);
         client.PreferredNode = random.Next(Nodes.Length);
     }
@@ -129,5 +144,26 @@ internal sealed partial class Simulation
         ClientsActive = false;
         foreach (var client in clients)
             if (client.State != SimClient.Phase.Idle) GiveUp(client);
+    }
+
+    /// <summary>
+    /// Each write whose outcome its client never learned is settled by the agreed log: if its
+    /// entry (index, term and data) was applied, it took effect, at the latest when that index was
+    /// first applied anywhere (that is when it had committed); if another entry was applied at its
+    /// index, it never took effect; otherwise it is left open (it may take effect at any time).
+    /// </summary>
+    private IEnumerable<Operation> ResolveUnknownWrites()
+    {
+        foreach (var w in unknownWrites)
+        {
+            if (w.Index <= 0 || w.Index > applied.Count)
+            {
+                yield return new Operation(w.ClientId, true, w.Key, w.Value, w.Call, Operation.Pending);
+                continue;
+            }
+            var entry = applied[(int)w.Index - 1];
+            if (entry.Term == w.Term && entry.Data.AsSpan().SequenceEqual(w.Data))
+                yield return new Operation(w.ClientId, true, w.Key, w.Value, w.Call, Math.Max(w.Call, appliedAt[(int)w.Index - 1]));
+        }
     }
 }

@@ -1,4 +1,7 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using RaftServer.Cluster;
 using RaftServer.Consensus;
+using RaftServer.Hosting;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
@@ -62,9 +65,9 @@ internal sealed partial class Simulation
     public void TellLeaderGone(int to, int gone)
     {
         var node = Nodes[to];
-        if (node.Core is not { } core) return;
+        if (node.Driver is not { } driver) return;
         Trace?.Invoke($"{Now} node {to} is told node {gone} is gone");
-        core.LeaderUnreachable(gone);
+        driver.Handle(new PeerUnreachable(gone));
         Observe(node);
     }
 
@@ -79,6 +82,12 @@ internal sealed partial class Simulation
     /// messages sent to it wait until it resumes.</summary>
     public void Pause(int id, long steps) => Nodes[id].PausedUntil = Now + steps;
 
+    /// <summary>The simulated nodes as a membership (addresses are never dialled).</summary>
+    private Membership MembershipOf(int self) =>
+        new(self, new MemberSet(Nodes.Select(n => new Member(new NodeAddress(n.Id, "sim", 1 + n.Id)))));
+
+    /// <summary>Starts (or restarts) a node from what it persisted: the server's driver with the
+    /// simulated disk and network, the state machine from its durable snapshot.</summary>
     private void Start(SimNode node)
     {
         var options = new RaftOptions
@@ -95,15 +104,23 @@ internal sealed partial class Simulation
             Random = new Random(random.Next()),
         };
         node.Incarnation++;
-        node.Core = new RaftNode(options, node.Persisted());
-        // The state machine starts from the durable snapshot; the core redelivers what follows.
+        var persisted = node.Persisted();
+        var state = new RaftServer.StateMachine.KvStore();
         if (node.Snapshot is { } snapshot)
         {
             CheckSnapshotState(node, snapshot, "loaded");
-            node.LoadSnapshot(snapshot);
+            state = node.LoadSnapshot(snapshot);
         }
+        var ports = new SimPorts(this, node);
+        var driver = new RaftDriver(() => options, MembershipOf(node.Id), node, ports, ports, ports,
+            () => throw new InvalidOperationException("the simulation does not suspend nodes"),
+            new DriverTimeouts(ReadTicks: 4L * Config.ElectionTicks, WriteTicks: 8L * Config.ElectionTicks),
+            () => Now, NullLogger.Instance);
+        driver.EntryApplied = (entry, _) => OnApplied(node, entry);
+        driver.Start(new RecoveredNode(persisted, state, null));
+        node.Driver = driver;
         node.LastRole = Role.Follower;
-        node.LastTerm = node.Core.Term;
+        node.LastTerm = driver.Node.Term;
         // Nodes tick out of phase, as real timers do.
         node.TickPhase = random.Next(Config.StepsPerTick);
         HandleReady(node);

@@ -31,7 +31,8 @@ internal sealed partial class Simulation
         node.LastRole = core.Role;
     }
 
-    private void Apply(SimNode node, Entry entry)
+    /// <summary>The driver applied <paramref name="entry"/> on <paramref name="node"/>.</summary>
+    private void OnApplied(SimNode node, Entry entry)
     {
         if (entry.Index != node.AppliedLog.Count + 1)
             Fail($"node {node.Id} applied index {entry.Index} after {node.AppliedLog.Count}: out of order or twice");
@@ -49,31 +50,12 @@ internal sealed partial class Simulation
         {
             applied.Add(entry);
             appliedInTerm.Add(node.Core!.Term);
+            appliedAt.Add(Now);
             RecordReference(entry);
-        }
-
-        if (entry.Kind == EntryKind.Command)
-        {
-            var (key, value) = SimNode.Decode(entry.Data);
-            node.Kv[key] = value;
-        }
-
-        foreach (var client in clients)
-        {
-            if (client.State != SimClient.Phase.AwaitApply || client.Node != node.Id || client.Index != entry.Index) continue;
-            if (entry.Term == client.Term)
-            {
-                history.Add(new Operation(client.Id, true, client.Key, client.Value, client.CallTime, Now));
-                acknowledged.Add((entry.Index, entry.Term, entry.Data));
-            }
-            // Another term's entry at our index: ours was overwritten and can never commit, so the
-            // write did not happen and leaves no trace in the history.
-            Finish(client);
         }
     }
 
-    private static string Show(Entry e) => e.Kind == EntryKind.Command
-        ? $"(term {e.Term}, {SimNode.Decode(e.Data).Key}={SimNode.Decode(e.Data).Value})" : $"(term {e.Term}, {e.Kind})";
+    private static string Show(Entry e) => Decode(e) is { } c ? $"(term {e.Term}, {c.Key}={c.Value})" : $"(term {e.Term}, {e.Kind})";
 
     // ---- final checks ----------------------------------------------------------------------
 
@@ -161,7 +143,7 @@ internal sealed partial class Simulation
             if (node.AppliedLog.Count < index) Fail($"node {node.Id} applied only {node.AppliedLog.Count} of {index}");
 
         CheckLogMatching();
-        if (!LinearizabilityChecker.IsLinearizable(history, out var problem)) Fail(problem!);
+        if (!LinearizabilityChecker.IsLinearizable(history.Concat(ResolveUnknownWrites()), out var problem)) Fail(problem!);
     }
 
     public void Fail(string problem) => throw new SimulationFailure(Seed, problem + "\n" + Describe());

@@ -1,14 +1,19 @@
+using System.Globalization;
+using System.Text;
 using RaftServer.Consensus;
+using RaftServer.Hosting;
+using RaftServer.StateMachine;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>
-/// Snapshots in the simulation, done as the real driver must: every
-/// <see cref="SimConfig.SnapshotEvery"/> applied entries a node saves its state machine and
-/// compacts (durable log and core); a Snapshot message starts a transfer of the sender's durable
-/// snapshot that the network delivers (after a longer delay), loses, or fails, reporting the
-/// outcome back to the sender's core (or, sometimes, never: the core must time it out); a
-/// follower installs what its Ready hands it before persisting anything else or sending.
+/// Snapshots in the simulation (the driver's <see cref="ISnapshotPort"/>, through
+/// <see cref="SimPorts"/>): every <see cref="SimConfig.SnapshotEvery"/> applied entries a node
+/// saves its state machine's image and compacts (durable log and core); a Snapshot message
+/// starts a transfer of the sender's durable snapshot that the network delivers (after a longer
+/// delay), loses, or fails, reporting the outcome back to the sender's driver (or, sometimes,
+/// never: the core must time it out); the driver installs what its Ready hands it before
+/// persisting anything else or sending.
 /// State machine safety covers nodes that skipped entries: every snapshot loaded or installed
 /// must equal the state the agreed log produces at its index.
 /// </summary>
@@ -21,6 +26,10 @@ internal sealed partial class Simulation
     /// <summary>The key-value state after each agreed entry ([index - 1]), when snapshots are on.</summary>
     private readonly List<string> referenceStates = new();
     private readonly Dictionary<int, int> referenceKv = new();
+
+    /// <summary>The pairs of a snapshot's image, as its fingerprint.</summary>
+    private static string Fingerprint(KvImage image) =>
+        Fingerprint(image.Items.ToDictionary(i => int.Parse(i.Key, CultureInfo.InvariantCulture), i => int.Parse(Encoding.UTF8.GetString(i.Value), CultureInfo.InvariantCulture)));
 
     public int SnapshotsTaken { get; private set; }
     public int SnapshotsInstalled { get; private set; }
@@ -37,11 +46,7 @@ internal sealed partial class Simulation
     private void RecordReference(Entry entry)
     {
         if (!SnapshotsOn) return;
-        if (entry.Kind == EntryKind.Command)
-        {
-            var (key, value) = SimNode.Decode(entry.Data);
-            referenceKv[key] = value;
-        }
+        if (Decode(entry) is { } command) referenceKv[command.Key] = command.Value;
         referenceStates.Add(Fingerprint(referenceKv));
     }
 
@@ -55,11 +60,11 @@ internal sealed partial class Simulation
         var entry = applied[(int)snapshot.Index - 1];
         if (entry.Term != snapshot.Term)
             Fail($"node {node.Id} {what} a snapshot at {snapshot.Index} of term {snapshot.Term}; the entry applied there has term {entry.Term}");
-        if (Fingerprint(snapshot.Kv) != referenceStates[(int)snapshot.Index - 1])
-            Fail($"node {node.Id} {what} a snapshot at {snapshot.Index} with state [{Fingerprint(snapshot.Kv)}] where the log gives [{referenceStates[(int)snapshot.Index - 1]}]");
+        if (Fingerprint(snapshot.Image) != referenceStates[(int)snapshot.Index - 1])
+            Fail($"node {node.Id} {what} a snapshot at {snapshot.Index} with state [{Fingerprint(snapshot.Image)}] where the log gives [{referenceStates[(int)snapshot.Index - 1]}]");
     }
 
-    /// <summary>Driver, after Advance: snapshot and compact when the log since the last one is long.</summary>
+    /// <summary>After each Ready is advanced: snapshot and compact when the log since the last one is long.</summary>
     private void MaybeTakeSnapshot(SimNode node)
     {
         if (!SnapshotsOn) return;
@@ -76,25 +81,34 @@ internal sealed partial class Simulation
             Fail($"node {node.Id}: core snapshot {core.SnapshotIndex}, durable {node.SnapshotIndex}, log from {node.LogStart}");
     }
 
-    /// <summary>Ready step 0: the snapshot replaces the state machine (the durable part was done by
-    /// Persist). Applied never goes backwards.</summary>
-    private void InstallSnapshot(SimNode node, SnapshotMetadata metadata)
+    /// <summary>
+    /// Ready step 0, the driver's <see cref="ISnapshotPort.Install"/>: the received snapshot
+    /// becomes this node's durable one (the driver then discards the log and swaps in the state
+    /// machine returned). A crash may strike right after the snapshot is saved, before the log is
+    /// discarded. Applied never goes backwards.
+    /// </summary>
+    public KvStore InstallSnapshot(SimNode node, SnapshotMetadata metadata, SimSnapshot snapshot)
     {
-        var snapshot = node.Snapshot!;
-        if (snapshot.Index != metadata.Index) Fail($"node {node.Id} installs {metadata.Index} but holds {snapshot.Index}");
+        if (snapshot.Index != metadata.Index || snapshot.Term != metadata.Term)
+            Fail($"node {node.Id}: the snapshot data ({snapshot.Index}/{snapshot.Term}) is not the one the core installs ({metadata.Index}/{metadata.Term})");
+        if (snapshot.Index <= node.SnapshotIndex)
+            Fail($"node {node.Id}: installing a snapshot at {snapshot.Index} over a newer one at {node.SnapshotIndex}");
         if (node.AppliedLog.Count > snapshot.Index)
             Fail($"node {node.Id} would go back from applied {node.AppliedLog.Count} to a snapshot at {snapshot.Index}");
         CheckSnapshotState(node, snapshot, "installed");
-        // Writes waiting on an index the snapshot covers: their outcome is unknown here.
-        foreach (var client in clients)
-            if (client.State == SimClient.Phase.AwaitApply && client.Node == node.Id && client.Index <= snapshot.Index) GiveUp(client);
-        node.LoadSnapshot(snapshot);
+        node.Snapshot = snapshot;
+        if (random.NextDouble() < Math.Max(CrashAfterPersist, CrashMidInstall))
+        {
+            CrashesMidInstall++;
+            throw new SimulatedCrash();
+        }
         SnapshotsInstalled++;
         Trace?.Invoke($"{Now} node {node.Id} installed the snapshot at {snapshot.Index}/{snapshot.Term}");
+        return node.LoadSnapshot(snapshot);
     }
 
     /// <summary>The sender's driver streams its durable snapshot; the network may lose it.</summary>
-    private void SendSnapshot(Message message)
+    public void SendSnapshot(Message message)
     {
         var sender = Nodes[message.From];
         var snapshot = sender.Snapshot;
@@ -129,7 +143,7 @@ internal sealed partial class Simulation
             return;
         }
         Trace?.Invoke($"{Now} deliver Snapshot {message.From}->{message.To} t{message.Term} at {transfer.Snapshot.Index}/{transfer.Snapshot.Term}");
-        node.Core!.Step(message with { SnapshotData = transfer.Snapshot });
+        node.Driver!.Receive([message with { SnapshotData = transfer.Snapshot }]);
         Observe(node);
         reports.Enqueue(new Report(message.From, transfer.SenderIncarnation, message.To, true), (reportAt, sequence++));
     }
@@ -146,7 +160,7 @@ internal sealed partial class Simulation
                 reports.Enqueue(report, (node.PausedUntil + 1, sequence++));
                 continue;
             }
-            node.Core!.ReportSnapshot(report.Peer, report.Success);
+            node.Driver!.Handle(new SnapshotTransferEnded(report.Peer, report.Success));
             Observe(node);
         }
     }

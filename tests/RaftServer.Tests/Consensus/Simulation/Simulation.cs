@@ -1,12 +1,16 @@
 using RaftServer.Consensus;
+using RaftServer.Hosting;
+using RaftServer.StateMachine;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>
 /// A deterministic simulation of a Raft cluster: every choice (delays, losses, timeouts, faults,
 /// client operations) comes from one Random seeded with <see cref="Seed"/>, so a run replays
-/// exactly. Nodes run the real core and a driver that does what the server's does: persist the
-/// Ready, then send, then apply, then Advance; a crash loses everything not persisted.
+/// exactly. Each node runs the server's own <see cref="RaftDriver"/> (the core, the key-value
+/// store, the pending client requests and the Ready handling of the real node loop) on a
+/// simulated disk (<see cref="SimNode"/>) and network (<see cref="SimPorts"/>); a crash loses
+/// everything not persisted, including in the middle of a Ready.
 /// Safety is checked as the run goes (election safety, leader completeness, state machine
 /// safety) and by <see cref="CheckFinal"/> (log matching, no acknowledged write lost,
 /// linearizability of the clients' history).
@@ -26,9 +30,13 @@ internal sealed partial class Simulation
     /// <summary>For each applied index, the term of the first node to apply it: at least the term
     /// in which the entry was committed (it learned the commit from a leader of that term or later).</summary>
     private readonly List<long> appliedInTerm = new();
+    /// <summary>The step at which each agreed index was first applied ([index - 1]).</summary>
+    private readonly List<long> appliedAt = new();
     private readonly List<SimClient> clients = new();
     private readonly List<Operation> history = new();
     private readonly List<(long Index, long Term, byte[] Data)> acknowledged = new();
+    /// <summary>Writes whose outcome the client never learned, resolved against the agreed log at the end.</summary>
+    private readonly List<UnknownWrite> unknownWrites = new();
     private long nextRequestId = 1;
     private int nextValue = 1;
 
@@ -116,7 +124,7 @@ internal sealed partial class Simulation
             if (!node.Alive || node.IsPaused(Now)) continue;
             if ((Now + node.TickPhase) % Config.StepsPerTick == 0)
             {
-                node.Core!.Tick();
+                node.Driver!.Tick();
                 Observe(node);
             }
         }
@@ -140,17 +148,13 @@ internal sealed partial class Simulation
         }
         if (!linked[message.From, message.To] || !node.Alive) return;
         Trace?.Invoke($"{Now} deliver {message.Type} {message.From}->{message.To} t{message.Term} i{message.Index} lt{message.LogTerm} n{message.Entries.Count} c{message.Commit} rej{message.Reject} hint{message.RejectHint}/{message.HintTerm} ctx{message.Context}");
-        node.Core!.Step(message);
+        node.Driver!.Receive([message]);
         Observe(node);
     }
 
-    private void Send(Message message)
+    /// <summary>A message a node's driver sends (not a Snapshot: those go through <see cref="SendSnapshot"/>).</summary>
+    public void Send(Message message)
     {
-        if (message.Type == MessageType.Snapshot)
-        {
-            SendSnapshot(message);
-            return;
-        }
         if (!linked[message.From, message.To]) return;
         if (random.NextDouble() < Loss) return;
         Enqueue(message);
@@ -169,37 +173,41 @@ internal sealed partial class Simulation
         network.Enqueue(message, (at, sequence++));
     }
 
-    /// <summary>The driver's loop turn: persist (a snapshot first), (maybe crash), send, apply, answer reads, Advance.</summary>
+    /// <summary>
+    /// The node loop's turn after its events: the turn's reads share a read index, the core ends
+    /// its turn, and each Ready is handled by the server's driver (persist, send, apply, answer,
+    /// Advance), then a snapshot may be taken. A simulated crash may strike inside a Ready: after
+    /// a leader's early appends left but before its fsync, or after the fsync and before the rest
+    /// was sent (<see cref="CrashAfterPersist"/>), or between saving a received snapshot and
+    /// discarding the old log (<see cref="CrashMidInstall"/>).
+    /// </summary>
     private void HandleReady(SimNode node)
     {
-        while (node.Core is { HasReady: true } core)
+        if (node.Driver is not { } driver) return;
+        try
         {
-            var ready = core.GetReady();
-            if (ready.Snapshot is not null && random.NextDouble() < Math.Max(CrashAfterPersist, CrashMidInstall))
+            driver.StartReads();
+            driver.EndTurn();
+            while (driver.HasReady)
             {
-                // Crash in the middle of installing: the snapshot is saved, the old log not yet gone.
-                node.SaveSnapshotOnly(ready);
-                CrashesMidInstall++;
-                Crash(node.Id);
-                return;
+                if (CrashAfterPersist > 0 && random.NextDouble() < CrashAfterPersist)
+                {
+                    if (random.Next(2) == 0) node.CrashBeforeNextSave = true;
+                    else node.CrashAfterNextSave = true;
+                }
+                driver.ProcessReady();
+                node.CrashBeforeNextSave = node.CrashAfterNextSave = false;
+                if (driver.Node.AppliedIndex != node.AppliedLog.Count)
+                    Fail($"node {node.Id}: the core's applied index {driver.Node.AppliedIndex} is not the state machine's {node.AppliedLog.Count}");
+                MaybeTakeSnapshot(node);
             }
-            node.Persist(ready);
-            if (CrashAfterPersist > 0 && random.NextDouble() < CrashAfterPersist)
-            {
-                // Persisted but nothing sent or applied: the messages die with the process.
-                Crash(node.Id);
-                return;
-            }
-            if (ready.Snapshot is { } snapshot) InstallSnapshot(node, snapshot);
-            foreach (var message in ready.Messages) Send(message);
-            foreach (var entry in ready.CommittedEntries) Apply(node, entry);
-            foreach (var read in ready.ReadStates) OnReadState(node, read);
-            core.Advance(ready);
-            if (core.AppliedIndex != node.AppliedLog.Count)
-                Fail($"node {node.Id}: the core's applied index {core.AppliedIndex} is not the state machine's {node.AppliedLog.Count}");
-            CompleteReads(node);
-            MaybeTakeSnapshot(node);
         }
+        catch (SimulatedCrash)
+        {
+            Crash(node.Id);
+            return;
+        }
+        CollectAnswers(node);
     }
 
     // ---- queries for scenarios ----------------------------------------------------------------
@@ -247,6 +255,7 @@ internal sealed partial class Simulation
             int leader = Leader();
             if (leader >= 0)
             {
+                // Straight to the leader's core: no client waits for this one.
                 var node = Nodes[leader];
                 var result = node.Core!.Propose(command);
                 if (result.Outcome == ProposeOutcome.Accepted)
@@ -273,7 +282,18 @@ internal sealed partial class Simulation
         return -1;
     }
 
-    public static byte[] Command(int key, int value) => SimNode.Encode(key, value);
+    /// <summary>The state-machine command that sets key <paramref name="key"/> to <paramref name="value"/> (as the client service encodes a Set).</summary>
+    public static byte[] Command(int key, int value) =>
+        RaftServer.StateMachine.Command.Encode(CommandOp.Set, 0, 0, 0, Key(key), System.Text.Encoding.UTF8.GetBytes(value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+    public static string Key(int key) => key.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Key and value of a command made by <see cref="Command"/>; null for anything else.</summary>
+    public static (int Key, int Value)? Decode(Entry entry)
+    {
+        if (entry.Kind != EntryKind.Command || !RaftServer.StateMachine.Command.TryDecode(entry.Data, out var c)) return null;
+        return (int.Parse(c.Key, System.Globalization.CultureInfo.InvariantCulture), int.Parse(c.Value, System.Globalization.CultureInfo.InvariantCulture));
+    }
 }
 
 internal sealed class SimulationFailure(int seed, string problem) : Exception($"seed {seed}: {problem}")

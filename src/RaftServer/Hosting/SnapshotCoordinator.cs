@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.StateMachine;
 using RaftServer.Storage;
@@ -12,74 +13,68 @@ namespace RaftServer.Hosting;
 public sealed record ReceivedSnapshot(SnapshotFile File, KvStore Store);
 
 /// <summary>
-/// Snapshots in the node loop (README "Consensus core > Snapshots"): taking them when the
+/// The server's snapshots (the driver's <see cref="ISnapshotPort"/>): taking them when the
 /// <see cref="SnapshotPolicy"/> says so (captured on the loop thread, written and fsynced on a
-/// background task, then the core and the log are compacted to it back on the loop), sending the
-/// current one to followers that need it, and installing a leader's.
+/// background task, then the core and the log are compacted to it back on the loop), sending
+/// the current one to followers that need it (<see cref="SnapshotSender"/>), receiving a
+/// leader's (<see cref="ISnapshotSink"/>, on gRPC threads) and installing it.
 /// </summary>
-public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
+public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnapshotSink, IAsyncDisposable
 {
-    private readonly SnapshotPolicy _policy;
-    private readonly SnapshotSender _sender;
-    /// <summary>The snapshot the core's log starts after (what a lagging follower is sent).</summary>
-    private volatile SnapshotFile? _currentSnapshot;
-    private long _lastSnapshotBytes;
-    private long _appliedTerm;
-    private bool _snapshotting;
-    /// <summary>Bumped when the core is rebuilt (resume): a snapshot started before belongs to the old one.</summary>
-    private int _nodeGeneration;
-    /// <summary>Received snapshots stepped into the core this turn; those it does not install are deleted.</summary>
-    private readonly List<ReceivedSnapshot> _unclaimedSnapshots = new();
-
-    private sealed record SnapshotSaved(SnapshotFile File, int Generation, long Milliseconds);
-    private sealed record SnapshotFailed(Exception Error);
-    private sealed record SnapshotTransferEnded(int Peer, bool Success);
-
     /// <summary>How long a leader's transfer of one snapshot may take before it is abandoned (and
     /// restarted from the beginning once the follower answers again).</summary>
-    public static readonly TimeSpan SnapshotTransferTimeout = TimeSpan.FromMinutes(2);
+    public static readonly TimeSpan TransferTimeout = TimeSpan.FromMinutes(2);
 
-    private SnapshotSender CreateSnapshotSender(ILoggerFactory loggers) =>
-        new(_config.Nodes, this, (peer, ok) => Post(new SnapshotTransferEnded(peer, ok)),
-            SnapshotTransferTimeout, loggers.CreateLogger("RaftServer.Transport"));
+    private readonly NodeStorage _storage;
+    private readonly SnapshotPolicy _policy;
+    private readonly SnapshotSender _sender;
+    private readonly Action<LoopEvent> _post;
+    private readonly ILogger _logger;
+    /// <summary>The snapshot the core's log starts after (what a lagging follower is sent); read by transfer tasks.</summary>
+    private volatile SnapshotFile? _current;
+    private long _lastSnapshotBytes;
+    private bool _snapshotting;
+    /// <summary>Bumped when the core is rebuilt (resume): a snapshot started before belongs to the old one.</summary>
+    private int _generation;
+    /// <summary>Received snapshots stepped into the core this turn; those it does not install are deleted.</summary>
+    private readonly List<ReceivedSnapshot> _unclaimed = new();
+
+    /// <param name="post">Posts an event to the node loop (a save's or a transfer's end).</param>
+    public SnapshotCoordinator(NodeStorage storage, Membership membership, SnapshotPolicy policy, Action<LoopEvent> post, ILoggerFactory loggers)
+    {
+        _storage = storage;
+        _policy = policy;
+        _post = post;
+        _logger = loggers.CreateLogger(Log.NodeCategory);
+        _sender = new SnapshotSender(id => membership.Find(id)?.Address, this, (peer, ok) => post(new SnapshotTransferEnded(peer, ok)),
+            TransferTimeout, loggers.CreateLogger("RaftServer.Transport"));
+    }
 
     /// <summary>The core's own give-up time for a transfer never reported: a little after the sender's.</summary>
-    private int SnapshotTimeoutTicks => (int)((SnapshotTransferTimeout.TotalMilliseconds + 10_000) / _settings.HeartbeatMs);
+    public static int TimeoutTicks(int heartbeatMs) => (int)((TransferTimeout.TotalMilliseconds + 10_000) / heartbeatMs);
 
-    private void HandleSnapshotEvent(object ev)
+    public void Restarted(RecoveredNode recovered)
     {
-        switch (ev)
-        {
-            case SnapshotSaved saved:
-                OnSnapshotSaved(saved);
-                break;
-            case SnapshotFailed failed:
-                _snapshotting = false;
-                _logger.LogError(failed.Error, "Writing a snapshot failed: {Message}; the log is kept and another attempt follows", failed.Error.Message);
-                break;
-            case SnapshotTransferEnded ended:
-                if (!_suspended) _node.ReportSnapshot(ended.Peer, ended.Success);
-                break;
-            default:
-                throw new InvalidOperationException($"unknown event {ev.GetType().Name}");
-        }
+        _current = recovered.Snapshot;
+        _lastSnapshotBytes = recovered.Snapshot?.Length ?? 0;
+        _generation++;
     }
 
     // ---- taking a snapshot (every node, on its own) ----
 
-    private void MaybeTakeSnapshot()
+    public void AfterApply(RaftNode node, KvStore state, long appliedTerm)
     {
         if (_snapshotting) return;
-        var applied = _kv.AppliedIndex;
-        if (applied <= _node.CurrentSnapshot.Index) return;
-        if (!_policy.ShouldSnapshot(_node.LogEntryCount, _node.LogBytes, _lastSnapshotBytes)) return;
+        var applied = state.AppliedIndex;
+        if (applied <= node.SnapshotIndex) return;
+        if (!_policy.ShouldSnapshot(node.LogEntryCount, node.LogBytes, _lastSnapshotBytes)) return;
 
         // Only reference copies happen here; serialising and fsyncing run on the thread pool while
         // the loop goes on (the image is immutable).
-        var image = _kv.CaptureImage();
-        var meta = new SnapshotMetadata(applied, _appliedTerm, _config.Nodes.Select(n => n.Id).ToArray());
+        var image = state.CaptureImage();
+        var meta = new SnapshotMetadata(applied, appliedTerm, node.Members.ToArray());
         var store = _storage.Snapshots;
-        var generation = _nodeGeneration;
+        var generation = _generation;
         _snapshotting = true;
         _ = Task.Run(() =>
         {
@@ -87,27 +82,27 @@ public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
             {
                 var started = Stopwatch.GetTimestamp();
                 var file = store.Save(meta, stream => KvSnapshotCodec.Write(image, stream));
-                Post(new SnapshotSaved(file, generation, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds));
+                _post(new SnapshotSaved(file, generation, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds));
             }
             catch (Exception e)
             {
-                Post(new SnapshotFailed(e));
+                _post(new SnapshotSaveFailed(e));
             }
         });
     }
 
-    private void OnSnapshotSaved(SnapshotSaved saved)
+    public void Saved(SnapshotSaved saved, RaftNode? node)
     {
         _snapshotting = false;
         var meta = saved.File.Meta;
         // Written for a core since rebuilt from disk (resume), or overtaken by a leader's snapshot:
         // the file stays (recovery may use it; Prune removes it in time), the log is not compacted.
-        if (_suspended || saved.Generation != _nodeGeneration || meta.Index <= _node.CurrentSnapshot.Index || meta.Index > _node.AppliedIndex)
+        if (node is null || saved.Generation != _generation || meta.Index <= node.SnapshotIndex || meta.Index > node.AppliedIndex)
             return;
 
-        var previous = _currentSnapshot;
-        _node.Compact(meta.Index);
-        _currentSnapshot = saved.File;
+        var previous = _current;
+        node.Compact(meta.Index);
+        _current = saved.File;
         _lastSnapshotBytes = saved.File.Length;
         // Delete the segments the PREVIOUS snapshot covers: Prune keeps that one too, and should
         // the new file turn out damaged at the next start, the older snapshot plus the log from
@@ -115,24 +110,32 @@ public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
         // The current segment is not cut short: each segment is made (zero-filled) at its full
         // size ahead of time, and cutting one every few thousand entries would write far more
         // zeros than log. Segments are small, so whole ones still go soon.
-        var removed = _wal.DeleteSegmentsThrough(previous?.Meta.Index ?? 0);
+        var removed = _storage.Wal.DeleteSegmentsThrough(previous?.Meta.Index ?? 0);
         _storage.Snapshots.Prune(saved.File);
         Log.SnapshotTaken(_logger, meta.Index, meta.Term, saved.File.Length, saved.Milliseconds, removed);
     }
 
+    public void SaveFailed(SnapshotSaveFailed failed)
+    {
+        _snapshotting = false;
+        _logger.LogError(failed.Error, "Writing a snapshot failed: {Message}; the log is kept and another attempt follows", failed.Error.Message);
+    }
+
     // ---- leader: sending ----
 
-    private void StartSnapshotTransfers(IReadOnlyList<Message> messages)
+    public void SendSnapshots(IReadOnlyList<Message> messages)
     {
         for (var i = 0; i < messages.Count; i++)
             if (messages[i].Type == MessageType.Snapshot)
                 _sender.Start(messages[i]);
     }
 
+    public void CancelTransfers() => _sender.CancelAll();
+
     /// <summary>Called by the sender's task: the raw bytes of the snapshot the core sends now.</summary>
     Stream ISnapshotSource.OpenSnapshot(SnapshotMetadata meta)
     {
-        var current = _currentSnapshot;
+        var current = _current;
         if (current is null || current.Meta.Index != meta.Index || current.Meta.Term != meta.Term)
             throw new FileNotFoundException($"the snapshot at index {meta.Index} (term {meta.Term}) is no longer the current one");
         // Open files survive a later Prune (unlinked, still readable), so the transfer completes.
@@ -167,35 +170,26 @@ public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
         public void Dispose() => upload.Dispose();
     }
 
-    private void InstallSnapshot(SnapshotMetadata meta, object? data)
+    public void Received(object data) => _unclaimed.Add((ReceivedSnapshot)data);
+
+    public KvStore Install(SnapshotMetadata meta, object? data)
     {
         if (data is not ReceivedSnapshot received || received.File.Meta.Index != meta.Index)
             throw new InvalidOperationException($"the core installed the snapshot at index {meta.Index} without its data");
-        // The file is already durable under its final name; discard the log the snapshot replaces.
-        // A crash between the two is repaired at restart (RecoveryPlan drops a log that does not
-        // continue the snapshot).
-        _wal.Reset(meta.Index);
-        _kv = received.Store;
-        _appliedTerm = meta.Term;
-        _currentSnapshot = received.File;
+        // The file is already durable under its final name.
+        _current = received.File;
         _lastSnapshotBytes = received.File.Length;
         _storage.Snapshots.Prune(received.File);
-        // Writes proposed while this node led and now covered by the snapshot: their outcome is
-        // unknown here (the client retries with its session, which answers exactly once).
-        if (_writes.Count > 0)
-            foreach (var index in _writes.Keys.Where(i => i <= meta.Index).ToList())
-            {
-                _writes.Remove(index, out var w);
-                w!.TrySetResult(Unavailable("the node installed a snapshot; the outcome is unknown, retry"));
-            }
-        Log.SnapshotInstalled(_logger, meta.Index, meta.Term, received.File.Length, _kv.Count);
+        Log.SnapshotInstalled(_logger, meta.Index, meta.Term, received.File.Length, received.Store.Count);
+        return received.Store;
     }
 
     /// <summary>Received snapshots the core did not install (older than what it has, or its log
     /// already holds their last entry) are deleted.</summary>
-    private void DropUnclaimedSnapshots(object? installed)
+    public void DropUnclaimed(object? installed)
     {
-        foreach (var r in _unclaimedSnapshots)
+        if (_unclaimed.Count == 0) return;
+        foreach (var r in _unclaimed)
         {
             if (ReferenceEquals(r, installed)) continue;
             try
@@ -207,6 +201,8 @@ public sealed partial class NodeLoop : ISnapshotSource, ISnapshotSink
                 _logger.LogWarning("Could not delete the unused snapshot {Path}: {Message}", r.File.Path, e.Message);
             }
         }
-        _unclaimedSnapshots.Clear();
+        _unclaimed.Clear();
     }
+
+    public ValueTask DisposeAsync() => _sender.DisposeAsync();
 }

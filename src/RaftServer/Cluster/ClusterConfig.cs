@@ -1,19 +1,13 @@
 using System.Globalization;
 
-namespace RaftServer.Hosting;
-
-/// <summary>One line of config.conf: a node's id and the address its gRPC server listens on.</summary>
-public sealed record NodeAddress(int Id, string Host, int Port)
-{
-    public override string ToString() => $"{Id} {Host}:{Port}";
-}
+namespace RaftServer.Cluster;
 
 /// <summary>A config.conf problem, always naming the file and (when there is one) the line.</summary>
 public sealed class ConfigException(string message) : Exception(message);
 
 /// <summary>
-/// The cluster's members as listed in config.conf: one node per line, <c>ID HOST PORT</c>.
-/// Blank lines and lines starting with '#' are ignored.
+/// config.conf: one node per line, <c>ID HOST PORT</c>; blank lines and lines starting with '#'
+/// are ignored. It only bootstraps: the running node's members are a <see cref="Membership"/>.
 /// </summary>
 public sealed class ClusterConfig
 {

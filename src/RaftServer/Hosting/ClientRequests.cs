@@ -1,0 +1,44 @@
+using RaftServer.Consensus;
+using RaftServer.StateMachine;
+
+namespace RaftServer.Hosting;
+
+/// <summary>What request handlers may read without asking the loop (published by the loop).</summary>
+public sealed record NodeView(Role Role, long Term, int LeaderId, bool Suspended)
+{
+    public bool IsLeader => Role == Role.Leader && !Suspended;
+}
+
+public enum OutcomeCode { Ok, NotLeader, Unavailable, Stale }
+
+public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result, int LeaderHint, string? Reason);
+
+public readonly record struct ReadOutcome(OutcomeCode Code, bool Found, byte[]? Value, List<KeyValueItem>? Items, bool More, int LeaderHint, string? Reason);
+
+/// <summary>
+/// A client write on its way through the loop: proposed, then waiting (in
+/// <see cref="PendingRequests"/>) for its entry to be applied. Completed exactly once; its
+/// continuations never run on the loop thread.
+/// </summary>
+public sealed class PendingWrite(byte[] data) : TaskCompletionSource<WriteOutcome>(TaskCreationOptions.RunContinuationsAsynchronously)
+{
+    public byte[] Data { get; } = data;
+    /// <summary>The index and term of the proposed entry: only that entry, applied at its index, answers the write.</summary>
+    internal long Index, Term;
+    /// <summary>The loop tick at which it was proposed (for the timeout).</summary>
+    internal long Tick;
+}
+
+/// <summary>A client read (Get or Range), waiting for its read index to be applied.</summary>
+public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreationOptions.RunContinuationsAsynchronously)
+{
+    public string Key { get; init; } = "";
+    public bool IsRange { get; init; }
+    public string Prefix { get; init; } = "";
+    public string StartAfter { get; init; } = "";
+    public int Limit { get; init; }
+    /// <summary>Answer from this node's state at once, without a read index.</summary>
+    public bool Stale { get; init; }
+    /// <summary>The read index: answered once the state machine has applied it.</summary>
+    internal long Index;
+}

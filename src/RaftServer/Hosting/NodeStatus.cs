@@ -1,0 +1,27 @@
+using RaftServer.Cluster;
+using RaftServer.Consensus;
+
+namespace RaftServer.Hosting;
+
+/// <summary>A peer's replication as the leader sees it.</summary>
+public sealed record PeerStatus(int Id, long MatchIndex, long NextIndex, bool Reachable);
+
+/// <summary>One node's state as the loop saw it when asked (the Status call; Api/ maps it to the wire).</summary>
+public sealed record NodeStatus
+{
+    public required int Id { get; init; }
+    public required Role Role { get; init; }
+    public required long Term { get; init; }
+    /// <summary>The leader this node knows of, or null.</summary>
+    public Member? Leader { get; init; }
+    public required long CommitIndex { get; init; }
+    public required long AppliedIndex { get; init; }
+    public required long FirstIndex { get; init; }
+    public required long LastIndex { get; init; }
+    public required long SnapshotIndex { get; init; }
+    public required long SnapshotTerm { get; init; }
+    public required long LogBytes { get; init; }
+    public required IReadOnlyList<Member> Members { get; init; }
+    /// <summary>Each peer's progress; empty unless this node leads.</summary>
+    public IReadOnlyList<PeerStatus> Peers { get; init; } = [];
+}
