@@ -5,7 +5,7 @@
 .DESCRIPTION
     Run through the local PowerShell tool (`dotnet tool restore` first):
         dotnet pwsh ./build.ps1 build   # build, lay out out/RaftPS (the module folder)
-        dotnet pwsh ./build.ps1 test    # build, then every xunit and Pester test
+        dotnet pwsh ./build.ps1 test    # build, the code style check, then every xunit and Pester test
         dotnet pwsh ./build.ps1 run     # build, start the cluster of config.conf, open a connected shell
     `test` ends with one plain line "N passed, N failed" and exits non-zero on any failure.
 
@@ -108,6 +108,18 @@ function Get-PesterModulePath {
     $path
 }
 
+# The code style of .editorconfig: `dotnet format` changes nothing, or the check fails (and says
+# how to fix it). Counted as one check in the totals.
+function Invoke-FormatCheck {
+    Write-Host "dotnet format --verify-no-changes (the style of .editorconfig)"
+    & dotnet format (Join-Path $root 'RaftPS.sln') --verify-no-changes --no-restore 2>&1 | Out-Host
+    if ($LASTEXITCODE -ne 0) {
+        Write-Host "dotnet format found files that do not follow .editorconfig; run: dotnet format RaftPS.sln"
+        return [pscustomobject]@{ Passed = 0; Failed = 1 }
+    }
+    [pscustomobject]@{ Passed = 1; Failed = 0 }
+}
+
 function Invoke-XunitTests {
     $arguments = @('test', (Join-Path $root 'tests/RaftServer.Tests/RaftServer.Tests.csproj'), '-c', $configuration,
         '--no-build', '-nologo')
@@ -160,11 +172,12 @@ switch ($Task) {
     'build' { Invoke-Build }
     'test' {
         Invoke-Build
+        $format = Invoke-FormatCheck
         $xunit = Invoke-XunitTests
         $pester = Invoke-PesterTests
-        Write-Host "xunit: $($xunit.Passed) passed, $($xunit.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
-        $passedTotal = $xunit.Passed + $pester.Passed
-        $failedTotal = $xunit.Failed + $pester.Failed
+        Write-Host "format: $($format.Passed) passed, $($format.Failed) failed; xunit: $($xunit.Passed) passed, $($xunit.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
+        $passedTotal = $format.Passed + $xunit.Passed + $pester.Passed
+        $failedTotal = $format.Failed + $xunit.Failed + $pester.Failed
         Write-Host "$passedTotal passed, $failedTotal failed"
         exit ([int]($failedTotal -gt 0 -or $passedTotal -eq 0))
     }

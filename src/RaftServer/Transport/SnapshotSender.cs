@@ -4,8 +4,8 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
-using RaftServer.Consensus;
 using RaftServer.Cluster;
+using RaftServer.Consensus;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Transport;

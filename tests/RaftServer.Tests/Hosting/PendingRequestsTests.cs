@@ -12,6 +12,13 @@ public sealed class PendingRequestsTests
 
     public PendingRequestsTests() => _pending = new PendingRequests(readTimeoutTicks: 40, writeTimeoutTicks: 200, _answered.Add);
 
+    /// <summary>The outcome of a request the code under test must already have answered.</summary>
+    private static T Done<T>(TaskCompletionSource<T> request)
+    {
+        Assert.True(request.Task.IsCompleted, "the request is not answered");
+        return request.Task.Result;
+    }
+
     private static Entry Entry(long index, long term) => new(index, term, EntryKind.Command, [1]);
     private static ApplyResult Applied(long index) => new(ApplyStatus.Applied, new WriteResult(index, false));
 
@@ -25,8 +32,8 @@ public sealed class PendingRequestsTests
         Assert.False(w.Task.IsCompleted);
 
         _pending.Applied(Entry(5, 2), Applied(5), leaderHint: 1);
-        Assert.Equal(OutcomeCode.Ok, w.Task.Result.Code);
-        Assert.Equal(5, w.Task.Result.Result.Index);
+        Assert.Equal(OutcomeCode.Ok, Done(w).Code);
+        Assert.Equal(5, Done(w).Result.Index);
         Assert.Equal(0, _pending.Writes);
     }
 
@@ -38,8 +45,8 @@ public sealed class PendingRequestsTests
 
         _pending.Applied(Entry(5, 3), Applied(5), leaderHint: 3);
 
-        Assert.Equal(OutcomeCode.Unavailable, w.Task.Result.Code);
-        Assert.Equal(3, w.Task.Result.LeaderHint);
+        Assert.Equal(OutcomeCode.Unavailable, Done(w).Code);
+        Assert.Equal(3, Done(w).LeaderHint);
     }
 
     [Fact]
@@ -48,7 +55,7 @@ public sealed class PendingRequestsTests
         var w = new PendingWrite([1]);
         _pending.AddWrite(w, 5, 2, 0);
         _pending.Applied(Entry(5, 2), new ApplyResult(ApplyStatus.Stale, default), 1);
-        Assert.Equal(OutcomeCode.Stale, w.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Stale, Done(w).Code);
     }
 
     [Fact]
@@ -59,10 +66,10 @@ public sealed class PendingRequestsTests
         _pending.AddWrite(old, 5, 2, 0);
         _pending.AddWrite(replacement, 5, 4, 0);
 
-        Assert.Equal(OutcomeCode.Unavailable, old.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(old).Code);
         Assert.False(replacement.Task.IsCompleted);
         _pending.Applied(Entry(5, 4), Applied(5), 1);
-        Assert.Equal(OutcomeCode.Ok, replacement.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Ok, Done(replacement).Code);
     }
 
     [Fact]
@@ -75,7 +82,7 @@ public sealed class PendingRequestsTests
 
         _pending.FailWrites("leadership lost", leaderHint: 3);
 
-        Assert.All([a, b], w => Assert.Equal((OutcomeCode.Unavailable, 3), (w.Task.Result.Code, w.Task.Result.LeaderHint)));
+        Assert.All([a, b], w => Assert.Equal((OutcomeCode.Unavailable, 3), (Done(w).Code, Done(w).LeaderHint)));
         Assert.Equal(0, _pending.Writes);
     }
 
@@ -89,7 +96,7 @@ public sealed class PendingRequestsTests
 
         _pending.FailWritesThrough(7, "snapshot", 1);
 
-        Assert.Equal(OutcomeCode.Unavailable, covered.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(covered).Code);
         Assert.False(after.Task.IsCompleted);
     }
 
@@ -130,14 +137,14 @@ public sealed class PendingRequestsTests
         var noLeader = new PendingRead { Key = "a" };
         _pending.AddRead(noLeader);
         _pending.StartReadBatch(_ => false, 0, SoftState.NoLeader);
-        Assert.Equal(OutcomeCode.Unavailable, noLeader.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(noLeader).Code);
 
         var unconfirmed = new PendingRead { Key = "b" };
         _pending.AddRead(unconfirmed);
         long id = 0;
         _pending.StartReadBatch(i => { id = i; return true; }, 0, 1);
         _pending.ReadIndexDone(new ReadState(id, -1), 100, 1);
-        Assert.Equal(OutcomeCode.Unavailable, unconfirmed.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(unconfirmed).Code);
         Assert.Empty(_answered);
     }
 
@@ -153,10 +160,10 @@ public sealed class PendingRequestsTests
         _pending.Expire(tick: 50, leaderHint: 1);
         Assert.False(r.Task.IsCompleted); // 40 ticks: not yet past the read timeout
         _pending.Expire(tick: 51, leaderHint: 1);
-        Assert.Equal(OutcomeCode.Unavailable, r.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(r).Code);
         Assert.False(w.Task.IsCompleted);
         _pending.Expire(tick: 211, leaderHint: 1);
-        Assert.Equal(OutcomeCode.Unavailable, w.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(w).Code);
     }
 
     [Fact]
@@ -177,8 +184,8 @@ public sealed class PendingRequestsTests
 
         _pending.FailAll("stopping", SoftState.NoLeader);
 
-        Assert.Equal(OutcomeCode.Unavailable, w.Task.Result.Code);
-        Assert.All([waitingIndex, waitingApply, inBatch], r => Assert.Equal(OutcomeCode.Unavailable, r.Task.Result.Code));
+        Assert.Equal(OutcomeCode.Unavailable, Done(w).Code);
+        Assert.All([waitingIndex, waitingApply, inBatch], r => Assert.Equal(OutcomeCode.Unavailable, Done(r).Code));
         Assert.Equal((0, 0), (_pending.Writes, _pending.Reads));
     }
 }

@@ -14,6 +14,13 @@ public sealed class RaftDriverTests
 {
     private readonly DriverHarness _h = new();
 
+    /// <summary>The outcome of a request the driver must already have answered.</summary>
+    private static T Done<T>(TaskCompletionSource<T> request)
+    {
+        Assert.True(request.Task.IsCompleted, "the request is not answered");
+        return request.Task.Result;
+    }
+
     private static Message FromNode2(MessageType type, long term, long index = 0, long logTerm = 0, long commit = 0, long context = 0, params Entry[] entries) =>
         new() { Type = type, From = 2, To = DriverHarness.Self, Term = term, Index = index, LogTerm = logTerm, Commit = commit, Context = context, Entries = entries };
 
@@ -82,8 +89,8 @@ public sealed class RaftDriverTests
 
         _h.Step(FromNode2(MessageType.AppendResponse, _h.Node.Term, index: 2));
 
-        Assert.Equal(OutcomeCode.Ok, w.Task.Result.Code);
-        Assert.Equal(2, w.Task.Result.Result.Index);
+        Assert.Equal(OutcomeCode.Ok, Done(w).Code);
+        Assert.Equal(2, Done(w).Result.Index);
         Assert.True(_h.Driver.State.TryGet("a", out var value));
         Assert.Equal("1", Encoding.UTF8.GetString(value));
     }
@@ -98,8 +105,8 @@ public sealed class RaftDriverTests
 
         _h.Step(FromNode2(MessageType.Heartbeat, term: _h.Node.Term + 1));
 
-        Assert.Equal(OutcomeCode.Unavailable, w.Task.Result.Code);
-        Assert.Equal(2, w.Task.Result.LeaderHint);
+        Assert.Equal(OutcomeCode.Unavailable, Done(w).Code);
+        Assert.Equal(2, Done(w).LeaderHint);
     }
 
     [Fact]
@@ -108,7 +115,7 @@ public sealed class RaftDriverTests
         _h.FollowNode2();
         var w = new PendingWrite(DriverHarness.Set("a", "1"));
         _h.Driver.Handle(new WriteRequested(w));
-        Assert.Equal((OutcomeCode.NotLeader, 2), (w.Task.Result.Code, w.Task.Result.LeaderHint));
+        Assert.Equal((OutcomeCode.NotLeader, 2), (Done(w).Code, Done(w).LeaderHint));
     }
 
     [Fact]
@@ -128,8 +135,8 @@ public sealed class RaftDriverTests
         Assert.False(read.Task.IsCompleted);
 
         _h.Step(FromNode2(MessageType.Heartbeat, term: 1, commit: 2));
-        Assert.Equal(OutcomeCode.Ok, read.Task.Result.Code);
-        Assert.Equal("v", Encoding.UTF8.GetString(read.Task.Result.Value!));
+        Assert.Equal(OutcomeCode.Ok, Done(read).Code);
+        Assert.Equal("v", Encoding.UTF8.GetString(Done(read).Value!));
     }
 
     [Fact]
@@ -137,7 +144,7 @@ public sealed class RaftDriverTests
     {
         var read = new PendingRead { Key = "missing", Stale = true };
         _h.Driver.Handle(new ReadRequested(read));
-        Assert.Equal((OutcomeCode.Ok, false), (read.Task.Result.Code, read.Task.Result.Found));
+        Assert.Equal((OutcomeCode.Ok, false), (Done(read).Code, Done(read).Found));
         Assert.Empty(_h.Sender.Sent);
     }
 
@@ -156,8 +163,8 @@ public sealed class RaftDriverTests
         _h.Driver.Handle(new SuspendRequested(1));
 
         Assert.True(_h.Driver.View.Suspended);
-        Assert.Equal(OutcomeCode.Unavailable, write.Task.Result.Code);
-        Assert.Equal(OutcomeCode.Unavailable, read.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(write).Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(read).Code);
         Assert.True(_h.Sender.Paused);
         Assert.Equal(1, _h.Sockets.Closed);
         _h.Journal.IndexOf("cancel transfers");
@@ -169,7 +176,7 @@ public sealed class RaftDriverTests
         Assert.Equal(term, _h.Node.Term);
         var late = new PendingWrite(DriverHarness.Set("b", "2"));
         _h.Driver.Handle(new WriteRequested(late));
-        Assert.Equal(OutcomeCode.Unavailable, late.Task.Result.Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(late).Code);
         Assert.Empty(_h.Journal.Lines);
 
         _h.Now += 999;

@@ -1,7 +1,7 @@
+using Google.Protobuf;
 using RaftServer.Consensus;
 using RaftServer.Transport;
 using P = RaftPS.Protocol;
-using Google.Protobuf;
 
 namespace RaftServer.Tests.Transport;
 

@@ -33,7 +33,7 @@ public sealed class PeerFrameReaderTests
     }
 
     [Fact]
-    public void Frames_larger_than_the_buffer_and_split_across_reads_arrive_whole_and_in_order()
+    public async Task Frames_larger_than_the_buffer_and_split_across_reads_arrive_whole_and_in_order()
     {
         var (sender, receiver) = Pair();
         using (sender)
@@ -59,7 +59,7 @@ public sealed class PeerFrameReaderTests
                     terms.Add(b.Messages[0].Term);
                     sizes.Add(b.Messages[0].Entries.Sum(e => e.Data.Length));
                 }));
-            writing.Wait();
+            await writing;
             Assert.Equal([1L, 2L, 3L, 4L], terms);
             Assert.Equal([0, 300_000, 0, 70_000], sizes);
         }

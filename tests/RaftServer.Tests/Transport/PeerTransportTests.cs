@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using RaftServer.Consensus;
 using RaftServer.Cluster;
+using RaftServer.Consensus;
 using RaftServer.Hosting;
 using RaftServer.Transport;
 using P = RaftPS.Protocol;

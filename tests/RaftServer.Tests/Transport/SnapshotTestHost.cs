@@ -1,18 +1,18 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Connections;
-using Microsoft.Extensions.Logging.Abstractions;
 using System.Threading.Channels;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using RaftServer.Consensus;
+using Microsoft.Extensions.Logging.Abstractions;
 using RaftServer.Cluster;
+using RaftServer.Consensus;
 using RaftServer.Hosting;
 using RaftServer.Transport;
 using P = RaftPS.Protocol;
@@ -84,26 +84,31 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
         return holder.Host;
     }
 
-    private static void ReadPeer(Socket socket, HostHolder holder, TestLogger logger) => new Thread(() =>
+    private static void ReadPeer(Socket socket, HostHolder holder, TestLogger logger)
     {
-        var reader = new PeerFrameReader(initialBytes: 16);
-        try
+        var thread = new Thread(() =>
         {
-            while (reader.Receive(socket, batch =>
-                   {
-                       if (batch.Messages.Count > 0) holder.Host!.Batches.Writer.TryWrite(batch);
-                   })) { }
-        }
-        catch (InvalidDataException e)
-        {
-            logger.Log(LogLevel.Warning, default, $"Closed a peer connection: {e.Message}", null, (m, _) => m);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // the test closed it
-        }
-        socket.Dispose();
-    }) { IsBackground = true }.Start();
+            var reader = new PeerFrameReader(initialBytes: 16);
+            try
+            {
+                while (reader.Receive(socket, batch =>
+                       {
+                           if (batch.Messages.Count > 0) holder.Host!.Batches.Writer.TryWrite(batch);
+                       })) { }
+            }
+            catch (InvalidDataException e)
+            {
+                logger.Log(LogLevel.Warning, default, $"Closed a peer connection: {e.Message}", null, (m, _) => m);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // the test closed it
+            }
+            socket.Dispose();
+        });
+        thread.IsBackground = true;
+        thread.Start();
+    }
 
     /// <summary>As ServerHost: the per-stream HTTP/2 window bounds what is in flight to a stalled receiver.</summary>
     public const int StreamWindowBytes = 4 << 20;

@@ -37,7 +37,6 @@ internal sealed partial class Simulation
     private readonly List<(long Index, long Term, byte[] Data)> acknowledged = new();
     /// <summary>Writes whose outcome the client never learned, resolved against the agreed log at the end.</summary>
     private readonly List<UnknownWrite> unknownWrites = new();
-    private long nextRequestId = 1;
     private int nextValue = 1;
 
     /// <param name="seed">Named in failures; with no <paramref name="randomSeed"/> it also seeds the run.</param>

@@ -41,7 +41,9 @@ public class SnapshotScenarioTests
 
     private static SimConfig Unreliable(int nodes) => SimConfig.Unreliable(nodes) with
     {
-        SnapshotEvery = SnapshotEvery, SnapshotFailure = 0.2, SnapshotTimeoutTicks = 3 * ElectionTicks,
+        SnapshotEvery = SnapshotEvery,
+        SnapshotFailure = 0.2,
+        SnapshotTimeoutTicks = 3 * ElectionTicks,
     };
 
     private static void Expect(Simulation sim, bool condition, string problem)

@@ -1,7 +1,7 @@
 using RaftServer.Cluster;
 using RaftServer.Hosting;
 
-namespace RaftServer.Tests.Hosting;
+namespace RaftServer.Tests.Cluster;
 
 public class ClusterConfigTests
 {
