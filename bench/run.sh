@@ -14,7 +14,7 @@
 # started, by PID; writes docs/benchmarks.md and docs/benchmarks.svg.
 # While one cluster is measured, the others are paused (SIGSTOP; ISOLATE=0 leaves them running):
 # idle servers still heartbeat, tick and spin, and on 2 cores that CPU is taken from the cluster
-# being measured (docs/benchmarks.md, "Isolation"). A resumed cluster is given its leader back
+# being measured. A resumed cluster is given its leader back
 # (RaftPS.Bench leader) before it is measured.
 # Third system (TARGETS default includes it): "dotnext", a 3-node DotNext 6.12 Raft cluster
 # (bench/DotNextNode: DotNext.Net.Cluster's TCP transport and WriteAheadLog, serving RaftPS's

@@ -18,7 +18,7 @@ public sealed record NodeSettings
     /// <summary>
     /// 250 ms minimum election timeout (each node draws from [250, 500) ms): fail-over in about 0.3 s
     /// median, while a leader stalled by a GC pause or a saturated CPU for up to ~200 ms keeps its
-    /// followers. See README "Timeouts".
+    /// followers. See docs/server.md, "Timeouts".
     /// </summary>
     public const int DefaultElectionTimeoutMs = 250;
     /// <summary>

@@ -228,7 +228,7 @@ public static class ServerHost
         b.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.None);
         // This category logs only request starts and ends (Information and Debug). While any of its
         // levels is enabled, ASP.NET Core creates an Activity and a log scope for every request
-        // (trace ids, tags, an AsyncLocal): measured 5% of the leader's CPU in linearizable gets.
+        // (trace ids, tags, an AsyncLocal): a visible share of the leader's CPU in linearizable gets.
         b.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         // A start that fails (the port in use) is reported by RunAsync in one line; the host's own
         // "Hosting failed to start" error would add the exception's stack trace before it.

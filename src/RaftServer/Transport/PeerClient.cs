@@ -30,7 +30,7 @@ public sealed class PeerClient : IAsyncDisposable
     // AllowSynchronousContinuations: the node loop's Send runs the waiting sender on the loop
     // thread, so a batch goes out with one socket write (non-blocking: a send the kernel cannot
     // take at once finishes on the thread pool) instead of a wake-up of a pool thread per batch per
-    // peer. Measured A/B (docs/server.md "Peer transport"): mixed C=64/256 +27%, get C=256 +14%.
+    // peer.
     private readonly Channel<P.MessageBatch> _queue = Channel.CreateBounded<P.MessageBatch>(
         new BoundedChannelOptions(512)
         {

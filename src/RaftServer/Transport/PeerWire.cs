@@ -11,7 +11,7 @@ namespace RaftServer.Transport;
 /// little-endian length, then the protobuf bytes). One way only: replies travel on the peer's
 /// own connection to us. Not gRPC for this one path because it is the latency of every Raft round
 /// (a read's heartbeat round, a write's append): HTTP/2 framing and its extra thread hand-offs
-/// cost about 100 us per round trip here (docs/server.md, "Peer messages").
+/// cost about 100 us per round trip here (docs/design.md, "The peer transport").
 /// </summary>
 public static class PeerWire
 {

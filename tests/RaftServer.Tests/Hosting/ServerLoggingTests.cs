@@ -12,7 +12,7 @@ public sealed class ServerLoggingTests
     public void Hosting_diagnostics_is_off_at_every_level(string level)
     {
         // While this category is enabled at any level, ASP.NET Core creates an Activity and a log
-        // scope for every request (docs/server.md, "Runtime settings").
+        // scope for every request (docs/design.md, "Runtime settings").
         using var factory = ServerHost.CreateLoggerFactory(NodeSettings.Parse(["0", "--log-level", level])!);
         var hosting = factory.CreateLogger("Microsoft.AspNetCore.Hosting.Diagnostics");
         Assert.False(hosting.IsEnabled(LogLevel.Critical));
