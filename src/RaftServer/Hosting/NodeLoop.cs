@@ -38,6 +38,8 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     private int _sleeping;
     private readonly Thread _thread;
     private volatile bool _stopping;
+    /// <summary>Whether the loop has something to do besides its peers' sockets (made once: the wait asks it often).</summary>
+    private readonly Func<bool> _hasWork;
 
     private readonly RaftDriver _driver;
     private readonly IPeerSockets _sockets;
@@ -60,6 +62,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         _logger = logger;
         _onFatal = onFatal;
         _thread = new Thread(Run) { IsBackground = true, Name = "raft-loop" };
+        _hasWork = () => !_queue.IsEmpty || _stopping;
     }
 
     public NodeView View => _driver.View;
@@ -187,7 +190,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         if (_sockets.HasConnections)
         {
             // With peers connected, wait where their messages arrive: poll a while, then sleep in poll().
-            if (_sockets.Spin(() => !_queue.IsEmpty || _stopping)) return;
+            if (_sockets.Spin(_hasWork)) return;
             Interlocked.Exchange(ref _sleeping, SleepingInPoll);
             if (_queue.IsEmpty && !_stopping) _sockets.Sleep(timeoutMs);
         }

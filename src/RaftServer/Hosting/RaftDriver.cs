@@ -46,6 +46,8 @@ public sealed class RaftDriver : ILoopEventHandler
     private readonly PendingRequests _pending;
 
     private RaftNode _node = null!;
+    /// <summary>The core's ReadIndex, as a delegate made once per core (asked every turn).</summary>
+    private Func<long, bool> _readIndex = null!;
     private KvStore _kv = null!;
     private SoftState _soft;
     private long _appliedTerm;
@@ -109,6 +111,7 @@ public sealed class RaftDriver : ILoopEventHandler
         var options = _options();
         _electionTicks = options.ElectionTicks;
         _node = new RaftNode(options, recovered.State);
+        _readIndex = _node.ReadIndex;
         _soft = new SoftState(_node.Role, _node.Term, _node.LeaderId);
         _lastVote = recovered.State.HardState.VotedFor;
         _lastVoteTerm = recovered.State.HardState.Term;
@@ -121,7 +124,7 @@ public sealed class RaftDriver : ILoopEventHandler
     /// <summary>After the turn's events: the linearizable reads that arrived share one read-index request.</summary>
     public void StartReads()
     {
-        if (!_suspended) _pending.StartReadBatch(_node.ReadIndex, _ticks, LeaderHint());
+        if (!_suspended) _pending.StartReadBatch(_readIndex, _ticks, LeaderHint());
     }
 
     /// <summary>One tick of the core's clock (the heartbeat period), and the requests' safety nets.</summary>
