@@ -41,22 +41,25 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     /// <summary>Whether the loop has something to do besides its peers' sockets (made once: the wait asks it often).</summary>
     private readonly Func<bool> _hasWork;
 
-    private readonly RaftDriver _driver;
+    /// <summary>Set by <see cref="Start"/>; events posted before it wait in the queue.</summary>
+    private RaftDriver? _driverOrNull;
+    private RaftDriver _driver => _driverOrNull!;
     private readonly IPeerSockets _sockets;
     private readonly Func<long> _nowMs;
     private readonly long _tickMs;
     private readonly ILogger _logger;
     private readonly Action<Exception> _onFatal;
-    private RecoveredNode? _initial;
+    private static readonly NodeView Starting = new(Role.Follower, 0, SoftState.NoLeader, false);
 
+    /// <summary>
+    /// The loop exists (and takes events into its queue) before its driver: the peer links and the
+    /// snapshot sender post to it from the moment they are made, and the driver is made from them.
+    /// </summary>
     /// <param name="nowMs">The monotonic clock the driver uses too.</param>
     /// <param name="onFatal">Called once if the loop fails (the process then stops).</param>
-    public NodeLoop(RaftDriver driver, IPeerSockets sockets, RecoveredNode recovered, int tickMs, Func<long> nowMs,
-        ILogger logger, Action<Exception> onFatal)
+    public NodeLoop(IPeerSockets sockets, int tickMs, Func<long> nowMs, ILogger logger, Action<Exception> onFatal)
     {
-        _driver = driver;
         _sockets = sockets;
-        _initial = recovered;
         _tickMs = tickMs;
         _nowMs = nowMs;
         _logger = logger;
@@ -65,12 +68,13 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         _hasWork = () => !_queue.IsEmpty || _stopping;
     }
 
-    public NodeView View => _driver.View;
+    public NodeView View => _driverOrNull?.View ?? Starting;
 
-    public void Start()
+    /// <summary>Builds the driver's core from what was recovered and starts the thread.</summary>
+    public void Start(RaftDriver driver, RecoveredNode recovered)
     {
-        _driver.Start(_initial!);
-        _initial = null;
+        driver.Start(recovered);
+        _driverOrNull = driver;
         _thread.Start();
     }
 
@@ -128,7 +132,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
     // ---- IPeerEndpoint ----
 
-    public bool Suspended => _driver.View.Suspended;
+    public bool Suspended => View.Suspended;
 
     public void AcceptConnection(Socket socket) => Post(new PeerConnected(socket));
 
@@ -210,7 +214,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         _signal.Set();
         _sockets.Wake();
         if (_thread.IsAlive) _thread.Join(TimeSpan.FromSeconds(5));
-        _driver.FailAll("the node is stopping");
+        _driverOrNull?.FailAll("the node is stopping");
     }
 
     public void Dispose()

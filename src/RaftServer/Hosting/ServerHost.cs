@@ -110,14 +110,19 @@ public static class ServerHost
         var membership = new Membership(settings.Id, MemberSet.FromConfig(config));
         var clock = Stopwatch.StartNew();
         Func<long> nowMs = () => clock.ElapsedMilliseconds;
-        NodeLoop? loop = null;
-        void Post(LoopEvent ev) => loop!.Post(ev);
         WebApplication? app = null;
+        using var sockets = new PeerSockets(membership, transportLogger);
+        // The loop first: everything made after it may post to it at once (events wait in its queue
+        // until it starts).
+        using var loop = new NodeLoop(sockets, settings.HeartbeatMs, nowMs, logger, e =>
+        {
+            exitCode = 1;
+            app?.Lifetime.StopApplication();
+        });
         // A peer whose port refuses connections has no process behind it: if it was the leader,
         // the core may start an election at once rather than wait out the election timeout.
-        await using var peers = new PeerTransport(membership, transportLogger, id => Post(new PeerUnreachable(id)));
-        using var sockets = new PeerSockets(membership, transportLogger);
-        await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), Post, loggerFactory);
+        await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)));
+        await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), loop.Post, loggerFactory);
         var driver = new RaftDriver(
             () => new RaftOptions
             {
@@ -130,11 +135,6 @@ public static class ServerHost
             },
             membership, storage, peers, sockets, snapshots, storage.Reopen,
             DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
-        using var nodeLoop = loop = new NodeLoop(driver, sockets, recovered, settings.HeartbeatMs, nowMs, logger, e =>
-        {
-            exitCode = 1;
-            app?.Lifetime.StopApplication();
-        });
 
         // The empty builder: none of the defaults this process has no use for and that cost memory
         // at rest (appsettings*.json with a file watcher and its thread, environment-variable
@@ -144,8 +144,8 @@ public static class ServerHost
         builder.WebHost.UseKestrelCore();
         builder.Services.AddLogging();
         builder.Services.AddSingleton(loggerFactory);
-        builder.Services.AddSingleton(nodeLoop);
-        builder.Services.AddSingleton<IPeerEndpoint>(nodeLoop);
+        builder.Services.AddSingleton(loop);
+        builder.Services.AddSingleton<IPeerEndpoint>(loop);
         builder.Services.AddSingleton(membership);
         builder.Services.AddSingleton(peers);
         builder.Services.AddSingleton<ISnapshotSink>(snapshots);
@@ -157,7 +157,7 @@ public static class ServerHost
         // node's port, handing peers' message connections to the node loop (which reads them
         // itself) and everything else (HTTP/2: the client service, snapshots) to Kestrel.
         builder.Services.AddSingleton<IConnectionListenerFactory>(
-            new PeerSortingListenerFactory(() => nodeLoop.Suspended, nodeLoop.AcceptConnection, transportLogger,
+            new PeerSortingListenerFactory(() => loop.Suspended, loop.AcceptConnection, transportLogger,
                 loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets")));
         builder.Services.AddSingleton<ClientService>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
@@ -203,10 +203,10 @@ public static class ServerHost
         }
 
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
-        nodeLoop.Start();
-        app.Lifetime.ApplicationStopping.Register(nodeLoop.Stop);
+        loop.Start(driver, recovered);
+        app.Lifetime.ApplicationStopping.Register(loop.Stop);
         await app.WaitForShutdownAsync();
-        nodeLoop.Stop();
+        loop.Stop();
         await app.DisposeAsync();
         return exitCode;
     }

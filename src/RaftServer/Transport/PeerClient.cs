@@ -126,7 +126,15 @@ public sealed class PeerClient : IAsyncDisposable
             if (failure is not null && IsRefused(failure))
             {
                 _logger.LogDebug("Node {Peer} refused the connection", Address);
-                Refused?.Invoke();
+                try
+                {
+                    Refused?.Invoke();
+                }
+                catch (Exception e)
+                {
+                    // The host's callback failing must not end this link: it would never send again.
+                    _logger.LogError(e, "Reporting that node {Peer} refused the connection failed", Address);
+                }
             }
 
             // A connection that was up and broke or that the peer closed (a killed process's kernel

@@ -51,6 +51,37 @@ public sealed class PeerClientTests
     }
 
     [Fact]
+    public async Task A_refusal_callback_that_fails_does_not_end_the_link()
+    {
+        // The host's callback once threw while the node was still starting (it posted to a loop
+        // not made yet): the link's task died and the node never sent to that peer again.
+        var port = FreePort();
+        var refusals = 0;
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance);
+        peer.Refused = () =>
+        {
+            Interlocked.Increment(ref refusals);
+            throw new InvalidOperationException("the host is not ready");
+        };
+        await WaitUntil(() => Volatile.Read(ref refusals) >= 2);
+
+        using var listener = new TcpListener(IPAddress.Loopback, port);
+        listener.Start();
+        using var accepted = await listener.AcceptSocketAsync().WaitAsync(Patience);
+        await WaitUntil(() => peer.Connected);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < Patience, "the condition did not hold in time");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
     public void Only_a_refused_connection_counts_as_refused()
     {
         var refused = new SocketException((int)SocketError.ConnectionRefused);
