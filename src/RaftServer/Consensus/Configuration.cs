@@ -35,14 +35,20 @@ public sealed class Configuration : IEquatable<Configuration>
 
     /// <summary>Larger than any real cluster; bounds what a damaged or forged encoding makes us allocate.</summary>
     public const int MaxMembers = 1024;
+    /// <summary>Bounds the removed ids a configuration remembers (and what a damaged encoding makes us read).</summary>
+    public const int MaxRemoved = 65536;
     private const byte FormatVersion = 1;
     private const int MaxHostBytes = 255;
 
     private readonly ConfigMember[] _members;
+    private readonly int[] _removed;
 
-    public Configuration(IEnumerable<ConfigMember> members)
+    /// <param name="removed">Ids of members removed so far: never members again (ids are not reused).</param>
+    public Configuration(IEnumerable<ConfigMember> members, IEnumerable<int>? removed = null)
     {
         _members = members.OrderBy(m => m.Id).ToArray();
+        _removed = (removed ?? []).Distinct().Order().ToArray();
+        if (_removed.Length > MaxRemoved) throw new ArgumentException($"{_removed.Length} removed ids; at most {MaxRemoved}");
         if (_members.Length > MaxMembers) throw new ArgumentException($"{_members.Length} members; at most {MaxMembers}");
         for (int i = 0; i < _members.Length; i++)
         {
@@ -52,6 +58,7 @@ public sealed class Configuration : IEquatable<Configuration>
             if (Encoding.UTF8.GetByteCount(m.Host) > MaxHostBytes) throw new ArgumentException($"node {m.Id}'s host is longer than {MaxHostBytes} bytes");
             if (m.Port is < 0 or > 65535) throw new ArgumentException($"node {m.Id}'s port {m.Port} is out of range");
             if (i > 0 && _members[i - 1].Id == m.Id) throw new ArgumentException($"node {m.Id} is listed twice");
+            if (Array.BinarySearch(_removed, m.Id) >= 0) throw new ArgumentException($"node {m.Id} was removed from the cluster: ids are not reused");
         }
         VoterIds = _members.Where(m => m.IsVoter).Select(m => m.Id).ToArray();
         Ids = _members.Select(m => m.Id).ToArray();
@@ -61,6 +68,10 @@ public sealed class Configuration : IEquatable<Configuration>
     public static Configuration FromVoters(IEnumerable<int> ids) => new(ids.Select(id => new ConfigMember(id, MemberRole.Voter, "", 0)));
 
     public IReadOnlyList<ConfigMember> Members => _members;
+    /// <summary>Ids removed from the cluster so far, in order: a removed node never rejoins under its
+    /// id (a wiped machine could otherwise grant a second vote in a term it voted in before).</summary>
+    public IReadOnlyList<int> RemovedIds => _removed;
+    public bool WasRemoved(int id) => Array.BinarySearch(_removed, id) >= 0;
     /// <summary>Every member's id, in order.</summary>
     public int[] Ids { get; }
     /// <summary>The voters' ids, in order.</summary>
@@ -96,7 +107,9 @@ public sealed class Configuration : IEquatable<Configuration>
             var before = previous.Find(m.Id);
             ConfigChange? this1;
             if (before is null) this1 = new ConfigChange(m.IsVoter ? ChangeKind.AddVoter : ChangeKind.AddLearner, m.Id);
-            else if (before.Host != m.Host || before.Port != m.Port) return null;
+            // Filling in an address the configuration lacked (one recorded before configurations
+            // carried addresses) is no change; anything else is a move: replace the node instead.
+            else if (before.Host.Length > 0 && (before.Host != m.Host || before.Port != m.Port)) return null;
             else if (before.Role == m.Role) continue;
             else if (m.IsVoter) this1 = new ConfigChange(ChangeKind.Promote, m.Id);
             else return null; // demotion: remove the voter instead
@@ -109,13 +122,24 @@ public sealed class Configuration : IEquatable<Configuration>
             if (change is not null) return null;
             change = new ConfigChange(ChangeKind.Remove, m.Id);
         }
-        return change;
+        // The removed ids grow by the one removed, and only then.
+        var expected = change is { Kind: ChangeKind.Remove } removal ? previous._removed.Append(removal.Id).Order() : previous._removed.AsEnumerable();
+        return _removed.SequenceEqual(expected) ? change : null;
     }
 
-    /// <summary><c>[u8 version][u16 count]{[i32 id][u8 role][u8 host length][host UTF-8][u16 port]}</c>, little-endian.</summary>
+    /// <summary>This configuration after <paramref name="change"/> (a member added is <paramref name="added"/>).</summary>
+    public Configuration With(ConfigChange change, ConfigMember? added = null) => change.Kind switch
+    {
+        ChangeKind.AddLearner or ChangeKind.AddVoter => new(_members.Append(added ?? throw new ArgumentNullException(nameof(added))), _removed),
+        ChangeKind.Promote => new(_members.Select(m => m.Id == change.Id ? m with { Role = MemberRole.Voter } : m), _removed),
+        ChangeKind.Remove => new(_members.Where(m => m.Id != change.Id), _removed.Append(change.Id)),
+        _ => throw new ArgumentOutOfRangeException(nameof(change)),
+    };
+
+    /// <summary><c>[u8 version][u16 count]{[i32 id][u8 role][u8 host length][host UTF-8][u16 port]}[i32 removed count]{[i32 id]}</c>, little-endian.</summary>
     public byte[] Encode()
     {
-        int size = 1 + 2;
+        int size = 1 + 2 + 4 + 4 * _removed.Length;
         foreach (var m in _members) size += 4 + 1 + 1 + Encoding.UTF8.GetByteCount(m.Host) + 2;
         var data = new byte[size];
         var span = data.AsSpan();
@@ -131,6 +155,13 @@ public sealed class Configuration : IEquatable<Configuration>
             at += 6 + hostBytes;
             BinaryPrimitives.WriteUInt16LittleEndian(span[at..], (ushort)m.Port);
             at += 2;
+        }
+        BinaryPrimitives.WriteInt32LittleEndian(span[at..], _removed.Length);
+        at += 4;
+        foreach (var id in _removed)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(span[at..], id);
+            at += 4;
         }
         return data;
     }
@@ -164,10 +195,16 @@ public sealed class Configuration : IEquatable<Configuration>
             members[i] = new ConfigMember(id, role, host, port);
             at += 6 + hostBytes + 2;
         }
-        if (at != data.Length) throw new InvalidDataException($"{data.Length - at} bytes after the configuration");
+        if (data.Length < at + 4) throw new InvalidDataException("the configuration ends before its removed ids");
+        int removedCount = BinaryPrimitives.ReadInt32LittleEndian(data[at..]);
+        at += 4;
+        if (removedCount < 0 || removedCount > MaxRemoved || data.Length != at + 4L * removedCount)
+            throw new InvalidDataException($"the configuration's {removedCount} removed ids do not fill its {data.Length - at} remaining bytes");
+        var removed = new int[removedCount];
+        for (int i = 0; i < removedCount; i++) removed[i] = BinaryPrimitives.ReadInt32LittleEndian(data[(at + 4 * i)..]);
         try
         {
-            return new Configuration(members);
+            return new Configuration(members, removed);
         }
         catch (ArgumentException e)
         {
@@ -175,7 +212,8 @@ public sealed class Configuration : IEquatable<Configuration>
         }
     }
 
-    public bool Equals(Configuration? other) => other is not null && _members.AsSpan().SequenceEqual(other._members);
+    public bool Equals(Configuration? other) =>
+        other is not null && _members.AsSpan().SequenceEqual(other._members) && _removed.AsSpan().SequenceEqual(other._removed);
 
     public override bool Equals(object? obj) => Equals(obj as Configuration);
 
@@ -183,6 +221,7 @@ public sealed class Configuration : IEquatable<Configuration>
     {
         var hash = new HashCode();
         foreach (var m in _members) hash.Add(m);
+        foreach (var id in _removed) hash.Add(id);
         return hash.ToHashCode();
     }
 

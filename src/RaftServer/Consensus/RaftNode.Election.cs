@@ -104,7 +104,7 @@ public sealed partial class RaftNode
         electionElapsed++;
         // Only a voter campaigns: a learner, a removed node and one still learning the
         // configuration just follow.
-        if (electionElapsed >= randomizedElectionTimeout && config.IsVoter(Id))
+        if (electionElapsed >= randomizedElectionTimeout && CanCampaign)
         {
             electionElapsed = 0;
             Campaign(options.PreVote, transfer: false);
@@ -115,6 +115,7 @@ public sealed partial class RaftNode
     {
         heartbeatElapsed++;
         electionElapsed++;
+        if (departing.Count > 0) TickDeparting();
         TickLeaderReads();
         TickSnapshots();
 

@@ -70,6 +70,10 @@ public sealed partial class RaftNode
         var nextCommitted = committed?.Config ?? bootstrap;
         configIndex = latest?.Index ?? 0;
         if (!force && ReferenceEquals(nextConfig, config) && ReferenceEquals(nextCommitted, committedConfig)) return;
+        // A member whose removal now commits is still sent heartbeats for an election timeout, so
+        // that (if it is reachable) it learns the removal is committed and stops standing for election.
+        foreach (int id in committedConfig.Ids)
+            if (!nextCommitted.Contains(id) && !nextConfig.Contains(id) && id != Id) departing[id] = options.ElectionTicks;
         config = nextConfig;
         committedConfig = nextCommitted;
         RebuildProgress();
@@ -81,11 +85,30 @@ public sealed partial class RaftNode
     /// <summary>A leader removed by a committed configuration hands over at the end of the turn.</summary>
     private bool handOverPending;
 
+    /// <summary>Members whose removal is committed, with the ticks they are still sent heartbeats for.</summary>
+    private readonly Dictionary<int, int> departing = new();
+
+    /// <summary>Leader, each tick: members removed long enough ago are no longer sent anything.</summary>
+    private void TickDeparting()
+    {
+        bool gone = false;
+        foreach (var (id, ticks) in departing)
+        {
+            if (ticks > 1) departing[id] = ticks - 1;
+            else
+            {
+                departing.Remove(id);
+                gone = true;
+            }
+        }
+        if (gone) RebuildProgress();
+    }
+
     /// <summary>One progress per member of the configuration in effect or of the committed one;
     /// existing progress is kept, a new member starts to be probed from the end of the log.</summary>
     private void RebuildProgress()
     {
-        var ids = config.Ids.Union(committedConfig.Ids).Order().ToArray();
+        var ids = config.Ids.Union(committedConfig.Ids).Union(departing.Keys).Order().ToArray();
         var next = new Progress[ids.Length];
         var voters = new bool[ids.Length];
         int voterCount = 0;
@@ -136,4 +159,15 @@ public sealed partial class RaftNode
     /// <summary>Whether this node votes in the configuration in effect (a learner, a removed node
     /// or one that has not learned the configuration yet never campaigns).</summary>
     public bool IsVoter => config.IsVoter(Id);
+
+    /// <summary>
+    /// Whether this node may stand for election: it votes in the configuration in effect, or that
+    /// configuration removes it but is not known to be committed while it voted in the committed one.
+    /// The second case is the leader that appended its own removal and lost leadership before the
+    /// removal committed: its log may be the only one holding the entry, so the other voters need
+    /// its vote and it must be able to win, finish the change and hand over (counting votes by the
+    /// configuration in effect, where its own does not count). Without it the cluster could wait
+    /// forever.
+    /// </summary>
+    private bool CanCampaign => config.IsVoter(Id) || (configIndex > log.Committed && committedConfig.IsVoter(Id));
 }

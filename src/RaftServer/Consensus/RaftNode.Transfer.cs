@@ -56,7 +56,7 @@ public sealed partial class RaftNode
 
     private void HandleTimeoutNow(Message m)
     {
-        if (!config.IsVoter(Id)) return;
+        if (!CanCampaign) return;
         // Skip pre-vote: the leader asked for this election, and the Votes carry a flag so that
         // peers still in the leader's lease do not ignore them.
         Campaign(preVote: false, transfer: true);

@@ -204,10 +204,13 @@ public sealed class RaftDriver : ILoopEventHandler
     /// a vote before the VoteResponse, entries before the AppendResponse that acknowledges them.
     /// A leader's own appends and heartbeats may leave before its fsync (Raft thesis 10.2.1): the
     /// followers write in parallel with it. That is safe when the Ready changes neither term nor
-    /// vote (checked here: both are then already durable), because an acknowledgement can only be
-    /// handled in a later turn, after this Save has returned, so nothing commits before the
-    /// leader's copy is on disk. A Ready whose only change is the commit index is written
-    /// without an fsync (<see cref="Ready.MustSync"/>).
+    /// vote (both are then already durable) and does not commit its own entries: an
+    /// acknowledgement can only be handled in a later turn, after this Save has returned, so
+    /// nothing commits before the leader's copy is on disk. The exception is a leader that is its
+    /// own majority (the only voter): it commits an entry as it appends it, and an Append sent
+    /// before the fsync would carry that commit index to learners, which would apply an entry a
+    /// crash of the leader could still lose. A Ready whose only change is the commit index is
+    /// written without an fsync (<see cref="Ready.MustSync"/>).
     /// </summary>
     private void PersistAndSend(Ready rd)
     {
@@ -219,7 +222,8 @@ public sealed class RaftDriver : ILoopEventHandler
         }
         var durable = _log.HardState;
         var early = rd.Messages.Count > 0 && _soft.Role == Role.Leader &&
-            (rd.HardState is not { } next || (next.Term == durable.Term && next.VotedFor == durable.VotedFor));
+            (rd.HardState is not { } next || (next.Term == durable.Term && next.VotedFor == durable.VotedFor
+                && (rd.Entries.Count == 0 || next.Commit < rd.Entries[0].Index)));
         if (early)
         {
             for (var i = 0; i < rd.Messages.Count; i++)
@@ -491,27 +495,27 @@ public sealed class RaftDriver : ILoopEventHandler
     {
         var members = current.Members.Select(m => m.Host.Length > 0 || _membership.Find(m.Id) is not { } known
             ? m : m with { Host = known.Address.Host, Port = known.Address.Port }).ToList();
+        current = new Configuration(members, current.RemovedIds);
         var existing = current.Find(e.Id);
         switch (e.Kind)
         {
             case ChangeKind.AddLearner or ChangeKind.AddVoter:
                 if (existing is not null)
                     return Refuse(e.Write, OutcomeCode.AlreadyExists, $"node {e.Id} is already a member ({existing.Role.ToString().ToLowerInvariant()} at {existing.Host}:{existing.Port})");
+                if (current.WasRemoved(e.Id))
+                    return Refuse(e.Write, OutcomeCode.FailedPrecondition, $"node {e.Id} was removed from this cluster and ids are not reused: add the replacement under a new id");
                 if (members.FirstOrDefault(m => m.Port == e.Port && string.Equals(m.Host, e.Host, StringComparison.OrdinalIgnoreCase)) is { } clash)
                     return Refuse(e.Write, OutcomeCode.AlreadyExists, $"{e.Host}:{e.Port} is node {clash.Id}'s address");
-                members.Add(new ConfigMember(e.Id, e.Kind == ChangeKind.AddVoter ? MemberRole.Voter : MemberRole.Learner, e.Host, e.Port));
-                break;
+                return current.With(new ConfigChange(e.Kind, e.Id),
+                    new ConfigMember(e.Id, e.Kind == ChangeKind.AddVoter ? MemberRole.Voter : MemberRole.Learner, e.Host, e.Port));
             case ChangeKind.Promote:
                 if (existing is null) return Refuse(e.Write, OutcomeCode.NotFound, $"node {e.Id} is not a member");
                 if (existing.IsVoter) return Refuse(e.Write, OutcomeCode.FailedPrecondition, $"node {e.Id} is already a voter");
-                members[members.FindIndex(m => m.Id == e.Id)] = existing with { Role = MemberRole.Voter };
-                break;
-            case ChangeKind.Remove:
+                return current.With(new ConfigChange(ChangeKind.Promote, e.Id));
+            default:
                 if (existing is null) return Refuse(e.Write, OutcomeCode.NotFound, $"node {e.Id} is not a member");
-                members.RemoveAll(m => m.Id == e.Id);
-                break;
+                return current.With(new ConfigChange(ChangeKind.Remove, e.Id));
         }
-        return new Configuration(members);
     }
 
     private static Configuration? Refuse(PendingWrite w, OutcomeCode code, string reason)

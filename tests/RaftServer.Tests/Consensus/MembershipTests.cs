@@ -47,10 +47,17 @@ public sealed class MembershipTests
         Assert.Equal(new ConfigChange(ChangeKind.AddLearner, 3), Config(Voter(0), Voter(1), Voter(2), Learner(3)).ChangeFrom(ThreeVoters));
         Assert.Equal(new ConfigChange(ChangeKind.AddVoter, 3), Config(Voter(0), Voter(1), Voter(2), Voter(3)).ChangeFrom(ThreeVoters));
         Assert.Equal(new ConfigChange(ChangeKind.Promote, 3), Config(Voter(0), Voter(1), Voter(2), Voter(3)).ChangeFrom(Config(Voter(0), Voter(1), Voter(2), Learner(3))));
-        Assert.Equal(new ConfigChange(ChangeKind.Remove, 2), Config(Voter(0), Voter(1)).ChangeFrom(ThreeVoters));
+        Assert.Equal(new ConfigChange(ChangeKind.Remove, 2), new Configuration([Voter(0), Voter(1)], removed: [2]).ChangeFrom(ThreeVoters));
+        Assert.Null(Config(Voter(0), Voter(1)).ChangeFrom(ThreeVoters));                               // a removal must remember the id
+        Assert.Equal(ThreeVoters.With(new ConfigChange(ChangeKind.Remove, 2)), new Configuration([Voter(0), Voter(1)], removed: [2]));
+        Assert.Throws<ArgumentException>(() => new Configuration([Voter(0), Voter(2)], removed: [2]));       // a removed id never returns
+        var withRemoved = new Configuration([Voter(0), Learner(5)], removed: [1, 2]);
+        Assert.Equal(withRemoved, Configuration.Decode(withRemoved.Encode()));
         Assert.Null(ThreeVoters.ChangeFrom(ThreeVoters));                                              // nothing
         Assert.Null(Config(Voter(0), Voter(3), Voter(4)).ChangeFrom(ThreeVoters));                     // two at once
         Assert.Null(Config(Voter(0), Voter(1), Voter(2) with { Port = 1 }).ChangeFrom(ThreeVoters));   // a member moved: replace it
+        Assert.Equal(new ConfigChange(ChangeKind.AddLearner, 3),                                       // an address filled in is no move
+            Config(Voter(0), Voter(1), Voter(2), Learner(3)).ChangeFrom(Config(Voter(0), Voter(1), Voter(2) with { Host = "", Port = 0 })));
         Assert.Null(Config(Voter(0), Voter(1), Learner(2)).ChangeFrom(ThreeVoters));                   // demotion: remove instead
         Assert.Throws<InvalidDataException>(() => Configuration.Decode([1, 5, 0]));                    // ends inside a member
         Assert.Throws<ArgumentException>(() => Config(Voter(1), Learner(1)));
@@ -94,7 +101,7 @@ public sealed class MembershipTests
         c.Isolate(3);
         for (var i = 0; i < 200; i++) c[3].Tick();
         Assert.Equal(Role.Follower, c[3].Role);
-        Assert.Empty(c.InFlight.Where(m => m.From == 3 && m.Type is MessageType.Vote or MessageType.PreVote));
+        Assert.DoesNotContain(c.InFlight, m => m.From == 3 && m.Type is MessageType.Vote or MessageType.PreVote);
     }
 
     [Fact]
@@ -154,7 +161,7 @@ public sealed class MembershipTests
         Assert.Equal(ProposeOutcome.ConfigChangeInProgress, c[leader].ProposeConfiguration(Config(Voter(0), Voter(1), Voter(2), Learner(3), Learner(4))).Outcome);
         c.Settle();
         Assert.True(c[leader].ConfigurationCommitted);
-        Assert.Equal(ProposeOutcome.InvalidChange, c[leader].ProposeConfiguration(Config(Voter(0), Voter(1))).Outcome); // two removals at once
+        Assert.Equal(ProposeOutcome.InvalidChange, c[leader].ProposeConfiguration(new Configuration([Voter(0), Voter(1)], removed: [2, 3])).Outcome); // two removals at once
         Assert.Equal(ProposeOutcome.Accepted, c[leader].ProposeConfiguration(Config(Voter(0), Voter(1), Voter(2), Learner(3), Learner(4))).Outcome);
         Assert.Throws<ArgumentException>(() => c[leader].Propose([1], EntryKind.Configuration));
     }
@@ -192,10 +199,9 @@ public sealed class MembershipTests
         // 4 voters with one unreachable and the new one not yet heard from: 2 of a needed 3.
         Assert.Equal(ProposeOutcome.WouldLoseQuorum, c[leader].ProposeConfiguration(Config(Voter(0), Voter(1), Voter(2), Voter(3))).Outcome);
         // Removing the leader would leave {the other two}, one of them unreachable: 1 of 2.
-        var remaining = new[] { 0, 1, 2 }.Where(i => i != leader).Select(Voter).ToArray();
-        Assert.Equal(ProposeOutcome.WouldLoseQuorum, c[leader].ProposeConfiguration(new Configuration(remaining)).Outcome);
+        Assert.Equal(ProposeOutcome.WouldLoseQuorum, c[leader].ProposeConfiguration(ThreeVoters.With(new ConfigChange(ChangeKind.Remove, leader))).Outcome);
         // Removing the unreachable one is fine: the two that answer are the whole new majority.
-        Change(c, leader, new Configuration(new[] { 0, 1, 2 }.Where(i => i != down).Select(Voter)));
+        Change(c, leader, ThreeVoters.With(new ConfigChange(ChangeKind.Remove, down)));
         Assert.True(c[leader].ConfigurationCommitted);
     }
 
@@ -205,7 +211,7 @@ public sealed class MembershipTests
         var c = Cluster(3);
         var leader = ElectAndSettle(c);
         var rest = new[] { 0, 1, 2 }.Where(i => i != leader).ToArray();
-        var r = c[leader].ProposeConfiguration(new Configuration(rest.Select(Voter)));
+        var r = c[leader].ProposeConfiguration(ThreeVoters.With(new ConfigChange(ChangeKind.Remove, leader)));
         Assert.Equal(ProposeOutcome.Accepted, r.Outcome);
         Assert.False(c[leader].IsVoter);
         Assert.Equal(Role.Leader, c[leader].Role); // still leading, not counting itself
@@ -230,13 +236,17 @@ public sealed class MembershipTests
         var c = Cluster(3);
         var leader = ElectAndSettle(c);
         var removed = new[] { 0, 1, 2 }.First(i => i != leader);
-        Change(c, leader, new Configuration(new[] { 0, 1, 2 }.Where(i => i != removed).Select(Voter)));
+        var at = Change(c, leader, ThreeVoters.With(new ConfigChange(ChangeKind.Remove, removed)));
+        c.TickAll(2); // the next heartbeat tells it the removal is committed
 
         Assert.False(c[removed].Configuration.Contains(removed));
+        Assert.True(c[removed].CommitIndex >= at);
         c.Isolate(removed);
         for (var i = 0; i < 200; i++) c[removed].Tick();
         Assert.Equal(Role.Follower, c[removed].Role);
-        // The leader no longer replicates to it once the removal is committed.
+        // After an election timeout the leader no longer sends it anything.
+        Assert.Contains(c[leader].Progress, p => p.Id == removed);
+        c.TickAll(10);
         Assert.DoesNotContain(c[leader].Progress, p => p.Id == removed);
     }
 
