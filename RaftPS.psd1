@@ -20,7 +20,12 @@
         'Get-RaftValue',
         'Remove-RaftValue',
         'Suspend-RaftNode',
-        'Get-RaftStatus'
+        'Get-RaftStatus',
+        'Get-RaftMember',
+        'Add-RaftNode',
+        'Remove-RaftNode',
+        'Move-RaftLeader',
+        'Resume-RaftNode'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

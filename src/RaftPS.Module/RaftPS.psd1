@@ -19,7 +19,12 @@
         'Get-RaftValue',
         'Remove-RaftValue',
         'Suspend-RaftNode',
-        'Get-RaftStatus'
+        'Get-RaftStatus',
+        'Get-RaftMember',
+        'Add-RaftNode',
+        'Remove-RaftNode',
+        'Move-RaftLeader',
+        'Resume-RaftNode'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

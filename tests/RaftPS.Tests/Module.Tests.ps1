@@ -3,13 +3,15 @@
 BeforeAll {
     . "$PSScriptRoot/TestHelpers.ps1"
     $script:Cmdlets = @('Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode',
-        'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus')
+        'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
+        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode')
     $script:ConnectedCmdlets = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue',
-        'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus')
+        'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus', 'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode',
+        'Move-RaftLeader', 'Resume-RaftNode')
 }
 
 Describe 'The RaftPS module' {
-    It 'imports from the repository root and exports the ten cmdlets' {
+    It 'imports from the repository root and exports its cmdlets' {
         $exported = (Get-Module RaftPS).ExportedCmdlets.Keys
         foreach ($name in $Cmdlets) { $exported | Should -Contain $name }
     }
@@ -22,7 +24,8 @@ Describe 'The RaftPS module' {
         foreach ($name in $inner) { $exported | Should -Contain $name }
     }
 
-    It 'declares RaftPS output types on <_>' -ForEach @('Start-RaftCluster', 'Connect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Get-RaftStatus') {
+    It 'declares RaftPS output types on <_>' -ForEach @('Start-RaftCluster', 'Connect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Get-RaftStatus',
+        'Get-RaftMember', 'Add-RaftNode', 'Move-RaftLeader') {
         $types = (Get-Command $_).OutputType.Type
         $types | Should -Not -BeNullOrEmpty
         $types | ForEach-Object { $_.Namespace | Should -Be 'RaftPS' }
@@ -36,7 +39,7 @@ Describe 'The RaftPS module' {
         }
     }
 
-    It 'has a table view for <_>' -ForEach @('RaftPS.RaftConnection', 'RaftPS.RaftLeader', 'RaftPS.RaftValue', 'RaftPS.RaftNodeProcess', 'RaftPS.RaftStatus') {
+    It 'has a table view for <_>' -ForEach @('RaftPS.RaftConnection', 'RaftPS.RaftLeader', 'RaftPS.RaftValue', 'RaftPS.RaftNodeProcess', 'RaftPS.RaftStatus', 'RaftPS.RaftMember') {
         $view = Get-FormatData -TypeName $_
         $view | Should -Not -BeNullOrEmpty
         $table = $view.FormatViewDefinition.Control | Where-Object { $_ -is [System.Management.Automation.TableControl] }
@@ -53,7 +56,8 @@ Describe 'The RaftPS module' {
 Describe 'Help' {
     It '<_> has a synopsis, a description, every parameter described and an example' -ForEach @(
         'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode', 'Get-RaftLeader',
-        'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus') {
+        'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
+        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode') {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
         $help.Synopsis | Should -Not -Match "^\s*$_\s*\["   # not the auto-generated syntax stub
@@ -106,6 +110,11 @@ Describe 'Parameters and errors without a cluster' {
         @{ Name = 'Remove-RaftValue'; Run = { Remove-RaftValue k } }
         @{ Name = 'Suspend-RaftNode'; Run = { Suspend-RaftNode 1 } }
         @{ Name = 'Get-RaftStatus'; Run = { Get-RaftStatus } }
+        @{ Name = 'Get-RaftMember'; Run = { Get-RaftMember } }
+        @{ Name = 'Add-RaftNode'; Run = { Add-RaftNode 9 127.0.0.1 9 } }
+        @{ Name = 'Remove-RaftNode'; Run = { Remove-RaftNode 9 } }
+        @{ Name = 'Move-RaftLeader'; Run = { Move-RaftLeader } }
+        @{ Name = 'Resume-RaftNode'; Run = { Resume-RaftNode } }
     ) {
         $class = ($Name -replace '-', '') + 'Command'
         $class = $class.Substring(0, 1).ToUpper() + $class.Substring(1)
@@ -120,7 +129,8 @@ Describe 'Parameters and errors without a cluster' {
     }
 
     It 'supports -WhatIf on the state-changing cmdlets' {
-        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Set-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode') {
+        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Set-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode',
+            'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode') {
             (Get-Command $name).Parameters.Keys | Should -Contain 'WhatIf'
         }
         Connect-RaftNode 127.0.0.1 1 | Out-Null
@@ -128,6 +138,10 @@ Describe 'Parameters and errors without a cluster' {
         Set-RaftValue k v -WhatIf
         Remove-RaftValue k -WhatIf
         Suspend-RaftNode 1 -WhatIf
+        Add-RaftNode 9 127.0.0.1 9 -WhatIf
+        Remove-RaftNode 9 -WhatIf
+        Move-RaftLeader -WhatIf
+        Resume-RaftNode -WhatIf
     }
 
     It 'keeps the current connection per runspace' {

@@ -39,19 +39,37 @@ public enum RaftRole
     Leader = 3,
 }
 
-/// <summary>A member of the cluster: its id and the address of its server.</summary>
+/// <summary>Whether a member votes or only receives the log.</summary>
+public enum RaftMemberRole
+{
+    Voter = 0,
+    /// <summary>Receives the log and snapshots; does not vote or count for a majority.</summary>
+    Learner = 1,
+}
+
+/// <summary>A member of the cluster: its id, the address of its server and its role; from
+/// Get-RaftMember also the leader's view of it.</summary>
 public sealed class RaftMember
 {
-    public RaftMember(int id, string address, int port)
+    public RaftMember(int id, string address, int port, RaftMemberRole role = RaftMemberRole.Voter)
     {
-        Id = id; Address = address; Port = port;
+        Id = id; Address = address; Port = port; Role = role;
     }
 
     public int Id { get; }
     public string Address { get; }
     public int Port { get; }
+    public RaftMemberRole Role { get; }
+    /// <summary>Get-RaftMember: whether it is the leader.</summary>
+    public bool IsLeader { get; init; }
+    /// <summary>Get-RaftMember: the last log entry the leader knows it holds (null when unknown).</summary>
+    public long? MatchIndex { get; init; }
+    /// <summary>Get-RaftMember: whether the leader heard from it within the last election timeout.</summary>
+    public bool? Reachable { get; init; }
+    /// <summary>Get-RaftMember: how many committed entries it lacks (null when unknown).</summary>
+    public long? Behind { get; init; }
 
-    public override string ToString() => $"{Id} {Address}:{Port}";
+    public override string ToString() => $"{Id} {Address}:{Port}{(Role == RaftMemberRole.Learner ? " (learner)" : "")}";
 }
 
 /// <summary>The leader's view of one follower's replication progress.</summary>

@@ -86,6 +86,12 @@ internal static class RaftCaller
                 {
                     case StatusCode.InvalidArgument:
                         throw new RaftException(RaftErrorKind.InvalidArgument, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                    case StatusCode.NotFound:
+                        throw new RaftException(RaftErrorKind.NotFound, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                    case StatusCode.AlreadyExists:
+                        throw new RaftException(RaftErrorKind.Conflict, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                    case StatusCode.FailedPrecondition:
+                        throw new RaftException(RaftErrorKind.Refused, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.Unavailable:
                         var transport = e.Status.DebugException is not null;
                         reachedServer |= !transport;

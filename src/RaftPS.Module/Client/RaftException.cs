@@ -11,6 +11,13 @@ public enum RaftErrorKind
     Timeout,
     /// <summary>The server failed the call in a way a retry will not fix.</summary>
     ServerError,
+    /// <summary>The call named a member that does not exist.</summary>
+    NotFound,
+    /// <summary>The call would add something that exists (a member id or address).</summary>
+    Conflict,
+    /// <summary>The cluster refused the call in its current state (a membership change in flight,
+    /// a learner not caught up, a change that would lose quorum).</summary>
+    Refused,
 }
 
 /// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>

@@ -247,6 +247,7 @@ internal static class RaftOperations
             static (c, r, o) => c.StatusAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
         var status = ToStatus(reply, connection.Address, connection.Port);
         ClusterDirectory.Record(status.Members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList());
+        KnownMembers.Record(status.Members);
         return status;
     }
 
@@ -257,7 +258,7 @@ internal static class RaftOperations
         Port = port,
         Role = (RaftRole)(int)reply.Role,
         Term = reply.Term,
-        Leader = reply.Leader is { } l ? new RaftMember(l.Id, l.Address, l.Port) : null,
+        Leader = reply.Leader is { } l ? ToMember(l) : null,
         CommitIndex = reply.CommitIndex,
         AppliedIndex = reply.AppliedIndex,
         FirstIndex = reply.FirstIndex,
@@ -265,9 +266,64 @@ internal static class RaftOperations
         SnapshotIndex = reply.SnapshotIndex,
         SnapshotTerm = reply.SnapshotTerm,
         LogBytes = reply.LogBytes,
-        Members = reply.Members.Select(m => new RaftMember(m.Id, m.Address, m.Port)).ToArray(),
+        Members = reply.Members.Select(ToMember).ToArray(),
         Peers = reply.Peers.Select(p => new RaftPeerProgress(p.Id, p.MatchIndex, p.NextIndex, p.Reachable)).ToArray(),
     };
 
     private static string Decode(ByteString bytes) => Utf8.GetString(bytes.Span);
+
+    private static RaftMember ToMember(NodeInfo n) =>
+        new(n.Id, n.Address, n.Port, n.Role == MemberRole.Learner ? RaftMemberRole.Learner : RaftMemberRole.Voter);
+
+    // ---- membership ----
+
+    /// <summary>The members as the leader sees them (a follower forwards the call).</summary>
+    public static async Task<RaftMember[]> ListMembersAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftMember", null, CallScope.Cluster, new ListMembersRequest(),
+            static (c, r, o) => c.ListMembersAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
+        var members = reply.Members.Select(m => new RaftMember(m.Node.Id, m.Node.Address, m.Node.Port,
+            m.Node.Role == MemberRole.Learner ? RaftMemberRole.Learner : RaftMemberRole.Voter)
+        {
+            IsLeader = m.IsLeader,
+            MatchIndex = m.MatchIndex < 0 ? null : m.MatchIndex,
+            Reachable = m.Reachable,
+            Behind = m.MatchIndex < 0 ? null : Math.Max(0, reply.CommitIndex - m.MatchIndex),
+        }).ToArray();
+        ClusterDirectory.Record(members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList());
+        KnownMembers.Record(members);
+        return members;
+    }
+
+    public static Task<MembersReply> AddMemberAsync(RaftConnection connection, int id, string address, int port, bool learner, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation) =>
+        RaftCaller.InvokeAsync(connection, "Add-RaftNode", $"node {id}", CallScope.Cluster,
+            new AddMemberRequest { Id = id, Address = address, Port = port, Learner = learner },
+            static (c, r, o) => c.AddMemberAsync(r, o), timeout, progress, cancellation);
+
+    public static Task<MembersReply> PromoteMemberAsync(RaftConnection connection, int id, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation) =>
+        RaftCaller.InvokeAsync(connection, "Add-RaftNode", $"node {id}", CallScope.Cluster, new PromoteMemberRequest { Id = id },
+            static (c, r, o) => c.PromoteMemberAsync(r, o), timeout, progress, cancellation);
+
+    public static Task<MembersReply> RemoveMemberAsync(RaftConnection connection, int id, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation) =>
+        RaftCaller.InvokeAsync(connection, "Remove-RaftNode", $"node {id}", CallScope.Cluster, new RemoveMemberRequest { Id = id },
+            static (c, r, o) => c.RemoveMemberAsync(r, o), timeout, progress, cancellation);
+
+    /// <summary>Hands leadership to <paramref name="target"/> (null: the most up-to-date voter); returns the new leader.</summary>
+    public static async Task<RaftLeader> TransferLeadershipAsync(RaftConnection connection, int? target, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        var request = new TransferLeadershipRequest();
+        if (target is { } t) request.Target = t;
+        var reply = await RaftCaller.InvokeAsync(connection, "Move-RaftLeader", target is null ? null : $"node {target}", CallScope.Cluster, request,
+            static (c, r, o) => c.TransferLeadershipAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
+        return reply.Leader is { } leader
+            ? new RaftLeader(leader.Id, leader.Address, leader.Port, reply.Term)
+            : throw new RaftException(RaftErrorKind.ServerError, "Move-RaftLeader: the server did not name the new leader");
+    }
+
+    /// <summary>Ends the connected node's suspension.</summary>
+    public static async Task ResumeAsync(RaftConnection connection, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    {
+        await RaftCaller.InvokeAsync(connection, "Resume-RaftNode", null, CallScope.Node, new ResumeRequest(),
+            static (c, r, o) => c.ResumeAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
+    }
 }

@@ -35,13 +35,16 @@ internal static class NodeLauncher
     public static string ServerDirectory =>
         Path.Combine(Path.GetDirectoryName(typeof(NodeLauncher).Assembly.Location)!, "server");
 
-    public static LaunchedNode Start(ConfigNode node, string configPath, string dataDirectory, string? extraArguments)
+    /// <param name="join">A member of an existing cluster: the node joins it (--join) instead of
+    /// bootstrapping from <paramref name="configPath"/>, which then only names the group the node is
+    /// registered under (Stop-RaftCluster -ConfigPath).</param>
+    public static LaunchedNode Start(ConfigNode node, string configPath, string dataDirectory, string? extraArguments, string? join = null)
     {
         var nodeDirectory = Path.Combine(dataDirectory, $"node-{node.Id}");
         Directory.CreateDirectory(nodeDirectory);
         var logPath = Path.Combine(nodeDirectory, LogFileName);
         var logStart = File.Exists(logPath) ? new FileInfo(logPath).Length : 0;
-        File.AppendAllText(logPath, $"--- {DateTime.UtcNow:O} Start-RaftCluster: node {node.Id} ({node.Host}:{node.Port})\n");
+        File.AppendAllText(logPath, $"--- {DateTime.UtcNow:O} Start-RaftCluster: node {node.Id} ({node.Host}:{node.Port}){(join is null ? "" : $" joining through {join}")}\n");
         logStart = new FileInfo(logPath).Length;
 
         var server = FindServer() ?? throw new FileNotFoundException(
@@ -49,9 +52,10 @@ internal static class NodeLauncher
         var arguments = new List<string>(ServerCommand(server))
         {
             node.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--config", configPath,
             "--data-dir", nodeDirectory,
         };
+        if (join is null) arguments.AddRange(["--config", configPath]);
+        else arguments.AddRange(["--join", join]);
         if (!string.IsNullOrWhiteSpace(extraArguments))
             arguments.AddRange(extraArguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 

@@ -3,6 +3,7 @@ using System.Management.Automation;
 using RaftPS.Client;
 using RaftPS.Cluster;
 using RaftPS.Protocol;
+using RaftMember = RaftPS.RaftMember;
 
 namespace RaftPS.Cmdlets;
 
@@ -11,7 +12,7 @@ namespace RaftPS.Cmdlets;
 /// server binaries shipped in the module folder. With all nodes it returns once a leader is
 /// elected; with -NodeId, once the started nodes answer.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Start, "RaftCluster", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[Cmdlet(VerbsLifecycle.Start, "RaftCluster", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = "Config")]
 [OutputType(typeof(RaftNodeProcess))]
 public sealed class StartRaftClusterCommand : RaftCmdlet
 {
@@ -22,9 +23,19 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
     [ValidateNotNullOrEmpty]
     public string ConfigPath { get; set; } = "config.conf";
 
-    [Parameter]
+    [Parameter(ParameterSetName = "Config")]
+    [Parameter(ParameterSetName = "Join", Mandatory = true)]
     [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[]? NodeId { get; set; }
+
+    /// <summary>
+    /// A member of a running cluster (HOST:PORT): the -NodeId nodes join it (each must have been
+    /// added, e.g. by Add-RaftNode -AsLearner); their addresses come from the cluster, not the config.
+    /// Also restarts such a node (its data directory then holds the cluster's configuration).
+    /// </summary>
+    [Parameter(ParameterSetName = "Join", Mandatory = true)]
+    [ValidateNotNullOrEmpty]
+    public string? Join { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -38,6 +49,11 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
 
     protected override void EndProcessing()
     {
+        if (Join is not null)
+        {
+            StartJoining(Join);
+            return;
+        }
         var configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
         if (!File.Exists(configPath))
             ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The config file '{configPath}' does not exist.", configPath),
@@ -98,6 +114,63 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
 
         var running = WaitUntilReady(launched, waitForLeader: NodeId is null);
         foreach (var node in running) WriteObject(node.Info);
+    }
+
+    /// <summary>Starts the -NodeId nodes of a running cluster, joining it through <paramref name="join"/>.</summary>
+    private void StartJoining(string join)
+    {
+        if (RaftEndpoint.TryParse(join) is not { } endpoint)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Join '{join}' is not HOST:PORT."), "RaftInvalidArgument", ErrorCategory.InvalidArgument, join));
+            return;
+        }
+        if (NodeLauncher.FindServer() is null)
+            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException(
+                    $"The server binaries are missing: neither {NodeLauncher.ServerExecutable} nor {NodeLauncher.ServerDll} is in '{NodeLauncher.ServerDirectory}'. Build the module with build.ps1."),
+                "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
+        RaftMember[] members;
+        try
+        {
+            members = Await(RaftOperations.ListMembersAsync(new RaftConnection(endpoint.Host, endpoint.Port), TimeSpan.FromSeconds(TimeoutSec), Progress, Cancellation));
+        }
+        catch (RaftException e)
+        {
+            ThrowTerminatingError(RaftErrors.FromException(e, join));
+            return;
+        }
+        var configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
+        var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+        var extra = Environment.GetEnvironmentVariable(ServerArgumentsVariable);
+        var launched = new List<LaunchedNode>();
+        foreach (var id in NodeId!.Distinct())
+        {
+            if (members.FirstOrDefault(m => m.Id == id) is not { } member)
+            {
+                WriteError(new ErrorRecord(new ItemNotFoundException($"Node {id} is not a member of the cluster of {join} (members: {string.Join(", ", members.Select(m => m.Id))}). Add it first: Add-RaftNode -Id {id} -Address HOST -Port PORT -AsLearner."),
+                    RaftErrors.MemberNotFound, ErrorCategory.ObjectNotFound, id));
+                continue;
+            }
+            if (NodeRegistry.Find(configPath, id) is { HasExited: false } already)
+            {
+                WriteError(new ErrorRecord(new InvalidOperationException($"Node {id} is already running (process {already.Info.ProcessId}). Stop it with Stop-RaftCluster first."),
+                    "RaftNodeAlreadyRunning", ErrorCategory.ResourceExists, already.Info));
+                continue;
+            }
+            if (!ShouldProcess($"node {id} ({member.Address}:{member.Port})", $"Start, joining through {join}"))
+                continue;
+            try
+            {
+                var started = NodeLauncher.Start(new ConfigNode(id, member.Address, member.Port), configPath, dataDirectory, extra, join: endpoint.ToString());
+                NodeRegistry.Add(started);
+                launched.Add(started);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
+            {
+                WriteError(new ErrorRecord(e, "RaftNodeStartFailed", ErrorCategory.InvalidOperation, id));
+            }
+        }
+        if (launched.Count == 0) return;
+        foreach (var node in WaitUntilReady(launched, waitForLeader: false)) WriteObject(node.Info);
     }
 
     /// <summary>

@@ -20,7 +20,8 @@
         )
         Parameters  = @{
             ConfigPath    = 'The cluster''s config file: one node per line, "ID HOST PORT". The default is config.conf in the current location.'
-            NodeId        = 'Starts only these nodes of the config (for example to restart a node stopped with Stop-RaftCluster -NodeId). Tab completion offers the ids of the config.'
+            NodeId        = 'Starts only these nodes of the config (for example to restart a node stopped with Stop-RaftCluster -NodeId). With -Join, the nodes to start, which must be members of that cluster. Tab completion offers the ids of the config.'
+            Join          = 'A member of a running cluster, as HOST:PORT: the -NodeId nodes join that cluster (the server is started with --join) instead of bootstrapping from the config. Each must have been added first (Add-RaftNode -AsLearner, or Add-RaftNode -Start does both). Also restarts such a node: its data directory then holds the cluster''s configuration. Their addresses come from the cluster; the config file only names the group that Stop-RaftCluster -ConfigPath stops.'
             DataDirectory = 'The folder that holds each node''s data (DataDirectory/node-ID) and log. The default is ./data. Use the same folder to restart a node with its data.'
             TimeoutSec    = 'How long, in seconds, to wait for a leader (or, with -NodeId, for the nodes to answer). The default is 30. The nodes keep running if the wait times out (error RaftClusterStartTimeout).'
         }
@@ -219,5 +220,106 @@
             @{ Title = 'Replication progress on the leader'; Code = '(Get-RaftLeader | Get-RaftStatus).Peers'; Remarks = '' }
         )
         Links       = @('Get-RaftLeader')
+    }
+
+    'Get-RaftMember' = @{
+        Synopsis    = 'Gets the members of the cluster: voters and learners, as the leader sees them.'
+        Description = @(
+            'Asks the cluster''s leader (a follower forwards the call) for the members of the configuration in effect: each member''s Id, Address, Port, Role (Voter or Learner), IsLeader, MatchIndex (the last log entry the leader knows it holds), Behind (how many committed entries it lacks) and Reachable (the leader heard from it within the last election timeout).'
+            'An -Id that is not a member writes the non-terminating error RaftMemberNotFound (ObjectNotFound). The members are remembered for tab completion of ids and for retries.'
+        )
+        Parameters  = @{
+            Id = 'Only these members. Tab completion offers the ids this session has seen.'
+        }
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'Connections, or nodes from Start-RaftCluster, can be piped in.' }
+        Outputs     = @{ 'RaftPS.RaftMember' = 'One per member: Id, Address, Port, Role, IsLeader, MatchIndex, Behind, Reachable.' }
+        Examples    = @(
+            @{ Title = 'The members of the cluster'; Code = 'Get-RaftMember'; Remarks = 'A table like etcdctl member list, with the leader''s view of each member.' }
+            @{ Title = 'Learners that have not caught up'; Code = 'Get-RaftMember | Where-Object { $_.Role -eq ''Learner'' -and $_.Behind -gt 0 }'; Remarks = '' }
+        )
+        Links       = @('Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader')
+    }
+
+    'Add-RaftNode' = @{
+        Synopsis    = 'Adds a node to the cluster: as a learner, then as a voter once it has caught up.'
+        Description = @(
+            'Adds the node the safe way (etcd''s member add --learner, then member promote): first as a learner, which receives the log (or the leader''s snapshot) but does not vote or count for any majority, so a new node that is slow to start or far behind never weakens the cluster; then, once the leader sees its log at the commit index, as a voter. The command shows progress while the node catches up and outputs the member when it is a voter. -AsLearner stops after the first step; run Add-RaftNode again later to promote the learner.'
+            'The node''s server is started with --join: on this machine, -Start does it (the process belongs to this session, like Start-RaftCluster''s); on another host, run "RaftServer ID --join HOST:PORT --data-dir DIR" there, where HOST:PORT is any member, after this command has added the node.'
+            'One membership change runs at a time: a change while another is not yet committed writes RaftRefused (InvalidOperation), as does a change after which the voters the leader can reach would not be a majority. An id that is a member at another address writes RaftMemberExists (ResourceExists); an id that was removed is never added again: a replacement joins under a new id. A node that does not catch up within -CatchUpTimeoutSec writes RaftCatchUpTimeout and stays a learner.'
+        )
+        Parameters  = @{
+            Id                = 'The new node''s id: a whole number no member has or had.'
+            Address           = 'Where the new node''s server listens: a host name or IP address the other nodes can reach. The default is 127.0.0.1.'
+            Port              = 'The port of the new node''s server.'
+            AsLearner         = 'Adds the node as a learner only, and returns at once.'
+            Start             = 'Also starts a local server process for the node, joining the cluster through the connected node. Its data and log go to DataDirectory/node-ID.'
+            DataDirectory     = 'With -Start: the folder of the nodes'' data directories. The default is ./data.'
+            ConfigPath        = 'With -Start: the config file whose nodes the new one is grouped with, so that Stop-RaftCluster -ConfigPath stops it too. The default is config.conf.'
+            CatchUpTimeoutSec = 'How long, in seconds, to wait for the node to catch up before promoting it. The default is 300.'
+        }
+        Inputs      = @{ 'System.Management.Automation.PSObject' = 'Objects with Id, Address and Port properties bind by property name.' }
+        Outputs     = @{ 'RaftPS.RaftMember' = 'The added member, once it is a voter (or a learner, with -AsLearner).' }
+        Examples    = @(
+            @{ Title = 'Grow a local cluster from 3 to 5 nodes'
+               Code = "Add-RaftNode -Id 3 -Port 50003 -Start`nAdd-RaftNode -Id 4 -Port 50004 -Start`nGet-RaftMember"
+               Remarks = 'Each node is started here, catches up as a learner and becomes a voter.' }
+            @{ Title = 'Add a node on another host'
+               Code = "Add-RaftNode -Id 3 -Address db3.example.net -Port 50000 -AsLearner`n# on db3: RaftServer 3 --join db1.example.net:50000 --data-dir /var/lib/raftps`nAdd-RaftNode -Id 3 -Address db3.example.net -Port 50000"
+               Remarks = 'The second Add-RaftNode waits for node 3 to catch up, then promotes it.' }
+        )
+        Links       = @('Get-RaftMember', 'Remove-RaftNode', 'Start-RaftCluster')
+    }
+
+    'Remove-RaftNode' = @{
+        Synopsis    = 'Removes nodes from the cluster.'
+        Description = @(
+            'Removes each member from the configuration, one change at a time, each committed before the next. Removing the leader first hands leadership to the most up-to-date voter, which then removes it, so the cluster is never without a leader for an election timeout.'
+            'The removed node''s process keeps running but no longer takes part (it says so in its log); stop it with Stop-RaftCluster, or on its host. Its id is never added again.'
+            'A change that would leave the leader without a reachable majority of voters (for example removing a voter of a two-node cluster while the other is down) writes RaftRefused and changes nothing; an id that is not a member writes RaftMemberNotFound.'
+        )
+        Parameters  = @{
+            Id = 'The members to remove. Member objects from Get-RaftMember bind by property name. Tab completion offers the ids this session has seen.'
+        }
+        Inputs      = @{ 'RaftPS.RaftMember' = 'Members from Get-RaftMember bind by their Id.' }
+        Outputs     = @{ 'None' = 'The command writes no output.' }
+        Examples    = @(
+            @{ Title = 'Replace a failed machine'
+               Code = "Add-RaftNode -Id 5 -Address db5.example.net -Port 50000`nRemove-RaftNode -Id 2"
+               Remarks = 'Add the replacement first, then remove the failed node: the cluster keeps its majority throughout.' }
+            @{ Title = 'Shrink a cluster'; Code = 'Get-RaftMember | Where-Object Id -ge 3 | Remove-RaftNode -Confirm:$false'; Remarks = '' }
+        )
+        Links       = @('Add-RaftNode', 'Get-RaftMember')
+    }
+
+    'Move-RaftLeader' = @{
+        Synopsis    = 'Hands the leadership to another voter (etcdctl move-leader).'
+        Description = @(
+            'The leader brings the target''s log up to date and tells it to stand for election at once (Raft thesis 3.10). Writes are refused for the few milliseconds this takes; the module retries them. Outputs the new leader.'
+            'Without -To, the most up-to-date voter takes over: use it to drain a leader before maintenance. A -To that is not a member writes RaftMemberNotFound; a learner writes RaftRefused.'
+        )
+        Parameters  = @{
+            To = 'The voter to hand leadership to. Tab completion offers the ids this session has seen.'
+        }
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'A connection can be piped in.' }
+        Outputs     = @{ 'RaftPS.RaftLeader' = 'The new leader: Id, Address, Port, Term.' }
+        Examples    = @(
+            @{ Title = 'Drain the leader before maintenance'; Code = "Move-RaftLeader`nGet-RaftLeader"; Remarks = '' }
+            @{ Title = 'Move the leadership to node 2'; Code = 'Move-RaftLeader -To 2'; Remarks = '' }
+        )
+        Links       = @('Get-RaftLeader', 'Get-RaftMember')
+    }
+
+    'Resume-RaftNode' = @{
+        Synopsis    = 'Ends a node''s suspension early.'
+        Description = @(
+            'A node suspended with Suspend-RaftNode answers only this call: it resumes at once from its data directory, as it would when its suspension ends.'
+        )
+        Parameters  = @{}
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'Connections, or nodes from Start-RaftCluster, can be piped in.' }
+        Outputs     = @{ 'None' = 'The command writes no output.' }
+        Examples    = @(
+            @{ Title = 'Suspend a node for an hour, then change your mind'; Code = "Suspend-RaftNode 3600`nResume-RaftNode"; Remarks = '' }
+        )
+        Links       = @('Suspend-RaftNode')
     }
 }

@@ -267,7 +267,7 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         RequestValidation.MemberId(request.Id);
         Log.MemberCommand(_log, "remove", request.Id);
         var view = CheckAwake();
-        if (view.IsLeader && request.Id == membership.Self && !IsForwarded(context))
+        if (view.IsLeader && request.Id == membership.Self)
         {
             // The leader removes itself by handing leadership to another voter first, which then
             // removes it: no election timeout without a leader (and the cluster never runs on a

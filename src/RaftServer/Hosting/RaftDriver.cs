@@ -61,6 +61,8 @@ public sealed class RaftDriver : ILoopEventHandler
     private readonly List<Message> _lateMessages = new();
 
     private bool _suspended;
+    /// <summary>This Ready took leadership away: fail the writes still waiting after applying.</summary>
+    private bool _leadershipLost;
     private long _resumeAtMs;
     private double _suspendSeconds;
     private volatile NodeView _view = new(Role.Follower, 0, SoftState.NoLeader, false);
@@ -193,6 +195,14 @@ public sealed class RaftDriver : ILoopEventHandler
             EntryApplied?.Invoke(e, result);
         }
 
+        if (_leadershipLost)
+        {
+            // Our proposals not applied yet may or may not survive under the new leader: answer
+            // them Unavailable now; a retry with the same client id and sequence applies at most once.
+            _leadershipLost = false;
+            _pending.FailWrites("leadership lost before the write committed", _soft.LeaderId);
+        }
+
         var states = rd.ReadStates;
         for (var i = 0; i < states.Count; i++) _pending.ReadIndexDone(states[i], _kv.AppliedIndex, hint);
         if (committed.Count > 0 || rd.Snapshot is not null) _pending.AnswerApplied(_kv.AppliedIndex);
@@ -290,7 +300,9 @@ public sealed class RaftDriver : ILoopEventHandler
 
         if (before.Role == Role.Leader && s.Role != Role.Leader)
         {
-            _pending.FailWrites("leadership lost before the write committed", s.LeaderId);
+            // The waiting writes fail once this Ready's committed entries have answered theirs
+            // (a leader that steps down in the turn its entries commit still answers them Ok).
+            _leadershipLost = true;
             _snapshots.CancelTransfers();
         }
         if (_transfers.Count > 0 && s.Role != Role.Leader && s.LeaderId != SoftState.NoLeader) CompleteTransfers(s);
@@ -510,12 +522,20 @@ public sealed class RaftDriver : ILoopEventHandler
                     new ConfigMember(e.Id, e.Kind == ChangeKind.AddVoter ? MemberRole.Voter : MemberRole.Learner, e.Host, e.Port));
             case ChangeKind.Promote:
                 if (existing is null) return Refuse(e.Write, OutcomeCode.NotFound, $"node {e.Id} is not a member");
-                if (existing.IsVoter) return Refuse(e.Write, OutcomeCode.FailedPrecondition, $"node {e.Id} is already a voter");
+                if (existing.IsVoter) return AlreadyDone(e.Write); // a retry of a promotion that happened
                 return current.With(new ConfigChange(ChangeKind.Promote, e.Id));
             default:
+                if (current.WasRemoved(e.Id)) return AlreadyDone(e.Write); // a retry of a removal that happened
                 if (existing is null) return Refuse(e.Write, OutcomeCode.NotFound, $"node {e.Id} is not a member");
                 return current.With(new ConfigChange(ChangeKind.Remove, e.Id));
         }
+    }
+
+    /// <summary>The change asked for is already in effect: answered Ok with the configuration's index.</summary>
+    private Configuration? AlreadyDone(PendingWrite w)
+    {
+        w.TrySetResult(new WriteOutcome(OutcomeCode.Ok, new WriteResult(_node.ConfigurationIndex, false), SoftState.NoLeader, null));
+        return null;
     }
 
     private static Configuration? Refuse(PendingWrite w, OutcomeCode code, string reason)

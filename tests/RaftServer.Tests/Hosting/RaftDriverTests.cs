@@ -129,6 +129,27 @@ public sealed class RaftDriverTests
     }
 
     [Fact]
+    public void A_leader_that_steps_down_in_the_turn_its_entry_commits_still_answers_that_write_Ok()
+    {
+        _h.BecomeLeader();
+        var committed = new PendingWrite(DriverHarness.Set("a", "1"));
+        var lost = new PendingWrite(DriverHarness.Set("b", "2"));
+        _h.Driver.Handle(new WriteRequested(committed));
+        _h.Turn();
+        _h.Driver.Handle(new WriteRequested(lost));
+        _h.Turn();
+
+        // One turn: node 2 acknowledges the first write (it commits), then a higher term deposes us.
+        _h.Driver.Receive([FromNode2(MessageType.AppendResponse, _h.Node.Term, index: 2)]);
+        _h.Driver.Receive([FromNode2(MessageType.Heartbeat, term: _h.Node.Term + 1)]);
+        _h.Turn();
+
+        Assert.Equal(Role.Follower, _h.Node.Role);
+        Assert.Equal(OutcomeCode.Ok, Done(committed).Code);
+        Assert.Equal(OutcomeCode.Unavailable, Done(lost).Code);
+    }
+
+    [Fact]
     public void A_write_to_a_follower_is_refused_with_the_leader_as_hint()
     {
         _h.FollowNode2();

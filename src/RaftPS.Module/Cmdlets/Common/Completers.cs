@@ -32,6 +32,25 @@ public sealed class NodeIdCompleter : IArgumentCompleter
     }
 }
 
+/// <summary>Completes a member id (-Id, -To) with the members this session has seen (Get-RaftMember,
+/// Get-RaftStatus), else the ids of ./config.conf.</summary>
+public sealed class MemberIdCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var typed = wordToComplete.Trim('\'', '"');
+        var known = KnownMembers.All;
+        if (known.Count == 0)
+            return new NodeIdCompleter().CompleteArgument(commandName, parameterName, wordToComplete, commandAst, fakeBoundParameters);
+        return known
+            .Where(m => m.Id.ToString(System.Globalization.CultureInfo.InvariantCulture).StartsWith(typed, StringComparison.Ordinal))
+            .Select(m => new CompletionResult(m.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                $"{m.Id} ({m.Address}:{m.Port}{(m.Role == RaftMemberRole.Learner ? ", learner" : "")})", CompletionResultType.ParameterValue, m.ToString()))
+            .ToList();
+    }
+}
+
 /// <summary>Completes -Key with the keys this session has set, read, or listed.</summary>
 public sealed class KeyCompleter : IArgumentCompleter
 {

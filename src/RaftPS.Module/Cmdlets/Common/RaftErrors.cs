@@ -11,6 +11,9 @@ internal static class RaftErrors
     public const string Timeout = "RaftTimeout";
     public const string Unreachable = "RaftNodeUnreachable";
     public const string ServerError = "RaftServerError";
+    public const string MemberNotFound = "RaftMemberNotFound";
+    public const string MemberExists = "RaftMemberExists";
+    public const string Refused = "RaftRefused";
 
     public static ErrorRecord NotConnectedRecord() => new(
         new InvalidOperationException("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection."),
@@ -36,6 +39,9 @@ internal static class RaftErrors
             RaftException { Kind: RaftErrorKind.InvalidArgument } e => new ErrorRecord(e, InvalidArgument, ErrorCategory.InvalidArgument, target),
             RaftException { Kind: RaftErrorKind.Timeout } e => new ErrorRecord(e, Timeout, ErrorCategory.OperationTimeout, target),
             RaftException { Kind: RaftErrorKind.Unreachable } e => new ErrorRecord(e, Unreachable, ErrorCategory.ConnectionError, target),
+            RaftException { Kind: RaftErrorKind.NotFound } e => new ErrorRecord(e, MemberNotFound, ErrorCategory.ObjectNotFound, target),
+            RaftException { Kind: RaftErrorKind.Conflict } e => new ErrorRecord(e, MemberExists, ErrorCategory.ResourceExists, target),
+            RaftException { Kind: RaftErrorKind.Refused } e => new ErrorRecord(e, Refused, ErrorCategory.InvalidOperation, target),
             RaftException e => new ErrorRecord(e, ServerError, ErrorCategory.InvalidOperation, target),
             _ => new ErrorRecord(exception, ServerError, ErrorCategory.NotSpecified, target),
         };
