@@ -85,9 +85,10 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     if (-not $text) { throw "HelpContent.psd1 has no entry for $name" }
     $info = Get-Command $name
     $verb, $noun = $name -split '-', 2
-    $parameters = @($info.ParameterSets[0].Parameters | Where-Object { $_.Name -notin $common })
     # Mandatory and positional first, as Get-Help shows them.
-    $parameters = @($parameters | Sort-Object @{ Expression = { if ($_.Position -ge 0) { $_.Position } else { 1000 } } }, @{ Expression = { $_.Name -in 'WhatIf', 'Confirm' } }, Name)
+    $order = @{ Expression = { if ($_.Position -ge 0) { $_.Position } else { 1000 } } }, @{ Expression = { $_.Name -in 'WhatIf', 'Confirm' } }, 'Name'
+    # Every parameter of every parameter set, once (the syntax below has one line per set).
+    $parameters = @($info.ParameterSets.Parameters | Where-Object { $_.Name -notin $common } | Sort-Object Name -Unique | Sort-Object $order)
 
     $writer.WriteStartElement('command', 'command', $command)
     $writer.WriteAttributeString('xmlns', 'maml', $null, $maml)
@@ -112,13 +113,17 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     $globbing = { param($p) $name -eq 'Get-RaftValue' -and $p.Name -eq 'Key' }
 
     $writer.WriteStartElement('command', 'syntax', $command)
-    $writer.WriteStartElement('command', 'syntaxItem', $command)
-    $writer.WriteElementString('maml', 'name', $maml, $name)
-    foreach ($parameter in $parameters) {
-        $attribute = $info.Parameters[$parameter.Name].Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] } | Select-Object -First 1
-        Write-Parameter $info.Parameters[$parameter.Name] $attribute $descriptions[$parameter.Name] (& $globbing $parameter)
+    foreach ($set in $info.ParameterSets) {
+        $writer.WriteStartElement('command', 'syntaxItem', $command)
+        $writer.WriteElementString('maml', 'name', $maml, $name)
+        foreach ($parameter in @($set.Parameters | Where-Object { $_.Name -notin $common } | Sort-Object $order)) {
+            $attribute = $info.Parameters[$parameter.Name].Attributes |
+                Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.ParameterSetName -in $set.Name, '__AllParameterSets' } | Select-Object -First 1
+            Write-Parameter $info.Parameters[$parameter.Name] $attribute $descriptions[$parameter.Name] (& $globbing $parameter)
+        }
+        $writer.WriteEndElement()
     }
-    $writer.WriteEndElement(); $writer.WriteEndElement()
+    $writer.WriteEndElement()
 
     $writer.WriteStartElement('command', 'parameters', $command)
     foreach ($parameter in $parameters) {
