@@ -64,10 +64,13 @@ public sealed class RaftMember
     public bool IsLeader { get; init; }
     /// <summary>Get-RaftMember: the last log entry the leader knows it holds (null when unknown).</summary>
     public long? MatchIndex { get; init; }
-    /// <summary>Get-RaftMember: whether the leader heard from it within the last election timeout.</summary>
+    /// <summary>Get-RaftMember: whether the leader heard from it within the last election timeout or two.</summary>
     public bool? Reachable { get; init; }
     /// <summary>Get-RaftMember: how many committed entries it lacks (null when unknown).</summary>
     public long? Behind { get; init; }
+    /// <summary>Get-RaftMember: whether its log reached the commit index within the last election
+    /// timeout or two, i.e. it keeps pace (a learner in this state can be promoted; null when unknown).</summary>
+    public bool? CaughtUp { get; init; }
 
     public override string ToString() => $"{Id} {Address}:{Port}{(Role == RaftMemberRole.Learner ? " (learner)" : "")}";
 }

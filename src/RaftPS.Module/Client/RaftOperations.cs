@@ -289,6 +289,7 @@ internal static class RaftOperations
             MatchIndex = m.MatchIndex < 0 ? null : m.MatchIndex,
             Reachable = m.Reachable,
             Behind = m.MatchIndex < 0 ? null : Math.Max(0, reply.CommitIndex - m.MatchIndex),
+            CaughtUp = m.MatchIndex < 0 ? null : m.CaughtUp,
         }).ToArray();
         ClusterDirectory.Record(members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList());
         KnownMembers.Record(members);

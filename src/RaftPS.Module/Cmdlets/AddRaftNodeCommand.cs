@@ -133,7 +133,7 @@ public sealed class AddRaftNodeCommand : RaftConnectedCmdlet
         }
     }
 
-    /// <summary>Waits until the leader sees the node's log at the commit index, showing how far behind it is.</summary>
+    /// <summary>Waits until the leader sees the node keep pace with the commit index, showing how far behind it is.</summary>
     private bool WaitForCatchUp(RaftConnection connection)
     {
         var clock = Stopwatch.StartNew();
@@ -153,7 +153,7 @@ public sealed class AddRaftNodeCommand : RaftConnectedCmdlet
                         RaftErrors.MemberNotFound, ErrorCategory.ObjectNotFound, Id));
                     return false;
                 }
-                if (member.Behind == 0 && member.Reachable == true) return true;
+                if (member.CaughtUp == true && member.Reachable == true) return true;
                 if (Start && NodeRegistry.Find(configPath, Id) is { HasExited: true } exited)
                 {
                     WriteError(new ErrorRecord(new InvalidOperationException($"Node {Id}'s process exited. The end of its log ({exited.Info.LogPath}):{Environment.NewLine}{NodeLauncher.TailLog(exited)}"),

@@ -225,17 +225,17 @@
     'Get-RaftMember' = @{
         Synopsis    = 'Gets the members of the cluster: voters and learners, as the leader sees them.'
         Description = @(
-            'Asks the cluster''s leader (a follower forwards the call) for the members of the configuration in effect: each member''s Id, Address, Port, Role (Voter or Learner), IsLeader, MatchIndex (the last log entry the leader knows it holds), Behind (how many committed entries it lacks) and Reachable (the leader heard from it within the last election timeout).'
+            'Asks the cluster''s leader (a follower forwards the call) for the members of the configuration in effect: each member''s Id, Address, Port, Role (Voter or Learner), IsLeader, MatchIndex (the last log entry the leader knows it holds), Behind (how many committed entries it lacks), CaughtUp (its log reached the commit index within the last election timeout or two: it keeps pace, and a learner in this state can be promoted) and Reachable (the leader heard from it within the last election timeout or two; a change is refused when the voters it would leave that the leader can reach are not a majority).'
             'An -Id that is not a member writes the non-terminating error RaftMemberNotFound (ObjectNotFound). The members are remembered for tab completion of ids and for retries.'
         )
         Parameters  = @{
             Id = 'Only these members. Tab completion offers the ids this session has seen.'
         }
         Inputs      = @{ 'RaftPS.RaftConnection' = 'Connections, or nodes from Start-RaftCluster, can be piped in.' }
-        Outputs     = @{ 'RaftPS.RaftMember' = 'One per member: Id, Address, Port, Role, IsLeader, MatchIndex, Behind, Reachable.' }
+        Outputs     = @{ 'RaftPS.RaftMember' = 'One per member: Id, Address, Port, Role, IsLeader, MatchIndex, Behind, CaughtUp, Reachable.' }
         Examples    = @(
             @{ Title = 'The members of the cluster'; Code = 'Get-RaftMember'; Remarks = 'A table like etcdctl member list, with the leader''s view of each member.' }
-            @{ Title = 'Learners that have not caught up'; Code = 'Get-RaftMember | Where-Object { $_.Role -eq ''Learner'' -and $_.Behind -gt 0 }'; Remarks = '' }
+            @{ Title = 'Learners that have not caught up'; Code = 'Get-RaftMember | Where-Object { $_.Role -eq ''Learner'' -and -not $_.CaughtUp }'; Remarks = '' }
         )
         Links       = @('Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader')
     }
@@ -243,7 +243,7 @@
     'Add-RaftNode' = @{
         Synopsis    = 'Adds a node to the cluster: as a learner, then as a voter once it has caught up.'
         Description = @(
-            'Adds the node the safe way (etcd''s member add --learner, then member promote): first as a learner, which receives the log (or the leader''s snapshot) but does not vote or count for any majority, so a new node that is slow to start or far behind never weakens the cluster; then, once the leader sees its log at the commit index, as a voter. The command shows progress while the node catches up and outputs the member when it is a voter. -AsLearner stops after the first step; run Add-RaftNode again later to promote the learner.'
+            'Adds the node the safe way (etcd''s member add --learner, then member promote): first as a learner, which receives the log (or the leader''s snapshot) but does not vote or count for any majority, so a new node that is slow to start or far behind never weakens the cluster; then, once the leader sees its log keep pace with the commit index (reach it within the last election timeout or two), as a voter. The command shows progress while the node catches up and outputs the member when it is a voter. -AsLearner stops after the first step; run Add-RaftNode again later to promote the learner.'
             'The node''s server is started with --join: on this machine, -Start does it (the process belongs to this session, like Start-RaftCluster''s); on another host, run "RaftServer ID --join HOST:PORT --data-dir DIR" there, where HOST:PORT is any member, after this command has added the node.'
             'One membership change runs at a time: a change while another is not yet committed writes RaftRefused (InvalidOperation), as does a change after which the voters the leader can reach would not be a majority. An id that is a member at another address writes RaftMemberExists (ResourceExists); an id that was removed is never added again: a replacement joins under a new id. A node that does not catch up within -CatchUpTimeoutSec writes RaftCatchUpTimeout and stays a learner.'
         )

@@ -179,6 +179,11 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         {
             if (e.StatusCode == StatusCode.Cancelled && context.Deadline <= DateTime.UtcNow)
                 throw DeadlineExceeded();
+            // The client did not cancel: the link to the leader was closed under the call (a
+            // membership change removed the leader, or moved it). Whether it acted is unknown;
+            // writes carry their session and membership changes are idempotent, so a retry is safe.
+            if (e.StatusCode == StatusCode.Cancelled && !context.CancellationToken.IsCancellationRequested)
+                throw Unavailable($"the link to the leader (node {leaderId}) closed before it answered; retry", leaderId);
             var trailers = new Metadata();
             var hint = e.Trailers.GetValue(LeaderTrailer);
             if (hint is not null) trailers.Add(LeaderTrailer, hint);

@@ -52,11 +52,13 @@ public static class StatusMapping
             {
                 member.MatchIndex = s.LastIndex;
                 member.Reachable = true;
+                member.CaughtUp = true;
             }
             else if (s.Peers.FirstOrDefault(p => p.Id == m.Id) is { } peer)
             {
                 member.MatchIndex = peer.MatchIndex;
                 member.Reachable = peer.Reachable;
+                member.CaughtUp = peer.CaughtUp;
             }
             reply.Members.Add(member);
         }

@@ -70,17 +70,28 @@ public sealed class Membership(int self, MemberSet initial)
 
     public MemberSet Current => Volatile.Read(ref _current);
 
-    /// <summary>Raised on the updating thread after <see cref="Current"/> changed (the peer
-    /// transport opens and closes connections from it).</summary>
+    private IReadOnlyList<Member> _departing = [];
+
+    /// <summary>Members the configuration no longer lists that the leader still tells about their
+    /// removal (Raft sends to a removed member until its removal is committed, and a while after,
+    /// so it learns it and stops standing for election). They are linked to, never listed.</summary>
+    public IReadOnlyList<Member> Departing => Volatile.Read(ref _departing);
+
+    /// <summary>Raised on the updating thread after <see cref="Current"/> or <see cref="Departing"/>
+    /// changed (the peer transport opens and closes connections from it).</summary>
     public event Action<MemberSet>? Changed;
 
     public Member? Find(int id) => Current.Find(id);
 
     public bool Contains(int id) => Current.Contains(id);
 
-    public void Update(MemberSet next)
+    public void Update(MemberSet next) => Update(next, Departing.Where(d => !next.Contains(d.Id)).ToArray());
+
+    public void Update(MemberSet next, IReadOnlyList<Member> departing)
     {
         ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(departing);
+        Volatile.Write(ref _departing, departing);
         Volatile.Write(ref _current, next);
         Changed?.Invoke(next);
     }

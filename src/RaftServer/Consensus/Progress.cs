@@ -36,6 +36,35 @@ internal sealed class Progress
     public bool ProbeSent;
     /// <summary>Heard from since the last check-quorum round (§6.2 / thesis 6.2: check-quorum).</summary>
     public bool RecentlyActive;
+    /// <summary>Heard from in the check-quorum round before the current one.</summary>
+    public bool ActiveLastRound;
+    /// <summary>Heard from within the last one to two election timeouts. Unlike
+    /// <see cref="RecentlyActive"/> this does not drop to false for every peer the moment a
+    /// check-quorum round starts, so decisions taken at any instant (may this member be removed?
+    /// is it worth sending a snapshot?) do not refuse a healthy peer.</summary>
+    public bool Reachable => RecentlyActive || ActiveLastRound;
+
+    /// <summary>Acknowledged the commit index (as it was then) since the last check-quorum round.</summary>
+    public bool CaughtUpThisRound;
+    /// <summary>Acknowledged the commit index in the check-quorum round before the current one.</summary>
+    public bool CaughtUpLastRound;
+    /// <summary>
+    /// The peer's log reached the leader's commit index within the last one to two election
+    /// timeouts: it keeps pace with the cluster, so a learner may be promoted without stalling
+    /// commits (thesis §4.2.1 asks that the last catch-up round take under an election timeout).
+    /// "Match equals the commit index right now" is too strict: under steady writes the commit
+    /// index moves on between the acknowledgement and the promotion.
+    /// </summary>
+    public bool CaughtUp => CaughtUpThisRound || CaughtUpLastRound;
+
+    /// <summary>A check-quorum round ends: what was recent becomes last round's.</summary>
+    public void StartActivityRound(bool isSelf)
+    {
+        ActiveLastRound = RecentlyActive;
+        RecentlyActive = isSelf;
+        CaughtUpLastRound = CaughtUpThisRound;
+        CaughtUpThisRound = isSelf;
+    }
     /// <summary>Highest read-index round the peer has acknowledged in this term.</summary>
     public long ReadRoundAcked;
     /// <summary>Highest commit index the peer can derive from what we sent it.</summary>
@@ -60,6 +89,9 @@ internal sealed class Progress
         State = ReplicationState.Probe;
         ProbeSent = false;
         RecentlyActive = false;
+        ActiveLastRound = false;
+        CaughtUpThisRound = false;
+        CaughtUpLastRound = false;
         ReadRoundAcked = 0;
         CommitSent = 0;
         PendingSnapshot = 0;
@@ -151,7 +183,7 @@ internal sealed class Progress
         return true;
     }
 
-    public PeerProgress ToPublic() => new(Id, Match, Next, RecentlyActive) { SendingSnapshot = State == ReplicationState.Snapshot ? PendingSnapshot : 0 };
+    public PeerProgress ToPublic() => new(Id, Match, Next, Reachable) { CaughtUp = CaughtUp, SendingSnapshot = State == ReplicationState.Snapshot ? PendingSnapshot : 0 };
 }
 
 /// <summary>A ring buffer of the last index of each Append in flight to one peer (bounded pipelining).</summary>

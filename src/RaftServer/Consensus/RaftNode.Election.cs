@@ -134,7 +134,7 @@ public sealed partial class RaftNode
                     BecomeFollower(term, SoftState.NoLeader);
                     return;
                 }
-                foreach (var pr in progress) pr.RecentlyActive = pr == self;
+                foreach (var pr in progress) pr.StartActivityRound(pr == self);
             }
         }
 

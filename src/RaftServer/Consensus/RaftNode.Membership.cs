@@ -40,11 +40,11 @@ public sealed partial class RaftNode
         if (!committedInTerm) return new ProposeResult(ProposeOutcome.LeaderNotReady, 0, 0, Id);
         if (configIndex > log.Committed) return new ProposeResult(ProposeOutcome.ConfigChangeInProgress, 0, 0, Id);
         if (next.ChangeFrom(config) is not { } change) return new ProposeResult(ProposeOutcome.InvalidChange, 0, 0, Id);
-        if (change.Kind == ChangeKind.Promote && ProgressOf(change.Id) is { } learner && learner.Match < log.Committed)
+        if (change.Kind == ChangeKind.Promote && ProgressOf(change.Id) is { } learner && !learner.CaughtUp)
             return new ProposeResult(ProposeOutcome.LearnerBehind, 0, 0, Id);
         int reachable = 0;
         foreach (int voter in next.VoterIds)
-            if (voter == Id || ProgressOf(voter) is { RecentlyActive: true }) reachable++;
+            if (voter == Id || ProgressOf(voter) is { Reachable: true }) reachable++;
         if (reachable < next.Quorum) return new ProposeResult(ProposeOutcome.WouldLoseQuorum, 0, 0, Id);
 
         var entry = new Entry(log.LastIndex + 1, term, EntryKind.Configuration, next.Encode());
@@ -155,6 +155,11 @@ public sealed partial class RaftNode
         if (successor != SoftState.NoLeader && best == log.LastIndex) SendTimeoutNow(successor);
         BecomeFollower(term, SoftState.NoLeader);
     }
+
+    /// <summary>Whether this node, as the leader, still sends to <paramref name="id"/>: a member of
+    /// the configuration in effect or the committed one, or one whose removal committed less than
+    /// an election timeout ago (the host keeps a link to such a node until this turns false).</summary>
+    public bool LeaderSendsTo(int id) => role == Role.Leader && ProgressOf(id) is not null;
 
     /// <summary>Whether this node votes in the configuration in effect (a learner, a removed node
     /// or one that has not learned the configuration yet never campaigns).</summary>

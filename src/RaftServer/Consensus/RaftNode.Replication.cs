@@ -118,6 +118,7 @@ public sealed partial class RaftNode
         }
 
         MaybeCommit();
+        if (pr.Match >= log.Committed) pr.CaughtUpThisRound = true;
         // Refill the pipe: as many Appends as the in-flight bound allows.
         while (SendAppend(pr, sendIfEmpty: false)) { }
 
@@ -144,6 +145,7 @@ public sealed partial class RaftNode
         if (pr.State == ReplicationState.Replicate && pr.Inflights.Full) pr.Inflights.FreeFirst();
         // The follower's log ends before its Match: it lost its storage (see HandleHeartbeat).
         if (m.Reject) pr.MaybeDecreaseTo(pr.Match, m.RejectHint, logTooShort: true);
+        else if (pr.Match >= log.Committed) pr.CaughtUpThisRound = true;
         // Sending even an empty Append here lets a follower that missed the last Appends reject
         // it and so start the catch-up (a lost final Append is otherwise never noticed).
         if (pr.Match < log.LastIndex) SendAppend(pr, sendIfEmpty: true);

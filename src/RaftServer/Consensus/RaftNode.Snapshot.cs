@@ -54,7 +54,7 @@ public sealed partial class RaftNode
     /// metadata (the driver streams the data) unless the peer was not heard from lately.</summary>
     private bool SendSnapshot(Progress pr)
     {
-        if (!pr.RecentlyActive) return false;
+        if (!pr.Reachable) return false;
         var snapshot = CurrentSnapshot;
         Send(new Message
         {

@@ -71,7 +71,7 @@ public enum ProposeOutcome
     LeaderNotReady,
     /// <summary>A configuration change that is not one single-server change.</summary>
     InvalidChange,
-    /// <summary>A promotion of a learner whose log is behind the commit index.</summary>
+    /// <summary>A promotion of a learner whose log has not reached the commit index within the last election timeout or two.</summary>
     LearnerBehind,
     /// <summary>A configuration change after which the voters this leader hears from would not be a majority.</summary>
     WouldLoseQuorum,
@@ -82,10 +82,12 @@ public enum ProposeOutcome
 public readonly record struct ProposeResult(ProposeOutcome Outcome, long Index, long Term, int LeaderHint);
 
 /// <summary>A peer's replication progress as the leader sees it (for Status).</summary>
-public readonly record struct PeerProgress(int Id, long Match, long Next, bool RecentlyActive)
+public readonly record struct PeerProgress(int Id, long Match, long Next, bool Reachable)
 {
     /// <summary>The index of the snapshot being sent to the peer, 0 when none is.</summary>
     public long SendingSnapshot { get; init; }
+    /// <summary>The peer's log reached the commit index within the last election timeout or two (a learner in this state may be promoted).</summary>
+    public bool CaughtUp { get; init; }
     /// <summary>Whether the peer votes in the configuration in effect (a removed member being told of its removal does not).</summary>
     public bool IsVoter { get; init; }
 }

@@ -4,7 +4,7 @@ using RaftServer.Consensus;
 namespace RaftServer.Hosting;
 
 /// <summary>A peer's replication as the leader sees it.</summary>
-public sealed record PeerStatus(int Id, long MatchIndex, long NextIndex, bool Reachable, bool IsVoter);
+public sealed record PeerStatus(int Id, long MatchIndex, long NextIndex, bool Reachable, bool IsVoter, bool CaughtUp);
 
 /// <summary>One node's state as the loop saw it when asked (the Status call; Api/ maps it to the wire).</summary>
 public sealed record NodeStatus

@@ -55,8 +55,6 @@ public sealed class RaftDriver : ILoopEventHandler
     private long _lastVoteTerm = -1;
     private long _ticks;
     private int _electionTicks;
-    /// <summary>The tick at which each peer was last heard from (for Status' "reachable").</summary>
-    private readonly Dictionary<int, long> _lastHeard = new();
     private readonly List<Message> _earlyMessages = new();
     private readonly List<Message> _lateMessages = new();
 
@@ -138,6 +136,15 @@ public sealed class RaftDriver : ILoopEventHandler
         _node.Tick();
         if ((_ticks & 7) == 0) _pending.Expire(_ticks, LeaderHint());
         if (_transfers.Count > 0) ExpireTransfers();
+        if (_membership.Departing.Count > 0) ForgetDeparted();
+    }
+
+    /// <summary>Closes the links to removed members the core no longer sends to.</summary>
+    private void ForgetDeparted()
+    {
+        var departing = _membership.Departing;
+        var still = departing.Where(m => _node.LeaderSendsTo(m.Id)).ToArray();
+        if (still.Length != departing.Count) _membership.Update(_membership.Current, still);
     }
 
     /// <summary>Ends the turn for the core: a leader emits its batched work (one Append per peer for
@@ -336,7 +343,6 @@ public sealed class RaftDriver : ILoopEventHandler
             _snapshots.DropUnclaimed(null);
             return;
         }
-        if (messages.Count > 0) _lastHeard[messages[0].From] = _ticks;
         foreach (var m in messages)
         {
             try
@@ -449,7 +455,14 @@ public sealed class RaftDriver : ILoopEventHandler
     private void OnConfiguration(Configuration configuration)
     {
         if (configuration.Count == 0) return;
-        _membership.Update(MemberSet.FromConfiguration(configuration, _membership.Current));
+        var previous = _membership.Current;
+        var next = MemberSet.FromConfiguration(configuration, previous);
+        // A leader goes on sending to a member it removes until the removal is committed and a
+        // while after (the core decides, LeaderSendsTo): keep its link until then.
+        var departing = _membership.Departing.Concat(previous.Members)
+            .Where(m => m.Id != _membership.Self && !next.Contains(m.Id) && _node.LeaderSendsTo(m.Id))
+            .DistinctBy(m => m.Id).ToArray();
+        _membership.Update(next, departing);
         if (configuration.Equals(_announced)) return;
         _announced = configuration;
         Log.Members(_logger, _membership.Current.ToString());
@@ -482,7 +495,7 @@ public sealed class RaftDriver : ILoopEventHandler
                 Refuse(w, OutcomeCode.FailedPrecondition, $"another membership change (index {_node.ConfigurationIndex}) is not committed yet; one change at a time");
                 break;
             case ProposeOutcome.LearnerBehind:
-                Refuse(w, OutcomeCode.FailedPrecondition, $"node {e.Id} has not caught up with the log yet (a learner is promoted once its log reaches the commit index)");
+                Refuse(w, OutcomeCode.FailedPrecondition, $"node {e.Id} has not caught up with the log yet (a learner is promoted once its log has reached the commit index within the last election timeout or two)");
                 break;
             case ProposeOutcome.WouldLoseQuorum:
                 Refuse(w, OutcomeCode.FailedPrecondition, $"after this change the voters the leader can reach would not be a majority of [{next}]: the cluster would stop");
@@ -643,8 +656,8 @@ public sealed class RaftDriver : ILoopEventHandler
             foreach (var p in _node.Progress)
             {
                 if (p.Id == _node.Id) continue;
-                var heard = _lastHeard.TryGetValue(p.Id, out var t) && _ticks - t <= _electionTicks;
-                peers.Add(new PeerStatus(p.Id, p.Match, p.Next, heard, p.IsVoter));
+                // The core's view, so Status says "reachable" exactly when a membership change counts the peer as reachable.
+                peers.Add(new PeerStatus(p.Id, p.Match, p.Next, p.Reachable, p.IsVoter, p.CaughtUp));
             }
         return new NodeStatus
         {

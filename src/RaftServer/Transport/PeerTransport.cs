@@ -21,8 +21,8 @@ public interface IMessageSender
 /// only when it would pass <see cref="MaxBatchBytes"/>), through that peer's <see cref="PeerClient"/>.
 /// Snapshot messages are not sent here: they name data that travels out of band
 /// (<see cref="SnapshotSender"/>), and on the stream they would arrive without it.
-/// There is one link per member of the <see cref="Membership"/> other than this node: links are
-/// opened and closed as the membership changes.
+/// There is one link per member of the <see cref="Membership"/> other than this node (and per
+/// departing member): links are opened and closed as the membership changes.
 /// </summary>
 public sealed class PeerTransport : IMessageSender, IAsyncDisposable
 {
@@ -52,20 +52,21 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
     public PeerClient? Peer(int id) => _peers.GetValueOrDefault(id);
 
     /// <summary>Opens a link to each new member (or one whose address changed) and closes the
-    /// links of members that left.</summary>
-    private void Reconcile(MemberSet members)
+    /// links of members that left (once they are no longer departing, <see cref="Membership.Departing"/>).</summary>
+    private void Reconcile(MemberSet current)
     {
+        var targets = current.Members.Concat(_membership.Departing.Where(d => !current.Contains(d.Id))).ToArray();
         List<PeerClient> closing = [];
         lock (_gate)
         {
             if (_disposed) return;
             foreach (var (id, client) in _peers)
-                if (members.Find(id) is not { } m || m.Address != client.Address)
+                if (targets.FirstOrDefault(t => t.Id == id) is not { } m || m.Address != client.Address)
                 {
                     _peers.TryRemove(id, out _);
                     closing.Add(client);
                 }
-            foreach (var m in members.Members)
+            foreach (var m in targets)
             {
                 if (m.Id == _membership.Self || _peers.ContainsKey(m.Id)) continue;
                 var client = new PeerClient(m.Address, _logger);

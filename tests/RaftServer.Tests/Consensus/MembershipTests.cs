@@ -187,6 +187,49 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public void A_learner_that_kept_pace_within_the_last_election_timeout_is_promoted_though_the_commit_index_moved_on()
+    {
+        var c = Cluster(4);
+        var leader = ElectAndSettle(c);
+        Change(c, leader, Config(Voter(0), Voter(1), Voter(2), Learner(3)));
+        c.TickAll(2);
+        // Writes commit among the voters while the learner's acknowledgements are still on the way:
+        // under steady load the commit index is always a little ahead of a learner that keeps up.
+        c.Isolate(3);
+        c[leader].Propose(TestCluster.Bytes("w"));
+        c.Settle();
+        Assert.True(c[3].LastIndex < c[leader].CommitIndex);
+        Assert.Equal(ProposeOutcome.Accepted, c[leader].ProposeConfiguration(Config(Voter(0), Voter(1), Voter(2), Voter(3))).Outcome);
+    }
+
+    [Fact]
+    public void A_learner_that_has_not_kept_pace_for_two_election_timeouts_is_behind()
+    {
+        var c = Cluster(4);
+        var leader = ElectAndSettle(c);
+        Change(c, leader, Config(Voter(0), Voter(1), Voter(2), Learner(3)));
+        c.TickAll(2);
+        c.Isolate(3);
+        c[leader].Propose(TestCluster.Bytes("w"));
+        c.TickAll(25); // two check-quorum rounds without an acknowledgement from the learner
+        Assert.Equal(leader, c.Leader());
+        Assert.Equal(ProposeOutcome.LearnerBehind, c[leader].ProposeConfiguration(Config(Voter(0), Voter(1), Voter(2), Voter(3))).Outcome);
+    }
+
+    [Fact]
+    public void A_healthy_peer_counts_as_reachable_even_right_after_a_check_quorum_round_starts()
+    {
+        var c = Cluster(3);
+        var leader = ElectAndSettle(c);
+        // One election timeout of ticks with nothing delivered: a check-quorum round starts and
+        // no acknowledgement of the new round has arrived yet.
+        for (var i = 0; i < 10; i++) c[leader].Tick();
+        Assert.Equal(Role.Leader, c[leader].Role);
+        var follower = new[] { 0, 1, 2 }.First(i => i != leader);
+        Assert.Equal(ProposeOutcome.Accepted, c[leader].ProposeConfiguration(ThreeVoters.With(new ConfigChange(ChangeKind.Remove, follower))).Outcome);
+    }
+
+    [Fact]
     public void A_change_after_which_the_reachable_voters_are_no_majority_is_refused()
     {
         var c = Cluster(4);

@@ -18,9 +18,12 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly Dictionary<int, GrpcChannel> _channels = new();
     private readonly List<ServerProcess> _dead = new();
 
+    private readonly Dictionary<int, int> _ports;
+
     public string Dir { get; }
     public string ConfigPath { get; }
-    public IReadOnlyDictionary<int, int> Ports { get; }
+    /// <summary>Every node's port: config.conf's and those of nodes started later with <see cref="StartJoining"/>.</summary>
+    public IReadOnlyDictionary<int, int> Ports => _ports;
     public IReadOnlyList<int> Ids => Ports.Keys.Order().ToList();
     public string[] ExtraArgs { get; }
 
@@ -28,7 +31,7 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         Dir = ServerProcess.TempDir(name);
         var ports = ServerProcess.FreePorts(size);
-        Ports = Enumerable.Range(0, size).ToDictionary(i => i, i => ports[i]);
+        _ports = Enumerable.Range(0, size).ToDictionary(i => i, i => ports[i]);
         ConfigPath = ServerProcess.WriteConfig(Dir, Ports.Select(p => (p.Key, p.Value)));
         ExtraArgs = extraArgs;
     }
@@ -45,6 +48,23 @@ public sealed class LocalCluster : IAsyncDisposable
     public ServerProcess Start(int id)
     {
         var p = ServerProcess.Start(id, Dir, [id.ToString(), "--config", ConfigPath, .. ExtraArgs]);
+        lock (_processes) _processes[id] = p;
+        return p;
+    }
+
+    /// <summary>A port for a node that is not in config.conf (to be added to the cluster).</summary>
+    public int NewPort(int id)
+    {
+        var port = ServerProcess.FreePorts(1)[0];
+        while (_ports.ContainsValue(port)) port = ServerProcess.FreePorts(1)[0];
+        lock (_processes) _ports[id] = port;
+        return port;
+    }
+
+    /// <summary>Starts node <paramref name="id"/> (already added to the cluster) with --join through <paramref name="through"/>.</summary>
+    public ServerProcess StartJoining(int id, int through)
+    {
+        var p = ServerProcess.Start(id, Dir, [id.ToString(), "--join", $"127.0.0.1:{Ports[through]}", "--data-dir", DataDir(id), .. ExtraArgs]);
         lock (_processes) _processes[id] = p;
         return p;
     }
