@@ -70,8 +70,8 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
         var settings = new NemesisSettings(seed, 5, 6, 4, null, [FaultKind.IsolatedLeader, FaultKind.MinoritySplit], 1,
             TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(0.5));
         using var cluster = new LabCluster(settings.Nodes, new Dictionary<string, string> { ["RAFTPS_TEST_ONLY_UNSAFE_LOCAL_READS"] = "1" });
-        Assert.Contains("RAFTPS_TEST_ONLY_UNSAFE_LOCAL_READS", cluster.Outputs()); // the loud warning at start
         var run = await RunNemesis(cluster, settings, new Random(seed));
+        Assert.Contains("WARNING: RAFTPS_TEST_ONLY_UNSAFE_LOCAL_READS=1", cluster.Outputs()); // the loud warning at start
         var linearizable = LinearizabilityChecker.IsLinearizable(run.History.Select(o => o.ToOperation()), out var why);
         Log(linearizable ? "the broken server's history passed the checker" : $"caught: {Truncate(why!, 1500)}");
         Assert.False(linearizable, $"seed {seed}: a server answering reads locally was not caught ({run.History.Count} operations)");
