@@ -73,8 +73,9 @@ public sealed class ServerProcess : IDisposable
     /// Starts the server inside the network namespace <paramref name="netns"/> (<c>ip netns exec</c>,
     /// which execs it: the process is the server's) or, when null, in this one.
     /// </summary>
+    /// <param name="clock">When given, each output line starts with its time on this clock ("[12345 ms] ").</param>
     public static ServerProcess StartIn(string? netns, int id, string workDir, IReadOnlyList<string> args,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, Func<long>? clock = null)
     {
         var runsUnderDotnet = Server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
         var command = new List<string>();
@@ -93,7 +94,7 @@ public sealed class ServerProcess : IDisposable
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        var server = new ServerProcess(id, process);
+        var server = new ServerProcess(id, process) { _clock = clock };
         process.OutputDataReceived += (_, e) => server.Add(e.Data);
         process.ErrorDataReceived += (_, e) => server.Add(e.Data);
         process.Start();
@@ -102,9 +103,12 @@ public sealed class ServerProcess : IDisposable
         return server;
     }
 
+    private Func<long>? _clock;
+
     private void Add(string? line)
     {
         if (line is null) return;
+        if (_clock is not null) line = $"[{_clock(),7} ms] {line}";
         lock (_gate) _lines.Add(line);
     }
 

@@ -56,7 +56,7 @@ internal sealed class LabCluster : IDisposable
     public void Start(int id)
     {
         var p = ServerProcess.StartIn(Lab.NodeNamespace(id), id, Dir,
-            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", .. _extraArgs], _environment);
+            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", .. _extraArgs], _environment, () => Workload.NowUs / 1000);
         lock (_running) _running[id] = p;
     }
 
@@ -147,7 +147,7 @@ internal sealed class LabCluster : IDisposable
     public string Outputs()
     {
         lock (_running)
-            return string.Join("\n", _running.Values.Concat(_exited).Select(p => $"--- node {p.Id} ---\n{Tail(p.Output, 60)}"));
+            return string.Join("\n", _running.Values.Concat(_exited).Select(p => $"--- node {p.Id} ---\n{Tail(p.Output, 200)}"));
     }
 
     private static string Tail(string text, int lines)

@@ -220,6 +220,14 @@ internal sealed class NetworkLab : IDisposable
             .Where(n => n.StartsWith(run + "-", StringComparison.Ordinal)).ToList();
     }
 
+    /// <summary>Closes the guard's pipe and removes nothing, as this process dying would: the guard must clean up.</summary>
+    internal void AbandonForTest()
+    {
+        _disposed = true;
+        _guard.StandardInput.Close();
+        _guard.Dispose();
+    }
+
     public void Dispose()
     {
         if (_disposed) return;
