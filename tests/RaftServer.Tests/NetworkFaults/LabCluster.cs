@@ -60,6 +60,11 @@ internal sealed class LabCluster : IDisposable
         lock (_running) _running[id] = p;
     }
 
+    public ServerProcess Process(int id)
+    {
+        lock (_running) return _running[id];
+    }
+
     /// <summary>kill -9.</summary>
     public void Kill(int id)
     {

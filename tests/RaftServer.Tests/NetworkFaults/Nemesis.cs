@@ -15,7 +15,7 @@ internal enum FaultKind
     OneWay,
     /// <summary>Every node-to-node packet delayed and a share of them lost (user-space relay).</summary>
     DelayLoss,
-    /// <summary>The leader killed with SIGKILL, restarted from its data directory at the heal.</summary>
+    /// <summary>The leader killed with SIGKILL, restarted from its data directory at the heal (which counts from when it listens again).</summary>
     KillRestart,
     /// <summary>The leader suspended (the Suspend call) for the length of the fault.</summary>
     Suspend,
@@ -100,6 +100,7 @@ internal sealed class Nemesis(LabCluster cluster, Random random)
                 record = new FaultRecord(kind, $"kill -9 node {leader} (leader), restart at the heal");
                 cluster.Kill(leader);
                 _heal = () => cluster.Start(leader);
+                _restarted = leader;
                 break;
             case FaultKind.Suspend:
                 record = new FaultRecord(kind, $"node {leader} (leader) suspended for {hold.TotalSeconds:0.#} s");
@@ -114,12 +115,24 @@ internal sealed class Nemesis(LabCluster cluster, Random random)
         return record;
     }
 
-    public void Heal(FaultRecord record)
+    /// <summary>
+    /// Heals the fault. A killed node's heal is the moment its restarted process listens again, not
+    /// the restart: how long a process takes to start is not what the test measures.
+    /// </summary>
+    public async Task HealAsync(FaultRecord record)
     {
         _heal?.Invoke();
         _heal = null;
+        if (_restarted is { } node)
+        {
+            _restarted = null;
+            if (!await cluster.Process(node).WaitForOutput("The server starts at", LabCluster.Patience))
+                throw new TimeoutException($"node {node} did not start again within {LabCluster.Patience}\n{cluster.Outputs()}");
+        }
         record.Heal = Workload.NowUs;
     }
+
+    private int? _restarted;
 
     private void Cut(IEnumerable<(int From, int To)> drops)
     {

@@ -109,7 +109,7 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
                 faults.Add(fault);
                 Log($"{Ms(fault.Start)} {kind}: {fault.Detail}");
                 await Task.Delay(hold);
-                nemesis.Heal(fault);
+                await nemesis.HealAsync(fault);
                 fault.Converged = await WaitUntilConverged(cluster);
                 Log($"{Ms(fault.Heal)} healed; {(fault.Converged is { } c ? $"one leader taking writes through every node after {(c - fault.Heal) / 1000} ms" : "STUCK")}");
                 if (fault.Converged is null) break;
