@@ -13,8 +13,10 @@ namespace RaftServer.Tests.Transport;
 /// A path that drops packets gives a sender no refusal and no reset: its data waits in the
 /// kernel's retransmission queue with a back-off that grows to seconds. The link finds that out
 /// itself: its pings must be answered on the connection within the ack timeout, or it is replaced.
-/// (The network fault tests measure the effect: NetworkFaults/NetworkFaultTests.)
+/// (The network fault tests measure the effect: NetworkFaults/NetworkFaultTests.) In the serial
+/// collection: these measure time, which the parallel unit tests would starve.
 /// </summary>
+[Collection(Integration.ProcessCollection.Name)]
 public sealed class SilentLinkTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
@@ -97,13 +99,13 @@ public sealed class SilentLinkTests
         using var cts = new CancellationTokenSource(Patience);
         var log = new ListLogger();
         // A longer ack timeout than the other tests: this one must not fail when a loaded machine stalls the test.
-        var timings = Fast with { AckTimeout = TimeSpan.FromSeconds(1) };
+        var timings = Fast with { AckTimeout = TimeSpan.FromSeconds(2) };
         await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), log, timings);
         using var only = await listener.AcceptSocketAsync(cts.Token);
         _ = ServeAsync(only, () => true, cts.Token);
         await WaitUntil(() => peer.Reachable);
         var linkLost = peer.LinkLost;
-        for (var i = 0; i < 150; i++) // 3 s of steady traffic: about 100 pings
+        for (var i = 0; i < 250; i++) // 5 s of steady traffic (more than two ack timeouts): about 200 pings
         {
             peer.Send(Heartbeat());
             await Task.Delay(20);
