@@ -7,7 +7,7 @@
         dotnet pwsh ./build.ps1 build   # build, lay out out/RaftPS (the module folder)
         dotnet pwsh ./build.ps1 test    # build, the code style check, then every xunit and Pester test
         dotnet pwsh ./build.ps1 run     # build, start the cluster of config.conf, open a connected shell
-    `test` ends with one plain line "N passed, N failed" and exits non-zero on any failure.
+    `test` ends with one plain line "N passed, N failed, N skipped" and exits non-zero on any failure.
 
     The server is published as a Native AOT executable for this machine (out/RaftPS/server/RaftServer,
     RaftServer.exe on Windows): that needs the platform's native toolchain (gcc or clang and a linker
@@ -120,6 +120,26 @@ function Invoke-FormatCheck {
     [pscustomobject]@{ Passed = 1; Failed = 0 }
 }
 
+# The network fault tests (tests/RaftServer.Tests/NetworkFaults) need `ip` (iproute2) and `nft`
+# (nftables) and root. As root on Linux, install what is missing with apt-get and say so; anywhere
+# else those tests report themselves skipped, with the reason.
+function Install-NetworkFaultTools {
+    if (-not $IsLinux) { return }
+    $missing = @(@{ Tool = 'ip'; Package = 'iproute2' }, @{ Tool = 'nft'; Package = 'nftables' } |
+        Where-Object { -not (Get-Command $_.Tool -ErrorAction Ignore) -and -not (Test-Path "/usr/sbin/$($_.Tool)") } |
+        ForEach-Object { $_.Package })
+    if ($missing.Count -eq 0) { return }
+    if ((& id -u) -ne '0' -or -not (Get-Command apt-get -ErrorAction Ignore)) {
+        Write-Host "network fault tests: $($missing -join ', ') missing and not root with apt-get: those tests will be skipped"
+        return
+    }
+    Write-Host "network fault tests: installing $($missing -join ', ') (apt-get)"
+    $env:DEBIAN_FRONTEND = 'noninteractive'
+    & apt-get update -qq | Out-Host
+    & apt-get install -y -qq --no-install-recommends @missing | Out-Host
+    if ($LASTEXITCODE -ne 0) { Write-Host "apt-get install $($missing -join ' ') failed (exit code $LASTEXITCODE): the network fault tests will be skipped" }
+}
+
 function Invoke-XunitTests {
     $arguments = @('test', (Join-Path $root 'tests/RaftServer.Tests/RaftServer.Tests.csproj'), '-c', $configuration,
         '--no-build', '-nologo')
@@ -127,18 +147,18 @@ function Invoke-XunitTests {
     # The real-process tests start the server the module ships (ServerProcess reads RAFTPS_SERVER).
     $env:RAFTPS_SERVER = Get-ShippedServerPath
     Write-Host "xunit: the real-process tests run $env:RAFTPS_SERVER (RAFTPS_SERVER)"
-    $passed = 0; $failed = 0; $summarySeen = $false
+    $passed = 0; $failed = 0; $skipped = 0; $summarySeen = $false
     & dotnet @arguments 2>&1 | ForEach-Object {
         $line = "$_"
         Write-Host $line
-        if ($line -match 'Failed:\s*(\d+),\s*Passed:\s*(\d+),') {
-            $failed += [int]$Matches[1]; $passed += [int]$Matches[2]; $summarySeen = $true
+        if ($line -match 'Failed:\s*(\d+),\s*Passed:\s*(\d+),\s*Skipped:\s*(\d+),') {
+            $failed += [int]$Matches[1]; $passed += [int]$Matches[2]; $skipped += [int]$Matches[3]; $summarySeen = $true
         }
     }
     $exit = $LASTEXITCODE
     # A crashed test host or a build problem prints no summary: count it as a failure.
     if (-not $summarySeen -or ($exit -ne 0 -and $failed -eq 0)) { $failed++ ; Write-Host "xunit run failed (exit code $exit)" }
-    [pscustomobject]@{ Passed = $passed; Failed = $failed }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped }
 }
 
 function Invoke-PesterTests {
@@ -172,13 +192,14 @@ switch ($Task) {
     'build' { Invoke-Build }
     'test' {
         Invoke-Build
+        Install-NetworkFaultTools
         $format = Invoke-FormatCheck
         $xunit = Invoke-XunitTests
         $pester = Invoke-PesterTests
-        Write-Host "format: $($format.Passed) passed, $($format.Failed) failed; xunit: $($xunit.Passed) passed, $($xunit.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
+        Write-Host "format: $($format.Passed) passed, $($format.Failed) failed; xunit: $($xunit.Passed) passed, $($xunit.Failed) failed, $($xunit.Skipped) skipped; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
         $passedTotal = $format.Passed + $xunit.Passed + $pester.Passed
         $failedTotal = $format.Failed + $xunit.Failed + $pester.Failed
-        Write-Host "$passedTotal passed, $failedTotal failed"
+        Write-Host "$passedTotal passed, $failedTotal failed, $($xunit.Skipped) skipped"
         exit ([int]($failedTotal -gt 0 -or $passedTotal -eq 0))
     }
     'run' {

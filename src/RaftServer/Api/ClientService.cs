@@ -164,16 +164,40 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
     private static string StaleDetail(ulong clientId, ulong sequence) =>
         $"sequence {sequence} of client {clientId} is older than the last {SessionTable.Window} writes the server remembers for it";
 
+    /// <summary>
+    /// Forwards a call to the leader's client service. It gives up (Unavailable, naming the leader
+    /// this node knows now) when the leader this node knows changes, or when the link to it finds
+    /// its path silent (<see cref="PeerClient.LinkLost"/>), instead of waiting out the client's
+    /// deadline on a node that cannot answer: the client then moves on at once (a write keeps its
+    /// client id and sequence, so it still applies once). It is not even sent when that link does not
+    /// hear the leader (<see cref="PeerClient.Reachable"/>): the client can try the leader itself.
+    /// </summary>
     private async Task<TReply> ForwardAsync<TRequest, TReply>(int leaderId,
         Func<P.RaftClient.RaftClientClient, TRequest, Metadata, DateTime?, CancellationToken, Task<TReply>> forward,
         TRequest request, ServerCallContext context)
     {
         if (peers.Peer(leaderId) is not { } peer)
             throw Unavailable("the leader is not a known peer", leaderId);
+        var leaderChanged = loop.LeaderChanged; // before the view: a change after this cancels it
+        var view = loop.View;
+        if (view.LeaderId != leaderId)
+            throw Unavailable($"the leader changed (node {leaderId} no longer leads as far as this node knows)", view.LeaderId);
+        if (!peer.Reachable)
+            throw Unavailable($"node {leaderId}, the leader, does not answer this node", leaderId);
+        var linkLost = peer.LinkLost;
         DateTime? deadline = context.Deadline == DateTime.MaxValue ? null : context.Deadline;
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, leaderChanged, linkLost);
         try
         {
-            return await forward(peer.Client, request, ForwardHeaders, deadline, context.CancellationToken);
+            return await forward(peer.Client, request, ForwardHeaders, deadline, cancel.Token);
+        }
+        catch (Exception e) when (e is RpcException { StatusCode: StatusCode.Cancelled } or OperationCanceledException
+                                  && !context.CancellationToken.IsCancellationRequested && (leaderChanged.IsCancellationRequested || linkLost.IsCancellationRequested))
+        {
+            var now = loop.View.LeaderId;
+            throw leaderChanged.IsCancellationRequested
+                ? Unavailable($"the leader changed while the call was forwarded to node {leaderId}", now)
+                : Unavailable($"the link to node {leaderId}, the leader, went silent while the call was forwarded", now);
         }
         catch (RpcException e)
         {
@@ -202,7 +226,7 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         RequestValidation.Key(request.Key);
         Log.GetCommand(_log, request.Key);
         CheckAwake();
-        var outcome = await WaitAsync(loop.Read(new PendingRead { Key = request.Key, Stale = request.Stale }), context);
+        var outcome = await WaitAsync(loop.Read(new PendingRead { Key = request.Key, Stale = request.Stale || UnsafeTestSwitches.LocalReads }), context);
         if (outcome.Code != OutcomeCode.Ok) throw Unavailable(outcome.Reason ?? "the read failed", outcome.LeaderHint);
         return outcome.Found
             ? new P.GetReply { Found = true, Value = UnsafeByteOperations.UnsafeWrap(outcome.Value) }
@@ -215,7 +239,7 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         var limit = RequestValidation.Limit(request.Limit);
         Log.RangeCommand(_log, request.Prefix);
         CheckAwake();
-        var read = new PendingRead { IsRange = true, Prefix = request.Prefix, StartAfter = request.StartAfter, Limit = limit, Stale = request.Stale };
+        var read = new PendingRead { IsRange = true, Prefix = request.Prefix, StartAfter = request.StartAfter, Limit = limit, Stale = request.Stale || UnsafeTestSwitches.LocalReads };
         var outcome = await WaitAsync(loop.Read(read), context);
         if (outcome.Code != OutcomeCode.Ok) throw Unavailable(outcome.Reason ?? "the read failed", outcome.LeaderHint);
         var reply = new P.RangeReply { More = outcome.More };

@@ -70,6 +70,29 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
     public NodeView View => _driverOrNull?.View ?? Starting;
 
+    private volatile CancellationTokenSource _leaderEpoch = new();
+    private NodeView? _lastView;
+
+    /// <summary>
+    /// Cancelled when this node's view of the leader changes (another leader or term, or the node
+    /// suspends): a call forwarded to the leader it knew then gives up instead of waiting on a
+    /// node that may be cut off. Read it before checking <see cref="View"/>.
+    /// </summary>
+    public CancellationToken LeaderChanged => _leaderEpoch.Token;
+
+    /// <summary>After each turn: a new view of the leader ends the previous epoch (its callbacks run on the pool, not here).</summary>
+    private void NoticeLeaderChange()
+    {
+        var view = _driver.View;
+        if (ReferenceEquals(view, _lastView)) return;
+        var before = _lastView;
+        _lastView = view;
+        if (before is not null && before.LeaderId == view.LeaderId && before.Term == view.Term && before.Suspended == view.Suspended) return;
+        var ended = _leaderEpoch;
+        _leaderEpoch = new CancellationTokenSource();
+        _ = ended.CancelAsync();
+    }
+
     /// <summary>Builds the driver's core from what was recovered and starts the thread.</summary>
     public void Start(RaftDriver driver, RecoveredNode recovered)
     {
@@ -192,6 +215,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
                 _driver.EndTurn();
                 for (var i = 0; i < ReadiesPerTurn && _driver.ProcessReady(); i++) { }
+                NoticeLeaderChange();
             }
         }
         catch (Exception e)

@@ -166,7 +166,8 @@ public static class ServerHost
         });
         // A peer whose port refuses connections has no process behind it: if it was the leader,
         // the core may start an election at once rather than wait out the election timeout.
-        await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)));
+        await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)),
+            PeerLinkTimings.For(settings.HeartbeatMs, settings.ElectionTimeoutMs));
         await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), loop.Post, loggerFactory);
         var driver = new RaftDriver(
             () => new RaftOptions
@@ -249,6 +250,9 @@ public static class ServerHost
         }
 
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
+        if (UnsafeTestSwitches.LocalReads)
+            logger.LogWarning("WARNING: {Variable}=1: reads skip the read-index round and may return stale values. " +
+                "This switch exists only for tests that must catch a broken server; never set it on a real cluster.", UnsafeTestSwitches.LocalReadsVariable);
         loop.Start(driver, recovered);
         app.Lifetime.ApplicationStopping.Register(loop.Stop);
         await app.WaitForShutdownAsync();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Grpc.Net.Client;
@@ -17,13 +18,22 @@ namespace RaftServer.Transport;
 /// A connection that breaks is retried at once, and a refused connection is reported
 /// (<see cref="Refused"/>): that is how a follower learns within a round trip that its leader's
 /// process was killed or stopped, instead of after an election timeout of silence.
+/// A connection that goes silent (packets dropped on the way, either way: nothing is refused or
+/// reset) is noticed by the link itself: at most one ping per <see cref="PeerLinkTimings.PingInterval"/>
+/// rides on the traffic and the peer answers it on this connection (the only thing it ever sends
+/// back on it); a ping unanswered for <see cref="PeerLinkTimings.AckTimeout"/> ends the connection,
+/// and the gRPC channel, whose connection crosses the same silent path, is replaced too. Then new
+/// attempts follow each other every <see cref="PeerLinkTimings.ConnectTimeout"/>, so the link is
+/// back within about that once the path heals, rather than after the kernel's retransmission
+/// back-off (seconds).
 /// </summary>
 public sealed class PeerClient : IAsyncDisposable
 {
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(500);
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(1);
+    /// <summary>The kernel's own limit on unacknowledged data (TCP_USER_TIMEOUT), a backstop to the pings.</summary>
     private static readonly TimeSpan DeadPeerTimeout = TimeSpan.FromSeconds(10);
+    private readonly PeerLinkTimings _timings;
     /// <summary>The frame being sent (only the runner task writes it).</summary>
     private byte[] _frame = new byte[64 << 10];
 
@@ -37,20 +47,43 @@ public sealed class PeerClient : IAsyncDisposable
             FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true,
         });
     private readonly CancellationTokenSource _stop = new();
-    private readonly GrpcChannel _channel;
+    private volatile GrpcChannel _channel;
+    private volatile P.RaftClient.RaftClientClient _client;
     private readonly ILogger _logger;
     private readonly Task _runner;
     private volatile bool _paused;
 
+    /// <summary>The ping on the current connection not answered yet (a Stopwatch timestamp), 0 when none.</summary>
+    private long _pingSentAt;
+    private long _lastPingAt;
+    private readonly Timer _ackTimer;
+    private volatile LinkConnection? _current;
+    private volatile bool _acknowledged;
+    private volatile CancellationTokenSource _linkLost = Cancelled();
+
     public NodeAddress Address { get; }
-    public P.RaftClient.RaftClientClient Client { get; }
+    /// <summary>The peer's client service (forwarded calls). Replaced when the link finds its path silent.</summary>
+    public P.RaftClient.RaftClientClient Client => _client;
     /// <summary>The connection is open (the preface went through).</summary>
     public bool Connected { get; private set; }
+    /// <summary>The connection is open and the peer has answered a ping on it: it hears this node.</summary>
+    public bool Reachable => Connected && _acknowledged;
+    /// <summary>Cancelled when the current connection ends (at once if there is none): a call forwarded to the
+    /// peer gives up with it instead of waiting on a path found silent.</summary>
+    public CancellationToken LinkLost => _linkLost.Token;
 
-    public PeerClient(NodeAddress address, ILogger logger)
+    public PeerClient(NodeAddress address, ILogger logger, PeerLinkTimings? timings = null)
     {
         Address = address;
         _logger = logger;
+        _timings = timings ?? PeerLinkTimings.Default;
+        _ackTimer = new Timer(static state => ((PeerClient)state!).CheckAcknowledgement(), this, Timeout.Infinite, Timeout.Infinite);
+        (_channel, _client) = CreateChannel(address);
+        _runner = Task.Run(RunAsync);
+    }
+
+    private static (GrpcChannel, P.RaftClient.RaftClientClient) CreateChannel(NodeAddress address)
+    {
         var handler = new SocketsHttpHandler
         {
             ConnectTimeout = TimeSpan.FromSeconds(1),
@@ -61,7 +94,7 @@ public sealed class PeerClient : IAsyncDisposable
             EnableMultipleHttp2Connections = true,
             InitialHttp2StreamWindowSize = 4 << 20,
         };
-        _channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions
+        var channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions
         {
             // An HttpClient rather than the handler itself: given a SocketsHttpHandler, the channel
             // manages the connection itself (client-side load balancing's connectivity checks), and
@@ -72,8 +105,24 @@ public sealed class PeerClient : IAsyncDisposable
             MaxReceiveMessageSize = 64 << 20,
             MaxSendMessageSize = null,
         });
-        Client = new P.RaftClient.RaftClientClient(_channel);
-        _runner = Task.Run(RunAsync);
+        return (channel, new P.RaftClient.RaftClientClient(channel));
+    }
+
+    /// <summary>A new gRPC channel (a new HTTP/2 connection) for calls from now on; calls on the old one fail.</summary>
+    private void RenewChannel()
+    {
+        var old = _channel;
+        var (channel, client) = CreateChannel(Address);
+        _channel = channel;
+        _client = client;
+        old.Dispose();
+    }
+
+    private static CancellationTokenSource Cancelled()
+    {
+        var cts = new CancellationTokenSource();
+        cts.Cancel();
+        return cts;
     }
 
     /// <summary>Queues a batch; never blocks (when the queue is full the oldest batch is dropped).</summary>
@@ -122,7 +171,17 @@ public sealed class PeerClient : IAsyncDisposable
             var wasConnected = Connected;
             Connected = false;
             if (_paused) continue;
-            if (wasConnected) _logger.LogDebug("Lost node {Peer}: {Error}", Address, failure?.Message ?? "the connection ended");
+            if (failure is SilentPeerException)
+            {
+                // The path is silent, not the peer gone: the HTTP/2 connection of forwarded calls
+                // crosses it too and would wait out the same retransmission back-off.
+                _logger.LogInformation("Node {Peer} did not answer on its link for {Timeout} ms: reconnecting", Address, (int)_timings.AckTimeout.TotalMilliseconds);
+                RenewChannel();
+            }
+            else if (wasConnected)
+            {
+                _logger.LogDebug("Lost node {Peer}: {Error}", Address, failure?.Message ?? "the connection ended");
+            }
             if (failure is not null && IsRefused(failure))
             {
                 _logger.LogDebug("Node {Peer} refused the connection", Address);
@@ -137,8 +196,16 @@ public sealed class PeerClient : IAsyncDisposable
                 }
             }
 
-            // A connection that was up and broke or that the peer closed (a killed process's kernel
-            // closes it; so does a suspended or stopping peer): try again at once, so that when the peer's process is gone its refusal, and so the hint, comes
+            // An attempt that timed out has waited already: the next starts at once (a dropped SYN
+            // would be resent by the kernel only after 1 s). What was queued meanwhile is stale.
+            if (failure is ConnectTimeoutException)
+            {
+                while (reader.TryRead(out _)) { }
+                continue;
+            }
+            // A connection that was up and broke, that the peer closed (a killed process's kernel
+            // closes it; so does a suspended or stopping peer), or that went silent: try again at
+            // once, so that when the peer's process is gone its refusal, and so the hint, comes
             // within a round trip rather than a backoff. At most once per MaxBackoff, so a peer
             // whose connections keep breaking is not hammered.
             var now = Environment.TickCount64;
@@ -154,6 +221,28 @@ public sealed class PeerClient : IAsyncDisposable
         }
     }
 
+    /// <summary>One connection's life: how it ended, and a way for the watcher and the ack timer to end it.</summary>
+    private sealed class LinkConnection(CancellationTokenSource cts)
+    {
+        private Exception? _ended;
+        public Exception? Ended => Volatile.Read(ref _ended);
+        public CancellationToken Token => cts.Token;
+
+        /// <summary>Ends the connection for this reason (the first reason given wins).</summary>
+        public void End(Exception reason)
+        {
+            Interlocked.CompareExchange(ref _ended, reason, null);
+            CancelQuietly(cts);
+        }
+    }
+
+    /// <summary>No acknowledgement came for a ping within the ack timeout: the path drops packets.</summary>
+    internal sealed class SilentPeerException(TimeSpan silence)
+        : IOException($"no acknowledgement from the peer for {(int)silence.TotalMilliseconds} ms");
+
+    internal sealed class ConnectTimeoutException(TimeSpan timeout)
+        : IOException($"the peer did not accept the connection within {(int)timeout.TotalMilliseconds} ms");
+
     /// <summary>
     /// Opens the connection (<see cref="PeerWire"/>) and feeds it until it breaks. Returns why it
     /// ended: the failure, or null when this node is stopping or pausing.
@@ -164,23 +253,38 @@ public sealed class PeerClient : IAsyncDisposable
         _pauseCts = linked;
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         ConfigureDeadPeerDetection(socket);
-        Exception? ended = null;
+        var connection = new LinkConnection(linked);
+        var connected = false;
         try
         {
             using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(linked.Token))
             {
-                connectTimeout.CancelAfter(ConnectTimeout);
-                await socket.ConnectAsync(Address.Host, Address.Port, connectTimeout.Token);
+                connectTimeout.CancelAfter(_timings.ConnectTimeout);
+                try
+                {
+                    await socket.ConnectAsync(Address.Host, Address.Port, connectTimeout.Token);
+                }
+                catch (OperationCanceledException) when (!linked.IsCancellationRequested)
+                {
+                    return new ConnectTimeoutException(_timings.ConnectTimeout);
+                }
             }
+            connected = true;
+            Volatile.Write(ref _pingSentAt, 0);
+            _acknowledged = false;
+            _current = connection;
+            _linkLost = new CancellationTokenSource();
+            // The preface and a first ping: a connection the peer cannot answer on is found at once.
             PeerWire.Preface.CopyTo(_frame);
-            await SendAllAsync(socket, _frame.AsMemory(0, PeerWire.Preface.Length), linked.Token);
+            var length = AppendPing(PeerWire.Preface.Length);
+            await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
             Connected = true;
             _logger.LogDebug("Connected to node {Peer}", Address);
-            // Watch the connection: the peer never sends on it, so a receive ends only when the
-            // connection does (a killed process's sockets are closed by the kernel at once),
-            // while the loop below may wait long for something to send (a follower sends to a
-            // dead leader only when its election timer fires).
-            _ = WatchAsync(socket, linked, e => ended = e);
+            // Watch the connection: the peer sends only acknowledgements of pings on it, so a receive
+            // also ends when the connection does (a killed process's sockets are closed by the kernel
+            // at once), while the loop below may wait long for something to send (a follower sends to
+            // a dead leader only when its election timer fires).
+            _ = WatchAsync(socket, connection);
             while (true)
             {
                 while (reader.TryRead(out var batch))
@@ -188,7 +292,8 @@ public sealed class PeerClient : IAsyncDisposable
                     // Batches that queued up while the last write was in flight go out as one.
                     for (var merged = 0; merged < 8 && reader.TryPeek(out _) && reader.TryRead(out var next); merged++)
                         batch.Messages.AddRange(next.Messages);
-                    var length = PeerWire.Write(batch, ref _frame);
+                    length = PeerWire.Write(batch, ref _frame);
+                    if (PingDue()) length = AppendPing(length);
                     await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
                 }
                 if (!await reader.WaitToReadAsync(linked.Token)) return null; // disposing
@@ -197,9 +302,42 @@ public sealed class PeerClient : IAsyncDisposable
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
         {
             if (stop.IsCancellationRequested || _paused) return null;
-            // Cancelled by the watcher: it says how the connection ended.
-            return e is OperationCanceledException ? ended ?? (Connected ? null : new IOException("the connection to the peer timed out")) : e;
+            // Cancelled by the watcher or the ack timer: it says how the connection ended.
+            return e is OperationCanceledException ? connection.Ended ?? new IOException("the connection to the peer ended") : e;
         }
+        finally
+        {
+            _current = null;
+            if (connected) _ = _linkLost.CancelAsync();
+        }
+    }
+
+    private bool PingDue() =>
+        Volatile.Read(ref _pingSentAt) == 0 && Stopwatch.GetElapsedTime(_lastPingAt) >= _timings.PingInterval;
+
+    /// <summary>Appends a ping (an empty frame) to the <paramref name="length"/> bytes of <see cref="_frame"/>
+    /// about to be sent, and starts its deadline; returns the new length.</summary>
+    private int AppendPing(int length)
+    {
+        if (_frame.Length < length + PeerWire.HeaderBytes) Array.Resize(ref _frame, length + PeerWire.HeaderBytes);
+        PeerWire.WritePing(_frame.AsSpan(length));
+        var now = Stopwatch.GetTimestamp();
+        _lastPingAt = now;
+        Volatile.Write(ref _pingSentAt, now);
+        _ackTimer.Change(_timings.AckTimeout, Timeout.InfiniteTimeSpan);
+        return length + PeerWire.HeaderBytes;
+    }
+
+    /// <summary>The ack timer: a ping still unanswered after the ack timeout ends the connection.</summary>
+    private void CheckAcknowledgement()
+    {
+        var sent = Volatile.Read(ref _pingSentAt);
+        if (sent == 0 || _current is not { } connection) return;
+        var silence = Stopwatch.GetElapsedTime(sent);
+        if (silence >= _timings.AckTimeout)
+            connection.End(new SilentPeerException(silence));
+        else
+            _ackTimer.Change(_timings.AckTimeout - silence, Timeout.InfiniteTimeSpan);
     }
 
     private static async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken ct)
@@ -211,25 +349,47 @@ public sealed class PeerClient : IAsyncDisposable
         }
     }
 
-    private static async Task WatchAsync(Socket socket, CancellationTokenSource cts, Action<Exception> ended)
+    /// <summary>Reads the peer's acknowledgements of pings (empty frames); anything else, or the end of
+    /// the stream, ends the connection.</summary>
+    private async Task WatchAsync(Socket socket, LinkConnection connection)
     {
-        var one = new byte[1];
+        var buffer = new byte[64];
+        var filled = 0;
         try
         {
-            // The peer closed the connection (it stopped, or was killed with nothing unread) or it
-            // sent something it never should: both end the connection.
-            await socket.ReceiveAsync(one, SocketFlags.None, cts.Token);
-            ended(new IOException("the peer closed the connection"));
+            while (true)
+            {
+                var n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, connection.Token);
+                if (n == 0)
+                {
+                    // The peer closed the connection (it stopped, or was killed with nothing unread).
+                    connection.End(new IOException("the peer closed the connection"));
+                    return;
+                }
+                filled += n;
+                var at = 0;
+                for (; filled - at >= PeerWire.HeaderBytes; at += PeerWire.HeaderBytes)
+                {
+                    if (!PeerWire.IsPing(buffer.AsSpan(at)))
+                    {
+                        connection.End(new IOException("the peer sent something other than an acknowledgement"));
+                        return;
+                    }
+                    Volatile.Write(ref _pingSentAt, 0);
+                    _acknowledged = true;
+                }
+                Array.Copy(buffer, at, buffer, 0, filled - at);
+                filled -= at;
+            }
         }
         catch (SocketException e)
         {
-            ended(e); // reset: a killed process with data unread, or a host that gave up on us
+            connection.End(e); // reset: a killed process with data unread, or a host that gave up on us
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
-            return; // we ended it (stopping, pausing, or a failed send)
+            // we ended it (stopping, pausing, a failed send, the ack timer)
         }
-        CancelQuietly(cts);
     }
 
     /// <summary>
@@ -287,6 +447,7 @@ public sealed class PeerClient : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _stop.Cancel();
+        await _ackTimer.DisposeAsync();
         _queue.Writer.TryComplete();
         try { await _runner.WaitAsync(TimeSpan.FromSeconds(2)); } catch { /* shutting down */ }
         _channel.Dispose();

@@ -9,11 +9,16 @@ namespace RaftServer.Transport;
 /// Reads one peer's message stream (<see cref="PeerWire"/> frames, the preface already taken)
 /// from its socket: each <see cref="Receive"/> is one socket read, after which every frame that
 /// has arrived whole is delivered in order. The buffer grows to hold a frame larger than it.
+/// A ping (an empty frame) is not delivered: it sets <see cref="PingReceived"/>, for the caller
+/// to acknowledge.
 /// </summary>
 public sealed class PeerFrameReader(int initialBytes = 64 << 10)
 {
     private byte[] _buffer = new byte[initialBytes];
     private int _filled;
+
+    /// <summary>A ping arrived since the caller last cleared this.</summary>
+    public bool PingReceived { get; set; }
 
     /// <summary>
     /// One read (it blocks only when nothing has arrived), then the frames it completed, to
@@ -31,8 +36,10 @@ public sealed class PeerFrameReader(int initialBytes = 64 << 10)
         {
             var rest = new ReadOnlySequence<byte>(_buffer, consumed, _filled - consumed);
             if (!PeerWire.TryRead(ref rest, out var batch)) break;
-            consumed = _filled - (int)rest.Length;
-            deliver(batch);
+            var frameBytes = _filled - (int)rest.Length - consumed;
+            consumed += frameBytes;
+            if (frameBytes == PeerWire.HeaderBytes) PingReceived = true;
+            else deliver(batch);
         }
         if (consumed > 0)
         {

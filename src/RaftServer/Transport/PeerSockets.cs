@@ -61,6 +61,8 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     {
         public Socket Socket { get; } = socket;
         public PeerFrameReader Reader { get; } = new();
+        /// <summary>The member that sent on this connection, once it has (-1 before).</summary>
+        public int PeerId { get; set; } = -1;
     }
 
     private readonly Membership _membership;
@@ -75,6 +77,10 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private bool _polled;
     private Action<List<Message>>? _deliver;
     private readonly Action<P.MessageBatch> _deliverBatch;
+    /// <summary>The connection being read (for <see cref="_deliverBatch"/>).</summary>
+    private InboundPeer? _reading;
+    /// <summary>Older connections of a peer that has opened a newer one: closed after the reads of the turn.</summary>
+    private readonly List<InboundPeer> _superseded = new();
 
     public PeerSockets(Membership membership, ILogger logger)
     {
@@ -82,7 +88,9 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         _logger = logger;
         _deliverBatch = batch =>
         {
-            if (PeerInbox.ToMessages(_membership, batch) is { } messages) _deliver!(messages);
+            if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
+            if (_reading is { } peer && peer.PeerId != batch.From) Identify(peer, batch.From);
+            _deliver!(messages);
         };
         // A datagram socket on loopback that Sleep polls with the peers, for Wake to write to.
         _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
@@ -93,7 +101,26 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
 
     public bool HasConnections => _inbound.Count > 0;
 
-    public void Add(Socket socket) => _inbound.Add(new InboundPeer(socket));
+    /// <summary>
+    /// A peer's new connection. Non-blocking: the loop only reads what poll() said is there, and the
+    /// acknowledgement of a ping must never block it (a peer that does not read them gets none).
+    /// </summary>
+    public void Add(Socket socket)
+    {
+        socket.Blocking = false;
+        _inbound.Add(new InboundPeer(socket));
+    }
+
+    /// <summary>
+    /// A peer keeps one connection to this node: when it has opened a new one, an older one is dead
+    /// (its end closed it without our hearing: a partition drops the FIN too), so it is closed.
+    /// </summary>
+    private void Identify(InboundPeer peer, int id)
+    {
+        peer.PeerId = id;
+        foreach (var other in _inbound)
+            if (other != peer && other.PeerId == id) _superseded.Add(other);
+    }
 
     public void Wake()
     {
@@ -174,6 +201,12 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             }
         }
         _readable.Clear();
+        if (_superseded.Count > 0)
+        {
+            foreach (var old in _superseded)
+                if (_inbound.Remove(old)) old.Socket.Dispose();
+            _superseded.Clear();
+        }
     }
 
     private int IndexOf(Socket socket)
@@ -188,7 +221,20 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     {
         try
         {
-            return peer.Reader.Receive(peer.Socket, _deliverBatch);
+            _reading = peer;
+            if (!peer.Reader.Receive(peer.Socket, _deliverBatch)) return false;
+            if (peer.Reader.PingReceived)
+            {
+                peer.Reader.PingReceived = false;
+                // One acknowledgement for the pings of this read (the sender has one out at a time).
+                // Not sent when the socket's buffer is full: that peer reads nothing, so it will time out.
+                peer.Socket.Send(PeerWire.Ping, SocketFlags.None, out _);
+            }
+            return true;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.WouldBlock)
+        {
+            return true; // nothing to read after all
         }
         catch (InvalidDataException e)
         {
@@ -198,6 +244,10 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         catch (SocketException)
         {
             return false; // the peer went away; it reconnects
+        }
+        finally
+        {
+            _reading = null;
         }
     }
 

@@ -8,8 +8,11 @@ namespace RaftServer.Transport;
 /// <summary>
 /// The framing of a peer message stream: a plain TCP connection to the peer's port that opens
 /// with <see cref="Preface"/>, then carries one <see cref="P.MessageBatch"/> per frame (a 4-byte
-/// little-endian length, then the protobuf bytes). One way only: replies travel on the peer's
-/// own connection to us. Not gRPC for this one path because it is the latency of every Raft round
+/// little-endian length, then the protobuf bytes). Raft replies travel on the peer's own
+/// connection to us; the one thing sent back on a connection is the acknowledgement of a ping.
+/// A ping is an empty frame (length 0) from the connecting side; the receiving side answers each
+/// with an empty frame of its own (<see cref="PeerClient"/> ends a connection whose pings go
+/// unanswered). Not gRPC for this one path because it is the latency of every Raft round
 /// (a read's heartbeat round, a write's append): HTTP/2 framing and its extra thread hand-offs
 /// cost about 100 us per round trip here (docs/design.md, "The peer transport").
 /// </summary>
@@ -24,6 +27,14 @@ public static class PeerWire
     public const int MaxFrameBytes = 64 << 20;
 
     public const int HeaderBytes = 4;
+
+    /// <summary>A ping, and the acknowledgement of one: a frame of length 0.</summary>
+    public static ReadOnlySpan<byte> Ping => [0, 0, 0, 0];
+
+    public static void WritePing(Span<byte> destination) => Ping.CopyTo(destination);
+
+    /// <summary>Whether the frame header at the start of <paramref name="frame"/> is an empty frame.</summary>
+    public static bool IsPing(ReadOnlySpan<byte> frame) => BinaryPrimitives.ReadInt32LittleEndian(frame) == 0;
 
     /// <summary>Writes the frame of <paramref name="batch"/> into <paramref name="buffer"/> (grown if needed); returns its length.</summary>
     public static int Write(P.MessageBatch batch, ref byte[] buffer)

@@ -67,21 +67,34 @@ public sealed class ServerProcess : IDisposable
         return Path.Combine(baseDir, "RaftServer.dll");
     }
 
-    public static ServerProcess Start(int id, string workDir, params string[] args)
+    public static ServerProcess Start(int id, string workDir, params string[] args) => StartIn(null, id, workDir, args);
+
+    /// <summary>
+    /// Starts the server inside the network namespace <paramref name="netns"/> (<c>ip netns exec</c>,
+    /// which execs it: the process is the server's) or, when null, in this one.
+    /// </summary>
+    /// <param name="clock">When given, each output line starts with its time on this clock ("[12345 ms] ").</param>
+    public static ServerProcess StartIn(string? netns, int id, string workDir, IReadOnlyList<string> args,
+        IReadOnlyDictionary<string, string>? environment = null, Func<long>? clock = null)
     {
         var runsUnderDotnet = Server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
-        var psi = new ProcessStartInfo(runsUnderDotnet ? "dotnet" : Server)
+        var command = new List<string>();
+        if (netns is not null) command.AddRange(["netns", "exec", netns]);
+        if (runsUnderDotnet) command.AddRange(["dotnet", Server]);
+        else command.Add(Server);
+        command.AddRange(args);
+        var psi = new ProcessStartInfo(netns is not null ? "ip" : command[0])
         {
             WorkingDirectory = workDir,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        if (runsUnderDotnet) psi.ArgumentList.Add(Server);
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var a in netns is not null ? command : command.Skip(1)) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        var server = new ServerProcess(id, process);
+        var server = new ServerProcess(id, process) { _clock = clock };
         process.OutputDataReceived += (_, e) => server.Add(e.Data);
         process.ErrorDataReceived += (_, e) => server.Add(e.Data);
         process.Start();
@@ -90,9 +103,12 @@ public sealed class ServerProcess : IDisposable
         return server;
     }
 
+    private Func<long>? _clock;
+
     private void Add(string? line)
     {
         if (line is null) return;
+        if (_clock is not null) line = $"[{_clock(),7} ms] {line}";
         lock (_gate) _lines.Add(line);
     }
 

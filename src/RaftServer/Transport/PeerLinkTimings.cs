@@ -1,0 +1,27 @@
+namespace RaftServer.Transport;
+
+/// <summary>
+/// How fast a peer link notices that its connection went silent, and how often it tries again
+/// (docs/design.md, "The peer transport"). All follow from the node's timers: a link whose round
+/// trip is longer than an election timeout cannot keep a leader anyway.
+/// </summary>
+/// <param name="AckTimeout">A ping on the link unanswered for this long means the connection is dead
+/// (packets vanish: a partition, a host cut off): it is closed and reopened, instead of waiting for
+/// the kernel's retransmissions, whose back-off grows to seconds. Two election timeouts: longer than
+/// a round trip that needs one TCP retransmission (at least 200 ms) on a lossy link, so loss alone
+/// does not tear links down.</param>
+/// <param name="ConnectTimeout">A connection attempt unanswered for this long is abandoned and the next
+/// one starts at once: the kernel would resend its SYN only after 1 s, then 3 s. One election timeout,
+/// so after a partition heals the link is back within about that.</param>
+/// <param name="PingInterval">At most one ping per this interval (one heartbeat) rides on the link's
+/// traffic; the peer answers each on the same connection.</param>
+public sealed record PeerLinkTimings(TimeSpan AckTimeout, TimeSpan ConnectTimeout, TimeSpan PingInterval)
+{
+    public static PeerLinkTimings For(int heartbeatMs, int electionTimeoutMs) => new(
+        TimeSpan.FromMilliseconds(Math.Max(2 * electionTimeoutMs, 100)),
+        TimeSpan.FromMilliseconds(Math.Max(electionTimeoutMs, 50)),
+        TimeSpan.FromMilliseconds(Math.Max(heartbeatMs, 10)));
+
+    /// <summary>The timings of the default timers (50 ms heartbeat, 250 ms election timeout).</summary>
+    public static PeerLinkTimings Default { get; } = For(50, 250);
+}
