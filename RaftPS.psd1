@@ -20,7 +20,8 @@
         'Get-RaftValue',
         'Remove-RaftValue',
         'Suspend-RaftNode',
-        'Get-RaftStatus'
+        'Get-RaftStatus',
+        'New-RaftClusterConfig'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

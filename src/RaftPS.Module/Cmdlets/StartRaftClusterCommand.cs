@@ -9,26 +9,41 @@ namespace RaftPS.Cmdlets;
 /// <summary>
 /// Start-RaftCluster: one server process per node of the config (or the -NodeId ones), from the
 /// server binaries shipped in the module folder. With all nodes it returns once a leader is
-/// elected; with -NodeId, once the started nodes answer.
+/// elected; with -NodeId, once the started nodes answer. -Count N starts a local cluster of N
+/// nodes kept in the user's folder (<see cref="LocalClusterFolder"/>). A session with no current
+/// connection is connected to the first started node.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Start, "RaftCluster", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[Cmdlet(VerbsLifecycle.Start, "RaftCluster", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = ConfigSet)]
 [OutputType(typeof(RaftNodeProcess))]
 public sealed class StartRaftClusterCommand : RaftCmdlet
 {
     /// <summary>Extra server arguments (e.g. "--election-timeout-ms 300"), for tests and tuning.</summary>
     public const string ServerArgumentsVariable = "RAFTPS_SERVER_ARGS";
 
-    [Parameter(Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string ConfigPath { get; set; } = "config.conf";
+    private const string ConfigSet = "Config";
+    private const string LocalSet = "Local";
+    private const string DefaultConfigFile = "config.conf";
 
-    [Parameter]
+    [Parameter(Position = 0, ParameterSetName = ConfigSet)]
+    [ValidateNotNullOrEmpty]
+    public string ConfigPath { get; set; } = DefaultConfigFile;
+
+    [Parameter(ParameterSetName = ConfigSet)]
     [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[]? NodeId { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = ConfigSet)]
     [ValidateNotNullOrEmpty]
     public string DataDirectory { get; set; } = "data";
+
+    [Parameter(Mandatory = true, ParameterSetName = LocalSet)]
+    [ValidateRange(1, 9)]
+    public int Count { get; set; }
+
+    [Parameter(ParameterSetName = LocalSet)]
+    [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    [ArgumentCompleter(typeof(LocalClusterNameCompleter))]
+    public string Name { get; set; } = "local";
 
     [Parameter]
     [ValidateRange(1, 3600)]
@@ -38,19 +53,34 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
 
     protected override void EndProcessing()
     {
-        var configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
-        if (!File.Exists(configPath))
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The config file '{configPath}' does not exist.", configPath),
-                "RaftConfigNotFound", ErrorCategory.ObjectNotFound, configPath));
+        string configPath, dataDirectory;
+        if (ParameterSetName == LocalSet)
+        {
+            if (PrepareLocalCluster() is not { } folder) return;
+            configPath = LocalClusterFolder.ConfigPath(folder);
+            dataDirectory = folder;
+        }
+        else
+        {
+            configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
+            if (!File.Exists(configPath)) ThrowTerminatingError(ConfigNotFound(configPath));
+            dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+        }
         var configNodes = ClusterConfigFile.Read(configPath);
         if (configNodes.Count == 0)
             ThrowTerminatingError(new ErrorRecord(new FormatException($"The config file '{configPath}' lists no node as 'ID HOST PORT'."),
                 "RaftConfigInvalid", ErrorCategory.InvalidArgument, configPath));
-        if (NodeLauncher.FindServer() is null)
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException(
-                    $"The server binaries are missing: neither {NodeLauncher.ServerExecutable} nor {NodeLauncher.ServerDll} is in '{NodeLauncher.ServerDirectory}'. Build the module with build.ps1."),
-                "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
-        var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+        try
+        {
+            if (NodeLauncher.FindServer() is null)
+                ThrowTerminatingError(new ErrorRecord(new FileNotFoundException(ServerLocator.Missing(NodeLauncher.ServerDirectory)),
+                    "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(new IOException($"The server for this machine could not be made executable: {e.Message}", e),
+                "RaftServerNotRunnable", ErrorCategory.PermissionDenied, NodeLauncher.ServerDirectory));
+        }
 
         var selected = new List<ConfigNode>();
         if (NodeId is null)
@@ -97,7 +127,62 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
         if (launched.Count == 0) return;
 
         var running = WaitUntilReady(launched, waitForLeader: NodeId is null);
+        if (running.Count > 0 && CurrentConnection.Get() is null)
+        {
+            // What the user types next (Set-RaftValue a 1) needs no Connect-RaftNode first.
+            CurrentConnection.Set(new RaftConnection(running[0].Info.Address, running[0].Info.Port));
+            WriteVerbose($"Connected this session to node {running[0].Info.Id} ({running[0].Info.Address}:{running[0].Info.Port}).");
+        }
         foreach (var node in running) WriteObject(node.Info);
+    }
+
+    /// <summary>
+    /// -Count: the folder of the local cluster -Name, its config written on first use (free
+    /// loopback ports) and reused after; null when -WhatIf or -Confirm declined making it.
+    /// </summary>
+    private string? PrepareLocalCluster()
+    {
+        var folder = UserFolders.LocalCluster(Name);
+        try
+        {
+            if (LocalClusterFolder.Exists(folder))
+            {
+                LocalClusterFolder.CheckCount(folder, Name, Count);
+                return folder;
+            }
+            if (!ShouldProcess(LocalClusterFolder.ConfigPath(folder), $"Create the config of a local cluster of {Count} node(s)"))
+                return null;
+            LocalClusterFolder.Create(folder, Count);
+            WriteVerbose($"Made the local cluster '{Name}' of {Count} node(s) in {folder}.");
+            return folder;
+        }
+        catch (LocalClusterMismatchException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "RaftLocalClusterMismatch", ErrorCategory.InvalidArgument, folder));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "RaftLocalClusterFailed", ErrorCategory.WriteError, folder));
+        }
+        return null;
+    }
+
+    /// <summary>RaftConfigNotFound; with no -ConfigPath, it says how to start without a config file.</summary>
+    private ErrorRecord ConfigNotFound(string configPath)
+    {
+        var bound = MyInvocation.BoundParameters.ContainsKey(nameof(ConfigPath));
+        var message = bound
+            ? $"The config file '{configPath}' does not exist."
+            : $"There is no {DefaultConfigFile} in '{Path.GetDirectoryName(configPath)}'. To try RaftPS on this machine, start a local cluster: " +
+              "Start-RaftCluster -Count 3. For a cluster of your own machines, write its config with New-RaftClusterConfig -HostName <host1>,<host2>,<host3> " +
+              "and start each node on its machine with Start-RaftCluster -NodeId <id>. Or name a config file: Start-RaftCluster -ConfigPath <path>.";
+        return new ErrorRecord(new FileNotFoundException(message, configPath), "RaftConfigNotFound", ErrorCategory.ObjectNotFound, configPath)
+        {
+            ErrorDetails = new ErrorDetails(message)
+            {
+                RecommendedAction = bound ? "Check the path, or start a local cluster with Start-RaftCluster -Count 3." : "Start-RaftCluster -Count 3",
+            },
+        };
     }
 
     /// <summary>

@@ -77,6 +77,11 @@ function Write-Parameter($parameter, $attribute, [string] $description, [bool] $
     $writer.WriteEndElement()
 }
 
+# Mandatory and positional first, as Get-Help shows them.
+function Sort-HelpParameters($parameters) {
+    $parameters | Sort-Object @{ Expression = { if ($_.Position -ge 0) { $_.Position } else { 1000 } } }, @{ Expression = { $_.Name -in 'WhatIf', 'Confirm' } }, Name
+}
+
 $writer.WriteStartDocument()
 $writer.WriteStartElement('helpItems', 'http://msh')
 $writer.WriteAttributeString('schema', 'maml')
@@ -85,9 +90,10 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     if (-not $text) { throw "HelpContent.psd1 has no entry for $name" }
     $info = Get-Command $name
     $verb, $noun = $name -split '-', 2
-    $parameters = @($info.ParameterSets[0].Parameters | Where-Object { $_.Name -notin $common })
-    # Mandatory and positional first, as Get-Help shows them.
-    $parameters = @($parameters | Sort-Object @{ Expression = { if ($_.Position -ge 0) { $_.Position } else { 1000 } } }, @{ Expression = { $_.Name -in 'WhatIf', 'Confirm' } }, Name)
+    # One syntax line per parameter set, the default set first; the parameters of all sets once.
+    $sets = @($info.ParameterSets | Sort-Object @{ Expression = { -not $_.IsDefault } }, Name)
+    $parameters = @($sets | ForEach-Object { $_.Parameters } | Where-Object { $_.Name -notin $common } | Group-Object Name | ForEach-Object { $_.Group[0] })
+    $parameters = @(Sort-HelpParameters $parameters)
 
     $writer.WriteStartElement('command', 'command', $command)
     $writer.WriteAttributeString('xmlns', 'maml', $null, $maml)
@@ -112,13 +118,18 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     $globbing = { param($p) $name -eq 'Get-RaftValue' -and $p.Name -eq 'Key' }
 
     $writer.WriteStartElement('command', 'syntax', $command)
-    $writer.WriteStartElement('command', 'syntaxItem', $command)
-    $writer.WriteElementString('maml', 'name', $maml, $name)
-    foreach ($parameter in $parameters) {
-        $attribute = $info.Parameters[$parameter.Name].Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] } | Select-Object -First 1
-        Write-Parameter $info.Parameters[$parameter.Name] $attribute $descriptions[$parameter.Name] (& $globbing $parameter)
+    foreach ($set in $sets) {
+        $writer.WriteStartElement('command', 'syntaxItem', $command)
+        $writer.WriteElementString('maml', 'name', $maml, $name)
+        foreach ($parameter in (Sort-HelpParameters @($set.Parameters | Where-Object { $_.Name -notin $common }))) {
+            # Mandatory, position and pipeline input as this set declares them.
+            $inSet = [pscustomobject]@{ Mandatory = $parameter.IsMandatory; Position = $parameter.Position
+                ValueFromPipeline = $parameter.ValueFromPipeline; ValueFromPipelineByPropertyName = $parameter.ValueFromPipelineByPropertyName }
+            Write-Parameter $info.Parameters[$parameter.Name] $inSet $descriptions[$parameter.Name] (& $globbing $parameter)
+        }
+        $writer.WriteEndElement()
     }
-    $writer.WriteEndElement(); $writer.WriteEndElement()
+    $writer.WriteEndElement()
 
     $writer.WriteStartElement('command', 'parameters', $command)
     foreach ($parameter in $parameters) {
