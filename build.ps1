@@ -132,7 +132,7 @@ function Publish-SingleFileServer([string] $Rid, [string] $Destination) {
         '-p:DebugType=none', '-o', $Destination, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
 }
 
-function Format-Size([long] $Bytes) { '{0:0.0} MB' -f ($Bytes / 1MB) }
+function Format-Size([long] $Bytes) { '{0:0.0} MiB' -f ($Bytes / 1MB) }
 
 # build.ps1 package: the module folder with a server per platform, checked by Test-ModuleManifest,
 # packed by PSResourceGet (Compress-PSResource) into <OutputDirectory>/RaftPS.<version>.nupkg.

@@ -63,6 +63,17 @@ Describe 'Start-RaftCluster with no config file' -Skip:(-not $IsLinux) {
         Stop-RaftCluster
     }
 
+    It 'says so when a port of the cluster is taken (RaftLocalClusterPortInUse), and starts nothing' {
+        $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $Ports[1])
+        $listener.Start()
+        try {
+            $err = { Start-RaftCluster -Count 3 } | Should -Throw -ErrorId 'RaftLocalClusterPortInUse,RaftPS.Cmdlets.StartRaftClusterCommand' -PassThru
+            $err.Exception.Message | Should -Match "port\(s\) $($Ports[1]) on 127\.0\.0\.1"
+            $err.Exception.Message | Should -Match 'another PowerShell session'
+        } finally { $listener.Stop() }
+        { Get-RaftLeader } | Should -Throw -ErrorId 'RaftNotConnected,RaftPS.Cmdlets.GetRaftLeaderCommand'
+    }
+
     It 'refuses another count for an existing name (RaftLocalClusterMismatch) and starts nothing' {
         $err = { Start-RaftCluster -Count 5 } | Should -Throw -ErrorId 'RaftLocalClusterMismatch,RaftPS.Cmdlets.StartRaftClusterCommand' -PassThru
         $err.Exception.Message | Should -Match 'has 3 node\(s\), not 5'

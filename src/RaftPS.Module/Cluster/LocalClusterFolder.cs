@@ -38,6 +38,10 @@ internal static class LocalClusterFolder
                 $"start another one with -Name, or remove its folder to start afresh (its data goes with it): Remove-Item -Recurse '{folder}'");
     }
 
+    /// <summary>The nodes of an existing cluster whose port something else listens on (another session running it, another program).</summary>
+    public static List<ConfigNode> NodesOnBusyPorts(string folder, Func<ConfigNode, bool> runsHere) =>
+        ClusterConfigFile.Read(ConfigPath(folder)).Where(n => !runsHere(n) && !IsFree(n.Port)).ToList();
+
     /// <summary>Writes the config of a new local cluster of <paramref name="count"/> nodes on free ports of 127.0.0.1.</summary>
     /// <exception cref="IOException">no free ports, or the config cannot be written.</exception>
     public static void Create(string folder, int count)

@@ -148,6 +148,14 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             if (LocalClusterFolder.Exists(folder))
             {
                 LocalClusterFolder.CheckCount(folder, Name, Count);
+                var configPath = LocalClusterFolder.ConfigPath(folder);
+                var busy = LocalClusterFolder.NodesOnBusyPorts(folder, n => NodeRegistry.Find(configPath, n.Id) is { HasExited: false });
+                if (busy.Count > 0)
+                    ThrowTerminatingError(new ErrorRecord(new IOException(
+                            $"The local cluster '{Name}' uses port(s) {string.Join(", ", busy.Select(n => n.Port))} on 127.0.0.1, and something else listens there: " +
+                            "another PowerShell session may be running this cluster (stop it there with Stop-RaftCluster), or another program took the port. " +
+                            $"Start a cluster of another name with -Name, or remove the folder to start afresh on free ports (its data goes with it): Remove-Item -Recurse '{folder}'"),
+                        "RaftLocalClusterPortInUse", ErrorCategory.ResourceUnavailable, folder));
                 return folder;
             }
             if (!ShouldProcess(LocalClusterFolder.ConfigPath(folder), $"Create the config of a local cluster of {Count} node(s)"))

@@ -25,7 +25,7 @@
             NodeId        = 'Starts only these nodes of the config (for example to restart a node stopped with Stop-RaftCluster -NodeId). Tab completion offers the ids of the config.'
             DataDirectory = 'The folder that holds each node''s data (DataDirectory/node-ID) and log. The default is ./data. Use the same folder to restart a node with its data.'
             TimeoutSec    = 'How long, in seconds, to wait for a leader (or, with -NodeId, for the nodes to answer). The default is 30. The nodes keep running if the wait times out (error RaftClusterStartTimeout).'
-            Count         = 'Starts a local cluster of this many nodes (1 to 9; 3 or 5 tolerate 1 or 2 failed nodes) on 127.0.0.1, with no config file of yours: its config and data live in your user data folder (see the description). A -Name used before with another count writes the error RaftLocalClusterMismatch.'
+            Count         = 'Starts a local cluster of this many nodes (1 to 9; 3 or 5 tolerate 1 or 2 failed nodes) on 127.0.0.1, with no config file of yours: its config and data live in your user data folder (see the description). A -Name used before with another count writes the error RaftLocalClusterMismatch; a port of the cluster that something else listens on (another session running it), RaftLocalClusterPortInUse.'
             Name          = 'With -Count: the name of the local cluster, so several can be kept side by side. The default is "local". Letters, digits, ".", "_" and "-". Tab completion offers the local clusters made so far.'
         }
         Inputs      = @()
