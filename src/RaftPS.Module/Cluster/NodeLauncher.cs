@@ -149,6 +149,10 @@ internal static class NodeLauncher
         {
             WindowsJobObject.Assign(process);
         }
+        catch (System.ComponentModel.Win32Exception) when (process.HasExited)
+        {
+            // It died at once (a bad config, a port in use): the start-up wait reports it with its log.
+        }
         catch (System.ComponentModel.Win32Exception e)
         {
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
