@@ -235,6 +235,109 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         return StatusMapping.ToReply(await WaitAsync(loop.Status(), context));
     }
 
+    // ---- membership ----
+
+    public override async Task<P.ListMembersReply> ListMembers(P.ListMembersRequest request, ServerCallContext context)
+    {
+        CheckAwake();
+        if (ForwardTarget(IsForwarded(context)) is { } leaderId)
+            return await ForwardAsync(leaderId, static (c, r, h, d, ct) => c.ListMembersAsync(r, h, d, ct).ResponseAsync, request, context);
+        return StatusMapping.ToMembers(await WaitAsync(loop.Status(), context));
+    }
+
+    public override Task<P.MembersReply> AddMember(P.AddMemberRequest request, ServerCallContext context)
+    {
+        RequestValidation.MemberId(request.Id);
+        RequestValidation.Address(request.Address, request.Port);
+        Log.MemberCommand(_log, request.Learner ? "add learner" : "add voter", request.Id);
+        return ChangeMembershipAsync(request.Learner ? ChangeKind.AddLearner : ChangeKind.AddVoter, request.Id, request.Address, request.Port, context,
+            static (c, r, h, d, ct) => c.AddMemberAsync(r, h, d, ct).ResponseAsync, request);
+    }
+
+    public override Task<P.MembersReply> PromoteMember(P.PromoteMemberRequest request, ServerCallContext context)
+    {
+        RequestValidation.MemberId(request.Id);
+        Log.MemberCommand(_log, "promote", request.Id);
+        return ChangeMembershipAsync(ChangeKind.Promote, request.Id, "", 0, context,
+            static (c, r, h, d, ct) => c.PromoteMemberAsync(r, h, d, ct).ResponseAsync, request);
+    }
+
+    public override async Task<P.MembersReply> RemoveMember(P.RemoveMemberRequest request, ServerCallContext context)
+    {
+        RequestValidation.MemberId(request.Id);
+        Log.MemberCommand(_log, "remove", request.Id);
+        var view = CheckAwake();
+        if (view.IsLeader && request.Id == membership.Self && !IsForwarded(context))
+        {
+            // The leader removes itself by handing leadership to another voter first, which then
+            // removes it: no election timeout without a leader (and the cluster never runs on a
+            // leader that does not count itself).
+            var handed = await WaitAsync(loop.TransferLeadership(null), context);
+            if (handed.Code != OutcomeCode.Ok) throw TransferFailed(handed);
+            return await ForwardAsync(handed.LeaderId, static (c, r, h, d, ct) => c.RemoveMemberAsync(r, h, d, ct).ResponseAsync, request, context);
+        }
+        return await ChangeMembershipAsync(ChangeKind.Remove, request.Id, "", 0, context,
+            static (c, r, h, d, ct) => c.RemoveMemberAsync(r, h, d, ct).ResponseAsync, request);
+    }
+
+    private async Task<P.MembersReply> ChangeMembershipAsync<TRequest>(ChangeKind kind, int id, string host, int port, ServerCallContext context,
+        Func<P.RaftClient.RaftClientClient, TRequest, Metadata, DateTime?, CancellationToken, Task<P.MembersReply>> forward, TRequest request)
+    {
+        var forwarded = IsForwarded(context);
+        if (ForwardTarget(forwarded) is { } leaderId)
+            return await ForwardAsync(leaderId, forward, request, context);
+        var outcome = await WaitAsync(loop.ChangeMembership(kind, id, host, port), context);
+        switch (outcome.Code)
+        {
+            case OutcomeCode.Ok:
+                var reply = new P.MembersReply { Index = outcome.Result.Index };
+                foreach (var m in membership.Current.Members) reply.Members.Add(StatusMapping.ToInfo(m));
+                return reply;
+            case OutcomeCode.NotLeader when CanForwardTo(outcome, forwarded):
+                return await ForwardAsync(outcome.LeaderHint, forward, request, context);
+            case OutcomeCode.NotFound:
+                throw new RpcException(new Status(StatusCode.NotFound, outcome.Reason ?? $"node {id} is not a member"));
+            case OutcomeCode.AlreadyExists:
+                throw new RpcException(new Status(StatusCode.AlreadyExists, outcome.Reason ?? $"node {id} is already a member"));
+            case OutcomeCode.FailedPrecondition:
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, outcome.Reason ?? "the change cannot be made now"));
+            default:
+                throw Unavailable(outcome.Reason ?? "not the leader", outcome.LeaderHint);
+        }
+    }
+
+    public override async Task<P.TransferLeadershipReply> TransferLeadership(P.TransferLeadershipRequest request, ServerCallContext context)
+    {
+        int? target = request.HasTarget ? request.Target : null;
+        if (target is { } t) RequestValidation.MemberId(t);
+        Log.TransferCommand(_log, target?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "the most up-to-date voter");
+        var forwarded = IsForwarded(context);
+        if (ForwardTarget(forwarded) is { } leaderId)
+            return await ForwardAsync(leaderId, static (c, r, h, d, ct) => c.TransferLeadershipAsync(r, h, d, ct).ResponseAsync, request, context);
+        var outcome = await WaitAsync(loop.TransferLeadership(target), context);
+        if (outcome.Code == OutcomeCode.NotLeader && !forwarded && outcome.LeaderId != SoftState.NoLeader && outcome.LeaderId != membership.Self)
+            return await ForwardAsync(outcome.LeaderId, static (c, r, h, d, ct) => c.TransferLeadershipAsync(r, h, d, ct).ResponseAsync, request, context);
+        if (outcome.Code != OutcomeCode.Ok) throw TransferFailed(outcome);
+        var reply = new P.TransferLeadershipReply { Term = outcome.Term };
+        if (membership.Find(outcome.LeaderId) is { } leader) reply.Leader = StatusMapping.ToInfo(leader);
+        return reply;
+    }
+
+    private RpcException TransferFailed(TransferOutcome outcome) => outcome.Code switch
+    {
+        OutcomeCode.NotFound => new RpcException(new Status(StatusCode.NotFound, outcome.Reason ?? "no such member")),
+        OutcomeCode.FailedPrecondition => new RpcException(new Status(StatusCode.FailedPrecondition, outcome.Reason ?? "the transfer cannot be made")),
+        _ => Unavailable(outcome.Reason ?? "the transfer did not complete", outcome.LeaderId),
+    };
+
+    public override Task<P.ResumeReply> Resume(P.ResumeRequest request, ServerCallContext context)
+    {
+        // The one call a suspended node answers.
+        Log.ResumeCommand(_log);
+        loop.Resume();
+        return Task.FromResult(new P.ResumeReply());
+    }
+
     // ---- helpers ----
 
     private NodeView CheckAwake()

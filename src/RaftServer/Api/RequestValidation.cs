@@ -53,5 +53,19 @@ public static class RequestValidation
             throw Invalid($"the suspend period {seconds} s is not between 0 and {MaxSuspendSeconds} s");
     }
 
+    public static void MemberId(int id)
+    {
+        if (id < 0) throw Invalid($"the node id {id} is negative");
+    }
+
+    /// <summary>A new member's address: a host name or IP address, and a port.</summary>
+    public static void Address(string host, int port)
+    {
+        if (string.IsNullOrWhiteSpace(host)) throw Invalid("the address is empty");
+        if (Encoding.UTF8.GetByteCount(host) > 255 || Uri.CheckHostName(host) == UriHostNameType.Unknown)
+            throw Invalid($"'{host}' is not a valid host name or address");
+        if (port is < 1 or > 65535) throw Invalid($"the port {port} is not from 1 to 65535");
+    }
+
     public static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 }

@@ -1,7 +1,6 @@
-namespace RaftServer.Cluster;
+using RaftServer.Consensus;
 
-/// <summary>Whether a member votes (and counts for quorum) or only receives the log.</summary>
-public enum MemberRole { Voter, Learner }
+namespace RaftServer.Cluster;
 
 /// <summary>One member of the cluster: where it listens and whether it votes.</summary>
 public sealed record Member(NodeAddress Address, MemberRole Role = MemberRole.Voter)
@@ -23,6 +22,21 @@ public sealed class MemberSet
 
     /// <summary>The members config.conf lists, every one a voter (a new cluster's bootstrap).</summary>
     public static MemberSet FromConfig(ClusterConfig config) => new(config.Nodes.Select(n => new Member(n)));
+
+    /// <summary>
+    /// The members of a configuration the log carries. A member without an address (in a snapshot
+    /// written before snapshots carried addresses) keeps the one <paramref name="known"/> has for it.
+    /// </summary>
+    public static MemberSet FromConfiguration(Configuration configuration, MemberSet? known = null) =>
+        new(configuration.Members.Select(m =>
+        {
+            var address = m.Host.Length > 0 ? new NodeAddress(m.Id, m.Host, m.Port) : known?.Find(m.Id)?.Address ?? new NodeAddress(m.Id, "", 0);
+            return new Member(address, m.Role);
+        }));
+
+    /// <summary>This set as a configuration (for config.conf's bootstrap).</summary>
+    public Configuration ToConfiguration() =>
+        new(_members.Select(m => new ConfigMember(m.Id, m.Role, m.Address.Host, m.Address.Port)));
 
     public IReadOnlyList<Member> Members => _members;
 

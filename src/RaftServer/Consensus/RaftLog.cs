@@ -10,11 +10,14 @@ namespace RaftServer.Consensus;
 internal sealed class RaftLog
 {
     private readonly List<Entry> entries;
+    /// <summary>The configuration entries among <see cref="entries"/>, in index order (a few at most).</summary>
+    private readonly List<(long Index, Configuration Config)> configs = new();
 
     public RaftLog(PersistedState persisted)
     {
         SnapshotIndex = persisted.SnapshotIndex;
         SnapshotTerm = persisted.SnapshotTerm;
+        SnapshotConfig = persisted.SnapshotConfiguration;
         entries = new List<Entry>(Math.Max(16, persisted.Entries.Count));
         long expected = SnapshotIndex + 1;
         foreach (var entry in persisted.Entries)
@@ -23,6 +26,7 @@ internal sealed class RaftLog
                 throw new ArgumentException($"persisted entries must be contiguous from {SnapshotIndex + 1}; found index {entry.Index} where {expected} was expected");
             entries.Add(entry);
             Bytes += entry.Data.Length;
+            NoteConfig(entry);
             expected++;
         }
         Committed = Math.Clamp(persisted.HardState.Commit, SnapshotIndex, LastIndex);
@@ -44,6 +48,42 @@ internal sealed class RaftLog
     public long FirstUnstable { get; set; }
     /// <summary>Bytes of entry data in the log (after the snapshot).</summary>
     public long Bytes { get; private set; }
+    /// <summary>The configuration in effect at the snapshot's index; null when none was ever recorded.</summary>
+    public Configuration? SnapshotConfig { get; private set; }
+    /// <summary>Changes whenever the configurations the log holds change (appended, truncated, restored).</summary>
+    public int ConfigVersion { get; private set; }
+
+    /// <summary>The last configuration the log holds (an entry's, else the snapshot's) and its index; null when there is none.</summary>
+    public (long Index, Configuration Config)? LatestConfig =>
+        configs.Count > 0 ? configs[^1] : SnapshotConfig is { } c ? (SnapshotIndex, c) : null;
+
+    /// <summary>The configuration in effect at <paramref name="index"/> (the last one at or before it), or null.</summary>
+    public (long Index, Configuration Config)? ConfigAt(long index)
+    {
+        for (int i = configs.Count - 1; i >= 0; i--)
+            if (configs[i].Index <= index) return configs[i];
+        return SnapshotConfig is { } c ? (SnapshotIndex, c) : null;
+    }
+
+    /// <summary>A configuration entry's data, decoded; throws for one that cannot be (a damaged or forged entry).</summary>
+    public static Configuration DecodeConfig(Entry entry)
+    {
+        try
+        {
+            return Configuration.Decode(entry.Data);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ArgumentException($"the configuration entry at index {entry.Index} cannot be read: {e.Message}", e);
+        }
+    }
+
+    private void NoteConfig(Entry entry)
+    {
+        if (entry.Kind != EntryKind.Configuration) return;
+        configs.Add((entry.Index, DecodeConfig(entry)));
+        ConfigVersion++;
+    }
 
     public long FirstIndex => SnapshotIndex + 1;
     public long LastIndex => SnapshotIndex + entries.Count;
@@ -71,6 +111,7 @@ internal sealed class RaftLog
     {
         entries.Add(entry);
         Bytes += entry.Data.Length;
+        NoteConfig(entry);
     }
 
     /// <summary>
@@ -98,6 +139,7 @@ internal sealed class RaftLog
                 throw new ArgumentException($"entry index {entry.Index} where {index} was expected");
             entries.Add(entry);
             Bytes += entry.Data.Length;
+            NoteConfig(entry);
         }
         return prevIndex + count;
     }
@@ -108,6 +150,9 @@ internal sealed class RaftLog
         for (int i = offset; i < entries.Count; i++) Bytes -= entries[i].Data.Length;
         entries.RemoveRange(offset, entries.Count - offset);
         if (FirstUnstable > index) FirstUnstable = index;
+        // A configuration that is truncated away was never in effect for the cluster: the one
+        // before it applies again (dissertation §4.1).
+        if (configs.RemoveAll(c => c.Index >= index) > 0) ConfigVersion++;
     }
 
     public void CommitTo(long index)
@@ -181,11 +226,15 @@ internal sealed class RaftLog
         if (index <= SnapshotIndex) return;
         if (index > Applied) throw new InvalidOperationException($"cannot compact to {index}: only {Applied} is applied");
         long term = TermAt(index);
+        var config = ConfigAt(index);
         int count = (int)(index - SnapshotIndex);
         for (int i = 0; i < count; i++) Bytes -= entries[i].Data.Length;
         entries.RemoveRange(0, count);
         SnapshotIndex = index;
         SnapshotTerm = term;
+        // The snapshot records the configuration in effect at its index; the entries it covers go.
+        SnapshotConfig = config?.Config;
+        configs.RemoveAll(c => c.Index <= index);
     }
 
     /// <summary>
@@ -193,13 +242,16 @@ internal sealed class RaftLog
     /// <paramref name="term"/>), which is committed and (once the driver installed it) applied.
     /// Only for a snapshot newer than the commit index, so nothing committed is lost.
     /// </summary>
-    public void Restore(long index, long term)
+    public void Restore(long index, long term, Configuration? config)
     {
         if (index <= Committed) throw new InvalidOperationException($"snapshot at {index} is not newer than the commit index {Committed}");
         entries.Clear();
         Bytes = 0;
         SnapshotIndex = index;
         SnapshotTerm = term;
+        configs.Clear();
+        SnapshotConfig = config;
+        ConfigVersion++;
         Committed = index;
         // Everything up to the snapshot is applied by installing it; what follows is delivered
         // from index + 1. Applied itself moves when the driver acknowledges the Ready (Advance).

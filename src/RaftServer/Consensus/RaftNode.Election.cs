@@ -8,8 +8,8 @@ public sealed partial class RaftNode
     /// ignored for the leader lease (thesis §3.10, §4.2.3).</summary>
     public const long TransferVoteContext = 1;
 
-    private bool[] votes = [];
-    private bool[] voted = [];
+    /// <summary>This election's answers by voter: granted or refused.</summary>
+    private readonly Dictionary<int, bool> votes = new();
 
     /// <summary>
     /// Figure 2, "all servers": a message with a higher term makes us adopt the term and follow;
@@ -86,8 +86,8 @@ public sealed partial class RaftNode
         SetLeader(SoftState.NoLeader);
 
         int rank = 0;
-        foreach (int member in members)
-            if (member != id && member < Id) rank++;
+        foreach (int voter in config.VoterIds)
+            if (voter != id && voter < Id) rank++;
         int slot = 2 * options.HeartbeatTicks;
         int remaining = Math.Min(1 + rank * slot + options.Random.Next(slot), options.ElectionTicks - 1);
         if (randomizedElectionTimeout - electionElapsed <= remaining) return; // due sooner anyway
@@ -102,7 +102,9 @@ public sealed partial class RaftNode
     {
         TickForwardedReads();
         electionElapsed++;
-        if (electionElapsed >= randomizedElectionTimeout && IsMember(Id))
+        // Only a voter campaigns: a learner, a removed node and one still learning the
+        // configuration just follow.
+        if (electionElapsed >= randomizedElectionTimeout && CanCampaign)
         {
             electionElapsed = 0;
             Campaign(options.PreVote, transfer: false);
@@ -113,6 +115,7 @@ public sealed partial class RaftNode
     {
         heartbeatElapsed++;
         electionElapsed++;
+        if (departing.Count > 0) TickDeparting();
         TickLeaderReads();
         TickSnapshots();
 
@@ -145,8 +148,8 @@ public sealed partial class RaftNode
     private bool QuorumRecentlyActive()
     {
         int active = 0;
-        foreach (var pr in progress)
-            if (pr == self || pr.RecentlyActive) active++;
+        for (int i = 0; i < progress.Length; i++)
+            if (isVoter[i] && (progress[i] == self || progress[i].RecentlyActive)) active++;
         return active >= Quorum;
     }
 
@@ -180,12 +183,12 @@ public sealed partial class RaftNode
             return;
         }
 
-        for (int i = 0; i < members.Length; i++)
+        foreach (int voter in config.VoterIds)
         {
-            if (members[i] == Id) continue;
+            if (voter == Id) continue;
             Send(new Message
             {
-                Type = type, From = Id, To = members[i], Term = voteTerm,
+                Type = type, From = Id, To = voter, Term = voteTerm,
                 LogTerm = log.LastTerm, Index = log.LastIndex,
                 Context = transfer ? TransferVoteContext : 0,
             });
@@ -227,7 +230,7 @@ public sealed partial class RaftNode
 
     private void HandleVoteResponse(Message m)
     {
-        if (!IsMember(m.From)) return;
+        if (!config.IsVoter(m.From)) return;
         switch (RecordVote(m.From, !m.Reject))
         {
             case VoteResult.Won:
@@ -242,39 +245,21 @@ public sealed partial class RaftNode
 
     private enum VoteResult { Pending, Won, Lost }
 
+    /// <summary>Counts a voter's answer (once per election); answers of non-voters count for nothing.</summary>
     private VoteResult RecordVote(int id, bool granted)
     {
-        int index = Array.IndexOf(members, id);
-        if (index < 0) return VoteResult.Pending;
-        if (!voted[index])
-        {
-            voted[index] = true;
-            votes[index] = granted;
-        }
+        if (!config.IsVoter(id)) return VoteResult.Pending;
+        votes.TryAdd(id, granted);
         int yes = 0, no = 0;
-        for (int i = 0; i < members.Length; i++)
-        {
-            if (!voted[i]) continue;
-            if (votes[i]) yes++; else no++;
-        }
+        foreach (var answer in votes.Values)
+            if (answer) yes++; else no++;
         if (yes >= Quorum) return VoteResult.Won;
-        if (no >= Quorum) return VoteResult.Lost;
+        // Lost once the voters who have not answered could no longer make a majority.
+        if (no > config.VoterIds.Length - Quorum) return VoteResult.Lost;
         return VoteResult.Pending;
     }
 
-    private void ResetVotes()
-    {
-        if (voted.Length != members.Length)
-        {
-            voted = new bool[members.Length];
-            votes = new bool[members.Length];
-        }
-        else
-        {
-            Array.Clear(voted);
-            Array.Clear(votes);
-        }
-    }
+    private void ResetVotes() => votes.Clear();
 
     private void BecomeFollower(long newTerm, int leader)
     {
@@ -338,6 +323,15 @@ public sealed partial class RaftNode
         var noOp = Entry.NoOp(log.LastIndex + 1, term);
         log.Append(noOp);
         self.MaybeUpdate(noOp.Index);
+        if (options.PersistBootstrapConfiguration && log.LatestConfig is null)
+        {
+            // The first leader of a new cluster records its configuration in the log, so no node
+            // depends on config.conf once it has this entry (a snapshot then carries it too).
+            var entry = new Entry(log.LastIndex + 1, term, EntryKind.Configuration, bootstrap.Encode());
+            log.Append(entry);
+            self.MaybeUpdate(entry.Index);
+            SyncConfiguration();
+        }
         MaybeCommit();
         broadcastPending = true;
     }

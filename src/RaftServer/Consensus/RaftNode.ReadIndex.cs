@@ -60,7 +60,7 @@ public sealed partial class RaftNode
             deferredReads.Add(new PendingRead(from, requestId, 0, 0, tickCount));
             return;
         }
-        if (Quorum == 1)
+        if (Quorum == 1 && config.IsVoter(Id))
         {
             Release(from, requestId, log.Committed);
             return;
@@ -106,8 +106,8 @@ public sealed partial class RaftNode
     private bool RoundConfirmed(long round)
     {
         int acks = 0;
-        foreach (var pr in progress)
-            if (pr.ReadRoundAcked >= round) acks++;
+        for (int i = 0; i < progress.Length; i++)
+            if (isVoter[i] && progress[i].ReadRoundAcked >= round) acks++;
         return acks >= Quorum;
     }
 

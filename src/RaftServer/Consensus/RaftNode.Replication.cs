@@ -17,6 +17,7 @@ public sealed partial class RaftNode
     public ProposeResult Propose(byte[] command, EntryKind kind)
     {
         ArgumentNullException.ThrowIfNull(command);
+        if (kind == EntryKind.Configuration) throw new ArgumentException("a configuration goes through ProposeConfiguration", nameof(kind));
         if (role != Role.Leader) return new ProposeResult(ProposeOutcome.NotLeader, 0, 0, leaderId);
         // Thesis §3.10: while handing leadership over, stop taking writes so the target catches up.
         if (leadTransferee != SoftState.NoLeader) return new ProposeResult(ProposeOutcome.TransferInProgress, 0, 0, leadTransferee);
@@ -44,10 +45,15 @@ public sealed partial class RaftNode
 
         if (log.Matches(m.Index, m.LogTerm))
         {
+            // A configuration entry that cannot be read refuses the whole message before the log
+            // changes (throws: the driver drops the message).
+            foreach (var e in m.Entries)
+                if (e.Kind == EntryKind.Configuration) RaftLog.DecodeConfig(e);
             // Rules 3-5: append what is new, truncate a conflicting suffix, and commit up to
             // min(leaderCommit, index of last new entry).
             long lastNew = log.AppendAfter(m.Index, m.Entries);
             log.CommitTo(Math.Min(m.Commit, lastNew));
+            SyncConfiguration();
             Send(new Message { Type = MessageType.AppendResponse, From = Id, To = m.From, Term = term, Index = lastNew });
             return;
         }
@@ -79,6 +85,7 @@ public sealed partial class RaftNode
     {
         // The leader sends min(match, commit), so this never commits past what we share with it.
         log.CommitTo(Math.Min(m.Commit, log.LastIndex));
+        SyncConfiguration();
         // A commit past our last entry means the leader counts entries we no longer have (our
         // storage was wiped or restored from an old copy): say where our log ends, or an idle
         // leader would never send them again.
@@ -210,6 +217,11 @@ public sealed partial class RaftNode
     private void FlushLeaderWork()
     {
         if (role != Role.Leader) return;
+        if (handOverPending)
+        {
+            HandOver();
+            return;
+        }
         if (broadcastPending)
         {
             broadcastPending = false;
@@ -253,7 +265,7 @@ public sealed partial class RaftNode
         get
         {
             if (role != Role.Leader) return false;
-            if (broadcastPending || readRoundPending) return true;
+            if (broadcastPending || readRoundPending || handOverPending) return true;
             foreach (var pr in progress)
                 if (CommitNoticeDue(pr, out _, out _)) return true;
             return false;
@@ -266,11 +278,15 @@ public sealed partial class RaftNode
     /// </summary>
     private bool MaybeCommit()
     {
-        for (int i = 0; i < progress.Length; i++) matchScratch[i] = progress[i].Match;
-        Array.Sort(matchScratch);
-        long candidate = matchScratch[matchScratch.Length - Quorum];
+        int voters = 0;
+        for (int i = 0; i < progress.Length; i++)
+            if (isVoter[i]) matchScratch[voters++] = progress[i].Match;
+        if (voters == 0) return false;
+        Array.Sort(matchScratch, 0, voters);
+        long candidate = matchScratch[voters - Quorum];
         if (candidate <= log.Committed || log.TermAt(candidate) != term) return false;
         log.CommitTo(candidate);
+        SyncConfiguration();
         if (!committedInTerm)
         {
             committedInTerm = true;

@@ -22,7 +22,7 @@ public sealed partial class RaftNode
     public long LogBytes => log.Bytes;
 
     /// <summary>The snapshot the leader sends now: the one the last <see cref="Compact"/> left.</summary>
-    public SnapshotMetadata CurrentSnapshot => new(log.SnapshotIndex, log.SnapshotTerm, members);
+    public SnapshotMetadata CurrentSnapshot => new(log.SnapshotIndex, log.SnapshotTerm, log.SnapshotConfig ?? bootstrap);
 
     /// <summary>
     /// The driver's report on a snapshot transfer to <paramref name="peer"/> that a Snapshot message
@@ -112,11 +112,13 @@ public sealed partial class RaftNode
             // Log Matching: our log equals the leader's up to the snapshot's last entry, which is
             // committed. The entries will be applied from the log as usual.
             log.CommitTo(snapshot.Index);
+            SyncConfiguration();
             index = snapshot.Index;
         }
         else
         {
-            log.Restore(snapshot.Index, snapshot.Term);
+            log.Restore(snapshot.Index, snapshot.Term, snapshot.Configuration);
+            SyncConfiguration();
             pendingSnapshot = snapshot;
             pendingSnapshotData = m.SnapshotData;
             index = snapshot.Index;

@@ -15,7 +15,8 @@ public sealed partial class RaftNode
     {
         if (role != Role.Leader) return false;
         int to = target ?? MostUpToDatePeer();
-        if (to == Id || to == SoftState.NoLeader) return false;
+        // Only a voter can be elected.
+        if (to == Id || to == SoftState.NoLeader || !config.IsVoter(to)) return false;
         var pr = ProgressOf(to);
         if (pr is null) return false;
         if (leadTransferee == to) return true;
@@ -31,9 +32,10 @@ public sealed partial class RaftNode
     {
         int best = SoftState.NoLeader;
         long bestMatch = -1;
-        foreach (var pr in progress)
+        for (int i = 0; i < progress.Length; i++)
         {
-            if (pr == self) continue;
+            var pr = progress[i];
+            if (pr == self || !isVoter[i]) continue;
             if (pr.Match > bestMatch)
             {
                 bestMatch = pr.Match;
@@ -54,7 +56,7 @@ public sealed partial class RaftNode
 
     private void HandleTimeoutNow(Message m)
     {
-        if (!IsMember(Id)) return;
+        if (!CanCampaign) return;
         // Skip pre-vote: the leader asked for this election, and the Votes carry a flag so that
         // peers still in the leader's lease do not ignore them.
         Campaign(preVote: false, transfer: true);

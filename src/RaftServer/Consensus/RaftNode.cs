@@ -11,12 +11,26 @@ namespace RaftServer.Consensus;
 public sealed partial class RaftNode
 {
     private readonly RaftOptions options;
-    private readonly int[] members;
-    /// <summary>Progress of every member, this node included, aligned with <see cref="members"/>.</summary>
-    private readonly Progress[] progress;
-    private readonly Progress self;
-    private readonly long[] matchScratch;
     private readonly RaftLog log;
+
+    // ---- membership (RaftNode.Membership.cs) ----
+    /// <summary>The configuration of a new cluster, in effect until the log or a snapshot holds one.</summary>
+    private readonly Configuration bootstrap;
+    /// <summary>The configuration in effect: the last one the log holds, committed or not (dissertation §4.1).</summary>
+    private Configuration config;
+    /// <summary>The index of the entry that carries <see cref="config"/> (0: the bootstrap one).</summary>
+    private long configIndex;
+    /// <summary>The configuration in effect at the commit index.</summary>
+    private Configuration committedConfig;
+    /// <summary>The members replicated to: those of <see cref="config"/> and of <see cref="committedConfig"/>
+    /// (a member being removed is still sent the log until its removal commits, so it learns of it).</summary>
+    private int[] members = [];
+    /// <summary>Progress of each of <see cref="members"/>, this node included when it is one.</summary>
+    private Progress[] progress = [];
+    /// <summary>Whether each of <see cref="members"/> votes in <see cref="config"/>.</summary>
+    private bool[] isVoter = [];
+    private readonly Progress self;
+    private long[] matchScratch = [];
 
     private long term;
     private int votedFor;
@@ -36,6 +50,8 @@ public sealed partial class RaftNode
     private HardState lastHardState;
     private SoftState lastSoftState;
     private VoteGrant? voteGranted;
+    /// <summary>The configuration the last Ready reported (a new one is reported in the next).</summary>
+    private Configuration reportedConfig;
 
     public RaftNode(RaftOptions options, PersistedState persisted)
     {
@@ -47,19 +63,16 @@ public sealed partial class RaftNode
         if (options.Members.Distinct().Count() != options.Members.Count) throw new ArgumentException("duplicate member ids");
 
         this.options = options;
-        members = options.Members.ToArray();
-        progress = new Progress[members.Length];
-        for (int i = 0; i < members.Length; i++) progress[i] = new Progress(members[i], options.MaxInflightAppends);
-        int selfIndex = Array.IndexOf(members, options.Id);
-        // A node outside the member list still follows a leader but never campaigns.
-        self = selfIndex >= 0 ? progress[selfIndex] : new Progress(options.Id, options.MaxInflightAppends);
-        matchScratch = new long[members.Length];
-
+        bootstrap = options.Bootstrap ?? Configuration.FromVoters(options.Members);
+        config = committedConfig = bootstrap;
+        self = new Progress(options.Id, options.MaxInflightAppends);
         log = new RaftLog(persisted);
         term = persisted.HardState.Term;
         votedFor = persisted.HardState.VotedFor;
+        SyncConfiguration(force: true);
         lastHardState = CurrentHardState;
         lastSoftState = CurrentSoftState;
+        reportedConfig = config;
         ResetTimers();
     }
 
@@ -75,7 +88,8 @@ public sealed partial class RaftNode
     /// <summary>Index and term of the last entry covered by a snapshot (compaction).</summary>
     public long SnapshotIndex => log.SnapshotIndex;
     public long SnapshotTerm => log.SnapshotTerm;
-    public IReadOnlyList<int> Members => members;
+    /// <summary>Every member's id in the configuration in effect.</summary>
+    public IReadOnlyList<int> Members => config.Ids;
     /// <summary>The peer leadership is being handed to, or -1.</summary>
     public int LeadTransferee => leadTransferee;
 
@@ -86,7 +100,7 @@ public sealed partial class RaftNode
         {
             if (role != Role.Leader) return [];
             var result = new PeerProgress[progress.Length];
-            for (int i = 0; i < progress.Length; i++) result[i] = progress[i].ToPublic();
+            for (int i = 0; i < progress.Length; i++) result[i] = progress[i].ToPublic() with { IsVoter = isVoter[i] };
             return result;
         }
     }
@@ -100,7 +114,9 @@ public sealed partial class RaftNode
 
     private HardState CurrentHardState => new(term, votedFor, log.Committed);
     private SoftState CurrentSoftState => new(role, term, leaderId);
-    private int Quorum => members.Length / 2 + 1;
+    /// <summary>A majority of the voters of the configuration in effect.</summary>
+    private int Quorum => config.Quorum;
+    /// <summary>Whether a node is replicated to (a member, or a member being removed).</summary>
     private bool IsMember(int id) => Array.IndexOf(members, id) >= 0;
 
     private Progress? ProgressOf(int id)
@@ -235,6 +251,7 @@ public sealed partial class RaftNode
         || pendingSnapshot is not null
         || CurrentHardState != lastHardState
         || CurrentSoftState != lastSoftState
+        || !ReferenceEquals(config, reportedConfig)
         || HasLeaderWork;
 
     /// <summary>
@@ -260,7 +277,9 @@ public sealed partial class RaftNode
             VoteGranted = voteGranted,
             Snapshot = pendingSnapshot,
             SnapshotData = pendingSnapshotData,
+            Configuration = ReferenceEquals(config, reportedConfig) ? null : config,
         };
+        reportedConfig = config;
         pendingSnapshot = null;
         pendingSnapshotData = null;
         lastHardState = hardState;
@@ -292,5 +311,9 @@ public sealed partial class RaftNode
     /// <see cref="LogBytes"/> passes a threshold); compacting a little below the applied index
     /// lets slightly lagging followers catch up by Append rather than by snapshot.
     /// </summary>
-    public void Compact(long index) => log.CompactTo(index);
+    public void Compact(long index)
+    {
+        log.CompactTo(index);
+        SyncConfiguration();
+    }
 }

@@ -4,8 +4,18 @@ public sealed record RaftOptions
 {
     /// <summary>This node's id.</summary>
     public required int Id { get; init; }
-    /// <summary>Every voting member, this node included. Data, not a constant: membership changes will edit it.</summary>
-    public required IReadOnlyList<int> Members { get; init; }
+    /// <summary>The voters of a new cluster, when <see cref="Bootstrap"/> is not given (ids only: tests).</summary>
+    public IReadOnlyList<int> Members { get; init; } = [];
+    /// <summary>
+    /// The configuration a new cluster starts with (config.conf's nodes, all voters); used only
+    /// while neither the log nor a snapshot holds a configuration. <see cref="Configuration.Empty"/>
+    /// for a node that joins an existing cluster: it learns the configuration from the leader and
+    /// never campaigns before it does.
+    /// </summary>
+    public Configuration? Bootstrap { get; init; }
+    /// <summary>The first leader of a cluster whose log holds no configuration appends the
+    /// bootstrap one (after its no-op), so restarts no longer depend on config.conf.</summary>
+    public bool PersistBootstrapConfiguration { get; init; }
     /// <summary>Election timeout in ticks; each node draws its timeout from [ElectionTicks, 2*ElectionTicks).</summary>
     public int ElectionTicks { get; init; } = 10;
     /// <summary>A leader sends heartbeats every HeartbeatTicks.</summary>
@@ -43,11 +53,29 @@ public sealed record PersistedState
     public long SnapshotTerm { get; init; }
     /// <summary>The index the state machine has applied (the snapshot's, after a restart).</summary>
     public long Applied { get; init; }
+    /// <summary>The configuration the snapshot recorded (null without a snapshot, or when it recorded none).</summary>
+    public Configuration? SnapshotConfiguration { get; init; }
 
     public static readonly PersistedState Empty = new();
 }
 
-public enum ProposeOutcome { Accepted, NotLeader, TransferInProgress }
+public enum ProposeOutcome
+{
+    Accepted,
+    NotLeader,
+    TransferInProgress,
+    /// <summary>A configuration change: another one is appended and not yet committed (one at a time).</summary>
+    ConfigChangeInProgress,
+    /// <summary>A configuration change: this leader has not yet committed an entry of its term
+    /// (until it has, an uncommitted change of an earlier leader may still be in its log).</summary>
+    LeaderNotReady,
+    /// <summary>A configuration change that is not one single-server change.</summary>
+    InvalidChange,
+    /// <summary>A promotion of a learner whose log is behind the commit index.</summary>
+    LearnerBehind,
+    /// <summary>A configuration change after which the voters this leader hears from would not be a majority.</summary>
+    WouldLoseQuorum,
+}
 
 /// <summary>Result of Propose: on Accepted, the entry's index and term. Wait for that entry to be
 /// applied; if another term's entry is applied at that index, the proposal was lost.</summary>
@@ -58,4 +86,6 @@ public readonly record struct PeerProgress(int Id, long Match, long Next, bool R
 {
     /// <summary>The index of the snapshot being sent to the peer, 0 when none is.</summary>
     public long SendingSnapshot { get; init; }
+    /// <summary>Whether the peer votes in the configuration in effect (a removed member being told of its removal does not).</summary>
+    public bool IsVoter { get; init; }
 }

@@ -57,6 +57,10 @@ public sealed class Ready
     /// <summary>With <see cref="Snapshot"/>: the <see cref="Message.SnapshotData"/> the driver
     /// stepped in with it.</summary>
     public object? SnapshotData { get; init; }
+    /// <summary>The configuration in effect, when it changed since the last Ready (a configuration
+    /// entry appended or truncated away, a snapshot installed): the driver connects to new
+    /// members and drops the links to removed ones before it sends this Ready's messages.</summary>
+    public Configuration? Configuration { get; init; }
 
     /// <summary>
     /// Step 1 must fsync before the messages go: the term or the vote changed, or there are

@@ -9,7 +9,20 @@ public sealed record NodeView(Role Role, long Term, int LeaderId, bool Suspended
     public bool IsLeader => Role == Role.Leader && !Suspended;
 }
 
-public enum OutcomeCode { Ok, NotLeader, Unavailable, Stale }
+public enum OutcomeCode
+{
+    Ok,
+    NotLeader,
+    Unavailable,
+    Stale,
+    /// <summary>A membership change or transfer named a node that is not a member.</summary>
+    NotFound,
+    /// <summary>A membership change would add a member that exists (or an address one uses).</summary>
+    AlreadyExists,
+    /// <summary>A membership change or transfer that cannot be done now: another change in flight,
+    /// a learner behind, quorum would be lost, not a single-server change.</summary>
+    FailedPrecondition,
+}
 
 public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result, int LeaderHint, string? Reason);
 
@@ -42,3 +55,6 @@ public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreati
     /// <summary>The read index: answered once the state machine has applied it.</summary>
     internal long Index;
 }
+
+/// <summary>The outcome of a leadership transfer: the leader once it is done.</summary>
+public readonly record struct TransferOutcome(OutcomeCode Code, int LeaderId, long Term, string? Reason);

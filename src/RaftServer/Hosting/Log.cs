@@ -66,6 +66,15 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Information, Message = "Installed the leader's snapshot at index {Index} (term {Term}): {Bytes} bytes, {Keys} keys")]
     public static partial void SnapshotInstalled(ILogger logger, long index, long term, long bytes, int keys);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Members: {Members}")]
+    public static partial void Members(ILogger logger, string members);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "This node is a learner: it receives the log and does not vote")]
+    public static partial void IsLearner(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "This node is not a member of the cluster: it will not stand for election")]
+    public static partial void NotAMember(ILogger logger);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: getleader")]
     public static partial void GetLeaderCommand(ILogger logger);
 
@@ -92,4 +101,13 @@ internal static partial class Log
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Command from client: status")]
     public static partial void StatusCommand(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: {Change} node {Id}")]
+    public static partial void MemberCommand(ILogger logger, string change, int id);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: transfer leadership to {Target}")]
+    public static partial void TransferCommand(ILogger logger, string target);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: resume")]
+    public static partial void ResumeCommand(ILogger logger);
 }

@@ -33,6 +33,9 @@ public interface ILoopEventHandler
     void Handle(SnapshotSaved e);
     void Handle(SnapshotSaveFailed e);
     void Handle(SnapshotTransferEnded e);
+    void Handle(MemberChangeRequested e);
+    void Handle(TransferRequested e);
+    void Handle(ResumeRequested e);
 }
 
 /// <summary>Messages for the core that did not arrive on a peer connection: a received snapshot
@@ -115,5 +118,34 @@ public sealed class SnapshotTransferEnded(int peer, bool success) : LoopEvent
 {
     public int Peer { get; } = peer;
     public bool Success { get; } = success;
+    internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
+}
+
+/// <summary>A membership change (add a learner or a voter, promote a learner, remove a member),
+/// answered through <see cref="Write"/> once the new configuration is applied.</summary>
+public sealed class MemberChangeRequested(ChangeKind kind, int id, string host, int port) : LoopEvent
+{
+    public ChangeKind Kind { get; } = kind;
+    public int Id { get; } = id;
+    public string Host { get; } = host;
+    public int Port { get; } = port;
+    public PendingWrite Write { get; } = new([]);
+    internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
+}
+
+/// <summary>Hand leadership to <see cref="Target"/> (null: the most up-to-date voter); answered
+/// once this node follows the new leader.</summary>
+public sealed class TransferRequested(int? target) : LoopEvent
+{
+    public int? Target { get; } = target;
+    public TaskCompletionSource<TransferOutcome> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The loop tick after which the transfer has failed.</summary>
+    internal long DeadlineTick;
+    internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
+}
+
+/// <summary>End a suspension now.</summary>
+public sealed class ResumeRequested : LoopEvent
+{
     internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
 }

@@ -130,6 +130,25 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
     public void Suspend(double seconds) => Post(new SuspendRequested(seconds));
 
+    /// <summary>Ends a suspension now.</summary>
+    public void Resume() => Post(new ResumeRequested());
+
+    /// <summary>Proposes a membership change; answered once the new configuration is applied.</summary>
+    public Task<WriteOutcome> ChangeMembership(ChangeKind kind, int id, string host = "", int port = 0)
+    {
+        var e = new MemberChangeRequested(kind, id, host, port);
+        Post(e);
+        return e.Write.Task;
+    }
+
+    /// <summary>Hands leadership to <paramref name="target"/> (null: the most up-to-date voter).</summary>
+    public Task<TransferOutcome> TransferLeadership(int? target)
+    {
+        var e = new TransferRequested(target);
+        Post(e);
+        return e.Reply.Task;
+    }
+
     // ---- IPeerEndpoint ----
 
     public bool Suspended => View.Suspended;

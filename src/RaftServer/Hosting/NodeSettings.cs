@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using RaftServer.Cluster;
 
 namespace RaftServer.Hosting;
 
@@ -32,8 +33,11 @@ public sealed record NodeSettings
 
     public const string Usage = """
         usage: RaftServer ID [options]
-          ID                        this node's id in the config file
-          --config PATH             cluster config, lines of 'ID HOST PORT' (default: ./config.conf)
+          ID                        this node's id
+          --config PATH             a new cluster's members, lines of 'ID HOST PORT' (default: ./config.conf);
+                                    read only while the data directory holds no configuration
+          --join HOST:PORT          join an existing cluster through any of its members (add this node
+                                    first: Add-RaftNode, or the AddMember call); the data directory must be new
           --data-dir DIR            where the node keeps its log (default: ./data/node-ID)
           --heartbeat-ms N          leader heartbeat period and the node's tick (default: 50)
           --election-timeout-ms N   minimum election timeout; each node draws from [N, 2N) (default: 250)
@@ -51,6 +55,8 @@ public sealed record NodeSettings
     public required int Id { get; init; }
     public string ConfigPath { get; init; } = "config.conf";
     public string? DataDir { get; init; }
+    /// <summary>A member of an existing cluster to learn the members from (a node that joins).</summary>
+    public NodeAddress? Join { get; init; }
     public int HeartbeatMs { get; init; } = DefaultHeartbeatMs;
     public int ElectionTimeoutMs { get; init; } = DefaultElectionTimeoutMs;
     public long SnapshotEntries { get; init; } = DefaultSnapshotEntries;
@@ -72,6 +78,7 @@ public sealed record NodeSettings
         int? id = null;
         string config = "config.conf";
         string? dataDir = null;
+        NodeAddress? join = null;
         int heartbeat = DefaultHeartbeatMs, election = DefaultElectionTimeoutMs;
         var level = LogLevel.Information;
         var quiet = false;
@@ -107,6 +114,14 @@ public sealed record NodeSettings
                 case "-h" or "--help" or "-?": return null;
                 case "--config": config = Value(); break;
                 case "--data-dir": dataDir = Value(); break;
+                case "--join":
+                    var endpoint = Value();
+                    var colon = endpoint.LastIndexOf(':');
+                    if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var joinPort)
+                        || joinPort is < 1 or > 65535 || Uri.CheckHostName(endpoint[..colon].Trim('[', ']')) == UriHostNameType.Unknown)
+                        throw new UsageException($"--join: '{endpoint}' is not HOST:PORT");
+                    join = new NodeAddress(-1, endpoint[..colon].Trim('[', ']'), joinPort);
+                    break;
                 case "--heartbeat-ms": heartbeat = Milliseconds(1, 60_000); break;
                 case "--election-timeout-ms": election = Milliseconds(2, 600_000); break;
                 case "--snapshot-entries": snapshotEntries = Count(1); break;
@@ -135,7 +150,7 @@ public sealed record NodeSettings
             throw new UsageException($"--election-timeout-ms ({election}) must be at least twice --heartbeat-ms ({heartbeat})");
         return new NodeSettings
         {
-            Id = id.Value, ConfigPath = config, DataDir = dataDir, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
+            Id = id.Value, ConfigPath = config, DataDir = dataDir, Join = join, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
             LogFile = logFile,
         };

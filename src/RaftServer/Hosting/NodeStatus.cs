@@ -4,7 +4,7 @@ using RaftServer.Consensus;
 namespace RaftServer.Hosting;
 
 /// <summary>A peer's replication as the leader sees it.</summary>
-public sealed record PeerStatus(int Id, long MatchIndex, long NextIndex, bool Reachable);
+public sealed record PeerStatus(int Id, long MatchIndex, long NextIndex, bool Reachable, bool IsVoter);
 
 /// <summary>One node's state as the loop saw it when asked (the Status call; Api/ maps it to the wire).</summary>
 public sealed record NodeStatus
@@ -21,7 +21,12 @@ public sealed record NodeStatus
     public required long SnapshotIndex { get; init; }
     public required long SnapshotTerm { get; init; }
     public required long LogBytes { get; init; }
+    /// <summary>The members of the configuration in effect (voters and learners).</summary>
     public required IReadOnlyList<Member> Members { get; init; }
+    /// <summary>The index of the entry that carries the configuration (0: config.conf's bootstrap).</summary>
+    public long ConfigurationIndex { get; init; }
+    /// <summary>Whether that configuration is committed (no membership change is in flight).</summary>
+    public bool ConfigurationCommitted { get; init; }
     /// <summary>Each peer's progress; empty unless this node leads.</summary>
     public IReadOnlyList<PeerStatus> Peers { get; init; } = [];
 }

@@ -56,6 +56,8 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
             w.TrySetResult(Unavailable("leadership changed before the write committed", leaderHint));
         else if (result.Status == ApplyStatus.Stale)
             w.TrySetResult(new WriteOutcome(OutcomeCode.Stale, default, SoftState.NoLeader, "the sequence number is older than the client's session window"));
+        else if (result.Status == ApplyStatus.None)
+            w.TrySetResult(new WriteOutcome(OutcomeCode.Ok, new WriteResult(entry.Index, false), SoftState.NoLeader, null)); // a configuration
         else
             w.TrySetResult(new WriteOutcome(OutcomeCode.Ok, result.Result, SoftState.NoLeader, null));
     }

@@ -116,6 +116,7 @@ public sealed class RaftDriver : ILoopEventHandler
         _lastVote = recovered.State.HardState.VotedFor;
         _lastVoteTerm = recovered.State.HardState.Term;
         Log.Follower(_logger, _node.Term);
+        OnConfiguration(_node.Configuration);
         Publish();
     }
 
@@ -134,6 +135,7 @@ public sealed class RaftDriver : ILoopEventHandler
         _ticks++;
         _node.Tick();
         if ((_ticks & 7) == 0) _pending.Expire(_ticks, LeaderHint());
+        if (_transfers.Count > 0) ExpireTransfers();
     }
 
     /// <summary>Ends the turn for the core: a leader emits its batched work (one Append per peer for
@@ -166,6 +168,8 @@ public sealed class RaftDriver : ILoopEventHandler
     private void HandleReady(Ready rd)
     {
         if (rd.SoftState is { } soft) OnSoftState(soft);
+        // Before anything is sent: the transport opens links to new members from the membership.
+        if (rd.Configuration is { } configuration) OnConfiguration(configuration);
         _lastSaveMs = 0;
         if (rd.Snapshot is { } snapshot) InstallSnapshot(snapshot, rd.SnapshotData);
         _snapshots.DropUnclaimed(rd.SnapshotData);
@@ -200,10 +204,13 @@ public sealed class RaftDriver : ILoopEventHandler
     /// a vote before the VoteResponse, entries before the AppendResponse that acknowledges them.
     /// A leader's own appends and heartbeats may leave before its fsync (Raft thesis 10.2.1): the
     /// followers write in parallel with it. That is safe when the Ready changes neither term nor
-    /// vote (checked here: both are then already durable), because an acknowledgement can only be
-    /// handled in a later turn, after this Save has returned, so nothing commits before the
-    /// leader's copy is on disk. A Ready whose only change is the commit index is written
-    /// without an fsync (<see cref="Ready.MustSync"/>).
+    /// vote (both are then already durable) and does not commit its own entries: an
+    /// acknowledgement can only be handled in a later turn, after this Save has returned, so
+    /// nothing commits before the leader's copy is on disk. The exception is a leader that is its
+    /// own majority (the only voter): it commits an entry as it appends it, and an Append sent
+    /// before the fsync would carry that commit index to learners, which would apply an entry a
+    /// crash of the leader could still lose. A Ready whose only change is the commit index is
+    /// written without an fsync (<see cref="Ready.MustSync"/>).
     /// </summary>
     private void PersistAndSend(Ready rd)
     {
@@ -215,7 +222,8 @@ public sealed class RaftDriver : ILoopEventHandler
         }
         var durable = _log.HardState;
         var early = rd.Messages.Count > 0 && _soft.Role == Role.Leader &&
-            (rd.HardState is not { } next || (next.Term == durable.Term && next.VotedFor == durable.VotedFor));
+            (rd.HardState is not { } next || (next.Term == durable.Term && next.VotedFor == durable.VotedFor
+                && (rd.Entries.Count == 0 || next.Commit < rd.Entries[0].Index)));
         if (early)
         {
             for (var i = 0; i < rd.Messages.Count; i++)
@@ -285,6 +293,7 @@ public sealed class RaftDriver : ILoopEventHandler
             _pending.FailWrites("leadership lost before the write committed", s.LeaderId);
             _snapshots.CancelTransfers();
         }
+        if (_transfers.Count > 0 && s.Role != Role.Leader && s.LeaderId != SoftState.NoLeader) CompleteTransfers(s);
         Publish();
     }
 
@@ -381,7 +390,7 @@ public sealed class RaftDriver : ILoopEventHandler
         _sender.Pause();
         _sockets.CloseAll(); // peers reconnect when this node resumes
         _snapshots.CancelTransfers();
-        _pending.FailAll("the node is suspended", SoftState.NoLeader);
+        FailAll("the node is suspended");
     }
 
     /// <summary>Resumes a suspended node once its time is up: from durable state only, as a
@@ -417,6 +426,171 @@ public sealed class RaftDriver : ILoopEventHandler
         if (!_suspended) _node.ReportSnapshot(e.Peer, e.Success);
     }
 
+    // ---- membership ----
+
+    private Configuration? _announced;
+
+    /// <summary>The configuration in effect changed (or the core started): the runtime membership
+    /// follows it, so the transport connects to new members and drops removed ones. An empty
+    /// configuration (a node that joins and has not heard from the leader yet) leaves the
+    /// membership it was started with.</summary>
+    private void OnConfiguration(Configuration configuration)
+    {
+        if (configuration.Count == 0) return;
+        _membership.Update(MemberSet.FromConfiguration(configuration, _membership.Current));
+        if (configuration.Equals(_announced)) return;
+        _announced = configuration;
+        Log.Members(_logger, _membership.Current.ToString());
+        if (configuration.Find(_membership.Self) is not { } me) Log.NotAMember(_logger);
+        else if (me.Role == MemberRole.Learner) Log.IsLearner(_logger);
+    }
+
+    public void Handle(MemberChangeRequested e)
+    {
+        var w = e.Write;
+        if (_suspended)
+        {
+            w.TrySetResult(PendingRequests.Unavailable("the node is suspended", SoftState.NoLeader));
+            return;
+        }
+        if (_node.Role != Role.Leader)
+        {
+            w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, _node.LeaderId, $"node {_node.Id} is not the leader"));
+            return;
+        }
+        var current = _node.Configuration;
+        if (NextConfiguration(current, e) is not { } next) return;
+        var r = _node.ProposeConfiguration(next);
+        switch (r.Outcome)
+        {
+            case ProposeOutcome.Accepted:
+                _pending.AddWrite(w, r.Index, r.Term, _ticks);
+                break;
+            case ProposeOutcome.ConfigChangeInProgress:
+                Refuse(w, OutcomeCode.FailedPrecondition, $"another membership change (index {_node.ConfigurationIndex}) is not committed yet; one change at a time");
+                break;
+            case ProposeOutcome.LearnerBehind:
+                Refuse(w, OutcomeCode.FailedPrecondition, $"node {e.Id} has not caught up with the log yet (a learner is promoted once its log reaches the commit index)");
+                break;
+            case ProposeOutcome.WouldLoseQuorum:
+                Refuse(w, OutcomeCode.FailedPrecondition, $"after this change the voters the leader can reach would not be a majority of [{next}]: the cluster would stop");
+                break;
+            case ProposeOutcome.InvalidChange:
+                Refuse(w, OutcomeCode.FailedPrecondition, "not a single-server change");
+                break;
+            case ProposeOutcome.NotLeader:
+                w.TrySetResult(new WriteOutcome(OutcomeCode.NotLeader, default, r.LeaderHint, $"node {_node.Id} is not the leader"));
+                break;
+            default: // a transfer in progress, or no entry of this term committed yet: retry soon
+                w.TrySetResult(PendingRequests.Unavailable(r.Outcome == ProposeOutcome.TransferInProgress
+                    ? "leadership transfer in progress" : "the leader has not committed an entry of its term yet", LeaderHint()));
+                break;
+        }
+    }
+
+    /// <summary>The configuration the change asks for, or null (and the request refused) when it
+    /// names no member that exists, or one that does. Members without an address (a snapshot
+    /// written before snapshots carried them) get the membership's, so the log carries them on.</summary>
+    private Configuration? NextConfiguration(Configuration current, MemberChangeRequested e)
+    {
+        var members = current.Members.Select(m => m.Host.Length > 0 || _membership.Find(m.Id) is not { } known
+            ? m : m with { Host = known.Address.Host, Port = known.Address.Port }).ToList();
+        current = new Configuration(members, current.RemovedIds);
+        var existing = current.Find(e.Id);
+        switch (e.Kind)
+        {
+            case ChangeKind.AddLearner or ChangeKind.AddVoter:
+                if (existing is not null)
+                    return Refuse(e.Write, OutcomeCode.AlreadyExists, $"node {e.Id} is already a member ({existing.Role.ToString().ToLowerInvariant()} at {existing.Host}:{existing.Port})");
+                if (current.WasRemoved(e.Id))
+                    return Refuse(e.Write, OutcomeCode.FailedPrecondition, $"node {e.Id} was removed from this cluster and ids are not reused: add the replacement under a new id");
+                if (members.FirstOrDefault(m => m.Port == e.Port && string.Equals(m.Host, e.Host, StringComparison.OrdinalIgnoreCase)) is { } clash)
+                    return Refuse(e.Write, OutcomeCode.AlreadyExists, $"{e.Host}:{e.Port} is node {clash.Id}'s address");
+                return current.With(new ConfigChange(e.Kind, e.Id),
+                    new ConfigMember(e.Id, e.Kind == ChangeKind.AddVoter ? MemberRole.Voter : MemberRole.Learner, e.Host, e.Port));
+            case ChangeKind.Promote:
+                if (existing is null) return Refuse(e.Write, OutcomeCode.NotFound, $"node {e.Id} is not a member");
+                if (existing.IsVoter) return Refuse(e.Write, OutcomeCode.FailedPrecondition, $"node {e.Id} is already a voter");
+                return current.With(new ConfigChange(ChangeKind.Promote, e.Id));
+            default:
+                if (existing is null) return Refuse(e.Write, OutcomeCode.NotFound, $"node {e.Id} is not a member");
+                return current.With(new ConfigChange(ChangeKind.Remove, e.Id));
+        }
+    }
+
+    private static Configuration? Refuse(PendingWrite w, OutcomeCode code, string reason)
+    {
+        w.TrySetResult(new WriteOutcome(code, default, SoftState.NoLeader, reason));
+        return null;
+    }
+
+    private readonly List<TransferRequested> _transfers = new();
+
+    public void Handle(TransferRequested e)
+    {
+        TransferOutcome Fail(OutcomeCode code, string reason, int hint = SoftState.NoLeader) => new(code, hint, _node.Term, reason);
+        if (_suspended)
+        {
+            e.Reply.TrySetResult(Fail(OutcomeCode.Unavailable, "the node is suspended"));
+            return;
+        }
+        if (_node.Role != Role.Leader)
+        {
+            e.Reply.TrySetResult(Fail(OutcomeCode.NotLeader, $"node {_node.Id} is not the leader", _node.LeaderId));
+            return;
+        }
+        if (e.Target is { } target)
+        {
+            if (target == _node.Id)
+            {
+                e.Reply.TrySetResult(new TransferOutcome(OutcomeCode.Ok, _node.Id, _node.Term, null));
+                return;
+            }
+            if (_node.Configuration.Find(target) is not { } member)
+            {
+                e.Reply.TrySetResult(Fail(OutcomeCode.NotFound, $"node {target} is not a member"));
+                return;
+            }
+            if (!member.IsVoter)
+            {
+                e.Reply.TrySetResult(Fail(OutcomeCode.FailedPrecondition, $"node {target} is a learner: only a voter can lead"));
+                return;
+            }
+        }
+        if (!_node.TransferLeadership(e.Target))
+        {
+            e.Reply.TrySetResult(Fail(OutcomeCode.FailedPrecondition, "there is no other voter to hand leadership to"));
+            return;
+        }
+        // The core gives up after an election timeout; a little more here, to hear of the outcome.
+        e.DeadlineTick = _ticks + 2L * _electionTicks;
+        _transfers.Add(e);
+    }
+
+    /// <summary>This node follows a new leader: the transfers it was asked for are done.</summary>
+    private void CompleteTransfers(SoftState s)
+    {
+        foreach (var t in _transfers) t.Reply.TrySetResult(new TransferOutcome(OutcomeCode.Ok, s.LeaderId, s.Term, null));
+        _transfers.Clear();
+    }
+
+    private void ExpireTransfers()
+    {
+        var stillLeading = _node.Role == Role.Leader;
+        _transfers.RemoveAll(t =>
+        {
+            // Still leading with no transfer under way: the core gave up (the target did not catch up or win).
+            if (_ticks < t.DeadlineTick && !(stillLeading && _node.LeadTransferee == SoftState.NoLeader)) return false;
+            t.Reply.TrySetResult(new TransferOutcome(OutcomeCode.Unavailable, LeaderHint(), _node.Term, "the transfer did not complete; leadership stayed or is being decided"));
+            return true;
+        });
+    }
+
+    public void Handle(ResumeRequested e)
+    {
+        if (_suspended) _resumeAtMs = _nowMs();
+    }
+
     // ---- answers ----
 
     private void Answer(PendingRead read)
@@ -434,7 +608,12 @@ public sealed class RaftDriver : ILoopEventHandler
     }
 
     /// <summary>Answers every waiting request Unavailable (stopping, or the loop failed).</summary>
-    public void FailAll(string reason) => _pending.FailAll(reason, LeaderHint());
+    public void FailAll(string reason)
+    {
+        _pending.FailAll(reason, LeaderHint());
+        foreach (var t in _transfers) t.Reply.TrySetResult(new TransferOutcome(OutcomeCode.Unavailable, SoftState.NoLeader, 0, reason));
+        _transfers.Clear();
+    }
 
     public NodeStatus Status()
     {
@@ -445,7 +624,7 @@ public sealed class RaftDriver : ILoopEventHandler
             {
                 if (p.Id == _node.Id) continue;
                 var heard = _lastHeard.TryGetValue(p.Id, out var t) && _ticks - t <= _electionTicks;
-                peers.Add(new PeerStatus(p.Id, p.Match, p.Next, heard));
+                peers.Add(new PeerStatus(p.Id, p.Match, p.Next, heard, p.IsVoter));
             }
         return new NodeStatus
         {
@@ -461,6 +640,8 @@ public sealed class RaftDriver : ILoopEventHandler
             SnapshotTerm = _node.SnapshotTerm,
             LogBytes = _log.SizeBytes,
             Members = members.Members,
+            ConfigurationIndex = _node.ConfigurationIndex,
+            ConfigurationCommitted = _node.ConfigurationCommitted,
             Peers = peers,
         };
     }

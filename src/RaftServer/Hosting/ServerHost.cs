@@ -61,10 +61,12 @@ public static class ServerHost
         // Disposed last: everything below may still write to it.
         using var logFileScope = logFile;
 
-        ClusterConfig config;
+        // config.conf is read when it exists (a malformed one is an error even when the data
+        // directory no longer needs it); a node with no data yet must be in it, or be joining.
+        ClusterConfig? config = null;
         try
         {
-            config = ClusterConfig.Load(settings.ConfigPath);
+            if (File.Exists(settings.ConfigPath)) config = ClusterConfig.Load(settings.ConfigPath);
         }
         catch (ConfigException e)
         {
@@ -76,21 +78,19 @@ public static class ServerHost
             Console.Error.WriteLine($"error: {settings.ConfigPath}: {e.Message}");
             return 2;
         }
-        if (config.Find(settings.Id) is not { } self)
+        var dataPath = settings.ResolveDataDir();
+        if (!Directory.Exists(dataPath) && settings.Join is null)
         {
-            Console.Error.WriteLine($"error: node {settings.Id} is not in {settings.ConfigPath} (ids: {string.Join(", ", config.Nodes.Select(n => n.Id))})");
-            return 2;
-        }
-
-        IPAddress listenAddress;
-        try
-        {
-            listenAddress = ResolveListenAddress(self.Host);
-        }
-        catch (SocketException e)
-        {
-            Console.Error.WriteLine($"error: cannot resolve {self.Host} (node {self.Id} in {settings.ConfigPath}): {e.Message}");
-            return 2;
+            if (config is null)
+            {
+                Console.Error.WriteLine($"error: {settings.ConfigPath}: file not found (a new cluster's nodes are listed in it; to join an existing cluster, start with --join HOST:PORT)");
+                return 2;
+            }
+            if (config.Find(settings.Id) is null)
+            {
+                Console.Error.WriteLine($"error: node {settings.Id} is not in {settings.ConfigPath} (ids: {string.Join(", ", config.Nodes.Select(n => n.Id))})");
+                return 2;
+            }
         }
 
         using var loggerFactory = CreateLoggerFactory(settings);
@@ -101,7 +101,7 @@ public static class ServerHost
         RecoveredNode recovered;
         try
         {
-            dataDir = DataDirectory.Open(settings.ResolveDataDir());
+            dataDir = DataDirectory.Open(dataPath);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -118,13 +118,58 @@ public static class ServerHost
             dataDir.Dispose();
             return 1;
         }
+
+        StartupMembership members;
+        try
+        {
+            using var interrupted = new CancellationTokenSource();
+            ConsoleCancelEventHandler cancel = (_, e) => { e.Cancel = true; interrupted.Cancel(); };
+            Console.CancelKeyPress += cancel;
+            try
+            {
+                members = await StartupMembership.ResolveAsync(settings, recovered.State, dataDir.Path, logger, interrupted.Token);
+            }
+            finally
+            {
+                Console.CancelKeyPress -= cancel;
+            }
+        }
+        catch (Exception e) when (e is ConfigException or MembershipException or InvalidDataException or OperationCanceledException)
+        {
+            logger.LogError("{Message}", e is OperationCanceledException ? "stopped while joining" : e.Message);
+            storage.Dispose();
+            dataDir.Dispose();
+            return 2;
+        }
+        if (members.Members.Find(settings.Id)?.Address is not { Host.Length: > 0 } self)
+        {
+            logger.LogError("node {Id} has no address in {Source} (members: {Members}); it may have been removed from the cluster: to add it again, remove its data directory, add it (Add-RaftNode) and start it with --join",
+                settings.Id, members.Source, members.Members.ToString());
+            storage.Dispose();
+            dataDir.Dispose();
+            return 2;
+        }
+
+        IPAddress listenAddress;
+        try
+        {
+            listenAddress = ResolveListenAddress(self.Host);
+        }
+        catch (SocketException e)
+        {
+            logger.LogError("cannot resolve {Host} (node {Id}): {Message}", self.Host, self.Id, e.Message);
+            storage.Dispose();
+            dataDir.Dispose();
+            return 2;
+        }
+
         // Disposed last (declared first): the lock on the data directory outlives everything that writes to it.
         using var dataDirLock = dataDir;
         using var storageScope = storage;
 
         var exitCode = 0;
         var transportLogger = loggerFactory.CreateLogger("RaftServer.Transport");
-        var membership = new Membership(settings.Id, MemberSet.FromConfig(config));
+        var membership = new Membership(settings.Id, members.Members);
         var clock = Stopwatch.StartNew();
         Func<long> nowMs = () => clock.ElapsedMilliseconds;
         WebApplication? app = null;
@@ -144,7 +189,8 @@ public static class ServerHost
             () => new RaftOptions
             {
                 Id = settings.Id,
-                Members = membership.Current.VoterIds,
+                Bootstrap = members.Bootstrap,
+                PersistBootstrapConfiguration = members.PersistBootstrap,
                 ElectionTicks = settings.ElectionTicks,
                 HeartbeatTicks = 1,
                 Random = new Random(),

@@ -72,7 +72,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         // Only reference copies happen here; serialising and fsyncing run on the thread pool while
         // the loop goes on (the image is immutable).
         var image = state.CaptureImage();
-        var meta = new SnapshotMetadata(applied, appliedTerm, node.Members.ToArray());
+        var meta = new SnapshotMetadata(applied, appliedTerm, node.ConfigurationAt(applied));
         var store = _storage.Snapshots;
         var generation = _generation;
         _snapshotting = true;

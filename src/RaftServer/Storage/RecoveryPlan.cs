@@ -86,6 +86,7 @@ public static class RecoveryPlan
             SnapshotIndex = snapshotIndex,
             SnapshotTerm = snapshotTerm,
             Applied = snapshotIndex,
+            SnapshotConfiguration = snapshot?.Configuration,
         };
     }
 

@@ -7,9 +7,8 @@ using RaftServer.Consensus;
 namespace RaftServer.Storage;
 
 /// <summary>What a snapshot file's header says: the snapshot it holds and how long its body is.</summary>
-internal sealed record SnapshotHeader(SnapshotMetadata Meta, long BodyLength)
+internal sealed record SnapshotHeader(SnapshotMetadata Meta, long BodyLength, int HeaderLength)
 {
-    public int HeaderLength => SnapshotFormat.HeaderLength(Meta.Members.Count);
     /// <summary>The length the whole file must have: header, body, trailer.</summary>
     public long FileLength => HeaderLength + BodyLength + SnapshotFormat.TrailerLength;
 }
@@ -17,30 +16,33 @@ internal sealed record SnapshotHeader(SnapshotMetadata Meta, long BodyLength)
 /// <summary>
 /// The snapshot file format, little-endian:
 /// <code>
-/// 8   magic "RAFTSNP1"
+/// 8   magic "RAFTSNP2"
 /// 8   i64 index          the last log entry the snapshot covers
 /// 8   i64 term           that entry's term
-/// 4   i32 member count
-/// 4n  i32 member ids
+/// 4   i32 config length
+/// n   the configuration in effect at index (Consensus.Configuration.Encode: ids, roles, addresses)
 /// 8   i64 body length
 /// ..  body               the state machine (KvSnapshotCodec)
 /// 8   u64 XxHash64 of every byte before it
 /// </code>
-/// Files are named <c>{index:D20}-{term:D20}.snap</c> so that names sort like the snapshots.
-/// A follower receives the leader's file byte for byte, so this format is also the wire format
-/// of InstallSnapshot.
+/// Files written before snapshots carried addresses (magic "RAFTSNP1": a member count and the
+/// members' ids where the configuration is) are still read; their members are voters without
+/// addresses, which the host fills in from what else it knows. Files are named
+/// <c>{index:D20}-{term:D20}.snap</c> so that names sort like the snapshots. A follower receives
+/// the leader's file byte for byte, so this format is also the wire format of InstallSnapshot.
 /// </summary>
 internal static class SnapshotFormat
 {
-    public static ReadOnlySpan<byte> Magic => "RAFTSNP1"u8;
+    public static ReadOnlySpan<byte> Magic => "RAFTSNP2"u8;
+    private static ReadOnlySpan<byte> LegacyMagic => "RAFTSNP1"u8;
     public const int TrailerLength = 8;
     public const string Extension = ".snap";
-    /// <summary>More members than any cluster will have; bounds what a damaged count can make us read.</summary>
-    public const int MaxMembers = 4096;
-    private const int FixedPrefix = 8 + 8 + 8 + 4; // magic, index, term, member count
+    /// <summary>The largest configuration encoding read (bounds what a damaged length makes us allocate).</summary>
+    public const int MaxConfigBytes = 1 << 20;
+    private const int FixedPrefix = 8 + 8 + 8 + 4; // magic, index, term, config length (or member count)
 
-    public static int HeaderLength(int memberCount) => FixedPrefix + 4 * memberCount + 8;
-    public static int BodyLengthOffset(int memberCount) => FixedPrefix + 4 * memberCount;
+    /// <summary>A header's bytes: the fixed prefix, the configuration, the body length.</summary>
+    public static int HeaderLength(int configBytes) => FixedPrefix + configBytes + 8;
     public static int MinimumFileLength => HeaderLength(0) + TrailerLength;
 
     public static string FileName(SnapshotMetadata meta) =>
@@ -55,32 +57,36 @@ internal static class SnapshotFormat
             && long.TryParse(name.AsSpan(21, 20), NumberStyles.None, CultureInfo.InvariantCulture, out term);
     }
 
-    /// <exception cref="ArgumentException">not a snapshot anyone could install (index or term below 1, too many members).</exception>
+    /// <exception cref="ArgumentException">not a snapshot anyone could install (index or term below 1).</exception>
     public static void Validate(SnapshotMetadata meta)
     {
         ArgumentNullException.ThrowIfNull(meta);
-        ArgumentNullException.ThrowIfNull(meta.Members);
+        ArgumentNullException.ThrowIfNull(meta.Configuration);
         if (meta.Index < 1 || meta.Term < 1) throw new ArgumentException($"a snapshot needs index and term >= 1, not {meta.Index}/{meta.Term}");
-        if (meta.Members.Count > MaxMembers) throw new ArgumentException($"{meta.Members.Count} members, at most {MaxMembers}");
     }
 
     public static bool SameMeta(SnapshotMetadata a, SnapshotMetadata b) =>
-        a.Index == b.Index && a.Term == b.Term && a.Members.SequenceEqual(b.Members);
+        a.Index == b.Index && a.Term == b.Term && a.Configuration.Equals(b.Configuration);
 
-    public static string Describe(SnapshotMetadata meta) => $"index {meta.Index} term {meta.Term} members [{string.Join(",", meta.Members)}]";
+    public static string Describe(SnapshotMetadata meta) => $"index {meta.Index} term {meta.Term} members [{meta.Configuration}]";
 
+    /// <summary>The header of a new file; <see cref="BodyLengthOffset"/> says where to patch the body length in.</summary>
     public static byte[] EncodeHeader(SnapshotMetadata meta, long bodyLength)
     {
-        var header = new byte[HeaderLength(meta.Members.Count)];
+        var config = meta.Configuration.Encode();
+        var header = new byte[HeaderLength(config.Length)];
         var span = header.AsSpan();
         Magic.CopyTo(span);
         BinaryPrimitives.WriteInt64LittleEndian(span[8..], meta.Index);
         BinaryPrimitives.WriteInt64LittleEndian(span[16..], meta.Term);
-        BinaryPrimitives.WriteInt32LittleEndian(span[24..], meta.Members.Count);
-        for (var i = 0; i < meta.Members.Count; i++) BinaryPrimitives.WriteInt32LittleEndian(span[(FixedPrefix + 4 * i)..], meta.Members[i]);
-        BinaryPrimitives.WriteInt64LittleEndian(span[BodyLengthOffset(meta.Members.Count)..], bodyLength);
+        BinaryPrimitives.WriteInt32LittleEndian(span[24..], config.Length);
+        config.CopyTo(span[FixedPrefix..]);
+        BinaryPrimitives.WriteInt64LittleEndian(span[(FixedPrefix + config.Length)..], bodyLength);
         return header;
     }
+
+    /// <summary>Where the body length sits in a header made by <see cref="EncodeHeader"/>.</summary>
+    public static int BodyLengthOffset(byte[] header) => header.Length - 8;
 
     /// <summary>Reads and checks the header at the stream's position, appending its bytes to <paramref name="hash"/>.</summary>
     /// <exception cref="InvalidDataException">short, bad magic or impossible fields.</exception>
@@ -88,22 +94,40 @@ internal static class SnapshotFormat
     {
         Span<byte> prefix = stackalloc byte[FixedPrefix];
         ReadExactly(stream, prefix, "the header");
-        if (!prefix[..8].SequenceEqual(Magic)) throw new InvalidDataException("not a RaftPS snapshot (bad magic)");
+        var legacy = prefix[..8].SequenceEqual(LegacyMagic);
+        if (!legacy && !prefix[..8].SequenceEqual(Magic)) throw new InvalidDataException("not a RaftPS snapshot (bad magic)");
         var index = BinaryPrimitives.ReadInt64LittleEndian(prefix[8..]);
         var term = BinaryPrimitives.ReadInt64LittleEndian(prefix[16..]);
         var count = BinaryPrimitives.ReadInt32LittleEndian(prefix[24..]);
         if (index < 1 || term < 1) throw new InvalidDataException($"impossible index/term {index}/{term} in the header");
-        if (count < 0 || count > MaxMembers) throw new InvalidDataException($"impossible member count {count} in the header");
+        var configBytes = legacy ? 4L * count : count;
+        if (count < 0 || configBytes > MaxConfigBytes) throw new InvalidDataException($"impossible {(legacy ? "member count" : "configuration length")} {count} in the header");
         hash.Append(prefix);
 
-        var rest = new byte[4 * count + 8];
+        var rest = new byte[configBytes + 8];
         ReadExactly(stream, rest, "the header");
         hash.Append(rest);
-        var members = new int[count];
-        for (var i = 0; i < count; i++) members[i] = BinaryPrimitives.ReadInt32LittleEndian(rest.AsSpan(4 * i));
-        var bodyLength = BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan(4 * count));
+        Configuration configuration;
+        if (legacy)
+        {
+            var ids = new int[count];
+            for (var i = 0; i < count; i++) ids[i] = BinaryPrimitives.ReadInt32LittleEndian(rest.AsSpan(4 * i));
+            try
+            {
+                configuration = Configuration.FromVoters(ids);
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"impossible members in the header: {e.Message}", e);
+            }
+        }
+        else
+        {
+            configuration = Configuration.Decode(rest.AsSpan(0, (int)configBytes));
+        }
+        var bodyLength = BinaryPrimitives.ReadInt64LittleEndian(rest.AsSpan((int)configBytes));
         if (bodyLength < 0) throw new InvalidDataException($"negative body length {bodyLength} in the header");
-        return new SnapshotHeader(new SnapshotMetadata(index, term, members), bodyLength);
+        return new SnapshotHeader(new SnapshotMetadata(index, term, configuration), bodyLength, FixedPrefix + (int)configBytes + 8);
     }
 
     /// <summary>Reads the 8-byte trailer and compares it with the checksum of everything before it.</summary>

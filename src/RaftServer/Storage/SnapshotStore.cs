@@ -122,7 +122,7 @@ public sealed class SnapshotStore
                 // The header (which holds the body length) comes first and the checksum covers it,
                 // so the file can only be hashed once the body is written: patch the length in,
                 // then read the file back (from the page cache) to hash it.
-                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(SnapshotFormat.BodyLengthOffset(meta.Members.Count)), bodyLength);
+                BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(SnapshotFormat.BodyLengthOffset(header)), bodyLength);
                 file.Position = 0;
                 file.Write(header);
                 file.Position = 0;

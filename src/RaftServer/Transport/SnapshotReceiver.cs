@@ -121,7 +121,16 @@ public sealed class SnapshotReceiver(
         if (h.Term < 1 || h.SnapshotIndex < 1 || h.SnapshotTerm < 1 || h.SnapshotTerm > h.Term || h.TotalLength < 0)
             throw Fail(StatusCode.InvalidArgument,
                 $"bad snapshot header: term {h.Term}, index {h.SnapshotIndex}, snapshot term {h.SnapshotTerm}, length {h.TotalLength}");
-        return new SnapshotMetadata(h.SnapshotIndex, h.SnapshotTerm, h.Members.ToArray());
+        Configuration configuration;
+        try
+        {
+            configuration = h.Configuration.IsEmpty ? Configuration.FromVoters(h.Members) : Configuration.Decode(h.Configuration.Span);
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException)
+        {
+            throw Fail(StatusCode.InvalidArgument, $"bad snapshot header: the configuration cannot be read: {e.Message}");
+        }
+        return new SnapshotMetadata(h.SnapshotIndex, h.SnapshotTerm, configuration);
     }
 
     /// <summary>Chunks must tile the file exactly: any loss, repeat or reordering shows as a wrong offset.</summary>

@@ -137,6 +137,7 @@ public sealed class SnapshotSender : IAsyncDisposable
                 SnapshotIndex = meta.Index, SnapshotTerm = meta.Term, TotalLength = file.Length,
             };
             header.Members.AddRange(meta.Members);
+            header.Configuration = ByteString.CopyFrom(meta.Configuration.Encode());
             // The deadline travels with the call, so the receiver also gives up (and discards) then.
             using var call = client.InstallSnapshot(deadline: DateTime.UtcNow + _timeout, cancellationToken: t.Cts.Token);
             // One buffer per transfer, owned by this task alone (not pooled), so no other code can

@@ -151,14 +151,16 @@ internal sealed class DriverHarness
     public int Reopened;
     public const int Self = 1;
 
-    public DriverHarness(int electionTicks = 10)
+    /// <param name="bootstrap">The cluster's configuration (default: voters 1, 2, 3).</param>
+    public DriverHarness(int electionTicks = 10, Configuration? bootstrap = null)
     {
+        bootstrap ??= Configuration.FromVoters([1, 2, 3]);
         Log = new FakeLogStore(Journal);
         Sender = new FakeSender(Journal);
         Snapshots = new FakeSnapshots(Journal);
         var membership = new Membership(Self, new MemberSet(new[] { 1, 2, 3 }.Select(id => new Member(new NodeAddress(id, "127.0.0.1", 5000 + id)))));
         Driver = new RaftDriver(
-            () => new RaftOptions { Id = Self, Members = [1, 2, 3], ElectionTicks = electionTicks, Random = new Random(7), PreVote = false },
+            () => new RaftOptions { Id = Self, Bootstrap = bootstrap, ElectionTicks = electionTicks, Random = new Random(7), PreVote = false },
             membership, Log, Sender, Sockets, Snapshots,
             () =>
             {

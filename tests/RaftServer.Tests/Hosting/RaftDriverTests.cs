@@ -39,6 +39,25 @@ public sealed class RaftDriverTests
     }
 
     [Fact]
+    public void A_leader_that_is_its_own_majority_sends_nothing_before_the_fsync_that_its_commit_depends_on()
+    {
+        // One voter and a learner: the leader commits its entry as it appends it, so an Append sent
+        // before the fsync would tell the learner to apply an entry a crash could still lose.
+        var h = new DriverHarness(bootstrap: new Configuration([new ConfigMember(1, MemberRole.Voter, "h", 1), new ConfigMember(2, MemberRole.Learner, "h", 2)]));
+        for (var i = 0; i < 100 && h.Node.Role != Role.Leader; i++) h.Driver.Tick();
+        h.Turn();
+        Assert.Equal(Role.Leader, h.Node.Role);
+        h.Step(FromNode2(MessageType.AppendResponse, h.Node.Term, index: h.Node.LastIndex)); // the learner is up to date
+        h.Journal.Clear();
+
+        h.Driver.Handle(new WriteRequested(new PendingWrite(DriverHarness.Set("a", "1"))));
+        h.Turn();
+
+        var save = h.Journal.IndexOf("save sync entries=");
+        Assert.True(save < h.Journal.IndexOf("send Append 1->2"), h.Journal.ToString());
+    }
+
+    [Fact]
     public void A_candidates_vote_requests_leave_only_after_its_term_and_vote_are_durable()
     {
         for (var i = 0; i < 100 && _h.Node.Role == Role.Follower; i++) _h.Driver.Tick();

@@ -90,15 +90,39 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
         var store = Open();
         var saved = SaveStore(store, 4);
         var bytes = File.ReadAllBytes(saved.Path);
-        Assert.Equal("RAFTSNP1", Encoding.ASCII.GetString(bytes, 0, 8));
+        Assert.Equal("RAFTSNP2", Encoding.ASCII.GetString(bytes, 0, 8));
         Assert.Equal(4, BitConverter.ToInt64(bytes, 8));
         Assert.Equal(2, BitConverter.ToInt64(bytes, 16));
-        Assert.Equal(3, BitConverter.ToInt32(bytes, 24));
-        Assert.Equal([1, 2, 3], [BitConverter.ToInt32(bytes, 28), BitConverter.ToInt32(bytes, 32), BitConverter.ToInt32(bytes, 36)]);
-        var bodyLength = BitConverter.ToInt64(bytes, 40);
-        Assert.Equal(Encode(StoreAt(4)), bytes[48..(48 + (int)bodyLength)]);
-        Assert.Equal(48 + bodyLength + 8, bytes.Length);
+        var configLength = BitConverter.ToInt32(bytes, 24);
+        Assert.Equal(saved.Meta.Configuration, Configuration.Decode(bytes.AsSpan(28, configLength)));
+        Assert.Equal([1, 2, 3], saved.Meta.Members);
+        var bodyAt = 28 + configLength + 8;
+        var bodyLength = BitConverter.ToInt64(bytes, 28 + configLength);
+        Assert.Equal(Encode(StoreAt(4)), bytes[bodyAt..(bodyAt + (int)bodyLength)]);
+        Assert.Equal(bodyAt + bodyLength + 8, bytes.Length);
         Assert.Equal(System.IO.Hashing.XxHash64.HashToUInt64(bytes.AsSpan(0, bytes.Length - 8)), BitConverter.ToUInt64(bytes, bytes.Length - 8));
+    }
+
+    [Fact]
+    public void A_file_written_before_snapshots_carried_addresses_is_read_with_its_members_as_voters()
+    {
+        // RAFTSNP1: magic, index, term, member count, member ids, body length, body, checksum.
+        var body = Encode(StoreAt(4));
+        var file = new List<byte>();
+        file.AddRange("RAFTSNP1"u8.ToArray());
+        file.AddRange(BitConverter.GetBytes(4L));
+        file.AddRange(BitConverter.GetBytes(2L));
+        file.AddRange(BitConverter.GetBytes(3));
+        foreach (var id in new[] { 1, 2, 3 }) file.AddRange(BitConverter.GetBytes(id));
+        file.AddRange(BitConverter.GetBytes((long)body.Length));
+        file.AddRange(body);
+        file.AddRange(BitConverter.GetBytes(System.IO.Hashing.XxHash64.HashToUInt64(file.ToArray())));
+        var store = Open();
+        File.WriteAllBytes(Path.Combine(store.Directory, $"{4:D20}-{2:D20}.snap"), file.ToArray());
+
+        var found = Open().NewestValid()!;
+        Assert.Equal(Configuration.FromVoters([1, 2, 3]), found.Meta.Configuration);
+        Assert.Equal(4, Open().Load(found).AppliedIndex);
     }
 
     [Fact]

@@ -1,3 +1,6 @@
+using RaftServer.Consensus;
+using RaftServer.Hosting;
+
 namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>
@@ -7,11 +10,17 @@ namespace RaftServer.Tests.Consensus.Simulation;
 /// between persisting and sending, long pauses), then healing, a liveness check and every
 /// safety check. With <c>snapshots</c>, nodes also compact every few applied entries and lagging
 /// nodes catch up by snapshot transfers that may fail (reported or silently); the schedule of
-/// faults is the same as without.
+/// faults is the same as without. With <c>membership</c>, two spare nodes start outside the
+/// configuration (as nodes started with --join) and each phase may also ask the leader for a
+/// membership change: add a learner or a voter, promote a learner, remove a member (the leader
+/// itself included), or hand leadership over; removed ids are never added again.
 /// </summary>
 internal static class Chaos
 {
-    public static Simulation Run(int seed, bool snapshots = false)
+    /// <summary>Nodes that start outside the configuration, to be added.</summary>
+    public const int Spares = 2;
+
+    public static Simulation Run(int seed, bool snapshots = false, bool membership = false)
     {
         var random = new Random(seed);
         int nodes = (seed % 3) switch { 0 => 3, 1 => 5, _ => 7 };
@@ -44,6 +53,17 @@ internal static class Chaos
                 CrashMidInstall = r.Next(3) == 0 ? r.NextDouble() * 0.3 : 0,
             };
         }
+        // A separate stream again, so the faults stay the seed's.
+        var changes = new Random(seed ^ 0x3e3b);
+        if (membership)
+        {
+            // Pre-vote or check-quorum (the server runs with both): with neither, a removed node
+            // that never learned of its removal raises everyone's term (dissertation 4.2.3), and
+            // liveness after healing is not what this checks.
+            config = config with { Nodes = nodes + Spares, InitialVoters = nodes, PreVote = config.PreVote || !config.CheckQuorum };
+            if (!snapshots && changes.Next(2) == 0)
+                config = config with { SnapshotEvery = 3 + changes.Next(12), SnapshotFailure = changes.NextDouble() * 0.2 };
+        }
         // Half the schedules run with the transport's "leader gone" hint (after every crash, and
         // now and then a wrong one about a live leader); from a separate stream, so the other
         // half are the same schedules as without the hint.
@@ -60,6 +80,7 @@ internal static class Chaos
             sim.CrashAfterPersist = 0;
             Inject(sim, random);
             if (hinting && hints.Next(3) == 0) WrongHint(sim, hints);
+            if (membership && changes.Next(3) != 0) ChangeMembership(sim, changes);
             sim.RunTicks(5 + random.Next(30));
         }
         sim.CheckFinal();
@@ -108,6 +129,39 @@ internal static class Chaos
                 break;
             default:
                 sim.ConnectAll();
+                break;
+        }
+    }
+
+    /// <summary>One membership change (or a transfer), asked of whoever leads now.</summary>
+    private static void ChangeMembership(Simulation sim, Random r)
+    {
+        int leader = sim.Leader();
+        if (leader < 0) return;
+        var config = sim.Nodes[leader].Core!.Configuration;
+        var spares = Enumerable.Range(0, sim.Nodes.Length).Where(id => !config.Contains(id) && !config.WasRemoved(id)).ToArray();
+        var learners = config.Members.Where(m => !m.IsVoter).Select(m => m.Id).ToArray();
+        switch (r.Next(10))
+        {
+            case < 3 when spares.Length > 0:
+                sim.ChangeMembership(leader, ChangeKind.AddLearner, spares[r.Next(spares.Length)]);
+                break;
+            case < 5 when learners.Length > 0:
+                sim.ChangeMembership(leader, ChangeKind.Promote, learners[r.Next(learners.Length)]);
+                break;
+            case 5 when spares.Length > 0:
+                sim.ChangeMembership(leader, ChangeKind.AddVoter, spares[r.Next(spares.Length)]);
+                break;
+            case < 8:
+                // Any member, the leader included (it hands over once its removal commits).
+                sim.ChangeMembership(leader, ChangeKind.Remove, config.Ids[r.Next(config.Ids.Length)]);
+                break;
+            case 8:
+                sim.ChangeMembership(leader, ChangeKind.Remove, leader);
+                break;
+            default:
+                var voters = config.VoterIds;
+                sim.TransferLeadership(leader, r.Next(3) == 0 ? null : voters[r.Next(voters.Length)]);
                 break;
         }
     }

@@ -11,6 +11,7 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
 {
     private const int CiSchedules = 1000;
     private const int CiSnapshotSchedules = 300;
+    private const int CiMembershipSchedules = 1000;
 
     public static string ReplayCommand(int seed, string test = nameof(Every_schedule_keeps_raft_safe_live_and_linearizable)) =>
         $"RAFTPS_SEED={seed} dotnet test tests/RaftServer.Tests -c Release --filter FullyQualifiedName~RandomizedScheduleTests.{test}";
@@ -23,16 +24,25 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
     [Fact]
     public void Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable() => RunSchedules(snapshots: true, CiSnapshotSchedules);
 
-    private void RunSchedules(bool snapshots, int ciCount)
+    /// <summary>Schedules where the cluster's members change under faults: learners added and
+    /// promoted, members removed (the leader too), leadership handed over; about half of them
+    /// with compaction and snapshot transfers.</summary>
+    [Fact]
+    public void Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable() => RunSchedules(snapshots: false, CiMembershipSchedules, membership: true);
+
+    private void RunSchedules(bool snapshots, int ciCount, bool membership = false)
     {
         var (first, count) = SeedRange(ciCount);
-        string test = snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
-        long operations = 0, elections = 0, taken = 0, installed = 0, failed = 0, midInstall = 0;
+        string test = membership ? nameof(Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable)
+            : snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
+        long operations = 0, elections = 0, taken = 0, installed = 0, failed = 0, midInstall = 0, changes = 0, finalMembers = 0;
         for (int seed = first; seed < first + count; seed++)
         {
             try
             {
-                var sim = Chaos.Run(seed, snapshots);
+                var sim = Chaos.Run(seed, snapshots, membership);
+                changes += sim.CommittedConfigurationChanges;
+                finalMembers += sim.FinalMembers;
                 operations += sim.History.Count;
                 elections += sim.ElectionsWon;
                 taken += sim.SnapshotsTaken;
@@ -49,8 +59,10 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
             }
         }
         output.WriteLine($"{count} schedules from seed {first}: {operations} client operations, {elections} elections" +
-            (snapshots ? $", {taken} snapshots taken, {installed} installed, {failed} transfers failed, {midInstall} crashes mid-install" : ""));
+            (snapshots || membership ? $", {taken} snapshots taken, {installed} installed, {failed} transfers failed, {midInstall} crashes mid-install" : "") +
+            (membership ? $", {changes} configuration changes committed, {finalMembers / Math.Max(1, count):F1} members at the end on average" : ""));
         if (snapshots && count >= 50) Assert.True(installed > 0, "no snapshot was ever installed: the schedules do not exercise InstallSnapshot");
+        if (membership && count >= 50) Assert.True(changes > count, $"only {changes} configuration changes committed in {count} schedules: the schedules do not exercise membership change");
     }
 
     private static (int First, int Count) SeedRange(int ciCount)

@@ -48,6 +48,11 @@ internal sealed record SimConfig
     /// port refuses connections after a kill.</summary>
     public bool HintOnCrash { get; init; }
 
+    /// <summary>How many of the nodes bootstrap the cluster as its voters (0: all of them). The
+    /// others start knowing no configuration, as a node started with --join does, and take part
+    /// once a membership change adds them.</summary>
+    public int InitialVoters { get; init; }
+
     public static SimConfig Reliable(int nodes) => new() { Nodes = nodes };
 
     public static SimConfig Unreliable(int nodes) => new()

@@ -4,8 +4,9 @@ using RaftServer.StateMachine;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
-/// <summary>A durable snapshot: the state machine's image after applying every entry up to Index.</summary>
-internal sealed record SimSnapshot(long Index, long Term, KvImage Image);
+/// <summary>A durable snapshot: the state machine's image after applying every entry up to Index,
+/// and the configuration in effect there.</summary>
+internal sealed record SimSnapshot(long Index, long Term, KvImage Image, Configuration Configuration);
 
 /// <summary>A simulated process crash, thrown out of the driver by the simulated disk; the
 /// simulation catches it and crashes the node.</summary>
@@ -54,6 +55,8 @@ internal sealed class SimNode(int id) : ILogStore
     public long LastTerm;
 
     public bool Alive => Driver is not null;
+    /// <summary>Started anew after its disk was wiped: it bootstraps nothing and waits to be added.</summary>
+    public bool Joins;
     public bool IsPaused(long now) => now < PausedUntil;
 
     // ---- ILogStore ----
@@ -115,6 +118,7 @@ internal sealed class SimNode(int id) : ILogStore
             SnapshotIndex = SnapshotIndex,
             SnapshotTerm = Snapshot?.Term ?? 0,
             Applied = SnapshotIndex,
+            SnapshotConfiguration = Snapshot?.Configuration,
         };
     }
 
@@ -145,7 +149,7 @@ internal sealed class SimNode(int id) : ILogStore
     {
         long index = AppliedLog.Count;
         if (index > LastLogIndex) throw new InvalidOperationException($"node {Id}: applied {index} beyond its durable log {LastLogIndex}");
-        var snapshot = new SimSnapshot(index, term, Driver!.State.CaptureImage());
+        var snapshot = new SimSnapshot(index, term, Driver!.State.CaptureImage(), Driver.Node.ConfigurationAt(index));
         int drop = (int)Math.Min(index - LogStart, Log.Count);
         Log.RemoveRange(0, drop);
         LogStart = index;
@@ -158,6 +162,16 @@ internal sealed class SimNode(int id) : ILogStore
     {
         while (AppliedLog.Count < snapshot.Index) AppliedLog.Add(null);
         return KvStore.FromImage(snapshot.Image);
+    }
+
+    /// <summary>A new machine under the same id: nothing on disk.</summary>
+    public void WipeDisk()
+    {
+        HardState = HardState.Empty;
+        _unsynced = null;
+        Log.Clear();
+        LogStart = 0;
+        Snapshot = null;
     }
 
     public void LoseVolatileState()

@@ -78,6 +78,41 @@ internal sealed partial class Simulation
         Start(node);
     }
 
+    /// <summary>Asks node <paramref name="at"/>'s driver for a membership change, as the client
+    /// service does (refused unless it leads, one change at a time, ...).</summary>
+    public void ChangeMembership(int at, ChangeKind kind, int id)
+    {
+        var node = Nodes[at];
+        if (node.Driver is not { } driver || node.IsPaused(Now)) return;
+        Trace?.Invoke($"{Now} node {at} is asked to {kind} node {id}");
+        driver.Handle(new MemberChangeRequested(kind, id, "sim", 1 + id));
+        MembershipRequests++;
+        HandleReady(node);
+    }
+
+    /// <summary>Asks node <paramref name="at"/>'s driver to hand leadership to <paramref name="target"/>.</summary>
+    public void TransferLeadership(int at, int? target)
+    {
+        var node = Nodes[at];
+        if (node.Driver is not { } driver || node.IsPaused(Now)) return;
+        Trace?.Invoke($"{Now} node {at} is asked to hand leadership to {target?.ToString() ?? "anyone"}");
+        driver.Handle(new TransferRequested(target));
+        HandleReady(node);
+    }
+
+    public int MembershipRequests { get; private set; }
+
+    /// <summary>Replaces a node's machine: everything it had on disk is gone, and it starts again
+    /// as a node that joins (it must be added to the configuration to take part).</summary>
+    public void Wipe(int id)
+    {
+        var node = Nodes[id];
+        Crash(id);
+        node.WipeDisk();
+        node.Joins = true;
+        Start(node);
+    }
+
     /// <summary>Freezes a node (a long GC or VM pause): it neither ticks nor handles messages;
     /// messages sent to it wait until it resumes.</summary>
     public void Pause(int id, long steps) => Nodes[id].PausedUntil = Now + steps;
@@ -88,12 +123,20 @@ internal sealed partial class Simulation
 
     /// <summary>Starts (or restarts) a node from what it persisted: the server's driver with the
     /// simulated disk and network, the state machine from its durable snapshot.</summary>
+    /// <summary>The configuration the cluster bootstraps with: the first InitialVoters nodes (all by default).</summary>
+    public Configuration BootstrapConfiguration => new(Enumerable.Range(0, Config.InitialVoters > 0 ? Config.InitialVoters : Nodes.Length)
+        .Select(id => new ConfigMember(id, MemberRole.Voter, "sim", 1 + id)));
+
     private void Start(SimNode node)
     {
+        var bootstrap = BootstrapConfiguration;
         var options = new RaftOptions
         {
             Id = node.Id,
-            Members = Enumerable.Range(0, Nodes.Length).ToArray(),
+            // A node outside the bootstrap configuration, or one wiped to be added anew, joins: it
+            // knows no configuration until the leader's log or snapshot gives it one.
+            Bootstrap = bootstrap.Contains(node.Id) && !node.Joins ? bootstrap : Configuration.Empty,
+            PersistBootstrapConfiguration = Config.InitialVoters > 0,
             ElectionTicks = Config.ElectionTicks,
             HeartbeatTicks = Config.HeartbeatTicks,
             PreVote = Config.PreVote,

@@ -89,8 +89,8 @@ internal sealed partial class Simulation
     /// </summary>
     public KvStore InstallSnapshot(SimNode node, SnapshotMetadata metadata, SimSnapshot snapshot)
     {
-        if (snapshot.Index != metadata.Index || snapshot.Term != metadata.Term)
-            Fail($"node {node.Id}: the snapshot data ({snapshot.Index}/{snapshot.Term}) is not the one the core installs ({metadata.Index}/{metadata.Term})");
+        if (snapshot.Index != metadata.Index || snapshot.Term != metadata.Term || !snapshot.Configuration.Equals(metadata.Configuration))
+            Fail($"node {node.Id}: the snapshot data ({snapshot.Index}/{snapshot.Term} [{snapshot.Configuration}]) is not the one the core installs ({metadata.Index}/{metadata.Term} [{metadata.Configuration}])");
         if (snapshot.Index <= node.SnapshotIndex)
             Fail($"node {node.Id}: installing a snapshot at {snapshot.Index} over a newer one at {node.SnapshotIndex}");
         if (node.AppliedLog.Count > snapshot.Index)
@@ -112,8 +112,9 @@ internal sealed partial class Simulation
     {
         var sender = Nodes[message.From];
         var snapshot = sender.Snapshot;
-        if (snapshot is null || message.Snapshot is null || snapshot.Index != message.Snapshot.Index || snapshot.Term != message.Snapshot.Term)
-            Fail($"node {message.From} sends a snapshot at {message.Snapshot?.Index} but holds {snapshot?.Index}");
+        if (snapshot is null || message.Snapshot is null || snapshot.Index != message.Snapshot.Index || snapshot.Term != message.Snapshot.Term
+            || !snapshot.Configuration.Equals(message.Snapshot.Configuration))
+            Fail($"node {message.From} sends a snapshot at {message.Snapshot?.Index} [{message.Snapshot?.Configuration}] but holds {snapshot?.Index} [{snapshot?.Configuration}]");
         long at = Now + random.Next(Config.MinDelay, Config.MaxDelay + 1) + random.Next(Config.SnapshotTransferSteps + 1);
         if (!linked[message.From, message.To] || random.NextDouble() < Loss || random.NextDouble() < SnapshotFailure)
         {

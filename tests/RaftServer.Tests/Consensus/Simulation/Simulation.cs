@@ -228,13 +228,16 @@ internal sealed partial class Simulation
         return leader;
     }
 
-    /// <summary>How many live nodes have applied exactly <paramref name="data"/> at <paramref name="index"/>.</summary>
-    public int CountApplied(long index, byte[] data)
+    /// <summary>The configuration of the current leader (<see cref="Leader"/>), or null without one.</summary>
+    public Configuration? LeaderConfiguration() => Leader() is var leader and >= 0 ? Nodes[leader].Core!.Configuration : null;
+
+    /// <summary>How many live nodes (of <paramref name="among"/>, when given) have applied exactly <paramref name="data"/> at <paramref name="index"/>.</summary>
+    public int CountApplied(long index, byte[] data, Configuration? among = null)
     {
         int count = 0;
         foreach (var node in Nodes)
         {
-            if (node.AppliedLog.Count < index) continue;
+            if (node.AppliedLog.Count < index || among?.Contains(node.Id) == false) continue;
             // A node that skipped the index by a snapshot holds the agreed entry (checked on install).
             var entry = node.AppliedLog[(int)index - 1] ?? applied[(int)index - 1];
             if (entry.Data.AsSpan().SequenceEqual(data)) count++;
@@ -244,8 +247,9 @@ internal sealed partial class Simulation
 
     /// <summary>The course suite's one(): submit a command at the leader and wait until
     /// <paramref name="expected"/> nodes applied it; retries while leadership moves. Returns its
-    /// index, or -1 on timeout.</summary>
-    public long One(byte[] command, int expected, int maxTicks = 200, bool retry = true)
+    /// index, or -1 on timeout. With <paramref name="members"/>, the members of the current leader's
+    /// configuration must all apply it instead (<paramref name="expected"/> is then ignored).</summary>
+    public long One(byte[] command, int expected, int maxTicks = 200, bool retry = true, bool members = false)
     {
         long deadline = Now + TicksToSteps(maxTicks);
         while (Now < deadline)
@@ -268,7 +272,8 @@ internal sealed partial class Simulation
                 long waitUntil = Math.Min(deadline, Now + TicksToSteps(4 * Config.ElectionTicks));
                 while (Now < waitUntil)
                 {
-                    if (CountApplied(index, command) >= expected) return index;
+                    if (members ? LeaderConfiguration() is { } among && CountApplied(index, command, among) >= among.Count
+                        : CountApplied(index, command) >= expected) return index;
                     Step();
                 }
                 if (!retry) return -1;

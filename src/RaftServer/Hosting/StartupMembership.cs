@@ -1,0 +1,100 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using RaftServer.Cluster;
+using RaftServer.Consensus;
+using P = RaftPS.Protocol;
+
+namespace RaftServer.Hosting;
+
+/// <summary>A start-up failure in finding the cluster's members (exit code 2, like a bad config).</summary>
+public sealed class MembershipException(string message) : Exception(message);
+
+/// <summary>
+/// Who a starting node's members are, and what configuration its core starts from when its log
+/// holds none. In order: the configuration in its data directory (log or snapshot: config.conf
+/// is then not needed, and ignored); the members it learned when it joined
+/// (<see cref="MemberFile"/>); the members a cluster gives it through <c>--join</c>; config.conf,
+/// which only ever bootstraps a brand-new cluster (all its nodes voters, recorded in the log by
+/// the first leader).
+/// </summary>
+public sealed record StartupMembership(MemberSet Members, Configuration Bootstrap, bool PersistBootstrap, string Source)
+{
+    private static readonly TimeSpan JoinPatience = TimeSpan.FromSeconds(30);
+
+    /// <exception cref="ConfigException">config.conf is needed and missing or malformed, or join.conf is malformed.</exception>
+    /// <exception cref="MembershipException">the cluster to join cannot be reached, or does not list this node.</exception>
+    public static async Task<StartupMembership> ResolveAsync(NodeSettings settings, PersistedState persisted, string dataDirectory,
+        ILogger logger, CancellationToken ct)
+    {
+        var inLog = ConfigurationOf(persisted);
+        var config = File.Exists(settings.ConfigPath) ? ClusterConfig.Load(settings.ConfigPath) : null;
+        var joinFile = MemberFile.PathIn(dataDirectory);
+        var joined = MemberFile.TryRead(joinFile);
+        if (inLog is { Count: > 0 })
+        {
+            if (settings.Join is not null) logger.LogInformation("--join is ignored: the data directory holds the cluster's configuration");
+            // Addresses the log lacks (a snapshot written before snapshots carried them) come from what else is known.
+            var fromFile = config is null ? null : MemberSet.FromConfig(config);
+            var known = joined ?? fromFile;
+            // Should the log's configuration be an uncommitted entry that a new leader truncates
+            // away, the core falls back to the bootstrap one: config.conf's for a node that
+            // bootstrapped the cluster, none for one that joined it (it waits to be told).
+            var fallback = joined is null && fromFile is not null ? fromFile.ToConfiguration() : Configuration.Empty;
+            return new(MemberSet.FromConfiguration(inLog, known), fallback, fallback.Count > 0, "the data directory");
+        }
+        if (joined is not null) return new(joined, Configuration.Empty, false, joinFile);
+        if (settings.Join is { } join)
+        {
+            var members = await FetchAsync(join, settings.Id, logger, ct);
+            MemberFile.Write(joinFile, members);
+            return new(members, Configuration.Empty, false, $"{join.Host}:{join.Port}");
+        }
+        if (config is null)
+            throw new ConfigException($"{settings.ConfigPath}: file not found (a new cluster's nodes are listed in it; to join an existing cluster, start with --join HOST:PORT)");
+        var bootstrap = MemberSet.FromConfig(config);
+        return new(bootstrap, bootstrap.ToConfiguration(), true, settings.ConfigPath);
+    }
+
+    /// <summary>The last configuration the recovered log holds, else the snapshot's; null when neither has one.</summary>
+    public static Configuration? ConfigurationOf(PersistedState persisted)
+    {
+        for (var i = persisted.Entries.Count - 1; i >= 0; i--)
+            if (persisted.Entries[i].Kind == EntryKind.Configuration)
+                return Configuration.Decode(persisted.Entries[i].Data);
+        return persisted.SnapshotConfiguration;
+    }
+
+    /// <summary>Asks a member of the cluster for its members (it forwards to the leader), retrying while it starts or elects.</summary>
+    private static async Task<MemberSet> FetchAsync(NodeAddress join, int self, ILogger logger, CancellationToken ct)
+    {
+        using var channel = GrpcChannel.ForAddress($"http://{join.Host}:{join.Port}");
+        var client = new P.RaftClient.RaftClientClient(channel);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                var reply = await client.ListMembersAsync(new P.ListMembersRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: ct);
+                var members = new MemberSet(reply.Members.Select(m => new Member(new NodeAddress(m.Node.Id, m.Node.Address, m.Node.Port),
+                    m.Node.Role == P.MemberRole.Learner ? MemberRole.Learner : MemberRole.Voter)));
+                if (!members.Contains(self))
+                    throw new MembershipException($"node {self} is not a member of the cluster at {join.Host}:{join.Port} (members: {members}); " +
+                        $"add it first (Add-RaftNode -Id {self} -Address HOST -Port PORT, or the AddMember call), then start it");
+                logger.LogInformation("Joining the cluster of {Members}", members.ToString());
+                return members;
+            }
+            catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && clock.Elapsed < JoinPatience)
+            {
+                logger.LogInformation("Waiting for the cluster at {Host}:{Port}: {Error}", join.Host, join.Port, e.Status.Detail);
+                await Task.Delay(delay, ct);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+            catch (RpcException e)
+            {
+                throw new MembershipException($"cannot join through {join.Host}:{join.Port}: {e.Status.StatusCode}: {e.Status.Detail}");
+            }
+        }
+    }
+}
