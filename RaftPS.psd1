@@ -25,7 +25,8 @@
         'Add-RaftNode',
         'Remove-RaftNode',
         'Move-RaftLeader',
-        'Resume-RaftNode'
+        'Resume-RaftNode',
+        'New-RaftClusterConfig'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -1,24 +1,32 @@
 #!/usr/bin/env pwsh
 <#
 .SYNOPSIS
-    Builds RaftPS, runs its tests, or starts a local cluster.
+    Builds RaftPS, runs its tests, starts a local cluster, or makes the module package.
 .DESCRIPTION
     Run through the local PowerShell tool (`dotnet tool restore` first):
-        dotnet pwsh ./build.ps1 build   # build, lay out out/RaftPS (the module folder)
-        dotnet pwsh ./build.ps1 test    # build, the code style check, then every xunit and Pester test
-        dotnet pwsh ./build.ps1 run     # build, start the cluster of config.conf, open a connected shell
-    `test` ends with one plain line "N passed, N failed, N skipped" and exits non-zero on any failure.
+        dotnet pwsh ./build.ps1 build     # build, lay out out/RaftPS (the module folder)
+        dotnet pwsh ./build.ps1 test      # build, the code style check, then every xunit and Pester test
+        dotnet pwsh ./build.ps1 run       # build, start the cluster of config.conf, open a connected shell
+        dotnet pwsh ./build.ps1 package   # build, then out/package/RaftPS.<version>.nupkg with a server per platform
+    `test` ends with one plain line "N passed, N failed" (skipped tests are counted in the line
+    before it) and exits non-zero on any failure.
 
-    The server is published as a Native AOT executable for this machine (out/RaftPS/server/RaftServer,
-    RaftServer.exe on Windows): that needs the platform's native toolchain (gcc or clang and a linker
-    on Linux, the C++ build tools on Windows, Xcode's command line tools on macOS) and adds a minute
-    or two to the build. -Portable lays out the framework-dependent server instead
-    (out/RaftPS/server/RaftServer.dll, run by `dotnet`), for a machine without that toolchain.
+    The server is published as a Native AOT executable for this machine
+    (out/RaftPS/server/<rid>/RaftServer, RaftServer.exe on Windows): that needs the platform's
+    native toolchain (gcc or clang and a linker on Linux, the C++ build tools on Windows, Xcode's
+    command line tools on macOS) and adds a minute or two to the build. -Portable lays out the
+    framework-dependent server instead (out/RaftPS/server/RaftServer.dll, run by `dotnet`), for a
+    machine without that toolchain.
+
+    `package` adds a server for each of win-x64, linux-x64, linux-arm64, osx-x64 and osx-arm64
+    (-Runtime chooses): Native AOT for this machine's own, a self-contained, trimmed single-file
+    executable for the others (Native AOT cannot cross-compile to another operating system).
+    docs/install.md says why, what the package weighs, and how to publish it.
 #>
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'run')]
+    [ValidateSet('build', 'test', 'run', 'package')]
     [string] $Task = 'build',
 
     # run: a command to run in the connected session instead of an interactive shell.
@@ -32,7 +40,17 @@ param(
 
     # build/test/run: ship the framework-dependent server (RaftServer.dll, run by dotnet) instead of
     # the Native AOT executable; for a machine without a native toolchain.
-    [switch] $Portable
+    [switch] $Portable,
+
+    # package: the platforms to ship a server for ('host' = this machine's). Default: all five.
+    [ValidateSet('win-x64', 'linux-x64', 'linux-arm64', 'osx-x64', 'osx-arm64', 'host')]
+    [string[]] $Runtime = @('win-x64', 'linux-x64', 'linux-arm64', 'osx-x64', 'osx-arm64'),
+
+    # package: where the package (and the module folder it was made from) go.
+    [string] $OutputDirectory = (Join-Path $PSScriptRoot 'out/package'),
+
+    # package: use the module folder of the last build (out/RaftPS) instead of building first.
+    [switch] $NoBuild
 )
 
 $ErrorActionPreference = 'Stop'
@@ -40,10 +58,15 @@ Set-StrictMode -Version Latest
 $root = $PSScriptRoot
 $configuration = 'Release'
 $moduleDir = Join-Path $root 'out/RaftPS'
+# This machine's runtime identifier (linux-x64, win-x64, osx-arm64, ...): the server built here
+# goes to server/<rid>/ in the module folder, where the module looks for it (ServerLocator).
+$hostRuntime = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
 # The Native AOT publish output: the executable is copied from here into the module folder; its
 # debug symbols (RaftServer.dbg, about 30 MB) stay here, out of the module.
 $nativeDir = Join-Path $root 'out/server-native'
-$serverExe = if ($IsWindows) { 'RaftServer.exe' } else { 'RaftServer' }
+$serverProject = Join-Path $root 'src/RaftServer/RaftServer.csproj'
+
+function Get-ServerExecutableName([string] $Rid) { if ($Rid -like 'win-*') { 'RaftServer.exe' } else { 'RaftServer' } }
 
 function Invoke-Native([string] $File, [string[]] $Arguments) {
     # Out-Host: a tool's output is for the reader, never a function's return value.
@@ -54,14 +77,19 @@ function Invoke-Native([string] $File, [string[]] $Arguments) {
 function Invoke-Build {
     Invoke-Native dotnet @('build', (Join-Path $root 'RaftPS.sln'), '-c', $configuration, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
 
-    if (-not $Portable) {
-        # Native AOT for this machine's runtime identifier (--use-current-runtime), before the module
-        # folder is touched: a failed publish leaves the previous module as it was. Trim and AOT
-        # warnings are errors (RaftServer.csproj), so a reflection use the compiler cannot follow
-        # fails here.
+    $portableDir = Join-Path $root 'out/server-portable'
+    if ($Portable) {
+        # The framework-dependent server, without an apphost (a launcher that needs an installed
+        # runtime it may not find): server/RaftServer.dll, run as `dotnet RaftServer.dll`.
+        Invoke-Native dotnet @('publish', $serverProject, '-c', $configuration, '-p:PublishAot=false', '-p:UseAppHost=false',
+            '-o', $portableDir, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
+    } else {
+        # Native AOT for this machine's runtime identifier, before the module folder is touched: a
+        # failed publish leaves the previous module as it was. Trim and AOT warnings are errors
+        # (RaftServer.csproj), so a reflection use the compiler cannot follow fails here.
         try {
-            Invoke-Native dotnet @('publish', (Join-Path $root 'src/RaftServer/RaftServer.csproj'), '-c', $configuration,
-                '--use-current-runtime', '-o', $nativeDir, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
+            Invoke-Native dotnet @('publish', $serverProject, '-c', $configuration, '-r', $hostRuntime, '-o', $nativeDir,
+                '-nologo', '-v', 'q', '-clp:ErrorsOnly')
         } catch {
             throw ("The Native AOT publish of the server failed ($($_.Exception.Message)). It needs the platform's " +
                 "native toolchain (gcc or clang and a linker on Linux, the C++ build tools of Visual Studio on Windows, " +
@@ -76,26 +104,80 @@ function Invoke-Build {
     Copy-Item -Path (Join-Path $root "src/RaftPS.Module/bin/$configuration/net8.0/*") -Destination $moduleDir -Recurse
     $serverDir = Join-Path $moduleDir 'server'
     if ($Portable) {
-        Copy-Item -Path (Join-Path $root "src/RaftServer/bin/$configuration/net10.0") -Destination $serverDir -Recurse
-        # Without the build's apphost (RaftServer[.exe], a launcher that needs an installed runtime
-        # it may not find): server/RaftServer in the module folder always means the native server,
-        # and this layout runs as `dotnet RaftServer.dll`.
-        Remove-Item (Join-Path $serverDir $serverExe)
+        Copy-Item -Path $portableDir -Destination $serverDir -Recurse
     } else {
         # Only the executable: its debug symbols (RaftServer.dbg) stay in out/server-native.
-        New-Item -ItemType Directory -Path $serverDir | Out-Null
-        Copy-Item -Path (Join-Path $nativeDir $serverExe) -Destination $serverDir
+        $ridDir = Join-Path $serverDir $hostRuntime
+        New-Item -ItemType Directory -Path $ridDir | Out-Null
+        Copy-Item -Path (Join-Path $nativeDir (Get-ServerExecutableName $hostRuntime)) -Destination $ridDir
     }
 }
 
 # The server the module folder holds: the native executable, or the dll of a -Portable build.
 function Get-ShippedServerPath {
     $serverDir = Join-Path $moduleDir 'server'
-    foreach ($name in $serverExe, 'RaftServer.dll') {
-        $path = Join-Path $serverDir $name
+    foreach ($path in (Join-Path $serverDir $hostRuntime (Get-ServerExecutableName $hostRuntime)), (Join-Path $serverDir 'RaftServer.dll')) {
         if (Test-Path $path) { return $path }
     }
-    throw "$serverDir holds neither $serverExe nor RaftServer.dll"
+    throw "$serverDir holds neither $hostRuntime/$(Get-ServerExecutableName $hostRuntime) nor RaftServer.dll"
+}
+
+# A server for another platform: self-contained (the machine needs no .NET), one file, trimmed.
+# Not compressed inside the bundle: the package is a zip that compresses it as well (8.6 MB either
+# way for linux-x64), and an uncompressed bundle maps its assemblies from the file, shared by the
+# nodes of a machine, instead of inflating them into each node's memory (docs/install.md).
+function Publish-SingleFileServer([string] $Rid, [string] $Destination) {
+    Write-Host "publishing the self-contained single-file server for $Rid"
+    Invoke-Native dotnet @('publish', $serverProject, '-c', $configuration, '-r', $Rid, '--self-contained',
+        '-p:PublishAot=false', '-p:PublishSingleFile=true', '-p:PublishTrimmed=true', '-p:EnableCompressionInSingleFile=false',
+        '-p:DebugType=none', '-o', $Destination, '-nologo', '-v', 'q', '-clp:ErrorsOnly')
+}
+
+function Format-Size([long] $Bytes) { '{0:0.0} MiB' -f ($Bytes / 1MB) }
+
+# build.ps1 package: the module folder with a server per platform, checked by Test-ModuleManifest,
+# packed by PSResourceGet (Compress-PSResource) into <OutputDirectory>/RaftPS.<version>.nupkg.
+function Invoke-Package {
+    if (-not $NoBuild) { Invoke-Build }
+    elseif (-not (Test-Path (Join-Path $moduleDir 'RaftPS.psd1'))) { throw "-NoBuild: there is no module folder at $moduleDir; run build.ps1 build first" }
+    $runtimes = @($Runtime | ForEach-Object { if ($_ -eq 'host') { $hostRuntime } else { $_ } } | Select-Object -Unique)
+
+    $stage = Join-Path $OutputDirectory 'RaftPS'
+    if (Test-Path $stage) { Remove-Item $stage -Recurse -Force }
+    New-Item -ItemType Directory -Path $stage | Out-Null
+    Get-ChildItem $moduleDir | Where-Object Name -ne 'server' | Copy-Item -Destination $stage -Recurse
+    Copy-Item (Join-Path $root 'LICENSE') -Destination $stage
+
+    $sizes = [ordered]@{}
+    foreach ($rid in $runtimes) {
+        $name = Get-ServerExecutableName $rid
+        $built = Join-Path $moduleDir "server/$rid/$name"
+        if (-not (Test-Path $built)) {
+            # Not this build's own server (or a -Portable build): a single-file one.
+            $built = Join-Path $root "out/server-$rid/$name"
+            Publish-SingleFileServer $rid (Join-Path $root "out/server-$rid")
+        }
+        $target = Join-Path $stage "server/$rid"
+        New-Item -ItemType Directory -Path $target | Out-Null
+        Copy-Item $built -Destination $target
+        $sizes[$rid] = (Get-Item $built).Length
+    }
+
+    $manifest = Test-ModuleManifest (Join-Path $stage 'RaftPS.psd1')
+    $package = Join-Path $OutputDirectory "RaftPS.$($manifest.Version).nupkg"
+    if (Test-Path $package) { Remove-Item $package }
+    Compress-PSResource -Path $stage -DestinationPath $OutputDirectory
+    if (-not (Test-Path $package)) { throw "Compress-PSResource wrote no $package" }
+
+    $moduleBytes = (Get-ChildItem $stage -Recurse -File | Where-Object { $_.FullName -notlike (Join-Path $stage 'server*') } | Measure-Object Length -Sum).Sum
+    Write-Host "RaftPS $($manifest.Version): $package"
+    foreach ($rid in $sizes.Keys) {
+        $kind = if ($rid -eq $hostRuntime -and -not $Portable) { 'Native AOT' } else { 'self-contained single file' }
+        Write-Host ("  server {0,-12} {1,9}  ({2})" -f $rid, (Format-Size $sizes[$rid]), $kind)
+    }
+    Write-Host ("  module files      {0,9}" -f (Format-Size $moduleBytes))
+    Write-Host ("  package (.nupkg)  {0,9}; installed {1}" -f (Format-Size (Get-Item $package).Length),
+        (Format-Size (Get-ChildItem $stage -Recurse -File | Measure-Object Length -Sum).Sum))
 }
 
 function Get-PesterModulePath {
@@ -190,6 +272,7 @@ function Invoke-PesterTests {
 
 switch ($Task) {
     'build' { Invoke-Build }
+    'package' { Invoke-Package }
     'test' {
         Invoke-Build
         Install-NetworkFaultTools
@@ -199,7 +282,8 @@ switch ($Task) {
         Write-Host "format: $($format.Passed) passed, $($format.Failed) failed; xunit: $($xunit.Passed) passed, $($xunit.Failed) failed, $($xunit.Skipped) skipped; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
         $passedTotal = $format.Passed + $xunit.Passed + $pester.Passed
         $failedTotal = $format.Failed + $xunit.Failed + $pester.Failed
-        Write-Host "$passedTotal passed, $failedTotal failed, $($xunit.Skipped) skipped"
+        # The contract with CI: the last line is exactly "N passed, N failed" (skips are in the line above).
+        Write-Host "$passedTotal passed, $failedTotal failed"
         exit ([int]($failedTotal -gt 0 -or $passedTotal -eq 0))
     }
     'run' {

@@ -74,8 +74,10 @@ dotnet tool restore >/dev/null
 dotnet pwsh -NoProfile -NonInteractive -File ./build.ps1 build
 dotnet build bench/RaftPS.Bench/RaftPS.Bench.csproj -c Release -nologo -v q -clp:ErrorsOnly >/dev/null
 BENCH=(dotnet "$ROOT/bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll")
-# The server the module ships: build.ps1 publishes it Native AOT into the module folder.
-SERVER="$ROOT/out/RaftPS/server/RaftServer"
+# The server the module ships: build.ps1 publishes it Native AOT into the module folder, under
+# this machine's runtime identifier (linux-x64, linux-arm64).
+case "$(uname -m)" in aarch64|arm64) RID=linux-arm64 ;; *) RID=linux-x64 ;; esac
+SERVER="$ROOT/out/RaftPS/server/$RID/RaftServer"
 # The DotNext target (built with RaftPS.sln above; JIT'd, runs under dotnet).
 DOTNEXT_NODE="$ROOT/bench/DotNextNode/bin/Release/net10.0/DotNextNode.dll"
 
@@ -207,7 +209,7 @@ focus() { # name: with ISOLATE=1 that cluster runs and every other one is paused
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ETCD_VERSION=$(etcd --version | awk '/etcd Version/ {print $3}')
 printf '{"kind":"meta","name":"etcd","value":"%s (Debian package), --heartbeat-interval/--election-timeout as labelled, fsync on (default)"}\n' "$ETCD_VERSION" >> "$RESULTS"
-printf '{"kind":"meta","name":"RaftPS","value":"%s (git), Release, Native AOT server (out/RaftPS/server/RaftServer), --heartbeat-ms %s --election-timeout-ms %s"}\n' "$(git rev-parse --short HEAD)" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" >> "$RESULTS"
+printf '{"kind":"meta","name":"RaftPS","value":"%s (git), Release, Native AOT server (out/RaftPS/server/%s/RaftServer), --heartbeat-ms %s --election-timeout-ms %s"}\n' "$(git rev-parse --short HEAD)" "$RID" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" >> "$RESULTS"
 printf '{"kind":"meta","name":"settings","value":"warm-up %s s, measured %s s per run, %s rounds, %s HTTP/2 channels, concurrency %s; %s"}\n' "$WARMUP" "$DURATION" "$ROUNDS" "$CHANNELS" "$CONCURRENCY" \
     "$([[ $ISOLATE == 1 ]] && echo "the other clusters paused (SIGSTOP) while one is measured" || echo "every cluster running throughout (ISOLATE=0)")" >> "$RESULTS"
 
@@ -325,7 +327,7 @@ DURATION=$DURATION WARMUP=$WARMUP ROUNDS=$ROUNDS CONCURRENCY=$CONCURRENCY WORKLO
 dotnet bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll run --target raftps|etcd --endpoints 127.0.0.1:P0,127.0.0.1:P1,127.0.0.1:P2 \\
     --workloads put|get|mixed --concurrency C --warmup $WARMUP --duration $DURATION --channels $CHANNELS --no-preload --pids-file PIDS --json results.jsonl
 # RaftPS nodes (the Native AOT server that dotnet pwsh ./build.ps1 build lays out):
-out/RaftPS/server/RaftServer ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS --quiet --log-level warning
+out/RaftPS/server/$RID/RaftServer ID --config config.conf --data-dir DIR --heartbeat-ms $RAFTPS_HEARTBEAT_MS --election-timeout-ms $RAFTPS_ELECTION_MS --quiet --log-level warning
 # DotNext members (TARGETS with dotnext; config lines "ID 127.0.0.1 CLIENT-PORT RAFT-PORT"):
 dotnet bench/DotNextNode/bin/Release/net10.0/DotNextNode.dll ID --config config.conf --data-dir DIR --log-level warning${DOTNEXT_ELECTION_MS:+ --election-ms $DOTNEXT_ELECTION_MS}${DOTNEXT_REQUEST_TIMEOUT_MS:+ --request-timeout-ms $DOTNEXT_REQUEST_TIMEOUT_MS}
 # etcd members (and again with --heartbeat-interval $RAFTPS_HEARTBEAT_MS --election-timeout $RAFTPS_ELECTION_MS for etcd-rafttimers):

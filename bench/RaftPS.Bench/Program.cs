@@ -24,7 +24,7 @@ static class Program
         snapshots  --server PATH [--writes 1000000] [--keys 1000] [--value-bytes 256] [--catchup-mb 100]
                    [--concurrency 256] [--restarts 3] [--server-args "..."] [--keep-dir] [--json FILE]
                    starts its own 3-node RaftPS cluster: disk after N writes, start-up time, catch-up time;
-                   PATH: out/RaftPS/server/RaftServer, or a RaftServer.dll (run by dotnet; --server-dll PATH too)
+                   PATH: out/RaftPS/server/<rid>/RaftServer, or a RaftServer.dll (run by dotnet; --server-dll PATH too)
         report     --results FILE --out docs/benchmarks.md --svg docs/benchmarks.svg [--baseline raftps]
                    [--commands FILE] [--notes FILE]
 

@@ -19,7 +19,7 @@ static class Snapshots
 {
     public static async Task<int> RunAsync(Args a, CancellationToken ct)
     {
-        // --server: the native executable (out/RaftPS/server/RaftServer) or a RaftServer.dll; --server-dll,
+        // --server: the native executable (out/RaftPS/server/<rid>/RaftServer) or a RaftServer.dll; --server-dll,
         // the older name, still works. The nodes run in the cluster's directory: a full path.
         string? named = a.Str("server"), namedDll = a.Str("server-dll");
         if (named is not null && namedDll is not null) throw new UsageException("give --server or --server-dll, not both");
@@ -34,7 +34,7 @@ static class Snapshots
         string? json = a.Str("json");
         bool keep = a.Flag("keep-dir");
         a.CheckAllUsed();
-        if (!File.Exists(server)) throw new UsageException($"--server: {server} does not exist (dotnet pwsh ./build.ps1 build lays out out/RaftPS/server/RaftServer)");
+        if (!File.Exists(server)) throw new UsageException($"--server: {server} does not exist (dotnet pwsh ./build.ps1 build lays out out/RaftPS/server/<rid>/RaftServer)");
 
         await using var cluster = new BenchCluster(server, 3, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep);
         cluster.StartAll();

@@ -1,5 +1,6 @@
-# Module manifest of the built module folder (out/RaftPS/). The RaftPS.psd1 at the
-# repository root loads this one, so help (en-US/) and formats resolve beside the dll.
+# Module manifest of the built module folder (out/RaftPS/) and of the package (build.ps1 package).
+# The RaftPS.psd1 at the repository root loads this one, so help (en-US/) and formats resolve
+# beside the dll. ModuleVersion is the package's version.
 @{
     RootModule           = 'RaftPS.Module.dll'
     ModuleVersion        = '0.1.0'
@@ -24,9 +25,21 @@
         'Add-RaftNode',
         'Remove-RaftNode',
         'Move-RaftLeader',
-        'Resume-RaftNode'
+        'Resume-RaftNode',
+        'New-RaftClusterConfig'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
     AliasesToExport      = @()
+    # What PSResourceGet and the PowerShell Gallery show. build.ps1 package checks the manifest
+    # (Test-ModuleManifest) and packs the module folder with a server for each platform.
+    PrivateData          = @{
+        PSData = @{
+            Tags         = @('Raft', 'Consensus', 'KeyValue', 'Distributed', 'Replication', 'gRPC', 'Cluster',
+                'PSEdition_Core', 'Windows', 'Linux', 'MacOS')
+            LicenseUri   = 'https://github.com/raftps/RaftPS/blob/main/LICENSE'
+            ProjectUri   = 'https://github.com/raftps/RaftPS'
+            ReleaseNotes = 'First packaged release: servers for win-x64, linux-x64, linux-arm64, osx-x64 and osx-arm64 chosen at run time; Start-RaftCluster -Count for a local cluster with no config file; New-RaftClusterConfig; nodes tied to the session on Windows (Job Object); systemd and Windows service hosting of the server (docs/operations.md).'
+        }
+    }
 }

@@ -31,9 +31,10 @@ Describe 'Start-RaftCluster' {
     }
 
     It 'reports the server''s own process as ProcessId, running the server the module ships' {
-        # The module folder's server: the native executable, else the dll of a -Portable build.
+        # The module folder's server: the native executable for this machine (server/<rid>/), else
+        # the dll of a -Portable build.
         $serverDir = Join-Path (Split-Path ([RaftPS.RaftNodeProcess].Assembly.Location)) 'server'
-        $native = Join-Path $serverDir 'RaftServer'
+        $native = Join-Path $serverDir "$([System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier)/RaftServer"
         foreach ($node in $Nodes) {
             $process = Get-Process -Id $node.ProcessId
             $process.HasExited | Should -BeFalse

@@ -4,7 +4,7 @@ BeforeAll {
     . "$PSScriptRoot/TestHelpers.ps1"
     $script:Cmdlets = @('Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode',
         'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
-        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode')
+        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig')
     $script:ConnectedCmdlets = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue',
         'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus', 'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode',
         'Move-RaftLeader', 'Resume-RaftNode')
@@ -57,7 +57,7 @@ Describe 'Help' {
     It '<_> has a synopsis, a description, every parameter described and an example' -ForEach @(
         'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode', 'Get-RaftLeader',
         'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
-        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode') {
+        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig') {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
         $help.Synopsis | Should -Not -Match "^\s*$_\s*\["   # not the auto-generated syntax stub
@@ -125,12 +125,12 @@ Describe 'Parameters and errors without a cluster' {
 
     It 'takes -Connection on every cmdlet but Start, Stop and Connect' {
         foreach ($name in $ConnectedCmdlets) { (Get-Command $name).Parameters.Keys | Should -Contain 'Connection' }
-        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode') { (Get-Command $name).Parameters.Keys | Should -Not -Contain 'Connection' }
+        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'New-RaftClusterConfig') { (Get-Command $name).Parameters.Keys | Should -Not -Contain 'Connection' }
     }
 
     It 'supports -WhatIf on the state-changing cmdlets' {
         foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Set-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode',
-            'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode') {
+            'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig') {
             (Get-Command $name).Parameters.Keys | Should -Contain 'WhatIf'
         }
         Connect-RaftNode 127.0.0.1 1 | Out-Null
@@ -240,3 +240,121 @@ Describe 'Start-RaftCluster without a working cluster' {
         } finally { Remove-TestCluster $config }
     }
 }
+
+Describe 'The server for this machine' {
+    BeforeAll {
+        $script:Internal = [System.Reflection.BindingFlags]'Public, NonPublic, Static'
+        $script:Locator = [RaftPS.RaftConnection].Assembly.GetType('RaftPS.Cluster.ServerLocator', $true)
+    }
+
+    It 'is looked for under server/<rid>: <Os> <Arch> musl=<Musl> -> <Expected>' -ForEach @(
+        @{ Os = 'windows'; Arch = 'X64'; Musl = $false; Expected = @('win-x64') }
+        @{ Os = 'windows'; Arch = 'Arm64'; Musl = $false; Expected = @('win-arm64', 'win-x64') }
+        @{ Os = 'osx'; Arch = 'X64'; Musl = $false; Expected = @('osx-x64') }
+        @{ Os = 'osx'; Arch = 'Arm64'; Musl = $false; Expected = @('osx-arm64', 'osx-x64') }
+        @{ Os = 'linux'; Arch = 'X64'; Musl = $false; Expected = @('linux-x64') }
+        @{ Os = 'linux'; Arch = 'Arm64'; Musl = $false; Expected = @('linux-arm64') }
+        @{ Os = 'linux'; Arch = 'X64'; Musl = $true; Expected = @('linux-musl-x64') }
+    ) {
+        $method = $Locator.GetMethod('CandidateRuntimes', $Internal)
+        $method.Invoke($null, @($Os, [System.Runtime.InteropServices.Architecture]$Arch, $Musl)) | Should -Be $Expected
+    }
+
+    It 'takes the first candidate present, the executable named for its platform, else the portable dll' {
+        $folder = Join-Path ([IO.Path]::GetTempPath()) "raftps-locator-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+        try {
+            New-Item -ItemType Directory -Path "$folder/win-x64", "$folder/osx-x64", "$folder/osx-arm64" | Out-Null
+            Set-Content "$folder/win-x64/RaftServer.exe" 'x'
+            Set-Content "$folder/osx-x64/RaftServer" 'x'
+            $find = $Locator.GetMethod('Find', $Internal, $null, [type[]]@([string], [System.Collections.Generic.IEnumerable[string]]), $null)
+            $folder = [string]$folder
+            $found = $find.Invoke($null, @($folder, [string[]]@('win-arm64', 'win-x64')))
+            $found.Path | Should -Be (Join-Path $folder 'win-x64/RaftServer.exe')
+            $found.RuntimeIdentifier | Should -Be 'win-x64'
+            # osx-arm64 has a folder but no server in it: the x64 one runs under Rosetta.
+            $find.Invoke($null, @($folder, [string[]]@('osx-arm64', 'osx-x64'))).Path | Should -Be (Join-Path $folder 'osx-x64/RaftServer')
+            $find.Invoke($null, @($folder, [string[]]@('linux-x64'))) | Should -BeNullOrEmpty
+            Set-Content "$folder/RaftServer.dll" 'x'
+            $portable = $find.Invoke($null, @($folder, [string[]]@('linux-x64')))
+            $portable.Path | Should -Be (Join-Path $folder 'RaftServer.dll')
+            $portable.RunsUnderDotnet | Should -BeTrue
+        } finally { Remove-Item $folder -Recurse -Force }
+    }
+
+    It 'makes a server that lost its executable bit runnable again' -Skip:$IsWindows {
+        $folder = Join-Path ([IO.Path]::GetTempPath()) "raftps-exec-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+        try {
+            New-Item -ItemType Directory -Path $folder | Out-Null
+            $file = Join-Path $folder 'RaftServer'
+            Set-Content $file 'x'
+            [IO.File]::SetUnixFileMode($file, [IO.UnixFileMode]'UserRead, UserWrite, GroupRead, OtherRead')
+            $type = [RaftPS.RaftConnection].Assembly.GetType('RaftPS.Cluster.ExecutableFile', $true)
+            $type.GetMethod('EnsureRunnable', $Internal).Invoke($null, @([string]$file, [string](Join-Path $folder 'copies'))) | Should -Be $file
+            [IO.File]::GetUnixFileMode($file).HasFlag([IO.UnixFileMode]'UserExecute, GroupExecute, OtherExecute') | Should -BeTrue
+        } finally { Remove-Item $folder -Recurse -Force }
+    }
+
+    It 'lays out the Windows Job Object limits as winnt.h does (64-bit)' {
+        $job = [RaftPS.RaftConnection].Assembly.GetType('RaftPS.Cluster.WindowsJobObject', $true)
+        $size = { param($name) [System.Runtime.InteropServices.Marshal]::SizeOf([type]$job.GetNestedType($name, [System.Reflection.BindingFlags]::NonPublic)) }
+        [IntPtr]::Size | Should -Be 8
+        & $size 'JobObjectBasicLimitInformation' | Should -Be 64
+        & $size 'IoCounters' | Should -Be 48
+        & $size 'JobObjectExtendedLimitInformation' | Should -Be 144
+        $job.GetField('JobObjectLimitKillOnJobClose', [System.Reflection.BindingFlags]'NonPublic, Static').GetValue($null) | Should -Be 0x2000
+    }
+}
+
+Describe 'New-RaftClusterConfig' {
+    BeforeEach {
+        $script:Folder = Join-Path ([IO.Path]::GetTempPath()) "raftps-newconf-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
+        New-Item -ItemType Directory -Path $Folder | Out-Null
+        Push-Location $Folder
+    }
+    AfterEach { Pop-Location; Remove-Item $Folder -Recurse -Force }
+    BeforeAll {
+        function script:Get-NodeLines { Get-Content (Join-Path $Folder 'config.conf') | Where-Object { $_ -notmatch '^#' } }
+    }
+
+    It 'writes ./config.conf with ids from 0, one port per machine and consecutive ports on one machine' {
+        $file = New-RaftClusterConfig -HostName db1, db2, db3
+        $file | Should -BeOfType ([IO.FileInfo])
+        $file.FullName | Should -Be (Join-Path $Folder 'config.conf')
+        Get-NodeLines | Should -Be @('0 db1 50000', '1 db2 50000', '2 db3 50000')
+        New-RaftClusterConfig 127.0.0.1, 127.0.0.1, db1:7000, 127.0.0.1 -Port 6000 -Path dev.conf | Out-Null
+        Get-Content dev.conf | Where-Object { $_ -notmatch '^#' } | Should -Be @('0 127.0.0.1 6000', '1 127.0.0.1 6001', '2 db1 7000', '3 127.0.0.1 6002')
+    }
+
+    It 'takes hosts from the pipeline and warns about an even number of nodes' {
+        'a', 'b' | New-RaftClusterConfig -WarningVariable warnings -WarningAction SilentlyContinue | Out-Null
+        Get-NodeLines | Should -Be @('0 a 50000', '1 b 50000')
+        $warnings[0] | Should -Match 'survives as many failed nodes as one of 1'
+    }
+
+    It 'writes nothing for a bad host (RaftInvalidHost), naming each one' {
+        New-RaftClusterConfig good, 'bad host', 'x:99999', '::1' -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 3
+        $failures | ForEach-Object { $_.FullyQualifiedErrorId | Should -Be 'RaftInvalidHost,RaftPS.Cmdlets.NewRaftClusterConfigCommand' }
+        $failures.TargetObject | Should -Be @('bad host', 'x:99999', '::1')
+        Test-Path config.conf | Should -BeFalse
+    }
+
+    It 'refuses two nodes on one address and port (RaftDuplicateEndpoint)' {
+        New-RaftClusterConfig db1:7000, DB1:7000, db2 -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures[0].FullyQualifiedErrorId | Should -Be 'RaftDuplicateEndpoint,RaftPS.Cmdlets.NewRaftClusterConfigCommand'
+        $failures[0].Exception.Message | Should -Match 'Nodes 0 and 1'
+        Test-Path config.conf | Should -BeFalse
+    }
+
+    It 'keeps an existing file unless -Force (RaftConfigExists), and writes nothing with -WhatIf' {
+        Set-Content config.conf '0 keep 1'
+        New-RaftClusterConfig a -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures[0].FullyQualifiedErrorId | Should -Be 'RaftConfigExists,RaftPS.Cmdlets.NewRaftClusterConfigCommand'
+        $failures[0].CategoryInfo.Category | Should -Be 'ResourceExists'
+        New-RaftClusterConfig a -Force -WhatIf | Should -BeNullOrEmpty
+        Get-Content config.conf | Should -Be '0 keep 1'
+        New-RaftClusterConfig a -Force | Out-Null
+        Get-NodeLines | Should -Be '0 a 50000'
+    }
+}
+

@@ -29,4 +29,17 @@ internal static class ClusterConfigFile
         }
         return nodes;
     }
+
+    /// <summary>
+    /// Writes <paramref name="nodes"/> as config.conf lines (<c>ID HOST PORT</c>) after a comment,
+    /// through a temporary file renamed into place: a reader never sees half a config.
+    /// </summary>
+    public static void Write(string path, IEnumerable<ConfigNode> nodes, string comment)
+    {
+        var lines = new List<string> { $"# {comment}", "# One node per line: ID HOST PORT." };
+        lines.AddRange(nodes.Select(n => string.Create(CultureInfo.InvariantCulture, $"{n.Id} {n.Host} {n.Port}")));
+        var temp = $"{path}.{Environment.ProcessId}.tmp";
+        File.WriteAllLines(temp, lines);
+        File.Move(temp, path, overwrite: true);
+    }
 }

@@ -25,10 +25,6 @@ internal sealed class LaunchedNode(RaftNodeProcess info, Process process, long l
 /// <summary>Starts and stops RaftServer processes from the binaries shipped in the module folder.</summary>
 internal static class NodeLauncher
 {
-    /// <summary>The framework-dependent server of a `build.ps1 -Portable` layout, run by dotnet.</summary>
-    public const string ServerDll = "RaftServer.dll";
-    /// <summary>The Native AOT server the module normally ships, run directly.</summary>
-    public static string ServerExecutable => OperatingSystem.IsWindows() ? "RaftServer.exe" : "RaftServer";
     public const string LogFileName = "node.log";
 
     /// <summary>The module's server folder: &lt;module base&gt;/server/.</summary>
@@ -47,8 +43,7 @@ internal static class NodeLauncher
         File.AppendAllText(logPath, $"--- {DateTime.UtcNow:O} Start-RaftCluster: node {node.Id} ({node.Host}:{node.Port}){(join is null ? "" : $" joining through {join}")}\n");
         logStart = new FileInfo(logPath).Length;
 
-        var server = FindServer() ?? throw new FileNotFoundException(
-            $"The server binaries are missing: neither {ServerExecutable} nor {ServerDll} is in '{ServerDirectory}'. Build the module with build.ps1.");
+        var server = FindServer() ?? throw new FileNotFoundException(ServerLocator.Missing(ServerDirectory));
         var arguments = new List<string>(ServerCommand(server))
         {
             node.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -61,7 +56,10 @@ internal static class NodeLauncher
 
         Process process;
         if (OperatingSystem.IsWindows())
+        {
             process = StartRedirected(arguments, nodeDirectory, logPath);
+            TieToSession(process);
+        }
         else
             process = StartDetached(arguments, nodeDirectory, logPath);
 
@@ -79,22 +77,21 @@ internal static class NodeLauncher
     }
 
     /// <summary>
-    /// The server the module ships: server/RaftServer[.exe], the native executable, else
-    /// server/RaftServer.dll of a `build.ps1 -Portable` layout; null when there is neither.
+    /// The server for this machine that the module ships (<see cref="ServerLocator"/>), made
+    /// runnable (<see cref="ExecutableFile"/>); null when there is none.
     /// </summary>
-    public static string? FindServer()
+    /// <exception cref="IOException">the server could not be made executable.</exception>
+    /// <exception cref="UnauthorizedAccessException">the server could not be made executable.</exception>
+    public static ServerBinary? FindServer()
     {
-        foreach (var name in new[] { ServerExecutable, ServerDll })
-        {
-            var path = Path.Combine(ServerDirectory, name);
-            if (File.Exists(path)) return path;
-        }
-        return null;
+        var server = ServerLocator.Find(ServerDirectory);
+        if (server is null || server.RunsUnderDotnet) return server;
+        return server with { Path = ExecutableFile.EnsureRunnable(server.Path, Path.Combine(UserFolders.Root, "server", server.RuntimeIdentifier!)) };
     }
 
     /// <summary>The program and leading arguments that run a server: a dll runs under dotnet, an executable by itself.</summary>
-    public static string[] ServerCommand(string server) =>
-        server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? [FindDotnet(), server] : [server];
+    public static string[] ServerCommand(ServerBinary server) =>
+        server.RunsUnderDotnet ? [FindDotnet(), server.Path] : [server.Path];
 
     /// <summary>
     /// Unix: the server runs in its own session (setsid), so Ctrl+C in the terminal does not reach
@@ -142,6 +139,28 @@ internal static class NodeLauncher
         catch (Exception)
         {
             // Best effort: the ProcessExit handler and Stop-RaftCluster still stop the node.
+        }
+    }
+
+    /// <summary>
+    /// Windows: the node joins the session's Job Object, so it ends with this process however that
+    /// ends. A node that cannot join is stopped at once rather than left to outlive the session.
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("windows")]
+    private static void TieToSession(Process process)
+    {
+        try
+        {
+            WindowsJobObject.Assign(process);
+        }
+        catch (System.ComponentModel.Win32Exception) when (process.HasExited)
+        {
+            // It died at once (a bad config, a port in use): the start-up wait reports it with its log.
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            throw new InvalidOperationException($"{e.Message}: {e.NativeErrorCode}. The node was stopped.", e);
         }
     }
 

@@ -33,6 +33,10 @@ internal static class NodeRegistry
         return Nodes.Where(p => PathComparer.Equals(p.Key.Config, key)).Select(p => p.Value).OrderBy(n => n.Info.Id).ToList();
     }
 
+    /// <summary>The config files of the clusters this session runs nodes of.</summary>
+    public static IReadOnlyList<string> Configs() =>
+        Nodes.Values.Select(n => n.Info.ConfigPath).Distinct(PathComparer).Order(PathComparer).ToList();
+
     private static void StopAll()
     {
         foreach (var node in Nodes.Values)

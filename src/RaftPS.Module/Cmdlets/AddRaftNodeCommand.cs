@@ -105,10 +105,19 @@ public sealed class AddRaftNodeCommand : RaftConnectedCmdlet
 
     private bool StartLocalNode(RaftConnection connection)
     {
-        if (NodeLauncher.FindServer() is null)
+        try
         {
-            WriteError(new ErrorRecord(new FileNotFoundException($"The server binaries are missing from '{NodeLauncher.ServerDirectory}'. Build the module with build.ps1."),
-                "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
+            if (NodeLauncher.FindServer() is null)
+            {
+                WriteError(new ErrorRecord(new FileNotFoundException(ServerLocator.Missing(NodeLauncher.ServerDirectory)),
+                    "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
+                return false;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            WriteError(new ErrorRecord(new IOException($"The server for this machine could not be made executable: {e.Message}", e),
+                "RaftServerNotRunnable", ErrorCategory.PermissionDenied, NodeLauncher.ServerDirectory));
             return false;
         }
         var configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);

@@ -10,21 +10,29 @@ namespace RaftPS.Cmdlets;
 /// <summary>
 /// Start-RaftCluster: one server process per node of the config (or the -NodeId ones), from the
 /// server binaries shipped in the module folder. With all nodes it returns once a leader is
-/// elected; with -NodeId, once the started nodes answer.
+/// elected; with -NodeId, once the started nodes answer. -Count N starts a local cluster of N
+/// nodes kept in the user's folder (<see cref="LocalClusterFolder"/>); -Join starts nodes that join
+/// a running cluster. A session with no current connection is connected to the first started node.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Start, "RaftCluster", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = "Config")]
+[Cmdlet(VerbsLifecycle.Start, "RaftCluster", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = ConfigSet)]
 [OutputType(typeof(RaftNodeProcess))]
 public sealed class StartRaftClusterCommand : RaftCmdlet
 {
     /// <summary>Extra server arguments (e.g. "--election-timeout-ms 300"), for tests and tuning.</summary>
     public const string ServerArgumentsVariable = "RAFTPS_SERVER_ARGS";
 
-    [Parameter(Position = 0)]
-    [ValidateNotNullOrEmpty]
-    public string ConfigPath { get; set; } = "config.conf";
+    private const string ConfigSet = "Config";
+    private const string LocalSet = "Local";
+    private const string JoinSet = "Join";
+    private const string DefaultConfigFile = "config.conf";
 
-    [Parameter(ParameterSetName = "Config")]
-    [Parameter(ParameterSetName = "Join", Mandatory = true)]
+    [Parameter(Position = 0, ParameterSetName = ConfigSet)]
+    [Parameter(ParameterSetName = JoinSet)]
+    [ValidateNotNullOrEmpty]
+    public string ConfigPath { get; set; } = DefaultConfigFile;
+
+    [Parameter(ParameterSetName = ConfigSet)]
+    [Parameter(ParameterSetName = JoinSet, Mandatory = true)]
     [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[]? NodeId { get; set; }
 
@@ -33,13 +41,23 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
     /// added, e.g. by Add-RaftNode -AsLearner); their addresses come from the cluster, not the config.
     /// Also restarts such a node (its data directory then holds the cluster's configuration).
     /// </summary>
-    [Parameter(ParameterSetName = "Join", Mandatory = true)]
+    [Parameter(ParameterSetName = JoinSet, Mandatory = true)]
     [ValidateNotNullOrEmpty]
     public string? Join { get; set; }
 
-    [Parameter]
+    [Parameter(ParameterSetName = ConfigSet)]
+    [Parameter(ParameterSetName = JoinSet)]
     [ValidateNotNullOrEmpty]
     public string DataDirectory { get; set; } = "data";
+
+    [Parameter(Mandatory = true, ParameterSetName = LocalSet)]
+    [ValidateRange(1, 9)]
+    public int Count { get; set; }
+
+    [Parameter(ParameterSetName = LocalSet)]
+    [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    [ArgumentCompleter(typeof(LocalClusterNameCompleter))]
+    public string Name { get; set; } = "local";
 
     [Parameter]
     [ValidateRange(1, 3600)]
@@ -49,24 +67,29 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
 
     protected override void EndProcessing()
     {
-        if (Join is not null)
+        if (ParameterSetName == JoinSet)
         {
-            StartJoining(Join);
+            StartJoining(Join!);
             return;
         }
-        var configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
-        if (!File.Exists(configPath))
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The config file '{configPath}' does not exist.", configPath),
-                "RaftConfigNotFound", ErrorCategory.ObjectNotFound, configPath));
+        string configPath, dataDirectory;
+        if (ParameterSetName == LocalSet)
+        {
+            if (PrepareLocalCluster() is not { } folder) return;
+            configPath = LocalClusterFolder.ConfigPath(folder);
+            dataDirectory = folder;
+        }
+        else
+        {
+            configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
+            if (!File.Exists(configPath)) ThrowTerminatingError(ConfigNotFound(configPath));
+            dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+        }
         var configNodes = ClusterConfigFile.Read(configPath);
         if (configNodes.Count == 0)
             ThrowTerminatingError(new ErrorRecord(new FormatException($"The config file '{configPath}' lists no node as 'ID HOST PORT'."),
                 "RaftConfigInvalid", ErrorCategory.InvalidArgument, configPath));
-        if (NodeLauncher.FindServer() is null)
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException(
-                    $"The server binaries are missing: neither {NodeLauncher.ServerExecutable} nor {NodeLauncher.ServerDll} is in '{NodeLauncher.ServerDirectory}'. Build the module with build.ps1."),
-                "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
-        var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+        EnsureServer();
 
         var selected = new List<ConfigNode>();
         if (NodeId is null)
@@ -112,8 +135,35 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
         }
         if (launched.Count == 0) return;
 
-        var running = WaitUntilReady(launched, waitForLeader: NodeId is null);
+        Output(WaitUntilReady(launched, waitForLeader: NodeId is null));
+    }
+
+    /// <summary>Writes the started nodes; a session with no current connection is connected to the first.</summary>
+    private void Output(List<LaunchedNode> running)
+    {
+        if (running.Count > 0 && CurrentConnection.Get() is null)
+        {
+            // What the user types next (Set-RaftValue a 1) needs no Connect-RaftNode first.
+            CurrentConnection.Set(new RaftConnection(running[0].Info.Address, running[0].Info.Port));
+            WriteVerbose($"Connected this session to node {running[0].Info.Id} ({running[0].Info.Address}:{running[0].Info.Port}).");
+        }
         foreach (var node in running) WriteObject(node.Info);
+    }
+
+    /// <summary>Stops with RaftServerNotFound or RaftServerNotRunnable unless this machine's server is in the module folder and can run.</summary>
+    private void EnsureServer()
+    {
+        try
+        {
+            if (NodeLauncher.FindServer() is null)
+                ThrowTerminatingError(new ErrorRecord(new FileNotFoundException(ServerLocator.Missing(NodeLauncher.ServerDirectory)),
+                    "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(new IOException($"The server for this machine could not be made executable: {e.Message}", e),
+                "RaftServerNotRunnable", ErrorCategory.PermissionDenied, NodeLauncher.ServerDirectory));
+        }
     }
 
     /// <summary>Starts the -NodeId nodes of a running cluster, joining it through <paramref name="join"/>.</summary>
@@ -124,10 +174,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-Join '{join}' is not HOST:PORT."), "RaftInvalidArgument", ErrorCategory.InvalidArgument, join));
             return;
         }
-        if (NodeLauncher.FindServer() is null)
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException(
-                    $"The server binaries are missing: neither {NodeLauncher.ServerExecutable} nor {NodeLauncher.ServerDll} is in '{NodeLauncher.ServerDirectory}'. Build the module with build.ps1."),
-                "RaftServerNotFound", ErrorCategory.ObjectNotFound, NodeLauncher.ServerDirectory));
+        EnsureServer();
         RaftMember[] members;
         try
         {
@@ -170,7 +217,64 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             }
         }
         if (launched.Count == 0) return;
-        foreach (var node in WaitUntilReady(launched, waitForLeader: false)) WriteObject(node.Info);
+        Output(WaitUntilReady(launched, waitForLeader: false));
+    }
+
+    /// <summary>
+    /// -Count: the folder of the local cluster -Name, its config written on first use (free
+    /// loopback ports) and reused after; null when -WhatIf or -Confirm declined making it.
+    /// </summary>
+    private string? PrepareLocalCluster()
+    {
+        var folder = UserFolders.LocalCluster(Name);
+        try
+        {
+            if (LocalClusterFolder.Exists(folder))
+            {
+                LocalClusterFolder.CheckCount(folder, Name, Count);
+                var configPath = LocalClusterFolder.ConfigPath(folder);
+                var busy = LocalClusterFolder.NodesOnBusyPorts(folder, n => NodeRegistry.Find(configPath, n.Id) is { HasExited: false });
+                if (busy.Count > 0)
+                    ThrowTerminatingError(new ErrorRecord(new IOException(
+                            $"The local cluster '{Name}' uses port(s) {string.Join(", ", busy.Select(n => n.Port))} on 127.0.0.1, and something else listens there: " +
+                            "another PowerShell session may be running this cluster (stop it there with Stop-RaftCluster), or another program took the port. " +
+                            $"Start a cluster of another name with -Name, or remove the folder to start afresh on free ports (its data goes with it): Remove-Item -Recurse '{folder}'"),
+                        "RaftLocalClusterPortInUse", ErrorCategory.ResourceUnavailable, folder));
+                return folder;
+            }
+            if (!ShouldProcess(LocalClusterFolder.ConfigPath(folder), $"Create the config of a local cluster of {Count} node(s)"))
+                return null;
+            LocalClusterFolder.Create(folder, Count);
+            WriteVerbose($"Made the local cluster '{Name}' of {Count} node(s) in {folder}.");
+            return folder;
+        }
+        catch (LocalClusterMismatchException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "RaftLocalClusterMismatch", ErrorCategory.InvalidArgument, folder));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "RaftLocalClusterFailed", ErrorCategory.WriteError, folder));
+        }
+        return null;
+    }
+
+    /// <summary>RaftConfigNotFound; with no -ConfigPath, it says how to start without a config file.</summary>
+    private ErrorRecord ConfigNotFound(string configPath)
+    {
+        var bound = MyInvocation.BoundParameters.ContainsKey(nameof(ConfigPath));
+        var message = bound
+            ? $"The config file '{configPath}' does not exist."
+            : $"There is no {DefaultConfigFile} in '{Path.GetDirectoryName(configPath)}'. To try RaftPS on this machine, start a local cluster: " +
+              "Start-RaftCluster -Count 3. For a cluster of your own machines, write its config with New-RaftClusterConfig -HostName <host1>,<host2>,<host3> " +
+              "and start each node on its machine with Start-RaftCluster -NodeId <id>. Or name a config file: Start-RaftCluster -ConfigPath <path>.";
+        return new ErrorRecord(new FileNotFoundException(message, configPath), "RaftConfigNotFound", ErrorCategory.ObjectNotFound, configPath)
+        {
+            ErrorDetails = new ErrorDetails(message)
+            {
+                RecommendedAction = bound ? "Check the path, or start a local cluster with Start-RaftCluster -Count 3." : "Start-RaftCluster -Count 3",
+            },
+        };
     }
 
     /// <summary>

@@ -3,7 +3,11 @@ using RaftPS.Cluster;
 
 namespace RaftPS.Cmdlets;
 
-/// <summary>Stop-RaftCluster: stops the nodes of a config that this session started (or the -NodeId ones).</summary>
+/// <summary>
+/// Stop-RaftCluster: stops the nodes of a config that this session started (or the -NodeId ones).
+/// Without -ConfigPath: those of ./config.conf if this session runs any, else every cluster this
+/// session started (a local cluster of Start-RaftCluster -Count among them).
+/// </summary>
 [Cmdlet(VerbsLifecycle.Stop, "RaftCluster", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(void))]
 public sealed class StopRaftClusterCommand : PSCmdlet
@@ -20,6 +24,16 @@ public sealed class StopRaftClusterCommand : PSCmdlet
     {
         var configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
         var started = NodeRegistry.ForConfig(configPath);
+        if (started.Count == 0 && !MyInvocation.BoundParameters.ContainsKey(nameof(ConfigPath)))
+        {
+            var configs = NodeRegistry.Configs();
+            if (NodeId is not null && configs.Count > 1)
+                ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(
+                        $"This session runs {configs.Count} clusters ({string.Join(", ", configs)}) and none of ./{ConfigPath}: name the one whose nodes to stop with -ConfigPath."),
+                    "RaftClusterAmbiguous", ErrorCategory.InvalidArgument, NodeId));
+            started = configs.SelectMany(NodeRegistry.ForConfig).ToList();
+            if (configs.Count == 1) configPath = configs[0];
+        }
         var targets = new List<LaunchedNode>();
         if (NodeId is null)
         {
@@ -42,6 +56,14 @@ public sealed class StopRaftClusterCommand : PSCmdlet
         {
             NodeRegistry.Remove(node);
             WriteVerbose($"Stopped node {node.Info.Id} (process {node.Info.ProcessId}).");
+        }
+        // A current connection to a cluster that is now wholly stopped would only time out.
+        if (CurrentConnection.Get() is { } current
+            && confirmed.FirstOrDefault(n => n.Info.Port == current.Port && string.Equals(n.Info.Address, current.Address, StringComparison.OrdinalIgnoreCase)) is { } stopped
+            && NodeRegistry.ForConfig(stopped.Info.ConfigPath).Count == 0)
+        {
+            CurrentConnection.Set(null);
+            WriteVerbose($"Cleared the current connection ({current}): its cluster is stopped.");
         }
     }
 }

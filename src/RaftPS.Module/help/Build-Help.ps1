@@ -77,6 +77,11 @@ function Write-Parameter($parameter, $attribute, [string] $description, [bool] $
     $writer.WriteEndElement()
 }
 
+# Mandatory and positional first, as Get-Help shows them.
+function Sort-HelpParameters($parameters) {
+    $parameters | Sort-Object @{ Expression = { if ($_.Position -ge 0) { $_.Position } else { 1000 } } }, @{ Expression = { $_.Name -in 'WhatIf', 'Confirm' } }, Name
+}
+
 $writer.WriteStartDocument()
 $writer.WriteStartElement('helpItems', 'http://msh')
 $writer.WriteAttributeString('schema', 'maml')
@@ -85,10 +90,10 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     if (-not $text) { throw "HelpContent.psd1 has no entry for $name" }
     $info = Get-Command $name
     $verb, $noun = $name -split '-', 2
-    # Mandatory and positional first, as Get-Help shows them.
-    $order = @{ Expression = { if ($_.Position -ge 0) { $_.Position } else { 1000 } } }, @{ Expression = { $_.Name -in 'WhatIf', 'Confirm' } }, 'Name'
-    # Every parameter of every parameter set, once (the syntax below has one line per set).
-    $parameters = @($info.ParameterSets.Parameters | Where-Object { $_.Name -notin $common } | Sort-Object Name -Unique | Sort-Object $order)
+    # One syntax line per parameter set, the default set first; the parameters of all sets once.
+    $sets = @($info.ParameterSets | Sort-Object @{ Expression = { -not $_.IsDefault } }, Name)
+    $parameters = @($sets | ForEach-Object { $_.Parameters } | Where-Object { $_.Name -notin $common } | Group-Object Name | ForEach-Object { $_.Group[0] })
+    $parameters = @(Sort-HelpParameters $parameters)
 
     $writer.WriteStartElement('command', 'command', $command)
     $writer.WriteAttributeString('xmlns', 'maml', $null, $maml)
@@ -113,13 +118,14 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     $globbing = { param($p) $name -eq 'Get-RaftValue' -and $p.Name -eq 'Key' }
 
     $writer.WriteStartElement('command', 'syntax', $command)
-    foreach ($set in $info.ParameterSets) {
+    foreach ($set in $sets) {
         $writer.WriteStartElement('command', 'syntaxItem', $command)
         $writer.WriteElementString('maml', 'name', $maml, $name)
-        foreach ($parameter in @($set.Parameters | Where-Object { $_.Name -notin $common } | Sort-Object $order)) {
-            $attribute = $info.Parameters[$parameter.Name].Attributes |
-                Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.ParameterSetName -in $set.Name, '__AllParameterSets' } | Select-Object -First 1
-            Write-Parameter $info.Parameters[$parameter.Name] $attribute $descriptions[$parameter.Name] (& $globbing $parameter)
+        foreach ($parameter in (Sort-HelpParameters @($set.Parameters | Where-Object { $_.Name -notin $common }))) {
+            # Mandatory, position and pipeline input as this set declares them.
+            $inSet = [pscustomobject]@{ Mandatory = $parameter.IsMandatory; Position = $parameter.Position
+                ValueFromPipeline = $parameter.ValueFromPipeline; ValueFromPipelineByPropertyName = $parameter.ValueFromPipelineByPropertyName }
+            Write-Parameter $info.Parameters[$parameter.Name] $inSet $descriptions[$parameter.Name] (& $globbing $parameter)
         }
         $writer.WriteEndElement()
     }

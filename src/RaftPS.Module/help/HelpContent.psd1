@@ -12,7 +12,10 @@
     'Start-RaftCluster' = @{
         Synopsis    = 'Starts the nodes of a RaftPS cluster on this machine.'
         Description = @(
-            'Starts one server process per node of the config file (lines of "ID HOST PORT"), or only the nodes given by -NodeId, for example to restart a stopped node. The servers run from the binaries shipped in the module folder (server/RaftServer.dll); nothing is compiled.'
+            'Starts one server process per node of the config file (lines of "ID HOST PORT"), or only the nodes given by -NodeId, for example to restart a stopped node. The servers run from the binaries shipped in the module folder (server/<platform>/RaftServer, for the operating system and processor PowerShell runs on); nothing is compiled.'
+            'With -Count and no config file, it starts a local cluster of that many nodes on this machine: the first time, it writes the cluster''s config.conf on free ports of 127.0.0.1 into a folder of its own in your user data folder (RaftPS/clusters/<Name> under %LOCALAPPDATA% on Windows, ~/Library/Application Support on macOS, ~/.local/share on Linux); later starts of the same -Name reuse it, with its data. Remove that folder to start afresh.'
+            'With -Join HOST:PORT and -NodeId, it starts nodes that join the running cluster of that member instead: each must have been added to it first (Add-RaftNode), and its address comes from the cluster.'
+            'If this session has no current connection, it is connected to the first started node, so Set-RaftValue and Get-RaftValue work right away.'
             'Each node keeps its log and state in DataDirectory/node-ID and writes its output to node.log there. Data survives a restart given the same -DataDirectory.'
             'With all nodes, the command shows progress while it waits and returns once a leader is elected; with -NodeId, once the started nodes answer. It outputs one object per started node: Id, Address, Port, ProcessId (the server''s own process: stopping it stops the node), DataDirectory and LogPath.'
             'A node that exits during start-up writes the error RaftNodeExited, which quotes the end of its log. A node of the same config that this session already runs writes RaftNodeAlreadyRunning. The nodes this session started are stopped by Stop-RaftCluster, and when PowerShell exits.'
@@ -24,10 +27,15 @@
             Join          = 'A member of a running cluster, as HOST:PORT: the -NodeId nodes join that cluster (the server is started with --join) instead of bootstrapping from the config. Each must have been added first (Add-RaftNode -AsLearner, or Add-RaftNode -Start does both). Also restarts such a node: its data directory then holds the cluster''s configuration. Their addresses come from the cluster; the config file only names the group that Stop-RaftCluster -ConfigPath stops.'
             DataDirectory = 'The folder that holds each node''s data (DataDirectory/node-ID) and log. The default is ./data. Use the same folder to restart a node with its data.'
             TimeoutSec    = 'How long, in seconds, to wait for a leader (or, with -NodeId, for the nodes to answer). The default is 30. The nodes keep running if the wait times out (error RaftClusterStartTimeout).'
+            Count         = 'Starts a local cluster of this many nodes (1 to 9; 3 or 5 tolerate 1 or 2 failed nodes) on 127.0.0.1, with no config file of yours: its config and data live in your user data folder (see the description). A -Name used before with another count writes the error RaftLocalClusterMismatch; a port of the cluster that something else listens on (another session running it), RaftLocalClusterPortInUse.'
+            Name          = 'With -Count: the name of the local cluster, so several can be kept side by side. The default is "local". Letters, digits, ".", "_" and "-". Tab completion offers the local clusters made so far.'
         }
         Inputs      = @()
         Outputs     = @{ 'RaftPS.RaftNodeProcess' = 'One per started node: Id, Address, Port, ProcessId, DataDirectory, LogPath.' }
         Examples    = @(
+            @{ Title = 'Try RaftPS with no config file'
+               Code = "Start-RaftCluster -Count 3`nSet-RaftValue a 1`nGet-RaftValue a`nStop-RaftCluster"
+               Remarks = 'Starts a local cluster of three nodes (its config and data in your user data folder), connects the session to it, writes and reads a value, and stops the nodes. The next Start-RaftCluster -Count 3 finds the value again.' }
             @{ Title = 'Start the cluster of config.conf'
                Code = 'Start-RaftCluster'
                Remarks = 'Starts the three nodes of the original example config (0 127.0.0.1 50000, 1 127.0.0.1 50001, 2 127.0.0.1 50002), keeps their data under ./data and returns once they elect a leader.' }
@@ -44,11 +52,12 @@
     'Stop-RaftCluster' = @{
         Synopsis    = 'Stops the nodes of a RaftPS cluster that this session started.'
         Description = @(
-            'Stops the server processes that Start-RaftCluster started in this session for the config file, or only the -NodeId ones: each gets a termination signal and 2 seconds to exit, then is killed. Their data stays in the data directory.'
+            'Stops the server processes that Start-RaftCluster started in this session for the config file, or only the -NodeId ones: each gets a termination signal and 2 seconds to exit, then is killed (on Windows, killed at once: a node''s state is on disk before it answers, so nothing acknowledged is lost). Their data stays in the data directory.'
+            'Without -ConfigPath it stops the nodes of ./config.conf if this session runs any, else every cluster this session started (a local cluster of Start-RaftCluster -Count among them); with -NodeId too, that must name one cluster (error RaftClusterAmbiguous otherwise). A current connection to a cluster that is now stopped is cleared.'
             'A -NodeId that this session did not start writes the error RaftNodeNotStarted (ObjectNotFound).'
         )
         Parameters  = @{
-            ConfigPath = 'The config file the nodes were started from. The default is config.conf in the current location.'
+            ConfigPath = 'The config file the nodes were started from. The default is config.conf in the current location, or, when this session runs none of its nodes, every cluster this session started.'
             NodeId     = 'Stops only these nodes. Tab completion offers the ids of the config.'
         }
         Inputs      = @()
@@ -321,5 +330,34 @@
             @{ Title = 'Suspend a node for an hour, then change your mind'; Code = "Suspend-RaftNode 3600`nResume-RaftNode"; Remarks = '' }
         )
         Links       = @('Suspend-RaftNode')
+    }
+
+    'New-RaftClusterConfig' = @{
+        Synopsis    = 'Writes a config.conf for a cluster of the given hosts.'
+        Description = @(
+            'Writes the config file a cluster starts from: one line "ID HOST PORT" per host, ids from 0 in the order given. A host given without a port gets -Port (50000 by default) plus the number of earlier nodes on the same host, so three nodes on one machine get three ports and nodes on three machines the same one. A host can be a name or an IPv4 address, with or without ":port" (IPv6 addresses are not supported).'
+            'Copy the file to every machine of the cluster and start each node there with Start-RaftCluster -NodeId <id> (or as a service: docs/operations.md). Every node must be given the same file.'
+            'Nothing is written when an entry is wrong (error RaftInvalidHost), two nodes would share an address and port (RaftDuplicateEndpoint), or the file exists and -Force is not given (RaftConfigExists). An even number of nodes gets a warning: it survives no more failures than one node fewer.'
+        )
+        Parameters  = @{
+            HostName = 'The nodes'' hosts, in id order: names or IPv4 addresses, each optionally with ":port". Also taken from the pipeline.'
+            Port     = 'The port of a host given without one; the second node on the same host gets the next port, and so on. The default is 50000.'
+            Path     = 'The file to write. The default is config.conf in the current location.'
+            Force    = 'Replaces the file if it exists.'
+        }
+        Inputs      = @{ 'System.String' = 'Host names can be piped in.' }
+        Outputs     = @{ 'System.IO.FileInfo' = 'The file written.' }
+        Examples    = @(
+            @{ Title = 'Three machines'
+               Code = 'New-RaftClusterConfig -HostName db1, db2, db3'
+               Remarks = "Writes ./config.conf:`n0 db1 50000`n1 db2 50000`n2 db3 50000" }
+            @{ Title = 'Three nodes on this machine, from port 6000'
+               Code = "New-RaftClusterConfig 127.0.0.1, 127.0.0.1, 127.0.0.1 -Port 6000 -Path ./dev.conf`nStart-RaftCluster ./dev.conf"
+               Remarks = 'Node 0 listens on 6000, node 1 on 6001, node 2 on 6002.' }
+            @{ Title = 'Ports of your own, replacing the existing file'
+               Code = "'10.0.0.5:7000', '10.0.0.6:7000', 'db3.example.com:7100' | New-RaftClusterConfig -Force"
+               Remarks = '' }
+        )
+        Links       = @('Start-RaftCluster')
     }
 }

@@ -10,7 +10,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
-/// [--snapshot-entries N] [--snapshot-log-bytes N] [--log-level LEVEL] [--quiet]</c>.
+/// [--snapshot-entries N] [--snapshot-log-bytes N] [--log-level LEVEL] [--log-file PATH] [--quiet]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -46,6 +46,8 @@ public sealed record NodeSettings
           --snapshot-log-bytes N    snapshot once the log since the last snapshot has N bytes of entries,
                                     whatever their number (default: 67108864 = 64 MiB)
           --log-level LEVEL         trace, debug, information, warning, error, critical or none (default: information)
+          --log-file PATH           append the output to PATH instead of writing it to stdout/stderr (a Windows
+                                    service has neither)
           --quiet                   no per-request lines ("Command from client: ..."); node events still print
           --help                    show this help
         """;
@@ -61,6 +63,8 @@ public sealed record NodeSettings
     public long SnapshotLogBytes { get; init; } = DefaultSnapshotLogBytes;
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public bool Quiet { get; init; }
+    /// <summary>Where the output goes instead of stdout and stderr; null for the console.</summary>
+    public string? LogFile { get; init; }
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -78,6 +82,7 @@ public sealed record NodeSettings
         int heartbeat = DefaultHeartbeatMs, election = DefaultElectionTimeoutMs;
         var level = LogLevel.Information;
         var quiet = false;
+        string? logFile = null;
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
 
         for (var i = 0; i < args.Count; i++)
@@ -127,6 +132,7 @@ public sealed record NodeSettings
                         throw new UsageException($"--log-level: '{text}' is not one of trace, debug, information, warning, error, critical, none");
                     break;
                 case "--quiet" or "-q": quiet = true; break;
+                case "--log-file": logFile = Value(); break;
                 default:
                     if (arg.StartsWith('-') && !int.TryParse(arg, out _))
                         throw new UsageException($"unknown option '{arg}'");
@@ -146,6 +152,7 @@ public sealed record NodeSettings
         {
             Id = id.Value, ConfigPath = config, DataDir = dataDir, Join = join, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
+            LogFile = logFile,
         };
     }
 }

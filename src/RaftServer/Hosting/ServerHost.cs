@@ -44,6 +44,23 @@ public static class ServerHost
             return 0;
         }
 
+        ServiceHosting.UseExecutableFolderIfWindowsService();
+        TextWriter? logFile = null;
+        if (settings.LogFile is { } logPath)
+        {
+            try
+            {
+                logFile = ServiceHosting.RedirectOutput(logPath);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"error: --log-file {logPath}: {e.Message}");
+                return 2;
+            }
+        }
+        // Disposed last: everything below may still write to it.
+        using var logFileScope = logFile;
+
         // config.conf is read when it exists (a malformed one is an error even when the data
         // directory no longer needs it); a node with no data yet must be in it, or be joining.
         ClusterConfig? config = null;
@@ -189,6 +206,8 @@ public static class ServerHost
         // added here: Kestrel (h2c only, so the core server), logging through our factory, gRPC.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseKestrelCore();
+        // systemd (Type=notify: READY=1 once Kestrel listens) and the Windows SCM, when one started us.
+        ServiceHosting.AddServiceLifetimes(builder.Services);
         builder.Services.AddLogging();
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(loop);

@@ -10,11 +10,32 @@ internal static class DurableFiles
     /// (replacing it: rename is atomic, so a reader sees the old file or the new one, never a
     /// mix) and makes the rename durable.
     /// </summary>
-    public static void Install(string tempPath, string finalPath)
+    public static void Install(string tempPath, string finalPath) => Rename(tempPath, finalPath, overwrite: true);
+
+    /// <summary>
+    /// Renames <paramref name="source"/> to <paramref name="destination"/> and makes the rename
+    /// durable: Linux fsyncs the directory; Windows has no directory to fsync, so the move is made
+    /// with MOVEFILE_WRITE_THROUGH, which returns once the rename is on disk. The source may be
+    /// open, on Windows only by handles that share delete access (FileShare.Delete).
+    /// </summary>
+    public static void Rename(string source, string destination, bool overwrite)
     {
-        File.Move(tempPath, finalPath, overwrite: true);
-        SyncDirectory(Path.GetDirectoryName(finalPath)!);
+        if (OperatingSystem.IsWindows())
+        {
+            var flags = MoveFileWriteThrough | (overwrite ? MoveFileReplaceExisting : 0u);
+            if (!WindowsNative.MoveFileExW(source, destination, flags))
+            {
+                var error = Marshal.GetLastPInvokeError();
+                throw new IOException($"cannot rename {source} to {destination}: {Marshal.GetPInvokeErrorMessage(error)}", Marshal.GetHRForLastWin32Error());
+            }
+            return;
+        }
+        File.Move(source, destination, overwrite);
+        SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(destination))!);
     }
+
+    private const uint MoveFileReplaceExisting = 0x1;
+    private const uint MoveFileWriteThrough = 0x8;
 
     private static readonly byte[] Zeros = new byte[1 << 20];
 
@@ -46,6 +67,13 @@ internal static class DurableFiles
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
         }
+    }
+
+    private static class WindowsNative
+    {
+        [DllImport("kernel32.dll", SetLastError = true, CharSet = CharSet.Unicode, ExactSpelling = true)]
+        [return: MarshalAs(UnmanagedType.Bool)]
+        public static extern bool MoveFileExW(string existingFileName, string newFileName, uint flags);
     }
 
     private static class Native

@@ -291,8 +291,8 @@ public sealed class WriteAheadLog : IDisposable
         }
         _file.Write(head[..n]);
         _file.Flush(flushToDisk: true);
-        if (prepared is not null) File.Move(prepared, path, overwrite: false);
-        DurableFiles.SyncDirectory(_dir);
+        if (prepared is not null) DurableFiles.Rename(prepared, path, overwrite: false);
+        else DurableFiles.SyncDirectory(_dir);
         segment.Size = n;
         _segments.Add(segment);
         _preparer.Begin();

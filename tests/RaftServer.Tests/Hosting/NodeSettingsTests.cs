@@ -12,6 +12,7 @@ public sealed class NodeSettingsTests
         Assert.Equal(2, s.Id);
         Assert.Equal("config.conf", s.ConfigPath);
         Assert.Null(s.DataDir);
+        Assert.Null(s.LogFile);
         Assert.Equal(50, s.HeartbeatMs);
         Assert.Equal(250, s.ElectionTimeoutMs);
         Assert.Equal(5, s.ElectionTicks);
@@ -26,9 +27,9 @@ public sealed class NodeSettingsTests
     public void Every_option_is_read()
     {
         var s = NodeSettings.Parse(["--config", "c.conf", "1", "--data-dir", "/tmp/d", "--heartbeat-ms", "20", "--election-timeout-ms", "300",
-            "--log-level", "Warning", "--quiet"])!;
-        Assert.Equal((1, "c.conf", "/tmp/d", 20, 300, 15, LogLevel.Warning, true),
-            (s.Id, s.ConfigPath, s.DataDir, s.HeartbeatMs, s.ElectionTimeoutMs, s.ElectionTicks, s.LogLevel, s.Quiet));
+            "--log-level", "Warning", "--quiet", "--log-file", "node.log"])!;
+        Assert.Equal((1, "c.conf", "/tmp/d", 20, 300, 15, LogLevel.Warning, true, "node.log"),
+            (s.Id, s.ConfigPath, s.DataDir, s.HeartbeatMs, s.ElectionTimeoutMs, s.ElectionTicks, s.LogLevel, s.Quiet, s.LogFile));
         Assert.Equal("/tmp/d", s.ResolveDataDir());
         Assert.Null(NodeSettings.Parse(["--help"]));
         var snap = NodeSettings.Parse(["0", "--snapshot-entries", "100", "--snapshot-log-bytes", "1048576"])!;
