@@ -9,7 +9,8 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
-/// [--snapshot-entries N] [--snapshot-log-bytes N] [--log-level LEVEL] [--quiet]</c>.
+/// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N]
+/// [--log-level LEVEL] [--quiet]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -41,6 +42,8 @@ public sealed record NodeSettings
                                     as many bytes as that snapshot (default: 5000)
           --snapshot-log-bytes N    snapshot once the log since the last snapshot has N bytes of entries,
                                     whatever their number (default: 67108864 = 64 MiB)
+          --watch-window N          changes kept for watchers to resume from (default: 65536)
+          --watch-window-bytes N    bytes of keys and values they may hold (default: 67108864 = 64 MiB)
           --log-level LEVEL         trace, debug, information, warning, error, critical or none (default: information)
           --quiet                   no per-request lines ("Command from client: ..."); node events still print
           --help                    show this help
@@ -53,6 +56,8 @@ public sealed record NodeSettings
     public int ElectionTimeoutMs { get; init; } = DefaultElectionTimeoutMs;
     public long SnapshotEntries { get; init; } = DefaultSnapshotEntries;
     public long SnapshotLogBytes { get; init; } = DefaultSnapshotLogBytes;
+    public int WatchWindow { get; init; } = WatchHub.DefaultCapacity;
+    public long WatchWindowBytes { get; init; } = WatchHub.DefaultMaxBytes;
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public bool Quiet { get; init; }
 
@@ -72,6 +77,7 @@ public sealed record NodeSettings
         var level = LogLevel.Information;
         var quiet = false;
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
+        long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -106,6 +112,11 @@ public sealed record NodeSettings
                 case "--election-timeout-ms": election = Milliseconds(2, 600_000); break;
                 case "--snapshot-entries": snapshotEntries = Count(1); break;
                 case "--snapshot-log-bytes": snapshotLogBytes = Count(4096); break;
+                case "--watch-window":
+                    watchWindow = Count(16);
+                    if (watchWindow > 1 << 24) throw new UsageException($"--watch-window: {watchWindow} is more than {1 << 24} changes");
+                    break;
+                case "--watch-window-bytes": watchWindowBytes = Count(1 << 16); break;
                 case "--log-level":
                     var text = Value();
                     if (!Enum.TryParse(text, ignoreCase: true, out level) || !Enum.IsDefined(level) || int.TryParse(text, out _))
@@ -131,6 +142,7 @@ public sealed record NodeSettings
         {
             Id = id.Value, ConfigPath = config, DataDir = dataDir, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
+            WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes,
         };
     }
 }

@@ -135,6 +135,8 @@ public static class ServerHost
             },
             membership, storage, peers, sockets, snapshots, storage.Reopen,
             DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
+        var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes);
+        driver.Watches = watches;
 
         // The empty builder: none of the defaults this process has no use for and that cost memory
         // at rest (appsettings*.json with a file watcher and its thread, environment-variable
@@ -205,6 +207,8 @@ public static class ServerHost
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
         loop.Start(driver, recovered);
         app.Lifetime.ApplicationStopping.Register(loop.Stop);
+        // Watch streams never end by themselves: end them with a reason the client resumes from.
+        app.Lifetime.ApplicationStopping.Register(() => watches.CancelAll(WatchEnd.NodeStopping, "the node is stopping"));
         await app.WaitForShutdownAsync();
         loop.Stop();
         await app.DisposeAsync();
