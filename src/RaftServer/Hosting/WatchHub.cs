@@ -265,6 +265,10 @@ public sealed class WatchHub
         var published = Volatile.Read(ref _published);
         var cursor = w.Cursor;
         var next = w.NextRevision;
+        // Every revision up to the compacted one has left (or, after a reset, was never here): a
+        // watcher that still needs one of them has lost it, whether or not its slot is in view.
+        var compactedNow = Volatile.Read(ref _compactedRevision);
+        if (compactedNow >= next) return new WatchRead(WatchReadStatus.Lost, compactedNow);
         long scanned = 0, bytes = 0;
         var start = into.Count;
         while (cursor < published)
