@@ -20,7 +20,11 @@
         'Get-RaftValue',
         'Remove-RaftValue',
         'Suspend-RaftNode',
-        'Get-RaftStatus'
+        'Get-RaftStatus',
+        'Watch-RaftValue',
+        'Wait-RaftValue',
+        'Lock-RaftKey',
+        'Unlock-RaftKey'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

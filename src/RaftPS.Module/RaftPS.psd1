@@ -19,7 +19,11 @@
         'Get-RaftValue',
         'Remove-RaftValue',
         'Suspend-RaftNode',
-        'Get-RaftStatus'
+        'Get-RaftStatus',
+        'Watch-RaftValue',
+        'Wait-RaftValue',
+        'Lock-RaftKey',
+        'Unlock-RaftKey'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

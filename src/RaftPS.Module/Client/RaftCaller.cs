@@ -86,6 +86,8 @@ internal static class RaftCaller
                 {
                     case StatusCode.InvalidArgument:
                         throw new RaftException(RaftErrorKind.InvalidArgument, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                    case StatusCode.NotFound:
+                        throw new RaftException(RaftErrorKind.LeaseNotFound, $"{Describe(operation, subject)}: {e.Status.Detail}", e) { Key = subject };
                     case StatusCode.Unavailable:
                         var transport = e.Status.DebugException is not null;
                         reachedServer |= !transport;
@@ -152,7 +154,7 @@ internal static class RaftCaller
     internal static string Describe(string operation, string? subject) =>
         subject is null ? operation : $"{operation} '{subject}'";
 
-    private static RaftEndpoint NextMember(RaftEndpoint origin, RaftEndpoint current)
+    internal static RaftEndpoint NextMember(RaftEndpoint origin, RaftEndpoint current)
     {
         var candidates = ClusterDirectory.Candidates(origin);
         if (candidates.Length == 1) return candidates[0];
@@ -161,7 +163,7 @@ internal static class RaftCaller
     }
 
     /// <summary>Asks a node that answered for the cluster's members, so later retries know them.</summary>
-    private static async Task LearnMembersAsync(RaftEndpoint target, RaftEndpoint origin)
+    internal static async Task LearnMembersAsync(RaftEndpoint target, RaftEndpoint origin)
     {
         try
         {
