@@ -121,8 +121,13 @@ internal sealed partial class Simulation
         int limit = 10 * Config.ElectionTicks;
         if (!RunUntil(() => Leader() != NoLeader, limit))
             Fail($"no leader within {limit} ticks of healing the network");
-        long index = One(Command(0, nextValue++), Nodes.Length, maxTicks: limit);
-        if (index < 0) Fail($"a command did not commit on all {Nodes.Length} nodes within {limit} ticks of healing");
+        // A node that was down for the whole run catches up one Append round trip per batch of
+        // entries: allow for that (one entry per round trip when MaxAppendBytes makes batches of one).
+        long lastIndex = Nodes.Max(n => n.Core!.LastIndex);
+        long behind = lastIndex - Nodes.Min(n => n.AppliedLog.Count);
+        int catchUp = (int)(behind * (2 * Config.MaxDelay + 2) / Math.Max(1, Config.MaxInflightAppends) / Config.StepsPerTick);
+        long index = One(Command(0, nextValue++), Nodes.Length, maxTicks: limit + catchUp);
+        if (index < 0) Fail($"a command did not commit on all {Nodes.Length} nodes within {limit + catchUp} ticks of healing ({behind} entries to catch up)");
 
         // Client commands keep flowing: with everyone back, clients get writes acknowledged.
         if (clients.Count > 0)
