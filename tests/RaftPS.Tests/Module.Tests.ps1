@@ -3,13 +3,14 @@
 BeforeAll {
     . "$PSScriptRoot/TestHelpers.ps1"
     $script:Cmdlets = @('Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode',
-        'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus')
+        'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey')
     $script:ConnectedCmdlets = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue',
-        'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus')
+        'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus', 'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey')
 }
 
 Describe 'The RaftPS module' {
-    It 'imports from the repository root and exports the ten cmdlets' {
+    It 'imports from the repository root and exports the fourteen cmdlets' {
         $exported = (Get-Module RaftPS).ExportedCmdlets.Keys
         foreach ($name in $Cmdlets) { $exported | Should -Contain $name }
     }
@@ -22,7 +23,8 @@ Describe 'The RaftPS module' {
         foreach ($name in $inner) { $exported | Should -Contain $name }
     }
 
-    It 'declares RaftPS output types on <_>' -ForEach @('Start-RaftCluster', 'Connect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Get-RaftStatus') {
+    It 'declares RaftPS output types on <_>' -ForEach @('Start-RaftCluster', 'Connect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Get-RaftStatus',
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey') {
         $types = (Get-Command $_).OutputType.Type
         $types | Should -Not -BeNullOrEmpty
         $types | ForEach-Object { $_.Namespace | Should -Be 'RaftPS' }
@@ -36,7 +38,8 @@ Describe 'The RaftPS module' {
         }
     }
 
-    It 'has a table view for <_>' -ForEach @('RaftPS.RaftConnection', 'RaftPS.RaftLeader', 'RaftPS.RaftValue', 'RaftPS.RaftNodeProcess', 'RaftPS.RaftStatus') {
+    It 'has a table view for <_>' -ForEach @('RaftPS.RaftConnection', 'RaftPS.RaftLeader', 'RaftPS.RaftValue', 'RaftPS.RaftNodeProcess', 'RaftPS.RaftStatus',
+        'RaftPS.RaftChange', 'RaftPS.RaftLock') {
         $view = Get-FormatData -TypeName $_
         $view | Should -Not -BeNullOrEmpty
         $table = $view.FormatViewDefinition.Control | Where-Object { $_ -is [System.Management.Automation.TableControl] }
@@ -53,7 +56,8 @@ Describe 'The RaftPS module' {
 Describe 'Help' {
     It '<_> has a synopsis, a description, every parameter described and an example' -ForEach @(
         'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode', 'Get-RaftLeader',
-        'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus') {
+        'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey') {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
         $help.Synopsis | Should -Not -Match "^\s*$_\s*\["   # not the auto-generated syntax stub
@@ -106,6 +110,9 @@ Describe 'Parameters and errors without a cluster' {
         @{ Name = 'Remove-RaftValue'; Run = { Remove-RaftValue k } }
         @{ Name = 'Suspend-RaftNode'; Run = { Suspend-RaftNode 1 } }
         @{ Name = 'Get-RaftStatus'; Run = { Get-RaftStatus } }
+        @{ Name = 'Watch-RaftValue'; Run = { Watch-RaftValue k } }
+        @{ Name = 'Wait-RaftValue'; Run = { Wait-RaftValue k } }
+        @{ Name = 'Lock-RaftKey'; Run = { Lock-RaftKey k } }
     ) {
         $class = ($Name -replace '-', '') + 'Command'
         $class = $class.Substring(0, 1).ToUpper() + $class.Substring(1)
@@ -114,9 +121,9 @@ Describe 'Parameters and errors without a cluster' {
         $err.Exception.Message | Should -Match 'Connect-RaftNode'
     }
 
-    It 'takes -Connection on every cmdlet but Start, Stop and Connect' {
+    It 'takes -Connection on every cmdlet but Start, Stop, Connect and Unlock (a lock knows its connection)' {
         foreach ($name in $ConnectedCmdlets) { (Get-Command $name).Parameters.Keys | Should -Contain 'Connection' }
-        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode') { (Get-Command $name).Parameters.Keys | Should -Not -Contain 'Connection' }
+        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Unlock-RaftKey') { (Get-Command $name).Parameters.Keys | Should -Not -Contain 'Connection' }
     }
 
     It 'supports -WhatIf on the state-changing cmdlets' {
