@@ -17,6 +17,9 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: lease revoke {Id}")]
     public static partial void LeaseRevokeCommand(ILogger logger, long id);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Lease {Id} expired; revoking it")]
+    public static partial void LeaseExpired(ILogger logger, long id);
+
     // Debug: a lock holder sends one every third of its time to live.
     [LoggerMessage(Level = LogLevel.Debug, Message = "Command from client: lease keepalive {Id}")]
     public static partial void LeaseKeepAliveCommand(ILogger logger, long id);

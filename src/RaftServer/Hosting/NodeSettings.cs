@@ -9,7 +9,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
-/// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N]
+/// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
 /// [--log-level LEVEL] [--quiet]</c>.
 /// </summary>
 public sealed record NodeSettings
@@ -30,6 +30,8 @@ public sealed record NodeSettings
     public const long DefaultSnapshotEntries = 5_000;
     /// <summary>A snapshot is taken regardless of the entry count once the log since the last one passes this.</summary>
     public const long DefaultSnapshotLogBytes = 64L << 20;
+    /// <summary>See docs/server.md, "Watches": DEFAULT_REASON.</summary>
+    public const int DefaultWatchBatchMs = 0;
 
     public const string Usage = """
         usage: RaftServer ID [options]
@@ -44,6 +46,7 @@ public sealed record NodeSettings
                                     whatever their number (default: 67108864 = 64 MiB)
           --watch-window N          changes kept for watchers to resume from (default: 65536)
           --watch-window-bytes N    bytes of keys and values they may hold (default: 67108864 = 64 MiB)
+          --watch-batch-ms N        wake watchers at most every N ms while changes stream in (default: DEFAULT_BATCH)
           --log-level LEVEL         trace, debug, information, warning, error, critical or none (default: information)
           --quiet                   no per-request lines ("Command from client: ..."); node events still print
           --help                    show this help
@@ -58,6 +61,7 @@ public sealed record NodeSettings
     public long SnapshotLogBytes { get; init; } = DefaultSnapshotLogBytes;
     public int WatchWindow { get; init; } = WatchHub.DefaultCapacity;
     public long WatchWindowBytes { get; init; } = WatchHub.DefaultMaxBytes;
+    public int WatchBatchMs { get; init; } = DefaultWatchBatchMs;
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public bool Quiet { get; init; }
 
@@ -78,6 +82,7 @@ public sealed record NodeSettings
         var quiet = false;
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
         long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
+        int watchBatch = DefaultWatchBatchMs;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -117,6 +122,7 @@ public sealed record NodeSettings
                     if (watchWindow > 1 << 24) throw new UsageException($"--watch-window: {watchWindow} is more than {1 << 24} changes");
                     break;
                 case "--watch-window-bytes": watchWindowBytes = Count(1 << 16); break;
+                case "--watch-batch-ms": watchBatch = Milliseconds(0, 1000); break;
                 case "--log-level":
                     var text = Value();
                     if (!Enum.TryParse(text, ignoreCase: true, out level) || !Enum.IsDefined(level) || int.TryParse(text, out _))
@@ -142,7 +148,7 @@ public sealed record NodeSettings
         {
             Id = id.Value, ConfigPath = config, DataDir = dataDir, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
-            WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes,
+            WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
         };
     }
 }

@@ -72,7 +72,12 @@ public sealed partial class RaftDriver
     private void ExpireLeases()
     {
         if (!_leases.Active) return;
-        _proposeRevoke ??= id => _node.Propose(Command.EncodeLeaseRevoke(0, 0, 0, id, expired: true)).Outcome == ProposeOutcome.Accepted;
+        _proposeRevoke ??= id =>
+        {
+            if (_node.Propose(Command.EncodeLeaseRevoke(0, 0, 0, id, expired: true)).Outcome != ProposeOutcome.Accepted) return false;
+            Log.LeaseExpired(_logger, id);
+            return true;
+        };
         _leases.Expire(_nowMs(), _proposeRevoke);
     }
 

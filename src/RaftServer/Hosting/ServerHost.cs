@@ -135,7 +135,7 @@ public static class ServerHost
             },
             membership, storage, peers, sockets, snapshots, storage.Reopen,
             DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
-        var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes);
+        var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes, gather: TimeSpan.FromMilliseconds(settings.WatchBatchMs));
         driver.Watches = watches;
 
         // The empty builder: none of the defaults this process has no use for and that cost memory

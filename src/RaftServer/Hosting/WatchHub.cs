@@ -68,14 +68,20 @@ public sealed class WatchHub
 
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _notifyQueued;
+    private readonly long _gatherTicks;
+    private long _lastWake;
     private readonly ConcurrentDictionary<Watcher, byte> _watchers = new();
     private int _watcherCount;
 
     /// <param name="capacity">Events kept at most (rounded up to a power of two).</param>
     /// <param name="maxBytes">Bytes of keys and values kept at most (whole revisions leave first).</param>
     /// <param name="schedule">Runs wake-ups and cancellations off the loop thread (the thread pool; tests run them inline).</param>
-    public WatchHub(int capacity = DefaultCapacity, long maxBytes = DefaultMaxBytes, int maxWatchers = DefaultMaxWatchers, Action<Action>? schedule = null)
+    /// <param name="gather">After a wake-up, the next waits at least this long, so that under a stream
+    /// of writes each watcher sends several changes per reply instead of one reply per write.</param>
+    public WatchHub(int capacity = DefaultCapacity, long maxBytes = DefaultMaxBytes, int maxWatchers = DefaultMaxWatchers, Action<Action>? schedule = null,
+        TimeSpan gather = default)
     {
+        _gatherTicks = (long)(gather.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
         if (capacity < 2) throw new ArgumentOutOfRangeException(nameof(capacity));
         var size = (int)Math.Min(1 << 30, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity));
         _slots = new WatchedEvent?[size];
@@ -182,6 +188,23 @@ public sealed class WatchHub
 
     private void Notify()
     {
+        if (_gatherTicks > 0)
+        {
+            var wait = Volatile.Read(ref _lastWake) + _gatherTicks - System.Diagnostics.Stopwatch.GetTimestamp();
+            if (wait > 0)
+            {
+                // A wake-up went out moments ago: let more changes gather (later Publishes see this one queued).
+                _ = Task.Delay(TimeSpan.FromSeconds((double)wait / System.Diagnostics.Stopwatch.Frequency))
+                    .ContinueWith(static (_, hub) => ((WatchHub)hub!).Wake(), this, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                return;
+            }
+        }
+        Wake();
+    }
+
+    private void Wake()
+    {
+        Volatile.Write(ref _lastWake, System.Diagnostics.Stopwatch.GetTimestamp());
         Volatile.Write(ref _notifyQueued, 0);
         var old = Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         old.TrySetResult();
