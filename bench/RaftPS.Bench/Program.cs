@@ -25,6 +25,14 @@ static class Program
                    [--concurrency 256] [--restarts 3] [--server-args "..."] [--keep-dir] [--json FILE]
                    starts its own 3-node RaftPS cluster: disk after N writes, start-up time, catch-up time;
                    PATH: out/RaftPS/server/<rid>/RaftServer, or a RaftServer.dll (run by dotnet; --server-dll PATH too)
+        watch-fanout --server PATH [--watchers 1000] [--rate 1000] [--warmup 3] [--duration 20] [--channels 8]
+                   [--server-args "..."] [--json FILE]
+                   starts its own 3-node RaftPS cluster: W watchers of one prefix on a follower while writes
+                   arrive at R/s; delivery latency (write call to event) and the follower's memory and CPU
+        cas        --server PATH [--concurrency 64] [--workloads put,cas,cas-contended] [--contended-keys 4]
+                   [--warmup 2] [--duration 10] [--server-args "..."] [--json FILE]
+                   starts its own 3-node RaftPS cluster: plain puts against compare-and-sets that hold
+                   (each worker its own key) and that contend (C workers on a few keys)
         report     --results FILE --out docs/benchmarks.md --svg docs/benchmarks.svg [--baseline raftps]
                    [--commands FILE] [--notes FILE]
 
@@ -46,6 +54,8 @@ static class Program
                 "preload" => await PreloadAsync(args, cts.Token),
                 "failover" => await Failover.RunAsync(args, cts.Token),
                 "snapshots" => await Snapshots.RunAsync(args, cts.Token),
+                "watch-fanout" => await Coordination.WatchFanoutAsync(args, cts.Token),
+                "cas" => await Coordination.CasAsync(args, cts.Token),
                 "leader" => await LeaderAsync(args, cts.Token),
                 "rss" => Rss(args),
                 "free-ports" => FreePorts(args),
