@@ -303,8 +303,10 @@ Describe 'Lock-RaftKey' {
         # A holder that will be killed while it holds the lock (and has read the counter).
         $hung = Start-PowerShell $worker @('-RepoRoot', $RepoRoot, '-Port', $port, '-Name', 'locks/shared', '-LogPath', $log, '-Hang', '-ReadyPath', $ready, '-TtlSec', '3')
         Wait-Until { Test-Path $ready } -TimeoutSec 60 -Because 'the first holder to take the lock'
+        # The contenders' leases outlive a loaded machine's pauses (they unlock, so their ttl does
+        # not slow the test); only the killed holder's short ttl is waited out.
         $contenders = 1..3 | ForEach-Object {
-            Start-PowerShell $worker @('-RepoRoot', $RepoRoot, '-Port', [string] $Nodes[$_ - 1].Port, '-Name', 'locks/shared', '-LogPath', (Join-Path $directory "w$_.log"), '-Rounds', '5', '-TtlSec', '3')
+            Start-PowerShell $worker @('-RepoRoot', $RepoRoot, '-Port', [string] $Nodes[$_ - 1].Port, '-Name', 'locks/shared', '-LogPath', (Join-Path $directory "w$_.log"), '-Rounds', '5', '-TtlSec', '10')
         }
         Wait-Until { @(Get-RaftValue 'locks/shared/*').Count -eq 4 } -TimeoutSec 60 -Because 'three contenders waiting behind the holder'
         $hung.Kill($true)
