@@ -61,6 +61,14 @@ public sealed partial class RaftDriver
 
     private void LeadershipLost() => _leases.Demote();
 
+    /// <summary>This node left the configuration: its applied log stops growing, so its watches
+    /// end (their clients resume on a member) and it judges no lease.</summary>
+    private void NoLongerAMember()
+    {
+        _leases.Demote();
+        Watches?.CancelAll(WatchEnd.NodeStopping, "this node is no longer a member of the cluster");
+    }
+
     private void Suspending()
     {
         _leases.Demote();

@@ -473,7 +473,11 @@ public sealed partial class RaftDriver : ILoopEventHandler
         if (configuration.Equals(_announced)) return;
         _announced = configuration;
         Log.Members(_logger, _membership.Current.ToString());
-        if (configuration.Find(_membership.Self) is not { } me) Log.NotAMember(_logger);
+        if (configuration.Find(_membership.Self) is not { } me)
+        {
+            Log.NotAMember(_logger);
+            NoLongerAMember();
+        }
         else if (me.Role == MemberRole.Learner) Log.IsLearner(_logger);
     }
 

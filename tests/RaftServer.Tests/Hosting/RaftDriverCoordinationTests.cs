@@ -180,4 +180,21 @@ public sealed class RaftDriverCoordinationTests
         Assert.Equal(WatchEnd.NodeStopping, watcher.EndReason);
         Assert.False(_h.Driver.Leases.Active);
     }
+
+    [Fact]
+    public void A_node_removed_from_the_configuration_ends_its_watchers()
+    {
+        var hub = new WatchHub(64, schedule: a => a());
+        _h.Driver.Watches = hub;
+        using var watcher = hub.Open("", true, 0);
+        var withoutMe = new Configuration([new ConfigMember(2, MemberRole.Voter, "h", 2), new ConfigMember(3, MemberRole.Voter, "h", 3)], removed: [DriverHarness.Self]);
+        _h.Step(new Message
+        {
+            Type = MessageType.Append, From = 2, To = DriverHarness.Self, Term = 1, Index = 0, LogTerm = 0,
+            Entries = [new Entry(1, 1, EntryKind.Configuration, withoutMe.Encode())],
+        });
+        Assert.Null(_h.Node.Configuration.Find(DriverHarness.Self));
+        Assert.True(watcher.Ended.IsCancellationRequested);
+        Assert.Equal(WatchEnd.NodeStopping, watcher.EndReason);
+    }
 }
