@@ -6,10 +6,10 @@ namespace RaftServer.Hosting;
 internal static partial class Log
 {
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: write {Op} {Key} if {Condition}")]
-    public static partial void WriteCommand(ILogger logger, string op, string key, string condition);
+    public static partial void WriteCommand(ILogger logger, string op, Printable key, string condition);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: watch {Key}{Prefix} from {Revision}")]
-    public static partial void WatchCommand(ILogger logger, string key, string prefix, long revision);
+    public static partial void WatchCommand(ILogger logger, Printable key, string prefix, long revision);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: lease grant {Seconds} s")]
     public static partial void LeaseGrantCommand(ILogger logger, long seconds);

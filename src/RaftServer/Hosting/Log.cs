@@ -6,13 +6,44 @@ namespace RaftServer.Hosting;
 /// Text that is decoded as UTF-8 only if a log line is actually written; long values are cut to
 /// their first <see cref="MaxShown"/> bytes and their length, so a 1 MiB value stays one short line.
 /// </summary>
+/// <summary>A value shown in a log line: at most <see cref="MaxShown"/> bytes, control characters escaped.</summary>
 public readonly struct Utf8Text(ReadOnlyMemory<byte> bytes)
 {
     public const int MaxShown = 64;
 
     public override string ToString() => bytes.Length <= MaxShown
-        ? System.Text.Encoding.UTF8.GetString(bytes.Span)
-        : $"{System.Text.Encoding.UTF8.GetString(bytes.Span[..MaxShown])}... ({bytes.Length} bytes)";
+        ? Printable.Escape(System.Text.Encoding.UTF8.GetString(bytes.Span))
+        : $"{Printable.Escape(System.Text.Encoding.UTF8.GetString(bytes.Span[..MaxShown]))}... ({bytes.Length} bytes)";
+}
+
+/// <summary>
+/// Text from a client (a key, a prefix) shown in a log line. Control characters (CR, LF, ESC, ...)
+/// and Unicode line and paragraph separators are escaped as \uXXXX, so a key cannot forge a log
+/// line or a terminal escape; the work is done only when the line is written.
+/// </summary>
+public readonly struct Printable(string? text)
+{
+    public static implicit operator Printable(string? text) => new(text);
+
+    public override string ToString() => Escape(text ?? "");
+
+    public static string Escape(string text)
+    {
+        var i = 0;
+        while (i < text.Length && !NeedsEscape(text[i])) i++;
+        if (i == text.Length) return text;
+        var sb = new System.Text.StringBuilder(text.Length + 16);
+        sb.Append(text, 0, i);
+        for (; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (NeedsEscape(c)) sb.Append("\\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
+            else sb.Append(c);
+        }
+        return sb.ToString();
+    }
+
+    private static bool NeedsEscape(char c) => char.IsControl(c) || c is '\u2028' or '\u2029';
 }
 
 /// <summary>
@@ -82,19 +113,19 @@ internal static partial class Log
     public static partial void LeaderAnswer(ILogger logger, int id, string address);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: setval {Key} {Value}")]
-    public static partial void SetCommand(ILogger logger, string key, Utf8Text value);
+    public static partial void SetCommand(ILogger logger, Printable key, Utf8Text value);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: setval {Count} keys")]
     public static partial void SetManyCommand(ILogger logger, int count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: getval {Key}")]
-    public static partial void GetCommand(ILogger logger, string key);
+    public static partial void GetCommand(ILogger logger, Printable key);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: delete {Key}")]
-    public static partial void DeleteCommand(ILogger logger, string key);
+    public static partial void DeleteCommand(ILogger logger, Printable key);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: range {Prefix}")]
-    public static partial void RangeCommand(ILogger logger, string prefix);
+    public static partial void RangeCommand(ILogger logger, Printable prefix);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: suspend {Seconds}")]
     public static partial void SuspendCommand(ILogger logger, double seconds);
