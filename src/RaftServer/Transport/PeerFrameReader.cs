@@ -8,7 +8,8 @@ namespace RaftServer.Transport;
 /// <summary>
 /// Reads one peer's message stream (<see cref="PeerWire"/> frames, the preface already taken)
 /// from its socket: each <see cref="Receive"/> is one socket read, after which every frame that
-/// has arrived whole is delivered in order. The buffer grows to hold a frame larger than it.
+/// has arrived whole is delivered in order. The buffer grows, as the bytes come, to hold a frame
+/// larger than it.
 /// A ping (an empty frame) is not delivered: it sets <see cref="PingReceived"/>, for the caller
 /// to acknowledge.
 /// </summary>
@@ -46,13 +47,21 @@ public sealed class PeerFrameReader(int initialBytes = 64 << 10)
             Array.Copy(_buffer, consumed, _buffer, 0, _filled - consumed);
             _filled -= consumed;
         }
-        // A frame that has begun and is larger than the buffer: make room for all of it (TryRead has
-        // checked its length), so the buffer is never full at the next read.
-        if (_filled >= PeerWire.HeaderBytes)
+        // A frame that has begun, larger than the buffer, which its bytes have filled: double the
+        // buffer, up to the frame's length (TryRead has checked it), so the buffer is never full at
+        // the next read. It grows with the bytes received, not with the length a frame announces:
+        // a peer must send a frame's bytes to make this node hold them.
+        if (_filled == _buffer.Length)
         {
             var whole = PeerWire.HeaderBytes + BinaryPrimitives.ReadInt32LittleEndian(_buffer);
-            if (whole > _buffer.Length) Array.Resize(ref _buffer, whole);
+            Array.Resize(ref _buffer, (int)Math.Min(whole, 2L * _buffer.Length));
         }
         return true;
     }
+
+    /// <summary>The buffer's size now (it only grows, with the bytes of a frame larger than it).</summary>
+    public int Capacity => _buffer.Length;
+
+    /// <summary>Bytes received and not yet delivered (the start of a frame).</summary>
+    public int Buffered => _filled;
 }

@@ -96,4 +96,29 @@ public sealed class PeerFrameReaderTests
             });
         }
     }
+
+    [Fact]
+    public void A_frame_that_announces_64_MiB_makes_the_buffer_grow_only_with_the_bytes_that_came()
+    {
+        var (sender, receiver) = Pair();
+        using (sender)
+        using (receiver)
+        {
+            var reader = new PeerFrameReader(initialBytes: 64 << 10);
+            var header = new byte[PeerWire.HeaderBytes];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(header, PeerWire.MaxFrameBytes);
+            sender.Send(header);
+            var sent = 0;
+            var chunk = new byte[100_000];
+            while (sent < 300_000)
+            {
+                sender.Send(chunk);
+                sent += chunk.Length;
+                while (reader.Buffered < sent + PeerWire.HeaderBytes)
+                    Assert.True(reader.Receive(receiver, _ => Assert.Fail("no frame is complete")));
+            }
+            Assert.True(reader.Capacity <= 2 * (sent + PeerWire.HeaderBytes), $"the buffer is {reader.Capacity} bytes after {sent} received");
+            Assert.True(reader.Capacity < PeerWire.MaxFrameBytes / 8);
+        }
+    }
 }
