@@ -85,12 +85,51 @@ public sealed class Membership(int self, MemberSet initial)
 
     public bool Contains(int id) => Current.Contains(id);
 
+    /// <summary>Where this node listens, as it tells its peers in every batch (null: it does not say).</summary>
+    public NodeAddress? SelfAddress { get; init; }
+
+    private IReadOnlyList<Member> _remotes = [];
+    private IReadOnlySet<int> _removed = new HashSet<int>();
+
+    /// <summary>
+    /// Nodes this node's configuration does not list yet that sent it messages with their address:
+    /// a leader (or a peer) added by a configuration entry this node has not received, for example
+    /// because it was down, or joined from a snapshot taken before that node was added. Linked to so
+    /// that this node can answer them and catch up (etcd learns such peers from the sender's URLs
+    /// too); dropped once the configuration lists or removes them. Never listed as members.
+    /// </summary>
+    public IReadOnlyList<Member> Remotes => Volatile.Read(ref _remotes);
+
+    /// <summary>A member of the configuration, or a node that is linked to as a <see cref="Remotes">remote</see>:
+    /// whose messages and snapshots this node takes.</summary>
+    public bool IsPeer(int id) => Contains(id) || Remotes.Any(r => r.Id == id);
+
+    /// <summary>
+    /// A node outside the configuration sent a batch from <paramref name="address"/>: link to it
+    /// (true), unless this node's configuration removed it (ids are never reused) or it is this node.
+    /// Called by the node loop.
+    /// </summary>
+    public bool LearnRemote(NodeAddress address)
+    {
+        if (address.Id == Self || Volatile.Read(ref _removed).Contains(address.Id) || string.IsNullOrEmpty(address.Host) || address.Port is < 1 or > 65535)
+            return false;
+        if (Contains(address.Id)) return true;
+        var remotes = Remotes;
+        if (remotes.FirstOrDefault(r => r.Id == address.Id) is { } known && known.Address == address) return true;
+        Volatile.Write(ref _remotes, remotes.Where(r => r.Id != address.Id).Append(new Member(address, MemberRole.Learner)).ToArray());
+        Changed?.Invoke(Current);
+        return true;
+    }
+
     public void Update(MemberSet next) => Update(next, Departing.Where(d => !next.Contains(d.Id)).ToArray());
 
-    public void Update(MemberSet next, IReadOnlyList<Member> departing)
+    public void Update(MemberSet next, IReadOnlyList<Member> departing, IReadOnlySet<int>? removed = null)
     {
         ArgumentNullException.ThrowIfNull(next);
         ArgumentNullException.ThrowIfNull(departing);
+        if (removed is not null) Volatile.Write(ref _removed, removed);
+        var gone = Volatile.Read(ref _removed);
+        Volatile.Write(ref _remotes, Remotes.Where(r => !next.Contains(r.Id) && !gone.Contains(r.Id)).ToArray());
         Volatile.Write(ref _departing, departing);
         Volatile.Write(ref _current, next);
         Changed?.Invoke(next);

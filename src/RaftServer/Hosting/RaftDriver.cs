@@ -469,7 +469,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
         var departing = _membership.Departing.Concat(previous.Members)
             .Where(m => m.Id != _membership.Self && !next.Contains(m.Id) && _node.LeaderSendsTo(m.Id))
             .DistinctBy(m => m.Id).ToArray();
-        _membership.Update(next, departing);
+        _membership.Update(next, departing, configuration.RemovedIds.ToHashSet());
         if (configuration.Equals(_announced)) return;
         _announced = configuration;
         Log.Members(_logger, _membership.Current.ToString());

@@ -169,7 +169,7 @@ public static class ServerHost
 
         var exitCode = 0;
         var transportLogger = loggerFactory.CreateLogger("RaftServer.Transport");
-        var membership = new Membership(settings.Id, members.Members);
+        var membership = new Membership(settings.Id, members.Members) { SelfAddress = self };
         var clock = Stopwatch.StartNew();
         Func<long> nowMs = () => clock.ElapsedMilliseconds;
         WebApplication? app = null;

@@ -5,13 +5,21 @@ using P = RaftPS.Protocol;
 namespace RaftServer.Transport;
 
 /// <summary>What of a batch a peer sent (<see cref="PeerFrameReader"/>) the node loop takes:
-/// only from a member, only messages it addressed from itself to this node.</summary>
+/// only from a member, or from a node the configuration does not list yet that says where it
+/// listens (it becomes a <see cref="Membership.Remotes">remote</see>, so that this node can answer
+/// it); never from a node the configuration removed; only messages it addressed from itself to
+/// this node.</summary>
 public static class PeerInbox
 {
     /// <summary>The batch's messages for this node, or null when there are none.</summary>
     public static List<Message>? ToMessages(Membership membership, P.MessageBatch batch)
     {
-        if (batch.From == membership.Self || !membership.Contains(batch.From)) return null;
+        if (batch.From == membership.Self) return null;
+        if (!membership.Contains(batch.From))
+        {
+            if (batch.FromHost.Length == 0 || batch.FromHost.Length > 255) return null;
+            if (!membership.LearnRemote(new NodeAddress(batch.From, batch.FromHost, batch.FromPort))) return null;
+        }
         var messages = new List<Message>(batch.Messages.Count);
         foreach (var p in batch.Messages)
         {

@@ -18,7 +18,7 @@ public sealed class PeerService(IPeerEndpoint node, Membership membership, Micro
     public override async Task<P.SnapshotAck> InstallSnapshot(IAsyncStreamReader<P.SnapshotChunk> requestStream, ServerCallContext context)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
-        var receiver = new SnapshotReceiver(membership.Self, membership.Contains, () => node.Suspended,
+        var receiver = new SnapshotReceiver(membership.Self, membership.IsPeer, () => node.Suspended,
             node.Deliver, snapshots, loggers.CreateLogger("RaftServer.Transport"));
         return await receiver.ReceiveAsync(requestStream, stopping.Token);
     }

@@ -22,7 +22,7 @@ public interface IMessageSender
 /// Snapshot messages are not sent here: they name data that travels out of band
 /// (<see cref="SnapshotSender"/>), and on the stream they would arrive without it.
 /// There is one link per member of the <see cref="Membership"/> other than this node (and per
-/// departing member): links are opened and closed as the membership changes.
+/// departing member and remote): links are opened and closed as the membership changes.
 /// </summary>
 public sealed class PeerTransport : IMessageSender, IAsyncDisposable
 {
@@ -58,7 +58,10 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
     /// links of members that left (once they are no longer departing, <see cref="Membership.Departing"/>).</summary>
     private void Reconcile(MemberSet current)
     {
-        var targets = current.Members.Concat(_membership.Departing.Where(d => !current.Contains(d.Id))).ToArray();
+        var targets = current.Members
+            .Concat(_membership.Departing.Where(d => !current.Contains(d.Id)))
+            .Concat(_membership.Remotes.Where(r => !current.Contains(r.Id)))
+            .DistinctBy(m => m.Id).ToArray();
         List<PeerClient> closing = [];
         lock (_gate)
         {
@@ -97,7 +100,7 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
                 peer.Send(slot.Batch);
                 slot = default;
             }
-            slot.Batch ??= new P.MessageBatch { From = _membership.Self };
+            slot.Batch ??= NewBatch();
             slot.Batch.Messages.Add(MessageMapper.ToProto(m));
             slot.Bytes += size;
             _pending[m.To] = slot;
@@ -105,6 +108,18 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
         foreach (var (to, slot) in _pending)
             if (slot.Batch is not null && _peers.TryGetValue(to, out var peer)) peer.Send(slot.Batch);
         _pending.Clear();
+    }
+
+    /// <summary>A batch from this node, saying where it listens (for a peer that does not know it yet).</summary>
+    private P.MessageBatch NewBatch()
+    {
+        var batch = new P.MessageBatch { From = _membership.Self };
+        if (_membership.SelfAddress is { } self)
+        {
+            batch.FromHost = self.Host;
+            batch.FromPort = self.Port;
+        }
+        return batch;
     }
 
     public void Pause()

@@ -88,4 +88,60 @@ public sealed class MembershipTests
         membership.Update(new MemberSet([M(1), M(3)]));
         Assert.Null(PeerInbox.ToMessages(membership, Batch(2, 1)));   // removed: its batches are dropped
     }
+
+    [Fact]
+    public void A_sender_the_configuration_does_not_list_yet_is_linked_to_when_it_says_where_it_listens_unless_it_was_removed()
+    {
+        var membership = new Membership(1, new MemberSet([M(1), M(2), M(3)]));
+        var changes = 0;
+        membership.Changed += _ => changes++;
+
+        Assert.Null(PeerInbox.ToMessages(membership, Batch(9, 1)));         // no address: dropped, nothing learned
+        Assert.Empty(membership.Remotes);
+
+        var fromNewLeader = Batch(9, 1);
+        fromNewLeader.FromHost = "10.0.0.9";
+        fromNewLeader.FromPort = 7009;
+        Assert.Single(PeerInbox.ToMessages(membership, fromNewLeader)!);
+        Assert.Equal(new NodeAddress(9, "10.0.0.9", 7009), Assert.Single(membership.Remotes).Address);
+        Assert.True(membership.IsPeer(9));
+        Assert.False(membership.Contains(9));                                 // linked to, never listed
+        Assert.Equal(1, changes);                                             // the transport opens the link
+        PeerInbox.ToMessages(membership, fromNewLeader);
+        Assert.Equal(1, changes);                                             // once
+
+        // The configuration catches up and lists it: it is a member, no longer a remote.
+        membership.Update(new MemberSet([M(1), M(2), M(3), M(9)]), [], new HashSet<int>());
+        Assert.Empty(membership.Remotes);
+
+        // A node the configuration removed is never linked to again, whatever it says.
+        membership.Update(new MemberSet([M(1), M(3), M(9)]), [], new HashSet<int> { 2 });
+        var fromRemoved = Batch(2, 1);
+        fromRemoved.FromHost = "127.0.0.1";
+        fromRemoved.FromPort = 6002;
+        Assert.Null(PeerInbox.ToMessages(membership, fromRemoved));
+        Assert.Empty(membership.Remotes);
+        Assert.False(membership.IsPeer(2));
+    }
+
+    [Fact]
+    public void A_learned_remote_gets_a_link_from_the_transport()
+    {
+        var membership = new Membership(1, new MemberSet([M(1), M(2)])) { SelfAddress = new NodeAddress(1, "127.0.0.1", 6001) };
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var transport = new PeerTransport(membership, NullLogger.Instance);
+        try
+        {
+            Assert.Null(transport.Peer(9));
+            Assert.True(membership.LearnRemote(new NodeAddress(9, "127.0.0.1", port)));
+            Assert.NotNull(transport.Peer(9));
+            Assert.Equal(port, transport.Peer(9)!.Address.Port);
+        }
+        finally
+        {
+            transport.DisposeAsync().AsTask().Wait();
+        }
+    }
 }
