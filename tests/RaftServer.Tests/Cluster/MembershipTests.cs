@@ -125,7 +125,7 @@ public sealed class MembershipTests
     }
 
     [Fact]
-    public void A_learned_remote_gets_a_link_from_the_transport()
+    public async Task A_learned_remote_gets_a_link_from_the_transport()
     {
         var membership = new Membership(1, new MemberSet([M(1), M(2)])) { SelfAddress = new NodeAddress(1, "127.0.0.1", 6001) };
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -141,7 +141,7 @@ public sealed class MembershipTests
         }
         finally
         {
-            transport.DisposeAsync().AsTask().Wait();
+            await transport.DisposeAsync();
         }
     }
 }
