@@ -25,6 +25,10 @@ static class Program
                    [--concurrency 256] [--restarts 3] [--server-args "..."] [--keep-dir] [--json FILE]
                    starts its own 3-node RaftPS cluster: disk after N writes, start-up time, catch-up time;
                    PATH: out/RaftPS/server/<rid>/RaftServer, or a RaftServer.dll (run by dotnet; --server-dll PATH too)
+        membership --server PATH [--repeat 5] [--concurrency 8] [--catchup-mb 100] [--value-bytes 4096] [--write-keys 1000]
+                   [--warmup-s 1] [--settle-s 1] [--tail-ms 250] [--one-cluster] [--server-args "..."] [--keep-dir] [--json FILE]
+                   starts its own 3-node RaftPS cluster (a new one per round unless --one-cluster): a new node's catch-up
+                   time, the longest write gap while adding a member, removing a follower, removing the leader, moving the leadership
         report     --results FILE --out docs/benchmarks.md --svg docs/benchmarks.svg [--baseline raftps]
                    [--commands FILE] [--notes FILE]
 
@@ -46,6 +50,7 @@ static class Program
                 "preload" => await PreloadAsync(args, cts.Token),
                 "failover" => await Failover.RunAsync(args, cts.Token),
                 "snapshots" => await Snapshots.RunAsync(args, cts.Token),
+                "membership" => await MembershipBench.RunAsync(args, cts.Token),
                 "leader" => await LeaderAsync(args, cts.Token),
                 "rss" => Rss(args),
                 "free-ports" => FreePorts(args),
