@@ -324,7 +324,7 @@ static class MembershipBench
                 case Change.RemoveLeader:
                 {
                     Drain(leader);
-                    var reply = await CallAsync(c => c.RemoveMemberAsync(new R.RemoveMemberRequest { Id = leader }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct).ResponseAsync, leader);
+                    await CallAsync(c => c.RemoveMemberAsync(new R.RemoveMemberRequest { Id = leader }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct).ResponseAsync, leader);
                     detail = $"node {leader}";
                     stop = leader;
                     break;
