@@ -25,6 +25,14 @@ static class Program
                    [--concurrency 256] [--restarts 3] [--server-args "..."] [--keep-dir] [--json FILE]
                    starts its own 3-node RaftPS cluster: disk after N writes, start-up time, catch-up time;
                    PATH: out/RaftPS/server/<rid>/RaftServer, or a RaftServer.dll (run by dotnet; --server-dll PATH too)
+        watch-fanout --server PATH [--watchers 1000] [--rate 1000] [--warmup 3] [--duration 20] [--channels 8]
+                   [--server-args "..."] [--json FILE]
+                   starts its own 3-node RaftPS cluster: W watchers of one prefix on a follower while writes
+                   arrive at R/s; delivery latency (write call to event) and the follower's memory and CPU
+        cas        --server PATH [--concurrency 64] [--workloads put,cas,cas-contended] [--contended-keys 4]
+                   [--warmup 2] [--duration 10] [--server-args "..."] [--json FILE]
+                   starts its own 3-node RaftPS cluster: plain puts against compare-and-sets that hold
+                   (each worker its own key) and that contend (C workers on a few keys)
         membership --server PATH [--repeat 5] [--concurrency 8] [--catchup-mb 100] [--value-bytes 4096] [--write-keys 1000]
                    [--warmup-s 1] [--settle-s 1] [--tail-ms 250] [--one-cluster] [--server-args "..."] [--keep-dir] [--json FILE]
                    starts its own 3-node RaftPS cluster (a new one per round unless --one-cluster): a new node's catch-up
@@ -50,6 +58,8 @@ static class Program
                 "preload" => await PreloadAsync(args, cts.Token),
                 "failover" => await Failover.RunAsync(args, cts.Token),
                 "snapshots" => await Snapshots.RunAsync(args, cts.Token),
+                "watch-fanout" => await Coordination.WatchFanoutAsync(args, cts.Token),
+                "cas" => await Coordination.CasAsync(args, cts.Token),
                 "membership" => await MembershipBench.RunAsync(args, cts.Token),
                 "leader" => await LeaderAsync(args, cts.Token),
                 "rss" => Rss(args),

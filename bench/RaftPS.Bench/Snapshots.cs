@@ -141,6 +141,7 @@ sealed class BenchCluster : IAsyncDisposable
 
     public string DataDir(int id) => Path.Combine(Dir, "data", $"node-{id}");
     public int Pid(int id) => _processes[id].Id;
+    public string Address(int id) => $"http://127.0.0.1:{_ports[id]}";
 
     public void StartAll()
     {
@@ -171,7 +172,7 @@ sealed class BenchCluster : IAsyncDisposable
         p.Dispose();
     }
 
-    R.RaftClient.RaftClientClient Client(int id)
+    public R.RaftClient.RaftClientClient Client(int id)
     {
         if (!_channels.TryGetValue(id, out var ch))
             _channels[id] = ch = GrpcChannel.ForAddress($"http://127.0.0.1:{_ports[id]}");

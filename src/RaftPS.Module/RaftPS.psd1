@@ -26,7 +26,11 @@
         'Remove-RaftNode',
         'Move-RaftLeader',
         'Resume-RaftNode',
-        'New-RaftClusterConfig'
+        'New-RaftClusterConfig',
+        'Watch-RaftValue',
+        'Wait-RaftValue',
+        'Lock-RaftKey',
+        'Unlock-RaftKey'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -4,10 +4,11 @@ BeforeAll {
     . "$PSScriptRoot/TestHelpers.ps1"
     $script:Cmdlets = @('Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode',
         'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
-        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig')
+        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig',
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey')
     $script:ConnectedCmdlets = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue',
         'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus', 'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode',
-        'Move-RaftLeader', 'Resume-RaftNode')
+        'Move-RaftLeader', 'Resume-RaftNode', 'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey')
 }
 
 Describe 'The RaftPS module' {
@@ -25,7 +26,7 @@ Describe 'The RaftPS module' {
     }
 
     It 'declares RaftPS output types on <_>' -ForEach @('Start-RaftCluster', 'Connect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Get-RaftStatus',
-        'Get-RaftMember', 'Add-RaftNode', 'Move-RaftLeader') {
+        'Get-RaftMember', 'Add-RaftNode', 'Move-RaftLeader', 'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey') {
         $types = (Get-Command $_).OutputType.Type
         $types | Should -Not -BeNullOrEmpty
         $types | ForEach-Object { $_.Namespace | Should -Be 'RaftPS' }
@@ -39,7 +40,8 @@ Describe 'The RaftPS module' {
         }
     }
 
-    It 'has a table view for <_>' -ForEach @('RaftPS.RaftConnection', 'RaftPS.RaftLeader', 'RaftPS.RaftValue', 'RaftPS.RaftNodeProcess', 'RaftPS.RaftStatus', 'RaftPS.RaftMember') {
+    It 'has a table view for <_>' -ForEach @('RaftPS.RaftConnection', 'RaftPS.RaftLeader', 'RaftPS.RaftValue', 'RaftPS.RaftNodeProcess', 'RaftPS.RaftStatus', 'RaftPS.RaftMember',
+        'RaftPS.RaftChange', 'RaftPS.RaftLock') {
         $view = Get-FormatData -TypeName $_
         $view | Should -Not -BeNullOrEmpty
         $table = $view.FormatViewDefinition.Control | Where-Object { $_ -is [System.Management.Automation.TableControl] }
@@ -57,7 +59,8 @@ Describe 'Help' {
     It '<_> has a synopsis, a description, every parameter described and an example' -ForEach @(
         'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode', 'Get-RaftLeader',
         'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
-        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig') {
+        'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig',
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey') {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
         $help.Synopsis | Should -Not -Match "^\s*$_\s*\["   # not the auto-generated syntax stub
@@ -115,6 +118,9 @@ Describe 'Parameters and errors without a cluster' {
         @{ Name = 'Remove-RaftNode'; Run = { Remove-RaftNode 9 } }
         @{ Name = 'Move-RaftLeader'; Run = { Move-RaftLeader } }
         @{ Name = 'Resume-RaftNode'; Run = { Resume-RaftNode } }
+        @{ Name = 'Watch-RaftValue'; Run = { Watch-RaftValue k } }
+        @{ Name = 'Wait-RaftValue'; Run = { Wait-RaftValue k } }
+        @{ Name = 'Lock-RaftKey'; Run = { Lock-RaftKey k } }
     ) {
         $class = ($Name -replace '-', '') + 'Command'
         $class = $class.Substring(0, 1).ToUpper() + $class.Substring(1)
@@ -123,9 +129,9 @@ Describe 'Parameters and errors without a cluster' {
         $err.Exception.Message | Should -Match 'Connect-RaftNode'
     }
 
-    It 'takes -Connection on every cmdlet but Start, Stop and Connect' {
+    It 'takes -Connection on every cmdlet but Start, Stop, Connect and Unlock (a lock knows its connection)' {
         foreach ($name in $ConnectedCmdlets) { (Get-Command $name).Parameters.Keys | Should -Contain 'Connection' }
-        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'New-RaftClusterConfig') { (Get-Command $name).Parameters.Keys | Should -Not -Contain 'Connection' }
+        foreach ($name in 'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'New-RaftClusterConfig', 'Unlock-RaftKey') { (Get-Command $name).Parameters.Keys | Should -Not -Contain 'Connection' }
     }
 
     It 'supports -WhatIf on the state-changing cmdlets' {

@@ -16,18 +16,55 @@ public sealed class RaftLeader
     public override string ToString() => $"{Id} {Address}:{Port}";
 }
 
-/// <summary>A key and its value (Get-RaftValue, Set-RaftValue -PassThru).</summary>
+/// <summary>
+/// A key and its value (Get-RaftValue, Set-RaftValue -PassThru), with its revisions: the revision
+/// that last wrote it (<see cref="Revision"/>, what -IfRevision compares), the one that created it,
+/// how many writes since (<see cref="Version"/>) and the lease holding it (0: none).
+/// </summary>
 public sealed class RaftValue
 {
-    public RaftValue(string key, string value)
+    public RaftValue(string key, string value, long revision = 0, long createRevision = 0, long version = 0, long lease = 0)
     {
-        Key = key; Value = value;
+        Key = key; Value = value; Revision = revision; CreateRevision = createRevision; Version = version; Lease = lease;
     }
 
     public string Key { get; }
     public string Value { get; }
+    /// <summary>The key's mod revision: the cluster revision of the write that set this value.</summary>
+    public long Revision { get; }
+    public long CreateRevision { get; }
+    public long Version { get; }
+    public long Lease { get; }
 
     public override string ToString() => $"{Key}={Value}";
+}
+
+/// <summary>What a change did to its key.</summary>
+public enum RaftChangeKind
+{
+    Put = 0,
+    Delete = 1,
+}
+
+/// <summary>One change of a key, as Watch-RaftValue streams it: in revision order, each once.</summary>
+public sealed class RaftChange
+{
+    public RaftChange(string key, string value, long revision, RaftChangeKind kind, long createRevision, long version, long lease)
+    {
+        Key = key; Value = value; Revision = revision; Kind = kind; CreateRevision = createRevision; Version = version; Lease = lease;
+    }
+
+    public string Key { get; }
+    /// <summary>The value written (empty for a delete).</summary>
+    public string Value { get; }
+    /// <summary>The change's revision (for a delete, the revision of the delete).</summary>
+    public long Revision { get; }
+    public RaftChangeKind Kind { get; }
+    public long CreateRevision { get; }
+    public long Version { get; }
+    public long Lease { get; }
+
+    public override string ToString() => Kind == RaftChangeKind.Put ? $"{Revision} put {Key}={Value}" : $"{Revision} delete {Key}";
 }
 
 /// <summary>A node's role in its current term.</summary>

@@ -87,9 +87,12 @@ internal static class RaftCaller
                     case StatusCode.InvalidArgument:
                         throw new RaftException(RaftErrorKind.InvalidArgument, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.NotFound:
-                        throw new RaftException(RaftErrorKind.NotFound, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                        // NOT_FOUND names a member for the membership calls and a lease for every other call.
+                        if (IsMembershipOperation(operation))
+                            throw new RaftException(RaftErrorKind.NotFound, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                        throw new RaftException(RaftErrorKind.LeaseNotFound, $"{Describe(operation, subject)}: {e.Status.Detail}", e) { Key = subject };
                     case StatusCode.AlreadyExists:
-                        throw new RaftException(RaftErrorKind.Conflict, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                        throw new RaftException(RaftErrorKind.Exists, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.FailedPrecondition:
                         throw new RaftException(RaftErrorKind.Refused, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.Unavailable:
@@ -155,10 +158,14 @@ internal static class RaftCaller
     }
 
     /// <summary>"Set-RaftValue 'key'", or the operation alone when there is no key.</summary>
+    /// <summary>The calls whose NOT_FOUND names a member (every other call's names a lease).</summary>
+    private static bool IsMembershipOperation(string operation) =>
+        operation is "Get-RaftMember" or "Add-RaftNode" or "Remove-RaftNode" or "Move-RaftLeader";
+
     internal static string Describe(string operation, string? subject) =>
         subject is null ? operation : $"{operation} '{subject}'";
 
-    private static RaftEndpoint NextMember(RaftEndpoint origin, RaftEndpoint current)
+    internal static RaftEndpoint NextMember(RaftEndpoint origin, RaftEndpoint current)
     {
         var candidates = ClusterDirectory.Candidates(origin);
         if (candidates.Length == 1) return candidates[0];
@@ -167,7 +174,7 @@ internal static class RaftCaller
     }
 
     /// <summary>Asks a node that answered for the cluster's members, so later retries know them.</summary>
-    private static async Task LearnMembersAsync(RaftEndpoint target, RaftEndpoint origin)
+    internal static async Task LearnMembersAsync(RaftEndpoint target, RaftEndpoint origin)
     {
         try
         {

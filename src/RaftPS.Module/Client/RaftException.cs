@@ -14,10 +14,18 @@ public enum RaftErrorKind
     /// <summary>The call named a member that does not exist.</summary>
     NotFound,
     /// <summary>The call would add something that exists (a member id or address).</summary>
-    Conflict,
+    Exists,
     /// <summary>The cluster refused the call in its current state (a membership change in flight,
     /// a learner not caught up, a change that would lose quorum).</summary>
     Refused,
+    /// <summary>A conditional write's condition did not hold: nothing changed (see CurrentRevision).</summary>
+    Conflict,
+    /// <summary>The lease named does not exist (it expired or was revoked).</summary>
+    LeaseNotFound,
+    /// <summary>A watch's revisions are no longer in any node's window of history (see CompactRevision).</summary>
+    Compacted,
+    /// <summary>A lock's lease was lost (expired or revoked): the lock is not held.</summary>
+    LockLost,
 }
 
 /// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>
@@ -29,4 +37,13 @@ public sealed class RaftException : Exception
     }
 
     public RaftErrorKind Kind { get; }
+
+    /// <summary>The key the failure concerns (Conflict), else null.</summary>
+    public string? Key { get; init; }
+
+    /// <summary>Conflict: the key's mod revision when the condition was checked (0: absent).</summary>
+    public long CurrentRevision { get; init; }
+
+    /// <summary>Compacted: the newest revision no longer kept; watch again from a fresh read.</summary>
+    public long CompactRevision { get; init; }
 }

@@ -8,6 +8,9 @@ using RaftPS.Protocol;
 
 namespace RaftPS.Client;
 
+/// <summary>One item of a SetMany: its failure, or null and the index (= revision) it was committed at.</summary>
+internal readonly record struct SetOutcome(Exception? Error, long Index);
+
 /// <summary>The client calls the cmdlets make, in terms of the module's own types.</summary>
 internal static class RaftOperations
 {
@@ -40,8 +43,9 @@ internal static class RaftOperations
         }
     }
 
-    /// <summary>Writes a value once committed; returns the log index it was committed at.</summary>
-    public static async Task<long> SetAsync(RaftConnection connection, string key, string value, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    /// <summary>Writes a value once committed (attached to <paramref name="lease"/> unless 0); returns the
+    /// log index it was committed at, which is the key's new revision.</summary>
+    public static async Task<long> SetAsync(RaftConnection connection, string key, string value, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation, long lease = 0)
     {
         await LeaveCallerThread();
         var session = connection.RentSession();
@@ -55,6 +59,7 @@ internal static class RaftOperations
                 Value = UnsafeByteOperations.UnsafeWrap(Utf8.GetBytes(value)),
                 ClientId = session.ClientId,
                 Sequence = session.Next(),
+                Lease = lease,
             };
             var reply = await RaftCaller.InvokeAsync(connection, "Set-RaftValue", key, CallScope.Cluster, request,
                 static (c, r, o) => c.SetAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
@@ -78,17 +83,17 @@ internal static class RaftOperations
 
     /// <summary>
     /// Writes many values with SetMany (one call for the lot; each item its own log entry, client id
-    /// and sequence): the outcome of each item, in order (null = committed). A failure of the
+    /// and sequence): the outcome of each item, in order (no error = committed, at its index). A failure of the
     /// whole call (no node reachable, timeout) is every item's failure. Items the server answers
     /// Unavailable (leadership lost mid-batch) are sent again, with the same sequences, until the
     /// timeout. One item, or a server without SetMany, goes item by item with Set.
     /// Throws only OperationCanceledException (Ctrl+C).
     /// </summary>
-    public static async Task<Exception?[]> SetManyAsync(RaftConnection connection, IReadOnlyList<(string Key, string Value)> items, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    public static async Task<SetOutcome[]> SetManyAsync(RaftConnection connection, IReadOnlyList<(string Key, string Value)> items, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation, long lease = 0)
     {
         await LeaveCallerThread();
         if (items.Count <= 1 || NoSetMany.ContainsKey(connection.Endpoint))
-            return await SetEachAsync(connection, items, Enumerable.Range(0, items.Count).ToList(), new Exception?[items.Count], timeout, progress, cancellation).ConfigureAwait(false);
+            return await SetEachAsync(connection, items, Enumerable.Range(0, items.Count).ToList(), new SetOutcome[items.Count], timeout, progress, cancellation, lease).ConfigureAwait(false);
 
         var sessions = new WriteSession[(items.Count + ItemsPerSession - 1) / ItemsPerSession];
         for (var s = 0; s < sessions.Length; s++) sessions[s] = connection.RentSession();
@@ -104,10 +109,11 @@ internal static class RaftOperations
                     Value = UnsafeByteOperations.UnsafeWrap(Utf8.GetBytes(items[i].Value)),
                     ClientId = session.ClientId,
                     Sequence = session.Next(),
+                    Lease = lease,
                 });
             }
 
-            var errors = new Exception?[items.Count];
+            var errors = new SetOutcome[items.Count];
             var pending = Enumerable.Range(0, items.Count).ToList();
             var started = Stopwatch.GetTimestamp();
             var backoff = TimeSpan.FromMilliseconds(50);
@@ -123,11 +129,11 @@ internal static class RaftOperations
                 {
                     // An older server: nothing of this call was applied, so Set with new sessions is safe.
                     NoSetMany[connection.Endpoint] = true;
-                    return await SetEachAsync(connection, items, pending, errors, timeout - Stopwatch.GetElapsedTime(started), progress, cancellation).ConfigureAwait(false);
+                    return await SetEachAsync(connection, items, pending, errors, timeout - Stopwatch.GetElapsedTime(started), progress, cancellation, lease).ConfigureAwait(false);
                 }
                 catch (RaftException e)
                 {
-                    foreach (var i in pending) errors[i] = ForItem(e, items[i].Key);
+                    foreach (var i in pending) errors[i] = new SetOutcome(ForItem(e, items[i].Key), 0);
                     return errors;
                 }
                 if (reply.Results.Count != pending.Count)
@@ -139,14 +145,15 @@ internal static class RaftOperations
                     var i = pending[j];
                     var result = reply.Results[j];
                     var key = items[i].Key;
-                    errors[i] = (StatusCode)result.Code switch
+                    errors[i] = new SetOutcome((StatusCode)result.Code switch
                     {
                         StatusCode.OK => null,
                         StatusCode.InvalidArgument => new RaftException(RaftErrorKind.InvalidArgument, $"Set-RaftValue '{key}': {result.Error}"),
+                        StatusCode.NotFound => new RaftException(RaftErrorKind.LeaseNotFound, $"Set-RaftValue '{key}': {result.Error}") { Key = key },
                         StatusCode.Unavailable => new RaftException(RaftErrorKind.Timeout,
                             $"Set-RaftValue '{key}' did not complete within {timeout.TotalSeconds:0.###} s through {connection.Endpoint}: the cluster has no leader that can serve it. Last problem: {result.Error}."),
                         var code => new RaftException(RaftErrorKind.ServerError, $"Set-RaftValue '{key}' failed: {code}: {result.Error}"),
-                    };
+                    }, result.Index);
                     if (result.Code == (int)StatusCode.Unavailable) retry.Add(i);
                 }
                 // Leadership moved while the batch was being committed: send the items it did not
@@ -169,12 +176,12 @@ internal static class RaftOperations
     }
 
     /// <summary>Set for each of <paramref name="indexes"/>, all in flight together; fills their outcomes.</summary>
-    private static async Task<Exception?[]> SetEachAsync(RaftConnection connection, IReadOnlyList<(string Key, string Value)> items, List<int> indexes,
-        Exception?[] errors, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    private static async Task<SetOutcome[]> SetEachAsync(RaftConnection connection, IReadOnlyList<(string Key, string Value)> items, List<int> indexes,
+        SetOutcome[] errors, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation, long lease)
     {
         var tasks = new Task<long>[indexes.Count];
         for (var j = 0; j < tasks.Length; j++)
-            tasks[j] = SetAsync(connection, items[indexes[j]].Key, items[indexes[j]].Value, timeout, progress, cancellation);
+            tasks[j] = SetAsync(connection, items[indexes[j]].Key, items[indexes[j]].Value, timeout, progress, cancellation, lease);
         try
         {
             await Task.WhenAll(tasks).ConfigureAwait(false);
@@ -185,7 +192,9 @@ internal static class RaftOperations
         }
         cancellation.ThrowIfCancellationRequested();
         for (var j = 0; j < tasks.Length; j++)
-            errors[indexes[j]] = tasks[j].IsCompletedSuccessfully ? null : tasks[j].Exception?.InnerException ?? new OperationCanceledException();
+            errors[indexes[j]] = tasks[j].IsCompletedSuccessfully
+                ? new SetOutcome(null, tasks[j].Result)
+                : new SetOutcome(tasks[j].Exception?.InnerException ?? new OperationCanceledException(), 0);
         return errors;
     }
 
@@ -200,12 +209,17 @@ internal static class RaftOperations
     }
 
     /// <summary>The value of a key, or null when the key does not exist.</summary>
-    public static async Task<RaftValue?> GetAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    public static async Task<RaftValue?> GetAsync(RaftConnection connection, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation) =>
+        (await GetAtAsync(connection, "Get-RaftValue", key, timeout, progress, cancellation).ConfigureAwait(false)).Value;
+
+    /// <summary>The value of a key (null when it does not exist) and the store's revision it was read at.</summary>
+    public static async Task<(RaftValue? Value, long Revision)> GetAtAsync(RaftConnection connection, string operation, string key, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
     {
         await LeaveCallerThread();
-        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftValue", key, CallScope.Cluster, new GetRequest { Key = key },
+        var reply = await RaftCaller.InvokeAsync(connection, operation, key, CallScope.Cluster, new GetRequest { Key = key },
             static (c, r, o) => c.GetAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
-        return reply.Found ? new RaftValue(key, Decode(reply.Value)) : null;
+        var value = reply.Found ? new RaftValue(key, Decode(reply.Value), reply.ModRevision, reply.CreateRevision, reply.Version, reply.Lease) : null;
+        return (value, reply.Revision);
     }
 
     /// <summary>Deletes a key once committed; false when the key did not exist.</summary>
@@ -226,13 +240,13 @@ internal static class RaftOperations
         }
     }
 
-    /// <summary>One page of the keys under a prefix, after a key (exclusive).</summary>
-    public static async Task<(List<RaftValue> Items, bool More)> RangeAsync(RaftConnection connection, string prefix, string startAfter, int limit, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
+    /// <summary>One page of the keys under a prefix, after a key (exclusive), and the store's revision when it was read.</summary>
+    public static async Task<(List<RaftValue> Items, bool More, long Revision)> RangeAsync(RaftConnection connection, string prefix, string startAfter, int limit, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation, string operation = "Get-RaftValue")
     {
         var request = new RangeRequest { Prefix = prefix, StartAfter = startAfter, Limit = limit };
-        var reply = await RaftCaller.InvokeAsync(connection, "Get-RaftValue", prefix + "*", CallScope.Cluster, request,
+        var reply = await RaftCaller.InvokeAsync(connection, operation, prefix + "*", CallScope.Cluster, request,
             static (c, r, o) => c.RangeAsync(r, o), timeout, progress, cancellation).ConfigureAwait(false);
-        return (reply.Items.Select(kv => new RaftValue(kv.Key, Decode(kv.Value))).ToList(), reply.More);
+        return (reply.Items.Select(kv => new RaftValue(kv.Key, Decode(kv.Value), kv.ModRevision, kv.CreateRevision, kv.Version, kv.Lease)).ToList(), reply.More, reply.Revision);
     }
 
     public static async Task SuspendAsync(RaftConnection connection, double seconds, TimeSpan timeout, RetryProgress? progress, CancellationToken cancellation)
@@ -270,8 +284,9 @@ internal static class RaftOperations
         Peers = reply.Peers.Select(p => new RaftPeerProgress(p.Id, p.MatchIndex, p.NextIndex, p.Reachable)).ToArray(),
     };
 
-    private static string Decode(ByteString bytes) => Utf8.GetString(bytes.Span);
+    internal static string Decode(ByteString bytes) => Utf8.GetString(bytes.Span);
 
+    internal static ByteString Encode(string text) => UnsafeByteOperations.UnsafeWrap(Utf8.GetBytes(text));
     private static RaftMember ToMember(NodeInfo n) =>
         new(n.Id, n.Address, n.Port, n.Role == MemberRole.Learner ? RaftMemberRole.Learner : RaftMemberRole.Voter);
 

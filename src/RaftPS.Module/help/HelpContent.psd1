@@ -135,29 +135,40 @@
         Description = @(
             'Writes the value under the key and returns once the write is committed by a majority of the cluster. Through a follower, the write is forwarded to the leader. If the node is down or the leader changes, the write is retried through the other members until -TimeoutSec; the connection''s client id and sequence number make a retried write apply exactly once.'
             'Key and Value bind from the pipeline by property name (Import-Csv kv.csv | Set-RaftValue). Fed a pipeline, the command gathers the input into batches of up to 128 items (and 3 MiB) and sends each batch as one SetMany call, each item still its own log entry with its own sequence number: a batch is sent when it is full, and the rest at the end of the input, so outputs and errors of a slow pipeline appear batch by batch. Up to 8 batches are in flight; outputs and errors come out in input order, each error naming its own key. -WhatIf and -Confirm are asked per item before it joins a batch. A single value, or a server without SetMany, is written with one Set call per item.'
+            'With -IfRevision, -IfAbsent or -IfValue the write happens only if the key is still as given when the write is applied (compare-and-set, checked by the state machine in log order): its revision is that number (Get-RaftValue outputs it), it does not exist, or it has that value. When the condition does not hold nothing changes and the command writes the non-terminating error RaftConflict, whose target is the key and whose exception says the key''s current revision (CurrentRevision; 0 when the key does not exist): category ResourceExists for -IfAbsent, InvalidOperation otherwise. A conditional write retried after a lost reply answers its first outcome. Each conditional item is its own call (up to 128 in flight), not a batch.'
+            'With -TtlSec the command grants one lease of that many seconds (per connection, at its first item) and attaches every key it writes to it: the keys are deleted together when the lease expires, about -TtlSec seconds later (nothing keeps it alive). Writing a key again without -TtlSec detaches it.'
             'An empty key, a key over 1 KiB or a value over 1 MiB writes the error RaftInvalidArgument (InvalidArgument).'
             'This is the original client''s "setval KEY VAL".'
         )
         Parameters  = @{
-            Key      = 'The key. Keys are case-sensitive. Tab completion offers the keys this session has used.'
-            Value    = 'The value, stored as UTF-8 text. An empty string is a value.'
-            PassThru = 'Outputs the written value (Key, Value) once it is committed.'
+            Key        = 'The key. Keys are case-sensitive. Tab completion offers the keys this session has used.'
+            Value      = 'The value, stored as UTF-8 text. An empty string is a value.'
+            PassThru   = 'Outputs the written value (Key, Value, Revision) once it is committed.'
+            IfRevision = 'Writes only if the key''s revision (the Revision that Get-RaftValue outputs) is this number; 0 means only if the key does not exist. Otherwise the error RaftConflict (InvalidOperation).'
+            IfAbsent   = 'Writes only if the key does not exist. Otherwise the error RaftConflict (ResourceExists).'
+            IfValue    = 'Writes only if the key exists and has this value. Otherwise the error RaftConflict (InvalidOperation).'
+            TtlSec     = 'Attaches the keys to a lease of this many seconds (1 to 2592000, 30 days): they are deleted when it expires. One lease is granted per command and connection.'
         }
         Inputs      = @{ 'System.String' = 'Key and Value bind by property name: objects from Import-Csv, or [pscustomobject]@{Key=...; Value=...}.' }
-        Outputs     = @{ 'None' = 'By default, no output.'; 'RaftPS.RaftValue' = 'With -PassThru: the written Key and Value.' }
+        Outputs     = @{ 'None' = 'By default, no output.'; 'RaftPS.RaftValue' = 'With -PassThru: the written Key and Value and the key''s new Revision.' }
         Examples    = @(
             @{ Title = 'Write a value (the original walkthrough)'; Code = "Set-RaftValue key1 100`nGet-RaftValue key1"; Remarks = 'Get-RaftValue gives key1 100.' }
             @{ Title = 'Load a CSV file'; Code = 'Import-Csv kv.csv | Set-RaftValue'; Remarks = 'kv.csv has the columns Key and Value. The writes go in batches of up to 128 per call.' }
             @{ Title = 'Write many values and see them'; Code = "1..1000 | ForEach-Object { [pscustomobject]@{ Key = ""user`$_""; Value = ""name `$_"" } } | Set-RaftValue -PassThru"; Remarks = 'Outputs each written value, in input order.' }
             @{ Title = 'See what would be written'; Code = 'Set-RaftValue key1 200 -WhatIf'; Remarks = 'Nothing is written.' }
+            @{ Title = 'Update a value only if nobody changed it since it was read'
+               Code = "`$v = Get-RaftValue counter`nSet-RaftValue counter (1 + `$v.Value) -IfRevision `$v.Revision -ErrorVariable conflict`nif (`$conflict) { 'someone else wrote it first: read it again and retry' }"
+               Remarks = 'Of several scripts doing this at once, exactly one succeeds for each revision; the others get RaftConflict and no change.' }
+            @{ Title = 'Create a key only if it does not exist'; Code = 'Set-RaftValue config/owner ([Environment]::MachineName) -IfAbsent'; Remarks = 'A second run writes RaftConflict (ResourceExists) naming the key''s revision.' }
+            @{ Title = 'A value that expires'; Code = 'Set-RaftValue session/abc token -TtlSec 60'; Remarks = 'The key is deleted about 60 seconds later; watchers see the delete.' }
         )
-        Links       = @('Get-RaftValue', 'Remove-RaftValue')
+        Links       = @('Get-RaftValue', 'Remove-RaftValue', 'Watch-RaftValue', 'Lock-RaftKey')
     }
 
     'Get-RaftValue' = @{
         Synopsis    = 'Gets the values of keys from the cluster.'
         Description = @(
-            'Outputs the Key and Value of each key found. Reads are linearizable: a node that is not the leader asks the leader for the commit index before it answers, so a read sees every write committed before it started.'
+            'Outputs the Key, Value and Revision of each key found (also CreateRevision, Version and Lease: Format-List shows them). Revision is the cluster revision of the write that set the value: it grows with every change of the cluster, and Set-RaftValue -IfRevision and Remove-RaftValue -IfRevision compare it. Reads are linearizable: a node that is not the leader asks the leader for the commit index before it answers, so a read sees every write committed before it started.'
             'A missing key writes a non-terminating error, RaftKeyNotFound (ObjectNotFound), and no output, as Get-Variable does; the other keys are still read.'
             'A key with wildcards (* ? [ ]) lists the matching keys in key order, page by page, with no error when none match. Matching is case-sensitive, as keys are.'
             'This is the original client''s "getval KEY".'
@@ -166,9 +177,9 @@
             Key = 'The keys to read; wildcards list the matching keys. Keys bind from the pipeline, by value or by the property name Key. Tab completion offers the keys this session has used.'
         }
         Inputs      = @{ 'System.String[]' = 'Keys, or objects with a Key property.' }
-        Outputs     = @{ 'RaftPS.RaftValue' = 'Key, Value.' }
+        Outputs     = @{ 'RaftPS.RaftValue' = 'Key, Value, Revision (and CreateRevision, Version, Lease).' }
         Examples    = @(
-            @{ Title = 'Read a key (the original walkthrough)'; Code = "Get-RaftValue key1"; Remarks = "Key  Value`n---  -----`nkey1 100`nBefore Set-RaftValue key1 100, the same command writes: Cannot find a value with the key 'key1'." }
+            @{ Title = 'Read a key (the original walkthrough)'; Code = "Get-RaftValue key1"; Remarks = "Key  Value Revision`n---  ----- --------`nkey1 100          2`nBefore Set-RaftValue key1 100, the same command writes: Cannot find a value with the key 'key1'." }
             @{ Title = 'List keys with a wildcard'; Code = 'Get-RaftValue user*'; Remarks = 'Every key that starts with "user", in key order.' }
             @{ Title = 'Read many keys, ignoring missing ones'; Code = "'a', 'b', 'c' | Get-RaftValue -ErrorAction SilentlyContinue"; Remarks = 'Outputs the keys found.' }
             @{ Title = 'Export the store'; Code = 'Get-RaftValue * | Export-Csv kv.csv'; Remarks = 'Import-Csv kv.csv | Set-RaftValue loads it back.' }
@@ -180,15 +191,19 @@
         Synopsis    = 'Removes keys from the cluster.'
         Description = @(
             'Deletes each key and returns once the deletion is committed. A missing key writes the non-terminating error RaftKeyNotFound (ObjectNotFound), as Get-RaftValue does. Retried deletions apply once.'
+            'With -IfRevision or -IfValue a key is deleted only if its revision, or its value, is still the one given; otherwise it stays and the command writes the non-terminating error RaftConflict (InvalidOperation) with the key as target and its current revision in the exception (CurrentRevision; 0 when it does not exist).'
         )
         Parameters  = @{
-            Key = 'The keys to remove (no wildcards). Keys bind from the pipeline, by value or by the property name Key.'
+            Key        = 'The keys to remove (no wildcards). Keys bind from the pipeline, by value or by the property name Key.'
+            IfRevision = 'Deletes only if the key''s revision (from Get-RaftValue) is this number. Otherwise the error RaftConflict.'
+            IfValue    = 'Deletes only if the key has this value. Otherwise the error RaftConflict.'
         }
         Inputs      = @{ 'System.String[]' = 'Keys, or objects with a Key property (Get-RaftValue output).' }
         Outputs     = @{ 'None' = 'The command writes no output.' }
         Examples    = @(
             @{ Title = 'Remove a key'; Code = 'Remove-RaftValue key1'; Remarks = '' }
             @{ Title = 'Remove every key that starts with "tmp"'; Code = 'Get-RaftValue tmp* | Remove-RaftValue'; Remarks = 'Add -WhatIf to see which keys would go.' }
+            @{ Title = 'Remove a key only if it did not change since it was read'; Code = "`$v = Get-RaftValue job/claim`nRemove-RaftValue job/claim -IfRevision `$v.Revision"; Remarks = 'If another script wrote it meanwhile, the key stays and RaftConflict names its new revision.' }
         )
         Links       = @('Get-RaftValue', 'Set-RaftValue')
     }
@@ -359,5 +374,92 @@
                Remarks = '' }
         )
         Links       = @('Start-RaftCluster')
+    }
+
+    'Watch-RaftValue' = @{
+        Synopsis    = 'Streams the changes of a key, or of the keys a wildcard matches, as they happen.'
+        Description = @(
+            'Outputs one RaftChange object (Revision, Kind, Key, Value; also CreateRevision, Version, Lease) for every change of the key, or of every key the wildcard pattern matches: Kind is Put (written) or Delete (removed, expired with its lease). Changes come in revision order, each once, until -Count changes were output, -TimeoutSec passed, or Ctrl+C.'
+            'It starts after the cluster''s current revision (read linearizably), so it shows what changes from now on; with -FromRevision it starts at that revision, including changes made before, as far back as the nodes keep history (by default the last 65,536 changes on each node).'
+            'A watch is served by the connected node from what that node has applied: it is as current as that node. When the node dies, stops or is suspended, the watch resumes on another member from the revision after the last change output, so no change is missed or repeated. When the revisions it needs are no longer kept by any node (-FromRevision too old, or a consumer that fell far behind) it writes the error RaftWatchCompacted (InvalidOperation) and stops: read the current values again (Get-RaftValue) and watch from their revision + 1. When no node serves the watch for 30 seconds it fails with RaftNodeUnreachable.'
+        )
+        Parameters  = @{
+            Key          = 'The key to watch, or a wildcard pattern (* ? [ ]): the keys under its literal prefix that match it. ''*'' watches every key. Tab completion offers the keys this session has used.'
+            FromRevision = 'The first revision to output (1 or more). Without it, the watch starts after the current revision.'
+            Count        = 'Stops after this many changes.'
+            TimeoutSec   = 'Stops after this many seconds (no error). Without it, the watch runs until -Count or Ctrl+C.'
+        }
+        Inputs      = @{ 'System.String' = 'Keys or patterns, by value or by the property name Key (each watched in turn).' }
+        Outputs     = @{ 'RaftPS.RaftChange' = 'Revision, Kind (Put, Delete), Key, Value (empty for a delete), CreateRevision, Version, Lease.' }
+        Examples    = @(
+            @{ Title = 'Watch a configuration key until Ctrl+C'; Code = 'Watch-RaftValue config/feature-x'; Remarks = "Revision Kind Key              Value`n-------- ---- ---              -----`n      57 Put  config/feature-x on" }
+            @{ Title = 'React to every change under a prefix'; Code = "Watch-RaftValue 'jobs/*' | ForEach-Object { if (`$_.Kind -eq 'Put') { Start-Job -Name `$_.Key { ... } } }"; Remarks = 'Each change reaches the pipeline once, in order.' }
+            @{ Title = 'Catch up from a known revision, then stop'; Code = 'Watch-RaftValue ''orders/*'' -FromRevision 1200 -TimeoutSec 5'; Remarks = 'Outputs every change of the orders keys from revision 1200 on, waits 5 seconds for more, then returns.' }
+        )
+        Links       = @('Wait-RaftValue', 'Get-RaftValue', 'Set-RaftValue')
+    }
+
+    'Wait-RaftValue' = @{
+        Synopsis    = 'Waits until a key exists, has a given value, or is deleted.'
+        Description = @(
+            'Returns as soon as the key exists (the default), has the value given with -Value, or does not exist (-Absent), and outputs the value that satisfied the wait (nothing for -Absent). If the condition already holds it returns at once.'
+            'It reads the key linearizably, then watches it from that read''s revision, so a change in between is never missed; if that history is gone it reads again. Nodes that fail are replaced by others, as for Watch-RaftValue.'
+            'After -TimeoutSec it writes the non-terminating error RaftTimeout (OperationTimeout) and outputs nothing; without it, it waits until the condition holds or Ctrl+C.'
+        )
+        Parameters  = @{
+            Key        = 'The key to wait for (no wildcards). Tab completion offers the keys this session has used.'
+            Value      = 'Waits until the key has this value.'
+            Absent     = 'Waits until the key does not exist (deleted, or expired with its lease).'
+            TimeoutSec = 'Gives up after this many seconds with RaftTimeout. Without it, waits until the condition holds or Ctrl+C.'
+        }
+        Inputs      = @{ 'System.String' = 'Keys, by value or by the property name Key (waited for in turn).' }
+        Outputs     = @{ 'RaftPS.RaftValue' = 'The value that satisfied the wait (none with -Absent).' }
+        Examples    = @(
+            @{ Title = 'Wait for another script to publish a result'; Code = '$result = Wait-RaftValue build/42/artifact -TimeoutSec 600'; Remarks = 'Returns the value once the key is written.' }
+            @{ Title = 'Wait for a flag'; Code = 'Wait-RaftValue deploy/state -Value ready'; Remarks = '' }
+            @{ Title = 'Wait until an expiring key is gone'; Code = "Set-RaftValue maintenance on -TtlSec 30`nWait-RaftValue maintenance -Absent"; Remarks = 'Returns about 30 seconds later, when the lease expires and the key is deleted.' }
+        )
+        Links       = @('Watch-RaftValue', 'Get-RaftValue')
+    }
+
+    'Lock-RaftKey' = @{
+        Synopsis    = 'Acquires a named lock held across machines, waiting in line for it.'
+        Description = @(
+            'Waits until this session holds the lock of the given name, then outputs a RaftLock: Name, Revision (a fencing token: every later holder''s is higher, so a resource can refuse a stale holder), IsHeld, Owner (this machine and process) and Key (the key that holds it: Name/lease id). Release it with Unlock-RaftKey.'
+            'The lock is etcd''s recipe: each contender writes its own key under the name, attached to its own lease; the one whose key was created first holds the lock, and each waiter watches only the key created just before its own, so waiters are served in the order they asked.'
+            'The lease has a time to live of -TtlSec seconds (default 10), which the module renews in the background every third of it until Unlock-RaftKey or the end of the runspace. A script that dies, or a machine that is cut off, stops renewing: the leader lets the lease expire and deletes the key, and the next waiter gets the lock. The lock object''s IsHeld turns false when this side can no longer be sure it is held (no renewal succeeded within the time to live).'
+            'After -TimeoutSec the command writes the non-terminating error RaftTimeout and removes its place in line; without it, it waits as long as it takes (Ctrl+C also gives up its place).'
+        )
+        Parameters  = @{
+            Name       = 'The lock''s name, shared by every script that contends for it (its keys go under Name/). Tab completion offers the names this session has locked.'
+            TtlSec     = 'The time to live of the lock''s lease, in seconds (1 to 86400; default 10): how long a holder that died keeps the lock.'
+            TimeoutSec = 'Gives up after this many seconds with RaftTimeout. Without it, waits until the lock is acquired or Ctrl+C.'
+        }
+        Inputs      = @{ 'System.String' = 'Lock names, by value or by the property name Name.' }
+        Outputs     = @{ 'RaftPS.RaftLock' = 'Name, Revision (fencing token), IsHeld, Owner, Key, LeaseId, TtlSec, AcquiredAt.' }
+        Examples    = @(
+            @{ Title = 'One of N machines runs the nightly job'
+               Code = "`$lock = Lock-RaftKey jobs/nightly -TimeoutSec 5 -ErrorAction SilentlyContinue`nif (`$lock) {`n    try { ./nightly.ps1 -FencingToken `$lock.Revision } finally { `$lock | Unlock-RaftKey }`n}"
+               Remarks = 'The first machine to ask runs the job; the others give up after 5 seconds. If the holder dies, its lease expires after 10 seconds and the lock is free again.' }
+            @{ Title = 'Take turns on a shared resource'; Code = "`$lock = Lock-RaftKey printer`n# ... use the printer ...`nUnlock-RaftKey `$lock"; Remarks = 'Waiters are served in the order they asked.' }
+        )
+        Links       = @('Unlock-RaftKey', 'Wait-RaftValue')
+    }
+
+    'Unlock-RaftKey' = @{
+        Synopsis    = 'Releases locks acquired with Lock-RaftKey.'
+        Description = @(
+            'Stops keeping the lock''s lease alive and revokes it, which deletes the lock''s key at once and wakes the next waiter. Locks bind from the pipeline.'
+            'If the lease had already been lost (the lock was not held any more: another script may have held it meanwhile) it writes the non-terminating error RaftLockLost (InvalidOperation). Unlocking a lock twice does nothing.'
+        )
+        Parameters  = @{
+            Lock = 'The locks to release, as output by Lock-RaftKey.'
+        }
+        Inputs      = @{ 'RaftPS.RaftLock' = 'Locks from Lock-RaftKey.' }
+        Outputs     = @{ 'None' = 'The command writes no output.' }
+        Examples    = @(
+            @{ Title = 'Release a lock'; Code = "`$lock = Lock-RaftKey jobs/nightly`n`$lock | Unlock-RaftKey"; Remarks = '' }
+        )
+        Links       = @('Lock-RaftKey')
     }
 }

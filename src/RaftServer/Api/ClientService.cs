@@ -18,7 +18,7 @@ namespace RaftServer.Api;
 /// leader / suspended / leadership lost, DeadlineExceeded when the client's deadline passes,
 /// FailedPrecondition for a sequence number older than the client's session window.
 /// </summary>
-public sealed class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers) : P.RaftClient.RaftClientBase
+public sealed partial class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers) : P.RaftClient.RaftClientBase
 {
     public const string LeaderTrailer = "raftps-leader";
     public const string ForwardedHeader = "raftps-forwarded";
@@ -40,8 +40,10 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
     {
         RequestValidation.Key(request.Key);
         RequestValidation.Value(request.Value.Length);
+        RequestValidation.Lease(request.Lease);
         Log.SetCommand(_log, request.Key, new Utf8Text(request.Value.Memory));
-        var result = await WriteAsync(CommandOp.Set, request.Key, request.Value, request.ClientId, request.Sequence, context,
+        var data = Command.EncodePut(NowMs(), request.ClientId, request.Sequence, request.Key, request.Value.Span, default, request.Lease);
+        var result = await WriteAsync(data, request.ClientId, request.Sequence, context,
             static (client, req, headers, deadline, ct) => client.SetAsync(req, headers, deadline, ct).ResponseAsync, request);
         return result.Forwarded ?? new P.SetReply { Index = result.Local.Index };
     }
@@ -50,14 +52,22 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
     {
         RequestValidation.Key(request.Key);
         Log.DeleteCommand(_log, request.Key);
-        var result = await WriteAsync(CommandOp.Delete, request.Key, ByteString.Empty, request.ClientId, request.Sequence, context,
+        var data = Command.EncodeRemove(NowMs(), request.ClientId, request.Sequence, request.Key);
+        var result = await WriteAsync(data, request.ClientId, request.Sequence, context,
             static (client, req, headers, deadline, ct) => client.DeleteAsync(req, headers, deadline, ct).ResponseAsync, request);
         return result.Forwarded ?? new P.DeleteReply { Existed = result.Local.Existed, Index = result.Local.Index };
     }
 
     private readonly record struct WriteDone<TReply>(TReply? Forwarded, WriteResult Local) where TReply : class;
 
-    private async Task<WriteDone<TReply>> WriteAsync<TRequest, TReply>(CommandOp op, string key, ByteString value, ulong clientId, ulong sequence,
+    private static long NowMs() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>
+    /// Proposes the encoded command <paramref name="data"/> on the leader (or forwards the request
+    /// to it) and waits until it is applied. A Put whose lease is gone fails NotFound; a failed
+    /// condition is a result, not an error (only Write asks for one).
+    /// </summary>
+    private async Task<WriteDone<TReply>> WriteAsync<TRequest, TReply>(byte[] data, ulong clientId, ulong sequence,
         ServerCallContext context, Func<P.RaftClient.RaftClientClient, TRequest, Metadata, DateTime?, CancellationToken, Task<TReply>> forward,
         TRequest request)
         where TReply : class
@@ -66,10 +76,11 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         if (ForwardTarget(forwarded) is { } leaderId)
             return new(await ForwardAsync(leaderId, forward, request, context), default);
 
-        var data = Command.Encode(op, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), clientId, sequence, key, value.Span);
         var outcome = await WaitAsync(loop.Propose(data), context);
         switch (outcome.Code)
         {
+            case OutcomeCode.Ok when outcome.Result.Status == WriteStatus.LeaseNotFound:
+                throw LeaseNotFound();
             case OutcomeCode.Ok:
                 return new(null, outcome.Result);
             case OutcomeCode.NotLeader when CanForwardTo(outcome, forwarded):
@@ -98,7 +109,7 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         var results = new P.SetResult[request.Items.Count];
         var data = new List<byte[]>(results.Length);
         var slots = new List<int>(results.Length);
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var now = NowMs();
         for (var i = 0; i < results.Length; i++)
         {
             var item = request.Items[i];
@@ -106,13 +117,14 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
             {
                 RequestValidation.Key(item.Key);
                 RequestValidation.Value(item.Value.Length);
+                RequestValidation.Lease(item.Lease);
             }
             catch (RpcException e)
             {
                 results[i] = new P.SetResult { Code = (int)e.StatusCode, Error = e.Status.Detail };
                 continue;
             }
-            data.Add(Command.Encode(CommandOp.Set, now, item.ClientId, item.Sequence, item.Key, item.Value.Span));
+            data.Add(Command.EncodePut(now, item.ClientId, item.Sequence, item.Key, item.Value.Span, default, item.Lease));
             slots.Add(i);
         }
 
@@ -130,6 +142,7 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
             var item = request.Items[slots[j]];
             results[slots[j]] = o.Code switch
             {
+                OutcomeCode.Ok when o.Result.Status == WriteStatus.LeaseNotFound => new P.SetResult { Code = (int)StatusCode.NotFound, Error = LeaseNotFoundDetail },
                 OutcomeCode.Ok => new P.SetResult { Index = o.Result.Index },
                 OutcomeCode.Stale => new P.SetResult { Code = (int)StatusCode.FailedPrecondition, Error = StaleDetail(item.ClientId, item.Sequence) },
                 _ => new P.SetResult { Code = (int)StatusCode.Unavailable, Error = o.Reason ?? "not the leader" },
@@ -228,9 +241,18 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         CheckAwake();
         var outcome = await WaitAsync(loop.Read(new PendingRead { Key = request.Key, Stale = request.Stale || UnsafeTestSwitches.LocalReads }), context);
         if (outcome.Code != OutcomeCode.Ok) throw Unavailable(outcome.Reason ?? "the read failed", outcome.LeaderHint);
-        return outcome.Found
-            ? new P.GetReply { Found = true, Value = UnsafeByteOperations.UnsafeWrap(outcome.Value) }
-            : new P.GetReply { Found = false };
+        if (!outcome.Found) return new P.GetReply { Found = false, Revision = outcome.Revision };
+        var item = outcome.Item;
+        return new P.GetReply
+        {
+            Found = true,
+            Value = UnsafeByteOperations.UnsafeWrap(outcome.Value),
+            CreateRevision = item.CreateRevision,
+            ModRevision = item.ModRevision,
+            Version = item.Version,
+            Lease = item.Lease,
+            Revision = outcome.Revision,
+        };
     }
 
     public override async Task<P.RangeReply> Range(P.RangeRequest request, ServerCallContext context)
@@ -242,9 +264,19 @@ public sealed class ClientService(NodeLoop loop, Membership membership, PeerTran
         var read = new PendingRead { IsRange = true, Prefix = request.Prefix, StartAfter = request.StartAfter, Limit = limit, Stale = request.Stale || UnsafeTestSwitches.LocalReads };
         var outcome = await WaitAsync(loop.Read(read), context);
         if (outcome.Code != OutcomeCode.Ok) throw Unavailable(outcome.Reason ?? "the read failed", outcome.LeaderHint);
-        var reply = new P.RangeReply { More = outcome.More };
+        var reply = new P.RangeReply { More = outcome.More, Revision = outcome.Revision };
         foreach (var item in outcome.Items!)
-            reply.Items.Add(new P.KeyValue { Key = item.Key, Value = UnsafeByteOperations.UnsafeWrap(item.Value) });
+        {
+            reply.Items.Add(new P.KeyValue
+            {
+                Key = item.Key,
+                Value = UnsafeByteOperations.UnsafeWrap(item.Value),
+                CreateRevision = item.CreateRevision,
+                ModRevision = item.ModRevision,
+                Version = item.Version,
+                Lease = item.Lease,
+            });
+        }
         return reply;
     }
 

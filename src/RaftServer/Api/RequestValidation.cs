@@ -67,5 +67,41 @@ public static class RequestValidation
         if (port is < 1 or > 65535) throw Invalid($"the port {port} is not from 1 to 65535");
     }
 
+    /// <summary>Leases live 1 s to 30 days.</summary>
+    public const long MaxLeaseTtlSeconds = 30L * 24 * 3600;
+
+    /// <summary>A lease id given with a write: 0 (none) or positive.</summary>
+    public static void Lease(long lease)
+    {
+        if (lease < 0) throw Invalid($"the lease id {lease} is negative");
+    }
+
+    public static void LeaseTtl(long seconds)
+    {
+        if (seconds < 1 || seconds > MaxLeaseTtlSeconds)
+            throw Invalid($"the lease's time to live {seconds} s is not between 1 and {MaxLeaseTtlSeconds} s (30 days)");
+    }
+
+    public static void LeaseId(long id)
+    {
+        if (id <= 0) throw Invalid($"the lease id {id} is not positive");
+    }
+
+    /// <summary>A watched key (or, with <paramref name="prefix"/>, a prefix, which may be empty: every key).</summary>
+    public static void WatchKey(string key, bool prefix)
+    {
+        if (prefix)
+        {
+            if (Encoding.UTF8.GetByteCount(key) > MaxKeyBytes) throw Invalid($"the prefix is over {MaxKeyBytes} bytes");
+        }
+        else
+            Key(key);
+    }
+
+    public static void StartRevision(long revision)
+    {
+        if (revision < 0) throw Invalid($"the start revision {revision} is negative");
+    }
+
     public static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 }

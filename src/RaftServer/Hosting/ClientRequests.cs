@@ -26,7 +26,11 @@ public enum OutcomeCode
 
 public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result, int LeaderHint, string? Reason);
 
-public readonly record struct ReadOutcome(OutcomeCode Code, bool Found, byte[]? Value, List<KeyValueItem>? Items, bool More, int LeaderHint, string? Reason);
+/// <param name="Item">A Get that found its key: the key with its revisions.</param>
+/// <param name="Revision">The store's revision when the read was answered.</param>
+/// <param name="LeaseTtlMs">A keep-alive that renewed its lease (Found): for how long.</param>
+public readonly record struct ReadOutcome(OutcomeCode Code, bool Found, byte[]? Value, List<KeyValueItem>? Items, bool More, int LeaderHint, string? Reason,
+    KeyValueItem Item = default, long Revision = 0, long LeaseTtlMs = 0);
 
 /// <summary>
 /// A client write on its way through the loop: proposed, then waiting (in
@@ -52,6 +56,9 @@ public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreati
     public int Limit { get; init; }
     /// <summary>Answer from this node's state at once, without a read index.</summary>
     public bool Stale { get; init; }
+    /// <summary>Not a read but a lease keep-alive, renewed by the leader once the read index
+    /// confirms its leadership (<see cref="LeaseKeeper"/>); 0 for a read.</summary>
+    public long KeepAliveLease { get; init; }
     /// <summary>The read index: answered once the state machine has applied it.</summary>
     internal long Index;
 }

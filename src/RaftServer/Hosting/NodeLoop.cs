@@ -93,6 +93,9 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         _ = ended.CancelAsync();
     }
 
+    /// <summary>The window of history watchers read; null until the loop starts.</summary>
+    public WatchHub? Watches => _driverOrNull?.Watches;
+
     /// <summary>Builds the driver's core from what was recovered and starts the thread.</summary>
     public void Start(RaftDriver driver, RecoveredNode recovered)
     {

@@ -10,7 +10,8 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
-/// [--snapshot-entries N] [--snapshot-log-bytes N] [--log-level LEVEL] [--log-file PATH] [--quiet]</c>.
+/// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
+/// [--log-level LEVEL] [--log-file PATH] [--quiet]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -30,6 +31,8 @@ public sealed record NodeSettings
     public const long DefaultSnapshotEntries = 5_000;
     /// <summary>A snapshot is taken regardless of the entry count once the log since the last one passes this.</summary>
     public const long DefaultSnapshotLogBytes = 64L << 20;
+    /// <summary>See docs/server.md, "Watches": DEFAULT_REASON.</summary>
+    public const int DefaultWatchBatchMs = 0;
 
     public const string Usage = """
         usage: RaftServer ID [options]
@@ -45,6 +48,9 @@ public sealed record NodeSettings
                                     as many bytes as that snapshot (default: 5000)
           --snapshot-log-bytes N    snapshot once the log since the last snapshot has N bytes of entries,
                                     whatever their number (default: 67108864 = 64 MiB)
+          --watch-window N          changes kept for watchers to resume from (default: 65536)
+          --watch-window-bytes N    bytes of keys and values they may hold (default: 67108864 = 64 MiB)
+          --watch-batch-ms N        wake watchers at most every N ms while changes stream in (default: DEFAULT_BATCH)
           --log-level LEVEL         trace, debug, information, warning, error, critical or none (default: information)
           --log-file PATH           append the output to PATH instead of writing it to stdout/stderr (a Windows
                                     service has neither)
@@ -61,6 +67,9 @@ public sealed record NodeSettings
     public int ElectionTimeoutMs { get; init; } = DefaultElectionTimeoutMs;
     public long SnapshotEntries { get; init; } = DefaultSnapshotEntries;
     public long SnapshotLogBytes { get; init; } = DefaultSnapshotLogBytes;
+    public int WatchWindow { get; init; } = WatchHub.DefaultCapacity;
+    public long WatchWindowBytes { get; init; } = WatchHub.DefaultMaxBytes;
+    public int WatchBatchMs { get; init; } = DefaultWatchBatchMs;
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
     public bool Quiet { get; init; }
     /// <summary>Where the output goes instead of stdout and stderr; null for the console.</summary>
@@ -84,6 +93,8 @@ public sealed record NodeSettings
         var quiet = false;
         string? logFile = null;
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
+        long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
+        int watchBatch = DefaultWatchBatchMs;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -126,6 +137,12 @@ public sealed record NodeSettings
                 case "--election-timeout-ms": election = Milliseconds(2, 600_000); break;
                 case "--snapshot-entries": snapshotEntries = Count(1); break;
                 case "--snapshot-log-bytes": snapshotLogBytes = Count(4096); break;
+                case "--watch-window":
+                    watchWindow = Count(16);
+                    if (watchWindow > 1 << 24) throw new UsageException($"--watch-window: {watchWindow} is more than {1 << 24} changes");
+                    break;
+                case "--watch-window-bytes": watchWindowBytes = Count(1 << 16); break;
+                case "--watch-batch-ms": watchBatch = Milliseconds(0, 1000); break;
                 case "--log-level":
                     var text = Value();
                     if (!Enum.TryParse(text, ignoreCase: true, out level) || !Enum.IsDefined(level) || int.TryParse(text, out _))
@@ -153,6 +170,7 @@ public sealed record NodeSettings
             Id = id.Value, ConfigPath = config, DataDir = dataDir, Join = join, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
             LogFile = logFile,
+            WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
         };
     }
 }

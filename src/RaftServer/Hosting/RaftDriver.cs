@@ -27,7 +27,7 @@ public sealed record DriverTimeouts(long ReadTicks, long WriteTicks)
 /// (DriverPorts.cs), and time comes from the clock it is given, so tests run it in-process,
 /// turn by turn, with fakes, and the simulator runs it with its simulated disk and network.
 /// </summary>
-public sealed class RaftDriver : ILoopEventHandler
+public sealed partial class RaftDriver : ILoopEventHandler
 {
     /// <summary>Reads of a Range reply carry about this many bytes at most.</summary>
     public const int RangeMaxBytes = 2 << 20;
@@ -118,6 +118,7 @@ public sealed class RaftDriver : ILoopEventHandler
         Log.Follower(_logger, _node.Term);
         OnConfiguration(_node.Configuration);
         Publish();
+        Restarted();
     }
 
     // ---- the turn ----
@@ -134,6 +135,7 @@ public sealed class RaftDriver : ILoopEventHandler
         if (_suspended) return;
         _ticks++;
         _node.Tick();
+        ExpireLeases();
         if ((_ticks & 7) == 0) _pending.Expire(_ticks, LeaderHint());
         if (_transfers.Count > 0) ExpireTransfers();
         if (_membership.Departing.Count > 0) ForgetDeparted();
@@ -198,6 +200,7 @@ public sealed class RaftDriver : ILoopEventHandler
             var e = committed[i];
             var result = _kv.Apply(e);
             _appliedTerm = e.Term;
+            Applied();
             _pending.Applied(e, result, hint);
             EntryApplied?.Invoke(e, result);
         }
@@ -210,6 +213,7 @@ public sealed class RaftDriver : ILoopEventHandler
             _pending.FailWrites("leadership lost before the write committed", _soft.LeaderId);
         }
 
+        if (committed.Count > 0) AppliedAll();
         var states = rd.ReadStates;
         for (var i = 0; i < states.Count; i++) _pending.ReadIndexDone(states[i], _kv.AppliedIndex, hint);
         if (committed.Count > 0 || rd.Snapshot is not null) _pending.AnswerApplied(_kv.AppliedIndex);
@@ -272,6 +276,7 @@ public sealed class RaftDriver : ILoopEventHandler
         _log.Reset(meta.Index);
         _kv = store;
         _appliedTerm = meta.Term;
+        StoreReplaced();
         // Writes proposed while this node led and now covered by the snapshot: their outcome is
         // unknown here (the client retries with its session, which answers exactly once).
         _pending.FailWritesThrough(meta.Index, "the node installed a snapshot; the outcome is unknown, retry", LeaderHint());
@@ -311,6 +316,7 @@ public sealed class RaftDriver : ILoopEventHandler
             // (a leader that steps down in the turn its entries commit still answers them Ok).
             _leadershipLost = true;
             _snapshots.CancelTransfers();
+            LeadershipLost();
         }
         if (_transfers.Count > 0 && s.Role != Role.Leader && s.LeaderId != SoftState.NoLeader) CompleteTransfers(s);
         Publish();
@@ -409,6 +415,7 @@ public sealed class RaftDriver : ILoopEventHandler
         _sockets.CloseAll(); // peers reconnect when this node resumes
         _snapshots.CancelTransfers();
         FailAll("the node is suspended");
+        Suspending();
     }
 
     /// <summary>Resumes a suspended node once its time is up: from durable state only, as a
@@ -466,7 +473,11 @@ public sealed class RaftDriver : ILoopEventHandler
         if (configuration.Equals(_announced)) return;
         _announced = configuration;
         Log.Members(_logger, _membership.Current.ToString());
-        if (configuration.Find(_membership.Self) is not { } me) Log.NotAMember(_logger);
+        if (configuration.Find(_membership.Self) is not { } me)
+        {
+            Log.NotAMember(_logger);
+            NoLongerAMember();
+        }
         else if (me.Role == MemberRole.Learner) Log.IsLearner(_logger);
     }
 
@@ -628,15 +639,19 @@ public sealed class RaftDriver : ILoopEventHandler
 
     private void Answer(PendingRead read)
     {
-        if (read.IsRange)
+        if (read.KeepAliveLease != 0)
+        {
+            AnswerKeepAlive(read);
+        }
+        else if (read.IsRange)
         {
             var items = _kv.Range(read.Prefix, read.StartAfter, read.Limit, RangeMaxBytes, out var more);
-            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, false, null, items, more, SoftState.NoLeader, null));
+            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, false, null, items, more, SoftState.NoLeader, null, default, _kv.Revision));
         }
         else
         {
-            var found = _kv.TryGet(read.Key, out var value);
-            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, found, found ? value : null, null, false, SoftState.NoLeader, null));
+            var found = _kv.TryGetItem(read.Key, out var item);
+            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, found, found ? item.Value : null, null, false, SoftState.NoLeader, null, item, _kv.Revision));
         }
     }
 

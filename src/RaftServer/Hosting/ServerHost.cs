@@ -199,6 +199,8 @@ public static class ServerHost
             },
             membership, storage, peers, sockets, snapshots, storage.Reopen,
             DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
+        var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes, gather: TimeSpan.FromMilliseconds(settings.WatchBatchMs));
+        driver.Watches = watches;
 
         // The empty builder: none of the defaults this process has no use for and that cost memory
         // at rest (appsettings*.json with a file watcher and its thread, environment-variable
@@ -274,6 +276,8 @@ public static class ServerHost
                 "This switch exists only for tests that must catch a broken server; never set it on a real cluster.", UnsafeTestSwitches.LocalReadsVariable);
         loop.Start(driver, recovered);
         app.Lifetime.ApplicationStopping.Register(loop.Stop);
+        // Watch streams never end by themselves: end them with a reason the client resumes from.
+        app.Lifetime.ApplicationStopping.Register(() => watches.CancelAll(WatchEnd.NodeStopping, "the node is stopping"));
         await app.WaitForShutdownAsync();
         loop.Stop();
         await app.DisposeAsync();

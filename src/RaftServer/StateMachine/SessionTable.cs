@@ -3,8 +3,26 @@ using System.Runtime.InteropServices;
 
 namespace RaftServer.StateMachine;
 
-/// <summary>The first result of a write, remembered so a retry gets the same answer.</summary>
-public readonly record struct WriteResult(long Index, bool Existed);
+/// <summary>How a write came out (a failed condition is an answer, not an error).</summary>
+public enum WriteStatus : byte
+{
+    /// <summary>Applied (a Remove of a missing key and a Revoke of an unknown lease included: see Existed).</summary>
+    Done = 0,
+    /// <summary>The write's condition did not hold: nothing changed.</summary>
+    CompareFailed = 1,
+    /// <summary>A Put named a lease that does not exist (expired or revoked): nothing changed.</summary>
+    LeaseNotFound = 2,
+}
+
+/// <summary>
+/// The first result of a write, remembered so a retry gets the same answer.
+/// </summary>
+/// <param name="Index">The log index of the write (for a LeaseGrant: the lease's id).</param>
+/// <param name="Existed">Put, Remove: the key existed before; LeaseRevoke: the lease existed.</param>
+/// <param name="Revision">The store's revision after the write.</param>
+/// <param name="KeyRevision">Put, Remove that changed the key: the key's new mod revision (the
+/// write's revision); a failed condition: the key's mod revision at that moment (0: absent).</param>
+public readonly record struct WriteResult(long Index, bool Existed, WriteStatus Status = WriteStatus.Done, long Revision = 0, long KeyRevision = 0);
 
 public enum SessionCheck { New, Duplicate, Stale }
 

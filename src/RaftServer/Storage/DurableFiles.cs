@@ -53,20 +53,31 @@ internal static class DurableFiles
         catch (DirectoryNotFoundException) { }
     }
 
-    /// <summary>Makes a new, renamed or deleted file's directory entry durable (Linux: fsync on the directory).</summary>
+    /// <summary>
+    /// Makes a new, renamed or deleted file's directory entry durable (Linux: fsync on the
+    /// directory). A directory that cannot be opened or synced throws, as a failed fsync of the log
+    /// does: the node stops rather than go on believing a file is durable that may not be.
+    /// </summary>
+    /// <exception cref="IOException">open or fsync of the directory failed.</exception>
     public static void SyncDirectory(string dir)
     {
         if (!OperatingSystem.IsLinux()) return;
+        var fd = Native.open(dir, 0 /* O_RDONLY */);
+        if (fd < 0) throw LastError($"cannot open the directory {dir} to sync it");
         try
         {
-            var fd = Native.open(dir, 0 /* O_RDONLY */);
-            if (fd < 0) return;
-            Native.fsync(fd);
+            if (Native.fsync(fd) != 0) throw LastError($"fsync of the directory {dir} failed");
+        }
+        finally
+        {
             Native.close(fd);
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-        }
+    }
+
+    private static IOException LastError(string what)
+    {
+        var error = Marshal.GetLastPInvokeError();
+        return new IOException($"{what}: {Marshal.GetPInvokeErrorMessage(error)}", error);
     }
 
     private static class WindowsNative

@@ -40,11 +40,22 @@ public static class MessageMapper
         return p;
     }
 
-    /// <summary>Null when the message is not one this version understands (it is then dropped).</summary>
+    /// <summary>
+    /// Terms and indexes a message may carry. No real cluster comes near it (a term a millisecond
+    /// for a hundred million years); refusing more means <c>term + 1</c> and <c>index + 1</c> can
+    /// never overflow, so one forged frame cannot persist a term after which no election succeeds.
+    /// </summary>
+    public const long MaxTermOrIndex = 1L << 62;
+
+    /// <summary>Null when the message is not one this version understands or cannot be valid (it
+    /// is then dropped): an unknown type or entry kind, a negative or overflowing term or index,
+    /// entries that do not follow <c>Index</c> one by one or carry a term above the message's.</summary>
     public static Message? FromProto(P.RaftMessage p)
     {
         var type = (int)p.Type - 1;
         if (type < (int)MessageType.PreVote || type > (int)MessageType.SnapshotResponse) return null;
+        if (!InRange(p.Term) || !InRange(p.LogTerm) || !InRange(p.Index) || !InRange(p.Commit) || !InRange(p.RejectHint) || !InRange(p.HintTerm))
+            return null;
         IReadOnlyList<Entry> entries = [];
         if (p.Entries.Count > 0)
         {
@@ -53,6 +64,7 @@ public static class MessageMapper
             {
                 var e = p.Entries[i];
                 if (e.Kind is < P.EntryKind.Command or > P.EntryKind.Configuration) return null;
+                if (e.Index != p.Index + 1 + i || e.Term < 0 || e.Term > p.Term || (i > 0 && e.Term < list[i - 1].Term)) return null;
                 list[i] = new Entry(e.Index, e.Term, (EntryKind)e.Kind, Bytes(e.Data));
             }
             entries = list;
@@ -73,6 +85,8 @@ public static class MessageMapper
             Context = p.Context,
         };
     }
+
+    private static bool InRange(long value) => value is >= 0 and <= MaxTermOrIndex;
 
     /// <summary>The parsed message owns its bytes: take the array without a copy when it is whole.</summary>
     internal static byte[] Bytes(ByteString bs)

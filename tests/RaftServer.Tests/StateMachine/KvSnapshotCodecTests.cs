@@ -12,8 +12,17 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
     private static readonly TimeSpan Ttl = TimeSpan.FromSeconds(10);
     private const int MaxSessions = 4;
 
+    /// <summary>Set and Delete as the server writes them now (Put, Remove: with revisions).</summary>
     private static Entry Cmd(long index, CommandOp op, string key, string value = "", ulong client = 0, ulong seq = 0, long time = 1_000) =>
-        new(index, 1, EntryKind.Command, Command.Encode(op, time, client, seq, key, Encoding.UTF8.GetBytes(value)));
+        new(index, 1, EntryKind.Command, op == CommandOp.Set
+            ? Command.EncodePut(time, client, seq, key, Encoding.UTF8.GetBytes(value))
+            : Command.EncodeRemove(time, client, seq, key));
+
+    /// <summary>The legacy forms, as a log written before revisions holds them.</summary>
+    private static Entry Legacy(long index, CommandOp op, string key, string value = "", long time = 1_000) =>
+        new(index, 1, EntryKind.Command, Command.Encode(op, time, 0, 0, key, Encoding.UTF8.GetBytes(value)));
+
+    private static Entry Data(long index, byte[] data) => new(index, 1, EntryKind.Command, data);
 
     private static KvStore NewStore() => new(new SessionTable(Ttl, MaxSessions));
 
@@ -43,6 +52,19 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
         entries.Add(Cmd(++i, CommandOp.Delete, "k3", client: 9, seq: 1, time: t += 10));
         entries.Add(Cmd(++i, CommandOp.Set, "big", new string('b', 100_000), client: 0, time: t += 10));
         entries.Add(Cmd(++i, CommandOp.Set, "", "empty key", client: 10, seq: 1, time: t += 10));
+        // Leases (one holding two keys, one empty, one revoked), a condition that fails (remembered
+        // by client 8's session) and one that holds.
+        var lease = ++i;
+        entries.Add(Data(lease, Command.EncodeLeaseGrant(t += 10, 0, 0, 5_000)));
+        entries.Add(Data(++i, Command.EncodePut(t += 10, 0, 0, "leased/1", "x"u8, default, lease)));
+        entries.Add(Data(++i, Command.EncodePut(t += 10, 0, 0, "leased/2", "y"u8, default, lease)));
+        entries.Add(Data(++i, Command.EncodeLeaseGrant(t += 10, 0, 0, 7_000)));
+        var revoked = ++i;
+        entries.Add(Data(revoked, Command.EncodeLeaseGrant(t += 10, 0, 0, 9_000)));
+        entries.Add(Data(++i, Command.EncodePut(t += 10, 0, 0, "gone", "z"u8, default, revoked)));
+        entries.Add(Data(++i, Command.EncodeLeaseRevoke(t += 10, 0, 0, revoked, expired: true)));
+        entries.Add(Data(++i, Command.EncodePut(t += 10, 8, 4, "a", "cas"u8, WriteCondition.IfModRevision(1))));
+        entries.Add(Data(++i, Command.EncodePut(t += 10, 8, 5, "a", "cas"u8, WriteCondition.IfValue("x"u8.ToArray()))));
         return entries;
     }
 
@@ -87,6 +109,11 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
         var after = restored.Range("", "", int.MaxValue, long.MaxValue, out _);
         Assert.Equal(before.Select(i => i.Key), after.Select(i => i.Key));
         Assert.Equal(before.Select(i => Convert.ToHexString(i.Value)), after.Select(i => Convert.ToHexString(i.Value)));
+        Assert.Equal(before.Select(i => (i.CreateRevision, i.ModRevision, i.Version, i.Lease)), after.Select(i => (i.CreateRevision, i.ModRevision, i.Version, i.Lease)));
+        Assert.Equal(original.Revision, restored.Revision);
+        Assert.Equal(original.Leases.OrderBy(l => l.Id), restored.Leases.OrderBy(l => l.Id));
+        Assert.Equal(2, restored.LeaseCount);
+        Assert.Equal(["leased/1", "leased/2"], restored.KeysOf(before.Single(i => i.Key == "leased/1").Lease));
 
         var statuses = new List<ApplyStatus>();
         foreach (var e in Continuation(original.AppliedIndex))
@@ -119,8 +146,8 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
         string[] keys = ["b", "a", "c", "B", "ä"];
         for (var i = 0; i < keys.Length; i++)
         {
-            c.Apply(Cmd(i + 1, CommandOp.Set, keys[i], keys[i]));
-            d.Apply(Cmd(i + 1, CommandOp.Set, keys[^(i + 1)], keys[^(i + 1)]));
+            c.Apply(Legacy(i + 1, CommandOp.Set, keys[i], keys[i]));
+            d.Apply(Legacy(i + 1, CommandOp.Set, keys[^(i + 1)], keys[^(i + 1)]));
         }
         Assert.Equal(Encode(c), Encode(d));
         Assert.NotEqual(Encode(c), Encode(a));
@@ -168,12 +195,12 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
         Assert.Contains("after the last key", Assert.Throws<InvalidDataException>(() => Decode([.. bytes, 0])).Message);
 
         var otherFormat = (byte[])bytes.Clone();
-        otherFormat[0] = 2;
-        Assert.Contains("format 2", Assert.Throws<InvalidDataException>(() => Decode(otherFormat)).Message);
+        otherFormat[0] = 3;
+        Assert.Contains("format 3", Assert.Throws<InvalidDataException>(() => Decode(otherFormat)).Message);
 
-        // The first session's write count (after format, index, time, count, id, last used, max evicted).
+        // The first session's write count (after format, index, revision, time, count, id, last used, max evicted).
         var tooManyWrites = (byte[])bytes.Clone();
-        tooManyWrites[4 + 8 + 8 + 4 + 8 + 8 + 8] = SessionTable.Window + 1;
+        tooManyWrites[4 + 8 + 8 + 8 + 4 + 8 + 8 + 8] = SessionTable.Window + 1;
         Assert.Contains("remembered writes", Assert.Throws<InvalidDataException>(() => Decode(tooManyWrites)).Message);
     }
 
@@ -181,12 +208,12 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
     public void Keys_out_of_order_or_repeated_sessions_are_rejected()
     {
         // Two keys of equal length swapped in the bytes: the body is well formed but out of order.
-        var bytes = Encode(new KvImage(3, [new KeyValueItem("a", [1]), new KeyValueItem("b", [2])], SessionTableImage.Empty));
+        var bytes = Encode(new KvImage(3, [new KeyValueItem("a", [1], 2, 2, 1), new KeyValueItem("b", [2], 3, 3, 1)], SessionTableImage.Empty));
         var a = Array.IndexOf(bytes, (byte)'a');
         var b = Array.IndexOf(bytes, (byte)'b');
         (bytes[a], bytes[b]) = (bytes[b], bytes[a]);
         Assert.Contains("key 1 is out of order", Assert.Throws<InvalidDataException>(() => Decode(bytes)).Message);
-        var repeated = new KvImage(3, [new KeyValueItem("a", [1]), new KeyValueItem("a", [2])], SessionTableImage.Empty);
+        var repeated = new KvImage(3, [new KeyValueItem("a", [1], 2, 2, 1), new KeyValueItem("a", [2], 3, 3, 1)], SessionTableImage.Empty);
         Assert.Contains("out of order", Assert.Throws<InvalidDataException>(() => Decode(Encode(repeated))).Message);
         Assert.Contains("appears twice", Assert.Throws<ArgumentException>(() => KvStore.FromImage(repeated)).Message);
 
@@ -195,6 +222,109 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
         Assert.Contains("session 5 appears twice", Assert.Throws<InvalidDataException>(() => Decode(Encode(twice))).Message);
         var sameSequence = new KvImage(1, [], new SessionTableImage(0, [session with { Writes = [.. session.Writes, .. session.Writes] }]));
         Assert.Contains("sequence 1 appears twice", Assert.Throws<InvalidDataException>(() => Decode(Encode(sameSequence))).Message);
+    }
+
+    /// <summary>The body of format 1 (written before revisions), as an older RaftServer wrote it.</summary>
+    private static byte[] EncodeFormat1(long applied, IEnumerable<(string Key, string Value)> items, SessionTableImage sessions)
+    {
+        var ms = new MemoryStream();
+        var w = new BinaryWriter(ms);
+        w.Write(1);
+        w.Write(applied);
+        w.Write(sessions.Now);
+        w.Write(sessions.Sessions.Length);
+        foreach (var session in sessions.Sessions)
+        {
+            w.Write(session.ClientId);
+            w.Write(session.LastUsed);
+            w.Write(session.MaxEvicted);
+            w.Write(session.Writes.Length);
+            foreach (var write in session.Writes)
+            {
+                w.Write(write.Sequence);
+                w.Write(write.Result.Index);
+                w.Write(write.Result.Existed ? (byte)1 : (byte)0);
+            }
+        }
+        var sorted = items.OrderBy(i => i.Key, StringComparer.Ordinal).ToList();
+        w.Write((long)sorted.Count);
+        foreach (var (key, value) in sorted)
+        {
+            var k = Encoding.UTF8.GetBytes(key);
+            var v = Encoding.UTF8.GetBytes(value);
+            w.Write(k.Length);
+            w.Write(k);
+            w.Write(v.Length);
+            w.Write(v);
+        }
+        return ms.ToArray();
+    }
+
+    [Fact]
+    public void A_format_1_body_is_read_with_every_key_at_the_legacy_revision()
+    {
+        var session = new SessionImage(5, 900, 0, [new RememberedWrite(3, new WriteResult(7, true))]);
+        var bytes = EncodeFormat1(40, [("b", "2"), ("a", "1")], new SessionTableImage(1_000, [session]));
+
+        var kv = Decode(bytes);
+
+        Assert.Equal(40, kv.AppliedIndex);
+        Assert.Equal(0, kv.Revision);
+        Assert.True(kv.TryGetItem("a", out var a));
+        Assert.Equal(new KeyValueItem("a", a.Value, KvStore.LegacyRevision, KvStore.LegacyRevision, 1, 0), a);
+        // The remembered write answers its retry as before.
+        var retry = kv.Apply(Cmd(41, CommandOp.Set, "z", "retry", client: 5, seq: 3, time: 1_100));
+        Assert.Equal(new ApplyResult(ApplyStatus.Duplicate, new WriteResult(7, true)), retry);
+        // A condition on the legacy revision holds; the key then has a real one.
+        var put = kv.Apply(Data(42, Command.EncodePut(1_200, 0, 0, "a", "new"u8, WriteCondition.IfModRevision(KvStore.LegacyRevision))));
+        Assert.Equal(WriteStatus.Done, put.Result.Status);
+        Assert.True(kv.TryGetItem("a", out a));
+        Assert.Equal((KvStore.LegacyRevision, 42L, 2L), (a.CreateRevision, a.ModRevision, a.Version));
+        Assert.Equal(42, kv.Revision);
+        // Written back, it is format 2 and reads the same.
+        var again = Decode(Encode(kv));
+        Assert.Equal(2, BitConverter.ToInt32(Encode(kv)));
+        Assert.True(again.TryGetItem("b", out var b));
+        Assert.Equal((KvStore.LegacyRevision, KvStore.LegacyRevision, 1L), (b.CreateRevision, b.ModRevision, b.Version));
+    }
+
+    /// <summary>
+    /// Nodes that loaded format-1 snapshots at different indexes, or replayed the legacy commands
+    /// of an old log instead, end up with the same state: revisions come from the log alone.
+    /// </summary>
+    [Fact]
+    public void Replicas_agree_whichever_format_1_snapshot_they_started_from()
+    {
+        var legacyLog = new List<Entry>
+        {
+            Entry.NoOp(1, 1),
+            Legacy(2, CommandOp.Set, "a", "1"),
+            Legacy(3, CommandOp.Set, "b", "1"),
+            Legacy(4, CommandOp.Set, "a", "2"),
+            Legacy(5, CommandOp.Delete, "b"),
+            Legacy(6, CommandOp.Set, "b", "3"),
+        };
+        var upgraded = new List<Entry>
+        {
+            Cmd(7, CommandOp.Set, "a", "4"),
+            Data(8, Command.EncodePut(1_000, 0, 0, "b", "5"u8, WriteCondition.IfModRevision(KvStore.LegacyRevision))),
+        };
+        byte[]? reference = null;
+        for (var snapshotAt = 1; snapshotAt <= legacyLog.Count; snapshotAt++)
+        {
+            var old = new KvStore();
+            foreach (var e in legacyLog.Take(snapshotAt)) old.Apply(e);
+            var pairs = old.Range("", "", 100, long.MaxValue, out _).Select(i => (i.Key, Encoding.UTF8.GetString(i.Value)));
+            var node = Decode(EncodeFormat1(snapshotAt, pairs, SessionTableImage.Empty));
+            foreach (var e in legacyLog.Skip(snapshotAt).Concat(upgraded)) node.Apply(e);
+            var bytes = Encode(node);
+            reference ??= bytes;
+            Assert.Equal(reference, bytes);
+        }
+        var state = Decode(reference!);
+        Assert.Equal(8, state.Revision);
+        Assert.True(state.TryGetItem("b", out var b));
+        Assert.Equal("5", Encoding.UTF8.GetString(b.Value));
     }
 
     /// <summary>Not a timed assertion: prints what capturing (the node loop's part), sorting,

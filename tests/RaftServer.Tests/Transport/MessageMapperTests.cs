@@ -52,4 +52,33 @@ public sealed class MessageMapperTests
         Assert.Equal([1, 2, 3], a);
         Assert.Empty(MessageMapper.Bytes(ByteString.Empty));
     }
+
+    [Theory]
+    [InlineData(long.MaxValue, 0, 0)]
+    [InlineData(MessageMapper.MaxTermOrIndex + 1, 0, 0)]
+    [InlineData(-1, 0, 0)]
+    [InlineData(1, long.MaxValue, 0)]
+    [InlineData(1, 0, -5)]
+    public void Terms_and_indexes_that_could_overflow_or_are_negative_are_dropped(long term, long index, long commit)
+    {
+        foreach (var type in new[] { P.MessageType.Append, P.MessageType.Vote, P.MessageType.Heartbeat, P.MessageType.TimeoutNow })
+            Assert.Null(MessageMapper.FromProto(new P.RaftMessage { Type = type, From = 1, To = 2, Term = term, Index = index, Commit = commit }));
+        Assert.NotNull(MessageMapper.FromProto(new P.RaftMessage { Type = P.MessageType.Vote, From = 1, To = 2, Term = MessageMapper.MaxTermOrIndex, Index = MessageMapper.MaxTermOrIndex }));
+    }
+
+    [Fact]
+    public void Entries_that_do_not_follow_the_index_or_carry_a_later_term_than_the_message_are_dropped()
+    {
+        P.RaftMessage Append(long prev, params (long Index, long Term)[] entries)
+        {
+            var p = new P.RaftMessage { Type = P.MessageType.Append, From = 1, To = 2, Term = 5, Index = prev, LogTerm = 4 };
+            foreach (var (index, term) in entries) p.Entries.Add(new P.LogEntry { Index = index, Term = term, Kind = P.EntryKind.Command });
+            return p;
+        }
+        Assert.NotNull(MessageMapper.FromProto(Append(10, (11, 4), (12, 5))));
+        Assert.Null(MessageMapper.FromProto(Append(10, (12, 5))));            // a gap after the previous index
+        Assert.Null(MessageMapper.FromProto(Append(10, (11, 5), (11, 5))));   // a repeated index
+        Assert.Null(MessageMapper.FromProto(Append(10, (11, 6))));            // a term the sender is not in yet
+        Assert.Null(MessageMapper.FromProto(Append(10, (11, 5), (12, 4))));   // terms going back
+    }
 }

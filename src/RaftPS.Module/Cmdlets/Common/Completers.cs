@@ -64,10 +64,23 @@ public sealed class KeyCompleter : IArgumentCompleter
             .ToList();
     }
 
-    private static string Quote(string key) =>
+    internal static string Quote(string key) =>
         key.Length > 0 && key.All(c => char.IsLetterOrDigit(c) || c is '_' or '-' or '.' or '/' or ':') && !char.IsDigit(key[0]) && key[0] != '-'
             ? key
             : "'" + key.Replace("'", "''") + "'";
+}
+
+/// <summary>Completes -Name of Lock-RaftKey with the lock names this session used.</summary>
+public sealed class LockNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var typed = wordToComplete.Trim('\'', '"');
+        return LockNames.StartingWith(typed)
+            .Select(name => new CompletionResult(KeyCompleter.Quote(name), name, CompletionResultType.ParameterValue, $"lock {name}"))
+            .ToList();
+    }
 }
 
 internal static class CompletionPaths

@@ -48,9 +48,16 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
         }
     }
 
-    internal void WaitWithProgress(Task task)
+    internal void WaitWithProgress(Task task) => WaitUntil(task, null, showProgress: true);
+
+    /// <summary>
+    /// Waits for a task on the pipeline thread until it completes (true) or the Stopwatch timestamp
+    /// <paramref name="deadline"/> passes (false); Ctrl+C stops the pipeline. With
+    /// <paramref name="showProgress"/>, a wait longer than a second shows Write-Progress.
+    /// </summary>
+    internal bool WaitUntil(Task task, long? deadline, bool showProgress)
     {
-        if (task.IsCompleted) return;
+        if (task.IsCompleted) return true;
         var started = Stopwatch.GetTimestamp();
         var shown = false;
         var lastShown = TimeSpan.Zero;
@@ -58,6 +65,7 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
         {
             while (!WaitFor(task, 100))
             {
+                if (deadline is { } end && Stopwatch.GetTimestamp() >= end && !_stop.IsCancellationRequested) return false;
                 if (_stop.IsCancellationRequested)
                 {
                     // Give the call a moment to see the cancellation, then stop regardless.
@@ -65,7 +73,7 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
                     throw new PipelineStoppedException();
                 }
                 var elapsed = Stopwatch.GetElapsedTime(started);
-                if (elapsed > TimeSpan.FromSeconds(1) && elapsed - lastShown > TimeSpan.FromMilliseconds(500))
+                if (showProgress && elapsed > TimeSpan.FromSeconds(1) && elapsed - lastShown > TimeSpan.FromMilliseconds(500))
                 {
                     lastShown = elapsed;
                     shown = true;
@@ -73,6 +81,7 @@ public abstract class RaftCmdlet : PSCmdlet, IDisposable
                         $"{elapsed.TotalSeconds:0} s: {Progress.Status ?? "waiting for an answer"}"));
                 }
             }
+            return true;
         }
         finally
         {

@@ -14,6 +14,10 @@ internal static class RaftErrors
     public const string MemberNotFound = "RaftMemberNotFound";
     public const string MemberExists = "RaftMemberExists";
     public const string Refused = "RaftRefused";
+    public const string Conflict = "RaftConflict";
+    public const string LeaseNotFound = "RaftLeaseNotFound";
+    public const string Compacted = "RaftWatchCompacted";
+    public const string LockLost = "RaftLockLost";
 
     public static ErrorRecord NotConnectedRecord() => new(
         new InvalidOperationException("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection."),
@@ -29,6 +33,20 @@ internal static class RaftErrors
         new ItemNotFoundException($"Cannot find a value with the key '{key}'."),
         KeyNotFound, ErrorCategory.ObjectNotFound, key);
 
+    /// <summary>
+    /// A conditional write whose condition did not hold: RaftConflict, ResourceExists when the key
+    /// was to be absent, InvalidOperation otherwise; the target is the key, the exception carries
+    /// its current revision (Exception.CurrentRevision).
+    /// </summary>
+    public static ErrorRecord ConflictRecord(RaftException conflict, bool ifAbsent) => new(
+        conflict, Conflict, ifAbsent ? ErrorCategory.ResourceExists : ErrorCategory.InvalidOperation, conflict.Key)
+    {
+        ErrorDetails = new ErrorDetails(conflict.Message)
+        {
+            RecommendedAction = "Read the key again (Get-RaftValue) and retry with its current Revision.",
+        },
+    };
+
     /// <summary>An ErrorRecord for a failed call: the category follows the kind of failure.</summary>
     public static ErrorRecord FromException(Exception exception, object? target)
     {
@@ -40,8 +58,12 @@ internal static class RaftErrors
             RaftException { Kind: RaftErrorKind.Timeout } e => new ErrorRecord(e, Timeout, ErrorCategory.OperationTimeout, target),
             RaftException { Kind: RaftErrorKind.Unreachable } e => new ErrorRecord(e, Unreachable, ErrorCategory.ConnectionError, target),
             RaftException { Kind: RaftErrorKind.NotFound } e => new ErrorRecord(e, MemberNotFound, ErrorCategory.ObjectNotFound, target),
-            RaftException { Kind: RaftErrorKind.Conflict } e => new ErrorRecord(e, MemberExists, ErrorCategory.ResourceExists, target),
+            RaftException { Kind: RaftErrorKind.Exists } e => new ErrorRecord(e, MemberExists, ErrorCategory.ResourceExists, target),
             RaftException { Kind: RaftErrorKind.Refused } e => new ErrorRecord(e, Refused, ErrorCategory.InvalidOperation, target),
+            RaftException { Kind: RaftErrorKind.Conflict } e => new ErrorRecord(e, Conflict, ErrorCategory.InvalidOperation, target),
+            RaftException { Kind: RaftErrorKind.LeaseNotFound } e => new ErrorRecord(e, LeaseNotFound, ErrorCategory.ObjectNotFound, target),
+            RaftException { Kind: RaftErrorKind.Compacted } e => new ErrorRecord(e, Compacted, ErrorCategory.InvalidOperation, target),
+            RaftException { Kind: RaftErrorKind.LockLost } e => new ErrorRecord(e, LockLost, ErrorCategory.InvalidOperation, target),
             RaftException e => new ErrorRecord(e, ServerError, ErrorCategory.InvalidOperation, target),
             _ => new ErrorRecord(exception, ServerError, ErrorCategory.NotSpecified, target),
         };

@@ -70,8 +70,13 @@ internal static class Chaos
         var hints = new Random(seed ^ 0x41e7);
         bool hinting = hints.Next(2) == 0;
         config = config with { HintOnCrash = hinting };
+        // Watchers and lease holders, from a stream of their own (the faults stay the seed's).
+        var coordination = new Random(seed ^ 0xc0de);
+        config = config with { WatchWindow = coordination.Next(3) == 0 ? 4 + coordination.Next(60) : 4096 };
         var sim = new Simulation(seed, config, random.Next()) { Keys = 1 + random.Next(3) };
         sim.AddClients(2 + random.Next(3));
+        sim.AddWatchers(1 + coordination.Next(3));
+        sim.AddLeaseClients(coordination.Next(3), ttlMs: config.StepsPerTick * config.ElectionTicks * (2 + coordination.Next(4)));
         sim.ClientsActive = true;
 
         int phases = 4 + random.Next(4);

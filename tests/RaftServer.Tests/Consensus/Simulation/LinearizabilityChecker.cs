@@ -1,13 +1,41 @@
 namespace RaftServer.Tests.Consensus.Simulation;
 
-/// <summary>One client operation on a register (one key): a write of <see cref="Value"/>, or a
-/// read that returned <see cref="Value"/> (0 = the key was absent). A write whose outcome is
-/// unknown (timed out, server crashed) has <see cref="Return"/> = long.MaxValue: it may have taken
-/// effect at any time after its call, or never.</summary>
+internal enum OpKind
+{
+    /// <summary>Sets the register to Value (its revision becomes the write's Revision).</summary>
+    Write,
+    /// <summary>Returned Value (0 = absent) and, when Revision &gt; 0, the key's mod revision.</summary>
+    Read,
+    /// <summary>Sets Value if the register's revision is Expected (0 = absent).</summary>
+    CasRevision,
+    /// <summary>Sets Value if the register's value is Expected (0 = absent).</summary>
+    CasValue,
+}
+
+/// <summary>
+/// One client operation on a register (one key). A write whose outcome is unknown (timed out,
+/// server crashed) has <see cref="Return"/> = long.MaxValue: it may have taken effect at any time
+/// after its call, or never.
+/// </summary>
+/// <param name="Value">Write, Cas: the value written; Read: the value read (0 = absent).</param>
 internal sealed record Operation(int ClientId, bool IsWrite, int Key, int Value, long Call, long Return)
 {
     public const long Pending = long.MaxValue;
+
+    public OpKind Kind { get; init; } = IsWrite ? OpKind.Write : OpKind.Read;
+    /// <summary>Write, Cas: the revision the write makes if it takes effect (its log index); 0 in
+    /// histories without revisions. Read: the revision read (0: not checked).</summary>
+    public long Revision { get; init; }
+    /// <summary>Cas: the revision or value compared (0: absent).</summary>
+    public long Expected { get; init; }
+    /// <summary>Cas: the outcome the client was told (null: it never learned it).</summary>
+    public bool? Succeeded { get; init; }
+    /// <summary>A failed Cas: the key's mod revision the answer named.</summary>
+    public long CurrentRevision { get; init; }
 }
+
+/// <summary>The state of a register: its value (0 = absent) and mod revision (0 = absent).</summary>
+internal readonly record struct RegisterState(long Value, long Revision);
 
 /// <summary>
 /// Wing &amp; Gong's linearizability search with Lowe's memoisation, as Porcupine does it: walk the
@@ -15,6 +43,7 @@ internal sealed record Operation(int ClientId, bool IsWrite, int Key, int Value,
 /// (if the register model allows it and the (set of linearized ops, state) pair is new), else move
 /// on; a return of an operation not yet linearized means backtracking. Keys are independent
 /// (a register per key), so each key's history is checked alone, which keeps the search small.
+/// The model is a compare-and-set register with revisions (<see cref="Step"/>).
 /// </summary>
 internal static class LinearizabilityChecker
 {
@@ -32,8 +61,52 @@ internal static class LinearizabilityChecker
         return true;
     }
 
-    private static string Describe(Operation op) =>
-        $"  client {op.ClientId} {(op.IsWrite ? "write" : "read ")} {op.Value} [{op.Call}, {(op.Return == Operation.Pending ? "?" : op.Return.ToString())}]";
+    private static string Describe(Operation op)
+    {
+        var what = op.Kind switch
+        {
+            OpKind.Write => $"write {op.Value} @{op.Revision}",
+            OpKind.Read => $"read  {op.Value} @{op.Revision}",
+            OpKind.CasRevision => $"cas   {op.Value} @{op.Revision} if rev={op.Expected}",
+            _ => $"cas   {op.Value} @{op.Revision} if val={op.Expected}",
+        };
+        if (op.Kind is OpKind.CasRevision or OpKind.CasValue)
+            what += op.Succeeded switch { true => " -> ok", false => $" -> failed (rev {op.CurrentRevision})", null => " -> ?" };
+        return $"  client {op.ClientId} {what} [{op.Call}, {(op.Return == Operation.Pending ? "?" : op.Return.ToString())}]";
+    }
+
+    /// <summary>
+    /// The register's transition: whether <paramref name="op"/> may take effect in
+    /// <paramref name="state"/> with the result its client saw, and the state after it. A Cas
+    /// whose outcome is unknown takes effect exactly when its condition holds (the state machine
+    /// is deterministic), and changes nothing otherwise.
+    /// </summary>
+    public static bool Step(RegisterState state, Operation op, out RegisterState next)
+    {
+        next = state;
+        switch (op.Kind)
+        {
+            case OpKind.Write:
+                next = new RegisterState(op.Value, op.Revision);
+                return true;
+            case OpKind.Read:
+                return state.Value == op.Value && (op.Revision == 0 || state.Revision == op.Revision);
+            default:
+                var holds = op.Kind == OpKind.CasRevision ? state.Revision == op.Expected : state.Value == op.Expected;
+                switch (op.Succeeded)
+                {
+                    case null:
+                        if (holds) next = new RegisterState(op.Value, op.Revision);
+                        return true;
+                    case true:
+                        if (!holds) return false;
+                        next = new RegisterState(op.Value, op.Revision);
+                        return true;
+                    default:
+                        return !holds && state.Revision == op.CurrentRevision;
+                }
+        }
+    }
 
     private sealed class Event
     {
@@ -44,7 +117,7 @@ internal static class LinearizabilityChecker
         public Event? Prev, Next;
     }
 
-    /// <summary>Checks one register's history, starting from the absent value 0.</summary>
+    /// <summary>Checks one register's history, starting from the absent state (0, 0).</summary>
     public static bool CheckRegister(IReadOnlyList<Operation> ops)
     {
         int n = ops.Count;
@@ -73,8 +146,8 @@ internal static class LinearizabilityChecker
 
         var linearized = new ulong[(n + 63) / 64];
         var cache = new HashSet<CacheKey>();
-        var stack = new Stack<(Event Call, int State)>();
-        int state = 0;
+        var stack = new Stack<(Event Call, RegisterState State)>();
+        var state = new RegisterState(0, 0);
         var entry = head.Next;
 
         while (head.Next is not null)
@@ -82,10 +155,7 @@ internal static class LinearizabilityChecker
             if (entry is null) return false; // cannot happen: the list ends with a return
             if (entry.IsCall)
             {
-                var op = ops[entry.Op];
-                bool allowed = op.IsWrite || op.Value == state;
-                int newState = op.IsWrite ? op.Value : state;
-                if (allowed)
+                if (Step(state, ops[entry.Op], out var newState))
                 {
                     linearized[entry.Op / 64] |= 1UL << (entry.Op % 64);
                     if (cache.Add(new CacheKey((ulong[])linearized.Clone(), newState)))
@@ -135,10 +205,10 @@ internal static class LinearizabilityChecker
     private readonly struct CacheKey : IEquatable<CacheKey>
     {
         private readonly ulong[] bits;
-        private readonly int state;
+        private readonly RegisterState state;
         private readonly int hash;
 
-        public CacheKey(ulong[] bits, int state)
+        public CacheKey(ulong[] bits, RegisterState state)
         {
             this.bits = bits;
             this.state = state;

@@ -76,4 +76,53 @@ public class LinearizabilityCheckerTests
         }
         Assert.True(Check(history.ToArray()));
     }
+
+    // ---- the compare-and-set register with revisions ----
+
+    private static Operation Put(int client, int value, long revision, long call, long ret) =>
+        new(client, true, 1, value, call, ret) { Revision = revision };
+
+    private static Operation Get(int client, int value, long revision, long call, long ret) =>
+        new(client, false, 1, value, call, ret) { Revision = revision };
+
+    private static Operation CasRev(int client, long expected, int value, long revision, bool? ok, long call, long ret, long current = 0) =>
+        new(client, true, 1, value, call, ret) { Kind = OpKind.CasRevision, Expected = expected, Revision = revision, Succeeded = ok, CurrentRevision = current };
+
+    private static Operation CasVal(int client, int expected, int value, long revision, bool? ok, long call, long ret, long current = 0) =>
+        new(client, true, 1, value, call, ret) { Kind = OpKind.CasValue, Expected = expected, Revision = revision, Succeeded = ok, CurrentRevision = current };
+
+    [Fact]
+    public void A_read_must_see_the_revision_of_the_write_it_sees() =>
+        Assert.False(Check(Put(0, 1, 5, 0, 10), Get(1, 1, 6, 20, 30)));
+
+    [Fact]
+    public void Of_two_racing_compare_and_sets_on_one_revision_one_wins_and_the_other_sees_the_winners_revision()
+    {
+        var history = new[]
+        {
+            Put(0, 1, 5, 0, 10),
+            CasRev(1, 5, 2, 7, true, 20, 40),
+            CasRev(2, 5, 3, 8, false, 20, 40, current: 7),
+            Get(3, 2, 7, 50, 60),
+        };
+        Assert.True(Check(history));
+        // Both told they won: impossible.
+        Assert.False(Check(history[0], history[1], CasRev(2, 5, 3, 8, true, 20, 40), history[3]));
+        // The loser names a revision that never was current.
+        Assert.False(Check(history[0], history[1], CasRev(2, 5, 3, 8, false, 20, 40, current: 6), history[3]));
+        // A failure while the condition held (nothing else could have moved the key).
+        Assert.False(Check(Put(0, 1, 5, 0, 10), CasRev(1, 5, 2, 7, false, 20, 40, current: 5)));
+    }
+
+    [Fact]
+    public void A_compare_and_set_with_unknown_outcome_applies_exactly_when_its_condition_holds()
+    {
+        // It may have applied (its condition held after the put) and a later read sees it...
+        Assert.True(Check(Put(0, 1, 5, 0, 10), CasVal(1, 1, 2, 7, null, 20, Pending), Get(2, 2, 7, 50, 60)));
+        // ...but not while its condition was false.
+        Assert.False(Check(Put(0, 9, 5, 0, 10), CasVal(1, 1, 2, 7, null, 20, Pending), Get(2, 2, 7, 50, 60)));
+        // Absent is value 0 and revision 0.
+        Assert.True(Check(CasVal(1, 0, 2, 7, true, 0, 10), CasRev(2, 0, 3, 8, false, 20, 30, current: 7)));
+    }
 }
+

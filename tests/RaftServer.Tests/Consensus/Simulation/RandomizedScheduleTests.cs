@@ -36,6 +36,7 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
         string test = membership ? nameof(Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable)
             : snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
         long operations = 0, elections = 0, taken = 0, installed = 0, failed = 0, midInstall = 0, changes = 0, finalMembers = 0;
+        long casWon = 0, casLost = 0, watched = 0, resumed = 0, compacted = 0, leaseAcks = 0, expired = 0;
         for (int seed = first; seed < first + count; seed++)
         {
             try
@@ -49,6 +50,13 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
                 installed += sim.SnapshotsInstalled;
                 failed += sim.TransfersFailed;
                 midInstall += sim.CrashesMidInstall;
+                casWon += sim.History.Count(o => o.Succeeded == true);
+                casLost += sim.History.Count(o => o.Succeeded == false);
+                watched += sim.Watchers.Sum(w => w.Seen.Count);
+                resumed += sim.Watchers.Sum(w => w.Reconnects);
+                compacted += sim.Watchers.Sum(w => w.Compactions);
+                leaseAcks += sim.LeaseAcks;
+                expired += sim.LeasesExpired;
             }
             catch (Exception e)
             {
@@ -60,7 +68,15 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
         }
         output.WriteLine($"{count} schedules from seed {first}: {operations} client operations, {elections} elections" +
             (snapshots || membership ? $", {taken} snapshots taken, {installed} installed, {failed} transfers failed, {midInstall} crashes mid-install" : "") +
-            (membership ? $", {changes} configuration changes committed, {finalMembers / Math.Max(1, count):F1} members at the end on average" : ""));
+            (membership ? $", {changes} configuration changes committed, {finalMembers / Math.Max(1, count):F1} members at the end on average" : "") +
+            $"; compare-and-sets {casWon} won, {casLost} lost; watchers received {watched} events over {resumed} (re)connections, {compacted} restarts after compaction; " +
+            $"{leaseAcks} lease grants and keep-alives acknowledged, {expired} leases expired");
+        if (count >= 50)
+        {
+            Assert.True(casWon > 0 && casLost > 0, "the schedules exercise no compare-and-set outcome");
+            Assert.True(watched > 0 && resumed > count, "the schedules exercise no watch resumption");
+            Assert.True(leaseAcks > 0 && expired > 0, "the schedules exercise no lease expiry");
+        }
         if (snapshots && count >= 50) Assert.True(installed > 0, "no snapshot was ever installed: the schedules do not exercise InstallSnapshot");
         if (membership && count >= 50) Assert.True(changes > count, $"only {changes} configuration changes committed in {count} schedules: the schedules do not exercise membership change");
     }

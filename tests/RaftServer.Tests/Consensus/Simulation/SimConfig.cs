@@ -53,6 +53,10 @@ internal sealed record SimConfig
     /// once a membership change adds them.</summary>
     public int InitialVoters { get; init; }
 
+    /// <summary>Each node's window of history for watchers, in changes (small ones make watchers
+    /// fall out of it and resume elsewhere or start over).</summary>
+    public int WatchWindow { get; init; } = 4096;
+
     public static SimConfig Reliable(int nodes) => new() { Nodes = nodes };
 
     public static SimConfig Unreliable(int nodes) => new()

@@ -2,14 +2,20 @@ using System.Globalization;
 using System.Text;
 using RaftServer.Consensus;
 using RaftServer.Hosting;
+using RaftServer.StateMachine;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>A write whose outcome its client never learned: resolved at the end against the agreed log.</summary>
-internal sealed record UnknownWrite(int ClientId, int Key, int Value, long Call, long Index, long Term, byte[] Data);
+internal sealed record UnknownWrite(Operation Op, byte[] Data);
 
-/// <summary>Simulated clients: writes and linearizable reads through the node's driver (the
-/// server's own request handling), recorded as a history for the linearizability checker.</summary>
+/// <summary>
+/// Simulated clients: writes, compare-and-sets (on the revision or the value the client last
+/// read) and linearizable reads through the node's driver (the server's own request handling),
+/// recorded as a history for the linearizability checker. Writes use client sessions and are
+/// retried across nodes with the same sequence, so a retry's answer is the session's memory of
+/// the first outcome, which the checker holds to the same standard.
+/// </summary>
 internal sealed partial class Simulation
 {
     public void AddClients(int count)
@@ -23,12 +29,18 @@ internal sealed partial class Simulation
     {
         foreach (var client in clients)
         {
-            if (client.State != SimClient.Phase.Idle)
+            if (client.State is SimClient.Phase.AwaitWrite or SimClient.Phase.AwaitRead)
             {
                 if (Now >= client.Deadline) GiveUp(client);
                 continue;
             }
             if (Now < client.NextActionAt) continue;
+            if (client.State == SimClient.Phase.RetryWrite)
+            {
+                if (Now >= client.Deadline) GiveUp(client);
+                else SubmitWrite(client);
+                continue;
+            }
             StartOperation(client);
         }
     }
@@ -42,32 +54,60 @@ internal sealed partial class Simulation
             client.NextActionAt = Now + random.Next(1, Config.StepsPerTick);
             return;
         }
-        var driver = node.Driver!;
         client.Key = 1 + random.Next(Keys);
-        client.IsWrite = random.Next(2) == 0;
-        client.Node = node.Id;
         client.CallTime = Now;
         client.Deadline = Now + OperationTimeout;
-        if (client.IsWrite)
+        var roll = random.Next(10);
+        if (roll < 4)
         {
-            client.Value = nextValue++;
-            client.Write = new PendingWrite(Command(client.Key, client.Value));
-            driver.Handle(new WriteRequested(client.Write));
-            if (client.Write.Task.IsCompleted)
-            {
-                // Refused before it was proposed (not the leader, a transfer): no effect.
-                Redirect(client, client.Write.Task.Result.LeaderHint);
-                client.Write = null;
-                return;
-            }
-            client.State = SimClient.Phase.AwaitWrite;
-        }
-        else
-        {
+            client.Node = node.Id;
             client.Read = new PendingRead { Key = Key(client.Key) };
-            driver.Handle(new ReadRequested(client.Read));
+            node.Driver!.Handle(new ReadRequested(client.Read));
             client.State = SimClient.Phase.AwaitRead;
+            HandleReady(node);
+            return;
         }
+
+        client.Kind = roll switch { < 6 => OpKind.Write, < 8 => OpKind.CasRevision, _ => OpKind.CasValue };
+        client.Value = nextValue++;
+        client.Sequence++;
+        var (lastValue, lastRevision) = client.LastRead.TryGetValue(client.Key, out var seen) ? seen : (0, 0L);
+        var condition = default(WriteCondition);
+        if (client.Kind == OpKind.CasRevision)
+        {
+            client.Expected = lastRevision;
+            condition = WriteCondition.IfModRevision(lastRevision);
+        }
+        else if (client.Kind == OpKind.CasValue)
+        {
+            client.Expected = lastValue;
+            condition = lastValue == 0 ? WriteCondition.IfAbsent : WriteCondition.IfValue(Bytes(lastValue));
+        }
+        client.Data = RaftServer.StateMachine.Command.EncodePut(0, client.Session, client.Sequence, Key(client.Key), Bytes(client.Value), condition);
+        SubmitWrite(client);
+    }
+
+    /// <summary>Sends the client's write (the same command every time) to the node it prefers.</summary>
+    private void SubmitWrite(SimClient client)
+    {
+        var node = Nodes[client.PreferredNode];
+        if (!node.Alive || node.IsPaused(Now))
+        {
+            client.State = SimClient.Phase.RetryWrite;
+            Redirect(client, Simulation.NoLeader);
+            return;
+        }
+        client.Node = node.Id;
+        client.Write = new PendingWrite(client.Data!);
+        node.Driver!.Handle(new WriteRequested(client.Write));
+        if (client.Write.Task.IsCompleted)
+        {
+            // Refused before it was proposed (not the leader, a transfer): try the hint.
+            client.State = SimClient.Phase.RetryWrite;
+            Redirect(client, client.Write.Task.Result.LeaderHint);
+            return;
+        }
+        client.State = SimClient.Phase.AwaitWrite;
         HandleReady(node);
     }
 
@@ -88,13 +128,26 @@ internal sealed partial class Simulation
                 var outcome = client.Write.Task.Result;
                 if (outcome.Code == OutcomeCode.Ok)
                 {
-                    history.Add(new Operation(client.Id, true, client.Key, client.Value, client.CallTime, Now));
-                    acknowledged.Add((outcome.Result.Index, client.Write.Term, client.Write.Data));
+                    var r = outcome.Result;
+                    var op = new Operation(client.Id, true, client.Key, client.Value, client.CallTime, Now) { Kind = client.Kind, Revision = r.Index, Expected = client.Expected };
+                    if (client.Kind != OpKind.Write)
+                        op = op with { Succeeded = r.Status == WriteStatus.Done, CurrentRevision = r.Status == WriteStatus.Done ? 0 : r.KeyRevision };
+                    else if (r.Status != WriteStatus.Done)
+                        Fail($"client {client.Id}: an unconditional write came back {r.Status}");
+                    history.Add(op);
+                    acknowledged.Add((r.Index, client.Data!));
                     Finish(client);
+                }
+                else if (Now < client.Deadline)
+                {
+                    // Leadership lost, a snapshot over its index: it may or may not have applied.
+                    // Send it again elsewhere; the session answers exactly once.
+                    client.State = SimClient.Phase.RetryWrite;
+                    client.Write = null;
+                    Redirect(client, outcome.LeaderHint);
                 }
                 else
                 {
-                    // Leadership lost, a snapshot over its index, a timeout: it may or may not commit.
                     GiveUp(client);
                 }
             }
@@ -104,7 +157,9 @@ internal sealed partial class Simulation
                 if (outcome.Code == OutcomeCode.Ok)
                 {
                     int value = outcome.Found ? int.Parse(Encoding.UTF8.GetString(outcome.Value!), CultureInfo.InvariantCulture) : 0;
-                    history.Add(new Operation(client.Id, false, client.Key, value, client.CallTime, Now));
+                    var revision = outcome.Found ? outcome.Item.ModRevision : 0;
+                    history.Add(new Operation(client.Id, false, client.Key, value, client.CallTime, Now) { Revision = revision });
+                    client.LastRead[client.Key] = (value, revision);
                     Finish(client);
                 }
                 else
@@ -124,11 +179,14 @@ internal sealed partial class Simulation
         client.NextActionAt = Now + random.Next(0, Config.StepsPerTick);
     }
 
-    /// <summary>No answer (in time): a proposed write may still happen, or not; a read constrains nothing.</summary>
+    /// <summary>No answer (in time): a write may still happen, or not; a read constrains nothing.</summary>
     private void GiveUp(SimClient client)
     {
-        if (client.State == SimClient.Phase.AwaitWrite && client.Write is { } w)
-            unknownWrites.Add(new UnknownWrite(client.Id, client.Key, client.Value, client.CallTime, w.Index, w.Term, w.Data));
+        if (client.State is SimClient.Phase.AwaitWrite or SimClient.Phase.RetryWrite)
+        {
+            var op = new Operation(client.Id, true, client.Key, client.Value, client.CallTime, Operation.Pending) { Kind = client.Kind, Expected = client.Expected };
+            unknownWrites.Add(new UnknownWrite(op, client.Data!));
+        }
         Finish(client);
         client.PreferredNode = random.Next(Nodes.Length);
     }
@@ -136,7 +194,18 @@ internal sealed partial class Simulation
     private void FailClientsOn(int nodeId)
     {
         foreach (var client in clients)
-            if (client.State != SimClient.Phase.Idle && client.Node == nodeId) GiveUp(client);
+            if (client.State is SimClient.Phase.AwaitWrite or SimClient.Phase.AwaitRead && client.Node == nodeId)
+            {
+                if (client.State == SimClient.Phase.AwaitWrite && Now < client.Deadline)
+                {
+                    client.State = SimClient.Phase.RetryWrite;
+                    client.Write = null;
+                    Redirect(client, Simulation.NoLeader);
+                }
+                else
+                    GiveUp(client);
+            }
+        FailLeaseClientsOn(nodeId);
     }
 
     public void StopClients()
@@ -144,26 +213,25 @@ internal sealed partial class Simulation
         ClientsActive = false;
         foreach (var client in clients)
             if (client.State != SimClient.Phase.Idle) GiveUp(client);
+        StopLeaseClients();
     }
 
     /// <summary>
-    /// Each write whose outcome its client never learned is settled by the agreed log: if its
-    /// entry (index, term and data) was applied, it took effect, at the latest when that index was
-    /// first applied anywhere (that is when it had committed); if another entry was applied at its
-    /// index, it never took effect; otherwise it is left open (it may take effect at any time).
+    /// Each write whose outcome its client never learned is settled by the agreed log: the first
+    /// entry holding its command (the same session and sequence on every attempt, so the only one
+    /// that took effect) applied it, at the latest when that index was first applied anywhere
+    /// (that is when it had committed), at that revision, with whatever outcome its condition had
+    /// then; with no such entry it is left open (it may take effect at any time, or never).
     /// </summary>
     private IEnumerable<Operation> ResolveUnknownWrites()
     {
         foreach (var w in unknownWrites)
         {
-            if (w.Index <= 0 || w.Index > applied.Count)
-            {
-                yield return new Operation(w.ClientId, true, w.Key, w.Value, w.Call, Operation.Pending);
-                continue;
-            }
-            var entry = applied[(int)w.Index - 1];
-            if (entry.Term == w.Term && entry.Data.AsSpan().SequenceEqual(w.Data))
-                yield return new Operation(w.ClientId, true, w.Key, w.Value, w.Call, Math.Max(w.Call, appliedAt[(int)w.Index - 1]));
+            var at = applied.FindIndex(e => e.Kind == EntryKind.Command && e.Data.AsSpan().SequenceEqual(w.Data));
+            if (at < 0)
+                yield return w.Op with { Revision = -1 };
+            else
+                yield return w.Op with { Revision = at + 1, Return = Math.Max(w.Op.Call, appliedAt[at]) };
         }
     }
 }

@@ -160,6 +160,8 @@ internal sealed partial class Simulation
             new DriverTimeouts(ReadTicks: 4L * Config.ElectionTicks, WriteTicks: 8L * Config.ElectionTicks),
             () => Now, NullLogger.Instance);
         driver.EntryApplied = (entry, _) => OnApplied(node, entry);
+        // A new window per incarnation, as a restarted process has (wake-ups run inline).
+        driver.Watches = new WatchHub(Config.WatchWindow, schedule: static a => a());
         driver.Start(new RecoveredNode(persisted, state, null));
         node.Driver = driver;
         node.LastRole = Role.Follower;

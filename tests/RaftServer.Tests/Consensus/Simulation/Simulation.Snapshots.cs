@@ -25,11 +25,15 @@ internal sealed partial class Simulation
     private readonly PriorityQueue<Report, (long Time, long Seq)> reports = new();
     /// <summary>The key-value state after each agreed entry ([index - 1]), when snapshots are on.</summary>
     private readonly List<string> referenceStates = new();
-    private readonly Dictionary<int, int> referenceKv = new();
+    /// <summary>The agreed log applied to a store of its own: the state and the changes every node must produce.</summary>
+    private readonly KvStore reference = new();
+    /// <summary>Every change the agreed log made, in order (what watchers must see).</summary>
+    private readonly List<(long Revision, KvEventKind Kind, string Key, string Value)> referenceEvents = new();
 
-    /// <summary>The pairs of a snapshot's image, as its fingerprint.</summary>
+    /// <summary>A state's pairs with their revisions, its revision and its leases, as its fingerprint.</summary>
     private static string Fingerprint(KvImage image) =>
-        Fingerprint(image.Items.ToDictionary(i => int.Parse(i.Key, CultureInfo.InvariantCulture), i => int.Parse(Encoding.UTF8.GetString(i.Value), CultureInfo.InvariantCulture)));
+        string.Join(",", image.Items.Select(i => $"{i.Key}={Encoding.UTF8.GetString(i.Value)}@{i.CreateRevision}/{i.ModRevision}/{i.Version}/{i.Lease}"))
+        + $";rev {image.Revision};leases " + string.Join(",", image.Leases.Select(l => $"{l.Id}:{l.TtlMs}"));
 
     public int SnapshotsTaken { get; private set; }
     public int SnapshotsInstalled { get; private set; }
@@ -39,15 +43,13 @@ internal sealed partial class Simulation
 
     private bool SnapshotsOn => Config.SnapshotEvery > 0;
 
-    private static string Fingerprint(IReadOnlyDictionary<int, int> kv) =>
-        string.Join(",", kv.OrderBy(p => p.Key).Select(p => $"{p.Key}={p.Value}"));
-
-    /// <summary>A new agreed entry: extend the reference states.</summary>
+    /// <summary>A new agreed entry: apply it to the reference store, extend the reference changes and states.</summary>
     private void RecordReference(Entry entry)
     {
-        if (!SnapshotsOn) return;
-        if (Decode(entry) is { } command) referenceKv[command.Key] = command.Value;
-        referenceStates.Add(Fingerprint(referenceKv));
+        reference.Apply(entry);
+        foreach (var e in reference.LastEvents)
+            referenceEvents.Add((e.Revision, e.Kind, e.Item.Key, Encoding.UTF8.GetString(e.Item.Value)));
+        if (SnapshotsOn) referenceStates.Add(Fingerprint(reference.CaptureImage()));
     }
 
     /// <summary>State machine safety for a node that skips entries: the snapshot's state is the one

@@ -34,7 +34,9 @@ internal sealed partial class Simulation
     private readonly List<long> appliedAt = new();
     private readonly List<SimClient> clients = new();
     private readonly List<Operation> history = new();
-    private readonly List<(long Index, long Term, byte[] Data)> acknowledged = new();
+    /// <summary>Writes whose client was told the outcome: the index it was told and the command
+    /// (unique: every client command carries its own session and sequence).</summary>
+    private readonly List<(long Index, byte[] Data)> acknowledged = new();
     /// <summary>Writes whose outcome the client never learned, resolved against the agreed log at the end.</summary>
     private readonly List<UnknownWrite> unknownWrites = new();
     private int nextValue = 1;
@@ -127,7 +129,12 @@ internal sealed partial class Simulation
                 Observe(node);
             }
         }
-        if (ClientsActive) RunClients();
+        if (ClientsActive)
+        {
+            RunClients();
+            RunLeaseClients();
+        }
+        RunWatchers();
         foreach (var node in Nodes)
             if (node.Alive && !node.IsPaused(Now)) HandleReady(node);
     }
@@ -288,15 +295,21 @@ internal sealed partial class Simulation
 
     /// <summary>The state-machine command that sets key <paramref name="key"/> to <paramref name="value"/> (as the client service encodes a Set).</summary>
     public static byte[] Command(int key, int value) =>
-        RaftServer.StateMachine.Command.Encode(CommandOp.Set, 0, 0, 0, Key(key), System.Text.Encoding.UTF8.GetBytes(value.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        RaftServer.StateMachine.Command.EncodePut(0, 0, 0, Key(key), Bytes(value));
+
+    public static byte[] Bytes(int value) => System.Text.Encoding.UTF8.GetBytes(value.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     public static string Key(int key) => key.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>Key and value of a command made by <see cref="Command"/>; null for anything else.</summary>
+    /// <summary>Key and value of a write to a numbered key (<see cref="Command"/>, the clients'); null for anything else.</summary>
     public static (int Key, int Value)? Decode(Entry entry)
     {
         if (entry.Kind != EntryKind.Command || !RaftServer.StateMachine.Command.TryDecode(entry.Data, out var c)) return null;
-        return (int.Parse(c.Key, System.Globalization.CultureInfo.InvariantCulture), int.Parse(c.Value, System.Globalization.CultureInfo.InvariantCulture));
+        if (c.Op is not (CommandOp.Put or CommandOp.Set)) return null;
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        return int.TryParse(c.Key, System.Globalization.NumberStyles.None, invariant, out var key) && int.TryParse(c.Value, System.Globalization.NumberStyles.None, invariant, out var value)
+            ? (key, value)
+            : null;
     }
 }
 
