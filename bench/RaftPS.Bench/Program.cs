@@ -33,6 +33,10 @@ static class Program
                    [--warmup 2] [--duration 10] [--server-args "..."] [--json FILE]
                    starts its own 3-node RaftPS cluster: plain puts against compare-and-sets that hold
                    (each worker its own key) and that contend (C workers on a few keys)
+        membership --server PATH [--repeat 5] [--concurrency 8] [--catchup-mb 100] [--value-bytes 4096] [--write-keys 1000]
+                   [--warmup-s 1] [--settle-s 1] [--tail-ms 250] [--one-cluster] [--server-args "..."] [--keep-dir] [--json FILE]
+                   starts its own 3-node RaftPS cluster (a new one per round unless --one-cluster): a new node's catch-up
+                   time, the longest write gap while adding a member, removing a follower, removing the leader, moving the leadership
         report     --results FILE --out docs/benchmarks.md --svg docs/benchmarks.svg [--baseline raftps]
                    [--commands FILE] [--notes FILE]
 
@@ -56,6 +60,7 @@ static class Program
                 "snapshots" => await Snapshots.RunAsync(args, cts.Token),
                 "watch-fanout" => await Coordination.WatchFanoutAsync(args, cts.Token),
                 "cas" => await Coordination.CasAsync(args, cts.Token),
+                "membership" => await MembershipBench.RunAsync(args, cts.Token),
                 "leader" => await LeaderAsync(args, cts.Token),
                 "rss" => Rss(args),
                 "free-ports" => FreePorts(args),

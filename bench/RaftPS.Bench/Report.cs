@@ -332,9 +332,9 @@ static class Report
 
     static string Ms(List<Run> rs, Func<Run, double> f) => rs.Count == 0 ? "—" : $"{rs.Average(f):0.00}";
 
-    static string ReadTrim(string path) { try { return File.ReadAllText(path).Trim(); } catch (IOException) { return "?"; } }
+    internal static string ReadTrim(string path) { try { return File.ReadAllText(path).Trim(); } catch (IOException) { return "?"; } }
 
-    static string CpuModel()
+    internal static string CpuModel()
     {
         try
         {
@@ -345,7 +345,7 @@ static class Report
         return "?";
     }
 
-    static string MemTotal()
+    internal static string MemTotal()
     {
         try
         {
