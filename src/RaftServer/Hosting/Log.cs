@@ -106,6 +106,9 @@ internal static partial class Log
     [LoggerMessage(Level = LogLevel.Information, Message = "This node is not a member of the cluster: it will not stand for election")]
     public static partial void NotAMember(ILogger logger);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "This configuration does not list this node yet: it is catching up from before it was added")]
+    public static partial void NotYetAMember(ILogger logger);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Command from client: getleader")]
     public static partial void GetLeaderCommand(ILogger logger);
 

@@ -454,6 +454,8 @@ public sealed partial class RaftDriver : ILoopEventHandler
     // ---- membership ----
 
     private Configuration? _announced;
+    /// <summary>A configuration this node has seen listed it (so one that does not is its removal).</summary>
+    private bool _wasMember;
 
     /// <summary>The configuration in effect changed (or the core started): the runtime membership
     /// follows it, so the transport connects to new members and drops removed ones. An empty
@@ -475,10 +477,18 @@ public sealed partial class RaftDriver : ILoopEventHandler
         Log.Members(_logger, _membership.Current.ToString());
         if (configuration.Find(_membership.Self) is not { } me)
         {
-            Log.NotAMember(_logger);
-            NoLongerAMember();
+            // A joining node replays configurations from before it was added: that is no removal.
+            if (!_wasMember) Log.NotYetAMember(_logger);
+            else
+            {
+                _wasMember = false;
+                Log.NotAMember(_logger);
+                NoLongerAMember();
+            }
+            return;
         }
-        else if (me.Role == MemberRole.Learner) Log.IsLearner(_logger);
+        _wasMember = true;
+        if (me.Role == MemberRole.Learner) Log.IsLearner(_logger);
     }
 
     public void Handle(MemberChangeRequested e)
