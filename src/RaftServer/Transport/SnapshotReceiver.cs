@@ -118,7 +118,8 @@ public sealed class SnapshotReceiver(
     {
         if (h.To != self) throw Fail(StatusCode.InvalidArgument, $"the snapshot is addressed to node {h.To}, this is node {self}");
         if (h.From == self || !isMember(h.From)) throw Fail(StatusCode.PermissionDenied, $"node {h.From} is not a peer of this node");
-        if (h.Term < 1 || h.SnapshotIndex < 1 || h.SnapshotTerm < 1 || h.SnapshotTerm > h.Term || h.TotalLength < 0)
+        if (h.Term < 1 || h.SnapshotIndex < 1 || h.SnapshotTerm < 1 || h.SnapshotTerm > h.Term || h.TotalLength < 0
+            || h.Term > MessageMapper.MaxTermOrIndex || h.SnapshotIndex > MessageMapper.MaxTermOrIndex)
             throw Fail(StatusCode.InvalidArgument,
                 $"bad snapshot header: term {h.Term}, index {h.SnapshotIndex}, snapshot term {h.SnapshotTerm}, length {h.TotalLength}");
         Configuration configuration;

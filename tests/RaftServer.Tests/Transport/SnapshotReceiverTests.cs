@@ -125,6 +125,8 @@ public sealed class SnapshotReceiverTests : IAsyncLifetime
         ["an index of 0"] = (() => [Chunk(0, 10, done: true, header: Header(10).Also(h => h.SnapshotIndex = 0))], StatusCode.InvalidArgument),
         ["a snapshot term after the leader's"] = (() => [Chunk(0, 10, done: true, header: Header(10).Also(h => h.SnapshotTerm = 5))], StatusCode.InvalidArgument),
         ["a negative length"] = (() => [Chunk(0, 0, done: true, header: Header(-1))], StatusCode.InvalidArgument),
+        ["a term that could overflow"] = (() => [Chunk(0, 10, done: true, header: Header(10).Also(h => h.Term = long.MaxValue))], StatusCode.InvalidArgument),
+        ["an index that could overflow"] = (() => [Chunk(0, 10, done: true, header: Header(10).Also(h => h.SnapshotIndex = long.MaxValue))], StatusCode.InvalidArgument),
         ["an empty stream"] = (() => [], StatusCode.InvalidArgument),
     };
 
