@@ -32,6 +32,8 @@ public sealed class KvStore
     public SessionTable Sessions { get; }
     public long AppliedIndex { get; private set; }
     public int Count => _map.Count;
+    /// <summary>Bytes of the live keys (UTF-8) and values (metrics).</summary>
+    public long LiveBytes { get; private set; }
 
     public KvStore(SessionTable? sessions = null)
         : this(sessions ?? new SessionTable(), new Dictionary<string, byte[]>(StringComparer.Ordinal), new SortedSet<string>(StringComparer.Ordinal))
@@ -73,7 +75,9 @@ public sealed class KvStore
         // The set constructor builds its tree from the whole array at once rather than
         // rebalancing on every insert.
         var keys = new SortedSet<string>(items.Select(item => item.Key), StringComparer.Ordinal);
-        return new KvStore(SessionTable.FromImage(image.Sessions, sessionTtl, maxSessions), map, keys) { AppliedIndex = image.AppliedIndex };
+        long bytes = 0;
+        foreach (var item in items) bytes += Encoding.UTF8.GetByteCount(item.Key) + item.Value.Length;
+        return new KvStore(SessionTable.FromImage(image.Sessions, sessionTtl, maxSessions), map, keys) { AppliedIndex = image.AppliedIndex, LiveBytes = bytes };
     }
 
     public ApplyResult Apply(Entry entry)
@@ -98,14 +102,19 @@ public sealed class KvStore
         if (command.Op == CommandOp.Set)
         {
             ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_map, key, out existed);
+            LiveBytes += existed ? command.Value.Length - slot!.Length : command.Key.Length + command.Value.Length;
             // Always a new array, never an update in place: images captured earlier share the old one.
             slot = command.Value.ToArray();
             if (!existed) _keys.Add(key);
         }
         else
         {
-            existed = _map.Remove(key);
-            if (existed) _keys.Remove(key);
+            existed = _map.Remove(key, out var removed);
+            if (existed)
+            {
+                _keys.Remove(key);
+                LiveBytes -= command.Key.Length + removed!.Length;
+            }
         }
 
         var result = new WriteResult(entry.Index, existed);
