@@ -26,7 +26,8 @@
         'Remove-RaftNode',
         'Move-RaftLeader',
         'Resume-RaftNode',
-        'New-RaftClusterConfig'
+        'New-RaftClusterConfig',
+        'Watch-RaftCluster'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
