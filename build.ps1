@@ -202,24 +202,30 @@ function Invoke-FormatCheck {
     [pscustomobject]@{ Passed = 1; Failed = 0 }
 }
 
-# The network fault tests (tests/RaftServer.Tests/NetworkFaults) need `ip` (iproute2) and `nft`
-# (nftables) and root. As root on Linux, install what is missing with apt-get and say so; anywhere
-# else those tests report themselves skipped, with the reason.
-function Install-NetworkFaultTools {
+# Tools some tests need from the system: the network fault tests (tests/RaftServer.Tests/NetworkFaults)
+# need `ip` (iproute2) and `nft` (nftables) and root; the live view's terminal test
+# (tests/RaftPS.Tests/WatchTerminal.Tests.ps1) needs `tmux`. As root on Linux, install what is
+# missing with apt-get and say so; anywhere else those tests report themselves skipped, with the reason.
+function Install-TestTools([string] $Purpose, [hashtable[]] $Tools) {
     if (-not $IsLinux) { return }
-    $missing = @(@{ Tool = 'ip'; Package = 'iproute2' }, @{ Tool = 'nft'; Package = 'nftables' } |
+    $missing = @($Tools |
         Where-Object { -not (Get-Command $_.Tool -ErrorAction Ignore) -and -not (Test-Path "/usr/sbin/$($_.Tool)") } |
         ForEach-Object { $_.Package })
     if ($missing.Count -eq 0) { return }
     if ((& id -u) -ne '0' -or -not (Get-Command apt-get -ErrorAction Ignore)) {
-        Write-Host "network fault tests: $($missing -join ', ') missing and not root with apt-get: those tests will be skipped"
+        Write-Host "$($Purpose): $($missing -join ', ') missing and not root with apt-get: those tests will be skipped"
         return
     }
-    Write-Host "network fault tests: installing $($missing -join ', ') (apt-get)"
+    Write-Host "$($Purpose): installing $($missing -join ', ') (apt-get)"
     $env:DEBIAN_FRONTEND = 'noninteractive'
     & apt-get update -qq | Out-Host
     & apt-get install -y -qq --no-install-recommends @missing | Out-Host
-    if ($LASTEXITCODE -ne 0) { Write-Host "apt-get install $($missing -join ' ') failed (exit code $LASTEXITCODE): the network fault tests will be skipped" }
+    if ($LASTEXITCODE -ne 0) { Write-Host "apt-get install $($missing -join ' ') failed (exit code $LASTEXITCODE): the $Purpose will be skipped" }
+}
+
+function Install-SystemTestTools {
+    Install-TestTools 'network fault tests' @(@{ Tool = 'ip'; Package = 'iproute2' }, @{ Tool = 'nft'; Package = 'nftables' })
+    Install-TestTools 'terminal tests' @(@{ Tool = 'tmux'; Package = 'tmux' })
 }
 
 function Invoke-XunitTests {
@@ -275,7 +281,7 @@ switch ($Task) {
     'package' { Invoke-Package }
     'test' {
         Invoke-Build
-        Install-NetworkFaultTools
+        Install-SystemTestTools
         $format = Invoke-FormatCheck
         $xunit = Invoke-XunitTests
         $pester = Invoke-PesterTests

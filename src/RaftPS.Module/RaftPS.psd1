@@ -30,7 +30,8 @@
         'Watch-RaftValue',
         'Wait-RaftValue',
         'Lock-RaftKey',
-        'Unlock-RaftKey'
+        'Unlock-RaftKey',
+        'Watch-RaftCluster'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

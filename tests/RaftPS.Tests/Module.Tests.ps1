@@ -5,7 +5,7 @@ BeforeAll {
     $script:Cmdlets = @('Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode',
         'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
         'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig',
-        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey')
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey', 'Watch-RaftCluster')
     $script:ConnectedCmdlets = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue',
         'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus', 'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode',
         'Move-RaftLeader', 'Resume-RaftNode', 'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey')

@@ -234,16 +234,20 @@
         Description = @(
             'Asks the connected node (only that node) for its Status: Id, Role (Follower, PreCandidate, Candidate, Leader), Term, Leader and LeaderId, CommitIndex, AppliedIndex, the log range (FirstIndex, LastIndex), snapshot index and term, LogBytes, the Members of the cluster and, on the leader, each follower''s Peers progress (MatchIndex, NextIndex, Reachable).'
             'The cluster''s members it reports are remembered, so later calls can retry through them.'
+            'With -All, every member of the cluster is asked for its own status, all at once, each once with a deadline of -TimeoutSec or 2 seconds, whichever is shorter: one RaftNodeStatus row per member (Endpoint, Id, IsLeader, Role, Term, CommitIndex, AppliedIndex, LastIndex, Lag behind the leader''s commit index, LogBytes, SinceLeaderContact, ReadsTotal, WritesTotal, FsyncP99, Health and Error). A member that does not answer is a row too: Health Suspended (Suspend-RaftNode) or Unreachable (down, or cut off), with the reason in Error. The table view is that of etcdctl endpoint status -w table. The members are those the connected node lists, or those this session already knows when it does not answer.'
         )
-        Parameters  = @{}
+        Parameters  = @{
+            All = 'One row per member of the cluster (RaftNodeStatus) instead of the connected node''s status.'
+        }
         Inputs      = @{ 'RaftPS.RaftConnection' = 'Connections, or nodes from Start-RaftCluster, can be piped in.' }
-        Outputs     = @{ 'RaftPS.RaftStatus' = 'The node''s state.' }
+        Outputs     = @{ 'RaftPS.RaftStatus' = 'The node''s state.'; 'RaftPS.RaftNodeStatus' = 'With -All: one row per member.' }
         Examples    = @(
             @{ Title = 'The status of the connected node'; Code = 'Get-RaftStatus | Format-List'; Remarks = '' }
             @{ Title = 'Every node of a cluster started here'; Code = 'Start-RaftCluster | Get-RaftStatus'; Remarks = 'One row per node: Id, Role, Term, LeaderId, CommitIndex, AppliedIndex, FirstIndex, LastIndex, Peers.' }
             @{ Title = 'Replication progress on the leader'; Code = '(Get-RaftLeader | Get-RaftStatus).Peers'; Remarks = '' }
+            @{ Title = 'Every member at a glance'; Code = 'Get-RaftStatus -All'; Remarks = 'Endpoint, Id, IsLeader, Role, Term, Commit, Applied, Lag, LogSize, Health and Error, one row per member; unreachable members included.' }
         )
-        Links       = @('Get-RaftLeader')
+        Links       = @('Get-RaftLeader', 'Watch-RaftCluster')
     }
 
     'Get-RaftMember' = @{
@@ -461,5 +465,26 @@
             @{ Title = 'Release a lock'; Code = "`$lock = Lock-RaftKey jobs/nightly`n`$lock | Unlock-RaftKey"; Remarks = '' }
         )
         Links       = @('Lock-RaftKey')
+    }
+
+    'Watch-RaftCluster' = @{
+        Synopsis    = 'Shows the whole cluster in the terminal, refreshed every second.'
+        Description = @(
+            'Draws one row per member and redraws it every -RefreshSec (1 second by default): Id, endpoint, role, term, commit and applied index, LAG (committed entries not applied yet, by the leader''s commit index), HEARTBEAT (time since a leader''s last heartbeat or append reached the member; - on the leader), WRITES/S and READS/S (client writes and reads the member answered, between the last two frames), FSYNC P99 (of its last 1024 synced log writes) and STATUS. A member that is suspended or does not answer is drawn in red; its row stays, as unreachable or suspended, while the others go on.'
+            'Each frame asks every member for its Status at once, each with a deadline of most of the refresh period, so a member that is down or cut off does not delay the frame. The members come from the members'' own replies: a member added or removed appears or goes at the next frame.'
+            'It ends on Ctrl+C, on q, or after -Count frames. When the host is not an interactive console (output or input redirected, or another host), each frame is written as a plain table, without colours or cursor movement, to the information stream (as Write-Host writes), one after the other: capture it with 6>&1.'
+            'For graphs and alerts, start the servers with --metrics-address and scrape /metrics (docs/observability.md).'
+        )
+        Parameters  = @{
+            RefreshSec = 'Seconds between frames, from 0.1 to 3600. The default is 1.'
+            Count      = 'Stops after this many frames. By default it runs until Ctrl+C or q.'
+        }
+        Inputs      = @{ 'RaftPS.RaftConnection' = 'A connection, or a node from Start-RaftCluster, to reach the cluster through.' }
+        Outputs     = @{ 'None' = 'The command draws on the host (or writes plain tables to the information stream when not interactive).' }
+        Examples    = @(
+            @{ Title = 'Watch the connected cluster'; Code = 'Watch-RaftCluster'; Remarks = 'Press q or Ctrl+C to quit.' }
+            @{ Title = 'Three frames, half a second apart, in a log'; Code = 'Watch-RaftCluster -Count 3 -RefreshSec 0.5 6>&1 | Out-File cluster.log'; Remarks = 'Plain tables, one per frame.' }
+        )
+        Links       = @('Get-RaftStatus', 'Get-RaftMember')
     }
 }

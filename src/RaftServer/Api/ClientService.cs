@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.Hosting;
+using RaftServer.Observability;
 using RaftServer.StateMachine;
 using RaftServer.Transport;
 using P = RaftPS.Protocol;
@@ -18,7 +19,7 @@ namespace RaftServer.Api;
 /// leader / suspended / leadership lost, DeadlineExceeded when the client's deadline passes,
 /// FailedPrecondition for a sequence number older than the client's session window.
 /// </summary>
-public sealed partial class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers) : P.RaftClient.RaftClientBase
+public sealed partial class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers, NodeMetrics metrics) : P.RaftClient.RaftClientBase
 {
     public const string LeaderTrailer = "raftps-leader";
     public const string ForwardedHeader = "raftps-forwarded";
@@ -293,7 +294,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     {
         Log.StatusCommand(_log);
         CheckAwake();
-        return StatusMapping.ToReply(await WaitAsync(loop.Status(), context));
+        return StatusMapping.WithLoad(StatusMapping.ToReply(await WaitAsync(loop.Status(), context)), metrics);
     }
 
     // ---- membership ----

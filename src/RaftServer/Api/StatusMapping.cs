@@ -34,6 +34,16 @@ public static class StatusMapping
         return reply;
     }
 
+    /// <summary>Adds this node's load and health (<see cref="Observability.NodeMetrics"/>) to a Status reply.</summary>
+    public static P.StatusReply WithLoad(P.StatusReply reply, Observability.NodeMetrics metrics)
+    {
+        reply.ReadsTotal = metrics.ReadsTotal;
+        reply.WritesTotal = metrics.WritesTotal;
+        reply.FsyncP99Seconds = metrics.RecentFsyncs.Percentile(0.99);
+        reply.LeaderContactMs = metrics.MsSinceLeaderContact;
+        return reply;
+    }
+
     /// <summary>The leader's view of its members: every member with the leader's progress for it.</summary>
     public static P.ListMembersReply ToMembers(NodeStatus s)
     {

@@ -36,6 +36,7 @@ public interface ILoopEventHandler
     void Handle(MemberChangeRequested e);
     void Handle(TransferRequested e);
     void Handle(ResumeRequested e);
+    void Handle(MetricsRequested e);
 }
 
 /// <summary>Messages for the core that did not arrive on a peer connection: a received snapshot
@@ -147,5 +148,12 @@ public sealed class TransferRequested(int? target) : LoopEvent
 /// <summary>End a suspension now.</summary>
 public sealed class ResumeRequested : LoopEvent
 {
+    internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
+}
+
+/// <summary>A metrics scrape: the loop's state for the gauges (<see cref="Observability.NodeMetrics"/>).</summary>
+public sealed class MetricsRequested : LoopEvent
+{
+    public TaskCompletionSource<Observability.NodeGauges> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
 }

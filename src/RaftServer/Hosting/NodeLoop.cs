@@ -80,6 +80,17 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     /// </summary>
     public CancellationToken LeaderChanged => _leaderEpoch.Token;
 
+    /// <summary>On the loop thread, after a turn that changed the leader, term or suspension (metrics).</summary>
+    public Action<NodeView>? ViewChanged { get; set; }
+
+    /// <summary>The loop's state for a metrics scrape.</summary>
+    public Task<Observability.NodeGauges> Gauges()
+    {
+        var e = new MetricsRequested();
+        Post(e);
+        return e.Reply.Task;
+    }
+
     /// <summary>After each turn: a new view of the leader ends the previous epoch (its callbacks run on the pool, not here).</summary>
     private void NoticeLeaderChange()
     {
@@ -88,6 +99,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         var before = _lastView;
         _lastView = view;
         if (before is not null && before.LeaderId == view.LeaderId && before.Term == view.Term && before.Suspended == view.Suspended) return;
+        ViewChanged?.Invoke(view);
         var ended = _leaderEpoch;
         _leaderEpoch = new CancellationTokenSource();
         _ = ended.CancelAsync();

@@ -11,7 +11,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
 /// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
-/// [--log-level LEVEL] [--log-file PATH] [--quiet]</c>.
+/// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -52,9 +52,13 @@ public sealed record NodeSettings
           --watch-window-bytes N    bytes of keys and values they may hold (default: 67108864 = 64 MiB)
           --watch-batch-ms N        wake watchers at most every N ms while changes stream in (default: DEFAULT_BATCH)
           --log-level LEVEL         trace, debug, information, warning, error, critical or none (default: information)
+          --log-format FORMAT       plain (the default: the message alone) or json (one JSON object a line,
+                                    with time, level, category, message and its fields; for log shippers)
           --log-file PATH           append the output to PATH instead of writing it to stdout/stderr (a Windows
                                     service has neither)
           --quiet                   no per-request lines ("Command from client: ..."); node events still print
+          --metrics-address HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (a port of its own;
+                                    off by default)
           --help                    show this help
         """;
 
@@ -74,6 +78,10 @@ public sealed record NodeSettings
     public bool Quiet { get; init; }
     /// <summary>Where the output goes instead of stdout and stderr; null for the console.</summary>
     public string? LogFile { get; init; }
+    /// <summary>One JSON object a line instead of the plain message (--log-format json).</summary>
+    public bool JsonLogs { get; init; }
+    /// <summary>Where the metrics listener listens; null: no metrics listener.</summary>
+    public NodeAddress? MetricsAddress { get; init; }
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -92,6 +100,8 @@ public sealed record NodeSettings
         var level = LogLevel.Information;
         var quiet = false;
         string? logFile = null;
+        NodeAddress? metricsAddress = null;
+        var jsonLogs = false;
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
         long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
         int watchBatch = DefaultWatchBatchMs;
@@ -125,14 +135,8 @@ public sealed record NodeSettings
                 case "-h" or "--help" or "-?": return null;
                 case "--config": config = Value(); break;
                 case "--data-dir": dataDir = Value(); break;
-                case "--join":
-                    var endpoint = Value();
-                    var colon = endpoint.LastIndexOf(':');
-                    if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var joinPort)
-                        || joinPort is < 1 or > 65535 || Uri.CheckHostName(endpoint[..colon].Trim('[', ']')) == UriHostNameType.Unknown)
-                        throw new UsageException($"--join: '{endpoint}' is not HOST:PORT");
-                    join = new NodeAddress(-1, endpoint[..colon].Trim('[', ']'), joinPort);
-                    break;
+                case "--join": join = HostPort(arg, Value(), minPort: 1); break;
+                case "--metrics-address": metricsAddress = HostPort(arg, Value(), minPort: 0); break;
                 case "--heartbeat-ms": heartbeat = Milliseconds(1, 60_000); break;
                 case "--election-timeout-ms": election = Milliseconds(2, 600_000); break;
                 case "--snapshot-entries": snapshotEntries = Count(1); break;
@@ -149,6 +153,14 @@ public sealed record NodeSettings
                         throw new UsageException($"--log-level: '{text}' is not one of trace, debug, information, warning, error, critical, none");
                     break;
                 case "--quiet" or "-q": quiet = true; break;
+                case "--log-format":
+                    jsonLogs = Value().ToLowerInvariant() switch
+                    {
+                        "plain" => false,
+                        "json" => true,
+                        _ => throw new UsageException($"--log-format: '{args[i]}' is not plain or json"),
+                    };
+                    break;
                 case "--log-file": logFile = Value(); break;
                 default:
                     if (arg.StartsWith('-') && !int.TryParse(arg, out _))
@@ -169,8 +181,17 @@ public sealed record NodeSettings
         {
             Id = id.Value, ConfigPath = config, DataDir = dataDir, Join = join, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
-            LogFile = logFile,
+            LogFile = logFile, MetricsAddress = metricsAddress, JsonLogs = jsonLogs,
             WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
         };
+    }
+
+    private static NodeAddress HostPort(string option, string endpoint, int minPort)
+    {
+        var colon = endpoint.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+            || port < minPort || port > 65535 || Uri.CheckHostName(endpoint[..colon].Trim('[', ']')) == UriHostNameType.Unknown)
+            throw new UsageException($"{option}: '{endpoint}' is not HOST:PORT");
+        return new NodeAddress(-1, endpoint[..colon].Trim('[', ']'), port);
     }
 }

@@ -32,6 +32,10 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
     private long _nextReadId;
 
     public int Writes => _writes.Count;
+    /// <summary>Writes the core accepted that were answered Unavailable instead of applied (metrics).</summary>
+    public long WritesFailed { get; private set; }
+    /// <summary>Read-index requests started, one per batch (metrics).</summary>
+    public long ReadBatchesStarted { get; private set; }
     public int Reads => _readBatch.Count + _readsWaitingApply.Count + _readsById.Values.Sum(b => b.Reads.Count);
 
     // ---- writes ----
@@ -44,7 +48,7 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
         write.Term = term;
         write.Tick = tick;
         if (_writes.Remove(index, out var replaced))
-            replaced.TrySetResult(Unavailable("the entry was replaced", SoftState.NoLeader));
+            Fail(replaced, "the entry was replaced", SoftState.NoLeader);
         _writes[index] = write;
     }
 
@@ -53,7 +57,7 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
     {
         if (_writes.Count == 0 || !_writes.Remove(entry.Index, out var w)) return;
         if (w.Term != entry.Term)
-            w.TrySetResult(Unavailable("leadership changed before the write committed", leaderHint));
+            Fail(w, "leadership changed before the write committed", leaderHint);
         else if (result.Status == ApplyStatus.Stale)
             w.TrySetResult(new WriteOutcome(OutcomeCode.Stale, default, SoftState.NoLeader, "the sequence number is older than the client's session window"));
         else if (result.Status == ApplyStatus.None)
@@ -67,7 +71,7 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
     /// and sequence applies at most once).</summary>
     public void FailWrites(string reason, int leaderHint)
     {
-        foreach (var w in _writes.Values) w.TrySetResult(Unavailable(reason, leaderHint));
+        foreach (var w in _writes.Values) Fail(w, reason, leaderHint);
         _writes.Clear();
     }
 
@@ -79,8 +83,13 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
         foreach (var i in _writes.Keys.Where(i => i <= index).ToList())
         {
             _writes.Remove(i, out var w);
-            w!.TrySetResult(Unavailable(reason, leaderHint));
+            Fail(w!, reason, leaderHint);
         }
+    }
+
+    private void Fail(PendingWrite w, string reason, int leaderHint)
+    {
+        if (w.TrySetResult(Unavailable(reason, leaderHint))) WritesFailed++;
     }
 
     // ---- reads ----
@@ -98,6 +107,7 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
         if (_readBatch.Count == 0) return;
         var batch = _readBatch;
         _readBatch = new List<PendingRead>();
+        ReadBatchesStarted++;
         var id = ++_nextReadId;
         if (!readIndex(id))
         {
@@ -156,7 +166,7 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
                 if (w.Tick < tick - writeTimeoutTicks || w.Task.IsCompleted)
                 {
                     _writes.Remove(index);
-                    w.TrySetResult(Unavailable("the write was not committed in time", leaderHint));
+                    Fail(w, "the write was not committed in time", leaderHint);
                 }
     }
 

@@ -704,6 +704,8 @@ public sealed partial class RaftDriver : ILoopEventHandler
         };
     }
 
+    public void Handle(MetricsRequested e) => e.Reply.TrySetResult(Observability.NodeGauges.Of(_node, _kv, _pending));
+
     private void Publish() => _view = new NodeView(_soft.Role, _soft.Term, _soft.LeaderId, _suspended);
 
     private int LeaderHint() => _suspended || _node is null ? SoftState.NoLeader : _node.LeaderId;

@@ -12,6 +12,7 @@ using Microsoft.Extensions.Logging.Console;
 using RaftServer.Api;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
+using RaftServer.Observability;
 using RaftServer.Storage;
 using RaftServer.Transport;
 
@@ -174,9 +175,13 @@ public static class ServerHost
         Func<long> nowMs = () => clock.ElapsedMilliseconds;
         WebApplication? app = null;
         using var sockets = new PeerSockets(membership, transportLogger);
+        // The instruments exist whether or not --metrics-address exports them (unobserved, each costs a flag check).
+        using var metrics = new NodeMetrics();
+        var probe = new PeerProbe(metrics);
+        var probedSockets = new ProbedSockets(sockets, probe);
         // The loop first: everything made after it may post to it at once (events wait in its queue
         // until it starts).
-        using var loop = new NodeLoop(sockets, settings.HeartbeatMs, nowMs, logger, e =>
+        using var loop = new NodeLoop(probedSockets, settings.HeartbeatMs, nowMs, logger, e =>
         {
             exitCode = 1;
             app?.Lifetime.StopApplication();
@@ -185,7 +190,9 @@ public static class ServerHost
         // the core may start an election at once rather than wait out the election timeout.
         await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)),
             PeerLinkTimings.For(settings.HeartbeatMs, settings.ElectionTimeoutMs));
-        await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), loop.Post, loggerFactory);
+        metrics.Attach(() => loop.View, loop.Gauges);
+        loop.ViewChanged = metrics.ViewChanged;
+        await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), loop.Post, loggerFactory) { Metrics = metrics };
         var driver = new RaftDriver(
             () => new RaftOptions
             {
@@ -197,7 +204,7 @@ public static class ServerHost
                 Random = new Random(),
                 SnapshotTimeoutTicks = SnapshotCoordinator.TimeoutTicks(settings.HeartbeatMs),
             },
-            membership, storage, peers, sockets, snapshots, storage.Reopen,
+            membership, new MeteredLogStore(storage, metrics), new ProbedSender(peers, probe), probedSockets, snapshots, storage.Reopen,
             DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
         var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes, gather: TimeSpan.FromMilliseconds(settings.WatchBatchMs));
         driver.Watches = watches;
@@ -228,6 +235,8 @@ public static class ServerHost
             new PeerSortingListenerFactory(() => loop.Suspended, loop.AcceptConnection, transportLogger,
                 loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets")));
         builder.Services.AddSingleton<ClientService>();
+        builder.Services.AddSingleton(metrics);
+        builder.Services.AddSingleton<RequestMetricsInterceptor>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         builder.Services.AddGrpc(o =>
@@ -235,6 +244,7 @@ public static class ServerHost
             o.MaxReceiveMessageSize = 64 << 20; // values are capped at 1 MiB by validation; peer batches at 4 MiB
             o.MaxSendMessageSize = null;
             o.EnableDetailedErrors = false;
+            o.Interceptors.Add<RequestMetricsInterceptor>();
         });
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -271,6 +281,13 @@ public static class ServerHost
         }
 
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
+        await using var metricsServer = settings.MetricsAddress is { } metricsAt ? await StartMetricsAsync(metricsAt, settings.Id, loggerFactory, logger) : null;
+        if (settings.MetricsAddress is not null && metricsServer is null)
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+            return 1;
+        }
         if (UnsafeTestSwitches.LocalReads)
             logger.LogWarning("WARNING: {Variable}=1: reads skip the read-index round and may return stale values. " +
                 "This switch exists only for tests that must catch a broken server; never set it on a real cluster.", UnsafeTestSwitches.LocalReadsVariable);
@@ -282,6 +299,25 @@ public static class ServerHost
         loop.Stop();
         await app.DisposeAsync();
         return exitCode;
+    }
+
+    /// <summary>The metrics listener, or null (said in one error line) when its address cannot be bound.</summary>
+    private static async Task<MetricsServer?> StartMetricsAsync(NodeAddress at, int nodeId, ILoggerFactory loggers, ILogger logger)
+    {
+        try
+        {
+            var server = await MetricsServer.StartAsync(new IPEndPoint(ResolveListenAddress(at.Host), at.Port), nodeId, loggers);
+            logger.LogInformation("Metrics at {Urls}", string.Join(", ", server.Addresses.Select(u => u + MetricsServer.Path)));
+            return server;
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            var reason = e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("in use", StringComparison.OrdinalIgnoreCase)
+                ? "the port is already in use"
+                : e.Message;
+            logger.LogError("cannot listen for metrics on {Host}:{Port}: {Reason}", at.Host, at.Port, reason);
+            return null;
+        }
     }
 
     internal static IPAddress ResolveListenAddress(string host)
@@ -309,8 +345,16 @@ public static class ServerHost
         if (settings.Quiet) b.AddFilter(Log.RequestCategory, LogLevel.None);
         b.AddConsole(o =>
         {
-            o.FormatterName = PlainConsoleFormatter.Name;
+            o.FormatterName = settings.JsonLogs ? ConsoleFormatterNames.Json : PlainConsoleFormatter.Name;
             o.LogToStandardErrorThreshold = LogLevel.Warning;
+        });
+        // --log-format json: the console provider's own JSON formatter (one object a line: time,
+        // level, category, message and the message's fields under "State").
+        b.Services.Configure<JsonConsoleFormatterOptions>(o =>
+        {
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            o.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false };
         });
         // Not AddConsoleFormatter<PlainConsoleFormatter, ConsoleFormatterOptions>(): it also binds the
         // options from configuration by reflection (IL2026/IL3050, unsafe under Native AOT). Our

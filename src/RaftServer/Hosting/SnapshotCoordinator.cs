@@ -48,7 +48,11 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         _logger = loggers.CreateLogger(Log.NodeCategory);
         _sender = new SnapshotSender(id => membership.Find(id)?.Address, this, (peer, ok) => post(new SnapshotTransferEnded(peer, ok)),
             TransferTimeout, loggers.CreateLogger("RaftServer.Transport"));
+        _sender.Finished = (took, ok) => Metrics?.SnapshotSent(took, ok);
     }
+
+    /// <summary>Where snapshot saves and transfers are timed; null for none.</summary>
+    public Observability.NodeMetrics? Metrics { get; set; }
 
     /// <summary>The core's own give-up time for a transfer never reported: a little after the sender's.</summary>
     public static int TimeoutTicks(int heartbeatMs) => (int)((TransferTimeout.TotalMilliseconds + 10_000) / heartbeatMs);
@@ -82,6 +86,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
             {
                 var started = Stopwatch.GetTimestamp();
                 var file = store.Save(meta, stream => KvSnapshotCodec.Write(image, stream));
+                Metrics?.SnapshotSaved(Stopwatch.GetElapsedTime(started));
                 _post(new SnapshotSaved(file, generation, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds));
             }
             catch (Exception e)

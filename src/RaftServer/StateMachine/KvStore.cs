@@ -92,6 +92,9 @@ public sealed class KvStore
     /// <summary>What the last <see cref="Apply"/> did to the leases.</summary>
     public LeaseChange LastLeaseChange { get; private set; }
 
+    /// <summary>Bytes of the live keys (UTF-8) and values (metrics).</summary>
+    public long LiveBytes { get; private set; }
+
     public KvStore(SessionTable? sessions = null)
         : this(sessions ?? new SessionTable(), new Dictionary<string, KeyValueItem>(StringComparer.Ordinal), new SortedSet<string>(StringComparer.Ordinal), new Dictionary<long, LeaseRecord>())
     {
@@ -148,10 +151,13 @@ public sealed class KvStore
         // The set constructor builds its tree from the whole array at once rather than
         // rebalancing on every insert.
         var keys = new SortedSet<string>(items.Select(item => item.Key), StringComparer.Ordinal);
+        long bytes = 0;
+        foreach (var item in items) bytes += ItemBytes(item);
         return new KvStore(SessionTable.FromImage(image.Sessions, sessionTtl, maxSessions), map, keys, leases)
         {
             AppliedIndex = image.AppliedIndex,
             Revision = image.Revision,
+            LiveBytes = bytes,
         };
     }
 
@@ -267,13 +273,18 @@ public sealed class KvStore
         if (!_map.TryGetValue(key, out var old)) return new WriteResult(index, false);
         _map.Remove(key);
         _keys.Remove(key);
+        LiveBytes -= ItemBytes(old);
         if (old.Lease != 0) _leases[old.Lease].Keys.Remove(key);
         return new WriteResult(index, true);
     }
 
+    /// <summary>What a key and its value add to <see cref="LiveBytes"/>.</summary>
+    private static long ItemBytes(in KeyValueItem item) => Encoding.UTF8.GetByteCount(item.Key) + item.Value.Length;
+
     private void Store(string key, in KeyValueItem item, bool existed, in KeyValueItem old)
     {
         _map[key] = item;
+        LiveBytes += existed ? item.Value.Length - old.Value.Length : ItemBytes(item);
         if (!existed) _keys.Add(key);
         if (existed && old.Lease != 0 && old.Lease != item.Lease) _leases[old.Lease].Keys.Remove(key);
         if (item.Lease != 0 && (!existed || old.Lease != item.Lease)) _leases[item.Lease].Keys.Add(key);
@@ -282,6 +293,7 @@ public sealed class KvStore
     private void Delete(long index, in KeyValueItem old, bool detach = true)
     {
         _map.Remove(old.Key);
+        LiveBytes -= ItemBytes(old);
         _keys.Remove(old.Key);
         if (detach && old.Lease != 0) _leases[old.Lease].Keys.Remove(old.Key);
         _events.Add(new KvEvent(KvEventKind.Delete, new KeyValueItem(old.Key, [], 0, index, 0, 0)));

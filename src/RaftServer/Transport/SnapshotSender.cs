@@ -239,8 +239,12 @@ public sealed class SnapshotSender : IAsyncDisposable
         }
     }
 
+    /// <summary>Called as each transfer ends, with its duration and whether it succeeded (metrics).</summary>
+    public Action<TimeSpan, bool>? Finished { get; set; }
+
     private void Finish(Transfer t, long sent, long ms, string? error)
     {
+        Finished?.Invoke(TimeSpan.FromMilliseconds(ms), error is null);
         lock (_gate)
         {
             if (_running.TryGetValue(t.Peer, out var current) && current == t) _running.Remove(t.Peer);

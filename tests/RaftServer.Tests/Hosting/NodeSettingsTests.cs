@@ -20,6 +20,8 @@ public sealed class NodeSettingsTests
         Assert.False(s.Quiet);
         Assert.Equal(5_000, s.SnapshotEntries);
         Assert.Equal(64L << 20, s.SnapshotLogBytes);
+        Assert.Null(s.MetricsAddress);
+        Assert.False(s.JsonLogs);
         Assert.Equal(Path.Combine(Directory.GetCurrentDirectory(), "data", "node-2"), s.ResolveDataDir());
     }
 
@@ -34,6 +36,10 @@ public sealed class NodeSettingsTests
         Assert.Null(NodeSettings.Parse(["--help"]));
         var snap = NodeSettings.Parse(["0", "--snapshot-entries", "100", "--snapshot-log-bytes", "1048576"])!;
         Assert.Equal((100L, 1L << 20), (snap.SnapshotEntries, snap.SnapshotLogBytes));
+        var observed = NodeSettings.Parse(["0", "--metrics-address", "[::1]:9100", "--log-format", "JSON"])!;
+        Assert.Equal(("::1", 9100, true), (observed.MetricsAddress!.Host, observed.MetricsAddress.Port, observed.JsonLogs));
+        Assert.Equal(0, NodeSettings.Parse(["0", "--metrics-address", "localhost:0"])!.MetricsAddress!.Port);
+        Assert.False(NodeSettings.Parse(["0", "--log-format", "plain"])!.JsonLogs);
     }
 
     [Theory]
@@ -47,6 +53,9 @@ public sealed class NodeSettingsTests
     [InlineData("1 --log-level loud", "--log-level: 'loud' is not one of")]
     [InlineData("1 --log-level 3", "--log-level: '3' is not one of")]
     [InlineData("1 --what", "unknown option '--what'")]
+    [InlineData("1 --metrics-address 9100", "--metrics-address: '9100' is not HOST:PORT")]
+    [InlineData("1 --metrics-address host:70000", "--metrics-address: 'host:70000' is not HOST:PORT")]
+    [InlineData("1 --log-format xml", "--log-format: 'xml' is not plain or json")]
     [InlineData("1 --snapshot-entries 0", "--snapshot-entries: '0' is not a whole number of at least 1")]
     [InlineData("1 --snapshot-log-bytes 1k", "--snapshot-log-bytes: '1k' is not a whole number of at least 4096")]
     public void Bad_command_lines_say_what_is_wrong(string args, string message)

@@ -188,4 +188,26 @@ public sealed class PendingRequestsTests
         Assert.All([waitingIndex, waitingApply, inBatch], r => Assert.Equal(OutcomeCode.Unavailable, Done(r).Code));
         Assert.Equal((0, 0), (_pending.Writes, _pending.Reads));
     }
+
+    [Fact]
+    public void Failed_writes_and_started_read_batches_are_counted_once_each()
+    {
+        var applied = new PendingWrite([1]);
+        var lost = new PendingWrite([2]);
+        var stepDown = new PendingWrite([3]);
+        _pending.AddWrite(applied, 5, 2, 0);
+        _pending.AddWrite(lost, 6, 2, 0);
+        _pending.AddWrite(stepDown, 7, 2, 0);
+        _pending.Applied(Entry(5, 2), Applied(5), 1);
+        _pending.Applied(Entry(6, 3), Applied(6), 1);   // another term's entry: lost
+        _pending.FailWrites("stepped down", 1);
+        _pending.FailAll("stopping", 1);                  // nothing left to fail
+        Assert.Equal(2, _pending.WritesFailed);
+
+        _pending.AddRead(new PendingRead { Key = "a" });
+        _pending.AddRead(new PendingRead { Key = "b" });
+        _pending.StartReadBatch(_ => true, 0, 1);
+        _pending.StartReadBatch(_ => true, 0, 1);        // no reads: no round
+        Assert.Equal(1, _pending.ReadBatchesStarted);
+    }
 }

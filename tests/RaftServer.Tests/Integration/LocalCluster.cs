@@ -26,6 +26,8 @@ public sealed class LocalCluster : IAsyncDisposable
     public IReadOnlyDictionary<int, int> Ports => _ports;
     public IReadOnlyList<int> Ids => Ports.Keys.Order().ToList();
     public string[] ExtraArgs { get; }
+    /// <summary>Arguments of one node's own (after <see cref="ExtraArgs"/>), e.g. its metrics port.</summary>
+    public Func<int, string[]>? NodeArgs { get; init; }
 
     public LocalCluster(int size, string name, params string[] extraArgs)
     {
@@ -47,7 +49,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public ServerProcess Start(int id)
     {
-        var p = ServerProcess.Start(id, Dir, [id.ToString(), "--config", ConfigPath, .. ExtraArgs]);
+        var p = ServerProcess.Start(id, Dir, [id.ToString(), "--config", ConfigPath, .. ExtraArgs, .. NodeArgs?.Invoke(id) ?? []]);
         lock (_processes) _processes[id] = p;
         return p;
     }

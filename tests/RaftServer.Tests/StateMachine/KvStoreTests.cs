@@ -145,4 +145,24 @@ public sealed class KvStoreTests
         Assert.Equal(ApplyStatus.Applied, a.Apply(Cmd(CommandOp.Set, "k", "retry", client: 1, seq: 1, time: 13_000)).Status);
         Assert.Equal(ApplyStatus.Duplicate, a.Apply(Cmd(CommandOp.Set, "k", "x", client: 3, seq: 2, time: 13_000)).Status);
     }
+
+    [Fact]
+    public void Live_bytes_follow_sets_overwrites_deletes_and_a_restore()
+    {
+        var kv = new KvStore();
+        kv.Apply(Cmd(CommandOp.Set, "ключ", "12345"));      // 8 bytes of UTF-8 key + 5
+        Assert.Equal(13, kv.LiveBytes);
+        kv.Apply(Cmd(CommandOp.Set, "ключ", "12"));         // the value shrinks by 3
+        Assert.Equal(10, kv.LiveBytes);
+        kv.Apply(Cmd(CommandOp.Set, "b", "xyz"));
+        Assert.Equal(14, kv.LiveBytes);
+        kv.Apply(Cmd(CommandOp.Delete, "missing"));
+        Assert.Equal(14, kv.LiveBytes);
+        kv.Apply(Cmd(CommandOp.Delete, "ключ"));
+        Assert.Equal(4, kv.LiveBytes);
+        kv.Apply(Cmd(CommandOp.Set, "c", "1", client: 9, seq: 1));
+        kv.Apply(Cmd(CommandOp.Set, "c", "1", client: 9, seq: 1)); // a duplicate changes nothing
+        Assert.Equal(6, kv.LiveBytes);
+        Assert.Equal(6, KvStore.FromImage(kv.CaptureImage()).LiveBytes);
+    }
 }
