@@ -75,7 +75,8 @@ Describe 'Move-RaftLeader' {
     }
 
     It 'without -To hands it to another voter' {
-        $before = (Get-RaftLeader).Id
+        # The leader's own answer (a follower's Get-RaftLeader may still name the one before the last move).
+        $before = (Get-RaftMember | Where-Object IsLeader).Id
         (Move-RaftLeader).Id | Should -Not -Be $before
     }
 

@@ -186,13 +186,16 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     /// client id and sequence, so it still applies once). It is not even sent when that link does not
     /// hear the leader (<see cref="PeerClient.Reachable"/>): the client can try the leader itself.
     /// </summary>
+    /// <param name="changesLeader">The call itself hands the leadership over (a transfer, removing
+    /// the leader): the leader change it causes must not end it, or a client would retry what
+    /// already happened (a transfer without a target would move the leadership again).</param>
     private async Task<TReply> ForwardAsync<TRequest, TReply>(int leaderId,
         Func<P.RaftClient.RaftClientClient, TRequest, Metadata, DateTime?, CancellationToken, Task<TReply>> forward,
-        TRequest request, ServerCallContext context)
+        TRequest request, ServerCallContext context, bool changesLeader = false)
     {
         if (peers.Peer(leaderId) is not { } peer)
             throw Unavailable("the leader is not a known peer", leaderId);
-        var leaderChanged = loop.LeaderChanged; // before the view: a change after this cancels it
+        var leaderChanged = changesLeader ? CancellationToken.None : loop.LeaderChanged; // before the view: a change after this cancels it
         var view = loop.View;
         if (view.LeaderId != leaderId)
             throw Unavailable($"the leader changed (node {leaderId} no longer leads as far as this node knows)", view.LeaderId);
@@ -336,7 +339,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
             // leader that does not count itself).
             var handed = await WaitAsync(loop.TransferLeadership(null), context);
             if (handed.Code != OutcomeCode.Ok) throw TransferFailed(handed);
-            return await ForwardAsync(handed.LeaderId, static (c, r, h, d, ct) => c.RemoveMemberAsync(r, h, d, ct).ResponseAsync, request, context);
+            return await ForwardAsync(handed.LeaderId, static (c, r, h, d, ct) => c.RemoveMemberAsync(r, h, d, ct).ResponseAsync, request, context, changesLeader: true);
         }
         return await ChangeMembershipAsync(ChangeKind.Remove, request.Id, "", 0, context,
             static (c, r, h, d, ct) => c.RemoveMemberAsync(r, h, d, ct).ResponseAsync, request);
@@ -346,8 +349,10 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         Func<P.RaftClient.RaftClientClient, TRequest, Metadata, DateTime?, CancellationToken, Task<P.MembersReply>> forward, TRequest request)
     {
         var forwarded = IsForwarded(context);
+        // Removing a member may remove the leader, which hands the leadership over first.
+        var changesLeader = kind == ChangeKind.Remove;
         if (ForwardTarget(forwarded) is { } leaderId)
-            return await ForwardAsync(leaderId, forward, request, context);
+            return await ForwardAsync(leaderId, forward, request, context, changesLeader);
         var outcome = await WaitAsync(loop.ChangeMembership(kind, id, host, port), context);
         switch (outcome.Code)
         {
@@ -356,7 +361,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
                 foreach (var m in membership.Current.Members) reply.Members.Add(StatusMapping.ToInfo(m));
                 return reply;
             case OutcomeCode.NotLeader when CanForwardTo(outcome, forwarded):
-                return await ForwardAsync(outcome.LeaderHint, forward, request, context);
+                return await ForwardAsync(outcome.LeaderHint, forward, request, context, changesLeader);
             case OutcomeCode.NotFound:
                 throw new RpcException(new Status(StatusCode.NotFound, outcome.Reason ?? $"node {id} is not a member"));
             case OutcomeCode.AlreadyExists:
@@ -375,10 +380,10 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         Log.TransferCommand(_log, target?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "the most up-to-date voter");
         var forwarded = IsForwarded(context);
         if (ForwardTarget(forwarded) is { } leaderId)
-            return await ForwardAsync(leaderId, static (c, r, h, d, ct) => c.TransferLeadershipAsync(r, h, d, ct).ResponseAsync, request, context);
+            return await ForwardAsync(leaderId, static (c, r, h, d, ct) => c.TransferLeadershipAsync(r, h, d, ct).ResponseAsync, request, context, changesLeader: true);
         var outcome = await WaitAsync(loop.TransferLeadership(target), context);
         if (outcome.Code == OutcomeCode.NotLeader && !forwarded && outcome.LeaderId != SoftState.NoLeader && outcome.LeaderId != membership.Self)
-            return await ForwardAsync(outcome.LeaderId, static (c, r, h, d, ct) => c.TransferLeadershipAsync(r, h, d, ct).ResponseAsync, request, context);
+            return await ForwardAsync(outcome.LeaderId, static (c, r, h, d, ct) => c.TransferLeadershipAsync(r, h, d, ct).ResponseAsync, request, context, changesLeader: true);
         if (outcome.Code != OutcomeCode.Ok) throw TransferFailed(outcome);
         var reply = new P.TransferLeadershipReply { Term = outcome.Term };
         if (membership.Find(outcome.LeaderId) is { } leader) reply.Leader = StatusMapping.ToInfo(leader);
