@@ -218,11 +218,16 @@ Describe 'Watch-RaftValue and Wait-RaftValue' {
         $leaderNode = $Nodes | Where-Object Id -eq $leader.Id
         $watchedAt = Connect-RaftNode $leader.Address $leader.Port -NotDefault
         $from = (Set-RaftValue w10k/start 0 -PassThru).Revision + 1
+        $imported = [hashtable]::Synchronized(@{})
         $watcher = Start-ThreadJob -ScriptBlock {
-            param($RepoRoot, $Connection, $From)
+            param($RepoRoot, $Connection, $From, $Imported)
             Import-Module (Join-Path $RepoRoot 'RaftPS.psd1')
+            $Imported.Done = $true
             Watch-RaftValue 'w10k/item*' -FromRevision $From -Count 10000 -TimeoutSec 240 -Connection $Connection
-        } -ArgumentList $RepoRoot, $watchedAt, $from
+        } -ArgumentList $RepoRoot, $watchedAt, $from, $imported
+        # The window (--watch-window 2048) is shorter than the writes: they start once the watcher's
+        # module is loaded (a loaded machine takes seconds), or it would begin behind the window.
+        Wait-Until { $imported.Done } -TimeoutSec 60 -Because 'the watcher to load the module'
         try {
             $written = 1..10000 | ForEach-Object {
                 if ($_ -eq 3000) { Stop-Process -Id $leaderNode.ProcessId -Force }   # kill -9

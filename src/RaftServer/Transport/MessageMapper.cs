@@ -48,13 +48,15 @@ public static class MessageMapper
     public const long MaxTermOrIndex = 1L << 62;
 
     /// <summary>Null when the message is not one this version understands or cannot be valid (it
-    /// is then dropped): an unknown type or entry kind, a negative or overflowing term or index,
+    /// is then dropped): an unknown type or entry kind, a negative (but a refused read index's -1)
+    /// or overflowing term or index,
     /// entries that do not follow <c>Index</c> one by one or carry a term above the message's.</summary>
     public static Message? FromProto(P.RaftMessage p)
     {
         var type = (int)p.Type - 1;
         if (type < (int)MessageType.PreVote || type > (int)MessageType.SnapshotResponse) return null;
-        if (!InRange(p.Term) || !InRange(p.LogTerm) || !InRange(p.Index) || !InRange(p.Commit) || !InRange(p.RejectHint) || !InRange(p.HintTerm))
+        // Index -1 is a refused read index (ReadIndexResponse with Reject).
+        if (!InRange(p.Term) || !InRange(p.LogTerm) || (p.Index != -1 && !InRange(p.Index)) || !InRange(p.Commit) || !InRange(p.RejectHint) || !InRange(p.HintTerm))
             return null;
         IReadOnlyList<Entry> entries = [];
         if (p.Entries.Count > 0)
@@ -64,7 +66,7 @@ public static class MessageMapper
             {
                 var e = p.Entries[i];
                 if (e.Kind is < P.EntryKind.Command or > P.EntryKind.Configuration) return null;
-                if (e.Index != p.Index + 1 + i || e.Term < 0 || e.Term > p.Term || (i > 0 && e.Term < list[i - 1].Term)) return null;
+                if (e.Index != p.Index + 1 + i || e.Index < 1 || e.Term < 0 || e.Term > p.Term || (i > 0 && e.Term < list[i - 1].Term)) return null;
                 list[i] = new Entry(e.Index, e.Term, (EntryKind)e.Kind, Bytes(e.Data));
             }
             entries = list;

@@ -59,11 +59,21 @@ public sealed class MessageMapperTests
     [InlineData(-1, 0, 0)]
     [InlineData(1, long.MaxValue, 0)]
     [InlineData(1, 0, -5)]
+    [InlineData(1, -2, 0)]
     public void Terms_and_indexes_that_could_overflow_or_are_negative_are_dropped(long term, long index, long commit)
     {
         foreach (var type in new[] { P.MessageType.Append, P.MessageType.Vote, P.MessageType.Heartbeat, P.MessageType.TimeoutNow })
             Assert.Null(MessageMapper.FromProto(new P.RaftMessage { Type = type, From = 1, To = 2, Term = term, Index = index, Commit = commit }));
         Assert.NotNull(MessageMapper.FromProto(new P.RaftMessage { Type = P.MessageType.Vote, From = 1, To = 2, Term = MessageMapper.MaxTermOrIndex, Index = MessageMapper.MaxTermOrIndex }));
+    }
+
+    [Fact]
+    public void Every_message_the_core_sends_passes_the_checks_a_refused_read_index_included()
+    {
+        // The core answers a read index it cannot serve with Index = -1: dropping that left the
+        // asking follower's reads waiting out their timeout.
+        var refused = new Message { Type = MessageType.ReadIndexResponse, From = 1, To = 2, Term = 3, Context = 7, Index = -1, Reject = true };
+        Assert.Equal(refused, MessageMapper.FromProto(MessageMapper.ToProto(refused)));
     }
 
     [Fact]
