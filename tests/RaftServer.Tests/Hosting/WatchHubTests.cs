@@ -243,9 +243,11 @@ public sealed class WatchHubTests
         var hub = new WatchHub(1024, schedule: a => ThreadPool.UnsafeQueueUserWorkItem(_ => a(), null));
         hub.Reset(0);
         var progress = new long[4];
+        // Opened before the writer starts: a reader task the pool starts late must not begin behind the window.
+        var watchers = Enumerable.Range(0, 4).Select(_ => hub.Open("k", false, 1)).ToArray();
         var readers = Enumerable.Range(0, 4).Select(i => Task.Run(async () =>
         {
-            using var w = hub.Open("k", false, 1);
+            using var w = watchers[i];
             var events = new List<WatchedEvent>();
             long expected = 1, lost = 0;
             while (expected <= revisions)
