@@ -236,9 +236,11 @@ function Invoke-XunitTests {
     $env:RAFTPS_SERVER = Get-ShippedServerPath
     Write-Host "xunit: the real-process tests run $env:RAFTPS_SERVER (RAFTPS_SERVER)"
     $passed = 0; $failed = 0; $skipped = 0; $summarySeen = $false
+    $failedNames = [Collections.Generic.List[string]]::new()
     & dotnet @arguments 2>&1 | ForEach-Object {
         $line = "$_"
         Write-Host $line
+        if ($line -match '^\s*Failed (\S.*) \[[^\]]+\]\s*$') { $failedNames.Add($Matches[1]) }
         if ($line -match 'Failed:\s*(\d+),\s*Passed:\s*(\d+),\s*Skipped:\s*(\d+),') {
             $failed += [int]$Matches[1]; $passed += [int]$Matches[2]; $skipped += [int]$Matches[3]; $summarySeen = $true
         }
@@ -246,13 +248,14 @@ function Invoke-XunitTests {
     $exit = $LASTEXITCODE
     # A crashed test host or a build problem prints no summary: count it as a failure.
     if (-not $summarySeen -or ($exit -ne 0 -and $failed -eq 0)) { $failed++ ; Write-Host "xunit run failed (exit code $exit)" }
-    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = $skipped; FailedNames = $failedNames }
 }
 
 function Invoke-PesterTests {
     $pester = Get-PesterModulePath
     $runner = Join-Path $root 'tests/RaftPS.Tests/Invoke-PesterFile.ps1'
     $passed = 0; $failed = 0
+    $failedNames = [Collections.Generic.List[string]]::new()
     $files = @(Get-ChildItem (Join-Path $root 'tests/RaftPS.Tests') -Filter "$PesterFile.Tests.ps1")
     if ($files.Count -eq 0) {
         # A mistyped -PesterFile must not pass by running nothing.
@@ -268,12 +271,14 @@ function Invoke-PesterTests {
             Remove-Item $resultPath
             $passed += $result.Passed
             $failed += $result.Failed
+            foreach ($name in @($result.FailedNames)) { if ($name) { $failedNames.Add("$name") } }
         } else {
             Write-Host "Pester run of $($file.Name) wrote no result (exit code $LASTEXITCODE)"
             $failed++
+            $failedNames.Add("$($file.Name) (no result)")
         }
     }
-    [pscustomobject]@{ Passed = $passed; Failed = $failed }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; FailedNames = $failedNames }
 }
 
 switch ($Task) {
@@ -285,6 +290,9 @@ switch ($Task) {
         $format = Invoke-FormatCheck
         $xunit = Invoke-XunitTests
         $pester = Invoke-PesterTests
+        # Named again here because CI keeps only the tail of a long log.
+        foreach ($name in $xunit.FailedNames) { Write-Host "xunit failed: $name" }
+        foreach ($name in $pester.FailedNames) { Write-Host "Pester failed: $name" }
         Write-Host "format: $($format.Passed) passed, $($format.Failed) failed; xunit: $($xunit.Passed) passed, $($xunit.Failed) failed, $($xunit.Skipped) skipped; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
         $passedTotal = $format.Passed + $xunit.Passed + $pester.Passed
         $failedTotal = $format.Failed + $xunit.Failed + $pester.Failed

@@ -22,4 +22,6 @@ $result = Invoke-Pester -Configuration $configuration
 
 $failed = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
 if ($result.Result -ne 'Passed' -and $failed -eq 0) { $failed = 1 }
-@{ Passed = $result.PassedCount; Failed = $failed } | ConvertTo-Json | Set-Content -Path $ResultPath
+$failedNames = @($result.Failed | ForEach-Object { $_.ExpandedPath })
+if ($failed -gt 0 -and $failedNames.Count -eq 0) { $failedNames = @("$(Split-Path -Leaf $TestPath) (discovery or setup)") }
+@{ Passed = $result.PassedCount; Failed = $failed; FailedNames = $failedNames } | ConvertTo-Json | Set-Content -Path $ResultPath
