@@ -38,10 +38,15 @@ public sealed class SilentLinkTests
     private static async Task ServeUntilClosedAsync(Socket socket, Func<bool> answer, CancellationToken ct)
     {
         var reader = new PeerFrameReader();
-        var preface = new byte[PeerWire.Preface.Length];
+        var preface = new byte[PeerWire.Preface.Length + PeerWire.HeaderBytes];
         for (var got = 0; got < preface.Length;)
             got += await socket.ReceiveAsync(preface.AsMemory(got), SocketFlags.None, ct);
-        Assert.Equal(PeerWire.Preface.ToArray(), preface);
+        Assert.Equal(PeerWire.Preface.ToArray(), preface[..PeerWire.Preface.Length]);
+        var hello = new byte[PeerWire.HelloLength(preface.AsSpan(PeerWire.Preface.Length))];
+        for (var got = 0; got < hello.Length;)
+            got += await socket.ReceiveAsync(hello.AsMemory(got), SocketFlags.None, ct);
+        PeerWire.ParseHello(hello);
+        await socket.SendAsync(PeerWire.Hello(0, 1), SocketFlags.None, ct); // the answer of node 1, of no known cluster
         while (!ct.IsCancellationRequested)
         {
             await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, ct); // wait until readable
@@ -166,7 +171,7 @@ public sealed class SilentLinkTests
         var (sender, receiver) = Pair();
         using (sender)
         {
-            sockets.Add(receiver);
+            sockets.Add(receiver, 0);
             var frame = new byte[16];
             var length = PeerWire.Write(Heartbeat(), ref frame);
             sender.Send([.. frame.AsSpan(0, length), .. PeerWire.Ping]);
@@ -194,11 +199,11 @@ public sealed class SilentLinkTests
         {
             var frame = new byte[16];
             var length = PeerWire.Write(Heartbeat(), ref frame);
-            sockets.Add(oldReceiver);
+            sockets.Add(oldReceiver, 0);
             oldSender.Send(frame.AsSpan(0, length));
             WaitReadable(oldReceiver);
             sockets.ReadAvailable(_ => { });
-            sockets.Add(newReceiver);
+            sockets.Add(newReceiver, 0);
             newSender.Send(frame.AsSpan(0, length));
             WaitReadable(newReceiver);
             sockets.ReadAvailable(_ => { });
