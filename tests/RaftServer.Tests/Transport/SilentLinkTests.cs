@@ -120,6 +120,29 @@ public sealed class SilentLinkTests
     }
 
     [Fact]
+    public async Task A_link_with_nothing_to_send_pings_every_keep_alive_interval()
+    {
+        // Its peer closes inbound connections on which nothing arrives (PeerSockets.IdleTimeout).
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var cts = new CancellationTokenSource(Patience);
+        var pings = 0;
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance, Fast);
+        using var only = await listener.AcceptSocketAsync(cts.Token);
+        _ = ServeAsync(only, () =>
+        {
+            Interlocked.Increment(ref pings);
+            return true;
+        }, cts.Token);
+        await WaitUntil(() => peer.Reachable);
+        var clock = Stopwatch.StartNew();
+        var before = Volatile.Read(ref pings);
+        await WaitUntil(() => Volatile.Read(ref pings) >= before + 3); // nothing is sent meanwhile
+        Assert.True(clock.Elapsed >= Fast.KeepAliveInterval * 2, $"3 pings in {clock.ElapsedMilliseconds} ms: more than one per keep-alive interval");
+    }
+
+    [Fact]
     public async Task An_attempt_to_connect_that_gets_no_answer_is_followed_by_the_next_at_once()
     {
         // A listener whose backlog is full takes no more connections: their SYNs go unanswered,
