@@ -2,12 +2,12 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using AddMemberRequest = RaftPS.Protocol.AddMemberRequest;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.StateMachine;
 using RaftServer.Storage;
 using RaftServer.Transport;
+using AddMemberRequest = RaftPS.Protocol.AddMemberRequest;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Tests.Integration;
