@@ -91,6 +91,8 @@ internal sealed class PeerSortingListener : IConnectionListener
     private readonly byte[] _drain = new byte[256];
     private readonly LogLimiter _limiter = new(TimeSpan.FromMinutes(1));
     private volatile bool _unbound;
+    /// <summary>Connections closed over the cap since the last line that said so.</summary>
+    private long _closedOverCap;
 
     public PeerSortingListener(Socket listen, SocketConnectionContextFactory contexts, Func<bool> refuse, Action<Socket, int> acceptPeer,
         PeerHandshake handshake, ILogger logger)
@@ -235,9 +237,13 @@ internal sealed class PeerSortingListener : IConnectionListener
         if (excess > 0)
         {
             for (var i = 0; i < excess; i++) Close(_pending[i]);
-            if (_limiter.Allow("cap", out var held))
-                _logger.LogWarning("Closed {Count} connections that had not said what they are: more than {Max} were waiting{Held}",
-                    excess + held, MaxPending, held > 0 ? " (counting those of the last minute)" : "");
+            _closedOverCap += excess;
+            if (_limiter.Allow("cap", out _))
+            {
+                _logger.LogWarning("Closed {Count} connections that had not said what they are: more than {Max} were waiting",
+                    _closedOverCap, MaxPending);
+                _closedOverCap = 0;
+            }
             Sweep();
         }
         Volatile.Write(ref _pendingCount, _pending.Count);
