@@ -307,7 +307,9 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         CheckAwake();
         if (ForwardTarget(IsForwarded(context)) is { } leaderId)
             return await ForwardAsync(leaderId, static (c, r, h, d, ct) => c.ListMembersAsync(r, h, d, ct).ResponseAsync, request, context);
-        return StatusMapping.ToMembers(await WaitAsync(loop.Status(), context));
+        var reply = StatusMapping.ToMembers(await WaitAsync(loop.Status(), context));
+        reply.ClusterId = membership.Identity.Id; // a joining node keeps it (docs/security.md)
+        return reply;
     }
 
     public override Task<P.MembersReply> AddMember(P.AddMemberRequest request, ServerCallContext context)

@@ -88,6 +88,9 @@ public sealed class Membership(int self, MemberSet initial)
     /// <summary>Where this node listens, as it tells its peers in every batch (null: it does not say).</summary>
     public NodeAddress? SelfAddress { get; init; }
 
+    /// <summary>The id of the cluster these members form (docs/security.md, "Cluster identity").</summary>
+    public ClusterIdentity Identity { get; init; } = new();
+
     private IReadOnlyList<Member> _remotes = [];
     private IReadOnlySet<int> _removed = new HashSet<int>();
 
@@ -103,6 +106,9 @@ public sealed class Membership(int self, MemberSet initial)
     /// <summary>A member of the configuration, or a node that is linked to as a <see cref="Remotes">remote</see>:
     /// whose messages and snapshots this node takes.</summary>
     public bool IsPeer(int id) => Contains(id) || Remotes.Any(r => r.Id == id);
+
+    /// <summary>Whether this node's configuration removed <paramref name="id"/> (ids are never reused).</summary>
+    public bool IsRemoved(int id) => Volatile.Read(ref _removed).Contains(id);
 
     /// <summary>
     /// A node outside the configuration sent a batch from <paramref name="address"/>: link to it

@@ -82,10 +82,12 @@ public sealed class SuspendRequested(double seconds) : LoopEvent
     internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
 }
 
-/// <summary>A peer's message connection, its preface read, for the loop to read from now on.</summary>
-public sealed class PeerConnected(Socket socket) : LoopEvent
+/// <summary>A peer's message connection, its preface and hello read, for the loop to read from now on.</summary>
+public sealed class PeerConnected(Socket socket, int peerId) : LoopEvent
 {
     public Socket Socket { get; } = socket;
+    /// <summary>The node its hello named: the only sender whose batches it may carry.</summary>
+    public int PeerId { get; } = peerId;
     internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
 }
 

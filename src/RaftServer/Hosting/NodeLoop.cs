@@ -191,7 +191,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
     public bool Suspended => View.Suspended;
 
-    public void AcceptConnection(Socket socket) => Post(new PeerConnected(socket));
+    public void AcceptConnection(Socket socket, int peerId) => Post(new PeerConnected(socket, peerId));
 
     public void Deliver(List<Message> messages) => Post(new MessagesReceived(messages));
 

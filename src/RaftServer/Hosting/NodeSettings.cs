@@ -33,6 +33,8 @@ public sealed record NodeSettings
     public const long DefaultSnapshotLogBytes = 64L << 20;
     /// <summary>See docs/server.md, "Watches": DEFAULT_REASON.</summary>
     public const int DefaultWatchBatchMs = 0;
+    /// <summary>The largest snapshot this node takes from a leader: 8 GiB (docs/security.md, "Snapshot uploads").</summary>
+    public const long DefaultMaxSnapshotBytes = 8L << 30;
 
     public const string Usage = """
         usage: RaftServer ID [options]
@@ -59,6 +61,8 @@ public sealed record NodeSettings
           --quiet                   no per-request lines ("Command from client: ..."); node events still print
           --metrics-address HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (a port of its own;
                                     off by default)
+          --max-snapshot-bytes N    refuse a leader's snapshot larger than N bytes before storing any of it
+                                    (default: 8589934592 = 8 GiB; at least the largest snapshot the cluster makes)
           --help                    show this help
         """;
 
@@ -82,6 +86,8 @@ public sealed record NodeSettings
     public bool JsonLogs { get; init; }
     /// <summary>Where the metrics listener listens; null: no metrics listener.</summary>
     public NodeAddress? MetricsAddress { get; init; }
+    /// <summary>The largest snapshot upload this node accepts (<see cref="Transport.SnapshotUploadGate"/>).</summary>
+    public long MaxSnapshotBytes { get; init; } = DefaultMaxSnapshotBytes;
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -105,6 +111,7 @@ public sealed record NodeSettings
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
         long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
         int watchBatch = DefaultWatchBatchMs;
+        long maxSnapshotBytes = DefaultMaxSnapshotBytes;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -162,6 +169,7 @@ public sealed record NodeSettings
                     };
                     break;
                 case "--log-file": logFile = Value(); break;
+                case "--max-snapshot-bytes": maxSnapshotBytes = Count(1 << 20); break;
                 default:
                     if (arg.StartsWith('-') && !int.TryParse(arg, out _))
                         throw new UsageException($"unknown option '{arg}'");
@@ -183,6 +191,7 @@ public sealed record NodeSettings
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
             LogFile = logFile, MetricsAddress = metricsAddress, JsonLogs = jsonLogs,
             WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
+            MaxSnapshotBytes = maxSnapshotBytes,
         };
     }
 

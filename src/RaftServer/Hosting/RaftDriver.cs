@@ -99,6 +99,9 @@ public sealed partial class RaftDriver : ILoopEventHandler
     /// <summary>Called for each entry as it is applied, with its result (tests, the simulator's checks).</summary>
     public Action<Entry, ApplyResult>? EntryApplied { get; set; }
 
+    /// <summary>Gives the cluster its id and adopts it as it commits (null in tests that do without).</summary>
+    public ClusterIdKeeper? ClusterId { get; set; }
+
     /// <summary>Whether <see cref="ProcessReady"/> has work (pure: asking changes nothing).</summary>
     public bool HasReady => !_suspended && _node.HasReady;
 
@@ -135,6 +138,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
         if (_suspended) return;
         _ticks++;
         _node.Tick();
+        ClusterId?.Tick(_node);
         ExpireLeases();
         if ((_ticks & 7) == 0) _pending.Expire(_ticks, LeaderHint());
         if (_transfers.Count > 0) ExpireTransfers();
@@ -199,6 +203,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
         {
             var e = committed[i];
             var result = _kv.Apply(e);
+            ClusterId?.Applied(e);
             _appliedTerm = e.Term;
             Applied();
             _pending.Applied(e, result, hint);
@@ -433,7 +438,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
     public void Handle(PeerConnected e)
     {
         if (_suspended) e.Socket.Dispose();
-        else _sockets.Add(e.Socket);
+        else _sockets.Add(e.Socket, e.PeerId);
     }
 
     /// <summary>Only timers and the lease change on this hint (docs/design.md, "Fail-over").</summary>

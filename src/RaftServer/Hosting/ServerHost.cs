@@ -151,6 +151,19 @@ public static class ServerHost
             return 2;
         }
 
+        ulong clusterId;
+        try
+        {
+            clusterId = ClusterIdFile.Read(dataDir.Path);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            logger.LogError("{Message}", e.Message);
+            storage.Dispose();
+            dataDir.Dispose();
+            return 1;
+        }
+
         IPAddress listenAddress;
         try
         {
@@ -170,11 +183,16 @@ public static class ServerHost
 
         var exitCode = 0;
         var transportLogger = loggerFactory.CreateLogger("RaftServer.Transport");
-        var membership = new Membership(settings.Id, members.Members) { SelfAddress = self };
+        var identity = new ClusterIdentity(clusterId, id => ClusterIdFile.Write(dataDir.Path, id));
+        if (identity.Known) logger.LogInformation("Cluster {ClusterId}", identity.ToString());
+        else logger.LogInformation("This node knows no cluster id yet: it takes the one its cluster's leader commits");
+        var membership = new Membership(settings.Id, members.Members) { SelfAddress = self, Identity = identity };
+        var linkTimings = PeerLinkTimings.For(settings.HeartbeatMs, settings.ElectionTimeoutMs);
+        var handshake = new PeerHandshake(settings.Id, identity, membership.IsRemoved, transportLogger);
         var clock = Stopwatch.StartNew();
         Func<long> nowMs = () => clock.ElapsedMilliseconds;
         WebApplication? app = null;
-        using var sockets = new PeerSockets(membership, transportLogger);
+        using var sockets = new PeerSockets(membership, transportLogger, linkTimings.InboundIdleTimeout);
         // The instruments exist whether or not --metrics-address exports them (unobserved, each costs a flag check).
         using var metrics = new NodeMetrics();
         var probe = new PeerProbe(metrics);
@@ -188,8 +206,7 @@ public static class ServerHost
         });
         // A peer whose port refuses connections has no process behind it: if it was the leader,
         // the core may start an election at once rather than wait out the election timeout.
-        await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)),
-            PeerLinkTimings.For(settings.HeartbeatMs, settings.ElectionTimeoutMs));
+        await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)), linkTimings, handshake);
         metrics.Attach(() => loop.View, loop.Gauges);
         loop.ViewChanged = metrics.ViewChanged;
         await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), loop.Post, loggerFactory) { Metrics = metrics };
@@ -208,6 +225,7 @@ public static class ServerHost
             DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
         var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes, gather: TimeSpan.FromMilliseconds(settings.WatchBatchMs));
         driver.Watches = watches;
+        driver.ClusterId = new ClusterIdKeeper(identity, logger);
 
         // The empty builder: none of the defaults this process has no use for and that cost memory
         // at rest (appsettings*.json with a file watcher and its thread, environment-variable
@@ -224,6 +242,7 @@ public static class ServerHost
         builder.Services.AddSingleton(membership);
         builder.Services.AddSingleton(peers);
         builder.Services.AddSingleton<ISnapshotSink>(snapshots);
+        builder.Services.AddSingleton(new SnapshotUploadGate(settings.MaxSnapshotBytes));
         // The services hold no per-call state. Registered, they are resolved from the container;
         // unregistered, Grpc.AspNetCore builds an activator with System.Linq.Expressions (2.5 MiB
         // of RSS for one compiled lambda) and constructs a new instance for every call.
@@ -232,7 +251,7 @@ public static class ServerHost
         // node's port, handing peers' message connections to the node loop (which reads them
         // itself) and everything else (HTTP/2: the client service, snapshots) to Kestrel.
         builder.Services.AddSingleton<IConnectionListenerFactory>(
-            new PeerSortingListenerFactory(() => loop.Suspended, loop.AcceptConnection, transportLogger,
+            new PeerSortingListenerFactory(() => loop.Suspended, loop.AcceptConnection, handshake, transportLogger,
                 loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets")));
         builder.Services.AddSingleton<ClientService>();
         builder.Services.AddSingleton(metrics);

@@ -10,7 +10,9 @@ namespace RaftServer.Hosting;
 
 /// <summary>A leader's snapshot received in full by this node (file durable, state machine loaded
 /// off the loop thread): the handle in the Snapshot message the receiver steps into the core.</summary>
-public sealed record ReceivedSnapshot(SnapshotFile File, KvStore Store);
+/// <param name="Existing">The upload was for a snapshot this node already had: <paramref name="File"/> is that
+/// file, kept, never deleted with the upload (<see cref="SnapshotUpload.KeptExisting"/>).</param>
+public sealed record ReceivedSnapshot(SnapshotFile File, KvStore Store, bool Existing = false);
 
 /// <summary>
 /// The server's snapshots (the driver's <see cref="ISnapshotPort"/>): taking them when the
@@ -49,6 +51,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         _sender = new SnapshotSender(id => membership.Find(id)?.Address, this, (peer, ok) => post(new SnapshotTransferEnded(peer, ok)),
             TransferTimeout, loggers.CreateLogger("RaftServer.Transport"));
         _sender.Finished = (took, ok) => Metrics?.SnapshotSent(took, ok);
+        _sender.ClusterId = () => membership.Identity.Id;
     }
 
     /// <summary>Where snapshot saves and transfers are timed; null for none.</summary>
@@ -163,11 +166,11 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
             var file = upload.Complete();
             try
             {
-                return new ReceivedSnapshot(file, store.Load(file));
+                return new ReceivedSnapshot(file, store.Load(file), upload.KeptExisting);
             }
             catch
             {
-                File.Delete(file.Path);
+                if (!upload.KeptExisting) File.Delete(file.Path);
                 throw;
             }
         }
@@ -196,7 +199,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         if (_unclaimed.Count == 0) return;
         foreach (var r in _unclaimed)
         {
-            if (ReferenceEquals(r, installed)) continue;
+            if (ReferenceEquals(r, installed) || r.Existing) continue;
             try
             {
                 File.Delete(r.File.Path);

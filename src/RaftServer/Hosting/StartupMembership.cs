@@ -3,6 +3,7 @@ using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
+using RaftServer.Storage;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Hosting;
@@ -46,7 +47,11 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
         if (joined is not null) return new(joined, Configuration.Empty, false, joinFile);
         if (settings.Join is { } join)
         {
-            var members = await FetchAsync(join, settings.Id, logger, ct);
+            var (members, clusterId) = await FetchAsync(join, settings.Id, logger, ct);
+            // The cluster's id first: a node that has its members file has joined, and must not
+            // take part before it knows which cluster it belongs to (when the cluster has one yet).
+            if (clusterId != ClusterIdentity.Unknown && ClusterIdFile.Read(dataDirectory) == ClusterIdentity.Unknown)
+                ClusterIdFile.Write(dataDirectory, clusterId);
             MemberFile.Write(joinFile, members);
             return new(members, Configuration.Empty, false, $"{join.Host}:{join.Port}");
         }
@@ -66,7 +71,7 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
     }
 
     /// <summary>Asks a member of the cluster for its members (it forwards to the leader), retrying while it starts or elects.</summary>
-    private static async Task<MemberSet> FetchAsync(NodeAddress join, int self, ILogger logger, CancellationToken ct)
+    private static async Task<(MemberSet Members, ulong ClusterId)> FetchAsync(NodeAddress join, int self, ILogger logger, CancellationToken ct)
     {
         using var channel = GrpcChannel.ForAddress($"http://{join.Host}:{join.Port}");
         var client = new P.RaftClient.RaftClientClient(channel);
@@ -82,8 +87,8 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
                 if (!members.Contains(self))
                     throw new MembershipException($"node {self} is not a member of the cluster at {join.Host}:{join.Port} (members: {members}); " +
                         $"add it first (Add-RaftNode -Id {self} -Address HOST -Port PORT, or the AddMember call), then start it");
-                logger.LogInformation("Joining the cluster of {Members}", members.ToString());
-                return members;
+                logger.LogInformation("Joining cluster {ClusterId} of {Members}", ClusterIdentity.Format(reply.ClusterId), members.ToString());
+                return (members, reply.ClusterId);
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && clock.Elapsed < JoinPatience)
             {

@@ -78,7 +78,7 @@ public sealed class ProbedSockets(IPeerSockets inner, PeerProbe probe) : IPeerSo
     private Action<List<Message>>? _wrapped;
 
     public bool HasConnections => inner.HasConnections;
-    public void Add(Socket socket) => inner.Add(socket);
+    public void Add(Socket socket, int peerId) => inner.Add(socket, peerId);
     public bool Spin(Func<bool> hasWork) => inner.Spin(hasWork);
     public void Sleep(int timeoutMs) => inner.Sleep(timeoutMs);
     public void Wake() => inner.Wake();

@@ -13,6 +13,24 @@ internal static class DurableFiles
     public static void Install(string tempPath, string finalPath) => Rename(tempPath, finalPath, overwrite: true);
 
     /// <summary>
+    /// Renames a complete, fsynced <paramref name="tempPath"/> to <paramref name="finalPath"/> unless
+    /// a file of that name exists (checked and renamed in one step), and makes the rename durable.
+    /// False (and <paramref name="tempPath"/> left as it is) when <paramref name="finalPath"/> exists.
+    /// </summary>
+    public static bool InstallNew(string tempPath, string finalPath)
+    {
+        try
+        {
+            Rename(tempPath, finalPath, overwrite: false);
+            return true;
+        }
+        catch (IOException) when (File.Exists(finalPath) && File.Exists(tempPath))
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// Renames <paramref name="source"/> to <paramref name="destination"/> and makes the rename
     /// durable: Linux fsyncs the directory; Windows has no directory to fsync, so the move is made
     /// with MOVEFILE_WRITE_THROUGH, which returns once the rename is on disk. The source may be

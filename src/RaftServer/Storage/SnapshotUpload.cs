@@ -20,6 +20,10 @@ public sealed class SnapshotUpload : IDisposable
     private int _heldBackCount;
     private bool _finished;
 
+    /// <summary>Completed as the snapshot file this node already had for the same index and term
+    /// (the upload was discarded): the file is not the upload's to delete.</summary>
+    public bool KeptExisting { get; private set; }
+
     /// <summary>Bytes received so far.</summary>
     public long Length { get; private set; }
 
@@ -64,7 +68,10 @@ public sealed class SnapshotUpload : IDisposable
     /// <summary>
     /// Checks the received file (magic, a header equal to the announced snapshot, length,
     /// checksum), fsyncs it, renames it into place and fsyncs the directory. Returns the
-    /// durable file.
+    /// durable file. An upload never replaces a snapshot file this node has: when one of the same
+    /// index and term exists, the upload is discarded and that file returned (the state at a
+    /// committed index and term is the same on every node, so a different upload for it is forged
+    /// or broken).
     /// </summary>
     /// <exception cref="InvalidDataException">the file is not the announced snapshot or is damaged; the temporary file is deleted.</exception>
     public SnapshotFile Complete()
@@ -85,7 +92,12 @@ public sealed class SnapshotUpload : IDisposable
             _file.Flush(flushToDisk: true);
             _file.Dispose();
             var final = _store.FinalPath(_meta);
-            DurableFiles.Install(_tempPath, final);
+            if (!DurableFiles.InstallNew(_tempPath, final))
+            {
+                Abort();
+                KeptExisting = true;
+                return new SnapshotFile(header.Meta, final, new FileInfo(final).Length);
+            }
             _finished = true;
             _store.ReleaseTempFile(_tempPath);
             return new SnapshotFile(header.Meta, final, Length);

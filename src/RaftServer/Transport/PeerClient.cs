@@ -25,7 +25,12 @@ namespace RaftServer.Transport;
 /// and the gRPC channel, whose connection crosses the same silent path, is replaced too. Then new
 /// attempts follow each other every <see cref="PeerLinkTimings.ConnectTimeout"/>, so the link is
 /// back within about that once the path heals, rather than after the kernel's retransmission
-/// back-off (seconds).
+/// back-off (seconds). A link with nothing to send pings every
+/// <see cref="PeerLinkTimings.KeepAliveInterval"/>, so its peer does not close it as idle.
+/// Each connection opens with the preface and this node's hello; the peer's hello comes back
+/// first, and a peer of another cluster (or another node at the peer's address) ends the
+/// connection with a line in the log (<see cref="PeerHandshake"/>) and a retry at the slowest
+/// back-off.
 /// </summary>
 public sealed class PeerClient : IAsyncDisposable
 {
@@ -41,11 +46,18 @@ public sealed class PeerClient : IAsyncDisposable
     // thread, so a batch goes out with one socket write (non-blocking: a send the kernel cannot
     // take at once finishes on the thread pool) instead of a wake-up of a pool thread per batch per
     // peer.
+    // Written by the node loop and by the keep-alive timer (KeepAlive batches).
     private readonly Channel<P.MessageBatch> _queue = Channel.CreateBounded<P.MessageBatch>(
         new BoundedChannelOptions(512)
         {
-            FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true,
+            FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true, SingleWriter = false, AllowSynchronousContinuations = true,
         });
+    /// <summary>Queued by the keep-alive timer when the link has sent nothing for a while: sent as a ping.</summary>
+    private static readonly P.MessageBatch KeepAlive = new();
+    private readonly Timer _keepAliveTimer;
+    /// <summary>When the last bytes went out (a Stopwatch timestamp).</summary>
+    private long _lastSendAt;
+    private readonly PeerHandshake _handshake;
     private readonly CancellationTokenSource _stop = new();
     private volatile GrpcChannel _channel;
     private volatile P.RaftClient.RaftClientClient _client;
@@ -72,12 +84,16 @@ public sealed class PeerClient : IAsyncDisposable
     /// peer gives up with it instead of waiting on a path found silent.</summary>
     public CancellationToken LinkLost => _linkLost.Token;
 
-    public PeerClient(NodeAddress address, ILogger logger, PeerLinkTimings? timings = null)
+    /// <param name="handshake">Who this node is (its hello) and the check of the peer's answer; default:
+    /// node -1 of no known cluster (tests).</param>
+    public PeerClient(NodeAddress address, ILogger logger, PeerLinkTimings? timings = null, PeerHandshake? handshake = null)
     {
         Address = address;
         _logger = logger;
         _timings = timings ?? PeerLinkTimings.Default;
+        _handshake = handshake ?? new PeerHandshake(-1, new ClusterIdentity(), _ => false, logger);
         _ackTimer = new Timer(static state => ((PeerClient)state!).CheckAcknowledgement(), this, Timeout.Infinite, Timeout.Infinite);
+        _keepAliveTimer = new Timer(static state => ((PeerClient)state!).KeepAliveDue(), this, _timings.KeepAliveInterval, _timings.KeepAliveInterval);
         (_channel, _client) = CreateChannel(address);
         _runner = Task.Run(RunAsync);
     }
@@ -182,6 +198,14 @@ public sealed class PeerClient : IAsyncDisposable
             {
                 _logger.LogDebug("Lost node {Peer}: {Error}", Address, failure?.Message ?? "the connection ended");
             }
+            if (failure is PeerRefusedException)
+            {
+                // A node of another cluster (or another node) at the peer's address: said in the log
+                // (rate-limited); try again at the slowest back-off, it may be replaced by the right one.
+                if (!await DelayAsync(MaxBackoff, stop)) return;
+                while (reader.TryRead(out _)) { }
+                continue;
+            }
             if (failure is not null && IsRefused(failure))
             {
                 _logger.LogDebug("Node {Peer} refused the connection", Address);
@@ -240,6 +264,9 @@ public sealed class PeerClient : IAsyncDisposable
     internal sealed class SilentPeerException(TimeSpan silence)
         : IOException($"no acknowledgement from the peer for {(int)silence.TotalMilliseconds} ms");
 
+    /// <summary>The peer's hello refused the connection (another cluster, or another node at the address).</summary>
+    internal sealed class PeerRefusedException(string message) : IOException(message);
+
     internal sealed class ConnectTimeoutException(TimeSpan timeout)
         : IOException($"the peer did not accept the connection within {(int)timeout.TotalMilliseconds} ms");
 
@@ -274,9 +301,12 @@ public sealed class PeerClient : IAsyncDisposable
             _acknowledged = false;
             _current = connection;
             _linkLost = new CancellationTokenSource();
-            // The preface and a first ping: a connection the peer cannot answer on is found at once.
+            // The preface, this node's hello and a first ping: a connection the peer cannot answer on
+            // is found at once.
             PeerWire.Preface.CopyTo(_frame);
-            var length = AppendPing(PeerWire.Preface.Length);
+            var hello = _handshake.LocalHello();
+            hello.CopyTo(_frame, PeerWire.Preface.Length);
+            var length = AppendPing(PeerWire.Preface.Length + hello.Length);
             await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
             Connected = true;
             _logger.LogDebug("Connected to node {Peer}", Address);
@@ -289,8 +319,16 @@ public sealed class PeerClient : IAsyncDisposable
             {
                 while (reader.TryRead(out var batch))
                 {
+                    if (ReferenceEquals(batch, KeepAlive))
+                    {
+                        if (Volatile.Read(ref _pingSentAt) != 0) continue; // a ping is out already
+                        length = AppendPing(0);
+                        await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
+                        continue;
+                    }
                     // Batches that queued up while the last write was in flight go out as one.
-                    for (var merged = 0; merged < 8 && reader.TryPeek(out _) && reader.TryRead(out var next); merged++)
+                    for (var merged = 0; merged < 8 && reader.TryPeek(out var peeked) && !ReferenceEquals(peeked, KeepAlive)
+                         && reader.TryRead(out var next); merged++)
                         batch.Messages.AddRange(next.Messages);
                     length = PeerWire.Write(batch, ref _frame);
                     if (PingDue()) length = AppendPing(length);
@@ -340,33 +378,54 @@ public sealed class PeerClient : IAsyncDisposable
             _ackTimer.Change(_timings.AckTimeout - silence, Timeout.InfiniteTimeSpan);
     }
 
-    private static async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken ct)
+    private async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
         while (data.Length > 0)
         {
             var sent = await socket.SendAsync(data, SocketFlags.None, ct);
             data = data[sent..];
         }
+        Volatile.Write(ref _lastSendAt, Stopwatch.GetTimestamp());
     }
 
-    /// <summary>Reads the peer's acknowledgements of pings (empty frames); anything else, or the end of
-    /// the stream, ends the connection.</summary>
+    /// <summary>The keep-alive timer: a connected link that sent nothing for the interval queues a ping.</summary>
+    private void KeepAliveDue()
+    {
+        if (_paused || !Connected || Stopwatch.GetElapsedTime(Volatile.Read(ref _lastSendAt)) < _timings.KeepAliveInterval) return;
+        _queue.Writer.TryWrite(KeepAlive);
+    }
+
+    /// <summary>Reads the peer's hello, then its acknowledgements of pings (empty frames); a hello that
+    /// refuses the connection, anything else, or the end of the stream, ends the connection.</summary>
     private async Task WatchAsync(Socket socket, LinkConnection connection)
     {
-        var buffer = new byte[64];
+        var buffer = new byte[PeerWire.HeaderBytes + PeerWire.MaxHelloBytes];
         var filled = 0;
         try
         {
-            while (true)
+            var helloLength = -1;
+            while (helloLength < 0 || filled < PeerWire.HeaderBytes + helloLength)
             {
                 var n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, connection.Token);
                 if (n == 0)
                 {
-                    // The peer closed the connection (it stopped, or was killed with nothing unread).
-                    connection.End(new IOException("the peer closed the connection"));
+                    connection.End(new IOException("the peer closed the connection before it said who it is"));
                     return;
                 }
                 filled += n;
+                if (helloLength < 0 && filled >= PeerWire.HeaderBytes) helloLength = PeerWire.HelloLength(buffer);
+            }
+            var answer = PeerWire.ParseHello(buffer.AsSpan(PeerWire.HeaderBytes, helloLength));
+            if (!_handshake.AcceptAnswer(answer, Address))
+            {
+                connection.End(new PeerRefusedException($"node {Address} answered as node {answer.NodeId} of cluster {ClusterIdentity.Format(answer.ClusterId)}"));
+                return;
+            }
+            var rest = filled - PeerWire.HeaderBytes - helloLength;
+            Array.Copy(buffer, PeerWire.HeaderBytes + helloLength, buffer, 0, rest);
+            filled = rest;
+            while (true)
+            {
                 var at = 0;
                 for (; filled - at >= PeerWire.HeaderBytes; at += PeerWire.HeaderBytes)
                 {
@@ -380,7 +439,19 @@ public sealed class PeerClient : IAsyncDisposable
                 }
                 Array.Copy(buffer, at, buffer, 0, filled - at);
                 filled -= at;
+                var n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, connection.Token);
+                if (n == 0)
+                {
+                    // The peer closed the connection (it stopped, or was killed with nothing unread).
+                    connection.End(new IOException("the peer closed the connection"));
+                    return;
+                }
+                filled += n;
             }
+        }
+        catch (InvalidDataException e)
+        {
+            connection.End(new IOException($"the peer's hello: {e.Message}", e));
         }
         catch (SocketException e)
         {
@@ -448,6 +519,7 @@ public sealed class PeerClient : IAsyncDisposable
     {
         _stop.Cancel();
         await _ackTimer.DisposeAsync();
+        await _keepAliveTimer.DisposeAsync();
         _queue.Writer.TryComplete();
         try { await _runner.WaitAsync(TimeSpan.FromSeconds(2)); } catch { /* shutting down */ }
         _channel.Dispose();

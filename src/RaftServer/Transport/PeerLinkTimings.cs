@@ -22,6 +22,16 @@ public sealed record PeerLinkTimings(TimeSpan AckTimeout, TimeSpan ConnectTimeou
         TimeSpan.FromMilliseconds(Math.Max(electionTimeoutMs, 50)),
         TimeSpan.FromMilliseconds(Math.Max(heartbeatMs, 10)));
 
+    /// <summary>A link with nothing to send for this long sends a ping anyway (10 pings' worth: 0.5 s at
+    /// the default heartbeat): an idle link is checked too, and is not taken for an idle connection
+    /// by its peer (<see cref="InboundIdleTimeout"/>).</summary>
+    public TimeSpan KeepAliveInterval => PingInterval * 10;
+
+    /// <summary>An inbound peer connection on which nothing arrived (no frame, no ping) for this long
+    /// is closed by the receiving node: ten keep-alive intervals (5 s at the default heartbeat), so
+    /// nodes whose heartbeats differ up to tenfold still keep their links.</summary>
+    public TimeSpan InboundIdleTimeout => KeepAliveInterval * 10;
+
     /// <summary>The timings of the default timers (50 ms heartbeat, 250 ms election timeout).</summary>
     public static PeerLinkTimings Default { get; } = For(50, 250);
 }

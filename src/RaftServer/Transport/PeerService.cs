@@ -13,13 +13,13 @@ namespace RaftServer.Transport;
 /// (optional: without one this node refuses snapshots with Unimplemented).
 /// </summary>
 public sealed class PeerService(IPeerEndpoint node, Membership membership, Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime,
-    ILoggerFactory loggers, ISnapshotSink? snapshots = null) : P.RaftPeer.RaftPeerBase
+    ILoggerFactory loggers, ISnapshotSink? snapshots = null, SnapshotUploadGate? uploads = null) : P.RaftPeer.RaftPeerBase
 {
     public override async Task<P.SnapshotAck> InstallSnapshot(IAsyncStreamReader<P.SnapshotChunk> requestStream, ServerCallContext context)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         var receiver = new SnapshotReceiver(membership.Self, membership.IsPeer, () => node.Suspended,
-            node.Deliver, snapshots, loggers.CreateLogger("RaftServer.Transport"));
+            node.Deliver, snapshots, loggers.CreateLogger("RaftServer.Transport"), membership.Identity, uploads);
         return await receiver.ReceiveAsync(requestStream, stopping.Token);
     }
 }

@@ -13,7 +13,8 @@ public interface IPeerSockets
 {
     /// <summary>Whether any peer connection is open (the loop then waits in <see cref="Sleep"/>).</summary>
     bool HasConnections { get; }
-    void Add(Socket socket);
+    /// <summary>A connection whose hello said it is from node <paramref name="peerId"/> (PeerSortingListener).</summary>
+    void Add(Socket socket, int peerId);
     /// <summary>Polls without blocking for a while; true when a socket became readable or <paramref name="hasWork"/> said so.</summary>
     bool Spin(Func<bool> hasWork);
     /// <summary>Blocks until a peer socket is readable, <see cref="Wake"/> is called, or the timeout passes.</summary>
@@ -35,6 +36,14 @@ public interface IPeerSockets
 /// through the socket event thread, a thread-pool worker and a wake-up of the loop
 /// (docs/design.md, "The peer transport"). Not thread-safe except <see cref="Wake"/>: the loop
 /// thread owns it.
+/// <para>
+/// Each connection belongs to the node its hello named: batches that say they are from another
+/// node are dropped, a node's newer connection replaces its older one, a connection silent for
+/// <see cref="IdleTimeout"/> (no frame and no ping: a link pings at least every
+/// <see cref="PeerLinkTimings.KeepAliveInterval"/>) is closed, and at most
+/// <see cref="MaxUnlistedConnections"/> connections come from nodes that are neither members nor
+/// remotes (docs/security.md, "Peer connections").
+/// </para>
 /// </summary>
 public sealed class PeerSockets : IPeerSockets, IDisposable
 {
@@ -57,13 +66,26 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private int _waitsInWindow;
     private bool _busy;
 
-    private sealed class InboundPeer(Socket socket)
+    /// <summary>Connections from nodes the membership lists neither as members nor as remotes (a
+    /// leader this node does not know yet says where it listens in its first batch); past this many
+    /// the oldest is closed.</summary>
+    public const int MaxUnlistedConnections = 8;
+
+    private sealed class InboundPeer(Socket socket, int peerId, long now)
     {
         public Socket Socket { get; } = socket;
         public PeerFrameReader Reader { get; } = new();
-        /// <summary>The member that sent on this connection, once it has (-1 before).</summary>
-        public int PeerId { get; set; } = -1;
+        /// <summary>The node the connection's hello named: the only sender whose batches it carries.</summary>
+        public int PeerId { get; } = peerId;
+        /// <summary>When bytes last arrived (a Stopwatch timestamp).</summary>
+        public long LastHeard { get; set; } = now;
     }
+
+    /// <summary>An inbound connection on which nothing (not even a ping) arrived for this long is closed.</summary>
+    public TimeSpan IdleTimeout { get; }
+    private readonly long _idleTicks;
+    private long _nextIdleSweep;
+    private readonly LogLimiter _limiter = new(TimeSpan.FromMinutes(1));
 
     private readonly Membership _membership;
     private readonly ILogger _logger;
@@ -79,17 +101,26 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private readonly Action<P.MessageBatch> _deliverBatch;
     /// <summary>The connection being read (for <see cref="_deliverBatch"/>).</summary>
     private InboundPeer? _reading;
-    /// <summary>Older connections of a peer that has opened a newer one: closed after the reads of the turn.</summary>
-    private readonly List<InboundPeer> _superseded = new();
 
-    public PeerSockets(Membership membership, ILogger logger)
+    /// <param name="idleTimeout">Default: that of the default timers (<see cref="PeerLinkTimings.InboundIdleTimeout"/>).</param>
+    public PeerSockets(Membership membership, ILogger logger, TimeSpan? idleTimeout = null)
     {
         _membership = membership;
         _logger = logger;
+        IdleTimeout = idleTimeout ?? PeerLinkTimings.Default.InboundIdleTimeout;
+        _idleTicks = (long)(IdleTimeout.TotalSeconds * Stopwatch.Frequency);
         _deliverBatch = batch =>
         {
+            if (_reading is { } peer && peer.PeerId != batch.From)
+            {
+                // Its hello said another node: a forged or confused sender. Without TLS the hello is
+                // a claim too, but a socket that named one node cannot speak for the others.
+                if (_limiter.Allow($"from {peer.PeerId} {batch.From}", out var held))
+                    _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, its connection is node {Peer}'s{Held}",
+                        Remote(peer.Socket), batch.From, peer.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
+                return;
+            }
             if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
-            if (_reading is { } peer && peer.PeerId != batch.From) Identify(peer, batch.From);
             _deliver!(messages);
         };
         // A datagram socket on loopback that Sleep polls with the peers, for Wake to write to.
@@ -105,21 +136,55 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     /// A peer's new connection. Non-blocking: the loop only reads what poll() said is there, and the
     /// acknowledgement of a ping must never block it (a peer that does not read them gets none).
     /// </summary>
-    public void Add(Socket socket)
+    public void Add(Socket socket, int peerId)
     {
         socket.Blocking = false;
-        _inbound.Add(new InboundPeer(socket));
+        // A peer keeps one connection to this node: when it has opened a new one, an older one is
+        // dead (its end closed it without our hearing: a partition drops the FIN too) or not the
+        // peer's at all, so it is closed.
+        for (var i = _inbound.Count - 1; i >= 0; i--)
+            if (_inbound[i].PeerId == peerId) Drop(i);
+        _inbound.Add(new InboundPeer(socket, peerId, Stopwatch.GetTimestamp()));
+        if (!_membership.IsPeer(peerId))
+        {
+            var unlisted = 0;
+            for (var i = _inbound.Count - 1; i >= 0; i--)
+                if (!_membership.IsPeer(_inbound[i].PeerId) && ++unlisted > MaxUnlistedConnections) Drop(i);
+        }
     }
 
-    /// <summary>
-    /// A peer keeps one connection to this node: when it has opened a new one, an older one is dead
-    /// (its end closed it without our hearing: a partition drops the FIN too), so it is closed.
-    /// </summary>
-    private void Identify(InboundPeer peer, int id)
+    private void Drop(int at)
     {
-        peer.PeerId = id;
-        foreach (var other in _inbound)
-            if (other != peer && other.PeerId == id) _superseded.Add(other);
+        _inbound[at].Socket.Dispose();
+        _inbound.RemoveAt(at);
+        _polled = false; // the socket may be in the last poll's list
+        _readable.Clear();
+    }
+
+    /// <summary>Closes the connections silent for <see cref="IdleTimeout"/> (checked about once a second).</summary>
+    private void CloseIdle(long now)
+    {
+        if (now < _nextIdleSweep) return;
+        _nextIdleSweep = now + Math.Min(Stopwatch.Frequency, _idleTicks / 4 + 1);
+        for (var i = _inbound.Count - 1; i >= 0; i--)
+        {
+            if (now - _inbound[i].LastHeard < _idleTicks) continue;
+            _logger.LogDebug("Closed the connection of node {Peer} from {Remote}: nothing arrived on it for {Ms} ms",
+                _inbound[i].PeerId, Remote(_inbound[i].Socket), (long)IdleTimeout.TotalMilliseconds);
+            Drop(i);
+        }
+    }
+
+    private static string Remote(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint?.ToString() ?? "?";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return "?";
+        }
     }
 
     public void Wake()
@@ -178,6 +243,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
 
     public void ReadAvailable(Action<List<Message>> deliver)
     {
+        if (_inbound.Count > 0) CloseIdle(Stopwatch.GetTimestamp());
         if (!_polled)
         {
             if (_inbound.Count == 0) return;
@@ -201,12 +267,6 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             }
         }
         _readable.Clear();
-        if (_superseded.Count > 0)
-        {
-            foreach (var old in _superseded)
-                if (_inbound.Remove(old)) old.Socket.Dispose();
-            _superseded.Clear();
-        }
     }
 
     private int IndexOf(Socket socket)
@@ -223,6 +283,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         {
             _reading = peer;
             if (!peer.Reader.Receive(peer.Socket, _deliverBatch)) return false;
+            peer.LastHeard = Stopwatch.GetTimestamp();
             if (peer.Reader.PingReceived)
             {
                 peer.Reader.PingReceived = false;

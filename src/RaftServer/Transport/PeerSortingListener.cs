@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
@@ -10,13 +12,15 @@ namespace RaftServer.Transport;
 /// <summary>
 /// Kestrel's transport for the node's one port (registered in place of Kestrel's socket transport).
 /// Each accepted connection is sorted by its first byte. A peer's message stream (it opens with
-/// <see cref="PeerWire.Preface"/>) is handed, preface read, as a plain socket to <c>acceptPeer</c>:
-/// the node loop reads it itself (NodeLoop.PeerSockets.cs). Anything else (HTTP/2: the client
+/// <see cref="PeerWire.Preface"/> and a hello, <see cref="PeerHandshake"/>) is answered with this
+/// node's hello and handed, as a plain socket, with the member id it gave, to <c>acceptPeer</c>:
+/// the node loop reads it itself (Transport/PeerSockets.cs). Anything else (HTTP/2: the client
 /// service, snapshots) becomes a Kestrel connection, made by Kestrel's own socket connection
 /// factory. While <c>refuse</c> says so (the node is suspended) peer connections are closed at once.
-/// A wrong preface closes the connection with a warning.
+/// A wrong preface or hello, or a peer of another cluster, closes the connection with a warning.
 /// </summary>
-public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket> acceptPeer, ILogger logger, ILogger socketsLogger) : IConnectionListenerFactory
+public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket, int> acceptPeer, PeerHandshake handshake, ILogger logger, ILogger socketsLogger)
+    : IConnectionListenerFactory
 {
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
@@ -32,35 +36,88 @@ public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket>
         }
         socket.Listen(512);
         var contexts = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), socketsLogger);
-        return new(new PeerSortingListener(socket, contexts, refuse, acceptPeer, logger));
+        return new(new PeerSortingListener(socket, contexts, refuse, acceptPeer, handshake, logger));
     }
 }
 
+/// <summary>
+/// Sorting without a thread per connection: one thread ("raft-sort") polls every connection that
+/// has not said what it is yet (<see cref="Socket.Select"/>, non-blocking reads), so a peer's socket
+/// is never registered with the runtime's socket event engine (the node loop polls and reads it
+/// itself) and a flood of silent connections costs a socket each, not a thread each. At most
+/// <see cref="MaxPending"/> wait (the oldest is closed to make room for a new one), each for at most
+/// <see cref="SortTimeout"/>.
+/// </summary>
 internal sealed class PeerSortingListener : IConnectionListener
 {
-    /// <summary>A connection that sends nothing for this long after it opens is closed.</summary>
-    private static readonly TimeSpan SortTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>A connection that has not said what it is (its first byte, or a peer's preface and hello) within this is closed.</summary>
+    public static readonly TimeSpan SortTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>Connections waiting to be sorted; past this the oldest is closed. Peers and clients send
+    /// their first bytes at once, so only silent (idle or hostile) connections wait long.</summary>
+    public const int MaxPending = 1024;
+    /// <summary>A refused peer's connection stays open this long after the answer (or until the peer
+    /// closes it), so the answer reaches it before the close: it says which cluster this node is.</summary>
+    private static readonly TimeSpan RefusalLinger = TimeSpan.FromSeconds(1);
+
+    private const int HeadBytes = 14 + PeerWire.HeaderBytes; // the preface and the hello's length
+
+    private sealed class Pending(Socket socket, long deadline)
+    {
+        public Socket Socket { get; } = socket;
+        public long Deadline { get; set; } = deadline;
+        public byte[] Head { get; } = new byte[HeadBytes + PeerWire.MaxHelloBytes];
+        public int Got { get; set; }
+        public int Need { get; set; }
+        /// <summary>Refused: waiting for the peer to close after reading this node's answer.</summary>
+        public bool Closing { get; set; }
+        public bool Done { get; set; }
+    }
+
     private readonly Socket _listen;
     private readonly SocketConnectionContextFactory _contexts;
     private readonly Func<bool> _refuse;
-    private readonly Action<Socket> _acceptPeer;
+    private readonly Action<Socket, int> _acceptPeer;
+    private readonly PeerHandshake _handshake;
     private readonly ILogger _logger;
     private readonly Channel<ConnectionContext> _http = Channel.CreateUnbounded<ConnectionContext>();
     private readonly Task _accepting;
+    private readonly Thread _sorter;
+    private readonly ConcurrentQueue<Socket> _incoming = new();
+    private readonly List<Pending> _pending = new();
+    private readonly Dictionary<Socket, Pending> _bySocket = new();
+    private readonly List<Socket> _check = new();
+    private readonly Socket _wakeReceiver;
+    private readonly Socket _wakeSender;
+    private readonly byte[] _drain = new byte[256];
+    private readonly LogLimiter _limiter = new(TimeSpan.FromMinutes(1));
     private volatile bool _unbound;
+    /// <summary>Connections closed over the cap since the last line that said so.</summary>
+    private long _closedOverCap;
 
-    public PeerSortingListener(Socket listen, SocketConnectionContextFactory contexts, Func<bool> refuse, Action<Socket> acceptPeer, ILogger logger)
+    public PeerSortingListener(Socket listen, SocketConnectionContextFactory contexts, Func<bool> refuse, Action<Socket, int> acceptPeer,
+        PeerHandshake handshake, ILogger logger)
     {
         _listen = listen;
         _contexts = contexts;
         _refuse = refuse;
         _acceptPeer = acceptPeer;
+        _handshake = handshake;
         _logger = logger;
         EndPoint = listen.LocalEndPoint!;
+        _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        _wakeReceiver.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _wakeSender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        _wakeSender.Connect(_wakeReceiver.LocalEndPoint!);
+        _sorter = new Thread(SortLoop) { IsBackground = true, Name = "raft-sort" };
+        _sorter.Start();
         _accepting = Task.Run(AcceptLoopAsync);
     }
 
     public EndPoint EndPoint { get; }
+
+    /// <summary>Connections waiting to be sorted now (for tests and metrics; read from any thread, approximate).</summary>
+    public int PendingCount => Volatile.Read(ref _pendingCount);
+    private int _pendingCount;
 
     private async Task AcceptLoopAsync()
     {
@@ -76,14 +133,16 @@ internal sealed class PeerSortingListener : IConnectionListener
                 catch (SocketException e) when (!_unbound)
                 {
                     // One connection that failed as it was accepted (reset, or out of descriptors): not the port's end.
-                    if (e.SocketErrorCode != SocketError.ConnectionReset)
-                        _logger.LogWarning("Could not accept a connection: {Error}", e.Message);
+                    if (e.SocketErrorCode == SocketError.ConnectionReset) continue;
+                    if (_limiter.Allow("accept " + e.SocketErrorCode, out var held))
+                        _logger.LogWarning("Could not accept a connection: {Error}{Held}", e.Message, held > 0 ? $" ({held} more in the last minute)" : "");
+                    // Out of descriptors: the connection waits in the backlog and the next accept would
+                    // fail at once again; give the sorter a moment to close silent connections.
+                    if (e.SocketErrorCode == SocketError.TooManyOpenSockets) await Task.Delay(50);
                     continue;
                 }
-                // A thread of its own, for the few milliseconds until the first bytes come: the sort
-                // reads synchronously, so a peer's socket is never registered with the runtime's
-                // socket event thread (the node loop polls and reads it itself).
-                new Thread(() => Sort(socket)) { IsBackground = true, Name = "raft-sort" }.Start();
+                _incoming.Enqueue(socket);
+                Wake();
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
@@ -93,45 +152,211 @@ internal sealed class PeerSortingListener : IConnectionListener
         finally
         {
             _http.Writer.TryComplete();
+            Wake();
         }
     }
 
-    private void Sort(Socket socket)
+    private void Wake()
     {
         try
         {
-            socket.ReceiveTimeout = (int)SortTimeout.TotalMilliseconds;
-            var head = new byte[PeerWire.Preface.Length];
-            var n = socket.Receive(head, 0, 1, SocketFlags.Peek);
-            if (n == 0) { socket.Dispose(); return; }
-            if (head[0] != PeerWire.Preface[0])
-            {
-                socket.ReceiveTimeout = 0;
-                socket.NoDelay = true; // as Kestrel's own listener sets on every accepted socket
-                if (!_http.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
-                return;
-            }
-            var got = 0;
-            while (got < head.Length)
-            {
-                var r = socket.Receive(head, got, head.Length - got, SocketFlags.None);
-                if (r == 0) { socket.Dispose(); return; }
-                got += r;
-            }
-            if (!head.AsSpan().SequenceEqual(PeerWire.Preface))
-            {
-                _logger.LogWarning("Closed a peer connection from {Remote}: not a RaftPS peer preface", socket.RemoteEndPoint);
-                socket.Dispose();
-                return;
-            }
-            socket.ReceiveTimeout = 0;
-            socket.NoDelay = true;
-            if (_refuse()) { socket.Dispose(); return; }
-            _acceptPeer(socket);
+            _wakeSender.Send([1]);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            socket.Dispose(); // closed, reset or silent for SortTimeout before it said what it is
+            // stopping; or a full buffer: a wake-up is pending anyway
+        }
+    }
+
+    private void SortLoop()
+    {
+        try
+        {
+            while (!_unbound)
+            {
+                var now = Stopwatch.GetTimestamp();
+                TakeIncoming(now);
+                _check.Clear();
+                _check.Add(_wakeReceiver);
+                var next = now + Stopwatch.Frequency; // at least once a second
+                foreach (var p in _pending)
+                {
+                    _check.Add(p.Socket);
+                    if (p.Deadline < next) next = p.Deadline;
+                }
+                var waitUs = Math.Clamp((next - now) * 1_000_000 / Stopwatch.Frequency, 1_000, 1_000_000);
+                Socket.Select(_check, null, null, (int)waitUs);
+                foreach (var socket in _check)
+                {
+                    if (socket == _wakeReceiver)
+                    {
+                        while (_wakeReceiver.Available > 0) _wakeReceiver.Receive(_drain);
+                        continue;
+                    }
+                    if (_bySocket.TryGetValue(socket, out var p)) Step(p);
+                }
+                now = Stopwatch.GetTimestamp();
+                foreach (var p in _pending)
+                    if (!p.Done && p.Deadline <= now) Close(p); // silent for the sort timeout, or a refused peer that lingered
+                Sweep();
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            if (!_unbound) _logger.LogError("The connection sorter stopped: {Error}", e.Message);
+        }
+        finally
+        {
+            foreach (var p in _pending) p.Socket.Dispose();
+            _pending.Clear();
+            _bySocket.Clear();
+            while (_incoming.TryDequeue(out var s)) s.Dispose();
+            Volatile.Write(ref _pendingCount, 0);
+        }
+    }
+
+    private void TakeIncoming(long now)
+    {
+        var deadline = now + (long)(SortTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (_incoming.TryDequeue(out var socket))
+        {
+            try
+            {
+                socket.Blocking = false;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                socket.Dispose();
+                continue;
+            }
+            var p = new Pending(socket, deadline);
+            _pending.Add(p);
+            _bySocket[socket] = p;
+        }
+        var excess = _pending.Count - MaxPending;
+        if (excess > 0)
+        {
+            for (var i = 0; i < excess; i++) Close(_pending[i]);
+            _closedOverCap += excess;
+            if (_limiter.Allow("cap", out _))
+            {
+                _logger.LogWarning("Closed {Count} connections that had not said what they are: more than {Max} were waiting",
+                    _closedOverCap, MaxPending);
+                _closedOverCap = 0;
+            }
+            Sweep();
+        }
+        Volatile.Write(ref _pendingCount, _pending.Count);
+    }
+
+    private void Sweep()
+    {
+        var removed = _pending.RemoveAll(p =>
+        {
+            if (p.Done) _bySocket.Remove(p.Socket);
+            return p.Done;
+        });
+        if (removed > 0) Volatile.Write(ref _pendingCount, _pending.Count);
+    }
+
+    private static void Close(Pending p)
+    {
+        p.Done = true;
+        p.Socket.Dispose();
+    }
+
+    /// <summary>One step of a connection's sorting, with what has arrived (never blocks).</summary>
+    private void Step(Pending p)
+    {
+        var socket = p.Socket;
+        try
+        {
+            if (p.Closing)
+            {
+                // Refused: discard what it sends until it closes (or the linger ends).
+                var r = socket.Receive(_drain, 0, _drain.Length, SocketFlags.None, out var drainError);
+                if (drainError != SocketError.WouldBlock && (drainError != SocketError.Success || r == 0)) Close(p);
+                return;
+            }
+            if (p.Need == 0)
+            {
+                var n = socket.Receive(p.Head, 0, 1, SocketFlags.Peek, out var peekError);
+                if (peekError == SocketError.WouldBlock) return;
+                if (peekError != SocketError.Success || n == 0) { Close(p); return; }
+                if (p.Head[0] != PeerWire.Preface[0])
+                {
+                    p.Done = true;
+                    socket.Blocking = true;
+                    socket.NoDelay = true; // as Kestrel's own listener sets on every accepted socket
+                    if (!_http.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
+                    return;
+                }
+                p.Need = HeadBytes;
+            }
+            while (p.Got < p.Need)
+            {
+                // Exactly the bytes of the preface and the hello: what follows is the node loop's to read.
+                var n = socket.Receive(p.Head, p.Got, p.Need - p.Got, SocketFlags.None, out var error);
+                if (error == SocketError.WouldBlock) return;
+                if (error != SocketError.Success || n == 0) { Close(p); return; }
+                p.Got += n;
+                if (p.Got == HeadBytes && p.Need == HeadBytes)
+                {
+                    if (!CheckPreface(p)) return;
+                    p.Need += PeerWire.HelloLength(p.Head.AsSpan(PeerWire.Preface.Length, PeerWire.HeaderBytes));
+                }
+            }
+            var hello = PeerWire.ParseHello(p.Head.AsSpan(HeadBytes, p.Need - HeadBytes));
+            // This node's answer first, in every case: a refused peer learns which cluster this is.
+            var answer = _handshake.LocalHello();
+            var sent = socket.Send(answer, 0, answer.Length, SocketFlags.None, out var sendError);
+            if (sendError != SocketError.Success || sent != answer.Length) { Close(p); return; }
+            if (!_handshake.Admit(hello, socket.RemoteEndPoint))
+            {
+                socket.Shutdown(SocketShutdown.Send);
+                p.Closing = true;
+                p.Deadline = Stopwatch.GetTimestamp() + (long)(RefusalLinger.TotalSeconds * Stopwatch.Frequency);
+                return;
+            }
+            p.Done = true;
+            if (_refuse()) { socket.Dispose(); return; }
+            socket.NoDelay = true;
+            socket.Blocking = true; // as accepted; the node loop makes it non-blocking for itself
+            _acceptPeer(socket, hello.NodeId);
+        }
+        catch (InvalidDataException e)
+        {
+            _handshake.Warn($"bad {Remote(socket)}", "Closed a peer connection from {Remote}: {Error}", Remote(socket), e.Message);
+            Close(p);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            Close(p); // reset or closed before it said what it is
+        }
+    }
+
+    private bool CheckPreface(Pending p)
+    {
+        var preface = p.Head.AsSpan(0, PeerWire.Preface.Length);
+        if (preface.SequenceEqual(PeerWire.Preface)) return true;
+        var remote = Remote(p.Socket);
+        if (preface.SequenceEqual(PeerWire.PrefaceVersion1))
+            _handshake.Warn($"v1 {remote}", "Closed a peer connection from {Remote}: it speaks the peer protocol of an older RaftPS (no cluster identity); upgrade that node", remote);
+        else
+            _handshake.Warn($"preface {remote}", "Closed a peer connection from {Remote}: not a RaftPS peer preface", remote);
+        Close(p);
+        return false;
+    }
+
+    private static string Remote(Socket socket)
+    {
+        try
+        {
+            return (socket.RemoteEndPoint as IPEndPoint)?.Address.ToString() ?? "?";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return "?";
         }
     }
 
@@ -151,6 +376,7 @@ internal sealed class PeerSortingListener : IConnectionListener
     {
         _unbound = true;
         _listen.Dispose();
+        Wake();
         return ValueTask.CompletedTask;
     }
 
@@ -158,7 +384,11 @@ internal sealed class PeerSortingListener : IConnectionListener
     {
         _unbound = true;
         _listen.Dispose();
+        Wake();
         await _accepting;
+        _sorter.Join(TimeSpan.FromSeconds(5));
+        _wakeReceiver.Dispose();
+        _wakeSender.Dispose();
         _contexts.Dispose();
     }
 }

@@ -32,6 +32,7 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly Action<int>? _refused;
     private readonly PeerLinkTimings _timings;
+    private readonly PeerHandshake _handshake;
     private readonly ConcurrentDictionary<int, PeerClient> _peers = new();
     private readonly Dictionary<int, (P.MessageBatch Batch, int Bytes)> _pending = new();
     private readonly Lock _gate = new();
@@ -41,12 +42,14 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
     /// <param name="refused">Called with a peer's id each time a connection to it is refused
     /// (<see cref="PeerClient.Refused"/>): its process is gone.</param>
     /// <param name="timings">How fast a link finds its path silent (default: those of the default timers).</param>
-    public PeerTransport(Membership membership, ILogger logger, Action<int>? refused = null, PeerLinkTimings? timings = null)
+    /// <param name="handshake">This node's hello and the check of its peers' (default: from the membership).</param>
+    public PeerTransport(Membership membership, ILogger logger, Action<int>? refused = null, PeerLinkTimings? timings = null, PeerHandshake? handshake = null)
     {
         _membership = membership;
         _logger = logger;
         _refused = refused;
         _timings = timings ?? PeerLinkTimings.Default;
+        _handshake = handshake ?? new PeerHandshake(membership.Self, membership.Identity, membership.IsRemoved, logger);
         Reconcile(membership.Current);
         membership.Changed += Reconcile;
     }
@@ -75,7 +78,7 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
             foreach (var m in targets)
             {
                 if (m.Id == _membership.Self || _peers.ContainsKey(m.Id)) continue;
-                var client = new PeerClient(m.Address, _logger, _timings);
+                var client = new PeerClient(m.Address, _logger, _timings, _handshake);
                 var id = m.Id;
                 if (_refused is { } refused) client.Refused = () => refused(id);
                 if (_paused) client.Pause();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using RaftServer.Cluster;
 using RaftServer.Consensus;
 using P = RaftPS.Protocol;
 
@@ -14,6 +15,10 @@ namespace RaftServer.Transport;
 /// going away) discards the upload and ends the call with a gRPC status; the leader restarts
 /// the transfer from the beginning. Its dependencies are plain delegates so it runs without a
 /// node loop (tests); <see cref="PeerService"/> binds them to the loop.
+/// Before anything is stored, the header must name this node's cluster (when both sides know
+/// theirs), announce no more than <see cref="SnapshotUploadGate.MaxBytes"/>, and come from a peer
+/// with no other upload in progress (docs/security.md, "Snapshot uploads"). A node that knows no
+/// cluster id yet takes the leader's with a snapshot that verified.
 /// </summary>
 public sealed class SnapshotReceiver(
     int self,
@@ -21,7 +26,9 @@ public sealed class SnapshotReceiver(
     Func<bool> isSuspended,
     Action<List<Message>> post,
     ISnapshotSink? sink,
-    ILogger logger)
+    ILogger logger,
+    ClusterIdentity? identity = null,
+    SnapshotUploadGate? gate = null)
 {
     /// <summary>Largest chunk accepted: gRPC's default message limit, so memory stays bounded
     /// whatever the server's own limit is (the leader sends <see cref="SnapshotSender.DefaultChunkBytes"/>).</summary>
@@ -43,9 +50,29 @@ public sealed class SnapshotReceiver(
         catch (RpcException e)
         {
             // A misconfigured or foreign sender: worth a line, since it never stops on its own.
-            logger.LogWarning("Refused a snapshot from node {From}: {Error}", header.From, e.Status.Detail);
+            // A leader repeats the refused call each time it retries: one line a minute per sender and reason.
+            var held = 0;
+            if (gate is null || gate.Refusals.Allow($"{header.From} {e.StatusCode}", out held))
+                logger.LogWarning("Refused a snapshot from node {From}: {Error}{Held}", header.From, e.Status.Detail,
+                    held > 0 ? $" ({held} more in the last minute)" : "");
             throw;
         }
+        if (gate is not null && !gate.TryEnter(header.From))
+            throw Fail(StatusCode.ResourceExhausted, $"an upload from node {header.From} is in progress already (one at a time per peer)");
+        try
+        {
+            return await ReceiveAsync(chunks, first, header, meta, ct);
+        }
+        finally
+        {
+            gate?.Exit(header.From);
+        }
+    }
+
+    private async Task<P.SnapshotAck> ReceiveAsync(IAsyncStreamReader<P.SnapshotChunk> chunks, P.SnapshotChunk first, P.SnapshotHeader header,
+        SnapshotMetadata meta, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
 
         var clock = Stopwatch.StartNew();
         long received = 0;
@@ -80,6 +107,10 @@ public sealed class SnapshotReceiver(
                     throw Fail(StatusCode.DataLoss, $"the snapshot is damaged: {e.Message}");
                 }
             }
+            // A node that knows no cluster id yet takes its leader's with the snapshot (once it verified).
+            if (identity is { Known: false } && header.ClusterId != ClusterIdentity.Unknown && identity.TryAdopt(header.ClusterId))
+                logger.LogInformation("This node belongs to cluster {ClusterId} (the snapshot from node {From} says so)",
+                    ClusterIdentity.Format(header.ClusterId), header.From);
             // Only now, with the data complete and durable, may the core see the snapshot: it
             // may install it at once (Message.Snapshot's contract).
             post([new Message
@@ -118,6 +149,12 @@ public sealed class SnapshotReceiver(
     {
         if (h.To != self) throw Fail(StatusCode.InvalidArgument, $"the snapshot is addressed to node {h.To}, this is node {self}");
         if (h.From == self || !isMember(h.From)) throw Fail(StatusCode.PermissionDenied, $"node {h.From} is not a peer of this node");
+        if (identity is not null && !identity.Accepts(h.ClusterId))
+            throw Fail(StatusCode.PermissionDenied,
+                $"node {h.From} belongs to cluster {ClusterIdentity.Format(h.ClusterId)}, this node to cluster {identity}");
+        if (gate is not null && h.TotalLength > gate.MaxBytes)
+            throw Fail(StatusCode.ResourceExhausted,
+                $"the snapshot is {h.TotalLength} bytes, more than this node takes (--max-snapshot-bytes {gate.MaxBytes})");
         if (h.Term < 1 || h.SnapshotIndex < 1 || h.SnapshotTerm < 1 || h.SnapshotTerm > h.Term || h.TotalLength < 0
             || h.Term > MessageMapper.MaxTermOrIndex || h.SnapshotIndex > MessageMapper.MaxTermOrIndex)
             throw Fail(StatusCode.InvalidArgument,

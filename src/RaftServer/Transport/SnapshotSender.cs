@@ -77,6 +77,9 @@ public sealed class SnapshotSender : IAsyncDisposable
         _chunkBytes = chunkBytes;
     }
 
+    /// <summary>This node's cluster id as known now, sent in each header (a receiver of another cluster refuses); null: 0, none known.</summary>
+    public Func<ulong>? ClusterId { get; set; }
+
     /// <summary>
     /// Starts sending the snapshot a Snapshot message of the core names to its <see cref="Message.To"/>.
     /// Returns at once (called from the node loop). Ignored while the same snapshot (index and
@@ -135,6 +138,7 @@ public sealed class SnapshotSender : IAsyncDisposable
             {
                 From = t.Message.From, To = t.Peer, Term = t.Message.Term,
                 SnapshotIndex = meta.Index, SnapshotTerm = meta.Term, TotalLength = file.Length,
+                ClusterId = ClusterId?.Invoke() ?? 0,
             };
             header.Members.AddRange(meta.Members);
             header.Configuration = ByteString.CopyFrom(meta.Configuration.Encode());

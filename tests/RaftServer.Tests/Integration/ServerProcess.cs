@@ -119,6 +119,9 @@ public sealed class ServerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The process id (for /proc/PID/... on Linux).</summary>
+    public int Pid => _process.Id;
+
     public async Task<bool> WaitForOutput(string text, TimeSpan timeout)
     {
         var sw = Stopwatch.StartNew();

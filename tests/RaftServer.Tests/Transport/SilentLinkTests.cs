@@ -38,10 +38,15 @@ public sealed class SilentLinkTests
     private static async Task ServeUntilClosedAsync(Socket socket, Func<bool> answer, CancellationToken ct)
     {
         var reader = new PeerFrameReader();
-        var preface = new byte[PeerWire.Preface.Length];
+        var preface = new byte[PeerWire.Preface.Length + PeerWire.HeaderBytes];
         for (var got = 0; got < preface.Length;)
             got += await socket.ReceiveAsync(preface.AsMemory(got), SocketFlags.None, ct);
-        Assert.Equal(PeerWire.Preface.ToArray(), preface);
+        Assert.Equal(PeerWire.Preface.ToArray(), preface[..PeerWire.Preface.Length]);
+        var hello = new byte[PeerWire.HelloLength(preface.AsSpan(PeerWire.Preface.Length))];
+        for (var got = 0; got < hello.Length;)
+            got += await socket.ReceiveAsync(hello.AsMemory(got), SocketFlags.None, ct);
+        PeerWire.ParseHello(hello);
+        await socket.SendAsync(PeerWire.Hello(0, 1), SocketFlags.None, ct); // the answer of node 1, of no known cluster
         while (!ct.IsCancellationRequested)
         {
             await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, ct); // wait until readable
@@ -115,6 +120,29 @@ public sealed class SilentLinkTests
     }
 
     [Fact]
+    public async Task A_link_with_nothing_to_send_pings_every_keep_alive_interval()
+    {
+        // Its peer closes inbound connections on which nothing arrives (PeerSockets.IdleTimeout).
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var cts = new CancellationTokenSource(Patience);
+        var pings = 0;
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance, Fast);
+        using var only = await listener.AcceptSocketAsync(cts.Token);
+        _ = ServeAsync(only, () =>
+        {
+            Interlocked.Increment(ref pings);
+            return true;
+        }, cts.Token);
+        await WaitUntil(() => peer.Reachable);
+        var clock = Stopwatch.StartNew();
+        var before = Volatile.Read(ref pings);
+        await WaitUntil(() => Volatile.Read(ref pings) >= before + 3); // nothing is sent meanwhile
+        Assert.True(clock.Elapsed >= Fast.KeepAliveInterval * 2, $"3 pings in {clock.ElapsedMilliseconds} ms: more than one per keep-alive interval");
+    }
+
+    [Fact]
     public async Task An_attempt_to_connect_that_gets_no_answer_is_followed_by_the_next_at_once()
     {
         // A listener whose backlog is full takes no more connections: their SYNs go unanswered,
@@ -166,7 +194,7 @@ public sealed class SilentLinkTests
         var (sender, receiver) = Pair();
         using (sender)
         {
-            sockets.Add(receiver);
+            sockets.Add(receiver, 0);
             var frame = new byte[16];
             var length = PeerWire.Write(Heartbeat(), ref frame);
             sender.Send([.. frame.AsSpan(0, length), .. PeerWire.Ping]);
@@ -194,11 +222,11 @@ public sealed class SilentLinkTests
         {
             var frame = new byte[16];
             var length = PeerWire.Write(Heartbeat(), ref frame);
-            sockets.Add(oldReceiver);
+            sockets.Add(oldReceiver, 0);
             oldSender.Send(frame.AsSpan(0, length));
             WaitReadable(oldReceiver);
             sockets.ReadAvailable(_ => { });
-            sockets.Add(newReceiver);
+            sockets.Add(newReceiver, 0);
             newSender.Send(frame.AsSpan(0, length));
             WaitReadable(newReceiver);
             sockets.ReadAvailable(_ => { });

@@ -40,20 +40,29 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
     /// <summary>Non-empty batches that arrived on the ordinary peer connection.</summary>
     public Channel<P.MessageBatch> Batches { get; } = Channel.CreateUnbounded<P.MessageBatch>();
     public SnapshotReceiver Receiver { get; }
+    /// <summary>This node's cluster id (unknown unless the test gave one).</summary>
+    public ClusterIdentity Identity { get; }
+    /// <summary>The node ids of the peer connections handed over, in order.</summary>
+    public ConcurrentQueue<int> AcceptedPeers { get; } = new();
 
-    private SnapshotTestHost(WebApplication app, int self, int port, FakeSnapshotSink sink, TestLogger logger)
+    private SnapshotTestHost(WebApplication app, int self, int port, FakeSnapshotSink sink, TestLogger logger, ClusterIdentity identity,
+        SnapshotUploadGate? gate)
     {
         _app = app;
         Self = self;
         Port = port;
         Sink = sink;
-        Receiver = new SnapshotReceiver(self, id => id is >= 1 and <= 3, () => Suspended, Posted.Enqueue, sink, logger);
+        Identity = identity;
+        Receiver = new SnapshotReceiver(self, id => id is >= 1 and <= 3, () => Suspended, Posted.Enqueue, sink, logger, identity, gate);
     }
 
     public NodeAddress Address => new(Self, "127.0.0.1", Port);
 
-    public static async Task<SnapshotTestHost> StartAsync(FakeSnapshotSink sink, TestLogger logger, int self = 2)
+    public static async Task<SnapshotTestHost> StartAsync(FakeSnapshotSink sink, TestLogger logger, int self = 2,
+        ulong clusterId = ClusterIdentity.Unknown, SnapshotUploadGate? gate = null)
     {
+        var identity = new ClusterIdentity(clusterId);
+        var handshake = new PeerHandshake(self, identity, _ => false, logger);
         // The service finds the host through DI; the host exists only once the port is known.
         var holder = new HostHolder();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -74,13 +83,17 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
         // As ServerHost: peer message connections share the port (PeerSortingListenerFactory); here
         // a thread per connection reads them, as the node loop would, into Batches.
         builder.Services.AddSingleton<IConnectionListenerFactory>(new PeerSortingListenerFactory(
-            () => holder.Host?.Suspended ?? false, socket => ReadPeer(socket, holder, logger), logger, NullLogger.Instance));
+            () => holder.Host?.Suspended ?? false, (socket, peer) =>
+            {
+                holder.Host?.AcceptedPeers.Enqueue(peer);
+                ReadPeer(socket, holder, logger);
+            }, handshake, logger, NullLogger.Instance));
         builder.Services.AddSingleton(holder);
         var app = builder.Build();
         app.MapGrpcService<TestPeerService>();
         await app.StartAsync();
         var port = new Uri(app.Urls.Single()).Port;
-        holder.Host = new SnapshotTestHost(app, self, port, sink, logger);
+        holder.Host = new SnapshotTestHost(app, self, port, sink, logger, identity, gate);
         return holder.Host;
     }
 

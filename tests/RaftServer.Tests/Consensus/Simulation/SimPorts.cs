@@ -49,7 +49,7 @@ internal sealed class SimPorts(Simulation sim, SimNode node) : IMessageSender, I
     // ---- IPeerSockets: messages are delivered by the simulation, not read off sockets ----
 
     public bool HasConnections => false;
-    public void Add(Socket socket) => throw new InvalidOperationException("no sockets in the simulation");
+    public void Add(Socket socket, int peerId) => throw new InvalidOperationException("no sockets in the simulation");
     public bool Spin(Func<bool> hasWork) => false;
     public void Sleep(int timeoutMs) { }
     public void Wake() { }

@@ -1,0 +1,83 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using RaftServer.Cluster;
+using P = RaftPS.Protocol;
+
+namespace RaftServer.Transport;
+
+/// <summary>
+/// The hello of a peer connection (<see cref="PeerWire"/>): what this node says about itself, and
+/// the checks of what a peer says, on both sides. A peer of another cluster (both ids known and
+/// different) is refused with one line naming both ids, at most once a minute per peer and id
+/// (<see cref="LogLimiter"/>). This is a guard against mistakes (a node of another cluster started
+/// with the same ids and addresses), not authentication: without TLS anyone who can reach the port
+/// can send any hello (docs/security.md, "Cluster identity").
+/// </summary>
+public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, bool> isRemoved, ILogger logger)
+{
+    private readonly LogLimiter _limiter = new(TimeSpan.FromMinutes(1));
+
+    public int Self => self;
+    public ClusterIdentity Identity => identity;
+
+    /// <summary>This node's hello frame (its cluster id as known now).</summary>
+    public byte[] LocalHello() => PeerWire.Hello(identity.Id, self);
+
+    /// <summary>Accepting side: whether the connection of <paramref name="hello"/> may go to the node loop
+    /// (false: refused, and said so in the log).</summary>
+    public bool Admit(P.PeerHello hello, EndPoint? remote)
+    {
+        if (!identity.Accepts(hello.ClusterId))
+        {
+            Refuse($"cluster {hello.NodeId} {hello.ClusterId}",
+                "Refused a peer connection from node {Peer} at {Remote}: it belongs to cluster {Theirs}, this node to cluster {Ours}{Held}",
+                hello.NodeId, remote?.ToString() ?? "?", ClusterIdentity.Format(hello.ClusterId), ClusterIdentity.Format(identity.Id));
+            return false;
+        }
+        if (hello.NodeId == self)
+        {
+            Refuse($"self {remote}", "Refused a peer connection from {Remote}: it says it is node {Peer}, this node's own id{Held}",
+                remote?.ToString() ?? "?", hello.NodeId);
+            return false;
+        }
+        if (isRemoved(hello.NodeId))
+        {
+            Refuse($"removed {hello.NodeId}", "Refused a peer connection from node {Peer} at {Remote}: it was removed from the cluster{Held}",
+                hello.NodeId, remote?.ToString() ?? "?");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Connecting side: whether the peer's answer lets the connection go on (false: said so in the log).</summary>
+    public bool AcceptAnswer(P.PeerHello answer, NodeAddress peer)
+    {
+        if (!identity.Accepts(answer.ClusterId))
+        {
+            Refuse($"to {peer.Id} {answer.ClusterId}",
+                "Refused the connection to node {Peer} at {Host}:{Port}: it belongs to cluster {Theirs}, this node to cluster {Ours}{Held}",
+                peer.Id, peer.Host, peer.Port, ClusterIdentity.Format(answer.ClusterId), ClusterIdentity.Format(identity.Id));
+            return false;
+        }
+        if (answer.NodeId != peer.Id)
+        {
+            Refuse($"to {peer.Id} as {answer.NodeId}",
+                "Refused the connection to node {Peer} at {Host}:{Port}: the node there is node {Other}{Held}",
+                peer.Id, peer.Host, peer.Port, answer.NodeId);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>A connection closed before it said who it is, for a reason worth a (rate-limited) line.</summary>
+    public void Warn(string key, string template, params object?[] args) => Refuse(key, template + "{Held}", args);
+
+    private void Refuse(string key, string template, params object?[] args)
+    {
+        if (!_limiter.Allow(key, out var held)) return;
+        var heldNote = held > 0 ? $" ({held} more like it in the last minute)" : "";
+#pragma warning disable CA2254 // the templates are constants of this class
+        logger.LogWarning(template, [.. args, heldNote]);
+#pragma warning restore CA2254
+    }
+}
