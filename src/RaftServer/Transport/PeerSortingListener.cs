@@ -14,12 +14,25 @@ namespace RaftServer.Transport;
 /// the node loop reads it itself (NodeLoop.PeerSockets.cs). Anything else (HTTP/2: the client
 /// service, snapshots) becomes a Kestrel connection, made by Kestrel's own socket connection
 /// factory. While <c>refuse</c> says so (the node is suspended) peer connections are closed at once.
-/// A wrong preface closes the connection with a warning.
+/// A wrong preface closes the connection with a warning. With client TLS on, Kestrel also binds a
+/// <see cref="TlsSideEndPoint"/> of the port (after the port itself): connections that open with a
+/// TLS handshake record go there, to Kestrel's HTTPS middleware.
 /// </summary>
 public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket> acceptPeer, ILogger logger, ILogger socketsLogger) : IConnectionListenerFactory
 {
+    private readonly Dictionary<EndPoint, PeerSortingListener> _bound = new();
+
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
+        if (endpoint is TlsSideEndPoint side)
+        {
+            lock (_bound)
+            {
+                if (!_bound.TryGetValue(side.Port, out var port))
+                    throw new InvalidOperationException($"the TLS side of {side.Port} is bound before the port itself");
+                return new(port.TlsSide(side));
+            }
+        }
         Socket socket;
         try
         {
@@ -32,8 +45,17 @@ public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket>
         }
         socket.Listen(512);
         var contexts = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), socketsLogger);
-        return new(new PeerSortingListener(socket, contexts, refuse, acceptPeer, logger));
+        var listener = new PeerSortingListener(socket, contexts, refuse, acceptPeer, logger);
+        lock (_bound) _bound[endpoint] = listener;
+        return new(listener);
     }
+}
+
+/// <summary>The TLS side of a node's port (see <see cref="PeerSortingListenerFactory"/>): an endpoint for Kestrel, not a socket of its own.</summary>
+public sealed class TlsSideEndPoint(IPEndPoint port) : EndPoint
+{
+    public IPEndPoint Port { get; } = port;
+    public override string ToString() => $"{Port} (TLS)";
 }
 
 internal sealed class PeerSortingListener : IConnectionListener
@@ -46,6 +68,10 @@ internal sealed class PeerSortingListener : IConnectionListener
     private readonly Action<Socket> _acceptPeer;
     private readonly ILogger _logger;
     private readonly Channel<ConnectionContext> _http = Channel.CreateUnbounded<ConnectionContext>();
+    /// <summary>Connections that open with a TLS record, once a TLS side is bound; else they go to <see cref="_http"/> (and fail there).</summary>
+    private volatile Channel<ConnectionContext>? _tls;
+    /// <summary>The first byte of a TLS connection: a handshake record (the ClientHello).</summary>
+    private const byte TlsHandshakeRecord = 0x16;
     private readonly Task _accepting;
     private volatile bool _unbound;
 
@@ -93,6 +119,44 @@ internal sealed class PeerSortingListener : IConnectionListener
         finally
         {
             _http.Writer.TryComplete();
+            _tls?.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>The listener Kestrel binds for the TLS side of this port.</summary>
+    internal IConnectionListener TlsSide(TlsSideEndPoint endpoint)
+    {
+        var channel = _tls ??= Channel.CreateUnbounded<ConnectionContext>();
+        return new SideListener(endpoint, channel);
+    }
+
+    /// <summary>Hands Kestrel the connections sorted into a channel; the port's own listener owns the socket.</summary>
+    private sealed class SideListener(EndPoint endpoint, Channel<ConnectionContext> channel) : IConnectionListener
+    {
+        public EndPoint EndPoint => endpoint;
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await channel.Reader.ReadAsync(cancellationToken);
+            }
+            catch (ChannelClosedException)
+            {
+                return null;
+            }
+        }
+
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            channel.Writer.TryComplete();
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            channel.Writer.TryComplete();
+            return ValueTask.CompletedTask;
         }
     }
 
@@ -108,7 +172,8 @@ internal sealed class PeerSortingListener : IConnectionListener
             {
                 socket.ReceiveTimeout = 0;
                 socket.NoDelay = true; // as Kestrel's own listener sets on every accepted socket
-                if (!_http.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
+                var to = head[0] == TlsHandshakeRecord && _tls is { } tls ? tls : _http;
+                if (!to.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
                 return;
             }
             var got = 0;
