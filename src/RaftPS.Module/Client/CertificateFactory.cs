@@ -4,17 +4,6 @@ using System.Security.Cryptography.X509Certificates;
 
 namespace RaftPS.Client;
 
-/// <summary>What a certificate is for.</summary>
-public enum RaftCertificateKind
-{
-    /// <summary>A certificate authority: signs the node and client certificates.</summary>
-    CA,
-    /// <summary>A node: server authentication for the host names and addresses it is reached by (and client authentication, for calls between nodes).</summary>
-    Node,
-    /// <summary>A client: client authentication, for nodes that require client certificates.</summary>
-    Client,
-}
-
 /// <summary>
 /// Certificates for a deployment made with .NET's CertificateRequest (no openssl): a CA, node
 /// certificates naming their hosts as subject alternative names, client certificates. Keys are

@@ -3,6 +3,17 @@ using RaftPS.Client;
 
 namespace RaftPS;
 
+/// <summary>What a certificate is for.</summary>
+public enum RaftCertificateKind
+{
+    /// <summary>A certificate authority: signs the node and client certificates.</summary>
+    CA,
+    /// <summary>A node: server authentication for the host names and addresses it is reached by (and client authentication, for calls between nodes).</summary>
+    Node,
+    /// <summary>A client: client authentication, for nodes that require client certificates.</summary>
+    Client,
+}
+
 /// <summary>A certificate New-RaftCertificate wrote: its PEM file and its key's.</summary>
 public sealed class RaftCertificateFile
 {

@@ -7,7 +7,8 @@ namespace RaftPS.Cluster;
 /// <summary>
 /// Start-RaftCluster -Secure: a throwaway CA, one node certificate naming every host of the
 /// cluster (and the loopback names), an admin client certificate, an auth file with one admin
-/// user and that user's token, in &lt;data directory&gt;/tls. Made once and reused while the node
+/// user and that user's token, in &lt;data directory&gt;/tls (users added to tls/users stay; the
+/// nodes read the file when they start). Made once and reused while the node
 /// certificate is valid for more than a day and names the same hosts. Keys and the token are
 /// readable by their owner only.
 /// </summary>
@@ -62,7 +63,7 @@ internal sealed class SecureClusterFiles
         var token = UserTokens.NewToken();
         try
         {
-            if (File.Exists(AuthFilePath)) File.Delete(AuthFilePath);
+            // Other users' lines in an existing auth file stay (added with New-RaftUserToken -AuthFile).
             UserTokens.WriteLine(AuthFilePath, AdminUser, "admin", UserTokens.Hash(token), replace: true);
             CertificateFactory.WriteSecret(TokenPath, new string(token));
         }

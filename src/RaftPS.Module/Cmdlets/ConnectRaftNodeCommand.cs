@@ -49,7 +49,7 @@ public sealed class ConnectRaftNodeCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string? CertificateThumbprint { get; set; }
 
-    /// <summary>A client certificate as a PEM file (its key in -CertificateKeyPath, else in the same file).</summary>
+    /// <summary>A client certificate as a PEM file (its key in -CertificateKeyPath, else NAME.key.pem beside it, else in the same file).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? CertificatePath { get; set; }
@@ -137,7 +137,9 @@ public sealed class ConnectRaftNodeCommand : PSCmdlet
         if (CertificatePath is { } certificatePath)
         {
             var path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(certificatePath);
+            // The key: -CertificateKeyPath, else NAME.key.pem beside NAME.pem (what New-RaftCertificate writes), else the certificate's own file.
             var keyPath = CertificateKeyPath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(CertificateKeyPath);
+            if (keyPath is null && NewRaftCertificateCommand.DefaultKeyPath(path) is var beside && File.Exists(beside)) keyPath = beside;
             try
             {
                 return PemCertificates.LoadWithKey(path, keyPath);

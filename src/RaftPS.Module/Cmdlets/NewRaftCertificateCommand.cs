@@ -88,6 +88,8 @@ public sealed class NewRaftCertificateCommand : PSCmdlet
                 var issuerPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(IssuerPath!);
                 var issuerKey = IssuerKeyPath is null ? DefaultKeyPath(issuerPath) : SessionState.Path.GetUnresolvedProviderPathFromPSPath(IssuerKeyPath);
                 using var issuer = X509Certificate2.CreateFromPemFile(issuerPath, issuerKey);
+                // The default validity ends with the CA's at the latest; an explicit one past it is an error.
+                if (NotAfter is null && ValidDays == 0 && notAfter > issuer.NotAfter) notAfter = issuer.NotAfter;
                 certificate = CertificateFactory.CreateIssued(Kind, Name, HostName, issuer, notBefore, notAfter);
             }
             using (certificate)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Management.Automation;
+using Grpc.Core;
 using RaftPS.Client;
 using RaftPS.Cluster;
 using RaftPS.Protocol;
@@ -374,6 +375,12 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             var client = ChannelCache.Get(new RaftEndpoint(node.Address, node.Port), _security);
             return await client.StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddMilliseconds(500), cancellationToken: Cancellation)
                 .ResponseAsync.ConfigureAwait(false);
+        }
+        catch (RpcException e) when (e.StatusCode is StatusCode.Unauthenticated or StatusCode.PermissionDenied)
+        {
+            // The node runs and refuses these calls (TLS or a token required, given by options of
+            // its own): it answers, as a follower for all this poll can tell.
+            return new StatusReply { Id = node.Id, Role = Role.Follower };
         }
         catch (Exception)
         {
