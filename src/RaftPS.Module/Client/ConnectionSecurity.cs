@@ -29,9 +29,6 @@ internal sealed class ConnectionSecurity
     public X509Certificate2? TrustedCa { get; }
     public SecureString? Token { get; }
 
-    /// <summary>Why the last node certificate was refused by <see cref="TrustedCa"/>'s check (for the error message); null when none was.</summary>
-    public string? LastRejection { get; private set; }
-
     /// <summary>The handler chain of a channel to <paramref name="host"/>: TLS settings on the socket handler, the token on every request.</summary>
     public HttpMessageHandler Handler(SocketsHttpHandler sockets)
     {
@@ -47,12 +44,9 @@ internal sealed class ConnectionSecurity
     }
 
     /// <summary>Trusts a node's certificate only when it chains to <see cref="TrustedCa"/>, is valid now and names the host called.</summary>
-    private bool CheckServerCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
-    {
-        var problem = ProblemWith(certificate, chain, errors);
-        if (problem is not null) LastRejection = problem;
-        return problem is null;
-    }
+    /// <remarks>A refusal fails the call; <see cref="TlsDiagnosis"/> then probes the node and says why.</remarks>
+    private bool CheckServerCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) =>
+        ProblemWith(certificate, chain, errors) is null;
 
     /// <summary>
     /// Why a node's certificate is not to be trusted, or null: against <see cref="TrustedCa"/> when

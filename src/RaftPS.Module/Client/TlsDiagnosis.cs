@@ -37,8 +37,6 @@ internal static class TlsDiagnosis
         }
         // A transport failure on a TLS connection: find out whether TLS itself is the reason.
         if (connection.Security is not { UseTls: true } security) return null;
-        if (security.LastRejection is { } rejection)
-            return new RaftException(RaftErrorKind.TlsFailed, $"{operation}: the TLS connection to node {target} was refused here: {rejection}.", failure);
         var problem = await ProbeAsync(target, security).ConfigureAwait(false);
         return problem is null ? null : new RaftException(RaftErrorKind.TlsFailed, $"{operation}: {problem}", failure);
     }

@@ -30,19 +30,21 @@ internal sealed class SecureClusterFiles
     private string HostsPath => Path.Combine(Folder, "hosts");
 
     /// <summary>The files for a cluster of <paramref name="hosts"/> under <paramref name="dataDirectory"/>, made when missing or stale.</summary>
-    public static SecureClusterFiles Ensure(string dataDirectory, IEnumerable<string> hosts)
+    /// <param name="anyHosts">Nodes that join a running -Secure cluster: its files are reused whatever hosts they name
+    /// (new ones would come from a new CA, which the running nodes do not trust).</param>
+    public static SecureClusterFiles Ensure(string dataDirectory, IEnumerable<string> hosts, bool anyHosts = false)
     {
         var files = new SecureClusterFiles(Path.Combine(dataDirectory, FolderName));
         var names = hosts.Concat(["localhost", "127.0.0.1", "::1"]).Distinct(StringComparer.OrdinalIgnoreCase).OrderBy(h => h, StringComparer.OrdinalIgnoreCase).ToArray();
-        if (!files.Usable(names)) files.Make(names);
+        if (!files.Usable(anyHosts ? null : names)) files.Make(names);
         return files;
     }
 
-    private bool Usable(string[] hosts)
+    private bool Usable(string[]? hosts)
     {
         string[] all = [CaPath, NodeCertificatePath, NodeKeyPath, ClientCertificatePath, ClientKeyPath, AuthFilePath, TokenPath, HostsPath];
         if (!all.All(File.Exists)) return false;
-        if (File.ReadAllText(HostsPath).Trim() != string.Join(" ", hosts)) return false;
+        if (hosts is not null && File.ReadAllText(HostsPath).Trim() != string.Join(" ", hosts)) return false;
         using var node = X509Certificate2.CreateFromPem(File.ReadAllText(NodeCertificatePath));
         using var client = X509Certificate2.CreateFromPem(File.ReadAllText(ClientCertificatePath));
         var soon = DateTime.Now.AddDays(1);

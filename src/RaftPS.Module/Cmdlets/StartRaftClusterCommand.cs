@@ -190,7 +190,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
         }
         EnsureServer();
         var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
-        if (Secure) PrepareSecure(dataDirectory, [endpoint.Host]);
+        if (Secure) PrepareSecure(dataDirectory, [endpoint.Host], joining: true);
         RaftMember[] members;
         try
         {
@@ -237,11 +237,11 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
     }
 
     /// <summary>-Secure: makes (or reuses) the throwaway CA, certificates and admin token, and loads them for this cmdlet's calls.</summary>
-    private void PrepareSecure(string dataDirectory, IEnumerable<string> hosts)
+    private void PrepareSecure(string dataDirectory, IEnumerable<string> hosts, bool joining = false)
     {
         try
         {
-            _secure = SecureClusterFiles.Ensure(dataDirectory, hosts);
+            _secure = SecureClusterFiles.Ensure(dataDirectory, hosts, anyHosts: joining);
             _security = _secure.ConnectionSecurity();
             WriteVerbose($"TLS and auth files: {_secure.Folder} (CA ca.pem, admin client certificate client.pem, admin token admin.token).");
         }
