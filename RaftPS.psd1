@@ -31,7 +31,9 @@
         'Wait-RaftValue',
         'Lock-RaftKey',
         'Unlock-RaftKey',
-        'Watch-RaftCluster'
+        'Watch-RaftCluster',
+        'New-RaftCertificate',
+        'New-RaftUserToken'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -38,6 +38,8 @@ ROOT=$PWD
 : "${WORKLOADS:=put,get,mixed}"
 : "${CHANNELS:=4}"           # HTTP/2 channels in the client's pool
 : "${TARGETS:=raftps etcd etcd-rafttimers dotnext}"
+# raftps-tls (not in the default TARGETS): RaftPS with client TLS (--cert-file/--key-file, a CA and node
+# certificate made by the module's New-RaftCertificate), no client certificates, no auth: TLS's own cost.
 : "${SOAK_S:=60}"            # the saturating run (put, C=256); 0 = skip
 : "${FAILOVER:=1}"
 : "${PIPELINE:=1}"
@@ -149,8 +151,9 @@ start_etcd() { # name heartbeat-ms election-ms
     ENDPOINTS[$name]=$clients; KIND[$name]=etcd
 }
 
-start_raftps() { # name heartbeat-ms election-ms
+start_raftps() { # name heartbeat-ms election-ms [server options...]
     local name=$1 hb=$2 et=$3 i
+    local extra=("${@:4}")
     local ports; mapfile -t ports < <("${BENCH[@]}" free-ports --count 3)
     mkdir -p "$WORK/$name"
     local conf="$WORK/$name/config.conf"
@@ -160,7 +163,7 @@ start_raftps() { # name heartbeat-ms election-ms
     local clients=""
     for i in 0 1 2; do
         launch "$name" "$i" "$SERVER" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
-            --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning
+            --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning "${extra[@]}"
         clients+="${clients:+,}127.0.0.1:${ports[$i]}"
     done
     ENDPOINTS[$name]=$clients; KIND[$name]=raftps
@@ -186,7 +189,18 @@ start_dotnext() { # name
     ENDPOINTS[$name]=$clients; KIND[$name]=raftps
 }
 
-target_args() { echo --target "${KIND[$1]}" --endpoints "${ENDPOINTS[$1]}"; }
+declare -A TLSCA
+target_args() { echo --target "${KIND[$1]}" --endpoints "${ENDPOINTS[$1]}" ${TLSCA[$1]:+--tls-ca "${TLSCA[$1]}"}; }
+
+start_raftps_tls() { # name: client TLS with a CA and one node certificate for 127.0.0.1 (New-RaftCertificate)
+    local name=$1 pki="$WORK/$1/pki"
+    mkdir -p "$pki"
+    dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$ROOT/out/RaftPS/RaftPS.psd1'; \$ErrorActionPreference = 'Stop'
+        New-RaftCertificate CA ca -Path '$pki' | Out-Null
+        New-RaftCertificate Node node -HostName 127.0.0.1, localhost -IssuerPath '$pki/ca.pem' -Path '$pki' | Out-Null"
+    start_raftps "$name" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" --cert-file "$pki/node.pem" --key-file "$pki/node.key.pem"
+    TLSCA[$name]="$pki/ca.pem"
+}
 
 ACTIVE=""
 focus() { # name: with ISOLATE=1 that cluster runs and every other one is paused
@@ -218,6 +232,9 @@ for t in $TARGETS; do
         raftps)
             if [[ ! -x $SERVER ]]; then log "no $SERVER (build.ps1 build lays it out): skipping RaftPS"; continue; fi
             start_raftps raftps "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" ;;
+        raftps-tls)
+            if [[ ! -x $SERVER ]]; then log "no $SERVER (build.ps1 build lays it out): skipping RaftPS with TLS"; continue; fi
+            start_raftps_tls raftps-tls ;;
         etcd) start_etcd etcd "$ETCD_HEARTBEAT_MS" "$ETCD_ELECTION_MS" ;;
         etcd-rafttimers) start_etcd etcd-rafttimers "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" ;;
         dotnext)

@@ -19,6 +19,7 @@ static class Program
         failover   --target T --endpoints E --pids-file F [--label NAME] [--repeat 5] [--attempt-timeout-ms 250]
                    [--before-s 1] [--settle-s 3] [--max-wait-s 20] [--log-dir DIR] [--json FILE]
         leader     --target T --endpoints E [--timeout-s 30]        prints the leader's index and term
+        (run, preload, failover, leader: --tls-ca PATH for RaftPS nodes serving clients over TLS with certificates of that CA)
         rss        --pids-file F --label NAME --phase idle|load [--json FILE]
         free-ports --count N                                        prints N free loopback TCP ports
         snapshots  --server PATH [--writes 1000000] [--keys 1000] [--value-bytes 256] [--catchup-mb 100]
@@ -95,7 +96,10 @@ static class Program
         var endpoints = Endpoint.ParseList(a.Required("endpoints"));
         int keys = a.Int("keys", 10_000);
         if (keys < 1) throw new UsageException("--keys must be positive");
-        return Targets.Create(kind, endpoints, channels, keys, connectTimeout ?? TimeSpan.FromSeconds(2));
+        // --tls-ca PATH: the RaftPS nodes serve clients over TLS with certificates of this CA (raftps only).
+        var tlsCa = a.Str("tls-ca") is { } caPath ? System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(caPath)) : null;
+        if (tlsCa is not null && kind != "raftps") throw new UsageException("--tls-ca is for --target raftps");
+        return Targets.Create(kind, endpoints, channels, keys, connectTimeout ?? TimeSpan.FromSeconds(2), tlsCa);
     }
 
     internal static void EmitJson(string? path, Dictionary<string, object?> record)

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Google.Protobuf;
 using Grpc.Core;
@@ -60,7 +62,8 @@ sealed class ChannelPool : IDisposable
 {
     readonly GrpcChannel[][] _channels;
 
-    public ChannelPool(IReadOnlyList<Endpoint> endpoints, int perEndpoint, TimeSpan connectTimeout)
+    /// <param name="tlsCa">Not null: the nodes serve clients over TLS with certificates of this CA (https, checked against it alone).</param>
+    public ChannelPool(IReadOnlyList<Endpoint> endpoints, int perEndpoint, TimeSpan connectTimeout, X509Certificate2? tlsCa = null)
     {
         _channels = new GrpcChannel[endpoints.Count][];
         for (int e = 0; e < endpoints.Count; e++)
@@ -77,7 +80,23 @@ sealed class ChannelPool : IDisposable
                     UseProxy = false,
                     UseCookies = false,
                 };
-                _channels[e][c] = GrpcChannel.ForAddress(endpoints[e].Uri, new GrpcChannelOptions
+                if (tlsCa is not null)
+                {
+                    handler.SslOptions = new SslClientAuthenticationOptions
+                    {
+                        RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                        {
+                            if (certificate is null) return false;
+                            using var chain = new X509Chain();
+                            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                            chain.ChainPolicy.CustomTrustStore.Add(tlsCa);
+                            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                            return chain.Build(new X509Certificate2(certificate));
+                        },
+                    };
+                }
+                var uri = tlsCa is null ? endpoints[e].Uri : new Uri($"https://{endpoints[e]}");
+                _channels[e][c] = GrpcChannel.ForAddress(uri, new GrpcChannelOptions
                 {
                     HttpHandler = handler,
                     DisposeHttpClient = true,
@@ -101,10 +120,10 @@ sealed class RaftPsTarget : ITarget
     readonly string[] _keys;
     readonly ByteString _value;
 
-    public RaftPsTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout)
+    public RaftPsTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout, X509Certificate2? tlsCa = null)
     {
         Endpoints = endpoints;
-        _pool = new ChannelPool(endpoints, channelsPerEndpoint, connectTimeout);
+        _pool = new ChannelPool(endpoints, channelsPerEndpoint, connectTimeout, tlsCa);
         _keys = new string[keyCount];
         for (int i = 0; i < keyCount; i++) _keys[i] = Keys.Name(i);
         _value = ByteString.CopyFrom(Keys.MakeValue());
@@ -257,10 +276,11 @@ sealed class EtcdTarget : ITarget
 
 static class Targets
 {
-    public static ITarget Create(string kind, IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout) =>
+    public static ITarget Create(string kind, IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout,
+        X509Certificate2? tlsCa = null) =>
         kind switch
         {
-            "raftps" => new RaftPsTarget(endpoints, channelsPerEndpoint, keyCount, connectTimeout),
+            "raftps" => new RaftPsTarget(endpoints, channelsPerEndpoint, keyCount, connectTimeout, tlsCa),
             "etcd" => new EtcdTarget(endpoints, channelsPerEndpoint, keyCount, connectTimeout),
             _ => throw new UsageException($"--target must be raftps or etcd, not '{kind}'"),
         };

@@ -5,7 +5,7 @@ BeforeAll {
     $script:Cmdlets = @('Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode',
         'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
         'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig',
-        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey', 'Watch-RaftCluster')
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey', 'Watch-RaftCluster', 'New-RaftCertificate', 'New-RaftUserToken')
     $script:ConnectedCmdlets = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue',
         'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus', 'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode',
         'Move-RaftLeader', 'Resume-RaftNode', 'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey')
@@ -26,7 +26,7 @@ Describe 'The RaftPS module' {
     }
 
     It 'declares RaftPS output types on <_>' -ForEach @('Start-RaftCluster', 'Connect-RaftNode', 'Get-RaftLeader', 'Set-RaftValue', 'Get-RaftValue', 'Get-RaftStatus',
-        'Get-RaftMember', 'Add-RaftNode', 'Move-RaftLeader', 'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey') {
+        'Get-RaftMember', 'Add-RaftNode', 'Move-RaftLeader', 'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'New-RaftCertificate', 'New-RaftUserToken') {
         $types = (Get-Command $_).OutputType.Type
         $types | Should -Not -BeNullOrEmpty
         $types | ForEach-Object { $_.Namespace | Should -Be 'RaftPS' }
@@ -60,7 +60,7 @@ Describe 'Help' {
         'Start-RaftCluster', 'Stop-RaftCluster', 'Connect-RaftNode', 'Disconnect-RaftNode', 'Get-RaftLeader',
         'Set-RaftValue', 'Get-RaftValue', 'Remove-RaftValue', 'Suspend-RaftNode', 'Get-RaftStatus',
         'Get-RaftMember', 'Add-RaftNode', 'Remove-RaftNode', 'Move-RaftLeader', 'Resume-RaftNode', 'New-RaftClusterConfig',
-        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey') {
+        'Watch-RaftValue', 'Wait-RaftValue', 'Lock-RaftKey', 'Unlock-RaftKey', 'New-RaftCertificate', 'New-RaftUserToken') {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeNullOrEmpty
         $help.Synopsis | Should -Not -Match "^\s*$_\s*\["   # not the auto-generated syntax stub

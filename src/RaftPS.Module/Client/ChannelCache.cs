@@ -1,26 +1,31 @@
 using System.Collections.Concurrent;
+using System.Net.Http;
 using Grpc.Net.Client;
 using RaftPS.Protocol;
 
 namespace RaftPS.Client;
 
-/// <summary>One gRPC channel per endpoint, shared by every connection and runspace of the process.</summary>
+/// <summary>
+/// One gRPC channel per endpoint and security (plain connections share theirs), for every
+/// connection and runspace of the process.
+/// </summary>
 internal static class ChannelCache
 {
-    private static readonly ConcurrentDictionary<RaftEndpoint, RaftClient.RaftClientClient> Clients = new();
+    private static readonly ConcurrentDictionary<(RaftEndpoint, ConnectionSecurity?), RaftClient.RaftClientClient> Clients = new();
 
-    public static RaftClient.RaftClientClient Get(RaftEndpoint endpoint) =>
-        Clients.GetOrAdd(endpoint, static e =>
+    public static RaftClient.RaftClientClient Get(RaftEndpoint endpoint, ConnectionSecurity? security = null) =>
+        Clients.GetOrAdd((endpoint, security), static key =>
         {
+            var (e, security) = key;
             var handler = new SocketsHttpHandler
             {
                 ConnectTimeout = TimeSpan.FromSeconds(2),
                 EnableMultipleHttp2Connections = true,
                 PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
             };
-            var channel = GrpcChannel.ForAddress($"http://{e}", new GrpcChannelOptions
+            var channel = GrpcChannel.ForAddress($"{(security?.UseTls == true ? "https" : "http")}://{e}", new GrpcChannelOptions
             {
-                HttpHandler = handler,
+                HttpHandler = security is null ? handler : security.Handler(handler),
                 MaxReceiveMessageSize = 64 * 1024 * 1024,
                 MaxSendMessageSize = 64 * 1024 * 1024,
             });

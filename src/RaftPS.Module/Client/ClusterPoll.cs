@@ -16,18 +16,24 @@ internal sealed class ClusterPoll
     private Dictionary<RaftEndpoint, int> _ids = new();
 
     /// <summary>Starts from the members this process already knows of the connection's cluster (else the node alone).</summary>
-    public ClusterPoll(RaftConnection connection) => _members = [.. ClusterDirectory.Candidates(connection.Endpoint)];
+    public ClusterPoll(RaftConnection connection)
+    {
+        _members = [.. ClusterDirectory.Candidates(connection.Endpoint)];
+        _security = connection.Security;
+    }
+
+    private readonly ConnectionSecurity? _security;
 
     public async Task<RaftNodeStatus[]> PollAsync(TimeSpan perNode, CancellationToken cancellation)
     {
         var endpoints = _members.ToArray();
-        var replies = await Task.WhenAll(endpoints.Select(e => AskAsync(e, perNode, cancellation))).ConfigureAwait(false);
+        var replies = await Task.WhenAll(endpoints.Select(e => AskAsync(e, _security, perNode, cancellation))).ConfigureAwait(false);
         if (endpoints.Length == 1 && replies[0].Reply is { } first)
         {
             // The first poll knew only the connected node: ask the others now, in the same poll.
             Learn(first);
             var others = _members.Where(m => !m.Equals(endpoints[0])).ToArray();
-            var rest = await Task.WhenAll(others.Select(e => AskAsync(e, perNode, cancellation))).ConfigureAwait(false);
+            var rest = await Task.WhenAll(others.Select(e => AskAsync(e, _security, perNode, cancellation))).ConfigureAwait(false);
             endpoints = [endpoints[0], .. others];
             replies = [replies[0], .. rest];
         }
@@ -45,11 +51,11 @@ internal sealed class ClusterPoll
         ClusterDirectory.Record(_members);
     }
 
-    private static async Task<(StatusReply? Reply, string? Error, bool Suspended)> AskAsync(RaftEndpoint endpoint, TimeSpan timeout, CancellationToken cancellation)
+    private static async Task<(StatusReply? Reply, string? Error, bool Suspended)> AskAsync(RaftEndpoint endpoint, ConnectionSecurity? security, TimeSpan timeout, CancellationToken cancellation)
     {
         try
         {
-            var reply = await ChannelCache.Get(endpoint).StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow + timeout, cancellationToken: cancellation).ConfigureAwait(false);
+            var reply = await ChannelCache.Get(endpoint, security).StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow + timeout, cancellationToken: cancellation).ConfigureAwait(false);
             return (reply, null, false);
         }
         catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled || !cancellation.IsCancellationRequested)

@@ -68,12 +68,12 @@ internal static class RaftCaller
             RaftEndpoint? hint = null;
             try
             {
-                var client = ChannelCache.Get(target);
+                var client = ChannelCache.Get(target, connection.Security);
                 using var pending = call(client, request, new CallOptions(
                     deadline: DateTime.UtcNow + attemptBudget, cancellationToken: cancellation));
                 var reply = await pending.ResponseAsync.ConfigureAwait(false);
                 if (scope == CallScope.Cluster && !ClusterDirectory.Knows(origin))
-                    _ = LearnMembersAsync(target, origin);
+                    _ = LearnMembersAsync(target, origin, connection.Security);
                 return reply;
             }
             catch (RpcException e) when (cancellation.IsCancellationRequested)
@@ -82,6 +82,9 @@ internal static class RaftCaller
             }
             catch (RpcException e)
             {
+                // TLS, token and role failures are the caller's settings: no retry elsewhere fixes them.
+                if (await TlsDiagnosis.ClassifyAsync(e, connection, target, Describe(operation, subject)).ConfigureAwait(false) is { } security)
+                    throw security;
                 switch (e.StatusCode)
                 {
                     case StatusCode.InvalidArgument:
@@ -127,6 +130,8 @@ internal static class RaftCaller
             }
             catch (HttpRequestException e)
             {
+                if (await TlsDiagnosis.ClassifyAsync(e, connection, target, Describe(operation, subject)).ConfigureAwait(false) is { } security)
+                    throw security;
                 lastProblem = $"node {target} is unreachable ({Innermost(e)})";
             }
 
@@ -174,11 +179,11 @@ internal static class RaftCaller
     }
 
     /// <summary>Asks a node that answered for the cluster's members, so later retries know them.</summary>
-    internal static async Task LearnMembersAsync(RaftEndpoint target, RaftEndpoint origin)
+    internal static async Task LearnMembersAsync(RaftEndpoint target, RaftEndpoint origin, ConnectionSecurity? security)
     {
         try
         {
-            var client = ChannelCache.Get(target);
+            var client = ChannelCache.Get(target, security);
             var status = await client.StatusAsync(new StatusRequest(),
                 deadline: DateTime.UtcNow.AddSeconds(2)).ResponseAsync.ConfigureAwait(false);
             var members = status.Members.Select(m => new RaftEndpoint(m.Address, m.Port)).ToList();

@@ -19,10 +19,15 @@ public sealed class RaftConnection
     private readonly ConcurrentBag<WriteSession> _idle = new();
     private int _sessions;
 
-    public RaftConnection(string address, int port)
+    public RaftConnection(string address, int port) : this(address, port, null)
+    {
+    }
+
+    internal RaftConnection(string address, int port, ConnectionSecurity? security)
     {
         Address = address;
         Port = port;
+        Security = security;
         var first = NewSession();
         ClientId = first.ClientId;
         _idle.Add(first);
@@ -30,6 +35,15 @@ public sealed class RaftConnection
 
     public string Address { get; }
     public int Port { get; }
+
+    /// <summary>Calls go over TLS (Connect-RaftNode -UseTls).</summary>
+    public bool UseTls => Security?.UseTls == true;
+
+    /// <summary>Calls carry a token (Connect-RaftNode -Token or -Credential); the token itself is never shown.</summary>
+    public bool HasToken => Security?.Token is not null;
+
+    /// <summary>TLS settings and token; null for a plain connection with no token.</summary>
+    internal ConnectionSecurity? Security { get; }
 
     /// <summary>The client id of this connection's first write session.</summary>
     public ulong ClientId { get; }

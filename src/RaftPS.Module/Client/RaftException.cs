@@ -26,6 +26,14 @@ public enum RaftErrorKind
     Compacted,
     /// <summary>A lock's lease was lost (expired or revoked): the lock is not held.</summary>
     LockLost,
+    /// <summary>The node serves clients over TLS only and the connection is plain text.</summary>
+    TlsRequired,
+    /// <summary>The TLS connection failed: a certificate refused on either side, or the node speaks no TLS.</summary>
+    TlsFailed,
+    /// <summary>The node requires a token and the call had none, or one it does not know.</summary>
+    Unauthenticated,
+    /// <summary>The caller's role does not cover the call (read, write, admin).</summary>
+    PermissionDenied,
 }
 
 /// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>

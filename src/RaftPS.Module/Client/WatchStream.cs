@@ -85,14 +85,14 @@ internal sealed class WatchStream : IAsyncDisposable
         var compactedAt = new HashSet<RaftEndpoint>();
         long compactRevision = 0;
         // Resuming elsewhere needs the other members: learn them if no call has yet.
-        if (!ClusterDirectory.Knows(origin)) await RaftCaller.LearnMembersAsync(origin, origin).ConfigureAwait(false);
+        if (!ClusterDirectory.Knows(origin)) await RaftCaller.LearnMembersAsync(origin, origin, connection.Security).ConfigureAwait(false);
 
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
             try
             {
-                var client = ChannelCache.Get(target);
+                var client = ChannelCache.Get(target, connection.Security);
                 using var call = client.Watch(new WatchRequest { Key = key, Prefix = prefix, StartRevision = NextRevision }, cancellationToken: cancellation);
                 var stream = call.ResponseStream;
                 while (await stream.MoveNext(cancellation).ConfigureAwait(false))
@@ -141,10 +141,12 @@ internal sealed class WatchStream : IAsyncDisposable
             }
             catch (RpcException e)
             {
+                if (await TlsDiagnosis.ClassifyAsync(e, connection, target, what).ConfigureAwait(false) is { } security) throw security;
                 lastProblem = $"node {target}: {e.StatusCode}: {e.Status.Detail}";
             }
             catch (Exception e) when (e is HttpRequestException or IOException)
             {
+                if (await TlsDiagnosis.ClassifyAsync(e, connection, target, what).ConfigureAwait(false) is { } security) throw security;
                 lastProblem = $"node {target} is unreachable ({e.Message})";
             }
 

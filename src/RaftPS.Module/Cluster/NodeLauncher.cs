@@ -34,7 +34,9 @@ internal static class NodeLauncher
     /// <param name="join">A member of an existing cluster: the node joins it (--join) instead of
     /// bootstrapping from <paramref name="configPath"/>, which then only names the group the node is
     /// registered under (Stop-RaftCluster -ConfigPath).</param>
-    public static LaunchedNode Start(ConfigNode node, string configPath, string dataDirectory, string? extraArguments, string? join = null)
+    /// <param name="securityArguments">The TLS and auth options (Start-RaftCluster -Secure), each its own argument.</param>
+    public static LaunchedNode Start(ConfigNode node, string configPath, string dataDirectory, string? extraArguments, string? join = null,
+        IReadOnlyList<string>? securityArguments = null)
     {
         var nodeDirectory = Path.Combine(dataDirectory, $"node-{node.Id}");
         Directory.CreateDirectory(nodeDirectory);
@@ -51,6 +53,7 @@ internal static class NodeLauncher
         };
         if (join is null) arguments.AddRange(["--config", configPath]);
         else arguments.AddRange(["--join", join]);
+        if (securityArguments is not null) arguments.AddRange(securityArguments);
         if (!string.IsNullOrWhiteSpace(extraArguments))
             arguments.AddRange(extraArguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Management.Automation;
+using Grpc.Core;
 using RaftPS.Client;
 using RaftPS.Cluster;
 using RaftPS.Protocol;
@@ -63,6 +64,17 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
     [ValidateRange(1, 3600)]
     public int TimeoutSec { get; set; } = 30;
 
+    /// <summary>
+    /// Client TLS with client certificates and tokens: a throwaway CA, certificates and an admin
+    /// token in &lt;data directory&gt;/tls (<see cref="SecureClusterFiles"/>); the session connects with them.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter Secure { get; set; }
+
+    /// <summary>-Secure: the files, and how this cmdlet's calls reach the nodes.</summary>
+    private SecureClusterFiles? _secure;
+    private ConnectionSecurity? _security;
+
     protected override string ProgressActivity => "Start-RaftCluster";
 
     protected override void EndProcessing()
@@ -90,6 +102,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             ThrowTerminatingError(new ErrorRecord(new FormatException($"The config file '{configPath}' lists no node as 'ID HOST PORT'."),
                 "RaftConfigInvalid", ErrorCategory.InvalidArgument, configPath));
         EnsureServer();
+        if (Secure) PrepareSecure(dataDirectory, configNodes.Select(n => n.Host));
 
         var selected = new List<ConfigNode>();
         if (NodeId is null)
@@ -122,7 +135,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             LaunchedNode started;
             try
             {
-                started = NodeLauncher.Start(node, configPath, dataDirectory, extra);
+                started = NodeLauncher.Start(node, configPath, dataDirectory, extra, securityArguments: _secure?.ServerArguments());
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
             {
@@ -141,10 +154,11 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
     /// <summary>Writes the started nodes; a session with no current connection is connected to the first.</summary>
     private void Output(List<LaunchedNode> running)
     {
-        if (running.Count > 0 && CurrentConnection.Get() is null)
+        // -Secure connects the session even when it has a connection: only its TLS settings and token reach the nodes.
+        if (running.Count > 0 && (CurrentConnection.Get() is null || _security is not null))
         {
             // What the user types next (Set-RaftValue a 1) needs no Connect-RaftNode first.
-            CurrentConnection.Set(new RaftConnection(running[0].Info.Address, running[0].Info.Port));
+            CurrentConnection.Set(new RaftConnection(running[0].Info.Address, running[0].Info.Port, _security));
             WriteVerbose($"Connected this session to node {running[0].Info.Id} ({running[0].Info.Address}:{running[0].Info.Port}).");
         }
         foreach (var node in running) WriteObject(node.Info);
@@ -175,10 +189,12 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             return;
         }
         EnsureServer();
+        var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+        if (Secure) PrepareSecure(dataDirectory, [endpoint.Host], joining: true);
         RaftMember[] members;
         try
         {
-            members = Await(RaftOperations.ListMembersAsync(new RaftConnection(endpoint.Host, endpoint.Port), TimeSpan.FromSeconds(TimeoutSec), Progress, Cancellation));
+            members = Await(RaftOperations.ListMembersAsync(new RaftConnection(endpoint.Host, endpoint.Port, _security), TimeSpan.FromSeconds(TimeoutSec), Progress, Cancellation));
         }
         catch (RaftException e)
         {
@@ -186,7 +202,6 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             return;
         }
         var configPath = SessionState.Path.GetUnresolvedProviderPathFromPSPath(ConfigPath);
-        var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
         var extra = Environment.GetEnvironmentVariable(ServerArgumentsVariable);
         var launched = new List<LaunchedNode>();
         foreach (var id in NodeId!.Distinct())
@@ -207,7 +222,8 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
                 continue;
             try
             {
-                var started = NodeLauncher.Start(new ConfigNode(id, member.Address, member.Port), configPath, dataDirectory, extra, join: endpoint.ToString());
+                var started = NodeLauncher.Start(new ConfigNode(id, member.Address, member.Port), configPath, dataDirectory, extra, join: endpoint.ToString(),
+                    securityArguments: _secure?.ServerArguments());
                 NodeRegistry.Add(started);
                 launched.Add(started);
             }
@@ -218,6 +234,21 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
         }
         if (launched.Count == 0) return;
         Output(WaitUntilReady(launched, waitForLeader: false));
+    }
+
+    /// <summary>-Secure: makes (or reuses) the throwaway CA, certificates and admin token, and loads them for this cmdlet's calls.</summary>
+    private void PrepareSecure(string dataDirectory, IEnumerable<string> hosts, bool joining = false)
+    {
+        try
+        {
+            _secure = SecureClusterFiles.Ensure(dataDirectory, hosts, anyHosts: joining);
+            _security = _secure.ConnectionSecurity();
+            WriteVerbose($"TLS and auth files: {_secure.Folder} (CA ca.pem, admin client certificate client.pem, admin token admin.token).");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "RaftSecureSetupFailed", ErrorCategory.WriteError, Path.Combine(dataDirectory, SecureClusterFiles.FolderName)));
+        }
     }
 
     /// <summary>
@@ -341,9 +372,15 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
     {
         try
         {
-            var client = ChannelCache.Get(new RaftEndpoint(node.Address, node.Port));
+            var client = ChannelCache.Get(new RaftEndpoint(node.Address, node.Port), _security);
             return await client.StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddMilliseconds(500), cancellationToken: Cancellation)
                 .ResponseAsync.ConfigureAwait(false);
+        }
+        catch (RpcException e) when (e.StatusCode is StatusCode.Unauthenticated or StatusCode.PermissionDenied)
+        {
+            // The node runs and refuses these calls (TLS or a token required, given by options of
+            // its own): it answers, as a follower for all this poll can tell.
+            return new StatusReply { Id = node.Id, Role = Role.Follower };
         }
         catch (Exception)
         {

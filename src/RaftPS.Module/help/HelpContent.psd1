@@ -20,6 +20,7 @@
             'With all nodes, the command shows progress while it waits and returns once a leader is elected; with -NodeId, once the started nodes answer. It outputs one object per started node: Id, Address, Port, ProcessId (the server''s own process: stopping it stops the node), DataDirectory and LogPath.'
             'A node that exits during start-up writes the error RaftNodeExited, which quotes the end of its log. A node of the same config that this session already runs writes RaftNodeAlreadyRunning. The nodes this session started are stopped by Stop-RaftCluster, and when PowerShell exits.'
             'Extra server options (for example "--election-timeout-ms 300 --quiet") can be given in the environment variable RAFTPS_SERVER_ARGS.'
+            'With -Secure the nodes serve clients over TLS only, require a client certificate of a throwaway CA and a token, and the session is connected with the admin certificate and token (even when it had a connection).'
         )
         Parameters  = @{
             ConfigPath    = 'The cluster''s config file: one node per line, "ID HOST PORT". The default is config.conf in the current location.'
@@ -27,6 +28,7 @@
             Join          = 'A member of a running cluster, as HOST:PORT: the -NodeId nodes join that cluster (the server is started with --join) instead of bootstrapping from the config. Each must have been added first (Add-RaftNode -AsLearner, or Add-RaftNode -Start does both). Also restarts such a node: its data directory then holds the cluster''s configuration. Their addresses come from the cluster; the config file only names the group that Stop-RaftCluster -ConfigPath stops.'
             DataDirectory = 'The folder that holds each node''s data (DataDirectory/node-ID) and log. The default is ./data. Use the same folder to restart a node with its data.'
             TimeoutSec    = 'How long, in seconds, to wait for a leader (or, with -NodeId, for the nodes to answer). The default is 30. The nodes keep running if the wait times out (error RaftClusterStartTimeout).'
+            Secure        = 'Starts the nodes with client TLS, client certificates and tokens: makes (the first time, or when the node certificate is due or the hosts changed) a throwaway CA, a node certificate naming the config''s hosts and the loopback names, an admin client certificate and an admin token in DataDirectory/tls (keys and token readable by you only), starts the nodes with --cert-file, --key-file, --client-ca-file and --auth-file, and connects this session with them. Users added to DataDirectory/tls/users with New-RaftUserToken -AuthFile before the start stay. See docs/security.md.'
             Count         = 'Starts a local cluster of this many nodes (1 to 9; 3 or 5 tolerate 1 or 2 failed nodes) on 127.0.0.1, with no config file of yours: its config and data live in your user data folder (see the description). A -Name used before with another count writes the error RaftLocalClusterMismatch; a port of the cluster that something else listens on (another session running it), RaftLocalClusterPortInUse.'
             Name          = 'With -Count: the name of the local cluster, so several can be kept side by side. The default is "local". Letters, digits, ".", "_" and "-". Tab completion offers the local clusters made so far.'
         }
@@ -45,6 +47,9 @@
             @{ Title = 'A cluster from another config, its data in a temporary folder'
                Code = "`$nodes = Start-RaftCluster ./test.conf -DataDirectory (Join-Path `$env:TEMP raft) -TimeoutSec 60`n`$nodes | Get-RaftStatus"
                Remarks = 'The nodes pipe into the other cmdlets as connections.' }
+            @{ Title = 'A local cluster with TLS and tokens'
+               Code = "Start-RaftCluster -Count 3 -Name secure -Secure`nSet-RaftValue a 1`nGet-RaftValue a"
+               Remarks = 'The nodes serve clients over TLS with client certificates and tokens; the session is connected with the admin certificate and token kept in the cluster''s tls folder.' }
         )
         Links       = @('Stop-RaftCluster', 'Connect-RaftNode', 'Get-RaftStatus')
     }
@@ -78,11 +83,20 @@
             'No call is made yet: the node need not be up. The cmdlets send each call to this node first and, when it is down or has no leader, retry through the other members of its cluster.'
             'A connection carries a client id and numbers its writes, so a write retried after an error applies exactly once.'
             'This is the original client''s "connect SERVER_ADDRESS SERVER_PORT_NUMBER".'
+            'With -UseTls the calls go over TLS, checked against -CaCertificatePath, with a client certificate when given; with -Token or -Credential every call carries the token. A node that refuses the token writes RaftUnauthenticated (AuthenticationError); a call the user''s role does not cover, RaftPermissionDenied (PermissionDenied). See docs/security.md.'
         )
         Parameters  = @{
             Address    = 'Host name or IP address of the node, as in config.conf.'
             Port       = 'The node''s port, as in config.conf.'
             NotDefault = 'Returns the connection without making it the current one; pass it with -Connection.'
+            UseTls     = 'Connects over TLS, to nodes started with --cert-file. A plain connection to such a node fails with RaftTlsRequired; a TLS connection to a plain node, or one whose certificate is not trusted, expired or does not name the address, fails with RaftTlsFailed (SecurityError), with no retry.'
+            CaCertificatePath = 'The PEM certificate of the CA that issued the nodes'' certificates (New-RaftCertificate CA). Without it, the machine''s trust store decides.'
+            Certificate = 'A client certificate with its private key, for nodes that require one (--client-ca-file).'
+            CertificateThumbprint = 'A client certificate with a private key from your personal certificate store (CurrentUser\My), else the machine''s (LocalMachine\My), by thumbprint.'
+            CertificatePath = 'A client certificate as a PEM file (New-RaftCertificate Client); its key is read from -CertificateKeyPath, else from NAME.key.pem beside NAME.pem, else from the same file.'
+            CertificateKeyPath = 'The PEM private key of -CertificatePath.'
+            Token      = 'The token of a user of the nodes'' --auth-file, as a SecureString (New-RaftUserToken outputs one). Every call carries it; it is never shown. Without -UseTls it travels in plain text, and a warning says so.'
+            Credential = 'The token as the password of a credential (Get-Credential); the user name is not sent, the node knows the user by the token.'
         }
         Inputs      = @{ 'System.String, System.Int32' = 'Address and Port bind by property name, so nodes from Start-RaftCluster can be piped in.' }
         Outputs     = @{ 'RaftPS.RaftConnection' = 'The connection: Address, Port, ClientId.' }
@@ -93,6 +107,9 @@
             @{ Title = 'A second connection beside the current one'
                Code = "`$other = Connect-RaftNode 127.0.0.1 50002 -NotDefault`nGet-RaftStatus -Connection `$other"
                Remarks = 'The current connection is unchanged.' }
+            @{ Title = 'TLS with a client certificate and a token'
+               Code = "`$token = Read-Host -AsSecureString 'token'`nConnect-RaftNode db1 50000 -UseTls -CaCertificatePath ./pki/ca.pem -CertificatePath ./pki/ci.pem -CertificateKeyPath ./pki/ci.key.pem -Token `$token"
+               Remarks = 'Every call of the session goes over TLS, trusting only that CA, with the client certificate and the token.' }
         )
         Links       = @('Disconnect-RaftNode', 'Get-RaftLeader', 'Start-RaftCluster')
     }
@@ -378,6 +395,64 @@
                Remarks = '' }
         )
         Links       = @('Start-RaftCluster')
+    }
+
+    'New-RaftCertificate' = @{
+        Synopsis    = 'Makes a CA, node or client certificate as PEM files, for a deployment with TLS.'
+        Description = @(
+            'Makes a certificate with .NET''s CertificateRequest (no openssl) and writes it as NAME.pem with its private key in NAME.key.pem (PKCS#8; on Unix the key file is created readable by you only) in -Path. Keys are ECDSA P-256, signatures SHA-256.'
+            'CA: a self-signed certificate authority (10 years by default). Keep its key (NAME.key.pem) off the nodes: it signs everything.'
+            'Node: a node''s certificate, signed by the CA of -IssuerPath, naming every -HostName (host names and IP addresses clients reach the node by) as subject alternative names, for server and client authentication. Give it to the node with --cert-file and --key-file.'
+            'Client: a client certificate signed by the CA of -IssuerPath, for nodes started with --client-ca-file; use it with Connect-RaftNode -CertificatePath.'
+            'Existing files are kept unless -Force is given (error RaftCertificateExists). A certificate cannot outlive its CA (error RaftCertificateFailed). See docs/security.md.'
+        )
+        Parameters  = @{
+            Kind          = 'CA, Node or Client.'
+            Name          = 'The certificate''s common name (CN) and the files'' name: NAME.pem, NAME.key.pem.'
+            HostName      = 'Node certificates: every host name and IP address the node is reached by.'
+            IssuerPath    = 'Node and client certificates: the PEM certificate of the CA that signs them.'
+            IssuerKeyPath = 'The CA''s private key. The default is the -IssuerPath file with .pem replaced by .key.pem, as New-RaftCertificate CA writes it.'
+            Path          = 'The folder to write to (made if missing). The default is the current location.'
+            ValidDays     = 'Days of validity from now. The default is 3650 for a CA and 397 for node and client certificates (or until the CA expires, if sooner).'
+            NotBefore     = 'The start of validity, instead of 5 minutes ago (clamped to the CA''s).'
+            NotAfter      = 'The end of validity, instead of -ValidDays from now.'
+            Force         = 'Overwrites existing files.'
+        }
+        Inputs      = @()
+        Outputs     = @{ 'RaftPS.RaftCertificateFile' = 'Kind, Name, Subject, Thumbprint, NotBefore, NotAfter, HostName, CertificatePath, KeyPath.' }
+        Examples    = @(
+            @{ Title = 'A CA, two nodes and a client'
+               Code = "New-RaftCertificate CA raftps-ca -Path ./pki`nNew-RaftCertificate Node node0 -HostName db1, 10.0.0.11 -IssuerPath ./pki/raftps-ca.pem -Path ./pki`nNew-RaftCertificate Node node1 -HostName db2, 10.0.0.12 -IssuerPath ./pki/raftps-ca.pem -Path ./pki`nNew-RaftCertificate Client ci -IssuerPath ./pki/raftps-ca.pem -Path ./pki"
+               Remarks = 'Start node 0 with --cert-file pki/node0.pem --key-file pki/node0.key.pem --client-ca-file pki/raftps-ca.pem, and connect with Connect-RaftNode db1 50000 -UseTls -CaCertificatePath ./pki/raftps-ca.pem -CertificatePath ./pki/ci.pem -CertificateKeyPath ./pki/ci.key.pem.' }
+        )
+        Links       = @('Connect-RaftNode', 'New-RaftUserToken', 'Start-RaftCluster')
+    }
+
+    'New-RaftUserToken' = @{
+        Synopsis    = 'Makes a token for a user of the nodes'' --auth-file, with a role.'
+        Description = @(
+            'Makes a random 256-bit token (43 characters, base64url) for a user with the role read (Get, Range, Watch, Status), write (also Set, Delete, conditional writes, leases and locks) or admin (also Suspend, Resume, membership and leadership transfer).'
+            'With -AuthFile it adds the line "NAME ROLE SHA256" to that file (made if missing, readable by you only on Unix): only the token''s SHA-256 is written, never the token. A user the file lists already needs -Force (error RaftUserExists), which gives it the new token. Give the file to every node with --auth-file; the nodes read it when they start.'
+            'The token is output once, as a SecureString in the Token property (pass it to Connect-RaftNode -Token); with -AsPlainText, as text in PlainTextToken instead, to store in a secret store. It cannot be recovered later.'
+        )
+        Parameters  = @{
+            Name        = 'The user''s name, as log lines and refusals show it.'
+            Role        = 'read, write or admin.'
+            AuthFile    = 'The auth file to add the user''s line to.'
+            Force       = 'Replaces the line of a user the file lists already.'
+            AsPlainText = 'Outputs the token as text (PlainTextToken) instead of a SecureString.'
+        }
+        Inputs      = @()
+        Outputs     = @{ 'RaftPS.RaftUserToken' = 'Name, Role, Token (SecureString) or PlainTextToken, Hash, AuthFile.' }
+        Examples    = @(
+            @{ Title = 'A writer for CI, then connect with its token'
+               Code = "`$ci = New-RaftUserToken ci write -AuthFile ./users`nConnect-RaftNode db1 50000 -UseTls -CaCertificatePath ./pki/ca.pem -Token `$ci.Token"
+               Remarks = 'Copy ./users to every node (--auth-file) and restart them; the session then writes as ci.' }
+            @{ Title = 'A token to store in a secret store'
+               Code = "(New-RaftUserToken deploy admin -AuthFile ./users -AsPlainText).PlainTextToken | Set-Secret raftps-deploy"
+               Remarks = 'The text is shown nowhere else; Set-Secret is SecretManagement''s.' }
+        )
+        Links       = @('Connect-RaftNode', 'New-RaftCertificate')
     }
 
     'Watch-RaftValue' = @{

@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using RaftServer.Api.Security;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.Hosting;
@@ -19,7 +20,8 @@ namespace RaftServer.Api;
 /// leader / suspended / leadership lost, DeadlineExceeded when the client's deadline passes,
 /// FailedPrecondition for a sequence number older than the client's session window.
 /// </summary>
-public sealed partial class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers, NodeMetrics metrics) : P.RaftClient.RaftClientBase
+public sealed partial class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers, NodeMetrics metrics,
+    ClientAccess access) : P.RaftClient.RaftClientBase
 {
     public const string LeaderTrailer = "raftps-leader";
     public const string ForwardedHeader = "raftps-forwarded";
@@ -157,6 +159,12 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     private static readonly Func<P.RaftClient.RaftClientClient, P.SetManyRequest, Metadata, DateTime?, CancellationToken, Task<P.SetManyReply>> ForwardSetMany =
         static (client, req, headers, deadline, ct) => client.SetManyAsync(req, headers, deadline, ct).ResponseAsync;
 
+    /// <summary>The forwarded mark and the caller's token, which the leader checks again.</summary>
+    private static Metadata ForwardHeadersOf(ServerCallContext context) =>
+        context.RequestHeaders.GetValue(ClientAccess.AuthorizationHeader) is { } token
+            ? new Metadata { { ForwardedHeader, "1" }, { ClientAccess.AuthorizationHeader, token } }
+            : ForwardHeaders;
+
     private static bool IsForwarded(ServerCallContext context) => context.RequestHeaders.Get(ForwardedHeader) is not null;
 
     /// <summary>
@@ -195,6 +203,10 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     {
         if (peers.Peer(leaderId) is not { } peer)
             throw Unavailable("the leader is not a known peer", leaderId);
+        // The path between nodes is plain text: a node that serves clients over TLS only does not
+        // carry their calls (and tokens) over it; the client is sent to the leader instead.
+        if (access.TlsOnly && ClientMethodRoles.ForPath(context.Method, out _) != ClientRole.Public)
+            throw Unavailable($"this node serves clients over TLS and does not forward calls over the plain-text path between nodes; call the leader (node {leaderId})", leaderId);
         var leaderChanged = changesLeader ? CancellationToken.None : loop.LeaderChanged; // before the view: a change after this cancels it
         var view = loop.View;
         if (view.LeaderId != leaderId)
@@ -206,7 +218,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, leaderChanged, linkLost);
         try
         {
-            return await forward(peer.Client, request, ForwardHeaders, deadline, cancel.Token);
+            return await forward(peer.Client, request, ForwardHeadersOf(context), deadline, cancel.Token);
         }
         catch (Exception e) when (e is RpcException { StatusCode: StatusCode.Cancelled } or OperationCanceledException
                                   && !context.CancellationToken.IsCancellationRequested && (leaderChanged.IsCancellationRequested || linkLost.IsCancellationRequested))

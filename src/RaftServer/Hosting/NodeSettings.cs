@@ -11,7 +11,8 @@ public sealed class UsageException(string message) : Exception(message);
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
 /// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
-/// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]</c>.
+/// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]
+/// [--cert-file PATH --key-file PATH [--client-ca-file PATH]] [--auth-file PATH]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -63,6 +64,12 @@ public sealed record NodeSettings
                                     off by default)
           --max-snapshot-bytes N    refuse a leader's snapshot larger than N bytes before storing any of it
                                     (default: 8589934592 = 8 GiB; at least the largest snapshot the cluster makes)
+          --cert-file PATH          serve clients over TLS with this PEM certificate (intermediates may follow it);
+                                    needs --key-file; peers still connect in plain text (off by default)
+          --key-file PATH           the PEM private key of --cert-file
+          --client-ca-file PATH     require client certificates issued by this PEM CA (with --cert-file)
+          --auth-file PATH          require a token from clients: lines of 'NAME ROLE SHA256-OF-TOKEN', role read,
+                                    write or admin (New-RaftUserToken writes them); without it auth is off
           --help                    show this help
         """;
 
@@ -88,6 +95,13 @@ public sealed record NodeSettings
     public NodeAddress? MetricsAddress { get; init; }
     /// <summary>The largest snapshot upload this node accepts (<see cref="Transport.SnapshotUploadGate"/>).</summary>
     public long MaxSnapshotBytes { get; init; } = DefaultMaxSnapshotBytes;
+    /// <summary>Client TLS: the node's PEM certificate (with <see cref="KeyFile"/>); null: clients connect in plain text.</summary>
+    public string? CertFile { get; init; }
+    public string? KeyFile { get; init; }
+    /// <summary>The PEM CA that client certificates must chain to; null: no client certificate asked for.</summary>
+    public string? ClientCaFile { get; init; }
+    /// <summary>The users and their token hashes; null: authentication off.</summary>
+    public string? AuthFile { get; init; }
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -112,6 +126,7 @@ public sealed record NodeSettings
         long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
         int watchBatch = DefaultWatchBatchMs;
         long maxSnapshotBytes = DefaultMaxSnapshotBytes;
+        string? certFile = null, keyFile = null, clientCaFile = null, authFile = null;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -170,6 +185,10 @@ public sealed record NodeSettings
                     break;
                 case "--log-file": logFile = Value(); break;
                 case "--max-snapshot-bytes": maxSnapshotBytes = Count(1 << 20); break;
+                case "--cert-file": certFile = Value(); break;
+                case "--key-file": keyFile = Value(); break;
+                case "--client-ca-file": clientCaFile = Value(); break;
+                case "--auth-file": authFile = Value(); break;
                 default:
                     if (arg.StartsWith('-') && !int.TryParse(arg, out _))
                         throw new UsageException($"unknown option '{arg}'");
@@ -185,8 +204,13 @@ public sealed record NodeSettings
         if (id is null) throw new UsageException("the node id is missing");
         if (election < 2 * heartbeat)
             throw new UsageException($"--election-timeout-ms ({election}) must be at least twice --heartbeat-ms ({heartbeat})");
+        if ((certFile is null) != (keyFile is null))
+            throw new UsageException("--cert-file and --key-file go together (client TLS needs both)");
+        if (clientCaFile is not null && certFile is null)
+            throw new UsageException("--client-ca-file needs --cert-file and --key-file (client certificates are asked for over TLS)");
         return new NodeSettings
         {
+            CertFile = certFile, KeyFile = keyFile, ClientCaFile = clientCaFile, AuthFile = authFile,
             Id = id.Value, ConfigPath = config, DataDir = dataDir, Join = join, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
             LogFile = logFile, MetricsAddress = metricsAddress, JsonLogs = jsonLogs,

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using RaftServer.Api;
+using RaftServer.Api.Security;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.Observability;
@@ -96,6 +97,19 @@ public static class ServerHost
 
         using var loggerFactory = CreateLoggerFactory(settings);
         var logger = loggerFactory.CreateLogger(Log.NodeCategory);
+
+        // Client TLS and authentication (docs/security.md): their files are read before anything else.
+        ClientSecurity clientSecurity;
+        try
+        {
+            clientSecurity = ClientSecurity.Load(settings);
+        }
+        catch (InvalidDataException e)
+        {
+            logger.LogError("{Message}", e.Message);
+            return 2;
+        }
+        using var clientSecurityScope = clientSecurity;
 
         DataDirectory dataDir;
         NodeStorage storage;
@@ -256,6 +270,8 @@ public static class ServerHost
         builder.Services.AddSingleton<ClientService>();
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton<RequestMetricsInterceptor>();
+        builder.Services.AddSingleton(clientSecurity.Access);
+        builder.Services.AddSingleton<ClientAccessInterceptor>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         builder.Services.AddGrpc(o =>
@@ -264,6 +280,7 @@ public static class ServerHost
             o.MaxSendMessageSize = null;
             o.EnableDetailedErrors = false;
             o.Interceptors.Add<RequestMetricsInterceptor>();
+            o.Interceptors.Add<ClientAccessInterceptor>(); // after the metrics: refused calls are counted
         });
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -276,6 +293,13 @@ public static class ServerHost
             {
                 o.Protocols = HttpProtocols.Http2;
             });
+            // Client TLS: the connections of the same port that open with a TLS handshake (bound after the port).
+            if (clientSecurity.Tls is { } tls)
+                k.Listen(new TlsSideEndPoint(new IPEndPoint(listenAddress, self.Port)), o =>
+                {
+                    o.Protocols = HttpProtocols.Http2;
+                    o.UseHttps(tls.HttpsOptions(transportLogger));
+                });
         });
         app = builder.Build();
         app.MapGrpcService<PeerService>();
@@ -300,6 +324,7 @@ public static class ServerHost
         }
 
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
+        foreach (var line in clientSecurity.Describe()) logger.LogInformation("{Security}", line);
         await using var metricsServer = settings.MetricsAddress is { } metricsAt ? await StartMetricsAsync(metricsAt, settings.Id, loggerFactory, logger) : null;
         if (settings.MetricsAddress is not null && metricsServer is null)
         {

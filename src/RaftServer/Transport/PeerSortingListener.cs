@@ -18,12 +18,26 @@ namespace RaftServer.Transport;
 /// service, snapshots) becomes a Kestrel connection, made by Kestrel's own socket connection
 /// factory. While <c>refuse</c> says so (the node is suspended) peer connections are closed at once.
 /// A wrong preface or hello, or a peer of another cluster, closes the connection with a warning.
+/// With client TLS on, Kestrel also binds a <see cref="TlsSideEndPoint"/> of the port (after the
+/// port itself): connections that open with a TLS handshake record go there, to Kestrel's HTTPS
+/// middleware.
 /// </summary>
 public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket, int> acceptPeer, PeerHandshake handshake, ILogger logger, ILogger socketsLogger)
     : IConnectionListenerFactory
 {
+    private readonly Dictionary<EndPoint, PeerSortingListener> _bound = new();
+
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
+        if (endpoint is TlsSideEndPoint side)
+        {
+            lock (_bound)
+            {
+                if (!_bound.TryGetValue(side.Port, out var port))
+                    throw new InvalidOperationException($"the TLS side of {side.Port} is bound before the port itself");
+                return new(port.TlsSide(side));
+            }
+        }
         Socket socket;
         try
         {
@@ -36,8 +50,17 @@ public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket,
         }
         socket.Listen(512);
         var contexts = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), socketsLogger);
-        return new(new PeerSortingListener(socket, contexts, refuse, acceptPeer, handshake, logger));
+        var listener = new PeerSortingListener(socket, contexts, refuse, acceptPeer, handshake, logger);
+        lock (_bound) _bound[endpoint] = listener;
+        return new(listener);
     }
+}
+
+/// <summary>The TLS side of a node's port (see <see cref="PeerSortingListenerFactory"/>): an endpoint for Kestrel, not a socket of its own.</summary>
+public sealed class TlsSideEndPoint(IPEndPoint port) : EndPoint
+{
+    public IPEndPoint Port { get; } = port;
+    public override string ToString() => $"{Port} (TLS)";
 }
 
 /// <summary>
@@ -80,6 +103,10 @@ internal sealed class PeerSortingListener : IConnectionListener
     private readonly PeerHandshake _handshake;
     private readonly ILogger _logger;
     private readonly Channel<ConnectionContext> _http = Channel.CreateUnbounded<ConnectionContext>();
+    /// <summary>Connections that open with a TLS record, once a TLS side is bound; else they go to <see cref="_http"/> (and fail there).</summary>
+    private volatile Channel<ConnectionContext>? _tls;
+    /// <summary>The first byte of a TLS connection: a handshake record (the ClientHello).</summary>
+    private const byte TlsHandshakeRecord = 0x16;
     private readonly Task _accepting;
     private readonly Thread _sorter;
     private readonly ConcurrentQueue<Socket> _incoming = new();
@@ -152,7 +179,45 @@ internal sealed class PeerSortingListener : IConnectionListener
         finally
         {
             _http.Writer.TryComplete();
+            _tls?.Writer.TryComplete();
             Wake();
+        }
+    }
+
+    /// <summary>The listener Kestrel binds for the TLS side of this port.</summary>
+    internal IConnectionListener TlsSide(TlsSideEndPoint endpoint)
+    {
+        var channel = _tls ??= Channel.CreateUnbounded<ConnectionContext>();
+        return new SideListener(endpoint, channel);
+    }
+
+    /// <summary>Hands Kestrel the connections sorted into a channel; the port's own listener owns the socket.</summary>
+    private sealed class SideListener(EndPoint endpoint, Channel<ConnectionContext> channel) : IConnectionListener
+    {
+        public EndPoint EndPoint => endpoint;
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                return await channel.Reader.ReadAsync(cancellationToken);
+            }
+            catch (ChannelClosedException)
+            {
+                return null;
+            }
+        }
+
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            channel.Writer.TryComplete();
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            channel.Writer.TryComplete();
+            return ValueTask.CompletedTask;
         }
     }
 
@@ -288,7 +353,8 @@ internal sealed class PeerSortingListener : IConnectionListener
                     p.Done = true;
                     socket.Blocking = true;
                     socket.NoDelay = true; // as Kestrel's own listener sets on every accepted socket
-                    if (!_http.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
+                    var to = p.Head[0] == TlsHandshakeRecord && _tls is { } tls ? tls : _http;
+                    if (!to.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
                     return;
                 }
                 p.Need = HeadBytes;

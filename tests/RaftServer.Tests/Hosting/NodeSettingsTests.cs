@@ -63,4 +63,16 @@ public sealed class NodeSettingsTests
         var e = Assert.Throws<UsageException>(() => NodeSettings.Parse(args.Split(' ', StringSplitOptions.RemoveEmptyEntries)));
         Assert.Contains(message, e.Message);
     }
+
+    [Fact]
+    public void Client_tls_and_auth_options_are_read_and_checked()
+    {
+        var s = NodeSettings.Parse(["0", "--cert-file", "n.pem", "--key-file", "n.key.pem", "--client-ca-file", "ca.pem", "--auth-file", "users"])!;
+        Assert.Equal(("n.pem", "n.key.pem", "ca.pem", "users"), (s.CertFile, s.KeyFile, s.ClientCaFile, s.AuthFile));
+        var plain = NodeSettings.Parse(["0"])!;
+        Assert.Equal((null, null, null, null), (plain.CertFile, plain.KeyFile, plain.ClientCaFile, plain.AuthFile));
+        Assert.Contains("go together", Assert.Throws<UsageException>(() => NodeSettings.Parse(["0", "--cert-file", "n.pem"])).Message);
+        Assert.Contains("go together", Assert.Throws<UsageException>(() => NodeSettings.Parse(["0", "--key-file", "n.key.pem"])).Message);
+        Assert.Contains("--client-ca-file needs --cert-file", Assert.Throws<UsageException>(() => NodeSettings.Parse(["0", "--client-ca-file", "ca.pem"])).Message);
+    }
 }

@@ -1,0 +1,53 @@
+using Grpc.Core;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace RaftServer.Api.Security;
+
+/// <summary>
+/// Who may call what on the client service: whether calls must come over TLS (client TLS on) and,
+/// with an auth file, whose token the call carries and whether that user's role covers the method
+/// (<see cref="ClientMethodRoles"/>). Without an auth file every client may do everything.
+/// </summary>
+public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
+{
+    /// <summary>Set on an UNAUTHENTICATED reply to a plain-text call on a node that serves clients over TLS only.</summary>
+    public const string TlsRequiredTrailer = "raftps-tls-required";
+    public const string AuthorizationHeader = "authorization";
+    private const string BearerPrefix = "Bearer ";
+
+    public static readonly ClientAccess Open = new(null, false);
+
+    public bool AuthEnabled => users is not null;
+    /// <summary>Client calls are served over TLS only (plain-text connections carry peer calls and the public calls).</summary>
+    public bool TlsOnly => tlsOnly;
+
+    /// <summary>Refuses the call (an RpcException) unless its connection and credentials allow the method.</summary>
+    public void Check(ServerCallContext context)
+    {
+        var needed = ClientMethodRoles.ForPath(context.Method, out var isClientCall);
+        if (!isClientCall) return;
+        if (needed is not { } role)
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"{context.Method} is not mapped to a role: refused"));
+        if (role == ClientRole.Public) return;
+        if (tlsOnly && !OverTls(context))
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "this node serves clients over TLS only; connect with TLS (Connect-RaftNode -UseTls)"),
+                new Metadata { { TlsRequiredTrailer, "1" } });
+        if (users is null) return;
+        var user = users.Find(BearerToken(context.RequestHeaders))
+            ?? throw new RpcException(new Status(StatusCode.Unauthenticated,
+                "no valid token: this node requires one (an 'authorization: Bearer TOKEN' header; Connect-RaftNode -Token or -Credential)"));
+        if (user.Role < role)
+            throw new RpcException(new Status(StatusCode.PermissionDenied,
+                $"{context.Method[ClientMethodRoles.ServicePrefix.Length..]} needs the {ClientRoleNames.Name(role)} role; user '{user.Name}' has {ClientRoleNames.Name(user.Role)}"));
+    }
+
+    private static ReadOnlySpan<char> BearerToken(Metadata headers)
+    {
+        var value = headers.GetValue(AuthorizationHeader);
+        if (value is null || !value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase)) return default;
+        return value.AsSpan(BearerPrefix.Length).Trim();
+    }
+
+    private static bool OverTls(ServerCallContext context) =>
+        context.GetHttpContext().Features.Get<ITlsConnectionFeature>() is not null;
+}

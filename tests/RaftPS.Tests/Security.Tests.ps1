@@ -1,0 +1,227 @@
+# Client TLS, tokens and roles through the cmdlets: a -Secure cluster (with a reader and a writer
+# added to its auth file before it starts), a plain one-node cluster, and one-node clusters with
+# certificates of our own (expired, naming another host, requiring client certificates).
+BeforeAll {
+    . "$PSScriptRoot/TestHelpers.ps1"
+    # Nodes with certificates of this file's own CA: started with the server options in
+    # RAFTPS_SERVER_ARGS (paths here have no spaces).
+    function script:Start-TlsNode([string] $Name, [string] $CertName, [switch] $RequireClientCertificate) {
+        $config = New-TestClusterConfig -Nodes 1
+        $arguments = "--cert-file $Pki/$CertName.pem --key-file $Pki/$CertName.key.pem"
+        if ($RequireClientCertificate) { $arguments += " --client-ca-file $Pki/ca.pem" }
+        $saved = $env:RAFTPS_SERVER_ARGS
+        $env:RAFTPS_SERVER_ARGS = $arguments
+        try { $node = Start-RaftCluster -ConfigPath $config.ConfigPath -DataDirectory $config.DataDirectory -NodeId 0 -TimeoutSec 60 }
+        finally { $env:RAFTPS_SERVER_ARGS = $saved }
+        $script:Started += $config
+        $node
+    }
+    function script:Get-Failure([scriptblock] $Action) {
+        try { & $Action; $null } catch { $_ }
+    }
+    $script:Started = @()
+    $script:OwnerOnly = [System.IO.UnixFileMode]::UserRead -bor [System.IO.UnixFileMode]::UserWrite
+
+    # The secure cluster: its tls/users gets a reader and a writer before -Secure adds the admin.
+    $script:Secure = New-TestClusterConfig -Nodes 3
+    $tls = Join-Path $Secure.DataDirectory 'tls'
+    New-Item -ItemType Directory -Path $tls -Force | Out-Null
+    $script:Reader = New-RaftUserToken reader read -AuthFile (Join-Path $tls 'users')
+    $script:Writer = New-RaftUserToken writer write -AuthFile (Join-Path $tls 'users')
+    $script:SecureNodes = @(Start-RaftCluster -ConfigPath $Secure.ConfigPath -DataDirectory $Secure.DataDirectory -Secure -TimeoutSec 60)
+    $script:Tls = $tls
+    function script:Connect-Secure([System.Security.SecureString] $Token, [int] $Node = 0) {
+        Connect-RaftNode $SecureNodes[$Node].Address $SecureNodes[$Node].Port -NotDefault -UseTls -CaCertificatePath "$Tls/ca.pem" `
+            -CertificatePath "$Tls/client.pem" -CertificateKeyPath "$Tls/client.key.pem" -Token $Token
+    }
+
+    # A PKI of this file's own: a CA, a valid node certificate, an expired one, one for another
+    # host, a valid client certificate, an expired one, and a client certificate of another CA.
+    $script:Pki = Join-Path $Secure.Directory 'pki'
+    New-Item -ItemType Directory -Path $Pki | Out-Null
+    $now = Get-Date
+    New-RaftCertificate CA ca -Path $Pki -NotBefore $now.AddDays(-30) -NotAfter $now.AddDays(30) | Out-Null
+    New-RaftCertificate Node good -HostName 127.0.0.1, localhost -IssuerPath "$Pki/ca.pem" -Path $Pki | Out-Null
+    New-RaftCertificate Node expired -HostName 127.0.0.1 -IssuerPath "$Pki/ca.pem" -Path $Pki -NotBefore $now.AddDays(-10) -NotAfter $now.AddDays(-1) | Out-Null
+    New-RaftCertificate Node elsewhere -HostName db.example.invalid -IssuerPath "$Pki/ca.pem" -Path $Pki | Out-Null
+    New-RaftCertificate Client alice -IssuerPath "$Pki/ca.pem" -Path $Pki | Out-Null
+    New-RaftCertificate Client old -IssuerPath "$Pki/ca.pem" -Path $Pki -NotBefore $now.AddDays(-10) -NotAfter $now.AddDays(-1) | Out-Null
+    New-RaftCertificate CA otherca -Path $Pki | Out-Null
+    New-RaftCertificate Client mallory -IssuerPath "$Pki/otherca.pem" -Path $Pki | Out-Null
+
+    $script:GoodNode = Start-TlsNode good good -RequireClientCertificate
+    $script:ExpiredNode = Start-TlsNode expired expired
+    $script:ElsewhereNode = Start-TlsNode elsewhere elsewhere
+    $plain = New-TestClusterConfig -Nodes 1
+    $script:Started += $plain
+    $script:PlainNode = Start-RaftCluster -ConfigPath $plain.ConfigPath -DataDirectory $plain.DataDirectory -TimeoutSec 60
+}
+
+AfterAll {
+    foreach ($cluster in $Started) { Remove-TestCluster $cluster }
+    Remove-TestCluster $Secure
+}
+
+Describe 'Start-RaftCluster -Secure' {
+    It 'starts a TLS cluster with tokens and connects the session to it: Set-RaftValue and Get-RaftValue work' {
+        $SecureNodes.Count | Should -Be 3
+        Set-RaftValue secure/a 1
+        (Get-RaftValue secure/a).Value | Should -Be '1'
+        Get-ChildItem $Tls -Name | Should -Contain 'ca.pem'
+        if (-not $IsWindows) {
+            foreach ($secret in 'node.key.pem', 'client.key.pem', 'admin.token', 'users') {
+                (Get-Item (Join-Path $Tls $secret)).UnixFileMode | Should -Be $OwnerOnly -Because "$secret holds a secret"
+            }
+        }
+        Get-Content (Join-Path $Tls 'users') | Should -Not -Match ([regex]::Escape([System.Net.NetworkCredential]::new('', $Reader.Token).Password))
+    }
+
+    It 'keeps the connection''s TLS settings and token when a node object names the connection' {
+        (Get-RaftStatus -Connection $SecureNodes[1]).Id | Should -Be 1
+    }
+}
+
+Describe 'Client TLS' {
+    It 'a plain-text client against a TLS node gets RaftTlsRequired, saying to use -UseTls' {
+        $plain = Connect-RaftNode $SecureNodes[0].Address $SecureNodes[0].Port -NotDefault
+        $failure = Get-Failure { Get-RaftValue secure/a -Connection $plain -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftTlsRequired,RaftPS.Cmdlets.GetRaftValueCommand'
+        $failure.CategoryInfo.Category | Should -Be 'SecurityError'
+        $failure.Exception.Message | Should -Match ([regex]::Escape("the node at $($SecureNodes[0].Address):$($SecureNodes[0].Port) speaks TLS; connect with -UseTls"))
+    }
+
+    It 'a TLS client against a plain-text node gets RaftTlsFailed, saying the node does not speak TLS' {
+        $tlsClient = Connect-RaftNode $PlainNode.Address $PlainNode.Port -NotDefault -UseTls -CaCertificatePath "$Pki/ca.pem"
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $failure = Get-Failure { Get-RaftLeader -Connection $tlsClient -TimeoutSec 20 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftTlsFailed,RaftPS.Cmdlets.GetRaftLeaderCommand'
+        $failure.Exception.Message | Should -Match 'does not speak TLS .*connect without -UseTls'
+        $clock.Elapsed.TotalSeconds | Should -BeLessThan 10 -Because 'a TLS mismatch is not retried until the timeout'
+    }
+
+    It 'refuses a node certificate of another CA' {
+        $c = Connect-RaftNode $SecureNodes[0].Address $SecureNodes[0].Port -NotDefault -UseTls -CaCertificatePath "$Pki/ca.pem" `
+            -CertificatePath "$Tls/client.pem" -CertificateKeyPath "$Tls/client.key.pem" -Token $Reader.Token
+        $failure = Get-Failure { Get-RaftValue secure/a -Connection $c -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftTlsFailed,RaftPS.Cmdlets.GetRaftValueCommand'
+        $failure.Exception.Message | Should -Match 'is not trusted by -CaCertificatePath \(CN=ca\)'
+    }
+
+    It 'refuses a node certificate not trusted by the machine when no CA is given' {
+        $c = Connect-RaftNode $GoodNode.Address $GoodNode.Port -NotDefault -UseTls -CertificatePath "$Pki/alice.pem"
+        $failure = Get-Failure { Get-RaftLeader -Connection $c -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftTlsFailed,RaftPS.Cmdlets.GetRaftLeaderCommand'
+        $failure.Exception.Message | Should -Match 'not trusted by this machine.*-CaCertificatePath'
+    }
+
+    It 'refuses an expired node certificate' {
+        $c = Connect-RaftNode $ExpiredNode.Address $ExpiredNode.Port -NotDefault -UseTls -CaCertificatePath "$Pki/ca.pem"
+        $failure = Get-Failure { Get-RaftLeader -Connection $c -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftTlsFailed,RaftPS.Cmdlets.GetRaftLeaderCommand'
+        $failure.Exception.Message | Should -Match 'NotTimeValid'
+    }
+
+    It 'refuses a node certificate that names another host' {
+        $c = Connect-RaftNode $ElsewhereNode.Address $ElsewhereNode.Port -NotDefault -UseTls -CaCertificatePath "$Pki/ca.pem"
+        $failure = Get-Failure { Get-RaftLeader -Connection $c -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftTlsFailed,RaftPS.Cmdlets.GetRaftLeaderCommand'
+        $failure.Exception.Message | Should -Match 'does not name the host called'
+    }
+
+    It 'serves a client certificate of its CA when client certificates are required' {
+        $c = Connect-RaftNode $GoodNode.Address $GoodNode.Port -NotDefault -UseTls -CaCertificatePath "$Pki/ca.pem" -CertificatePath "$Pki/alice.pem"
+        Set-RaftValue k v -Connection $c
+        (Get-RaftValue k -Connection $c).Value | Should -Be 'v'
+    }
+
+    It 'refuses <Name> when client certificates are required' -ForEach @(
+        @{ Name = 'no client certificate'; Certificate = $null }
+        @{ Name = 'an expired client certificate'; Certificate = 'old' }
+        @{ Name = 'a client certificate of another CA'; Certificate = 'mallory' }) {
+        $parameters = @{ NotDefault = $true; UseTls = $true; CaCertificatePath = "$Pki/ca.pem" }
+        if ($Certificate) { $parameters.CertificatePath = "$Pki/$Certificate.pem" }
+        $c = Connect-RaftNode $GoodNode.Address $GoodNode.Port @parameters
+        $failure = Get-Failure { Get-RaftLeader -Connection $c -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftTlsFailed,RaftPS.Cmdlets.GetRaftLeaderCommand'
+        $failure.Exception.Message | Should -Match 'requires a client certificate issued by its CA'
+    }
+}
+
+Describe 'Tokens and roles' {
+    It 'a call without a token is RaftUnauthenticated (AuthenticationError)' {
+        $c = Connect-RaftNode $SecureNodes[0].Address $SecureNodes[0].Port -NotDefault -UseTls -CaCertificatePath "$Tls/ca.pem" `
+            -CertificatePath "$Tls/client.pem" -CertificateKeyPath "$Tls/client.key.pem"
+        $failure = Get-Failure { Get-RaftValue secure/a -Connection $c -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftUnauthenticated,RaftPS.Cmdlets.GetRaftValueCommand'
+        $failure.CategoryInfo.Category | Should -Be 'AuthenticationError'
+    }
+
+    It 'a call with an unknown token is RaftUnauthenticated' {
+        $c = Connect-Secure (ConvertTo-SecureString 'not-a-token-the-node-knows' -AsPlainText -Force)
+        (Get-Failure { Get-RaftValue secure/a -Connection $c -TimeoutSec 5 }).FullyQualifiedErrorId | Should -Be 'RaftUnauthenticated,RaftPS.Cmdlets.GetRaftValueCommand'
+    }
+
+    It 'the read role reads but cannot write: RaftPermissionDenied (PermissionDenied) naming the role needed' {
+        $c = Connect-Secure $Reader.Token
+        (Get-RaftValue secure/a -Connection $c).Value | Should -Be '1'
+        $failure = Get-Failure { Set-RaftValue secure/a 2 -Connection $c -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftPermissionDenied,RaftPS.Cmdlets.SetRaftValueCommand'
+        $failure.CategoryInfo.Category | Should -Be 'PermissionDenied'
+        $failure.Exception.Message | Should -Match "Set needs the write role; user 'reader' has read"
+        (Get-RaftValue secure/a).Value | Should -Be '1'
+    }
+
+    It 'the write role writes, through any node, but cannot suspend a node or add a member' {
+        foreach ($node in 0..2) {
+            $c = Connect-Secure $Writer.Token -Node $node
+            Set-RaftValue "secure/w$node" $node -Connection $c
+            (Get-RaftValue "secure/w$node" -Connection $c).Value | Should -Be "$node"
+        }
+        $failure = Get-Failure { Suspend-RaftNode 1 -Connection $c -Confirm:$false }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftPermissionDenied,RaftPS.Cmdlets.SuspendRaftNodeCommand'
+        $failure.Exception.Message | Should -Match 'Suspend needs the admin role'
+        $failure = Get-Failure { Add-RaftNode -Id 7 -Address 127.0.0.1 -Port 9 -AsLearner -Connection $c -Confirm:$false -TimeoutSec 5 }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftPermissionDenied,RaftPS.Cmdlets.AddRaftNodeCommand'
+        (Get-RaftMember).Id | Should -Not -Contain 7
+    }
+
+    It 'the admin role adds and removes a member and suspends a node' {
+        $admin = Get-Content (Join-Path $Tls 'admin.token') -Raw
+        $credential = [pscredential]::new('admin', (ConvertTo-SecureString $admin.Trim() -AsPlainText -Force))
+        $c = Connect-RaftNode $SecureNodes[0].Address $SecureNodes[0].Port -NotDefault -UseTls -CaCertificatePath "$Tls/ca.pem" `
+            -CertificatePath "$Tls/client.pem" -CertificateKeyPath "$Tls/client.key.pem" -Credential $credential
+        Add-RaftNode -Id 7 -Address 127.0.0.1 -Port 9 -AsLearner -Connection $c -Confirm:$false -TimeoutSec 20 -CatchUpTimeoutSec 1 -ErrorAction SilentlyContinue | Out-Null
+        (Get-RaftMember -Connection $c).Id | Should -Contain 7
+        Remove-RaftNode -Id 7 -Connection $c -Confirm:$false -TimeoutSec 20
+        (Get-RaftMember -Connection $c).Id | Should -Not -Contain 7
+        Suspend-RaftNode 0.2 -Connection $c -Confirm:$false
+    }
+}
+
+Describe 'New-RaftCertificate and New-RaftUserToken' {
+    It 'writes a node certificate naming its hosts, its key readable by its owner only' {
+        $cert = New-RaftCertificate Node n2 -HostName 10.0.0.2, n2.example -IssuerPath "$Pki/ca.pem" -Path $Pki
+        $cert.Kind | Should -Be 'Node'
+        $cert.Subject | Should -Be 'CN=n2'
+        $x509 = [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPem((Get-Content $cert.CertificatePath -Raw))
+        $san = $x509.Extensions | Where-Object { $_.Oid.Value -eq '2.5.29.17' }
+        $san.Format($false) | Should -Match '10\.0\.0\.2'
+        $san.Format($false) | Should -Match 'n2\.example'
+        $x509.Issuer | Should -Be 'CN=ca'
+        if (-not $IsWindows) { (Get-Item $cert.KeyPath).UnixFileMode | Should -Be $OwnerOnly }
+        { New-RaftCertificate Node n2 -HostName x -IssuerPath "$Pki/ca.pem" -Path $Pki } | Should -Throw -ErrorId 'RaftCertificateExists,RaftPS.Cmdlets.NewRaftCertificateCommand'
+    }
+
+    It 'writes only the hash of a token; the same name again needs -Force' {
+        $file = Join-Path $Pki 'users'
+        $t = New-RaftUserToken ci write -AuthFile $file -AsPlainText
+        $t.PlainTextToken.Length | Should -Be 43
+        $t.Token | Should -BeNullOrEmpty
+        $sha = [Convert]::ToHexString([System.Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes($t.PlainTextToken))).ToLowerInvariant()
+        Get-Content $file | Should -Contain "ci write $sha"
+        (Get-Content $file -Raw) | Should -Not -Match ([regex]::Escape($t.PlainTextToken))
+        { New-RaftUserToken ci read -AuthFile $file } | Should -Throw -ErrorId 'RaftUserExists,RaftPS.Cmdlets.NewRaftUserTokenCommand'
+        (New-RaftUserToken ci read -AuthFile $file -Force).Role | Should -Be 'read'
+        @(Get-Content $file | Where-Object { $_ -like 'ci *' }).Count | Should -Be 1
+    }
+}
