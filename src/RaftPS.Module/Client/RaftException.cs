@@ -26,6 +26,11 @@ public enum RaftErrorKind
     Compacted,
     /// <summary>A lock's lease was lost (expired or revoked): the lock is not held.</summary>
     LockLost,
+    /// <summary>The node refused the call as not allowed (e.g. Suspend on a node started without --allow-suspend).</summary>
+    PermissionDenied,
+    /// <summary>A limit of the node: the request is larger than it accepts, or the node stayed too busy
+    /// (too many pending writes or reads) for the whole time allowed.</summary>
+    ResourceExhausted,
 }
 
 /// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>

@@ -11,7 +11,9 @@ public sealed class UsageException(string message) : Exception(message);
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
 /// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
-/// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]</c>.
+/// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]
+/// [--max-request-bytes N] [--max-pending-writes N] [--max-pending-reads N] [--max-client-connections N]
+/// [--max-streams-per-connection N] [--max-header-bytes N] [--allow-suspend]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -59,6 +61,15 @@ public sealed record NodeSettings
           --quiet                   no per-request lines ("Command from client: ..."); node events still print
           --metrics-address HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (a port of its own;
                                     off by default)
+          --max-request-bytes N     largest client request accepted, refused RESOURCE_EXHAUSTED beyond (default: 4259840
+                                    = 4 MiB + 64 KiB, room for the largest SetMany)
+          --max-pending-writes N    client writes this node holds at once (queued or proposed, not yet answered);
+                                    more are refused RESOURCE_EXHAUSTED (default: 10000)
+          --max-pending-reads N     linearizable reads this node holds at once; likewise (default: 10000)
+          --max-client-connections N  HTTP/2 connections at once (clients, forwarded calls, snapshots) (default: 4096)
+          --max-streams-per-connection N  concurrent calls per HTTP/2 connection (default: 1000)
+          --max-header-bytes N      request headers of a call, in all (default: 32768)
+          --allow-suspend           accept the Suspend call (off: refused PERMISSION_DENIED); Start-RaftCluster sets it
           --help                    show this help
         """;
 
@@ -82,6 +93,10 @@ public sealed record NodeSettings
     public bool JsonLogs { get; init; }
     /// <summary>Where the metrics listener listens; null: no metrics listener.</summary>
     public NodeAddress? MetricsAddress { get; init; }
+    /// <summary>The client request limits and admission control (docs/security.md).</summary>
+    public ClientLimits Limits { get; init; } = ClientLimits.Default;
+    /// <summary>Whether the Suspend call is accepted (--allow-suspend); refused PERMISSION_DENIED otherwise.</summary>
+    public bool AllowSuspend { get; init; }
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -105,6 +120,8 @@ public sealed record NodeSettings
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
         long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
         int watchBatch = DefaultWatchBatchMs;
+        var limits = ClientLimits.Default;
+        var allowSuspend = false;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -122,6 +139,7 @@ public sealed record NodeSettings
                     throw new UsageException($"{arg}: '{text}' is not a number of milliseconds from {min} to {max}");
                 return n;
             }
+            long Bounded(long n, long max) => n <= max ? n : throw new UsageException($"{arg}: {n} is more than {max}");
             long Count(long min)
             {
                 var text = Value();
@@ -162,6 +180,13 @@ public sealed record NodeSettings
                     };
                     break;
                 case "--log-file": logFile = Value(); break;
+                case "--max-request-bytes": limits = limits with { MaxRequestBytes = (int)Bounded(Count(4096), int.MaxValue) }; break;
+                case "--max-pending-writes": limits = limits with { MaxPendingWrites = (int)Bounded(Count(1), 1 << 24) }; break;
+                case "--max-pending-reads": limits = limits with { MaxPendingReads = (int)Bounded(Count(1), 1 << 24) }; break;
+                case "--max-client-connections": limits = limits with { MaxConnections = Bounded(Count(1), 1 << 24) }; break;
+                case "--max-streams-per-connection": limits = limits with { MaxStreamsPerConnection = (int)Bounded(Count(1), 1 << 16) }; break;
+                case "--max-header-bytes": limits = limits with { MaxHeaderBytes = (int)Bounded(Count(1024), 1 << 20) }; break;
+                case "--allow-suspend": allowSuspend = true; break;
                 default:
                     if (arg.StartsWith('-') && !int.TryParse(arg, out _))
                         throw new UsageException($"unknown option '{arg}'");
@@ -183,6 +208,7 @@ public sealed record NodeSettings
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
             LogFile = logFile, MetricsAddress = metricsAddress, JsonLogs = jsonLogs,
             WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
+            Limits = limits, AllowSuspend = allowSuspend,
         };
     }
 

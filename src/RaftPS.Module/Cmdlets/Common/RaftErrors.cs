@@ -18,6 +18,8 @@ internal static class RaftErrors
     public const string LeaseNotFound = "RaftLeaseNotFound";
     public const string Compacted = "RaftWatchCompacted";
     public const string LockLost = "RaftLockLost";
+    public const string PermissionDenied = "RaftPermissionDenied";
+    public const string ResourceExhausted = "RaftResourceExhausted";
 
     public static ErrorRecord NotConnectedRecord() => new(
         new InvalidOperationException("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection."),
@@ -64,6 +66,8 @@ internal static class RaftErrors
             RaftException { Kind: RaftErrorKind.LeaseNotFound } e => new ErrorRecord(e, LeaseNotFound, ErrorCategory.ObjectNotFound, target),
             RaftException { Kind: RaftErrorKind.Compacted } e => new ErrorRecord(e, Compacted, ErrorCategory.InvalidOperation, target),
             RaftException { Kind: RaftErrorKind.LockLost } e => new ErrorRecord(e, LockLost, ErrorCategory.InvalidOperation, target),
+            RaftException { Kind: RaftErrorKind.PermissionDenied } e => new ErrorRecord(e, PermissionDenied, ErrorCategory.PermissionDenied, target),
+            RaftException { Kind: RaftErrorKind.ResourceExhausted } e => new ErrorRecord(e, ResourceExhausted, ErrorCategory.LimitsExceeded, target),
             RaftException e => new ErrorRecord(e, ServerError, ErrorCategory.InvalidOperation, target),
             _ => new ErrorRecord(exception, ServerError, ErrorCategory.NotSpecified, target),
         };
