@@ -25,7 +25,7 @@ BeforeAll {
     Wait-Until { (Get-RaftLeader -Connection $BareNode -TimeoutSec 2).Id -eq 0 } -TimeoutSec 30 -Because 'the single node to lead'
 
     $script:Capped = New-TestClusterConfig -Nodes 3
-    $env:RAFTPS_SERVER_ARGS = '--max-pending-writes 1 --quiet'
+    $env:RAFTPS_SERVER_ARGS = '--max-pending-writes 1 --quiet --metrics-address 127.0.0.1:0'
     try {
         $script:CappedNodes = @(Start-RaftCluster -ConfigPath $Capped.ConfigPath -DataDirectory $Capped.DataDirectory -TimeoutSec 60)
     } finally {
@@ -77,5 +77,14 @@ Describe 'Admission control' {
         $stored = @(Get-RaftValue 'cap/*' -Connection $CappedNode)
         $stored.Count | Should -Be 1000
         ($stored | Where-Object { $_.Key -ne "cap/$($_.Value)" }) | Should -BeNullOrEmpty
+
+        # The leader did refuse some: its metrics count the calls it answered RESOURCE_EXHAUSTED.
+        $leader = Get-RaftLeader -Connection $CappedNode
+        $log = ($CappedNodes | Where-Object Id -eq $leader.Id).LogPath
+        $metricsUrl = (Select-String -Path $log -Pattern 'Metrics at (\S+)' | Select-Object -Last 1).Matches[0].Groups[1].Value.TrimEnd(',')
+        $refusedLines = (Invoke-WebRequest $metricsUrl).Content -split "`n" |
+            Where-Object { $_ -match '^raftps_client_requests_total\{' -and $_ -match 'code="ResourceExhausted"' -and $_ -match 'method="SetMany"' }
+        $refusedLines | Should -Not -BeNullOrEmpty -Because 'the cap of 1 pending write refused batches that the module then sent again'
+        [double](($refusedLines | Select-Object -First 1) -split ' ')[-1] | Should -BeGreaterThan 0
     }
 }
