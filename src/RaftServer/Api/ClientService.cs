@@ -234,8 +234,8 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
             var trailers = new Metadata();
             var hint = e.Trailers.GetValue(LeaderTrailer);
             if (hint is not null) trailers.Add(LeaderTrailer, hint);
-            if (e.Trailers.GetValue(RetryPushbackTrailer) is { } pushback) trailers.Add(RetryPushbackTrailer, pushback);
             else if (e.StatusCode == StatusCode.Unavailable && LeaderText(leaderId) is { } text) trailers.Add(LeaderTrailer, text);
+            if (e.Trailers.GetValue(RetryPushbackTrailer) is { } pushback) trailers.Add(RetryPushbackTrailer, pushback);
             var detail = e.StatusCode == StatusCode.Unavailable && hint is null ? $"the leader (node {leaderId}) did not answer: {e.Status.Detail}" : e.Status.Detail;
             throw new RpcException(new Status(e.StatusCode, detail), trailers);
         }
