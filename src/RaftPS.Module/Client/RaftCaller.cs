@@ -20,11 +20,15 @@ internal enum CallScope
 /// Runs one client call with retries: back-off from 50 ms to 1 s until the timeout, following the
 /// leader hint of an UNAVAILABLE reply ("raftps-leader" trailer) and moving on to the other known
 /// members of the cluster when a node is down, suspended or has no leader. Each member is tried at
-/// once in a round; a round in which every one failed ends with the back-off.
+/// once in a round; a round in which every one failed ends with the back-off. A node that refuses
+/// a call as overloaded (RESOURCE_EXHAUSTED with the grpc-retry-pushback-ms trailer: admission
+/// control did nothing with it) is asked again after at least the pause it named, with the same
+/// back-off; RESOURCE_EXHAUSTED without it (a request larger than the node accepts) is final.
 /// </summary>
 internal static class RaftCaller
 {
     public const string LeaderTrailer = "raftps-leader";
+    public const string RetryPushbackTrailer = "grpc-retry-pushback-ms";
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
 
@@ -53,19 +57,21 @@ internal static class RaftCaller
         string lastProblem = "no attempt was made";
         var attempt = 0;
         HashSet<RaftEndpoint>? triedThisRound = null;
+        var lastOverloaded = false;
 
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
             var remaining = timeout - Stopwatch.GetElapsedTime(started);
             if (remaining <= TimeSpan.Zero)
-                throw GiveUp(Describe(operation, subject), origin, timeout, reachedServer, lastProblem);
+                throw GiveUp(Describe(operation, subject), origin, timeout, reachedServer, lastProblem, lastOverloaded);
 
             attempt++;
             // One slow node must not eat the whole budget: cap each attempt.
             var attemptBudget = TimeSpan.FromTicks(Math.Min(remaining.Ticks,
                 Math.Max(TimeSpan.FromSeconds(2).Ticks, timeout.Ticks / 3)));
             RaftEndpoint? hint = null;
+            TimeSpan? pushback = null;
             try
             {
                 var client = ChannelCache.Get(target, connection.Security);
@@ -98,6 +104,16 @@ internal static class RaftCaller
                         throw new RaftException(RaftErrorKind.Exists, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.FailedPrecondition:
                         throw new RaftException(RaftErrorKind.Refused, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
+                    case StatusCode.PermissionDenied:
+                        throw new RaftException(RaftErrorKind.PermissionDenied, $"{Describe(operation, subject)}: node {target} refused it: {Detail(e)}", e);
+                    case StatusCode.ResourceExhausted when ParsePushback(e.Trailers) is { } wait:
+                        // Refused by admission control before anything was done: safe to send again.
+                        reachedServer = true;
+                        pushback = wait;
+                        lastProblem = $"node {target} is overloaded ({Detail(e)})";
+                        break;
+                    case StatusCode.ResourceExhausted:
+                        throw new RaftException(RaftErrorKind.ResourceExhausted, $"{Describe(operation, subject)}: {TooLarge(e, target)}", e);
                     case StatusCode.Unavailable:
                         var transport = e.Status.DebugException is not null;
                         reachedServer |= !transport;
@@ -135,10 +151,12 @@ internal static class RaftCaller
                 lastProblem = $"node {target} is unreachable ({Innermost(e)})";
             }
 
-            // Where to try next: the leader the node named, else the next member.
+            // Where to try next: the leader the node named, else the next member; an overloaded
+            // node is asked again (its followers would forward to it, or are as busy).
+            lastOverloaded = pushback is not null;
             triedThisRound ??= new HashSet<RaftEndpoint>();
             triedThisRound.Add(target);
-            if (scope == CallScope.Cluster)
+            if (scope == CallScope.Cluster && pushback is null)
             {
                 if (hint is { } leader && !leader.Equals(target))
                     target = leader;
@@ -155,6 +173,7 @@ internal static class RaftCaller
 
             var jitter = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)(backoff.TotalMilliseconds / 2) + 1));
             var pause = backoff + jitter;
+            if (pushback is { } asked && asked > pause) pause = asked;
             remaining = timeout - Stopwatch.GetElapsedTime(started);
             if (pause > remaining) pause = remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero;
             await Task.Delay(pause, cancellation).ConfigureAwait(false);
@@ -196,6 +215,15 @@ internal static class RaftCaller
         }
     }
 
+    /// <summary>The pause an overloaded node asks for (grpc-retry-pushback-ms), or null when it names none
+    /// (or a negative one, gRPC's "do not retry").</summary>
+    internal static TimeSpan? ParsePushback(Metadata? trailers)
+    {
+        var text = trailers?.GetValue(RetryPushbackTrailer);
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms)) return null;
+        return TimeSpan.FromMilliseconds(Math.Min(ms, 10_000));
+    }
+
     internal static RaftEndpoint? ParseLeaderHint(Metadata? trailers)
     {
         // "<id> <host>:<port>"
@@ -205,15 +233,25 @@ internal static class RaftCaller
         return RaftEndpoint.TryParse(space >= 0 ? text[(space + 1)..].Trim() : text.Trim());
     }
 
-    private static RaftException GiveUp(string operation, RaftEndpoint origin, TimeSpan timeout, bool reachedServer, string lastProblem)
+    private static RaftException GiveUp(string operation, RaftEndpoint origin, TimeSpan timeout, bool reachedServer, string lastProblem, bool overloaded)
     {
         var seconds = timeout.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+        if (overloaded)
+            return new RaftException(RaftErrorKind.ResourceExhausted,
+                $"{operation} did not complete within {seconds} s through {origin}: the cluster stayed overloaded. Last problem: {lastProblem}.");
         return reachedServer
             ? new RaftException(RaftErrorKind.Timeout,
                 $"{operation} did not complete within {seconds} s through {origin}: the cluster has no leader that can serve it. Last problem: {lastProblem}.")
             : new RaftException(RaftErrorKind.Unreachable,
                 $"{operation} could not reach any node of the cluster through {origin} within {seconds} s. Last problem: {lastProblem}.");
     }
+
+    /// <summary>gRPC's own refusal of a message over the node's size limit says "exceeds the maximum
+    /// configured message size": name the option that sets it.</summary>
+    internal static string TooLarge(RpcException e, RaftEndpoint target) =>
+        e.Status.Detail.Contains("maximum configured message size", StringComparison.OrdinalIgnoreCase)
+            ? $"the request is larger than node {target} accepts (its --max-request-bytes): {Detail(e)}"
+            : $"node {target} refused it: {Detail(e)}";
 
     private static string Detail(RpcException e) => string.IsNullOrEmpty(e.Status.Detail) ? e.StatusCode.ToString() : e.Status.Detail;
 

@@ -32,8 +32,12 @@ public enum RaftErrorKind
     TlsFailed,
     /// <summary>The node requires a token and the call had none, or one it does not know.</summary>
     Unauthenticated,
-    /// <summary>The caller's role does not cover the call (read, write, admin).</summary>
+    /// <summary>The call is not allowed: the caller's role does not cover it (read, write, admin), or the
+    /// node does not allow it at all (Suspend on a node started without --allow-suspend).</summary>
     PermissionDenied,
+    /// <summary>A limit of the node: the request is larger than it accepts, or the node stayed too busy
+    /// (too many pending writes or reads) for the whole time allowed.</summary>
+    ResourceExhausted,
 }
 
 /// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>

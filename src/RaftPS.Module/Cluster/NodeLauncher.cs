@@ -5,12 +5,32 @@ using System.Text;
 namespace RaftPS.Cluster;
 
 /// <summary>A server process this session started, with what is needed to report and stop it.</summary>
-internal sealed class LaunchedNode(RaftNodeProcess info, Process process, long logStart)
+internal sealed class LaunchedNode(RaftNodeProcess info, Process process, long logStart, ProcessIdentity? identity = null, IReadOnlyCollection<string>? executables = null)
 {
     public RaftNodeProcess Info { get; } = info;
     public Process Process { get; } = process;
     /// <summary>Length of the log file before this run: the run's own lines start here.</summary>
     public long LogStart { get; } = logStart;
+    /// <summary>The process as started (Unix; null on Windows, where the handle this session holds
+    /// keeps its id from being reused, or when it had ended before it could be read).</summary>
+    public ProcessIdentity? Identity { get; } = identity;
+    /// <summary>The programs its executable may be: the server's (or dotnet's) and the launch chain's.</summary>
+    public IReadOnlyCollection<string> Executables { get; } = executables ?? [];
+
+    /// <summary>
+    /// Whether a signal sent to <see cref="Process"/>'s id now reaches this node: on Unix the id is
+    /// read again and must still be the process started (<see cref="ProcessIdentity"/>), since
+    /// once it has ended and been reaped the id may belong to another program.
+    /// </summary>
+    public bool IsStillOurs
+    {
+        get
+        {
+            if (HasExited) return false;
+            if (OperatingSystem.IsWindows()) return true;
+            return Identity is { } id && id.StillRuns(Executables);
+        }
+    }
 
     public bool HasExited
     {
@@ -54,17 +74,21 @@ internal static class NodeLauncher
         if (join is null) arguments.AddRange(["--config", configPath]);
         else arguments.AddRange(["--join", join]);
         if (securityArguments is not null) arguments.AddRange(securityArguments);
+        // Start-RaftCluster runs local clusters, for trying things and tests: Suspend-RaftNode works on them.
+        arguments.Add("--allow-suspend");
         if (!string.IsNullOrWhiteSpace(extraArguments))
             arguments.AddRange(extraArguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
         Process process;
+        ProcessIdentity? identity = null;
+        IReadOnlyCollection<string> executables = [];
         if (OperatingSystem.IsWindows())
         {
             process = StartRedirected(arguments, nodeDirectory, logPath);
             TieToSession(process);
         }
         else
-            process = StartDetached(arguments, nodeDirectory, logPath);
+            process = StartDetached(arguments, nodeDirectory, logPath, out identity, out executables);
 
         var info = new RaftNodeProcess
         {
@@ -76,7 +100,7 @@ internal static class NodeLauncher
             LogPath = logPath,
             ConfigPath = configPath,
         };
-        return new LaunchedNode(info, process, logStart);
+        return new LaunchedNode(info, process, logStart, identity, executables);
     }
 
     /// <summary>
@@ -101,7 +125,8 @@ internal static class NodeLauncher
     /// it, with stdout and stderr appended to its log by the shell, which then execs the server (or
     /// dotnet): the process id we get is the server's own.
     /// </summary>
-    private static Process StartDetached(List<string> arguments, string workingDirectory, string logPath)
+    private static Process StartDetached(List<string> arguments, string workingDirectory, string logPath,
+        out ProcessIdentity? identity, out IReadOnlyCollection<string> executables)
     {
         var setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
         var start = new ProcessStartInfo
@@ -116,33 +141,34 @@ internal static class NodeLauncher
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["RAFTPS_NODE_LOG"] = logPath;
         var process = Process.Start(start) ?? throw new InvalidOperationException("the server process did not start");
-        StartWatchdog(setsid, process.Id);
+        // Read at once: the start time holds through the execs of setsid and sh (null: it has already ended).
+        identity = ProcessIdentity.Read(process.Id);
+        executables = WithLinkTargets([arguments[0], setsid, "/bin/sh"]);
+        if (identity is not null && Owner is { } owner) NodeWatchdog.Start(setsid, owner, identity)?.Dispose();
         return process;
     }
 
-    /// <summary>
-    /// A tiny shell loop that stops the node if this PowerShell process dies without running its
-    /// exit handlers (killed, terminal closed), so no orphaned server keeps a port and a CPU busy.
-    /// It ends by itself once the node has exited.
-    /// </summary>
-    private static void StartWatchdog(string? setsid, int nodePid)
+    /// <summary>This PowerShell process, as the watchdogs check it is still running.</summary>
+    private static readonly ProcessIdentity? Owner = OperatingSystem.IsWindows() ? null : ProcessIdentity.Read(Environment.ProcessId);
+
+    /// <summary>The paths and, for symbolic links (/bin/sh to dash, dotnet on PATH), what they point to.</summary>
+    private static IReadOnlyCollection<string> WithLinkTargets(IEnumerable<string?> paths)
     {
-        try
+        var all = new List<string>();
+        foreach (var path in paths)
         {
-            var watch = new ProcessStartInfo { FileName = setsid ?? "/bin/sh", UseShellExecute = false, RedirectStandardInput = false };
-            if (setsid is not null) watch.ArgumentList.Add("/bin/sh");
-            watch.ArgumentList.Add("-c");
-            watch.ArgumentList.Add("exec </dev/null >/dev/null 2>&1; while kill -0 \"$1\" && kill -0 \"$2\"; do sleep 1; done; " +
-                "if kill -0 \"$2\"; then kill -TERM \"$2\"; sleep 2; kill -KILL \"$2\"; fi");
-            watch.ArgumentList.Add("raftps-watchdog");
-            watch.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            watch.ArgumentList.Add(nodePid.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Process.Start(watch)?.Dispose();
+            if (path is null) continue;
+            all.Add(path);
+            try
+            {
+                if (new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true) is { } target) all.Add(target.FullName);
+            }
+            catch (IOException)
+            {
+                // Unresolvable: the name as given.
+            }
         }
-        catch (Exception)
-        {
-            // Best effort: the ProcessExit handler and Stop-RaftCluster still stop the node.
-        }
+        return all;
     }
 
     /// <summary>
@@ -208,15 +234,17 @@ internal static class NodeLauncher
         return exe;
     }
 
-    /// <summary>Stops a node: SIGTERM and a short grace period on Unix, then a kill.</summary>
+    /// <summary>Stops a node: SIGTERM and a short grace period on Unix, then a kill; each only
+    /// while its process id still belongs to the node (<see cref="LaunchedNode.IsStillOurs"/>).</summary>
     public static void Stop(LaunchedNode node, TimeSpan grace)
     {
-        if (node.HasExited) return;
+        if (!node.IsStillOurs) return;
         try
         {
             if (!OperatingSystem.IsWindows() && SendSignal(node.Process.Id, 15) == 0
                 && node.Process.WaitForExit((int)grace.TotalMilliseconds))
                 return;
+            if (!node.IsStillOurs) return;
             node.Process.Kill(entireProcessTree: true);
             node.Process.WaitForExit(5000);
         }

@@ -41,7 +41,7 @@ internal static class NodeRegistry
     {
         foreach (var node in Nodes.Values)
         {
-            try { if (!node.HasExited) node.Process.Kill(entireProcessTree: true); }
+            try { if (node.IsStillOurs) node.Process.Kill(entireProcessTree: true); }
             catch (Exception) { /* exiting anyway */ }
         }
     }

@@ -154,7 +154,7 @@
             'Key and Value bind from the pipeline by property name (Import-Csv kv.csv | Set-RaftValue). Fed a pipeline, the command gathers the input into batches of up to 128 items (and 3 MiB) and sends each batch as one SetMany call, each item still its own log entry with its own sequence number: a batch is sent when it is full, and the rest at the end of the input, so outputs and errors of a slow pipeline appear batch by batch. Up to 8 batches are in flight; outputs and errors come out in input order, each error naming its own key. -WhatIf and -Confirm are asked per item before it joins a batch. A single value, or a server without SetMany, is written with one Set call per item.'
             'With -IfRevision, -IfAbsent or -IfValue the write happens only if the key is still as given when the write is applied (compare-and-set, checked by the state machine in log order): its revision is that number (Get-RaftValue outputs it), it does not exist, or it has that value. When the condition does not hold nothing changes and the command writes the non-terminating error RaftConflict, whose target is the key and whose exception says the key''s current revision (CurrentRevision; 0 when the key does not exist): category ResourceExists for -IfAbsent, InvalidOperation otherwise. A conditional write retried after a lost reply answers its first outcome. Each conditional item is its own call (up to 128 in flight), not a batch.'
             'With -TtlSec the command grants one lease of that many seconds (per connection, at its first item) and attaches every key it writes to it: the keys are deleted together when the lease expires, about -TtlSec seconds later (nothing keeps it alive). Writing a key again without -TtlSec detaches it.'
-            'An empty key, a key over 1 KiB or a value over 1 MiB writes the error RaftInvalidArgument (InvalidArgument).'
+            'An empty key, a key over 1 KiB or a value over 1 MiB writes the error RaftInvalidArgument (InvalidArgument); a request larger than the node accepts at all (its --max-request-bytes) writes RaftResourceExhausted (LimitsExceeded) at once. A node with too many writes pending refuses them for a moment: the command sends them again after the pause the node asks for, until -TimeoutSec, and then writes RaftResourceExhausted.'
             'This is the original client''s "setval KEY VAL".'
         )
         Parameters  = @{
@@ -230,6 +230,7 @@
         Description = @(
             'Asks the connected node to behave as if paused for the period: it rejects every request and sends nothing, then resumes from its durable state. The command returns as soon as the node has accepted the suspension; it does not wait the period out. If the node was the leader, the others elect a new one.'
             'The call goes to the connected node only; it is never passed on to another member.'
+            'A node accepts it only if its server was started with --allow-suspend, as Start-RaftCluster starts the nodes of its local clusters; any other node refuses it, and the command writes the error RaftPermissionDenied (PermissionDenied) with the node''s message.'
             'This is the original client''s "suspend PERIOD".'
         )
         Parameters  = @{

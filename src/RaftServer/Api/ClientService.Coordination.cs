@@ -123,7 +123,7 @@ public sealed partial class ClientService
             case OutcomeCode.NotLeader when !forwarded && outcome.LeaderHint != SoftStateNoLeader && outcome.LeaderHint != membership.Self:
                 return await ForwardAsync(outcome.LeaderHint, ForwardKeepAlive, request, context);
             default:
-                throw Unavailable(outcome.Reason ?? "the keep-alive could not be confirmed", outcome.LeaderHint);
+                throw ReadFailed(outcome, "the keep-alive could not be confirmed");
         }
     }
 

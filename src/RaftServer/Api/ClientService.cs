@@ -21,7 +21,7 @@ namespace RaftServer.Api;
 /// FailedPrecondition for a sequence number older than the client's session window.
 /// </summary>
 public sealed partial class ClientService(NodeLoop loop, Membership membership, PeerTransport peers, ILoggerFactory loggers, NodeMetrics metrics,
-    ClientAccess access) : P.RaftClient.RaftClientBase
+    ClientAccess access, AdminOperations admin) : P.RaftClient.RaftClientBase
 {
     public const string LeaderTrailer = "raftps-leader";
     public const string ForwardedHeader = "raftps-forwarded";
@@ -90,6 +90,8 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
                 return new(await ForwardAsync(outcome.LeaderHint, forward, request, context), default);
             case OutcomeCode.Stale:
                 throw new RpcException(new Status(StatusCode.FailedPrecondition, StaleDetail(clientId, sequence)));
+            case OutcomeCode.ResourceExhausted:
+                throw Overloaded(outcome.Reason ?? "too many pending writes; retry later");
             default:
                 throw Unavailable(outcome.Reason ?? "not the leader", outcome.LeaderHint);
         }
@@ -132,6 +134,9 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         }
 
         var outcomes = data.Count == 0 ? [] : await WaitAsync(Task.WhenAll(loop.ProposeMany(data)), context);
+        // Admission takes or refuses a batch whole.
+        if (outcomes.Length > 0 && outcomes[0].Code == OutcomeCode.ResourceExhausted)
+            throw Overloaded(outcomes[0].Reason ?? "too many pending writes; retry later");
         if (outcomes.Length > 0 && outcomes.All(o => o.Code is OutcomeCode.NotLeader or OutcomeCode.Unavailable))
         {
             var first = outcomes[0];
@@ -241,6 +246,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
             var hint = e.Trailers.GetValue(LeaderTrailer);
             if (hint is not null) trailers.Add(LeaderTrailer, hint);
             else if (e.StatusCode == StatusCode.Unavailable && LeaderText(leaderId) is { } text) trailers.Add(LeaderTrailer, text);
+            if (e.Trailers.GetValue(RetryPushbackTrailer) is { } pushback) trailers.Add(RetryPushbackTrailer, pushback);
             var detail = e.StatusCode == StatusCode.Unavailable && hint is null ? $"the leader (node {leaderId}) did not answer: {e.Status.Detail}" : e.Status.Detail;
             throw new RpcException(new Status(e.StatusCode, detail), trailers);
         }
@@ -256,7 +262,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         Log.GetCommand(_log, request.Key);
         CheckAwake();
         var outcome = await WaitAsync(loop.Read(new PendingRead { Key = request.Key, Stale = request.Stale || UnsafeTestSwitches.LocalReads }), context);
-        if (outcome.Code != OutcomeCode.Ok) throw Unavailable(outcome.Reason ?? "the read failed", outcome.LeaderHint);
+        if (outcome.Code != OutcomeCode.Ok) throw ReadFailed(outcome, "the read failed");
         if (!outcome.Found) return new P.GetReply { Found = false, Revision = outcome.Revision };
         var item = outcome.Item;
         return new P.GetReply
@@ -279,7 +285,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         CheckAwake();
         var read = new PendingRead { IsRange = true, Prefix = request.Prefix, StartAfter = request.StartAfter, Limit = limit, Stale = request.Stale || UnsafeTestSwitches.LocalReads };
         var outcome = await WaitAsync(loop.Read(read), context);
-        if (outcome.Code != OutcomeCode.Ok) throw Unavailable(outcome.Reason ?? "the read failed", outcome.LeaderHint);
+        if (outcome.Code != OutcomeCode.Ok) throw ReadFailed(outcome, "the read failed");
         var reply = new P.RangeReply { More = outcome.More, Revision = outcome.Revision };
         foreach (var item in outcome.Items!)
         {
@@ -299,6 +305,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     public override Task<P.SuspendReply> Suspend(P.SuspendRequest request, ServerCallContext context)
     {
         Log.SuspendCommand(_log, request.Seconds);
+        admin.CheckSuspend(context);
         RequestValidation.SuspendSeconds(request.Seconds);
         CheckAwake();
         loop.Suspend(request.Seconds);

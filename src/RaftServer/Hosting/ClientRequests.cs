@@ -22,6 +22,8 @@ public enum OutcomeCode
     /// <summary>A membership change or transfer that cannot be done now: another change in flight,
     /// a learner behind, quorum would be lost, not a single-server change.</summary>
     FailedPrecondition,
+    /// <summary>Refused by admission control (<see cref="Admission"/>): too many requests pending; nothing was done.</summary>
+    ResourceExhausted,
 }
 
 public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result, int LeaderHint, string? Reason);
@@ -61,6 +63,8 @@ public sealed class PendingRead() : TaskCompletionSource<ReadOutcome>(TaskCreati
     public long KeepAliveLease { get; init; }
     /// <summary>The read index: answered once the state machine has applied it.</summary>
     internal long Index;
+    /// <summary>The loop tick at which it began to wait for the state machine to apply <see cref="Index"/> (for the timeout).</summary>
+    internal long Tick;
 }
 
 /// <summary>The outcome of a leadership transfer: the leader once it is done.</summary>

@@ -57,8 +57,11 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     /// </summary>
     /// <param name="nowMs">The monotonic clock the driver uses too.</param>
     /// <param name="onFatal">Called once if the loop fails (the process then stops).</param>
-    public NodeLoop(IPeerSockets sockets, int tickMs, Func<long> nowMs, ILogger logger, Action<Exception> onFatal)
+    /// <param name="limits">The caps on pending client writes and reads (<see cref="Admission"/>).</param>
+    public NodeLoop(IPeerSockets sockets, int tickMs, Func<long> nowMs, ILogger logger, Action<Exception> onFatal, ClientLimits? limits = null)
     {
+        limits ??= ClientLimits.Default;
+        Admission = new Admission(limits.MaxPendingWrites, limits.MaxPendingReads);
         _sockets = sockets;
         _tickMs = tickMs;
         _nowMs = nowMs;
@@ -69,6 +72,9 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     }
 
     public NodeView View => _driverOrNull?.View ?? Starting;
+
+    /// <summary>How many client writes and reads this node holds, and the caps it refuses beyond.</summary>
+    public Admission Admission { get; }
 
     private volatile CancellationTokenSource _leaderEpoch = new();
     private NodeView? _lastView;
@@ -131,6 +137,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
     public Task<WriteOutcome> Propose(byte[] data)
     {
+        if (!Admission.TryAdmitWrites(1)) return Task.FromResult(Admission.WritesRefused());
         var w = new PendingWrite(data);
         Post(new WriteRequested(w));
         return w.Task;
@@ -142,6 +149,11 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     /// </summary>
     public Task<WriteOutcome>[] ProposeMany(IReadOnlyList<byte[]> data)
     {
+        if (data.Count > 0 && !Admission.TryAdmitWrites(data.Count))
+        {
+            var refused = Task.FromResult(Admission.WritesRefused());
+            return Enumerable.Repeat(refused, data.Count).ToArray();
+        }
         var writes = new PendingWrite[data.Count];
         var tasks = new Task<WriteOutcome>[data.Count];
         for (var i = 0; i < writes.Length; i++)
@@ -155,6 +167,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
     public Task<ReadOutcome> Read(PendingRead read)
     {
+        if (!Admission.TryAdmitRead()) return Task.FromResult(Admission.ReadsRefused());
         Post(new ReadRequested(read));
         return read.Task;
     }
@@ -214,8 +227,19 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
                 }
                 _sockets.ReadAvailable(receive);
 
+                int takenWrites = 0, takenReads = 0;
                 for (var handled = 0; handled < EventsPerTurn && _queue.TryDequeue(out var ev); handled++)
+                {
                     ev.DispatchTo(_driver);
+                    // Admission's accounting only (the driver dispatches by type): what Propose,
+                    // ProposeMany and Read admitted leaves the queue here.
+                    switch (ev)
+                    {
+                        case WriteRequested: takenWrites++; break;
+                        case WritesRequested many: takenWrites += many.Writes.Length; break;
+                        case ReadRequested: takenReads++; break;
+                    }
+                }
                 _driver.StartReads();
 
                 now = _nowMs();
@@ -230,6 +254,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
                 _driver.EndTurn();
                 for (var i = 0; i < ReadiesPerTurn && _driver.ProcessReady(); i++) { }
+                Admission.TurnEnded(takenWrites, takenReads, _driver.Pending.Writes, _driver.Pending.Reads);
                 NoticeLeaderChange();
             }
         }

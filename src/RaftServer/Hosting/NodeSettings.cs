@@ -12,7 +12,9 @@ public sealed class UsageException(string message) : Exception(message);
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
 /// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
 /// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]
-/// [--cert-file PATH --key-file PATH [--client-ca-file PATH]] [--auth-file PATH]</c>.
+/// [--max-snapshot-bytes N] [--cert-file PATH --key-file PATH [--client-ca-file PATH]] [--auth-file PATH]
+/// [--max-request-bytes N] [--max-pending-writes N] [--max-pending-reads N] [--max-client-connections N]
+/// [--max-streams-per-connection N] [--max-header-bytes N] [--allow-suspend]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -70,6 +72,15 @@ public sealed record NodeSettings
           --client-ca-file PATH     require client certificates issued by this PEM CA (with --cert-file)
           --auth-file PATH          require a token from clients: lines of 'NAME ROLE SHA256-OF-TOKEN', role read,
                                     write or admin (New-RaftUserToken writes them); without it auth is off
+          --max-request-bytes N     largest client request accepted, refused RESOURCE_EXHAUSTED beyond (default: 4259840
+                                    = 4 MiB + 64 KiB, room for the largest SetMany)
+          --max-pending-writes N    client writes this node holds at once (queued or proposed, not yet answered);
+                                    more are refused RESOURCE_EXHAUSTED (default: 10000)
+          --max-pending-reads N     linearizable reads this node holds at once; likewise (default: 10000)
+          --max-client-connections N  HTTP/2 connections at once (clients, forwarded calls, snapshots) (default: 4096)
+          --max-streams-per-connection N  concurrent calls per HTTP/2 connection (default: 1000)
+          --max-header-bytes N      request headers of a call, in all (default: 32768)
+          --allow-suspend           accept the Suspend call (off: refused PERMISSION_DENIED); Start-RaftCluster sets it
           --help                    show this help
         """;
 
@@ -102,6 +113,10 @@ public sealed record NodeSettings
     public string? ClientCaFile { get; init; }
     /// <summary>The users and their token hashes; null: authentication off.</summary>
     public string? AuthFile { get; init; }
+    /// <summary>The client request limits and admission control (docs/security.md).</summary>
+    public ClientLimits Limits { get; init; } = ClientLimits.Default;
+    /// <summary>Whether the Suspend call is accepted (--allow-suspend); refused PERMISSION_DENIED otherwise.</summary>
+    public bool AllowSuspend { get; init; }
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -127,6 +142,8 @@ public sealed record NodeSettings
         int watchBatch = DefaultWatchBatchMs;
         long maxSnapshotBytes = DefaultMaxSnapshotBytes;
         string? certFile = null, keyFile = null, clientCaFile = null, authFile = null;
+        var limits = ClientLimits.Default;
+        var allowSuspend = false;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -144,6 +161,7 @@ public sealed record NodeSettings
                     throw new UsageException($"{arg}: '{text}' is not a number of milliseconds from {min} to {max}");
                 return n;
             }
+            long Bounded(long n, long max) => n <= max ? n : throw new UsageException($"{arg}: {n} is more than {max}");
             long Count(long min)
             {
                 var text = Value();
@@ -189,6 +207,13 @@ public sealed record NodeSettings
                 case "--key-file": keyFile = Value(); break;
                 case "--client-ca-file": clientCaFile = Value(); break;
                 case "--auth-file": authFile = Value(); break;
+                case "--max-request-bytes": limits = limits with { MaxRequestBytes = (int)Bounded(Count(4096), int.MaxValue) }; break;
+                case "--max-pending-writes": limits = limits with { MaxPendingWrites = (int)Bounded(Count(1), 1 << 24) }; break;
+                case "--max-pending-reads": limits = limits with { MaxPendingReads = (int)Bounded(Count(1), 1 << 24) }; break;
+                case "--max-client-connections": limits = limits with { MaxConnections = Bounded(Count(1), 1 << 24) }; break;
+                case "--max-streams-per-connection": limits = limits with { MaxStreamsPerConnection = (int)Bounded(Count(1), 1 << 16) }; break;
+                case "--max-header-bytes": limits = limits with { MaxHeaderBytes = (int)Bounded(Count(1024), 1 << 20) }; break;
+                case "--allow-suspend": allowSuspend = true; break;
                 default:
                     if (arg.StartsWith('-') && !int.TryParse(arg, out _))
                         throw new UsageException($"unknown option '{arg}'");
@@ -216,6 +241,7 @@ public sealed record NodeSettings
             LogFile = logFile, MetricsAddress = metricsAddress, JsonLogs = jsonLogs,
             WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
             MaxSnapshotBytes = maxSnapshotBytes,
+            Limits = limits, AllowSuspend = allowSuspend,
         };
     }
 

@@ -36,7 +36,16 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
     public long WritesFailed { get; private set; }
     /// <summary>Read-index requests started, one per batch (metrics).</summary>
     public long ReadBatchesStarted { get; private set; }
-    public int Reads => _readBatch.Count + _readsWaitingApply.Count + _readsById.Values.Sum(b => b.Reads.Count);
+    /// <summary>Reads held: this turn's batch, those waiting for their read index, those waiting for the apply (asked every turn: no allocation).</summary>
+    public int Reads
+    {
+        get
+        {
+            var n = _readBatch.Count + _readsWaitingApply.Count;
+            foreach (var batch in _readsById.Values) n += batch.Reads.Count;
+            return n;
+        }
+    }
 
     // ---- writes ----
 
@@ -120,7 +129,7 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
 
     /// <summary>The core's answer to a read-index request: its reads are answered now if
     /// <paramref name="applied"/> covers the index, later (<see cref="AnswerApplied"/>) if not.</summary>
-    public void ReadIndexDone(ReadState state, long applied, int leaderHint)
+    public void ReadIndexDone(ReadState state, long applied, int leaderHint, long tick)
     {
         if (!_readsById.Remove(state.RequestId, out var batch)) return;
         foreach (var read in batch.Reads)
@@ -131,6 +140,7 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
                 continue;
             }
             read.Index = state.Index;
+            read.Tick = tick;
             if (applied >= state.Index) answer(read);
             else _readsWaitingApply.Add(read);
         }
@@ -150,10 +160,18 @@ public sealed class PendingRequests(long readTimeoutTicks, long writeTimeoutTick
 
     // ---- timeouts and failures ----
 
-    /// <summary>The safety nets: reads whose read index did not come back, and writes not applied,
+    /// <summary>The safety nets: reads whose read index did not come back, reads whose index this
+    /// node has not applied (within the write timeout: the node is behind), and writes not applied,
     /// within their timeouts (counted in ticks up to <paramref name="tick"/>) are answered Unavailable.</summary>
     public void Expire(long tick, int leaderHint)
     {
+        if (_readsWaitingApply.Count > 0)
+            _readsWaitingApply.RemoveAll(read =>
+            {
+                if (read.Tick >= tick - writeTimeoutTicks) return false;
+                read.TrySetResult(ReadFailed("this node did not apply the read index in time (it is behind the leader)", leaderHint));
+                return true;
+            });
         if (_readsById.Count > 0)
             foreach (var (id, batch) in _readsById)
                 if (batch.Tick < tick - readTimeoutTicks)

@@ -220,7 +220,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
 
         if (committed.Count > 0) AppliedAll();
         var states = rd.ReadStates;
-        for (var i = 0; i < states.Count; i++) _pending.ReadIndexDone(states[i], _kv.AppliedIndex, hint);
+        for (var i = 0; i < states.Count; i++) _pending.ReadIndexDone(states[i], _kv.AppliedIndex, hint, _ticks);
         if (committed.Count > 0 || rd.Snapshot is not null) _pending.AnswerApplied(_kv.AppliedIndex);
         if (committed.Count > 0) _snapshots.AfterApply(_node, _kv, _appliedTerm);
     }

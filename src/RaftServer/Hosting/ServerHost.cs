@@ -217,7 +217,7 @@ public static class ServerHost
         {
             exitCode = 1;
             app?.Lifetime.StopApplication();
-        });
+        }, settings.Limits);
         // A peer whose port refuses connections has no process behind it: if it was the leader,
         // the core may start an election at once rather than wait out the election timeout.
         await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)), linkTimings, handshake);
@@ -268,24 +268,32 @@ public static class ServerHost
             new PeerSortingListenerFactory(() => loop.Suspended, loop.AcceptConnection, handshake, transportLogger,
                 loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets")));
         builder.Services.AddSingleton<ClientService>();
+        builder.Services.AddSingleton(new AdminOperations(settings.AllowSuspend));
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton<RequestMetricsInterceptor>();
         builder.Services.AddSingleton(clientSecurity.Access);
         builder.Services.AddSingleton<ClientAccessInterceptor>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
+        // Message limits per service (docs/security.md): gRPC refuses a larger message
+        // RESOURCE_EXHAUSTED from its length prefix, before its body is read.
         builder.Services.AddGrpc(o =>
         {
-            o.MaxReceiveMessageSize = 64 << 20; // values are capped at 1 MiB by validation; peer batches at 4 MiB
+            o.MaxReceiveMessageSize = settings.Limits.MaxRequestBytes;
             o.MaxSendMessageSize = null;
             o.EnableDetailedErrors = false;
             o.Interceptors.Add<RequestMetricsInterceptor>();
             o.Interceptors.Add<ClientAccessInterceptor>(); // after the metrics: refused calls are counted
-        });
+        })
+            .AddServiceOptions<ClientService>(o => o.MaxReceiveMessageSize = settings.Limits.MaxRequestBytes)
+            .AddServiceOptions<PeerService>(o => o.MaxReceiveMessageSize = SnapshotReceiver.MaxMessageBytes);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Limits.Http2.MaxStreamsPerConnection = 1000;
+            k.Limits.MaxConcurrentConnections = settings.Limits.MaxConnections;
+            k.Limits.MaxRequestHeadersTotalSize = settings.Limits.MaxHeaderBytes;
+            k.Limits.Http2.MaxRequestHeaderFieldSize = settings.Limits.MaxHeaderBytes;
+            k.Limits.Http2.MaxStreamsPerConnection = settings.Limits.MaxStreamsPerConnection;
             k.Limits.Http2.InitialConnectionWindowSize = 8 << 20;
             k.Limits.Http2.InitialStreamWindowSize = 4 << 20;
             k.Limits.MinRequestBodyDataRate = null;

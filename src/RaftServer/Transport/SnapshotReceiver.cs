@@ -33,6 +33,9 @@ public sealed class SnapshotReceiver(
     /// <summary>Largest chunk accepted: gRPC's default message limit, so memory stays bounded
     /// whatever the server's own limit is (the leader sends <see cref="SnapshotSender.DefaultChunkBytes"/>).</summary>
     public const int MaxChunkBytes = 4 << 20;
+    /// <summary>The snapshot service's gRPC message limit: a chunk and the header riding on the
+    /// first one (the configuration: members and removed ids), whatever the client limit is.</summary>
+    public const int MaxMessageBytes = MaxChunkBytes + (1 << 20);
 
     public async Task<P.SnapshotAck> ReceiveAsync(IAsyncStreamReader<P.SnapshotChunk> chunks, CancellationToken ct)
     {

@@ -111,7 +111,7 @@ public sealed class PendingRequestsTests
         _pending.StartReadBatch(id => { asked.Add(id); return true; }, tick: 0, leaderHint: 1);
         Assert.Single(asked);
 
-        _pending.ReadIndexDone(new ReadState(asked[0], Index: 10), applied: 9, leaderHint: 1);
+        _pending.ReadIndexDone(new ReadState(asked[0], Index: 10), applied: 9, leaderHint: 1, tick: 0);
         Assert.Empty(_answered);
         _pending.AnswerApplied(9);
         Assert.Empty(_answered);
@@ -127,7 +127,7 @@ public sealed class PendingRequestsTests
         _pending.AddRead(r);
         long id = 0;
         _pending.StartReadBatch(i => { id = i; return true; }, 0, 1);
-        _pending.ReadIndexDone(new ReadState(id, 10), applied: 12, leaderHint: 1);
+        _pending.ReadIndexDone(new ReadState(id, 10), applied: 12, leaderHint: 1, tick: 0);
         Assert.Equal([r], _answered);
     }
 
@@ -143,7 +143,7 @@ public sealed class PendingRequestsTests
         _pending.AddRead(unconfirmed);
         long id = 0;
         _pending.StartReadBatch(i => { id = i; return true; }, 0, 1);
-        _pending.ReadIndexDone(new ReadState(id, -1), 100, 1);
+        _pending.ReadIndexDone(new ReadState(id, -1), 100, 1, 0);
         Assert.Equal(OutcomeCode.Unavailable, Done(unconfirmed).Code);
         Assert.Empty(_answered);
     }
@@ -167,6 +167,26 @@ public sealed class PendingRequestsTests
     }
 
     [Fact]
+    public void A_read_waiting_for_its_index_to_be_applied_fails_after_the_write_timeout()
+    {
+        var r = new PendingRead { Key = "a" };
+        _pending.AddRead(r);
+        long id = 0;
+        _pending.StartReadBatch(i => { id = i; return true; }, tick: 10, 1);
+        _pending.ReadIndexDone(new ReadState(id, 50), applied: 1, leaderHint: 1, tick: 12);
+
+        _pending.Expire(tick: 212, leaderHint: 1);
+        Assert.False(r.Task.IsCompleted); // 200 ticks: not yet past the write timeout
+        Assert.Equal(1, _pending.Reads);
+        _pending.Expire(tick: 213, leaderHint: 1);
+        Assert.Equal(OutcomeCode.Unavailable, Done(r).Code);
+        Assert.Contains("did not apply", Done(r).Reason);
+        Assert.Equal(0, _pending.Reads);
+        _pending.AnswerApplied(50);
+        Assert.Empty(_answered);
+    }
+
+    [Fact]
     public void FailAll_answers_every_request_in_every_stage()
     {
         var w = new PendingWrite([1]);
@@ -178,7 +198,7 @@ public sealed class PendingRequestsTests
         _pending.AddRead(waitingApply);
         long id = 0;
         _pending.StartReadBatch(i => { id = i; return true; }, 0, 1);
-        _pending.ReadIndexDone(new ReadState(id, 50), applied: 1, leaderHint: 1);
+        _pending.ReadIndexDone(new ReadState(id, 50), applied: 1, leaderHint: 1, tick: 0);
         var inBatch = new PendingRead { Key = "c" };
         _pending.AddRead(inBatch);
 

@@ -42,7 +42,7 @@ public sealed class CoordinationFaultTests
     [Fact]
     public async Task A_suspended_node_ends_its_watches_so_that_clients_resume_elsewhere()
     {
-        await using var cluster = await LocalCluster.StartAsync(3, "watch-suspend", "--quiet");
+        await using var cluster = await LocalCluster.StartAsync(3, "watch-suspend", "--quiet", "--allow-suspend");
         var leader = await cluster.WaitForLeaderAsync();
         var follower = cluster.Ids.First(i => i != leader);
         var start = (await cluster.SetAsync(leader, "s/0", "0")).Index;

@@ -64,7 +64,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     [Fact]
     public async Task A_suspended_leader_is_replaced_refuses_calls_while_asleep_and_rejoins_as_a_follower()
     {
-        await using var cluster = await LocalCluster.StartAsync(3, "suspend-leader");
+        await using var cluster = await LocalCluster.StartAsync(3, "suspend-leader", "--allow-suspend");
         var leader = await cluster.WaitForLeaderAsync();
         await cluster.SetAsync(leader, "a", "1");
 
@@ -88,7 +88,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     [Fact]
     public async Task A_suspended_follower_refuses_calls_the_cluster_goes_on_and_it_catches_up()
     {
-        await using var cluster = await LocalCluster.StartAsync(3, "suspend-follower");
+        await using var cluster = await LocalCluster.StartAsync(3, "suspend-follower", "--allow-suspend");
         var leader = await cluster.WaitForLeaderAsync();
         var follower = cluster.Ids.First(i => i != leader);
         await cluster.Client(follower).SuspendAsync(new SuspendRequest { Seconds = 2 });

@@ -18,7 +18,7 @@ public sealed class SharedClusterFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Cluster = await LocalCluster.StartAsync(3, "shared");
+        Cluster = await LocalCluster.StartAsync(3, "shared", "--allow-suspend"); // SharedClusterTests checks Suspend's argument validation
         Leader = await Cluster.WaitForLeaderAsync();
     }
 

@@ -109,18 +109,29 @@ public sealed class SetManyTests(SharedClusterFixture fixture) : IClassFixture<S
         var (leader, followers) = await Roles();
         var tooMany = new SetManyRequest();
         for (var i = 0; i < 1001; i++) tooMany.Items.Add(Item($"batch/limit/{i}", "x", 0, 0));
+        // Just over SetMany's 4 MiB, within the node's request limit (4 MiB + 64 KiB): SetMany's own check says so.
         var tooBig = new SetManyRequest();
-        for (var i = 0; i < 5; i++)
+        for (var i = 0; i < 4; i++)
             tooBig.Items.Add(new SetRequest { Key = $"batch/limit/big{i}", Value = ByteString.CopyFrom(new byte[1 << 20]) });
+        tooBig.Items.Add(new SetRequest { Key = "batch/limit/big4", Value = ByteString.CopyFrom(new byte[32 << 10]) });
+        // Over the node's request limit (--max-request-bytes): gRPC refuses it from its length.
+        var overLimit = new SetManyRequest();
+        for (var i = 0; i < 5; i++)
+            overLimit.Items.Add(new SetRequest { Key = $"batch/limit/over{i}", Value = ByteString.CopyFrom(new byte[1 << 20]) });
 
-        foreach (var (request, words) in new[] { (tooMany, "1001 items"), (tooBig, "4 MiB") })
+        foreach (var (request, code, words) in new[]
+                 {
+                     (tooMany, StatusCode.InvalidArgument, "1001 items"), (tooBig, StatusCode.InvalidArgument, "4 MiB"),
+                     (overLimit, StatusCode.ResourceExhausted, "exceeds the maximum configured message size"),
+                 })
             foreach (var node in new[] { leader, followers[0] })
             {
                 var e = await Assert.ThrowsAsync<RpcException>(() => Cluster.Client(node).SetManyAsync(request).ResponseAsync);
-                Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+                Assert.Equal(code, e.StatusCode);
                 Assert.Contains(words, e.Status.Detail);
             }
         Assert.Null(await Cluster.GetAsync(leader, "batch/limit/0"));
         Assert.Null(await Cluster.GetAsync(leader, "batch/limit/big0"));
+        Assert.Null(await Cluster.GetAsync(leader, "batch/limit/over0"));
     }
 }

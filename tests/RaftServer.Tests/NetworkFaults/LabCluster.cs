@@ -56,7 +56,7 @@ internal sealed class LabCluster : IDisposable
     public void Start(int id)
     {
         var p = ServerProcess.StartIn(Lab.NodeNamespace(id), id, Dir,
-            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", .. _extraArgs], _environment, () => Workload.NowUs / 1000);
+            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", "--allow-suspend", .. _extraArgs], _environment, () => Workload.NowUs / 1000);
         lock (_running) _running[id] = p;
     }
 

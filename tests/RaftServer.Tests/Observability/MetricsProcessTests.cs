@@ -16,7 +16,7 @@ public sealed class MetricsProcessTests(ITestOutputHelper output)
     {
         var metricsPorts = ServerProcess.FreePorts(3);
         // Small snapshots, so saves happen, and a follower suspended past one gets it sent.
-        await using var cluster = new LocalCluster(3, "metrics", "--quiet", "--snapshot-entries", "200")
+        await using var cluster = new LocalCluster(3, "metrics", "--quiet", "--snapshot-entries", "200", "--allow-suspend")
         {
             NodeArgs = id => ["--metrics-address", $"127.0.0.1:{metricsPorts[id]}"],
         };

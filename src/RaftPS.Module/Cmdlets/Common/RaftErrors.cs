@@ -22,6 +22,7 @@ internal static class RaftErrors
     public const string TlsFailed = "RaftTlsFailed";
     public const string Unauthenticated = "RaftUnauthenticated";
     public const string PermissionDenied = "RaftPermissionDenied";
+    public const string ResourceExhausted = "RaftResourceExhausted";
 
     public static ErrorRecord NotConnectedRecord() => new(
         new InvalidOperationException("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection."),
@@ -72,6 +73,7 @@ internal static class RaftErrors
             RaftException { Kind: RaftErrorKind.TlsFailed } e => new ErrorRecord(e, TlsFailed, ErrorCategory.SecurityError, target),
             RaftException { Kind: RaftErrorKind.Unauthenticated } e => new ErrorRecord(e, Unauthenticated, ErrorCategory.AuthenticationError, target),
             RaftException { Kind: RaftErrorKind.PermissionDenied } e => new ErrorRecord(e, PermissionDenied, ErrorCategory.PermissionDenied, target),
+            RaftException { Kind: RaftErrorKind.ResourceExhausted } e => new ErrorRecord(e, ResourceExhausted, ErrorCategory.LimitsExceeded, target),
             RaftException e => new ErrorRecord(e, ServerError, ErrorCategory.InvalidOperation, target),
             _ => new ErrorRecord(exception, ServerError, ErrorCategory.NotSpecified, target),
         };

@@ -1,0 +1,32 @@
+using RaftServer.Api;
+
+namespace RaftServer.Hosting;
+
+/// <summary>
+/// What one node takes from its clients at most (docs/security.md, "Request limits and admission
+/// control"): the size of a request, the HTTP/2 connections, streams and headers, and how many
+/// writes and reads it holds at once. Every default leaves the benchmark's heaviest load (1024
+/// concurrent clients) well inside it.
+/// </summary>
+public sealed record ClientLimits
+{
+    /// <summary>Room for the largest legal request, a SetMany of <see cref="RequestValidation.MaxBatchBytes"/>
+    /// (4 MiB), and a margin so that one slightly over it is told so by SetMany's own check.</summary>
+    public const int DefaultMaxRequestBytes = RequestValidation.MaxBatchBytes + (64 << 10);
+
+    public static readonly ClientLimits Default = new();
+
+    /// <summary>The client service's largest message (gRPC refuses a larger one RESOURCE_EXHAUSTED from its
+    /// length prefix, before reading its body).</summary>
+    public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
+    /// <summary>Client writes (each item of a SetMany counts) queued for the loop or proposed and not yet answered.</summary>
+    public int MaxPendingWrites { get; init; } = 10_000;
+    /// <summary>Linearizable reads (and lease keep-alives) queued for the loop or waiting for their read index or apply.</summary>
+    public int MaxPendingReads { get; init; } = 10_000;
+    /// <summary>Kestrel's concurrent HTTP/2 connections: clients, calls forwarded by followers, snapshot uploads.</summary>
+    public long MaxConnections { get; init; } = 4096;
+    /// <summary>Concurrent calls on one HTTP/2 connection.</summary>
+    public int MaxStreamsPerConnection { get; init; } = 1000;
+    /// <summary>The request headers of one call, in all (and of any one header).</summary>
+    public int MaxHeaderBytes { get; init; } = 32 << 10;
+}
