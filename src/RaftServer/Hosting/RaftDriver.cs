@@ -446,6 +446,9 @@ public sealed partial class RaftDriver : ILoopEventHandler
 
     public void Handle(SnapshotSaveFailed e) => _snapshots.SaveFailed(e);
 
+    /// <exception cref="DiskFailureException">always: the loop stops the node.</exception>
+    public void Handle(DiskFailed e) => throw e.Error as Storage.DiskFailureException ?? new Storage.DiskFailureException(e.Error.Message, e.Error);
+
     public void Handle(SnapshotTransferEnded e)
     {
         if (!_suspended) _node.ReportSnapshot(e.Peer, e.Success);

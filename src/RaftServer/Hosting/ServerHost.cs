@@ -22,10 +22,15 @@ namespace RaftServer.Hosting;
 /// The node process: parse the command line and config.conf, open the data directory and recover
 /// the log, listen (h2c) on this node's address, run the node loop until Ctrl+C / SIGTERM.
 /// Exit codes: 0 stopped normally, 1 a runtime failure (port in use, damaged log, data directory
-/// locked), 2 a usage or config error. Every failure is one clear line on stderr.
+/// locked), 2 a usage or config error, 3 a disk error while running (a failed write or fsync of
+/// the durable state: <see cref="DiskFailureException"/>; a service manager should not restart it
+/// blindly). Every failure is one clear line on stderr.
 /// </summary>
 public static class ServerHost
 {
+    /// <summary>The exit code after a disk error (docs/security.md, "Disk errors").</summary>
+    public const int DiskFailureExitCode = 3;
+
     public static async Task<int> RunAsync(string[] args)
     {
         NodeSettings? settings;
@@ -183,7 +188,7 @@ public static class ServerHost
         // until it starts).
         using var loop = new NodeLoop(probedSockets, settings.HeartbeatMs, nowMs, logger, e =>
         {
-            exitCode = 1;
+            exitCode = e is DiskFailureException ? DiskFailureExitCode : 1;
             app?.Lifetime.StopApplication();
         });
         // A peer whose port refuses connections has no process behind it: if it was the leader,

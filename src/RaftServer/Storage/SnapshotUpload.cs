@@ -28,7 +28,7 @@ public sealed class SnapshotUpload : IDisposable
         _store = store;
         _meta = meta;
         _tempPath = tempPath;
-        _file = new FileStream(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16);
+        _file = store.Disk.Open(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16);
     }
 
     /// <summary>Appends the next chunk of the file (memory stays bounded: it goes to disk).</summary>
@@ -85,7 +85,7 @@ public sealed class SnapshotUpload : IDisposable
             _file.Flush(flushToDisk: true);
             _file.Dispose();
             var final = _store.FinalPath(_meta);
-            DurableFiles.Install(_tempPath, final);
+            _store.Disk.Rename(_tempPath, final, overwrite: true);
             _finished = true;
             _store.ReleaseTempFile(_tempPath);
             return new SnapshotFile(header.Meta, final, Length);
@@ -111,7 +111,14 @@ public sealed class SnapshotUpload : IDisposable
     private void Abort()
     {
         _finished = true;
-        _file.Dispose();
+        try
+        {
+            _file.Dispose();
+        }
+        catch (IOException)
+        {
+            // Flushing the buffer of a file being abandoned failed (the disk is full): it is deleted below.
+        }
         try
         {
             DurableFiles.DeleteIfExists(_tempPath);
