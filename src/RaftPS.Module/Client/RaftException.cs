@@ -26,6 +26,9 @@ public enum RaftErrorKind
     Compacted,
     /// <summary>A lock's lease was lost (expired or revoked): the lock is not held.</summary>
     LockLost,
+    /// <summary>The cluster's storage quota is used up (NOSPACE alarm): writes that add data are
+    /// refused until keys are deleted; reads and deletes still work.</summary>
+    NoSpace,
 }
 
 /// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>
@@ -38,7 +41,7 @@ public sealed class RaftException : Exception
 
     public RaftErrorKind Kind { get; }
 
-    /// <summary>The key the failure concerns (Conflict), else null.</summary>
+    /// <summary>The key the failure concerns (Conflict, LeaseNotFound, NoSpace), else null.</summary>
     public string? Key { get; init; }
 
     /// <summary>Conflict: the key's mod revision when the condition was checked (0: absent).</summary>

@@ -88,6 +88,8 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
                 return new(await ForwardAsync(outcome.LeaderHint, forward, request, context), default);
             case OutcomeCode.Stale:
                 throw new RpcException(new Status(StatusCode.FailedPrecondition, StaleDetail(clientId, sequence)));
+            case OutcomeCode.NoSpace:
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, outcome.Reason ?? "NOSPACE"));
             default:
                 throw Unavailable(outcome.Reason ?? "not the leader", outcome.LeaderHint);
         }
@@ -146,6 +148,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
                 OutcomeCode.Ok when o.Result.Status == WriteStatus.LeaseNotFound => new P.SetResult { Code = (int)StatusCode.NotFound, Error = LeaseNotFoundDetail },
                 OutcomeCode.Ok => new P.SetResult { Index = o.Result.Index },
                 OutcomeCode.Stale => new P.SetResult { Code = (int)StatusCode.FailedPrecondition, Error = StaleDetail(item.ClientId, item.Sequence) },
+                OutcomeCode.NoSpace => new P.SetResult { Code = (int)StatusCode.ResourceExhausted, Error = o.Reason ?? "NOSPACE" },
                 _ => new P.SetResult { Code = (int)StatusCode.Unavailable, Error = o.Reason ?? "not the leader" },
             };
         }

@@ -22,6 +22,8 @@ public enum OutcomeCode
     /// <summary>A membership change or transfer that cannot be done now: another change in flight,
     /// a learner behind, quorum would be lost, not a single-server change.</summary>
     FailedPrecondition,
+    /// <summary>A write refused by the storage quota's NOSPACE alarm (<see cref="StorageQuota"/>).</summary>
+    NoSpace,
 }
 
 public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result, int LeaderHint, string? Reason);

@@ -11,7 +11,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// The node's command line:
 /// <c>RaftServer ID [--config PATH] [--data-dir DIR] [--heartbeat-ms N] [--election-timeout-ms N]
 /// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
-/// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]</c>.
+/// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT] [--quota-bytes N]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -48,6 +48,8 @@ public sealed record NodeSettings
                                     as many bytes as that snapshot (default: 5000)
           --snapshot-log-bytes N    snapshot once the log since the last snapshot has N bytes of entries,
                                     whatever their number (default: 67108864 = 64 MiB)
+          --quota-bytes N           storage quota: writes are refused (NOSPACE) while keys and values would
+                                    take more than N bytes; reads and deletes still work (default: 2147483648 = 2 GiB)
           --watch-window N          changes kept for watchers to resume from (default: 65536)
           --watch-window-bytes N    bytes of keys and values they may hold (default: 67108864 = 64 MiB)
           --watch-batch-ms N        wake watchers at most every N ms while changes stream in (default: DEFAULT_BATCH)
@@ -82,6 +84,8 @@ public sealed record NodeSettings
     public bool JsonLogs { get; init; }
     /// <summary>Where the metrics listener listens; null: no metrics listener.</summary>
     public NodeAddress? MetricsAddress { get; init; }
+    /// <summary>The storage quota in bytes of live keys and values (<see cref="StorageQuota"/>).</summary>
+    public long QuotaBytes { get; init; } = StorageQuota.DefaultBytes;
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -105,6 +109,7 @@ public sealed record NodeSettings
         long snapshotEntries = DefaultSnapshotEntries, snapshotLogBytes = DefaultSnapshotLogBytes;
         long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
         int watchBatch = DefaultWatchBatchMs;
+        var quotaBytes = StorageQuota.DefaultBytes;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -147,6 +152,7 @@ public sealed record NodeSettings
                     break;
                 case "--watch-window-bytes": watchWindowBytes = Count(1 << 16); break;
                 case "--watch-batch-ms": watchBatch = Milliseconds(0, 1000); break;
+                case "--quota-bytes": quotaBytes = Count(1 << 20); break;
                 case "--log-level":
                     var text = Value();
                     if (!Enum.TryParse(text, ignoreCase: true, out level) || !Enum.IsDefined(level) || int.TryParse(text, out _))
@@ -183,6 +189,7 @@ public sealed record NodeSettings
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
             LogFile = logFile, MetricsAddress = metricsAddress, JsonLogs = jsonLogs,
             WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
+            QuotaBytes = quotaBytes,
         };
     }
 

@@ -378,6 +378,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
             w.TrySetResult(PendingRequests.Unavailable("the node is suspended", SoftState.NoLeader));
             return;
         }
+        if (RefusedForQuota(w)) return;
         var r = _node.Propose(w.Data);
         switch (r.Outcome)
         {
@@ -704,10 +705,13 @@ public sealed partial class RaftDriver : ILoopEventHandler
             ConfigurationIndex = _node.ConfigurationIndex,
             ConfigurationCommitted = _node.ConfigurationCommitted,
             Peers = peers,
+            LiveBytes = _kv.LiveBytes,
+            QuotaBytes = Quota?.QuotaBytes ?? 0,
+            NoSpaceAlarm = NoSpaceAlarm(),
         };
     }
 
-    public void Handle(MetricsRequested e) => e.Reply.TrySetResult(Observability.NodeGauges.Of(_node, _kv, _pending));
+    public void Handle(MetricsRequested e) => e.Reply.TrySetResult(Observability.NodeGauges.Of(_node, _kv, _pending) with { NoSpaceAlarm = NoSpaceAlarm() });
 
     private void Publish() => _view = new NodeView(_soft.Role, _soft.Term, _soft.LeaderId, _suspended);
 

@@ -213,6 +213,7 @@ public static class ServerHost
             DriverTimeouts.For(settings.HeartbeatMs, settings.ElectionTicks), nowMs, logger);
         var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes, gather: TimeSpan.FromMilliseconds(settings.WatchBatchMs));
         driver.Watches = watches;
+        driver.Quota = new StorageQuota(settings.QuotaBytes, logger);
 
         // The empty builder: none of the defaults this process has no use for and that cost memory
         // at rest (appsettings*.json with a file watcher and its thread, environment-variable

@@ -18,6 +18,7 @@ internal static class RaftErrors
     public const string LeaseNotFound = "RaftLeaseNotFound";
     public const string Compacted = "RaftWatchCompacted";
     public const string LockLost = "RaftLockLost";
+    public const string NoSpace = "RaftNoSpace";
 
     public static ErrorRecord NotConnectedRecord() => new(
         new InvalidOperationException("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection."),
@@ -47,6 +48,15 @@ internal static class RaftErrors
         },
     };
 
+    /// <summary>A write refused by the storage quota: RaftNoSpace, QuotaExceeded, the key as target.</summary>
+    private static ErrorRecord NoSpaceRecord(RaftException e, object? target) => new(e, NoSpace, ErrorCategory.QuotaExceeded, e.Key ?? target)
+    {
+        ErrorDetails = new ErrorDetails(e.Message)
+        {
+            RecommendedAction = "Delete keys (Remove-RaftValue) until the cluster is under 90% of its quota, or restart the nodes with a larger --quota-bytes. Reads and deletes still work.",
+        },
+    };
+
     /// <summary>An ErrorRecord for a failed call: the category follows the kind of failure.</summary>
     public static ErrorRecord FromException(Exception exception, object? target)
     {
@@ -64,6 +74,7 @@ internal static class RaftErrors
             RaftException { Kind: RaftErrorKind.LeaseNotFound } e => new ErrorRecord(e, LeaseNotFound, ErrorCategory.ObjectNotFound, target),
             RaftException { Kind: RaftErrorKind.Compacted } e => new ErrorRecord(e, Compacted, ErrorCategory.InvalidOperation, target),
             RaftException { Kind: RaftErrorKind.LockLost } e => new ErrorRecord(e, LockLost, ErrorCategory.InvalidOperation, target),
+            RaftException { Kind: RaftErrorKind.NoSpace } e => NoSpaceRecord(e, target),
             RaftException e => new ErrorRecord(e, ServerError, ErrorCategory.InvalidOperation, target),
             _ => new ErrorRecord(exception, ServerError, ErrorCategory.NotSpecified, target),
         };
