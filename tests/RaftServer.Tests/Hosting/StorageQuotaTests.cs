@@ -57,7 +57,7 @@ public sealed class StorageQuotaTests
     }
 
     [Fact]
-    public void The_leader_refuses_writes_past_the_quota_serves_reads_and_deletes_and_clears_the_alarm_after_deletes()
+    public async Task The_leader_refuses_writes_past_the_quota_serves_reads_and_deletes_and_clears_the_alarm_after_deletes()
     {
         var h = SingleVoter(Quota);
         var written = new List<string>();
@@ -80,7 +80,7 @@ public sealed class StorageQuotaTests
         {
             var read = new PendingRead { Key = key, Stale = true };
             h.Driver.Handle(new ReadRequested(read));
-            Assert.True(read.Task.Result.Found, key);
+            Assert.True(read.Task.IsCompleted && (await read.Task).Found, key);
         }
 
         // Deleting only a little is not enough (hysteresis): writes stay refused until the live
