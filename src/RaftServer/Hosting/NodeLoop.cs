@@ -237,7 +237,7 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         {
             if (_stopping) return;
             if (e is Storage.DiskFailureException)
-                _logger.LogCritical("FATAL: disk error, the node stops: {Message}. Nothing this node had not made durable was acknowledged. " +
+                _logger.LogCritical("disk error, the node stops: {Message}. Nothing this node had not made durable was acknowledged. " +
                     "Free space or repair the disk, then start the node again (docs/security.md, \"Disk errors\")", e.Message);
             else
                 _logger.LogCritical(e, "The node loop failed: {Message}", e.Message);

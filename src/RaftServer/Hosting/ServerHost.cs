@@ -116,7 +116,7 @@ public static class ServerHost
         }
         try
         {
-            storage = NodeStorage.Open(dataDir, logger, out recovered);
+            storage = NodeStorage.Open(dataDir, logger, out recovered, UnsafeTestSwitches.Disk);
         }
         catch (Exception e) when (e is StorageCorruptException or IOException or UnauthorizedAccessException)
         {
@@ -297,6 +297,9 @@ public static class ServerHost
         if (UnsafeTestSwitches.LocalReads)
             logger.LogWarning("WARNING: {Variable}=1: reads skip the read-index round and may return stale values. " +
                 "This switch exists only for tests that must catch a broken server; never set it on a real cluster.", UnsafeTestSwitches.LocalReadsVariable);
+        if (UnsafeTestSwitches.FailFsyncAfter is { } fsyncs)
+            logger.LogWarning("WARNING: {Variable}={Count}: every fsync after the first {Count} fails. " +
+                "This switch exists only for tests of disk failures; never set it on a real cluster.", UnsafeTestSwitches.FailFsyncAfterVariable, fsyncs, fsyncs);
         loop.Start(driver, recovered);
         app.Lifetime.ApplicationStopping.Register(loop.Stop);
         // Watch streams never end by themselves: end them with a reason the client resumes from.

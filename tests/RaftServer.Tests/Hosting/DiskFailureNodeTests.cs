@@ -105,7 +105,7 @@ public sealed class DiskFailureNodeTests : IDisposable
             Assert.IsType<DiskFailureException>(fatal);
             var outcomes = await Task.WhenAll(after).WaitAsync(Patience);
             Assert.All(outcomes, o => Assert.NotEqual(OutcomeCode.Ok, o.Code));
-            Assert.Contains(_logger.Lines, l => l.StartsWith("Critical:FATAL: disk error, the node stops:", StringComparison.Ordinal)
+            Assert.Contains(_logger.Lines, l => l.StartsWith("Critical:disk error, the node stops:", StringComparison.Ordinal)
                 && l.Contains(errno == FaultyDisk.EIO ? "Input/output error" : "No space left on device"));
         }
 
