@@ -138,6 +138,7 @@
             'With -IfRevision, -IfAbsent or -IfValue the write happens only if the key is still as given when the write is applied (compare-and-set, checked by the state machine in log order): its revision is that number (Get-RaftValue outputs it), it does not exist, or it has that value. When the condition does not hold nothing changes and the command writes the non-terminating error RaftConflict, whose target is the key and whose exception says the key''s current revision (CurrentRevision; 0 when the key does not exist): category ResourceExists for -IfAbsent, InvalidOperation otherwise. A conditional write retried after a lost reply answers its first outcome. Each conditional item is its own call (up to 128 in flight), not a batch.'
             'With -TtlSec the command grants one lease of that many seconds (per connection, at its first item) and attaches every key it writes to it: the keys are deleted together when the lease expires, about -TtlSec seconds later (nothing keeps it alive). Writing a key again without -TtlSec detaches it.'
             'An empty key, a key over 1 KiB or a value over 1 MiB writes the error RaftInvalidArgument (InvalidArgument).'
+            'When the cluster''s storage quota is used up (the server''s --quota-bytes, 2 GiB of keys and values by default), each write is refused with the non-terminating error RaftNoSpace (QuotaExceeded), whose target is the key: nothing is written. Reads and deletes still work; once deletes bring the keys and values to 90% of the quota, writes are taken again. Get-RaftStatus shows the alarm (NoSpaceAlarm) and the bytes used (LiveBytes).'
             'This is the original client''s "setval KEY VAL".'
         )
         Parameters  = @{
@@ -161,6 +162,9 @@
                Remarks = 'Of several scripts doing this at once, exactly one succeeds for each revision; the others get RaftConflict and no change.' }
             @{ Title = 'Create a key only if it does not exist'; Code = 'Set-RaftValue config/owner ([Environment]::MachineName) -IfAbsent'; Remarks = 'A second run writes RaftConflict (ResourceExists) naming the key''s revision.' }
             @{ Title = 'A value that expires'; Code = 'Set-RaftValue session/abc token -TtlSec 60'; Remarks = 'The key is deleted about 60 seconds later; watchers see the delete.' }
+            @{ Title = 'Find out that the storage quota is used up'
+               Code = "Set-RaftValue big/1 (`"x`" * 1MB) -ErrorVariable failed -ErrorAction SilentlyContinue`nif (`$failed.FullyQualifiedErrorId -like 'RaftNoSpace*') { Get-RaftValue 'big/*' | Select-Object -First 10 | Remove-RaftValue }"
+               Remarks = 'RaftNoSpace names the key that was not written; deleting keys frees space, and writes resume once the cluster is at 90% of its quota.' }
         )
         Links       = @('Get-RaftValue', 'Remove-RaftValue', 'Watch-RaftValue', 'Lock-RaftKey')
     }
@@ -233,8 +237,9 @@
         Synopsis    = 'Gets the state of a node: role, term, leader, indexes, members and replication progress.'
         Description = @(
             'Asks the connected node (only that node) for its Status: Id, Role (Follower, PreCandidate, Candidate, Leader), Term, Leader and LeaderId, CommitIndex, AppliedIndex, the log range (FirstIndex, LastIndex), snapshot index and term, LogBytes, the Members of the cluster and, on the leader, each follower''s Peers progress (MatchIndex, NextIndex, Reachable).'
+            'The storage quota: LiveBytes (the bytes of keys and values, which the quota measures), QuotaBytes (the server''s --quota-bytes) and NoSpaceAlarm, true while the node refuses writes because the quota is used up (the table''s Alarm column says NOSPACE; Set-RaftValue writes RaftNoSpace). The leader decides and shows the alarm: writes through a follower are refused by the leader, and a follower shows the alarm only if it raised it while it led.'
             'The cluster''s members it reports are remembered, so later calls can retry through them.'
-            'With -All, every member of the cluster is asked for its own status, all at once, each once with a deadline of -TimeoutSec or 2 seconds, whichever is shorter: one RaftNodeStatus row per member (Endpoint, Id, IsLeader, Role, Term, CommitIndex, AppliedIndex, LastIndex, Lag behind the leader''s commit index, LogBytes, SinceLeaderContact, ReadsTotal, WritesTotal, FsyncP99, Health and Error). A member that does not answer is a row too: Health Suspended (Suspend-RaftNode) or Unreachable (down, or cut off), with the reason in Error. The table view is that of etcdctl endpoint status -w table. The members are those the connected node lists, or those this session already knows when it does not answer.'
+            'With -All, every member of the cluster is asked for its own status, all at once, each once with a deadline of -TimeoutSec or 2 seconds, whichever is shorter: one RaftNodeStatus row per member (Endpoint, Id, IsLeader, Role, Term, CommitIndex, AppliedIndex, LastIndex, Lag behind the leader''s commit index, LogBytes, SinceLeaderContact, ReadsTotal, WritesTotal, FsyncP99, NoSpaceAlarm, Health and Error). A member that does not answer is a row too: Health Suspended (Suspend-RaftNode) or Unreachable (down, or cut off), with the reason in Error. The table view is that of etcdctl endpoint status -w table. The members are those the connected node lists, or those this session already knows when it does not answer.'
         )
         Parameters  = @{
             All = 'One row per member of the cluster (RaftNodeStatus) instead of the connected node''s status.'
