@@ -34,8 +34,8 @@ static class Coordination
         a.CheckAllUsed();
         if (rate < 1 || channels < 1) throw new UsageException("--rate and --channels must be positive");
 
-        await using var cluster = new BenchCluster(server, 3, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep: false);
-        cluster.StartAll();
+        await using var cluster = new BenchCluster(server, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep: false, "coord");
+        cluster.StartInitial(3);
         var leader = await cluster.WaitForLeaderAsync(ct);
         var host = cluster.Ids.First(i => i != leader);
         Console.Error.WriteLine($"cluster in {cluster.Dir}; leader node {leader}; watchers on node {host}");
@@ -211,8 +211,8 @@ static class Coordination
         foreach (var w in workloads)
             if (w is not ("put" or "cas" or "cas-contended")) throw new UsageException($"unknown workload '{w}' (put, cas, cas-contended)");
 
-        await using var cluster = new BenchCluster(server, 3, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep: false);
-        cluster.StartAll();
+        await using var cluster = new BenchCluster(server, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep: false, "coord");
+        cluster.StartInitial(3);
         var leader = await cluster.WaitForLeaderAsync(ct);
         Console.Error.WriteLine($"cluster in {cluster.Dir}; leader node {leader}");
         using var channel = GrpcChannel.ForAddress(cluster.Address(leader));

@@ -26,6 +26,9 @@ namespace RaftPS.Bench;
 /// </remarks>
 static class MembershipBench
 {
+    internal const int WriteValueBytes = 256;
+    const string FillPrefix = "fill/";
+
     public static async Task<int> RunAsync(Args a, CancellationToken ct)
     {
         string server = Path.GetFullPath(a.Required("server"));
@@ -49,12 +52,12 @@ static class MembershipBench
         Console.Error.WriteLine($"load average {loadStart}");
         string[] serverArgs = extra.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         int fillKeys = (int)((long)catchupMb * 1_000_000 / fillValueBytes);
-        long live = fillKeys * (long)(MemberProcesses.FillKey(0).Length + fillValueBytes);
+        long live = fillKeys * (long)(BenchCluster.Key(FillPrefix, 0).Length + fillValueBytes);
         var catchups = new List<CatchUp>();
         var windows = new List<Window>();
 
         // A new cluster for every round (the same start for each), or with --one-cluster one for all.
-        async Task<Run> NewClusterAsync(MemberProcesses cluster)
+        async Task<Run> NewClusterAsync(BenchCluster cluster)
         {
             var bench = new Run(cluster, concurrency, writeKeys, warmup, settle, tail, ct);
             cluster.StartInitial(3);
@@ -62,7 +65,7 @@ static class MembershipBench
             // ~M MB of live data in values of --value-bytes, written once; the writer of the windows
             // overwrites its own small key space, so the live data stays about this size.
             var sw = Stopwatch.StartNew();
-            long fillLast = await cluster.FillAsync(leader, fillKeys, fillValueBytes, concurrency: 16, ct);
+            long fillLast = await cluster.WriteAsync(leader, fillKeys, fillKeys, fillValueBytes, concurrency: 16, FillPrefix, ct);
             foreach (var id in bench.Voters) await cluster.WaitForAppliedAsync(id, fillLast, TimeSpan.FromMinutes(5), ct);
             Console.Error.WriteLine($"cluster in {cluster.Dir}: filled {live / 1e6:0.0} MB ({fillKeys:N0} keys of {fillValueBytes:N0} B) through node {leader} in {sw.Elapsed.TotalSeconds:0.0} s");
             return bench;
@@ -86,7 +89,7 @@ static class MembershipBench
 
         if (oneCluster)
         {
-            await using var cluster = new MemberProcesses(server, serverArgs, keep);
+            await using var cluster = new BenchCluster(server, serverArgs, keep, "members");
             var bench = await NewClusterAsync(cluster);
             for (int round = 1; round <= repeat; round++) await RoundAsync(bench, round);
         }
@@ -94,7 +97,7 @@ static class MembershipBench
         {
             for (int round = 1; round <= repeat; round++)
             {
-                await using var cluster = new MemberProcesses(server, serverArgs, keep);
+                await using var cluster = new BenchCluster(server, serverArgs, keep, "members");
                 await RoundAsync(await NewClusterAsync(cluster), round);
             }
         }
@@ -102,13 +105,13 @@ static class MembershipBench
         string loadEnd = LoadAverage();
         Console.WriteLine();
         Console.WriteLine($"membership: 3 voters on loopback, {live / 1e6:0.0} MB of live data ({fillKeys:N0} keys of {fillValueBytes:N0} B); " +
-            $"writer C={concurrency} of {MemberProcesses.WriteValueBytes} B values over {writeKeys:N0} keys; {repeat} rounds{(oneCluster ? " on one cluster" : ", a new cluster each")}; load average {loadStart} at start, {loadEnd} at end");
+            $"writer C={concurrency} of {WriteValueBytes} B values over {writeKeys:N0} keys; {repeat} rounds{(oneCluster ? " on one cluster" : ", a new cluster each")}; load average {loadStart} at start, {loadEnd} at end");
         Console.WriteLine(Table(catchups, windows));
         Program.EmitJson(json, new Dictionary<string, object?>
         {
             ["kind"] = "membership_summary", ["rounds"] = repeat, ["one_cluster"] = oneCluster, ["concurrency"] = concurrency,
             ["live_bytes"] = live, ["fill_keys"] = fillKeys, ["fill_value_bytes"] = fillValueBytes,
-            ["write_value_bytes"] = MemberProcesses.WriteValueBytes, ["write_keys"] = writeKeys, ["tail_ms"] = tail.TotalMilliseconds,
+            ["write_value_bytes"] = WriteValueBytes, ["write_keys"] = writeKeys, ["tail_ms"] = tail.TotalMilliseconds,
             ["server"] = server, ["server_args"] = extra,
             ["cores"] = Environment.ProcessorCount, ["cpu"] = Report.CpuModel(), ["memory"] = Report.MemTotal(),
             ["kernel"] = Report.ReadTrim("/proc/sys/kernel/osrelease"), ["dotnet"] = Environment.Version.ToString(),
@@ -158,14 +161,9 @@ static class MembershipBench
     {
         var v = values.ToList();
         string F(double x) => x.ToString(format, CultureInfo.InvariantCulture);
-        return $"| {name} | {F(Median(v))} | {F(v.Max())} | {string.Join(", ", v.Select(F))} |";
+        return $"| {name} | {F(Stats.Median(v))} | {F(v.Max())} | {string.Join(", ", v.Select(F))} |";
     }
 
-    static double Median(List<double> values)
-    {
-        var s = values.Order().ToList();
-        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
-    }
 
     internal static string Name(Change c) => c switch
     {
@@ -223,7 +221,7 @@ static class MembershipBench
     }
 
     /// <summary>One benchmark session: the cluster, its voters as this program changed them, and the steps.</summary>
-    sealed class Run(MemberProcesses cluster, int concurrency, int writeKeys, TimeSpan warmup, TimeSpan settle, TimeSpan tail, CancellationToken ct)
+    sealed class Run(BenchCluster cluster, int concurrency, int writeKeys, TimeSpan warmup, TimeSpan settle, TimeSpan tail, CancellationToken ct)
     {
         static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
         readonly List<int> _voters = [0, 1, 2];
@@ -401,7 +399,7 @@ static class MembershipBench
 /// or to the next voter. Each success's completion time is kept, so any window's longest gap with
 /// no completed write can be measured afterwards.
 /// </summary>
-sealed class GapWriter(MemberProcesses cluster, Func<int[]> voters, int concurrency, int keys, CancellationToken ct) : IAsyncDisposable
+sealed class GapWriter(BenchCluster cluster, Func<int[]> voters, int concurrency, int keys, CancellationToken ct) : IAsyncDisposable
 {
     public sealed record Stats(double MaxGapMs, long Ops, double OpsPerSec, long Failures);
 
@@ -418,7 +416,7 @@ sealed class GapWriter(MemberProcesses cluster, Func<int[]> voters, int concurre
 
     async Task LoopAsync(int w)
     {
-        var value = ByteString.CopyFrom(Enumerable.Range(0, MemberProcesses.WriteValueBytes).Select(i => (byte)('a' + (i + w) % 26)).ToArray());
+        var value = ByteString.CopyFrom(Enumerable.Range(0, MembershipBench.WriteValueBytes).Select(i => (byte)('a' + (i + w) % 26)).ToArray());
         var request = new R.SetRequest { Value = value };
         int[] members = voters();
         int node = members[w % members.Length];
@@ -481,229 +479,5 @@ sealed class GapWriter(MemberProcesses cluster, Func<int[]> voters, int concurre
     {
         if (!_stop.IsCancellationRequested) await StopAsync();
         _stop.Dispose();
-    }
-}
-
-/// <summary>RaftServer processes on free loopback ports in a temp directory: the first ones from
-/// config.conf, later ones with --join. Disposing kills every one and removes the directory (unless kept).</summary>
-sealed class MemberProcesses(string server, string[] extra, bool keep) : IAsyncDisposable
-{
-    public const int WriteValueBytes = 256;
-
-    readonly Dictionary<int, Process> _processes = new();
-    readonly Dictionary<int, StreamWriter> _logs = new();
-    readonly Dictionary<int, GrpcChannel> _channels = new();
-    readonly Dictionary<int, int> _ports = new();
-
-    public string Dir { get; } = Directory.CreateTempSubdirectory("raftps-bench-members-").FullName;
-
-    public static string FillKey(int i) => $"fill/{i:D7}";
-
-    public string DataDir(int id) => Path.Combine(Dir, "data", $"node-{id}");
-
-    public int NewPort(int id)
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        lock (_ports) return _ports[id] = ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    public void StartInitial(int size)
-    {
-        for (int id = 0; id < size; id++) NewPort(id);
-        File.WriteAllLines(Path.Combine(Dir, "config.conf"), Enumerable.Range(0, size).Select(i => $"{i} 127.0.0.1 {_ports[i]}"));
-        for (int id = 0; id < size; id++) Start(id, ["--config", "config.conf"]);
-    }
-
-    public void Restart(int id) => Start(id, ["--config", "config.conf"]);
-
-    public void StartJoining(int id, int through) => Start(id, ["--join", $"127.0.0.1:{_ports[through]}"]);
-
-    void Start(int id, string[] how)
-    {
-        bool underDotnet = server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
-        var psi = new ProcessStartInfo(underDotnet ? "dotnet" : server) { WorkingDirectory = Dir, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        if (underDotnet) psi.ArgumentList.Add(server);
-        foreach (var arg in new[] { $"{id}" }.Concat(how).Concat(["--data-dir", DataDir(id), "--quiet", "--log-level", "warning"]).Concat(extra))
-            psi.ArgumentList.Add(arg);
-        var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start RaftServer");
-        var log = new StreamWriter(Path.Combine(Dir, $"node-{id}.log"), append: true) { AutoFlush = true };
-        void Line(string? s)
-        {
-            if (s is null) return;
-            lock (log) log.WriteLine(s);
-        }
-        p.OutputDataReceived += (_, e) => Line(e.Data);
-        p.ErrorDataReceived += (_, e) => Line(e.Data);
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        lock (_processes) { _processes[id] = p; _logs[id] = log; }
-    }
-
-    /// <summary>Until <paramref name="id"/>'s port accepts a TCP connection.</summary>
-    public async Task WaitForPortAsync(int id, TimeSpan timeout, CancellationToken ct)
-    {
-        int port;
-        lock (_ports) port = _ports[id];
-        var sw = Stopwatch.StartNew();
-        while (true)
-        {
-            ThrowIfExited(id);
-            try
-            {
-                using var tcp = new TcpClient();
-                await tcp.ConnectAsync(IPAddress.Loopback, port, ct);
-                return;
-            }
-            catch (SocketException) when (sw.Elapsed < timeout)
-            {
-                await Task.Delay(2, ct);
-            }
-        }
-    }
-
-    /// <summary>True once <paramref name="id"/>'s own configuration no longer lists it (it learned its removal).</summary>
-    public async Task<bool> WaitUntilNotMemberAsync(int id, TimeSpan timeout, CancellationToken ct)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < timeout)
-        {
-            try
-            {
-                if ((await StatusAsync(id, ct)).Members.All(m => m.Id != id)) return true;
-            }
-            catch (RpcException) { }
-            await Task.Delay(10, ct);
-        }
-        return false;
-    }
-
-    public void ThrowIfExited(int id)
-    {
-        lock (_processes)
-            if (_processes.TryGetValue(id, out var p) && p.HasExited)
-                throw new InvalidOperationException($"node {id} exited (code {p.ExitCode}); see {Path.Combine(Dir, $"node-{id}.log")}");
-    }
-
-    public void Kill(int id)
-    {
-        Process? p;
-        StreamWriter? log;
-        lock (_processes)
-        {
-            if (!_processes.Remove(id, out p)) return;
-            _logs.Remove(id, out log);
-        }
-        p.Kill();
-        p.WaitForExit(); // also until its output is read to the end
-        p.Dispose();
-        if (log is not null) lock (log) log.Dispose();
-        // Its channel stays until the end: a writer may still hold a client of it.
-    }
-
-    public void DeleteData(int id)
-    {
-        if (Directory.Exists(DataDir(id))) Directory.Delete(DataDir(id), recursive: true);
-    }
-
-    public R.RaftClient.RaftClientClient Client(int id)
-    {
-        GrpcChannel? ch;
-        lock (_channels)
-            if (!_channels.TryGetValue(id, out ch))
-            {
-                int port;
-                lock (_ports) port = _ports[id];
-                _channels[id] = ch = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
-            }
-        return new R.RaftClient.RaftClientClient(ch);
-    }
-
-    public async Task<R.StatusReply> StatusAsync(int id, CancellationToken ct) =>
-        await Client(id).StatusAsync(new R.StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: ct);
-
-    /// <summary>The voter that says it leads (Status), polled every 10 ms.</summary>
-    public async Task<int> WaitForLeaderAsync(int[] voters, CancellationToken ct)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            foreach (var id in voters)
-            {
-                ThrowIfExited(id);
-                try
-                {
-                    if ((await StatusAsync(id, ct)).Role == R.Role.Leader) return id;
-                }
-                catch (RpcException) { }
-            }
-            await Task.Delay(10, ct);
-        }
-        throw new TimeoutException($"no leader among {string.Join(", ", voters)} within 30 s (logs in {Dir})");
-    }
-
-    /// <summary>Polls Status until <paramref name="id"/> has applied <paramref name="index"/>.</summary>
-    public async Task WaitForAppliedAsync(int id, long index, TimeSpan timeout, CancellationToken ct)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < timeout)
-        {
-            ThrowIfExited(id);
-            try
-            {
-                if ((await Client(id).StatusAsync(new R.StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: ct)).AppliedIndex >= index) return;
-            }
-            catch (RpcException) { }
-            await Task.Delay(10, ct);
-        }
-        throw new TimeoutException($"node {id} did not apply index {index} within {timeout} (logs in {Dir})");
-    }
-
-    /// <summary>Writes <paramref name="keys"/> distinct keys through the leader (C closed-loop writers,
-    /// Unavailable retried); returns the highest acknowledged index.</summary>
-    public async Task<long> FillAsync(int leader, int keys, int valueBytes, int concurrency, CancellationToken ct)
-    {
-        var value = ByteString.CopyFrom(Enumerable.Range(0, valueBytes).Select(i => (byte)('a' + i % 26)).ToArray());
-        int next = -1;
-        long last = 0;
-        var client = Client(leader);
-        async Task Worker()
-        {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < keys)
-            {
-                var request = new R.SetRequest { Key = FillKey(i), Value = value };
-                for (int attempt = 0; ; attempt++)
-                {
-                    try
-                    {
-                        var r = await client.SetAsync(request, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
-                        long seen;
-                        while ((seen = Interlocked.Read(ref last)) < r.Index && Interlocked.CompareExchange(ref last, r.Index, seen) != seen) { }
-                        break;
-                    }
-                    catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && attempt < 50)
-                    {
-                        await Task.Delay(50, ct);
-                    }
-                }
-            }
-        }
-        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(Worker, ct)));
-        return last;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        List<int> ids;
-        lock (_processes) ids = [.. _processes.Keys];
-        foreach (var id in ids) Kill(id);
-        lock (_channels)
-        {
-            foreach (var ch in _channels.Values) ch.Dispose();
-            _channels.Clear();
-        }
-        await Task.Yield();
-        if (!keep) Directory.Delete(Dir, recursive: true);
     }
 }

