@@ -25,9 +25,6 @@ public sealed class StorageQuota(long quotaBytes, ILogger logger)
     /// <summary>etcd's default: the whole state is in memory and each snapshot writes all of it (docs/security.md).</summary>
     public const long DefaultBytes = 2L << 30;
 
-    /// <summary>No quota (tests that have no use for one).</summary>
-    public static StorageQuota Unlimited(ILogger logger) => new(long.MaxValue, logger);
-
     public long QuotaBytes { get; } = quotaBytes;
 
     /// <summary>Where the alarm clears: 90% of the quota.</summary>

@@ -14,6 +14,15 @@ public sealed class StorageQuotaTests
     private static byte[] Remove(string key) => Command.EncodeRemove(0, 0, 0, key);
 
     [Fact]
+    public void The_quota_is_2_GiB_unless_set_and_at_least_1_MiB()
+    {
+        Assert.Equal(2L << 30, NodeSettings.Parse(["0"])!.QuotaBytes);
+        Assert.Equal(1L << 20, NodeSettings.Parse(["0", "--quota-bytes", "1048576"])!.QuotaBytes);
+        var e = Assert.Throws<UsageException>(() => NodeSettings.Parse(["0", "--quota-bytes", "1000"]));
+        Assert.Contains("--quota-bytes: '1000' is not a whole number of at least 1048576", e.Message);
+    }
+
+    [Fact]
     public void Writes_that_add_data_are_refused_past_the_quota_and_let_in_again_at_90_percent()
     {
         var quota = new StorageQuota(Quota, NullLogger.Instance);
