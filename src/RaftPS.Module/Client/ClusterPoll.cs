@@ -96,6 +96,7 @@ internal sealed class ClusterPoll
                     SinceLeaderContact = reply.Role == Role.Leader || reply.LeaderContactMs < 0 ? null : TimeSpan.FromMilliseconds(reply.LeaderContactMs),
                     ReadsTotal = reply.ReadsTotal, WritesTotal = reply.WritesTotal,
                     FsyncP99 = reply.FsyncP99Seconds > 0 ? TimeSpan.FromSeconds(reply.FsyncP99Seconds) : null,
+                    NoSpaceAlarm = reply.NospaceAlarm,
                 };
         }
         return rows.OrderBy(r => r.Id ?? int.MaxValue).ThenBy(r => r.Port).ToArray();

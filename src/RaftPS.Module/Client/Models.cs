@@ -150,6 +150,12 @@ public sealed class RaftStatus
     public RaftMember[] Members { get; init; } = [];
     /// <summary>Replication progress of each follower; only a leader reports it.</summary>
     public RaftPeerProgress[] Peers { get; init; } = [];
+    /// <summary>Bytes of live keys and values: what the storage quota measures.</summary>
+    public long LiveBytes { get; init; }
+    /// <summary>The node's storage quota (--quota-bytes; 0: none).</summary>
+    public long QuotaBytes { get; init; }
+    /// <summary>The NOSPACE alarm: writes that add data are refused (RaftNoSpace) until deletes free space.</summary>
+    public bool NoSpaceAlarm { get; init; }
 
     public override string ToString() => $"{Id} {Role} term {Term}";
 }

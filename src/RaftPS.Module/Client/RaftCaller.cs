@@ -100,6 +100,8 @@ internal static class RaftCaller
                         if (IsMembershipOperation(operation))
                             throw new RaftException(RaftErrorKind.NotFound, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                         throw new RaftException(RaftErrorKind.LeaseNotFound, $"{Describe(operation, subject)}: {e.Status.Detail}", e) { Key = subject };
+                    case StatusCode.ResourceExhausted when IsNoSpace(e.Status.Detail):
+                        throw new RaftException(RaftErrorKind.NoSpace, $"{Describe(operation, subject)}: {e.Status.Detail}", e) { Key = subject };
                     case StatusCode.AlreadyExists:
                         throw new RaftException(RaftErrorKind.Exists, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.FailedPrecondition:
@@ -252,6 +254,8 @@ internal static class RaftCaller
         e.Status.Detail.Contains("maximum configured message size", StringComparison.OrdinalIgnoreCase)
             ? $"the request is larger than node {target} accepts (its --max-request-bytes): {Detail(e)}"
             : $"node {target} refused it: {Detail(e)}";
+    /// <summary>The storage quota's refusal (RESOURCE_EXHAUSTED "NOSPACE: ..."), not an overloaded node's.</summary>
+    internal static bool IsNoSpace(string? detail) => detail is not null && detail.StartsWith("NOSPACE", StringComparison.Ordinal);
 
     private static string Detail(RpcException e) => string.IsNullOrEmpty(e.Status.Detail) ? e.StatusCode.ToString() : e.Status.Detail;
 

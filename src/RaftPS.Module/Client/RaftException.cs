@@ -38,6 +38,9 @@ public enum RaftErrorKind
     /// <summary>A limit of the node: the request is larger than it accepts, or the node stayed too busy
     /// (too many pending writes or reads) for the whole time allowed.</summary>
     ResourceExhausted,
+    /// <summary>The cluster's storage quota is used up (NOSPACE alarm): writes that add data are
+    /// refused until keys are deleted; reads and deletes still work.</summary>
+    NoSpace,
 }
 
 /// <summary>A failed call to the cluster. The cmdlets turn it into an ErrorRecord.</summary>
@@ -50,7 +53,7 @@ public sealed class RaftException : Exception
 
     public RaftErrorKind Kind { get; }
 
-    /// <summary>The key the failure concerns (Conflict), else null.</summary>
+    /// <summary>The key the failure concerns (Conflict, LeaseNotFound, NoSpace), else null.</summary>
     public string? Key { get; init; }
 
     /// <summary>Conflict: the key's mod revision when the condition was checked (0: absent).</summary>

@@ -45,6 +45,8 @@ public sealed class RaftNodeStatus
     /// <summary>Reads and writes per second between the live view's last two polls.</summary>
     public double? ReadsPerSecond { get; set; }
     public double? WritesPerSecond { get; set; }
+    /// <summary>The storage quota's NOSPACE alarm: writes that add data are refused until deletes free space.</summary>
+    public bool? NoSpaceAlarm { get; init; }
 
     public override string ToString() => Health == RaftNodeHealth.Ok ? $"{Id} {Role} term {Term}" : $"{Id} {Endpoint} {Health}";
 }

@@ -150,6 +150,7 @@ internal static class RaftOperations
                         StatusCode.OK => null,
                         StatusCode.InvalidArgument => new RaftException(RaftErrorKind.InvalidArgument, $"Set-RaftValue '{key}': {result.Error}"),
                         StatusCode.NotFound => new RaftException(RaftErrorKind.LeaseNotFound, $"Set-RaftValue '{key}': {result.Error}") { Key = key },
+                        StatusCode.ResourceExhausted when RaftCaller.IsNoSpace(result.Error) => new RaftException(RaftErrorKind.NoSpace, $"Set-RaftValue '{key}': {result.Error}") { Key = key },
                         StatusCode.Unavailable => new RaftException(RaftErrorKind.Timeout,
                             $"Set-RaftValue '{key}' did not complete within {timeout.TotalSeconds:0.###} s through {connection.Endpoint}: the cluster has no leader that can serve it. Last problem: {result.Error}."),
                         var code => new RaftException(RaftErrorKind.ServerError, $"Set-RaftValue '{key}' failed: {code}: {result.Error}"),
@@ -282,6 +283,9 @@ internal static class RaftOperations
         LogBytes = reply.LogBytes,
         Members = reply.Members.Select(ToMember).ToArray(),
         Peers = reply.Peers.Select(p => new RaftPeerProgress(p.Id, p.MatchIndex, p.NextIndex, p.Reachable)).ToArray(),
+        LiveBytes = reply.LiveBytes,
+        QuotaBytes = reply.QuotaBytes,
+        NoSpaceAlarm = reply.NospaceAlarm,
     };
 
     internal static string Decode(ByteString bytes) => Utf8.GetString(bytes.Span);

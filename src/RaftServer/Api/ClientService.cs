@@ -92,6 +92,8 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
                 throw new RpcException(new Status(StatusCode.FailedPrecondition, StaleDetail(clientId, sequence)));
             case OutcomeCode.ResourceExhausted:
                 throw Overloaded(outcome.Reason ?? "too many pending writes; retry later");
+            case OutcomeCode.NoSpace:
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, outcome.Reason ?? "NOSPACE"));
             default:
                 throw Unavailable(outcome.Reason ?? "not the leader", outcome.LeaderHint);
         }
@@ -153,6 +155,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
                 OutcomeCode.Ok when o.Result.Status == WriteStatus.LeaseNotFound => new P.SetResult { Code = (int)StatusCode.NotFound, Error = LeaseNotFoundDetail },
                 OutcomeCode.Ok => new P.SetResult { Index = o.Result.Index },
                 OutcomeCode.Stale => new P.SetResult { Code = (int)StatusCode.FailedPrecondition, Error = StaleDetail(item.ClientId, item.Sequence) },
+                OutcomeCode.NoSpace => new P.SetResult { Code = (int)StatusCode.ResourceExhausted, Error = o.Reason ?? "NOSPACE" },
                 _ => new P.SetResult { Code = (int)StatusCode.Unavailable, Error = o.Reason ?? "not the leader" },
             };
         }

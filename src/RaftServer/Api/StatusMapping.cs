@@ -26,6 +26,9 @@ public static class StatusMapping
             LogBytes = s.LogBytes,
             ConfigurationIndex = s.ConfigurationIndex,
             ConfigurationCommitted = s.ConfigurationCommitted,
+            LiveBytes = s.LiveBytes,
+            QuotaBytes = s.QuotaBytes,
+            NospaceAlarm = s.NoSpaceAlarm,
         };
         if (s.Leader is { } leader) reply.Leader = ToInfo(leader);
         foreach (var m in s.Members) reply.Members.Add(ToInfo(m));

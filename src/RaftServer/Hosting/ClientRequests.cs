@@ -24,6 +24,8 @@ public enum OutcomeCode
     FailedPrecondition,
     /// <summary>Refused by admission control (<see cref="Admission"/>): too many requests pending; nothing was done.</summary>
     ResourceExhausted,
+    /// <summary>A write refused by the storage quota's NOSPACE alarm (<see cref="StorageQuota"/>).</summary>
+    NoSpace,
 }
 
 public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result, int LeaderHint, string? Reason);

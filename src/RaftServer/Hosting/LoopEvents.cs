@@ -37,6 +37,7 @@ public interface ILoopEventHandler
     void Handle(TransferRequested e);
     void Handle(ResumeRequested e);
     void Handle(MetricsRequested e);
+    void Handle(DiskFailed e);
 }
 
 /// <summary>Messages for the core that did not arrive on a peer connection: a received snapshot
@@ -109,7 +110,7 @@ public sealed class SnapshotSaved(SnapshotFile file, int generation, long millis
     internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
 }
 
-/// <summary>Writing a snapshot failed; the log is kept and a later attempt follows.</summary>
+/// <summary>Writing a snapshot failed: fatal when the disk failed (<see cref="DiskFailureException"/>).</summary>
 public sealed class SnapshotSaveFailed(Exception error) : LoopEvent
 {
     public Exception Error { get; } = error;
@@ -157,5 +158,13 @@ public sealed class ResumeRequested : LoopEvent
 public sealed class MetricsRequested : LoopEvent
 {
     public TaskCompletionSource<Observability.NodeGauges> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
+}
+
+/// <summary>A durable step off the loop thread failed (receiving a leader's snapshot): the node
+/// stops, as it does when the log's own write or fsync fails.</summary>
+public sealed class DiskFailed(Exception error) : LoopEvent
+{
+    public Exception Error { get; } = error;
     internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);
 }

@@ -261,7 +261,11 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
         catch (Exception e)
         {
             if (_stopping) return;
-            _logger.LogCritical(e, "The node loop failed: {Message}", e.Message);
+            if (e is Storage.DiskFailureException)
+                _logger.LogCritical("disk error, the node stops: {Message}. Nothing this node had not made durable was acknowledged. " +
+                    "Free space or repair the disk, then start the node again (docs/security.md, \"Disk errors\")", e.Message);
+            else
+                _logger.LogCritical(e, "The node loop failed: {Message}", e.Message);
             _driver.FailAll("the node stopped");
             _onFatal(e);
         }

@@ -14,7 +14,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]
 /// [--max-snapshot-bytes N] [--cert-file PATH --key-file PATH [--client-ca-file PATH]] [--auth-file PATH]
 /// [--max-request-bytes N] [--max-pending-writes N] [--max-pending-reads N] [--max-client-connections N]
-/// [--max-streams-per-connection N] [--max-header-bytes N] [--allow-suspend]</c>.
+/// [--max-streams-per-connection N] [--max-header-bytes N] [--allow-suspend] [--quota-bytes N]</c>.
 /// </summary>
 public sealed record NodeSettings
 {
@@ -53,6 +53,8 @@ public sealed record NodeSettings
                                     as many bytes as that snapshot (default: 5000)
           --snapshot-log-bytes N    snapshot once the log since the last snapshot has N bytes of entries,
                                     whatever their number (default: 67108864 = 64 MiB)
+          --quota-bytes N           storage quota: writes are refused (NOSPACE) while keys and values would
+                                    take more than N bytes; reads and deletes still work (default: 2147483648 = 2 GiB)
           --watch-window N          changes kept for watchers to resume from (default: 65536)
           --watch-window-bytes N    bytes of keys and values they may hold (default: 67108864 = 64 MiB)
           --watch-batch-ms N        wake watchers at most every N ms while changes stream in (default: DEFAULT_BATCH)
@@ -117,6 +119,8 @@ public sealed record NodeSettings
     public ClientLimits Limits { get; init; } = ClientLimits.Default;
     /// <summary>Whether the Suspend call is accepted (--allow-suspend); refused PERMISSION_DENIED otherwise.</summary>
     public bool AllowSuspend { get; init; }
+    /// <summary>The storage quota in bytes of live keys and values (<see cref="StorageQuota"/>).</summary>
+    public long QuotaBytes { get; init; } = StorageQuota.DefaultBytes;
 
     /// <summary>The election timeout in ticks of <see cref="HeartbeatMs"/> (at least 2).</summary>
     public int ElectionTicks => Math.Max(2, (int)Math.Round((double)ElectionTimeoutMs / HeartbeatMs));
@@ -144,6 +148,7 @@ public sealed record NodeSettings
         string? certFile = null, keyFile = null, clientCaFile = null, authFile = null;
         var limits = ClientLimits.Default;
         var allowSuspend = false;
+        var quotaBytes = StorageQuota.DefaultBytes;
 
         for (var i = 0; i < args.Count; i++)
         {
@@ -187,6 +192,7 @@ public sealed record NodeSettings
                     break;
                 case "--watch-window-bytes": watchWindowBytes = Count(1 << 16); break;
                 case "--watch-batch-ms": watchBatch = Milliseconds(0, 1000); break;
+                case "--quota-bytes": quotaBytes = Count(1 << 20); break;
                 case "--log-level":
                     var text = Value();
                     if (!Enum.TryParse(text, ignoreCase: true, out level) || !Enum.IsDefined(level) || int.TryParse(text, out _))
@@ -242,6 +248,7 @@ public sealed record NodeSettings
             WatchWindow = (int)watchWindow, WatchWindowBytes = watchWindowBytes, WatchBatchMs = watchBatch,
             MaxSnapshotBytes = maxSnapshotBytes,
             Limits = limits, AllowSuspend = allowSuspend,
+            QuotaBytes = quotaBytes,
         };
     }
 

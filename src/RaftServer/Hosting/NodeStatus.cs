@@ -29,4 +29,10 @@ public sealed record NodeStatus
     public bool ConfigurationCommitted { get; init; }
     /// <summary>Each peer's progress; empty unless this node leads.</summary>
     public IReadOnlyList<PeerStatus> Peers { get; init; } = [];
+    /// <summary>Bytes of live keys and values: what the storage quota measures.</summary>
+    public long LiveBytes { get; init; }
+    /// <summary>The storage quota (--quota-bytes); 0: none.</summary>
+    public long QuotaBytes { get; init; }
+    /// <summary>Whether this node's NOSPACE alarm is on (writes that add data are refused).</summary>
+    public bool NoSpaceAlarm { get; init; }
 }

@@ -19,25 +19,29 @@ public sealed class NodeStorage : ILogStore, IDisposable
 {
     private readonly DataDirectory _dir;
     private readonly ILogger _logger;
+    private readonly IDisk _disk;
 
     public WriteAheadLog Wal { get; private set; }
     public SnapshotStore Snapshots { get; }
 
-    private NodeStorage(DataDirectory dir, ILogger logger, WriteAheadLog wal, SnapshotStore snapshots)
+    private NodeStorage(DataDirectory dir, ILogger logger, WriteAheadLog wal, SnapshotStore snapshots, IDisk disk)
     {
         _dir = dir;
         _logger = logger;
+        _disk = disk;
         Wal = wal;
         Snapshots = snapshots;
     }
 
     /// <exception cref="StorageCorruptException">the log is damaged before its tail.</exception>
     /// <exception cref="IOException">the files cannot be read or written.</exception>
-    public static NodeStorage Open(DataDirectory dir, ILogger logger, out RecoveredNode recovered)
+    /// <param name="disk">The file layer (<see cref="Disk.Real"/> unless a test injects faults).</param>
+    public static NodeStorage Open(DataDirectory dir, ILogger logger, out RecoveredNode recovered, IDisk? disk = null)
     {
-        var snapshots = SnapshotStore.Open(dir.SnapPath, logger);
-        var wal = WriteAheadLog.Open(dir.WalPath, logger, out var logged);
-        var storage = new NodeStorage(dir, logger, wal, snapshots);
+        disk ??= Disk.Real;
+        var snapshots = SnapshotStore.Open(dir.SnapPath, logger, disk);
+        var wal = WriteAheadLog.Open(dir.WalPath, logger, out var logged, disk: disk);
+        var storage = new NodeStorage(dir, logger, wal, snapshots, disk);
         try
         {
             recovered = storage.Recover(logged);
@@ -54,7 +58,7 @@ public sealed class NodeStorage : ILogStore, IDisposable
     public RecoveredNode Reopen()
     {
         Wal.Dispose();
-        Wal = WriteAheadLog.Open(_dir.WalPath, _logger, out var logged);
+        Wal = WriteAheadLog.Open(_dir.WalPath, _logger, out var logged, disk: _disk);
         return Recover(logged);
     }
 

@@ -383,6 +383,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
             w.TrySetResult(PendingRequests.Unavailable("the node is suspended", SoftState.NoLeader));
             return;
         }
+        if (RefusedForQuota(w)) return;
         var r = _node.Propose(w.Data);
         switch (r.Outcome)
         {
@@ -450,6 +451,9 @@ public sealed partial class RaftDriver : ILoopEventHandler
     public void Handle(SnapshotSaved e) => _snapshots.Saved(e, _suspended ? null : _node);
 
     public void Handle(SnapshotSaveFailed e) => _snapshots.SaveFailed(e);
+
+    /// <exception cref="DiskFailureException">always: the loop stops the node.</exception>
+    public void Handle(DiskFailed e) => throw e.Error as Storage.DiskFailureException ?? new Storage.DiskFailureException(e.Error.Message, e.Error);
 
     public void Handle(SnapshotTransferEnded e)
     {
@@ -706,10 +710,13 @@ public sealed partial class RaftDriver : ILoopEventHandler
             ConfigurationIndex = _node.ConfigurationIndex,
             ConfigurationCommitted = _node.ConfigurationCommitted,
             Peers = peers,
+            LiveBytes = _kv.LiveBytes,
+            QuotaBytes = Quota?.QuotaBytes ?? 0,
+            NoSpaceAlarm = NoSpaceAlarm(),
         };
     }
 
-    public void Handle(MetricsRequested e) => e.Reply.TrySetResult(Observability.NodeGauges.Of(_node, _kv, _pending));
+    public void Handle(MetricsRequested e) => e.Reply.TrySetResult(Observability.NodeGauges.Of(_node, _kv, _pending) with { NoSpaceAlarm = NoSpaceAlarm() });
 
     private void Publish() => _view = new NodeView(_soft.Role, _soft.Term, _soft.LeaderId, _suspended);
 

@@ -23,10 +23,15 @@ namespace RaftServer.Hosting;
 /// The node process: parse the command line and config.conf, open the data directory and recover
 /// the log, listen (h2c) on this node's address, run the node loop until Ctrl+C / SIGTERM.
 /// Exit codes: 0 stopped normally, 1 a runtime failure (port in use, damaged log, data directory
-/// locked), 2 a usage or config error. Every failure is one clear line on stderr.
+/// locked), 2 a usage or config error, 3 a disk error while running (a failed write or fsync of
+/// the durable state: <see cref="DiskFailureException"/>; a service manager should not restart it
+/// blindly). Every failure is one clear line on stderr.
 /// </summary>
 public static class ServerHost
 {
+    /// <summary>The exit code after a disk error (docs/security.md, "Disk errors").</summary>
+    public const int DiskFailureExitCode = 3;
+
     public static async Task<int> RunAsync(string[] args)
     {
         NodeSettings? settings;
@@ -125,7 +130,7 @@ public static class ServerHost
         }
         try
         {
-            storage = NodeStorage.Open(dataDir, logger, out recovered);
+            storage = NodeStorage.Open(dataDir, logger, out recovered, UnsafeTestSwitches.Disk);
         }
         catch (Exception e) when (e is StorageCorruptException or IOException or UnauthorizedAccessException)
         {
@@ -215,7 +220,7 @@ public static class ServerHost
         // until it starts).
         using var loop = new NodeLoop(probedSockets, settings.HeartbeatMs, nowMs, logger, e =>
         {
-            exitCode = 1;
+            exitCode = e is DiskFailureException ? DiskFailureExitCode : 1;
             app?.Lifetime.StopApplication();
         }, settings.Limits);
         // A peer whose port refuses connections has no process behind it: if it was the leader,
@@ -240,6 +245,7 @@ public static class ServerHost
         var watches = new WatchHub(settings.WatchWindow, settings.WatchWindowBytes, gather: TimeSpan.FromMilliseconds(settings.WatchBatchMs));
         driver.Watches = watches;
         driver.ClusterId = new ClusterIdKeeper(identity, logger);
+        driver.Quota = new StorageQuota(settings.QuotaBytes, logger);
 
         // The empty builder: none of the defaults this process has no use for and that cost memory
         // at rest (appsettings*.json with a file watcher and its thread, environment-variable
@@ -343,6 +349,9 @@ public static class ServerHost
         if (UnsafeTestSwitches.LocalReads)
             logger.LogWarning("WARNING: {Variable}=1: reads skip the read-index round and may return stale values. " +
                 "This switch exists only for tests that must catch a broken server; never set it on a real cluster.", UnsafeTestSwitches.LocalReadsVariable);
+        if (UnsafeTestSwitches.FailFsyncAfter is { } fsyncs)
+            logger.LogWarning("WARNING: {Variable}={Count}: every fsync after the first {Count} fails. " +
+                "This switch exists only for tests of disk failures; never set it on a real cluster.", UnsafeTestSwitches.FailFsyncAfterVariable, fsyncs, fsyncs);
         loop.Start(driver, recovered);
         app.Lifetime.ApplicationStopping.Register(loop.Stop);
         // Watch streams never end by themselves: end them with a reason the client resumes from.

@@ -123,9 +123,13 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         Log.SnapshotTaken(_logger, meta.Index, meta.Term, saved.File.Length, saved.Milliseconds, removed);
     }
 
+    /// <exception cref="DiskFailureException">the disk failed (a write, fsync, rename or directory
+    /// fsync): the node stops, since whether the file or its name is on disk is no longer known.</exception>
     public void SaveFailed(SnapshotSaveFailed failed)
     {
         _snapshotting = false;
+        if (failed.Error is IOException or UnauthorizedAccessException)
+            throw new DiskFailureException($"writing a snapshot in {_storage.Snapshots.Directory} failed: {failed.Error.Message}", failed.Error);
         _logger.LogError(failed.Error, "Writing a snapshot failed: {Message}; the log is kept and another attempt follows", failed.Error.Message);
     }
 
@@ -153,17 +157,54 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
     // ---- follower: receiving and installing ----
 
     /// <summary>Called by the peer service for a leader's transfer (a gRPC thread).</summary>
-    ISnapshotUpload ISnapshotSink.BeginUpload(SnapshotMetadata meta) => new Upload(_storage.Snapshots, _storage.Snapshots.BeginUpload(meta));
+    ISnapshotUpload ISnapshotSink.BeginUpload(SnapshotMetadata meta)
+    {
+        try
+        {
+            return new Upload(_storage.Snapshots, _storage.Snapshots.BeginUpload(meta), _post);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _post(new DiskFailed(new DiskFailureException($"receiving a snapshot in {_storage.Snapshots.Directory} failed: {e.Message}", e)));
+            throw;
+        }
+    }
 
     /// <summary>Writes the received bytes to a temporary file; on completion verifies and renames it
-    /// and loads the state machine from it, still on the receiving thread, so installing is a swap.</summary>
-    private sealed class Upload(SnapshotStore store, SnapshotUpload upload) : ISnapshotUpload
+    /// and loads the state machine from it, still on the receiving thread, so installing is a swap.
+    /// A disk error (not a damaged upload) stops the node: the leader's transfer fails as well.</summary>
+    private sealed class Upload(SnapshotStore store, SnapshotUpload upload, Action<LoopEvent> post) : ISnapshotUpload
     {
-        public void Write(ReadOnlySpan<byte> chunk) => upload.Write(chunk);
+        public void Write(ReadOnlySpan<byte> chunk)
+        {
+            try
+            {
+                upload.Write(chunk);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw Failed(e);
+            }
+        }
+
+        private Exception Failed(Exception e)
+        {
+            var failure = new DiskFailureException($"receiving a snapshot in {store.Directory} failed: {e.Message}", e);
+            post(new DiskFailed(failure));
+            return failure;
+        }
 
         public object Complete()
         {
-            var file = upload.Complete();
+            SnapshotFile file;
+            try
+            {
+                file = upload.Complete();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw Failed(e);
+            }
             try
             {
                 return new ReceivedSnapshot(file, store.Load(file), upload.KeptExisting);

@@ -13,7 +13,7 @@ public readonly record struct PeerMatch(int Id, long MatchIndex);
 /// </summary>
 public sealed record NodeGauges(
     long CommitIndex, long AppliedIndex, long LastIndex, int PendingWrites, long WritesFailed, long ReadIndexRounds,
-    int Keys, long LiveBytes, IReadOnlyList<PeerMatch> Peers)
+    int Keys, long LiveBytes, IReadOnlyList<PeerMatch> Peers, bool NoSpaceAlarm = false)
 {
     /// <summary>Made on the loop thread, from the driver's core, store and pending requests.</summary>
     public static NodeGauges Of(RaftNode node, KvStore store, PendingRequests pending)

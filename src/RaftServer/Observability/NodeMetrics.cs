@@ -90,6 +90,7 @@ public sealed class NodeMetrics : IDisposable
             "Read-index requests this node started (one per loop turn with linearizable reads, shared by them)");
         m.CreateObservableGauge("raftps.keys", () => Observe(g => (long)g.Keys), null, "Keys in the key-value store");
         m.CreateObservableGauge("raftps.live_data", () => Observe(g => g.LiveBytes), "By", "Bytes of live keys (UTF-8) and values in the key-value store");
+        m.CreateObservableGauge("raftps.nospace_alarm", () => Observe(g => g.NoSpaceAlarm ? 1 : 0), null, "1 while the storage quota's NOSPACE alarm is on (writes refused), else 0");
         m.CreateObservableGauge("raftps.peer.lag_entries", PeerLag, null, "Entries a peer's log is behind the leader's last index (leader only), by peer");
     }
 

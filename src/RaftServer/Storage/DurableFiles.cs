@@ -17,11 +17,11 @@ internal static class DurableFiles
     /// a file of that name exists (checked and renamed in one step), and makes the rename durable.
     /// False (and <paramref name="tempPath"/> left as it is) when <paramref name="finalPath"/> exists.
     /// </summary>
-    public static bool InstallNew(string tempPath, string finalPath)
+    public static bool InstallNew(IDisk disk, string tempPath, string finalPath)
     {
         try
         {
-            Rename(tempPath, finalPath, overwrite: false);
+            disk.Rename(tempPath, finalPath, overwrite: false);
             return true;
         }
         catch (IOException) when (File.Exists(finalPath) && File.Exists(tempPath))

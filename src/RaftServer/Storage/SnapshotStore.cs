@@ -33,19 +33,23 @@ public sealed class SnapshotStore
     private readonly HashSet<string> _tempFilesInUse = new(StringComparer.Ordinal);
 
     public string Directory { get; }
+    /// <summary>The file layer saves and uploads go through.</summary>
+    internal IDisk Disk { get; }
 
-    private SnapshotStore(string dir, ILogger logger)
+    private SnapshotStore(string dir, ILogger logger, IDisk disk)
     {
         Directory = dir;
         _logger = logger;
+        Disk = disk;
     }
 
     /// <summary>Opens (creating it if needed) the snapshot directory and removes temporary files a crash left behind.</summary>
-    public static SnapshotStore Open(string dir, ILogger logger)
+    /// <param name="disk">The file layer (<see cref="Storage.Disk.Real"/> unless a test injects faults).</param>
+    public static SnapshotStore Open(string dir, ILogger logger, IDisk? disk = null)
     {
         var full = Path.GetFullPath(dir);
         System.IO.Directory.CreateDirectory(full);
-        var store = new SnapshotStore(full, logger);
+        var store = new SnapshotStore(full, logger, disk ?? Storage.Disk.Real);
         foreach (var temp in System.IO.Directory.EnumerateFiles(full, "*" + TempExtension))
         {
             logger.LogWarning("{Path}: removing an incomplete snapshot left by a crash", temp);
@@ -87,7 +91,7 @@ public sealed class SnapshotStore
             catch (InvalidDataException e)
             {
                 _logger.LogWarning("{Path}: damaged snapshot ({Reason}); renamed to {Corrupt}, trying an older one", path, e.Message, path + CorruptExtension);
-                DurableFiles.Install(path, path + CorruptExtension);
+                Disk.Rename(path, path + CorruptExtension, overwrite: true);
             }
             catch (FileNotFoundException)
             {
@@ -103,6 +107,8 @@ public sealed class SnapshotStore
     /// into place and the directory fsynced. Returns once the snapshot is durable. A file for the
     /// same snapshot is replaced.
     /// </summary>
+    /// <exception cref="IOException">a write, the fsync, the rename or the directory fsync failed
+    /// (the temporary file is deleted): the node treats it as fatal.</exception>
     public SnapshotFile Save(SnapshotMetadata meta, Action<Stream> writeBody)
     {
         SnapshotFormat.Validate(meta);
@@ -111,7 +117,7 @@ public sealed class SnapshotStore
         try
         {
             long length;
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16))
+            using (var file = Disk.Open(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16))
             {
                 var header = SnapshotFormat.EncodeHeader(meta, bodyLength: 0);
                 file.Write(header);
@@ -135,7 +141,7 @@ public sealed class SnapshotStore
                 length = file.Length;
             }
             var final = FinalPath(meta);
-            DurableFiles.Install(temp, final);
+            Disk.Rename(temp, final, overwrite: true);
             return new SnapshotFile(meta, final, length);
         }
         catch

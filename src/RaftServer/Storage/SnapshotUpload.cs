@@ -32,7 +32,7 @@ public sealed class SnapshotUpload : IDisposable
         _store = store;
         _meta = meta;
         _tempPath = tempPath;
-        _file = new FileStream(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16);
+        _file = store.Disk.Open(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16);
     }
 
     /// <summary>Appends the next chunk of the file (memory stays bounded: it goes to disk).</summary>
@@ -92,7 +92,7 @@ public sealed class SnapshotUpload : IDisposable
             _file.Flush(flushToDisk: true);
             _file.Dispose();
             var final = _store.FinalPath(_meta);
-            if (!DurableFiles.InstallNew(_tempPath, final))
+            if (!DurableFiles.InstallNew(_store.Disk, _tempPath, final))
             {
                 Abort();
                 KeptExisting = true;
@@ -123,7 +123,14 @@ public sealed class SnapshotUpload : IDisposable
     private void Abort()
     {
         _finished = true;
-        _file.Dispose();
+        try
+        {
+            _file.Dispose();
+        }
+        catch (IOException)
+        {
+            // Flushing the buffer of a file being abandoned failed (the disk is full): it is deleted below.
+        }
         try
         {
             DurableFiles.DeleteIfExists(_tempPath);

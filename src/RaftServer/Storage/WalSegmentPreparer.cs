@@ -21,14 +21,16 @@ internal sealed class WalSegmentPreparer : IDisposable
     private readonly string _path;
     private readonly long _bytes;
     private readonly ILogger _logger;
+    private readonly IDisk _disk;
     // The loop takes and begins files; Dispose may come from another thread when a loop that
     // did not stop in time is abandoned at shutdown.
     private readonly Lock _lock = new();
     private Task? _pending;
     private bool _disposed;
 
-    public WalSegmentPreparer(string dir, long bytes, ILogger logger)
+    public WalSegmentPreparer(string dir, long bytes, ILogger logger, IDisk? disk = null)
     {
+        _disk = disk ?? Disk.Real;
         _path = Path.Combine(dir, FileName);
         _bytes = bytes;
         _logger = logger;
@@ -77,7 +79,7 @@ internal sealed class WalSegmentPreparer : IDisposable
 
     private void Prepare()
     {
-        using var file = new FileStream(_path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
+        using var file = _disk.Open(_path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0);
         DurableFiles.WriteZeros(file, _bytes);
         file.Flush(flushToDisk: true);
     }

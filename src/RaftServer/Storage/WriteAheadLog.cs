@@ -8,6 +8,14 @@ namespace RaftServer.Storage;
 public sealed class StorageCorruptException(string message) : Exception(message);
 
 /// <summary>
+/// A write, fsync, rename or directory fsync of the node's durable state failed (ENOSPC, EIO, ...).
+/// The node stops: after a failed fsync the kernel may have dropped the dirty pages and a later
+/// fsync can succeed without them (PostgreSQL's "fsyncgate"), so nothing written since the last
+/// good fsync can be trusted until the process starts again from what is on disk.
+/// </summary>
+public sealed class DiskFailureException(string message, Exception inner) : IOException(message, inner);
+
+/// <summary>
 /// The durable log: segment files (<c>0000000000000001.wal</c>, ...) of CRC-checked records
 /// (<see cref="WalRecord"/>) holding log entries and hard state, so one fsync makes a whole
 /// Ready durable (group commit). Each segment is made at its full size, zero-filled, ahead of time
@@ -19,6 +27,8 @@ public sealed class StorageCorruptException(string message) : Exception(message)
 /// (<see cref="DeleteSegmentsThrough"/>) and the log then starts at <see cref="FirstIndex"/>
 /// rather than 1. A follower that installs a leader's snapshot discards the whole log
 /// (<see cref="Reset"/>).
+/// A failed write or fsync leaves the log failed: every later call throws
+/// <see cref="DiskFailureException"/> (never retried: see that exception), and the node stops.
 /// Owned by the node loop: not thread-safe.
 /// </summary>
 public sealed class WriteAheadLog : IDisposable
@@ -35,7 +45,10 @@ public sealed class WriteAheadLog : IDisposable
     private readonly ILogger _logger;
     private readonly List<WalSegment> _segments = [];
     private readonly WalSegmentPreparer _preparer;
+    private readonly IDisk _disk;
     private FileStream _file = null!;
+    /// <summary>The first write or fsync that failed: the log refuses everything after it.</summary>
+    private Exception? _failure;
     private byte[] _buffer = new byte[256 << 10];
     private HardState _hardState = HardState.Empty;
     /// <summary>The index before the first entry on disk: the entries are <c>_baseIndex + 1 .. _lastIndex</c>.</summary>
@@ -59,12 +72,13 @@ public sealed class WriteAheadLog : IDisposable
         }
     }
 
-    private WriteAheadLog(string dir, ILogger logger, long segmentBytes)
+    private WriteAheadLog(string dir, ILogger logger, long segmentBytes, IDisk disk)
     {
         _dir = dir;
         _logger = logger;
+        _disk = disk;
         SegmentBytes = segmentBytes;
-        _preparer = new WalSegmentPreparer(dir, segmentBytes, logger);
+        _preparer = new WalSegmentPreparer(dir, segmentBytes, logger, disk);
     }
 
     /// <summary>
@@ -73,10 +87,11 @@ public sealed class WriteAheadLog : IDisposable
     /// them with the newest snapshot by <see cref="RecoveryPlan.Combine"/>).
     /// </summary>
     /// <exception cref="StorageCorruptException">a record before the tail is damaged, or the entries have a gap.</exception>
-    public static WriteAheadLog Open(string dir, ILogger logger, out PersistedState recovered, long segmentBytes = DefaultSegmentBytes)
+    /// <param name="disk">The file layer (<see cref="Disk.Real"/> unless a test injects faults).</param>
+    public static WriteAheadLog Open(string dir, ILogger logger, out PersistedState recovered, long segmentBytes = DefaultSegmentBytes, IDisk? disk = null)
     {
         System.IO.Directory.CreateDirectory(dir);
-        var wal = new WriteAheadLog(dir, logger, segmentBytes);
+        var wal = new WriteAheadLog(dir, logger, segmentBytes, disk ?? Disk.Real);
         try
         {
             recovered = wal.Recover();
@@ -123,7 +138,7 @@ public sealed class WriteAheadLog : IDisposable
         else
         {
             var last = _segments[^1];
-            _file = new FileStream(last.Path, FileMode.Open, FileAccess.Write, FileShare.Read, bufferSize: 0);
+            _file = _disk.Open(last.Path, FileMode.Open, FileAccess.Write, FileShare.Read, bufferSize: 0);
             _file.Seek(last.Size, SeekOrigin.Begin); // the end of its records: what follows is zeros to write over
         }
 
@@ -139,11 +154,24 @@ public sealed class WriteAheadLog : IDisposable
     /// </summary>
     /// <exception cref="InvalidOperationException">the entries are not contiguous or do not continue the log
     /// (start after <see cref="LastIndex"/> + 1, or at or before a compacted index): a log with a gap could not be opened again.</exception>
+    /// <exception cref="DiskFailureException">a write or fsync failed, now or before: nothing of this call may be taken as durable.</exception>
     public void Save(HardState? hardState, IReadOnlyList<Entry> entries, bool sync = true)
     {
         if (hardState is null && entries.Count == 0) return;
+        ThrowIfFailed();
         CheckContinues(entries);
+        try
+        {
+            Write(hardState, entries, sync);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("saving log entries and hard state", e);
+        }
+    }
 
+    private void Write(HardState? hardState, IReadOnlyList<Entry> entries, bool sync)
+    {
         var size = hardState is null ? 0 : WalRecord.HardStateRecordSize;
         for (var i = 0; i < entries.Count; i++) size += WalRecord.EntrySize(entries[i]);
 
@@ -209,6 +237,19 @@ public sealed class WriteAheadLog : IDisposable
     /// </summary>
     public int DeleteSegmentsThrough(long index)
     {
+        ThrowIfFailed();
+        try
+        {
+            return DeleteSegments(index);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("deleting compacted segments", e);
+        }
+    }
+
+    private int DeleteSegments(long index)
+    {
         var deleted = 0;
         while (_segments.Count > 1 && _segments[0].MaxIndex <= index)
         {
@@ -217,7 +258,7 @@ public sealed class WriteAheadLog : IDisposable
             deleted++;
         }
         if (deleted == 0) return 0;
-        DurableFiles.SyncDirectory(_dir);
+        _disk.SyncDirectory(_dir);
 
         // Where recovery would now start: at the oldest segment's first entry (or LogBase record),
         // unless a later LogBase record moved the start further already.
@@ -247,6 +288,19 @@ public sealed class WriteAheadLog : IDisposable
     public void Reset(long snapshotIndex)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(snapshotIndex);
+        ThrowIfFailed();
+        try
+        {
+            Discard(snapshotIndex);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw Fail("discarding the log for a snapshot", e);
+        }
+    }
+
+    private void Discard(long snapshotIndex)
+    {
         _baseIndex = _lastIndex = snapshotIndex;
         StartSegment(_segments[^1].Seq + 1, logBase: true);
         while (_segments.Count > 1)
@@ -254,7 +308,7 @@ public sealed class WriteAheadLog : IDisposable
             DurableFiles.DeleteIfExists(_segments[0].Path);
             _segments.RemoveAt(0);
         }
-        DurableFiles.SyncDirectory(_dir);
+        _disk.SyncDirectory(_dir);
     }
 
     /// <summary>
@@ -269,8 +323,8 @@ public sealed class WriteAheadLog : IDisposable
         var path = Path.Combine(_dir, seq.ToString("D16", CultureInfo.InvariantCulture) + Extension);
         var prepared = _preparer.Take();
         var file = prepared is null
-            ? new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0)
-            : new FileStream(prepared, FileMode.Open, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 0); // Delete: Windows renames open files only with it
+            ? _disk.Open(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0)
+            : _disk.Open(prepared, FileMode.Open, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 0); // Delete: Windows renames open files only with it
         if (_file is not null)
         {
             // Records saved without fsync (a commit index) may be the old segment's last: make
@@ -291,8 +345,8 @@ public sealed class WriteAheadLog : IDisposable
         }
         _file.Write(head[..n]);
         _file.Flush(flushToDisk: true);
-        if (prepared is not null) DurableFiles.Rename(prepared, path, overwrite: false);
-        else DurableFiles.SyncDirectory(_dir);
+        if (prepared is not null) _disk.Rename(prepared, path, overwrite: false);
+        else _disk.SyncDirectory(_dir);
         segment.Size = n;
         _segments.Add(segment);
         _preparer.Begin();
@@ -309,9 +363,28 @@ public sealed class WriteAheadLog : IDisposable
         current.NoteLogBase(index);
     }
 
+    private void ThrowIfFailed()
+    {
+        if (_failure is not null)
+            throw new DiskFailureException($"the write-ahead log in {_dir} failed earlier ({_failure.Message}) and takes no more writes: restart the node", _failure);
+    }
+
+    private DiskFailureException Fail(string what, Exception e)
+    {
+        _failure = e;
+        return new DiskFailureException($"{what} in {_dir} failed: {e.Message}", e);
+    }
+
     public void Dispose()
     {
-        _file?.Dispose();
+        try
+        {
+            _file?.Dispose();
+        }
+        catch (Exception e) when (_failure is not null && e is IOException)
+        {
+            // Closing a file whose write failed may fail again: the failure is reported already.
+        }
         _preparer.Dispose();
     }
 }

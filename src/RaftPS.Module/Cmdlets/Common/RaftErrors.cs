@@ -23,6 +23,7 @@ internal static class RaftErrors
     public const string Unauthenticated = "RaftUnauthenticated";
     public const string PermissionDenied = "RaftPermissionDenied";
     public const string ResourceExhausted = "RaftResourceExhausted";
+    public const string NoSpace = "RaftNoSpace";
 
     public static ErrorRecord NotConnectedRecord() => new(
         new InvalidOperationException("There is no current RaftPS connection. Run Connect-RaftNode <address> <port> first, or pass -Connection."),
@@ -52,6 +53,15 @@ internal static class RaftErrors
         },
     };
 
+    /// <summary>A write refused by the storage quota: RaftNoSpace, QuotaExceeded, the key as target.</summary>
+    private static ErrorRecord NoSpaceRecord(RaftException e, object? target) => new(e, NoSpace, ErrorCategory.QuotaExceeded, e.Key ?? target)
+    {
+        ErrorDetails = new ErrorDetails(e.Message)
+        {
+            RecommendedAction = "Delete keys (Remove-RaftValue) until the cluster is under 90% of its quota, or restart the nodes with a larger --quota-bytes. Reads and deletes still work.",
+        },
+    };
+
     /// <summary>An ErrorRecord for a failed call: the category follows the kind of failure.</summary>
     public static ErrorRecord FromException(Exception exception, object? target)
     {
@@ -74,6 +84,7 @@ internal static class RaftErrors
             RaftException { Kind: RaftErrorKind.Unauthenticated } e => new ErrorRecord(e, Unauthenticated, ErrorCategory.AuthenticationError, target),
             RaftException { Kind: RaftErrorKind.PermissionDenied } e => new ErrorRecord(e, PermissionDenied, ErrorCategory.PermissionDenied, target),
             RaftException { Kind: RaftErrorKind.ResourceExhausted } e => new ErrorRecord(e, ResourceExhausted, ErrorCategory.LimitsExceeded, target),
+            RaftException { Kind: RaftErrorKind.NoSpace } e => NoSpaceRecord(e, target),
             RaftException e => new ErrorRecord(e, ServerError, ErrorCategory.InvalidOperation, target),
             _ => new ErrorRecord(exception, ServerError, ErrorCategory.NotSpecified, target),
         };
