@@ -14,7 +14,7 @@ public sealed class RequestMetricsInterceptor(NodeMetrics metrics) : Interceptor
 {
     private const string ClientServicePrefix = "/raftps.RaftClient/";
     private static readonly string[] CodeNames = Enum.GetValues<StatusCode>().Select(c => c.ToString()).ToArray();
-    private readonly ConcurrentDictionary<string, (string Name, RequestKind Kind)?> _methods = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (string Name, RequestKind Kind)?> _methods = new(StringComparer.OrdinalIgnoreCase); // the routing ignores case: so do the keys (bounded by the methods)
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
         UnaryServerMethod<TRequest, TResponse> continuation)
@@ -107,8 +107,8 @@ public sealed class RequestMetricsInterceptor(NodeMetrics metrics) : Interceptor
 
     private static (string Name, RequestKind Kind)? Classify(string method)
     {
-        if (!method.StartsWith(ClientServicePrefix, StringComparison.Ordinal)) return null;
-        var name = method[ClientServicePrefix.Length..];
+        if (!method.StartsWith(ClientServicePrefix, StringComparison.OrdinalIgnoreCase)) return null;
+        if (Api.Security.ClientMethodRoles.CanonicalName(method[ClientServicePrefix.Length..]) is not { } name) return null;
         var kind = name switch
         {
             "Get" or "Range" => RequestKind.Read,

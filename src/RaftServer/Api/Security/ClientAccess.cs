@@ -38,7 +38,7 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
                 "no valid token: this node requires one (an 'authorization: Bearer TOKEN' header; Connect-RaftNode -Token or -Credential)"));
         if (user.Role < role)
             throw new RpcException(new Status(StatusCode.PermissionDenied,
-                $"{context.Method[ClientMethodRoles.ServicePrefix.Length..]} needs the {ClientRoleNames.Name(role)} role; user '{user.Name}' has {ClientRoleNames.Name(user.Role)}"));
+                $"{ClientMethodRoles.MethodName(context.Method)} needs the {ClientRoleNames.Name(role)} role; user '{user.Name}' has {ClientRoleNames.Name(user.Role)}"));
     }
 
     private static ReadOnlySpan<char> BearerToken(Metadata headers)

@@ -10,8 +10,11 @@ namespace RaftServer.Api.Security;
 public static class ClientMethodRoles
 {
     public const string ServicePrefix = "/" + "raftps.RaftClient" + "/";
+    public const string PeerServicePrefix = "/" + "raftps.RaftPeer" + "/";
 
-    private static readonly Dictionary<string, ClientRole> Roles = new(StringComparer.Ordinal)
+    // Case-insensitive like ASP.NET Core's routing, which serves "/RAFTPS.RAFTCLIENT/SET" as Set:
+    // a check stricter than the routing would let such a path through unchecked.
+    private static readonly Dictionary<string, ClientRole> Roles = new(StringComparer.OrdinalIgnoreCase)
     {
         // The members are needed by a node that joins (--join asks any member with no credentials)
         // and name no data: like etcd's MemberList, open to every client.
@@ -39,17 +42,27 @@ public static class ClientMethodRoles
         [nameof(P.RaftClient.RaftClientBase.TransferLeadership)] = ClientRole.Admin,
     };
 
+    /// <summary>The name as the service declares it ("Set" for "set"); null for a name it does not have.</summary>
+    public static string? CanonicalName(string method) =>
+        Roles.Keys.FirstOrDefault(name => string.Equals(name, method, StringComparison.OrdinalIgnoreCase));
+
     /// <summary>The role a method of the client service needs (by its short name, e.g. "Set"); null when it is not mapped.</summary>
     public static ClientRole? For(string method) => Roles.TryGetValue(method, out var role) ? role : null;
 
     /// <summary>
-    /// The role a gRPC method path needs: for "/raftps.RaftClient/NAME" that of NAME (null when
-    /// unmapped); for any other service (the peer service) <see cref="ClientRole.Public"/>: peer
-    /// calls are not client calls.
+    /// The role a gRPC method path needs, its service and method compared without regard to case (as
+    /// the routing does): for the peer service <see cref="ClientRole.Public"/> (peer calls are not
+    /// client calls); for "/raftps.RaftClient/NAME" that of NAME; null (refused) for anything else,
+    /// an unmapped method or a path of another service.
     /// </summary>
     public static ClientRole? ForPath(string path, out bool isClientCall)
     {
-        isClientCall = path.StartsWith(ServicePrefix, StringComparison.Ordinal);
-        return isClientCall ? For(path[ServicePrefix.Length..]) : ClientRole.Public;
+        isClientCall = !path.StartsWith(PeerServicePrefix, StringComparison.OrdinalIgnoreCase);
+        if (!isClientCall) return ClientRole.Public;
+        return path.StartsWith(ServicePrefix, StringComparison.OrdinalIgnoreCase) ? For(path[ServicePrefix.Length..]) : null;
     }
+
+    /// <summary>The method's name in a path of the client service (the path itself otherwise), for messages.</summary>
+    public static string MethodName(string path) =>
+        path.StartsWith(ServicePrefix, StringComparison.OrdinalIgnoreCase) ? path[ServicePrefix.Length..] : path;
 }

@@ -53,6 +53,18 @@ public sealed class ClientAccessTests
     }
 
     [Theory]
+    [InlineData("/raftps.raftclient/set", null, StatusCode.Unauthenticated)]
+    [InlineData("/RAFTPS.RAFTCLIENT/SUSPEND", "w", StatusCode.PermissionDenied)]
+    [InlineData("/raftps.raftclient/removemember", "r", StatusCode.PermissionDenied)]
+    public void Checks_a_path_in_other_letter_case_like_the_path_the_routing_serves(string path, string? token, StatusCode refused)
+    {
+        var headers = new Metadata();
+        if (token is not null) headers.Add("authorization", $"Bearer {token}");
+        var e = Assert.Throws<RpcException>(() => new ClientAccess(Users, tlsOnly: false).Check(new FakeCallContext(path, headers)));
+        Assert.Equal(refused, e.StatusCode);
+    }
+
+    [Theory]
     [InlineData(null)]
     [InlineData("")]
     [InlineData("unknown")]

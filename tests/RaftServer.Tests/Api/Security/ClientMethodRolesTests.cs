@@ -47,4 +47,24 @@ public sealed class ClientMethodRolesTests
         Assert.Equal(ClientRole.Public, ClientMethodRoles.ForPath($"/{P.RaftPeer.Descriptor.FullName}/InstallSnapshot", out client));
         Assert.False(client);
     }
+
+    [Theory]
+    [InlineData("/raftps.raftclient/set", ClientRole.Write)]
+    [InlineData("/RAFTPS.RAFTCLIENT/STATUS", ClientRole.Read)]
+    [InlineData("/raftps.RaftClient/removemember", ClientRole.Admin)]
+    public void A_path_in_other_letter_case_needs_the_same_role_the_routing_serves_it_as(string path, ClientRole role)
+    {
+        // ASP.NET Core routes paths without regard to case: a case-sensitive check let these through unchecked.
+        Assert.Equal(role, ClientMethodRoles.ForPath(path, out var client));
+        Assert.True(client);
+    }
+
+    [Fact]
+    public void A_path_of_no_known_service_is_refused()
+    {
+        Assert.Null(ClientMethodRoles.ForPath("/raftps.Other/Set", out var client));
+        Assert.True(client);
+        Assert.Equal("Set", ClientMethodRoles.CanonicalName("sET"));
+        Assert.Null(ClientMethodRoles.CanonicalName("Unheard"));
+    }
 }
