@@ -22,6 +22,7 @@ internal sealed class LabCluster : IDisposable
     private readonly NamespaceThread _clientNamespace;
     private readonly IReadOnlyDictionary<string, string> _environment;
     private readonly string[] _extraArgs;
+    private readonly bool _allowSuspend;
 
     public NetworkLab Lab { get; }
     public LinkRelay Relay { get; }
@@ -31,7 +32,14 @@ internal sealed class LabCluster : IDisposable
     public IReadOnlyList<int> Ids => Enumerable.Range(0, Size).ToList();
 
     public LabCluster(int size, IReadOnlyDictionary<string, string>? environment = null, params string[] extraArgs)
+        : this(size, environment, allowSuspend: true, extraArgs)
     {
+    }
+
+    /// <param name="allowSuspend">Whether the nodes run with --allow-suspend (the Suspend fault needs it).</param>
+    public LabCluster(int size, IReadOnlyDictionary<string, string>? environment, bool allowSuspend, params string[] extraArgs)
+    {
+        _allowSuspend = allowSuspend;
         _environment = environment ?? new Dictionary<string, string>();
         _extraArgs = extraArgs;
         Lab = new NetworkLab(size);
@@ -56,7 +64,7 @@ internal sealed class LabCluster : IDisposable
     public void Start(int id)
     {
         var p = ServerProcess.StartIn(Lab.NodeNamespace(id), id, Dir,
-            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", "--allow-suspend", .. _extraArgs], _environment, () => Workload.NowUs / 1000);
+            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", .. (_allowSuspend ? ["--allow-suspend"] : Array.Empty<string>()), .. _extraArgs], _environment, () => Workload.NowUs / 1000);
         lock (_running) _running[id] = p;
     }
 

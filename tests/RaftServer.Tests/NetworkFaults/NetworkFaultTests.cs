@@ -171,7 +171,7 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
         return null;
     }
 
-    private static async Task<List<RecordedOp>> FinalReads(LabCluster cluster, int keys)
+    internal static async Task<List<RecordedOp>> FinalReads(LabCluster cluster, int keys)
     {
         var leader = await cluster.WaitForLeaderAsync();
         var reads = new List<RecordedOp>();
@@ -186,7 +186,7 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
     }
 
     /// <summary>Once every node has applied the same index, each holds the same keys and values.</summary>
-    private static async Task AssertReplicasAgree(LabCluster cluster, List<string> problems)
+    internal static async Task AssertReplicasAgree(LabCluster cluster, List<string> problems)
     {
         var sw = Stopwatch.StartNew();
         long[] applied = [];
