@@ -12,7 +12,7 @@ namespace RaftServer.Hosting;
 /// off the loop thread): the handle in the Snapshot message the receiver steps into the core.</summary>
 /// <param name="Existing">The upload was for a snapshot this node already had: <paramref name="File"/> is that
 /// file, kept, never deleted with the upload (<see cref="SnapshotUpload.KeptExisting"/>).</param>
-public sealed record ReceivedSnapshot(SnapshotFile File, KvStore Store, bool Existing = false);
+public sealed record ReceivedSnapshot(SnapshotFile File, KvStore Store, bool Existing = false, ulong ClusterId = ClusterIdentity.Unknown);
 
 /// <summary>
 /// The server's snapshots (the driver's <see cref="ISnapshotPort"/>): taking them when the
@@ -40,11 +40,13 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
     private int _generation;
     /// <summary>Received snapshots stepped into the core this turn; those it does not install are deleted.</summary>
     private readonly List<ReceivedSnapshot> _unclaimed = new();
+    private readonly Membership _membership;
 
     /// <param name="post">Posts an event to the node loop (a save's or a transfer's end).</param>
     public SnapshotCoordinator(NodeStorage storage, Membership membership, SnapshotPolicy policy, Action<LoopEvent> post, ILoggerFactory loggers)
     {
         _storage = storage;
+        _membership = membership;
         _policy = policy;
         _post = post;
         _logger = loggers.CreateLogger(Log.NodeCategory);
@@ -157,35 +159,18 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
     // ---- follower: receiving and installing ----
 
     /// <summary>Called by the peer service for a leader's transfer (a gRPC thread).</summary>
-    ISnapshotUpload ISnapshotSink.BeginUpload(SnapshotMetadata meta)
-    {
-        try
-        {
-            return new Upload(_storage.Snapshots, _storage.Snapshots.BeginUpload(meta), _post);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            _post(new DiskFailed(new DiskFailureException($"receiving a snapshot in {_storage.Snapshots.Directory} failed: {e.Message}", e)));
-            throw;
-        }
-    }
+    ISnapshotUpload ISnapshotSink.BeginUpload(SnapshotMetadata meta, ulong clusterId) =>
+        new Upload(_storage.Snapshots, _storage.Snapshots.BeginUpload(meta), _post, clusterId);
 
     /// <summary>Writes the received bytes to a temporary file; on completion verifies and renames it
     /// and loads the state machine from it, still on the receiving thread, so installing is a swap.
-    /// A disk error (not a damaged upload) stops the node: the leader's transfer fails as well.</summary>
-    private sealed class Upload(SnapshotStore store, SnapshotUpload upload, Action<LoopEvent> post) : ISnapshotUpload
+    /// A failure to create or write the temporary file fails the transfer only (the file is
+    /// discarded, nothing depends on it, and a sender must not be able to stop a node by filling its
+    /// disk with uploads); a failure to make the file durable or to install it under its final name
+    /// stops the node, as the WAL's do.</summary>
+    private sealed class Upload(SnapshotStore store, SnapshotUpload upload, Action<LoopEvent> post, ulong clusterId) : ISnapshotUpload
     {
-        public void Write(ReadOnlySpan<byte> chunk)
-        {
-            try
-            {
-                upload.Write(chunk);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw Failed(e);
-            }
-        }
+        public void Write(ReadOnlySpan<byte> chunk) => upload.Write(chunk);
 
         private Exception Failed(Exception e)
         {
@@ -207,7 +192,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
             }
             try
             {
-                return new ReceivedSnapshot(file, store.Load(file), upload.KeptExisting);
+                return new ReceivedSnapshot(file, store.Load(file), upload.KeptExisting, clusterId);
             }
             catch
             {
@@ -225,6 +210,10 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
     {
         if (data is not ReceivedSnapshot received || received.File.Meta.Index != meta.Index)
             throw new InvalidOperationException($"the core installed the snapshot at index {meta.Index} without its data");
+        // A node that knows no cluster id yet takes its leader's with the snapshot the core installs
+        // (not with any snapshot that verified: one the core refuses must not set this node's id).
+        if (received.ClusterId != ClusterIdentity.Unknown && !_membership.Identity.Known && _membership.Identity.TryAdopt(received.ClusterId))
+            _logger.LogInformation("This node belongs to cluster {ClusterId} (the installed snapshot says so)", ClusterIdentity.Format(received.ClusterId));
         // The file is already durable under its final name.
         _current = received.File;
         _lastSnapshotBytes = received.File.Length;
@@ -240,7 +229,10 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         if (_unclaimed.Count == 0) return;
         foreach (var r in _unclaimed)
         {
-            if (ReferenceEquals(r, installed) || r.Existing) continue;
+            // Never the installed file, nor the node's current one: two uploads of the same snapshot
+            // (one renamed into place, one that kept it) name the same path.
+            if (ReferenceEquals(r, installed) || r.Existing || r.File.Path == _current?.Path
+                || (installed is ReceivedSnapshot i && r.File.Path == i.File.Path)) continue;
             try
             {
                 File.Delete(r.File.Path);

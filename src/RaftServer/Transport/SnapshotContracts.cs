@@ -25,9 +25,11 @@ public interface ISnapshotSink
     /// <summary>
     /// Starts storing a snapshot the leader is sending. May be called concurrently (an old and a
     /// new leader, or a restarted transfer whose aborted predecessor is still being torn down):
-    /// every upload must be independent of the others (its own temp file).
+    /// every upload must be independent of the others (its own temp file). <paramref name="clusterId"/>
+    /// is the sender's cluster id (the header's): a node that knows none yet takes it if, and only
+    /// if, the core installs the snapshot.
     /// </summary>
-    ISnapshotUpload BeginUpload(SnapshotMetadata meta);
+    ISnapshotUpload BeginUpload(SnapshotMetadata meta, ulong clusterId = 0);
 }
 
 /// <summary>One snapshot being received. Not thread-safe: one gRPC call writes it in order.</summary>

@@ -60,16 +60,10 @@ public sealed class SnapshotReceiver(
                     held > 0 ? $" ({held} more in the last minute)" : "");
             throw;
         }
-        if (gate is not null && !gate.TryEnter(header.From))
-            throw Fail(StatusCode.ResourceExhausted, $"an upload from node {header.From} is in progress already (one at a time per peer)");
-        try
-        {
-            return await ReceiveAsync(chunks, first, header, meta, ct);
-        }
-        finally
-        {
-            gate?.Exit(header.From);
-        }
+        // One upload per peer: a newer one cancels the one in progress (it may have gone silent).
+        using var place = gate?.Enter(header.From);
+        using var replaced = CancellationTokenSource.CreateLinkedTokenSource(ct, place?.Cancelled ?? CancellationToken.None);
+        return await ReceiveAsync(chunks, first, header, meta, replaced.Token);
     }
 
     private async Task<P.SnapshotAck> ReceiveAsync(IAsyncStreamReader<P.SnapshotChunk> chunks, P.SnapshotChunk first, P.SnapshotHeader header,
@@ -82,7 +76,7 @@ public sealed class SnapshotReceiver(
         try
         {
             object handle;
-            using (var upload = sink.BeginUpload(meta))
+            using (var upload = sink.BeginUpload(meta, header.ClusterId))
             {
                 var chunk = first;
                 var isFirst = true;
@@ -110,10 +104,6 @@ public sealed class SnapshotReceiver(
                     throw Fail(StatusCode.DataLoss, $"the snapshot is damaged: {e.Message}");
                 }
             }
-            // A node that knows no cluster id yet takes its leader's with the snapshot (once it verified).
-            if (identity is { Known: false } && header.ClusterId != ClusterIdentity.Unknown && identity.TryAdopt(header.ClusterId))
-                logger.LogInformation("This node belongs to cluster {ClusterId} (the snapshot from node {From} says so)",
-                    ClusterIdentity.Format(header.ClusterId), header.From);
             // Only now, with the data complete and durable, may the core see the snapshot: it
             // may install it at once (Message.Snapshot's contract).
             post([new Message

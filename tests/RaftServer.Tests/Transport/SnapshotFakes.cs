@@ -83,7 +83,7 @@ internal sealed class FakeSnapshotSink : ISnapshotSink
     public Channel<FakeUpload> Begun { get; } = Channel.CreateUnbounded<FakeUpload>();
     public List<FakeUpload> All { get; } = new();
 
-    public ISnapshotUpload BeginUpload(SnapshotMetadata meta)
+    public ISnapshotUpload BeginUpload(SnapshotMetadata meta, ulong clusterId = 0)
     {
         var upload = new FakeUpload(this, meta, Stall(meta));
         lock (All) All.Add(upload);
