@@ -202,7 +202,18 @@ public static class ServerHost
 
         var exitCode = 0;
         var transportLogger = loggerFactory.CreateLogger("RaftServer.Transport");
-        var identity = new ClusterIdentity(clusterId, id => ClusterIdFile.Write(dataDir.Path, id));
+        // A failure to persist an adopted id is a disk failure like the WAL's: the node stops (exit code 3).
+        var identity = new ClusterIdentity(clusterId, id =>
+        {
+            try
+            {
+                ClusterIdFile.Write(dataDir.Path, id);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not DiskFailureException)
+            {
+                throw new DiskFailureException($"writing the cluster id in {dataDir.Path} failed: {e.Message}", e);
+            }
+        });
         if (identity.Known) logger.LogInformation("Cluster {ClusterId}", identity.ToString());
         else logger.LogInformation("This node knows no cluster id yet: it takes the one its cluster's leader commits");
         var membership = new Membership(settings.Id, members.Members) { SelfAddress = self, Identity = identity };
