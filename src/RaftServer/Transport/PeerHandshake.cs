@@ -29,20 +29,20 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
     {
         if (!identity.Accepts(hello.ClusterId))
         {
-            Refuse($"cluster {hello.NodeId} {hello.ClusterId}",
+            Refuse($"cluster {Source(remote)}",
                 "Refused a peer connection from node {Peer} at {Remote}: it belongs to cluster {Theirs}, this node to cluster {Ours}{Held}",
                 hello.NodeId, remote?.ToString() ?? "?", ClusterIdentity.Format(hello.ClusterId), ClusterIdentity.Format(identity.Id));
             return false;
         }
         if (hello.NodeId == self)
         {
-            Refuse($"self {remote}", "Refused a peer connection from {Remote}: it says it is node {Peer}, this node's own id{Held}",
+            Refuse($"self {Source(remote)}", "Refused a peer connection from {Remote}: it says it is node {Peer}, this node's own id{Held}",
                 remote?.ToString() ?? "?", hello.NodeId);
             return false;
         }
         if (isRemoved(hello.NodeId))
         {
-            Refuse($"removed {hello.NodeId}", "Refused a peer connection from node {Peer} at {Remote}: it was removed from the cluster{Held}",
+            Refuse($"removed {Source(remote)}", "Refused a peer connection from node {Peer} at {Remote}: it was removed from the cluster{Held}",
                 hello.NodeId, remote?.ToString() ?? "?");
             return false;
         }
@@ -54,7 +54,7 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
     {
         if (!identity.Accepts(answer.ClusterId))
         {
-            Refuse($"to {peer.Id} {answer.ClusterId}",
+            Refuse($"to {peer.Id} cluster",
                 "Refused the connection to node {Peer} at {Host}:{Port}: it belongs to cluster {Theirs}, this node to cluster {Ours}{Held}",
                 peer.Id, peer.Host, peer.Port, ClusterIdentity.Format(answer.ClusterId), ClusterIdentity.Format(identity.Id));
             return false;
@@ -68,6 +68,13 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
         }
         return true;
     }
+
+    /// <summary>
+    /// The key a refusal is rate-limited on: the sender's address without its port, never a value
+    /// the sender writes into its hello (a new cluster or node id per connection would otherwise
+    /// get every refusal its own line, and flood the log).
+    /// </summary>
+    private static string Source(EndPoint? remote) => remote is IPEndPoint ip ? ip.Address.ToString() : remote?.ToString() ?? "?";
 
     /// <summary>A connection closed before it said who it is, for a reason worth a (rate-limited) line.</summary>
     public void Warn(string key, string template, params object?[] args) => Refuse(key, template + "{Held}", args);

@@ -115,7 +115,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             {
                 // Its hello said another node: a forged or confused sender. Without TLS the hello is
                 // a claim too, but a socket that named one node cannot speak for the others.
-                if (_limiter.Allow($"from {peer.PeerId} {batch.From}", out var held))
+                if (_limiter.Allow("from " + RemoteAddress(peer.Socket), out var held)) // not ids the sender chose: those would evade the limit
                     _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, its connection is node {Peer}'s{Held}",
                         Remote(peer.Socket), batch.From, peer.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
                 return;
@@ -172,6 +172,18 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             _logger.LogDebug("Closed the connection of node {Peer} from {Remote}: nothing arrived on it for {Ms} ms",
                 _inbound[i].PeerId, Remote(_inbound[i].Socket), (long)IdleTimeout.TotalMilliseconds);
             Drop(i);
+        }
+    }
+
+    private static string RemoteAddress(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint is IPEndPoint ip ? ip.Address.ToString() : "?";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return "?";
         }
     }
 

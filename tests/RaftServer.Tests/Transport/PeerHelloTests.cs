@@ -191,6 +191,22 @@ public sealed class PeerHelloTests
             refusal, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Refusals_are_rate_limited_by_the_senders_address_not_by_the_ids_it_writes()
+    {
+        // A sender naming a new cluster or node id on every connection must not get a line for each.
+        var logger = new TestLogger();
+        var handshake = new PeerHandshake(0, new ClusterIdentity(OurCluster), _ => false, logger);
+        var remote = new IPEndPoint(IPAddress.Parse("10.9.8.7"), 40000);
+        for (var i = 1; i <= 50; i++)
+            Assert.False(handshake.Admit(new P.PeerHello { ClusterId = OtherCluster + (ulong)i, NodeId = i }, new IPEndPoint(remote.Address, 40000 + i)));
+        Assert.Single(logger.Lines, l => l.Contains("Refused a peer connection", StringComparison.Ordinal));
+
+        // Another address gets its own line.
+        Assert.False(handshake.Admit(new P.PeerHello { ClusterId = OtherCluster, NodeId = 1 }, new IPEndPoint(IPAddress.Parse("10.9.8.6"), 40000)));
+        Assert.Equal(2, logger.Lines.Count(l => l.Contains("Refused a peer connection", StringComparison.Ordinal)));
+    }
+
     private static Membership Members() => new(2, MemberSet.FromConfig(ClusterConfig.Parse(["1 127.0.0.1 1", "2 127.0.0.1 2", "3 127.0.0.1 3"])));
 
     private static (Socket Sender, Socket Receiver) Pair()
