@@ -106,8 +106,6 @@ internal static class RaftCaller
                         throw new RaftException(RaftErrorKind.Exists, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
                     case StatusCode.FailedPrecondition:
                         throw new RaftException(RaftErrorKind.Refused, $"{Describe(operation, subject)}: {e.Status.Detail}", e);
-                    case StatusCode.PermissionDenied:
-                        throw new RaftException(RaftErrorKind.PermissionDenied, $"{Describe(operation, subject)}: node {target} refused it: {Detail(e)}", e);
                     case StatusCode.ResourceExhausted when ParsePushback(e.Trailers) is { } wait:
                         // Refused by admission control before anything was done: safe to send again.
                         reachedServer = true;
