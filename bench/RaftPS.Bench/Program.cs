@@ -46,6 +46,7 @@ static class Program
 
     static async Task<int> Main(string[] argv)
     {
+        RaftServer.Hosting.SharedArrayPoolSize.Configure();
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         using var cts = new CancellationTokenSource();
