@@ -79,6 +79,18 @@ Describe 'Start-RaftCluster -Secure' {
     It 'keeps the connection''s TLS settings and token when a node object names the connection' {
         (Get-RaftStatus -Connection $SecureNodes[1]).Id | Should -Be 1
     }
+
+    It 'shares one channel among connections made with the same TLS settings and token, and not with others' {
+        $cache = [RaftPS.Cmdlets.ConnectRaftNodeCommand].Assembly.GetType('RaftPS.Client.ChannelCache', $true)
+        $count = { $cache.GetProperty('Count', [System.Reflection.BindingFlags]'NonPublic, Static').GetValue($null) }
+        $sameToken = [System.Net.NetworkCredential]::new('', [System.Net.NetworkCredential]::new('', $Writer.Token).Password).SecurePassword
+        (Get-RaftValue secure/a -Connection (Connect-Secure $Writer.Token 2)).Value | Should -Be 1
+        $channels = & $count
+        foreach ($i in 1..5) { (Get-RaftValue secure/a -Connection (Connect-Secure $sameToken 2)).Value | Should -Be 1 }
+        & $count | Should -Be $channels -Because 'the same settings and token (another SecureString) reuse the channel'
+        (Get-RaftValue secure/a -Connection (Connect-Secure $Reader.Token 2)).Value | Should -Be 1
+        & $count | Should -Be ($channels + 1) -Because 'another token is another channel'
+    }
 }
 
 Describe 'Client TLS' {
