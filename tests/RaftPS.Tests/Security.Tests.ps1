@@ -208,6 +208,16 @@ Describe 'Tokens and roles' {
         (Get-RaftMember -Connection $c).Id | Should -Not -Contain 7
         Suspend-RaftNode 0.2 -Connection $c -Confirm:$false
     }
+
+    It 'a user added to the auth file while the nodes run is served on every node without a restart' {
+        $late = New-RaftUserToken late read -AuthFile (Join-Path $Tls 'users')
+        foreach ($node in 0..2) {
+            $c = Connect-Secure $late.Token -Node $node
+            Wait-Until { try { (Get-RaftValue secure/a -Connection $c -TimeoutSec 5).Value -eq '1' } catch { $false } } -TimeoutSec 20 `
+                -Because "node $node rereads its auth file when it changes"
+        }
+        (Get-Failure { Set-RaftValue secure/a 3 -Connection $c -TimeoutSec 5 }).FullyQualifiedErrorId | Should -Be 'RaftPermissionDenied,RaftPS.Cmdlets.SetRaftValueCommand'
+    }
 }
 
 Describe 'New-RaftCertificate and New-RaftUserToken' {

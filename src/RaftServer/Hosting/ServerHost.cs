@@ -115,6 +115,7 @@ public static class ServerHost
             return 2;
         }
         using var clientSecurityScope = clientSecurity;
+        using var authFileReloader = settings.AuthFile is { } authFile ? new AuthFileReloader(authFile, clientSecurity.Access, logger) : null;
 
         DataDirectory dataDir;
         NodeStorage storage;
