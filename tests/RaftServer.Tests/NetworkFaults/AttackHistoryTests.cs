@@ -102,7 +102,7 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
                 problems.Add($"node {id} exited");
 
         CheckNoAcknowledgedWriteLost(history, problems);
-        if (!LinearizabilityChecker.IsLinearizable(history.Select(o => o.ToOperation()), out var why))
+        if (!LinearizabilityChecker.IsLinearizable(history.ForChecker(), out var why))
             problems.Add($"the history is not linearizable: {(why!.Length > 4000 ? why[..4000] + " ..." : why)}");
         Log($"{history.Count} operations: {history.Count(o => o.Outcome == OpOutcome.Ok)} done, " +
             $"{history.Count(o => o.Outcome == OpOutcome.Failed)} failed, {history.Count(o => o.Outcome == OpOutcome.Unknown)} unknown");
