@@ -32,7 +32,7 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
     private const int MinWritesPerAttack = 5;
     /// <summary>The term the forged frames claim is at least this far above the real one: a node that took one would show it.</summary>
     private const long ForgedTermJump = 1_000_000_000;
-    private const int IdleConnections = 2000;
+    private const int IdleConnections = 10_000;
     private const int HugeBytes = 64 << 20;
 
     private sealed record AttackWindow(string Name, long Start, long End, string Detail);
