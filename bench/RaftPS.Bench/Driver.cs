@@ -9,7 +9,7 @@ sealed record RunSettings(Workload Workload, int Concurrency, TimeSpan Warmup, T
 
 sealed record RunResult(
     long Ops, long Puts, long Gets, long Errors, long Missing, double Seconds,
-    Histogram Latency, double ClientCpuPercent, string? FirstError);
+    Histogram Latency, double ClientCpuPercent, double ClientCpuSeconds, string? FirstError);
 
 /// <summary>
 /// The closed loop: C workers, each with one request in flight, issue the next as soon as the
@@ -79,8 +79,8 @@ static class Driver
             puts += st.Puts; gets += st.Gets; errors += st.Errors; missing += st.Missing;
             firstError ??= st.FirstError;
         }
-        double cpuPercent = (cpu1 - cpu0).TotalSeconds / seconds * 100.0;
-        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuPercent, firstError);
+        double cpuSeconds = (cpu1 - cpu0).TotalSeconds;
+        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuSeconds / seconds * 100.0, cpuSeconds, firstError);
     }
 
     static async Task Loop(IWorker worker, WorkerState st, Workload workload, int keyCount, Func<int> phase, CancellationToken ct)
