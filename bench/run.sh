@@ -20,8 +20,9 @@
 #   connections  CONN_WORKLOADS at C = CONN_CONCURRENCY over each of CONN_SWEEP connections per node
 #   nodes        a NODES-node cluster (5) of each system beside its 3-node one, NODES_WORKLOADS at
 #                C = NODES_CONCURRENCY
-#   values       values of VALUE_SIZES bytes (256 B to 1 MiB; keys of their own per size, as many as
-#                fit in VALUE_DATA_BYTES, at most 10,000 and at least 64) at C = VALUE_CONCURRENCY
+#   values       a fresh 3-node cluster of each system: values of VALUE_SIZES bytes (256 B to 1 MiB;
+#                keys of their own per size, as many as fit in VALUE_DATA_BYTES, at most 10,000 and at
+#                least 64), VALUE_WORKLOADS at C = VALUE_CONCURRENCY
 #   keys         a fresh 3-node cluster of each system, alone, preloaded with KEYS_MANY keys
 #                (1,000,000) of 256 B by many concurrent writers: RSS per node, bytes per key and RSS
 #                against the live data (key + value bytes)
@@ -185,7 +186,7 @@ for v in CONCURRENCY WORKLOADS CONN_SWEEP CONN_CONCURRENCY CONN_WORKLOADS NODES_
     VALUE_SIZES VALUE_CONCURRENCY VALUE_WORKLOADS; do printf -v "$v" '%s' "${!v// /}"; done
 in_list() { [[ ",$2," == *",$1,"* ]]; }   # ITEM LIST
 
-declare -A ENDPOINTS KIND LABEL TLSCA PAUSED
+declare -A ENDPOINTS KIND LABEL TLSCA PAUSED MAIN_UP
 
 launch() { # name index command...: one node in $WORK/<name>, output to its log, PID kept for stop_cluster
     local name=$1 i=$2; shift 2
@@ -333,13 +334,13 @@ run_cell() { # cluster round dimension workload concurrency connections [run opt
 # A cell the concurrency dimension measures in this session (3 nodes, 256 B, CONNECTIONS): the
 # other dimensions take it from there instead of measuring it again.
 covered() { # system workload concurrency connections
-    has_dim concurrency && [[ -n ${KIND[$1]:-} && " $TARGETS " == *" $1 "* ]] \
+    has_dim concurrency && [[ -n ${MAIN_UP[$1]:-} && " $TARGETS " == *" $1 "* ]] \
         && in_list "$2" "$WORKLOADS" && in_list "$3" "$CONCURRENCY" && [[ $4 == "$CONNECTIONS" ]]
 }
 
 # ---------------------------------------------------------------------------------------------
 # The 3-node clusters: TARGETS for the concurrency dimension and the extras, DIM_TARGETS for the
-# connections, nodes and values dimensions.
+# connections and nodes dimensions (values and keys start fresh clusters of their own).
 # ---------------------------------------------------------------------------------------------
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ETCD_VERSION=$(etcd --version | awk '/etcd Version/ {print $3}')
@@ -355,11 +356,11 @@ fi
 
 MAIN=()
 if has_dim concurrency || [[ $SOAK_S != 0 || $FAILOVER == 1 || $PIPELINE == 1 ]]; then MAIN=($TARGETS); fi
-if has_dim connections || has_dim nodes || has_dim values; then
+if has_dim connections || has_dim nodes; then
     for t in $DIM_TARGETS; do [[ " ${MAIN[*]-} " == *" $t "* ]] || MAIN+=("$t"); done
 fi
 for t in ${MAIN[@]+"${MAIN[@]}"}; do start_system "$t" "$t" 3 || true; done
-for t in ${MAIN[@]+"${MAIN[@]}"}; do [[ -n ${KIND[$t]:-} ]] && wait_leader "$t"; done
+for t in ${MAIN[@]+"${MAIN[@]}"}; do [[ -n ${KIND[$t]:-} ]] && { wait_leader "$t"; MAIN_UP[$t]=1; }; done
 if [[ ${#MAIN[@]} -gt 0 ]]; then
     [[ ${#LIVE[@]} -gt 0 ]] || { log "no cluster started"; exit 1; }
     sleep 3
@@ -474,8 +475,10 @@ if [[ $FAILOVER == 1 ]]; then
     done
 fi
 
+for t in ${LIVE[@]+"${LIVE[@]}"}; do retire "$t"; done
+
 # ---------------------------------------------------------------------------------------------
-# Value sizes, on the 3-node clusters (after everything else there: they leave big values behind).
+# Value sizes: a fresh 3-node cluster of each system (big values stay out of the clusters above).
 # ---------------------------------------------------------------------------------------------
 value_keys() { # size: keys of that size holding about VALUE_DATA_BYTES, at most 10,000, at least 64
     local k=$((VALUE_DATA_BYTES / $1))
@@ -485,28 +488,28 @@ value_keys() { # size: keys of that size holding about VALUE_DATA_BYTES, at most
 }
 if has_dim values; then
     IFS=',' read -r -a XS <<< "$VALUE_SIZES"; IFS=',' read -r -a XW <<< "$VALUE_WORKLOADS"; IFS=',' read -r -a XC <<< "$VALUE_CONCURRENCY"
-    for t in $DIM_TARGETS; do
-        [[ -n ${KIND[$t]:-} ]] || continue
-        focus "$t"
+    VAL=()
+    for t in $DIM_TARGETS; do start_system "$t" "$t-values" 3 && VAL+=("$t-values") || true; done
+    for v in ${VAL[@]+"${VAL[@]}"}; do wait_leader "$v"; done
+    for v in ${VAL[@]+"${VAL[@]}"}; do
+        focus "$v"
         for s in "${XS[@]}"; do
-            [[ $s == 256 ]] && continue   # the 10,000 keys of 256 B are loaded already
-            "${BENCH[@]}" preload $(target_args "$t") --value-bytes "$s" --keys "$(value_keys "$s")" \
-                --concurrency "$((s >= 65536 ? 16 : 64))" --label "$t" \
-                || { log "$t: preload of $s-byte values failed"; FAILED=$((FAILED + 1)); }
+            "${BENCH[@]}" preload $(target_args "$v") --value-bytes "$s" --keys "$(value_keys "$s")" \
+                --concurrency "$((s >= 65536 ? 16 : 64))" --label "${LABEL[$v]}" \
+                || { log "$v: preload of $s-byte values failed"; FAILED=$((FAILED + 1)); }
         done
     done
     for round in $(seq 1 "$ROUNDS"); do
         for s in "${XS[@]}"; do for w in "${XW[@]}"; do for c in "${XC[@]}"; do
-            for t in $DIM_TARGETS; do
-                [[ -n ${KIND[$t]:-} ]] || continue
-                [[ $s == 256 ]] && covered "$t" "$w" "$c" "$CONNECTIONS" && continue
-                run_cell "$t" "$round" values "$w" "$c" "$CONNECTIONS" --value-bytes "$s" --keys "$(value_keys "$s")"
+            for v in ${VAL[@]+"${VAL[@]}"}; do
+                # 256 B at a cell the concurrency dimension measured: taken from there.
+                [[ $s == 256 ]] && covered "${LABEL[$v]}" "$w" "$c" "$CONNECTIONS" && continue
+                run_cell "$v" "$round" values "$w" "$c" "$CONNECTIONS" --value-bytes "$s" --keys "$(value_keys "$s")"
             done
         done; done; done
     done
+    for v in ${VAL[@]+"${VAL[@]}"}; do retire "$v"; done
 fi
-
-for t in ${LIVE[@]+"${LIVE[@]}"}; do retire "$t"; done
 
 # ---------------------------------------------------------------------------------------------
 # 1,000,000 keys: a fresh 3-node cluster of each system, alone; RSS per node before and after.
