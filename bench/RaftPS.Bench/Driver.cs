@@ -121,10 +121,19 @@ static class Driver
         }
     }
 
-    /// <summary>Writes every key once (C concurrent writers) so that reads find a value.</summary>
-    public static async Task PreloadAsync(ITarget target, int endpoint, int keyCount, int concurrency, CancellationToken ct)
+    /// <summary>Writes every key once (C concurrent writers) so that reads find a value; <paramref name="progress"/>,
+    /// when given, hears how many keys were started every 10 s.</summary>
+    public static async Task PreloadAsync(ITarget target, int endpoint, int keyCount, int concurrency, CancellationToken ct,
+        Action<int>? progress = null)
     {
         int next = -1;
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reporter = progress is null ? Task.CompletedTask : Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
+            try { while (await timer.WaitForNextTickAsync(done.Token)) progress(Math.Min(Volatile.Read(ref next) + 1, keyCount)); }
+            catch (OperationCanceledException) { }
+        }, CancellationToken.None);
         var tasks = new Task[concurrency];
         for (int w = 0; w < concurrency; w++)
         {
@@ -142,6 +151,11 @@ static class Driver
                 }
             }, ct);
         }
-        await Task.WhenAll(tasks);
+        try { await Task.WhenAll(tasks); }
+        finally
+        {
+            done.Cancel();
+            await reporter;
+        }
     }
 }

@@ -153,7 +153,8 @@ static class Program
         if (concurrency < 1) throw new UsageException("--concurrency must be positive");
         var leader = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
         var sw = Stopwatch.StartNew();
-        await Driver.PreloadAsync(target, leader.LeaderIndex, keys, concurrency, ct);
+        await Driver.PreloadAsync(target, leader.LeaderIndex, keys, concurrency, ct,
+            keys >= 100_000 ? n => Console.Error.WriteLine($"  {n:N0} of {keys:N0} keys ({n / sw.Elapsed.TotalSeconds:0} writes/s)") : null);
         double seconds = sw.Elapsed.TotalSeconds;
         Console.Error.WriteLine($"preloaded {keys} keys of {valueBytes} bytes into {label} in {seconds:0.0} s ({keys / seconds:0} writes/s)");
         if (json is not null)
