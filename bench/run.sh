@@ -366,7 +366,7 @@ if [[ ${#MAIN[@]} -gt 0 ]]; then
     sleep 3
     # At rest: a fresh cluster, then the same with the 10,000 keys loaded.
     for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label "$t" --phase idle --json "$RESULTS"; done
-    for t in "${LIVE[@]}"; do focus "$t"; "${BENCH[@]}" preload $(target_args "$t"); done
+    for t in "${LIVE[@]}"; do focus "$t"; "${BENCH[@]}" preload $(target_args "$t") --label "$t"; done
     sleep 3
     for t in "${LIVE[@]}"; do "${BENCH[@]}" rss --pids-file "$WORK/$t.pids" --label "$t" --phase idle-data --json "$RESULTS"; done
 fi
@@ -411,7 +411,7 @@ if has_dim nodes; then
         start_system "$t" "$t-${NODES}n" "$NODES" && BIG+=("$t-${NODES}n") || true
     done
     for b in ${BIG[@]+"${BIG[@]}"}; do wait_leader "$b"; done
-    for b in ${BIG[@]+"${BIG[@]}"}; do focus "$b"; "${BENCH[@]}" preload $(target_args "$b"); done
+    for b in ${BIG[@]+"${BIG[@]}"}; do focus "$b"; "${BENCH[@]}" preload $(target_args "$b") --label "$b"; done
     IFS=',' read -r -a XW <<< "$NODES_WORKLOADS"; IFS=',' read -r -a XC <<< "$NODES_CONCURRENCY"
     for round in $(seq 1 "$ROUNDS"); do
         for w in "${XW[@]}"; do for c in "${XC[@]}"; do
