@@ -23,12 +23,12 @@ static partial class Report
             if (range.Count < 2 || range[0] != 64) continue;
             var cpu = range.Select(c => (C: c, Us: Cell(baseline, w, c).Where(r => r.ClientUsPerOp is not null).Select(r => r.ClientUsPerOp!.Value).DefaultIfEmpty(double.NaN).Average())).ToList();
             double at64 = cpu[0].Us, worst = cpu.Max(x => x.Us);
-            md.AppendLine($"| {w}: client CPU per request within 15% from C=64 to C={range[^1]:N0} | {string.Join(", ", cpu.Select(x => $"C={x.C}: {x.Us:0.0}"))} µs (highest {(worst / at64 - 1) * 100:+0;-0}%) | {Mark(worst <= at64 * 1.15)} |");
+            md.AppendLine($"| {w}: client CPU per request within 15% from C=64 to C={range[^1]:N0} | {string.Join(", ", cpu.Select(x => $"C={x.C}: {x.Us:0.0}"))} µs (highest {Pct(worst / at64 - 1)}) | {Mark(worst <= at64 * 1.15)} |");
             // Throughput may not fall by more than the noise: the rounds' half-spread at both ends.
             var lo = Cell(baseline, w, 64); var hi = Cell(baseline, w, range[^1]);
             double Spread(List<Run> rs) => rs.Count < 2 ? 0 : (rs.Max(r => r.OpsPerSec) - rs.Min(r => r.OpsPerSec)) / 2;
             double l = lo.Average(r => r.OpsPerSec), h = hi.Average(r => r.OpsPerSec), noise = Spread(lo) + Spread(hi);
-            md.AppendLine($"| {w}: throughput from C=64 to C={range[^1]:N0} falls no more than the noise | {l:N0} → {h:N0} ops/s ({(h / l - 1) * 100:+0;-0}%; noise ±{noise:N0}{(lo.Count < 2 ? ", one round" : "")}) | {Mark(h >= l - noise)} |");
+            md.AppendLine($"| {w}: throughput from C=64 to C={range[^1]:N0} falls no more than the noise | {l:N0} → {h:N0} ops/s ({Pct(h / l - 1)}; noise ±{noise:N0}{(lo.Count < 2 ? ", one round" : "")}) | {Mark(h >= l - noise)} |");
         }
 
         // Ahead of the best of etcd and DotNext: 1.2x at C >= 16, 1.3x at C=1.
@@ -96,5 +96,12 @@ static partial class Report
         report.AppendLine("|---|---|:-:|");
         report.Append(md);
         report.AppendLine();
+    }
+
+    /// <summary>A relative change as a signed whole percentage: +18%, -3%.</summary>
+    static string Pct(double change)
+    {
+        double p = Math.Round(change * 100);
+        return (p < 0 ? "-" : "+") + Math.Abs(p).ToString("0", CultureInfo.InvariantCulture) + "%";
     }
 }
