@@ -380,7 +380,9 @@ if has_dim concurrency; then
     for round in $(seq 1 "$ROUNDS"); do
         for w in "${WL[@]}"; do
             for c in "${CS[@]}"; do
-                for t in "${LIVE[@]}"; do run_cell "$t" "$round" concurrency "$w" "$c" "$CONNECTIONS"; done
+                for t in "${LIVE[@]}"; do
+                    [[ " $TARGETS " == *" $t "* ]] && run_cell "$t" "$round" concurrency "$w" "$c" "$CONNECTIONS"
+                done
             done
         done
     done
@@ -402,7 +404,8 @@ if has_dim connections; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# A NODES-node cluster of each system beside its 3-node one (both measured, interleaved).
+# A NODES-node cluster of each system beside its 3-node one (the 3-node cells measured beside it
+# unless the concurrency dimension has them).
 # ---------------------------------------------------------------------------------------------
 if has_dim nodes; then
     BIG=()
