@@ -9,7 +9,7 @@ sealed record RunSettings(Workload Workload, int Concurrency, TimeSpan Warmup, T
 
 sealed record RunResult(
     long Ops, long Puts, long Gets, long Errors, long Missing, double Seconds,
-    Histogram Latency, double ClientCpuPercent, string? FirstError, ClientGc Gc);
+    Histogram Latency, double ClientCpuPercent, double ClientCpuSeconds, string? FirstError, ClientGc Gc);
 
 /// <summary>What the client process's GC did in the measured window: allocated bytes, collections of any generation, pause time.</summary>
 sealed record ClientGc(long AllocatedBytes, int Collections, TimeSpan Pause)
@@ -88,8 +88,8 @@ static class Driver
             puts += st.Puts; gets += st.Gets; errors += st.Errors; missing += st.Missing;
             firstError ??= st.FirstError;
         }
-        double cpuPercent = (cpu1 - cpu0).TotalSeconds / seconds * 100.0;
-        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuPercent, firstError, gc);
+        double cpuSeconds = (cpu1 - cpu0).TotalSeconds;
+        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuSeconds / seconds * 100.0, cpuSeconds, firstError, gc);
     }
 
     static async Task Loop(IWorker worker, WorkerState st, Workload workload, int keyCount, Func<int> phase, CancellationToken ct)
@@ -130,10 +130,19 @@ static class Driver
         }
     }
 
-    /// <summary>Writes every key once (C concurrent writers) so that reads find a value.</summary>
-    public static async Task PreloadAsync(ITarget target, int endpoint, int keyCount, int concurrency, CancellationToken ct)
+    /// <summary>Writes every key once (C concurrent writers) so that reads find a value; <paramref name="progress"/>,
+    /// when given, hears how many keys were started every 10 s.</summary>
+    public static async Task PreloadAsync(ITarget target, int endpoint, int keyCount, int concurrency, CancellationToken ct,
+        Action<int>? progress = null)
     {
         int next = -1;
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reporter = progress is null ? Task.CompletedTask : Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
+            try { while (await timer.WaitForNextTickAsync(done.Token)) progress(Math.Min(Volatile.Read(ref next) + 1, keyCount)); }
+            catch (OperationCanceledException) { }
+        }, CancellationToken.None);
         var tasks = new Task[concurrency];
         for (int w = 0; w < concurrency; w++)
         {
@@ -151,6 +160,11 @@ static class Driver
                 }
             }, ct);
         }
-        await Task.WhenAll(tasks);
+        try { await Task.WhenAll(tasks); }
+        finally
+        {
+            done.Cancel();
+            await reporter;
+        }
     }
 }

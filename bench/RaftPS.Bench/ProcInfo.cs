@@ -45,6 +45,41 @@ static class ProcInfo
         }
     }
 
+    /// <summary>How many ESTABLISHED TCP connections this process has open to each of <paramref name="ports"/>
+    /// (remote port, loopback): the sockets among /proc/self/fd matched against /proc/self/net/tcp and tcp6.
+    /// Null where /proc cannot be read.</summary>
+    public static int[]? OwnConnectionsTo(IReadOnlyList<int> ports)
+    {
+        try
+        {
+            var inodes = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+            {
+                string? link = null;
+                try { link = new FileInfo(fd).LinkTarget; } catch (IOException) { } // closed meanwhile
+                if (link is not null && link.StartsWith("socket:[", StringComparison.Ordinal)) inodes.Add(link[8..^1]);
+            }
+            var counts = new int[ports.Count];
+            foreach (var table in new[] { "/proc/self/net/tcp", "/proc/self/net/tcp6" })
+            {
+                if (!File.Exists(table)) continue;
+                foreach (var line in File.ReadLines(table).Skip(1))
+                {
+                    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+                    var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    if (f.Length < 10 || f[3] != "01" || !inodes.Contains(f[9])) continue; // 01 = ESTABLISHED
+                    int port = int.Parse(f[2][(f[2].LastIndexOf(':') + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                    for (int i = 0; i < ports.Count; i++) if (ports[i] == port) counts[i]++;
+                }
+            }
+            return counts;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     public static bool IsAlive(int pid) => Directory.Exists($"/proc/{pid}");
 
     public static string[] CommandLine(int pid) =>

@@ -13,13 +13,17 @@ static class Program
         RaftPS.Bench: a closed-loop benchmark of RaftPS and etcd on this machine (loopback only).
 
         run        --target raftps|etcd --endpoints H:P,H:P,... [--label NAME] [--workloads put,get,mixed]
-                   [--concurrency 1,16,64,256] [--jit-warmup 2] [--warmup 2] [--duration 10] [--channels 4] [--keys 10000]
-                   [--connect leader|N] [--no-preload] [--pids-file F] [--round N] [--kind run|soak] [--stale] [--json FILE] [--no-header]
-        preload    --target T --endpoints E [--keys 10000] [--concurrency 64]
+                   [--concurrency 1,16,64,256] [--jit-warmup 2] [--warmup 2] [--duration 10] [--connections 2] [--keys 10000]
+                   [--value-bytes 256] [--connect leader|N] [--no-preload] [--pids-file F] [--round N] [--kind run|soak]
+                   [--dimension NAME] [--stale] [--json FILE] [--no-header]
+                   --connections N: N HTTP/2 connections to each node (one GrpcChannel each; --channels is the same option)
+        preload    --target T --endpoints E [--keys 10000] [--value-bytes 256] [--concurrency 64] [--connections 2]
+                   [--label NAME] [--json FILE]   (--json: a "preload" line with the keys, their live bytes and the rate)
         failover   --target T --endpoints E --pids-file F [--label NAME] [--repeat 5] [--attempt-timeout-ms 250]
                    [--before-s 1] [--settle-s 3] [--max-wait-s 20] [--log-dir DIR] [--json FILE]
         leader     --target T --endpoints E [--timeout-s 30]        prints the leader's index and term
-        (run, preload, failover, leader: --tls-ca PATH for RaftPS nodes serving clients over TLS with certificates of that CA)
+        (run, preload, failover, leader: --tls-ca PATH for RaftPS nodes serving clients over TLS with certificates of that CA;
+         --value-bytes: values of other sizes use keys of their own, bench/vSIZE/key-N)
         rss        --pids-file F --label NAME --phase idle|load [--json FILE]
         free-ports --count N                                        prints N free loopback TCP ports
         snapshots  --server PATH [--writes 1000000] [--keys 1000] [--value-bytes 256] [--catchup-mb 100]
@@ -97,10 +101,27 @@ static class Program
         var endpoints = Endpoint.ParseList(a.Required("endpoints"));
         int keys = a.Int("keys", 10_000);
         if (keys < 1) throw new UsageException("--keys must be positive");
+        int valueBytes = ValueBytes(a);
         // --tls-ca PATH: the RaftPS nodes serve clients over TLS with certificates of this CA (raftps only).
         var tlsCa = a.Str("tls-ca") is { } caPath ? System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(caPath)) : null;
         if (tlsCa is not null && kind != "raftps") throw new UsageException("--tls-ca is for --target raftps");
-        return Targets.Create(kind, endpoints, channels, keys, connectTimeout ?? TimeSpan.FromSeconds(2), tlsCa);
+        return Targets.Create(kind, endpoints, channels, keys, valueBytes, connectTimeout ?? TimeSpan.FromSeconds(2), tlsCa);
+    }
+
+    /// <summary>--value-bytes: up to 16 MiB (the client's receive limit); each server's own request limit applies too.</summary>
+    static int ValueBytes(Args a)
+    {
+        int valueBytes = a.Int("value-bytes", Keys.ValueSize);
+        if (valueBytes is < 1 or > 16 << 20) throw new UsageException("--value-bytes must be between 1 and 16777216");
+        return valueBytes;
+    }
+
+    /// <summary>--connections N (or its older name --channels): HTTP/2 connections per node.</summary>
+    static int Connections(Args a, int fallback)
+    {
+        int connections = a.Int("connections", a.Int("channels", fallback));
+        if (connections < 1) throw new UsageException("--connections must be positive");
+        return connections;
     }
 
     internal static void EmitJson(string? path, Dictionary<string, object?> record)
@@ -122,21 +143,39 @@ static class Program
 
     static async Task<int> PreloadAsync(Args a, CancellationToken ct)
     {
-        using var target = OpenTarget(a, 2);
+        int connections = Connections(a, 2);
+        using var target = OpenTarget(a, connections);
         int keys = a.Int("keys", 10_000);
+        int valueBytes = ValueBytes(a);
         int concurrency = a.Int("concurrency", 64);
+        string label = a.Str("label", target.Kind)!;
+        string? json = a.Str("json");
         a.CheckAllUsed();
+        if (concurrency < 1) throw new UsageException("--concurrency must be positive");
         var leader = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
         var sw = Stopwatch.StartNew();
-        await Driver.PreloadAsync(target, leader.LeaderIndex, keys, concurrency, ct);
-        Console.Error.WriteLine($"preloaded {keys} keys of {Keys.ValueSize} bytes into {target.Kind} in {sw.Elapsed.TotalSeconds:0.0} s");
+        await Driver.PreloadAsync(target, leader.LeaderIndex, keys, concurrency, ct,
+            keys >= 100_000 ? n => Console.Error.WriteLine($"  {n:N0} of {keys:N0} keys ({n / sw.Elapsed.TotalSeconds:0} writes/s)") : null);
+        double seconds = sw.Elapsed.TotalSeconds;
+        Console.Error.WriteLine($"preloaded {keys} keys of {valueBytes} bytes into {label} in {seconds:0.0} s ({keys / seconds:0} writes/s)");
+        if (json is not null)
+            EmitJson(json, new Dictionary<string, object?>
+            {
+                ["kind"] = "preload", ["label"] = label, ["target"] = target.Kind, ["nodes"] = target.Endpoints.Count,
+                ["keys"] = keys, ["value_bytes"] = valueBytes, ["live_bytes"] = Keys.LiveBytes(keys, valueBytes),
+                ["concurrency"] = concurrency, ["connections"] = connections,
+                ["seconds"] = Math.Round(seconds, 3), ["ops_per_s"] = Math.Round(keys / seconds, 1),
+                ["time_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
+            });
         return 0;
     }
 
     static async Task<int> RunAsync(Args a, CancellationToken ct)
     {
-        int channels = a.Int("channels", 4);
-        using var target = OpenTarget(a, channels);
+        int connections = Connections(a, 2);
+        using var target = OpenTarget(a, connections);
+        int valueBytes = ValueBytes(a);
+        string dimension = a.Str("dimension", "concurrency")!;
         string label = a.Str("label", target.Kind)!;
         var workloads = Array.ConvertAll(a.List("workloads", ["put", "get", "mixed"]), w => w switch
         {
@@ -159,7 +198,6 @@ static class Program
         string kind = a.Str("kind", "run")!;
         ReadMode.Stale = a.Flag("stale");
         a.CheckAllUsed();
-        if (channels < 1) throw new UsageException("--channels must be positive");
 
         int[] pids = pidsFile is null ? [] : ProcInfo.ReadPids(pidsFile);
         var leader = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
@@ -200,6 +238,8 @@ static class Program
                 {
                     if (cpu0[i] is double x && cpu1[i] is double y) serverCpu += y - x; else haveServerCpu = false;
                 }
+                // The connections this process really holds to the node it loads (one per channel in use).
+                int[]? open = ProcInfo.OwnConnectionsTo(target.Endpoints.Select(e => e.Port).ToArray());
                 double opsPerSec = result.Ops / result.Seconds;
                 var record = new Dictionary<string, object?>
                 {
@@ -208,10 +248,13 @@ static class Program
                     ["target"] = target.Kind,
                     ["round"] = round,
                     ["workload"] = workload.ToString().ToLowerInvariant() + (ReadMode.Stale && workload != Workload.Put ? "-stale" : ""),
+                    ["dimension"] = dimension,
+                    ["nodes"] = target.Endpoints.Count,
                     ["concurrency"] = c,
-                    ["channels"] = channels,
+                    ["connections"] = connections,
+                    ["connections_open"] = open?[endpoint],
                     ["keys"] = keys,
-                    ["value_bytes"] = Keys.ValueSize,
+                    ["value_bytes"] = valueBytes,
                     ["warmup_s"] = warmup.TotalSeconds,
                     ["duration_s"] = Math.Round(result.Seconds, 3),
                     ["ops"] = result.Ops,
@@ -232,6 +275,7 @@ static class Program
                     ["client_alloc_bytes_per_op"] = result.Ops > 0 ? Math.Round((double)result.Gc.AllocatedBytes / result.Ops) : null,
                     ["client_gcs_per_100k_ops"] = result.Ops > 0 ? Math.Round(result.Gc.Collections * 1e5 / result.Ops, 1) : null,
                     ["client_gc_pause_us_per_op"] = result.Ops > 0 ? Math.Round(result.Gc.Pause.TotalMicroseconds / result.Ops, 2) : null,
+                    ["client_cpu_us_per_op"] = result.Ops > 0 ? Math.Round(result.ClientCpuSeconds * 1e6 / result.Ops, 1) : null,
                     ["server_cpu_pct"] = haveServerCpu ? Math.Round(serverCpu / result.Seconds * 100, 1) : null,
                     ["server_cpu_us_per_op"] = haveServerCpu && result.Ops > 0 ? Math.Round(serverCpu * 1e6 / result.Ops, 1) : null,
                     ["rss_kib"] = pids.Length > 0 ? rss : null,
@@ -250,16 +294,19 @@ static class Program
     }
 
     const string TableHeader =
-        "label                target   workload  C     ops/s      p50 ms   p90 ms   p99 ms   max ms   errors  client CPU  server CPU  leader";
+        "label                target   workload  C     ops/s      p50 ms   p90 ms   p99 ms   max ms   errors  client CPU  server CPU  client µs/op  server µs/op  conns  leader";
 
     static string TableRow(string label, Workload w, int c, double opsPerSec, RunResult r, Dictionary<string, object?> rec) =>
         string.Format(CultureInfo.InvariantCulture,
-            "{0,-20} {1,-8} {2,-8} {3,4} {4,10:0} {5,8:0.000} {6,8:0.000} {7,8:0.000} {8,8:0.0} {9,8} {10,10:0}% {11,10} {12}",
+            "{0,-20} {1,-8} {2,-8} {3,4} {4,10:0} {5,8:0.000} {6,8:0.000} {7,8:0.000} {8,8:0.0} {9,8} {10,10:0}% {11,10} {13,13} {14,13} {15,6} {12}",
             label, rec["target"], w.ToString().ToLowerInvariant(), c, opsPerSec,
             r.Latency.PercentileMs(50), r.Latency.PercentileMs(90), r.Latency.PercentileMs(99), r.Latency.MaxMs,
             r.Errors, r.ClientCpuPercent,
             rec["server_cpu_pct"] is double s ? s.ToString("0", CultureInfo.InvariantCulture) + "%" : "-",
-            (long)rec["term_before"]! == (long)rec["term_after"]! && (int)rec["leader_before"]! == (int)rec["leader_after"]! ? "stable" : "CHANGED");
+            (long)rec["term_before"]! == (long)rec["term_after"]! && (int)rec["leader_before"]! == (int)rec["leader_after"]! ? "stable" : "CHANGED",
+            rec["client_cpu_us_per_op"] is double cu ? cu.ToString("0.0", CultureInfo.InvariantCulture) : "-",
+            rec["server_cpu_us_per_op"] is double su ? su.ToString("0.0", CultureInfo.InvariantCulture) : "-",
+            rec["connections_open"] is int co ? co.ToString(CultureInfo.InvariantCulture) : "-");
 
     static int Rss(Args a)
     {

@@ -5,15 +5,31 @@ using System.Text.Json.Nodes;
 
 namespace RaftPS.Bench;
 
-/// <summary>Turns the JSON lines of a benchmark session into docs/benchmarks.md and its SVG chart.</summary>
-static class Report
+/// <summary>Turns the JSON lines of a benchmark session into docs/benchmarks.md and its SVG chart:
+/// one section per dimension (this file: concurrency and the full session's extras;
+/// ReportDimensions.cs: connections, nodes, values, keys; ReportGoals.cs; ReportSvg.cs).</summary>
+static partial class Report
 {
     sealed record Run(string Label, string Target, int Round, string Workload, int Concurrency, double OpsPerSec,
         double P50, double P90, double P99, double Max, long Errors, double ClientCpu, double? ServerCpu,
-        double? ServerUsPerOp, long?[] Rss, bool LeaderStable, double Duration);
+        double? ServerUsPerOp, double? ClientUsPerOp, long?[] Rss, bool LeaderStable, double Duration,
+        string Dimension, int Nodes, int Connections, int? ConnectionsOpen, int ValueBytes, int Keys);
+
+    /// <summary>Everything one session wrote, sorted by kind.</summary>
+    sealed class Session
+    {
+        public readonly List<Run> Runs = [];
+        public readonly List<Run> Soaks = [];
+        public readonly List<JsonNode> Failovers = [], Rss = [], Pipelines = [], Meta = [], Preloads = [];
+        /// <summary>The concurrency dimension: 3 nodes, 256 B values, one connection count.</summary>
+        public List<Run> Concurrency => Runs.Where(r => r.Dimension == "concurrency").ToList();
+    }
 
     static readonly string[] WorkloadOrder = ["put", "get", "mixed"];
     static readonly string[] WorkloadTitle = ["put", "linearizable get", "mixed 50/50"];
+
+    /// <summary>Sections of an existing report whose heading says "(hand-written": kept at the end of the new one.</summary>
+    const string HandWrittenMark = "(hand-written";
 
     public static int Write(Args a)
     {
@@ -25,29 +41,12 @@ static class Report
         string? notesPath = a.Str("notes");
         a.CheckAllUsed();
 
-        var runs = new List<Run>();
-        var failovers = new List<JsonNode>();
-        var rss = new List<JsonNode>();
-        var pipelines = new List<JsonNode>();
-        var meta = new List<JsonNode>();
-        var soaks = new List<Run>();
-        foreach (var line in File.ReadLines(resultsPath))
-        {
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            var node = JsonNode.Parse(line)!;
-            switch ((string?)node["kind"])
-            {
-                case "run": runs.Add(ToRun(node)); break;
-                case "soak": soaks.Add(ToRun(node)); break;
-                case "failover": failovers.Add(node); break;
-                case "rss": rss.Add(node); break;
-                case "pipeline": pipelines.Add(node); break;
-                case "meta": meta.Add(node); break;
-            }
-        }
-
-        var labels = Distinct(runs.Select(r => r.Label).Concat(failovers.Select(f => (string)f["label"]!)).Concat(rss.Select(r => (string)r["label"]!)));
-        // The baseline first, then the others in the order they appear.
+        var s = Load(resultsPath);
+        var conc = s.Concurrency;
+        // Systems: those of the concurrency table first (the baseline leading), then any other.
+        var labels = Distinct(conc.Select(r => r.Label).Concat(s.Runs.Select(r => r.Label))
+            .Concat(s.Failovers.Select(f => (string)f["label"]!))
+            .Concat(s.Rss.Where(r => (string?)r["phase"] is "idle" or "idle-data" or "end").Select(r => (string)r["label"]!)));
         labels.Sort((x, y) => (x == baseline ? 0 : 1).CompareTo(y == baseline ? 0 : 1));
         var others = labels.Where(l => l != baseline).ToList();
 
@@ -69,7 +68,7 @@ static class Report
         md.AppendLine($"| kernel | {ReadTrim("/proc/sys/kernel/osrelease")} |");
         md.AppendLine($"| memory | {MemTotal()} |");
         md.AppendLine($"| .NET (client) | {RuntimeInformation.FrameworkDescription} |");
-        foreach (var m in meta)
+        foreach (var m in s.Meta)
             md.AppendLine($"| {(string?)m["name"]} | {(string?)m["value"]} |");
         md.AppendLine();
 
@@ -83,117 +82,139 @@ static class Report
             md.AppendLine();
         }
 
-        WriteGoals(md, baseline, others, runs, soaks, failovers, rss, pipelines);
+        WriteGoals(md, baseline, others, s);
+        WriteConcurrency(md, baseline, labels, conc, svgPath);
+        WriteConnections(md, baseline, s);
+        WriteNodes(md, baseline, s);
+        WriteValues(md, baseline, s);
+        WriteKeys(md, baseline, s);
+        WriteExtras(md, s);
+        WriteEveryRun(md, s);
 
-        md.AppendLine("## Throughput and latency");
-        md.AppendLine();
-        md.AppendLine("Closed loop: C concurrent requests, each issuing the next as soon as the last is answered, over a small pool of");
-        md.AppendLine("HTTP/2 channels to the leader; 256-byte values, 10,000 keys chosen uniformly (preloaded before reads);");
-        md.AppendLine("gets are linearizable (RaftPS read index, etcd's default `serializable=false`). Each cell is the mean of the");
-        md.AppendLine("rounds (each round's value in brackets); latencies in ms. Ratio = RaftPS ops/s ÷ the other's ops/s.");
-        md.AppendLine();
-        var cells = Distinct(runs.Select(r => (r.Workload, r.Concurrency)));
-        cells.Sort((x, y) => Array.IndexOf(WorkloadOrder, x.Workload) != Array.IndexOf(WorkloadOrder, y.Workload)
-            ? Array.IndexOf(WorkloadOrder, x.Workload).CompareTo(Array.IndexOf(WorkloadOrder, y.Workload))
-            : x.Concurrency.CompareTo(y.Concurrency));
-        foreach (var other in others.Count > 0 ? others : [baseline])
-        {
-            bool compare = other != baseline;
-            md.AppendLine($"### {baseline}{(compare ? $" vs {other}" : "")}");
-            md.AppendLine();
-            md.AppendLine(compare
-                ? $"| workload | C | {baseline} ops/s | p50 | p99 | {other} ops/s | p50 | p99 | ratio |"
-                : $"| workload | C | {baseline} ops/s | p50 | p99 |");
-            md.AppendLine(compare ? "|---|--:|--:|--:|--:|--:|--:|--:|--:|" : "|---|--:|--:|--:|--:|");
-            foreach (var (workload, c) in cells)
-            {
-                var b = runs.Where(r => r.Label == baseline && r.Workload == workload && r.Concurrency == c).ToList();
-                var o = runs.Where(r => r.Label == other && r.Workload == workload && r.Concurrency == c).ToList();
-                if (b.Count == 0 && o.Count == 0) continue;
-                var row = new StringBuilder($"| {workload} | {c} | {Ops(b)} | {Ms(b, r => r.P50)} | {Ms(b, r => r.P99)} |");
-                if (compare)
-                {
-                    row.Append($" {Ops(o)} | {Ms(o, r => r.P50)} | {Ms(o, r => r.P99)} |");
-                    row.Append(b.Count > 0 && o.Count > 0 ? $" **{b.Average(r => r.OpsPerSec) / o.Average(r => r.OpsPerSec):0.00}x** |" : " — |");
-                }
-                md.AppendLine(row.ToString());
-            }
-            md.AppendLine();
-        }
-        if (runs.Count > 0)
-        {
-            WriteSvg(svgPath, runs, labels);
-            md.AppendLine($"![throughput and p99 latency against concurrency]({Path.GetFileName(svgPath)})");
-            md.AppendLine();
-        }
+        string handWritten = HandWrittenTail(outPath);
+        if (handWritten.Length > 0) { md.AppendLine(); md.Append(handWritten); }
 
-        md.AppendLine("### Work per request and the client");
-        md.AppendLine();
-        md.AppendLine("Server CPU is user+system time of the three server processes together over the measured period (100 % = one core);");
-        md.AppendLine("client CPU is the benchmark process's own. With 2 cores, a client near 100 % would be a bottleneck of its own.");
-        md.AppendLine();
-        md.AppendLine("| workload | C | " + string.Join(" | ", labels.Select(l => $"{l} server µs CPU/op | {l} server CPU | {l} client CPU")) + " |");
-        md.AppendLine("|---|--:|" + string.Concat(labels.Select(_ => "--:|--:|--:|")));
-        foreach (var (workload, c) in cells)
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
+        File.WriteAllText(outPath, md.ToString());
+        Console.Error.WriteLine($"wrote {outPath}" + (conc.Count > 0 ? $" and {svgPath}" : ""));
+        return 0;
+    }
+
+    static Session Load(string path)
+    {
+        var s = new Session();
+        foreach (var line in File.ReadLines(path))
         {
-            var row = new StringBuilder($"| {workload} | {c} |");
-            foreach (var l in labels)
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            var node = JsonNode.Parse(line)!;
+            switch ((string?)node["kind"])
             {
-                var rs = runs.Where(r => r.Label == l && r.Workload == workload && r.Concurrency == c).ToList();
-                var sv = rs.Where(r => r.ServerUsPerOp is not null).ToList();
-                row.Append(sv.Count == 0 ? " — | — |" : $" {sv.Average(r => r.ServerUsPerOp!.Value):0} | {sv.Average(r => r.ServerCpu!.Value):0} % |");
-                row.Append(rs.Count == 0 ? " — |" : $" {rs.Average(r => r.ClientCpu):0} % |");
+                case "run": s.Runs.Add(ToRun(node)); break;
+                case "soak": s.Soaks.Add(ToRun(node)); break;
+                case "failover": s.Failovers.Add(node); break;
+                case "rss": s.Rss.Add(node); break;
+                case "pipeline": s.Pipelines.Add(node); break;
+                case "meta": s.Meta.Add(node); break;
+                case "preload": s.Preloads.Add(node); break;
             }
-            md.AppendLine(row.ToString());
+        }
+        return s;
+    }
+
+    /// <summary>From the first "## ... (hand-written" heading of the report at <paramref name="path"/> to its end; "" if none.</summary>
+    static string HandWrittenTail(string path)
+    {
+        if (!File.Exists(path)) return "";
+        var lines = File.ReadAllLines(path);
+        int from = Array.FindIndex(lines, l => l.StartsWith("## ", StringComparison.Ordinal) && l.Contains(HandWrittenMark, StringComparison.Ordinal));
+        return from < 0 ? "" : string.Join('\n', lines[from..]).TrimEnd() + "\n";
+    }
+
+    static void WriteConcurrency(StringBuilder md, string baseline, List<string> labels, List<Run> conc, string svgPath)
+    {
+        if (conc.Count == 0) return;
+        var chartLabels = labels.Where(l => conc.Any(r => r.Label == l)).ToList();
+        var connections = Distinct(conc.Select(r => r.Connections));
+        md.AppendLine("## Throughput against concurrency");
+        md.AppendLine();
+        md.AppendLine($"Closed loop: C concurrent requests, each issuing the next as soon as the last is answered, over {Join(connections)} HTTP/2");
+        md.AppendLine("connection(s) to the leader; 256-byte values, 10,000 keys chosen uniformly (preloaded before reads); 3 nodes.");
+        md.AppendLine("Gets are linearizable (RaftPS read index, etcd's default `serializable=false`, DotNext's read barrier). Each cell is");
+        md.AppendLine("the mean of the rounds (each round's value in brackets); latencies in ms. Server CPU per request: user+system time of");
+        md.AppendLine("all the cluster's server processes over the measured period ÷ the requests completed in it; client CPU per request:");
+        md.AppendLine("the benchmark process's own CPU time ÷ the same requests. Ratio: on a RaftPS row, RaftPS ÷ the best of the others;");
+        md.AppendLine("on another system's row, RaftPS ÷ that system.");
+        md.AppendLine();
+        WriteSvg(svgPath, conc, chartLabels, $"3 nodes, loopback, 256-byte values, {Join(connections)} connection(s) per node");
+        md.AppendLine($"![throughput and p99 latency against concurrency]({Path.GetFileName(svgPath)})");
+        md.AppendLine();
+        md.AppendLine("| workload | C | system | ops/s | p50 | p99 | server µs/op | client µs/op | ratio |");
+        md.AppendLine("|---|--:|---|--:|--:|--:|--:|--:|--:|");
+        foreach (var (workload, c) in Cells(conc))
+        {
+            double? Mean(string l) => MeanOps(conc.Where(r => r.Label == l && r.Workload == workload && r.Concurrency == c));
+            double? b = Mean(baseline);
+            double? bestOther = chartLabels.Where(l => l != baseline).Select(Mean).Max();
+            foreach (var l in chartLabels)
+            {
+                var rs = conc.Where(r => r.Label == l && r.Workload == workload && r.Concurrency == c).ToList();
+                if (rs.Count == 0) continue;
+                string ratio = l == baseline
+                    ? (b is double x && bestOther is double y ? $"**{x / y:0.00}x**" : "—")
+                    : (b is double bx && Mean(l) is double ox ? $"{bx / ox:0.00}x" : "—");
+                md.AppendLine($"| {workload} | {c} | {l} | {Ops(rs)} | {Ms(rs, r => r.P50)} | {Ms(rs, r => r.P99)} | {Us(rs, r => r.ServerUsPerOp)} | {Us(rs, r => r.ClientUsPerOp)} | {ratio} |");
+            }
         }
         md.AppendLine();
-        var changed = runs.Where(r => !r.LeaderStable).ToList();
+        var changed = conc.Where(r => !r.LeaderStable).ToList();
         md.AppendLine(changed.Count == 0
             ? "The leader and term were the same before and after every run (no leader change under load)."
             : "Leader changes under load (term or leader differed before and after the run): " +
               string.Join(", ", changed.Select(r => $"{r.Label} {r.Workload} C={r.Concurrency} round {r.Round}")) + ".");
-        long errors = runs.Sum(r => r.Errors);
+        long errors = conc.Sum(r => r.Errors);
         md.AppendLine(errors == 0 ? "No request failed." : $"Failed requests over all runs: {errors} (see the full table).");
         md.AppendLine();
+    }
 
-        if (soaks.Count > 0)
+    static void WriteExtras(StringBuilder md, Session s)
+    {
+        if (s.Soaks.Count > 0)
         {
-            md.AppendLine("### Saturating run");
+            md.AppendLine("## Saturating run");
             md.AppendLine();
-            md.AppendLine("| target | workload | C | seconds | ops/s | p50 | p99 | max | errors | leader |");
-            md.AppendLine("|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
-            foreach (var r in soaks)
-                md.AppendLine($"| {r.Label} | {r.Workload} | {r.Concurrency} | {r.Duration:0} | {r.OpsPerSec:N0} | {r.P50:0.00} | {r.P99:0.00} | {r.Max:0.0} | {r.Errors} | {(r.LeaderStable ? "no change" : "**changed**")} |");
+            md.AppendLine("| target | workload | C | seconds | ops/s | p50 | p99 | max | errors | server µs/op | client µs/op | leader |");
+            md.AppendLine("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+            foreach (var r in s.Soaks)
+                md.AppendLine($"| {r.Label} | {r.Workload} | {r.Concurrency} | {r.Duration:0} | {r.OpsPerSec:N0} | {r.P50:0.00} | {r.P99:0.00} | {r.Max:0.0} | {r.Errors} | {Us([r], x => x.ServerUsPerOp)} | {Us([r], x => x.ClientUsPerOp)} | {(r.LeaderStable ? "no change" : "**changed**")} |");
             md.AppendLine();
         }
 
-        md.AppendLine("## Fail-over");
-        md.AppendLine();
-        if (failovers.Count == 0) md.AppendLine("Not measured in this session.");
-        else
+        if (s.Failovers.Count > 0)
         {
+            md.AppendLine("## Fail-over");
+            md.AppendLine();
             md.AppendLine("One writer (C=1, 250 ms per-attempt deadline, next node on any error); `kill -9` of the leader; time from the kill to");
             md.AppendLine("the completion of the first write started after it. The killed node is restarted before the next round.");
             md.AppendLine();
             md.AppendLine("| target | rounds (ms) | median |");
             md.AppendLine("|---|---|--:|");
-            foreach (var g in failovers.GroupBy(f => (string)f["label"]!))
+            foreach (var g in s.Failovers.GroupBy(f => (string)f["label"]!))
             {
                 var ms = g.Select(f => (double?)f["ms"]).ToList();
-                var ok = ms.Where(x => x is not null).Select(x => x!.Value).OrderBy(x => x).ToList();
-                string median = ok.Count == 0 ? "—" : $"{(ok.Count % 2 == 1 ? ok[ok.Count / 2] : (ok[ok.Count / 2 - 1] + ok[ok.Count / 2]) / 2):0} ms";
-                md.AppendLine($"| {g.Key} | {string.Join(", ", ms.Select(x => x is double d ? d.ToString("0") : "none"))} | **{median}** |");
+                var ok = ms.Where(x => x is not null).Select(x => x!.Value).ToList();
+                md.AppendLine($"| {g.Key} | {string.Join(", ", ms.Select(x => x is double d ? d.ToString("0") : "none"))} | **{(ok.Count == 0 ? "—" : $"{Stats.Median(ok):0} ms")}** |");
             }
+            md.AppendLine();
         }
-        md.AppendLine();
 
-        md.AppendLine("## Memory (RSS per node)");
-        md.AppendLine();
-        if (rss.Count == 0) md.AppendLine("Not measured in this session.");
-        else
+        var rss = s.Rss.Where(r => (string?)r["phase"] is "idle" or "idle-data" or "end").ToList();
+        if (rss.Count > 0)
         {
+            md.AppendLine("## Memory of the 3-node clusters (RSS per node)");
+            md.AppendLine();
             md.AppendLine("VmRSS from /proc/PID/status: idle = a fresh cluster with a leader, at rest; with data = at rest after the");
-            md.AppendLine("10,000-key preload; under load = the highest value seen at the end of a measured period; peak = VmHWM at the end.");
+            md.AppendLine("10,000-key preload; under load = the highest value seen at the end of a measured period (3 nodes, 256 B values,");
+            md.AppendLine("before the value-size runs); peak = VmHWM at the end.");
             md.AppendLine();
             md.AppendLine("| target | node | idle MiB | with data MiB | under load MiB | peak MiB |");
             md.AppendLine("|---|--:|--:|--:|--:|--:|");
@@ -202,108 +223,40 @@ static class Report
                 string Pick(string phase, string field) =>
                     g.Where(r => (string?)r["phase"] == phase).Select(r => (long?)r[field]).Where(v => v is not null).Select(v => v!.Value)
                      .DefaultIfEmpty(-1).Max() is long k and >= 0 ? $"{k / 1024.0:0.0}" : "—";
-                long fromRuns = runs.Where(r => r.Label == g.Key.Item1 && r.Rss.Length > g.Key.Item2 && r.Rss[g.Key.Item2] is not null)
+                long fromRuns = s.Runs.Concat(s.Soaks)
+                    .Where(r => r.Label == g.Key.Item1 && r.Dimension is "concurrency" or "connections" or "nodes" && r.Nodes == 3
+                        && r.Rss.Length > g.Key.Item2 && r.Rss[g.Key.Item2] is not null)
                     .Select(r => r.Rss[g.Key.Item2]!.Value).DefaultIfEmpty(-1).Max();
-                string load = Pick("load", "rss_kib");
-                if (fromRuns >= 0 && (load == "—" || fromRuns / 1024.0 > double.Parse(load, CultureInfo.InvariantCulture))) load = $"{fromRuns / 1024.0:0.0}";
-                md.AppendLine($"| {g.Key.Item1} | {g.Key.Item2} | {Pick("idle", "rss_kib")} | {Pick("idle-data", "rss_kib")} | {load} | {Pick("end", "peak_rss_kib")} |");
+                md.AppendLine($"| {g.Key.Item1} | {g.Key.Item2} | {Pick("idle", "rss_kib")} | {Pick("idle-data", "rss_kib")} | {(fromRuns >= 0 ? $"{fromRuns / 1024.0:0.0}" : "—")} | {Pick("end", "peak_rss_kib")} |");
             }
+            md.AppendLine();
         }
-        md.AppendLine();
 
-        md.AppendLine("## PowerShell pipeline");
-        md.AppendLine();
-        if (pipelines.Count == 0) md.AppendLine("Not measured in this session (the module's `Set-RaftValue` was not available).");
-        else
+        if (s.Pipelines.Count > 0)
         {
+            md.AppendLine("## PowerShell pipeline");
+            md.AppendLine();
             md.AppendLine("`Import-Csv` of 10,000 rows (Key, Value) piped into `Set-RaftValue`, in one `dotnet pwsh`, against the RaftPS cluster above.");
             md.AppendLine();
             md.AppendLine("| round | rows | seconds | writes/s |");
             md.AppendLine("|--:|--:|--:|--:|");
-            foreach (var p in pipelines)
+            foreach (var p in s.Pipelines)
                 md.AppendLine($"| {(int?)p["round"]} | {(long?)p["rows"]} | {(double?)p["seconds"]:0.00} | **{(double?)p["ops_per_s"]:0}** |");
+            md.AppendLine();
         }
-        md.AppendLine();
-
-        md.AppendLine("## Every run");
-        md.AppendLine();
-        md.AppendLine("| target | round | workload | C | ops/s | p50 | p90 | p99 | max | errors | client CPU | server CPU | leader |");
-        md.AppendLine("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
-        foreach (var r in runs)
-            md.AppendLine($"| {r.Label} | {r.Round} | {r.Workload} | {r.Concurrency} | {r.OpsPerSec:0} | {r.P50:0.00} | {r.P90:0.00} | {r.P99:0.00} | {r.Max:0.0} | {r.Errors} | {r.ClientCpu:0} % | {(r.ServerCpu is double s ? $"{s:0} %" : "—")} | {(r.LeaderStable ? "stable" : "changed")} |");
-        md.AppendLine();
-
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(outPath))!);
-        File.WriteAllText(outPath, md.ToString());
-        Console.Error.WriteLine($"wrote {outPath} and {svgPath}");
-        return 0;
     }
 
-    /// <summary>The goals of issue 6, each with what this session measured.</summary>
-    static void WriteGoals(StringBuilder md, string baseline, List<string> others, List<Run> runs, List<Run> soaks,
-        List<JsonNode> failovers, List<JsonNode> rss, List<JsonNode> pipelines)
+    static void WriteEveryRun(StringBuilder md, Session s)
     {
-        var b = runs.Where(r => r.Label == baseline).ToList();
-        if (b.Count == 0 && failovers.Count == 0) return;
-        md.AppendLine("## Against the goals");
+        if (s.Runs.Count == 0) return;
+        md.AppendLine("## Every run");
         md.AppendLine();
-        md.AppendLine("| goal | measured | met |");
-        md.AppendLine("|---|---|:-:|");
-        double? Mean(string label, string workload, int c)
-        {
-            var rs = runs.Where(r => r.Label == label && r.Workload == workload && r.Concurrency == c).ToList();
-            return rs.Count == 0 ? null : rs.Average(r => r.OpsPerSec);
-        }
-        string Mark(bool ok) => ok ? "yes" : "**no**";
-        var measured = others.Where(o => runs.Any(r => r.Label == o)).ToList();
-        if (measured.Count > 1)
-        {
-            // The issue's first goal: ahead of the best of the others, row by row.
-            var rows = Distinct(b.Select(r => (r.Workload, r.Concurrency)))
-                .Select(k => (k.Workload, k.Concurrency, B: Mean(baseline, k.Workload, k.Concurrency),
-                    Best: measured.Select(o => (Label: o, Ops: Mean(o, k.Workload, k.Concurrency))).Where(x => x.Ops is not null).MaxBy(x => x.Ops)))
-                .Where(x => x.B is not null && x.Best.Ops is not null).ToList();
-            var behind = rows.Where(x => x.B < x.Best.Ops).ToList();
-            md.AppendLine($"| ahead of the best of {string.Join(", ", measured)} in every throughput row | {rows.Count - behind.Count} of {rows.Count} rows ahead" +
-                (behind.Count > 0 ? $" (behind: {string.Join(", ", behind.Select(x => $"{x.Workload} C={x.Concurrency} {x.B / x.Best.Ops:0.00}x {x.Best.Label}"))})" : "") +
-                $" | {Mark(behind.Count == 0)} |");
-        }
-        foreach (var other in measured)
-        {
-            // every throughput row ahead
-            var rows = Distinct(b.Select(r => (r.Workload, r.Concurrency)))
-                .Select(k => (k.Workload, k.Concurrency, B: Mean(baseline, k.Workload, k.Concurrency), O: Mean(other, k.Workload, k.Concurrency)))
-                .Where(x => x.B is not null && x.O is not null).ToList();
-            if (rows.Count > 0)
-            {
-                var behind = rows.Where(x => x.B < x.O).ToList();
-                md.AppendLine($"| ahead of {other} in every throughput row | {rows.Count - behind.Count} of {rows.Count} rows ahead" +
-                    (behind.Count > 0 ? $" (behind: {string.Join(", ", behind.Select(x => $"{x.Workload} C={x.Concurrency} {x.B / x.O:0.00}x"))})" : "") +
-                    $" | {Mark(behind.Count == 0)} |");
-            }
-            if (!other.StartsWith("etcd", StringComparison.Ordinal)) continue; // the 1.5x goal is against etcd
-            foreach (var w in new[] { "put", "get" })
-                foreach (int c in new[] { 64, 256 })
-                    if (Mean(baseline, w, c) is double x && Mean(other, w, c) is double y)
-                        md.AppendLine($"| {w} C={c} at least 1.5x {other} | {x:N0} vs {y:N0} ops/s = {x / y:0.00}x | {Mark(x / y >= 1.5)} |");
-        }
-        var fo = failovers.Where(f => (string?)f["label"] == baseline).Select(f => (double?)f["ms"]).ToList();
-        if (fo.Count > 0)
-        {
-            var ok = fo.Where(x => x is not null).Select(x => x!.Value).OrderBy(x => x).ToList();
-            double? median = ok.Count == 0 ? null : ok.Count % 2 == 1 ? ok[ok.Count / 2] : (ok[ok.Count / 2 - 1] + ok[ok.Count / 2]) / 2;
-            md.AppendLine($"| fail-over median under 0.4 s (default timers) | {(median is double m ? $"{m:0} ms" : "none recovered")} ({ok.Count} of {fo.Count} rounds) | {Mark(median is double mm && mm < 400 && ok.Count == fo.Count)} |");
-        }
-        var soak = soaks.Where(r => r.Label == baseline).ToList();
-        if (soak.Count > 0)
-            md.AppendLine($"| no leader change during a {soak.Max(r => r.Duration):0} s saturating run | {(soak.All(r => r.LeaderStable) ? "no change" : "changed")}, {soak.Sum(r => r.Errors)} failed requests | {Mark(soak.All(r => r.LeaderStable))} |");
-        var idle = rss.Where(r => (string?)r["label"] == baseline && (string?)r["phase"] == "idle").Select(r => (long?)r["rss_kib"]).Where(v => v is not null).Select(v => v!.Value).ToList();
-        if (idle.Count > 0)
-            md.AppendLine($"| idle RSS per node under 60 MiB | {string.Join(", ", idle.Select(k => $"{k / 1024.0:0.0}"))} MiB | {Mark(idle.Max() < 60 * 1024)} |");
-        var pipe = pipelines.Select(p => (double?)p["ops_per_s"]).Where(v => v is not null).Select(v => v!.Value).ToList();
-        md.AppendLine(pipe.Count > 0
-            ? $"| PowerShell pipeline at least 5,000 writes/s | {string.Join(", ", pipe.Select(v => v.ToString("N0", CultureInfo.InvariantCulture)))} writes/s | {Mark(pipe.Max() >= 5000)} |"
-            : "| PowerShell pipeline at least 5,000 writes/s | not measured (module not landed) | — |");
+        md.AppendLine("conns: HTTP/2 connections per node asked for (held: to the loaded node at the end of the run, counted in /proc).");
+        md.AppendLine();
+        md.AppendLine("| target | dimension | nodes | value B | conns (held) | round | workload | C | ops/s | p50 | p99 | max | errors | server µs/op | client µs/op | client CPU | server CPU | leader |");
+        md.AppendLine("|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+        foreach (var r in s.Runs)
+            md.AppendLine($"| {r.Label} | {r.Dimension} | {r.Nodes} | {r.ValueBytes} | {r.Connections} ({(r.ConnectionsOpen is int o ? o.ToString(CultureInfo.InvariantCulture) : "?")}) | {r.Round} | {r.Workload} | {r.Concurrency} | {r.OpsPerSec:0} | {r.P50:0.00} | {r.P99:0.00} | {r.Max:0.0} | {r.Errors} | {Us([r], x => x.ServerUsPerOp)} | {Us([r], x => x.ClientUsPerOp)} | {r.ClientCpu:0} % | {(r.ServerCpu is double sc ? $"{sc:0} %" : "—")} | {(r.LeaderStable ? "stable" : "changed")} |");
         md.AppendLine();
     }
 
@@ -311,12 +264,31 @@ static class Report
     {
         var rssNode = n["rss_kib"] as JsonArray;
         var rss = rssNode is null ? Array.Empty<long?>() : rssNode.Select(x => (long?)x).ToArray();
+        double clientCpu = (double)n["client_cpu_pct"]!;
+        long ops = (long?)n["ops"] ?? 0;
+        double duration = (double)n["duration_s"]!;
+        // Older results have no client_cpu_us_per_op: it follows from the CPU share, the duration and the count.
+        double? clientUs = (double?)n["client_cpu_us_per_op"] ?? (ops > 0 ? clientCpu / 100 * duration * 1e6 / ops : null);
         return new Run((string)n["label"]!, (string)n["target"]!, (int?)n["round"] ?? 1, (string)n["workload"]!, (int)n["concurrency"]!,
             (double)n["ops_per_s"]!, (double)n["p50_ms"]!, (double)n["p90_ms"]!, (double)n["p99_ms"]!, (double)n["max_ms"]!,
-            (long)n["errors"]!, (double)n["client_cpu_pct"]!, (double?)n["server_cpu_pct"], (double?)n["server_cpu_us_per_op"], rss,
+            (long)n["errors"]!, clientCpu, (double?)n["server_cpu_pct"], (double?)n["server_cpu_us_per_op"], clientUs, rss,
             (long?)n["term_before"] == (long?)n["term_after"] && (int?)n["leader_before"] == (int?)n["leader_after"],
-            (double)n["duration_s"]!);
+            duration,
+            (string?)n["dimension"] ?? "concurrency", (int?)n["nodes"] ?? 3, (int?)n["connections"] ?? (int?)n["channels"] ?? 4,
+            (int?)n["connections_open"], (int?)n["value_bytes"] ?? Keys.ValueSize, (int?)n["keys"] ?? 10_000);
     }
+
+    /// <summary>(workload, C) pairs in report order: put, get, mixed, then rising C.</summary>
+    static List<(string Workload, int Concurrency)> Cells(IEnumerable<Run> runs)
+    {
+        var cells = Distinct(runs.Select(r => (r.Workload, r.Concurrency)));
+        cells.Sort((x, y) => WorkloadRank(x.Workload) != WorkloadRank(y.Workload)
+            ? WorkloadRank(x.Workload).CompareTo(WorkloadRank(y.Workload))
+            : x.Concurrency.CompareTo(y.Concurrency));
+        return cells;
+    }
+
+    static int WorkloadRank(string w) => Array.IndexOf(WorkloadOrder, w) is int i and >= 0 ? i : WorkloadOrder.Length;
 
     static List<T> Distinct<T>(IEnumerable<T> items)
     {
@@ -326,11 +298,26 @@ static class Report
         return list;
     }
 
+    static string Join<T>(IEnumerable<T> items) => string.Join(", ", items);
+
     static string Ops(List<Run> rs) => rs.Count == 0 ? "—"
         : rs.Count == 1 ? $"{rs[0].OpsPerSec:N0}"
         : $"{rs.Average(r => r.OpsPerSec):N0} ({string.Join(" / ", rs.Select(r => r.OpsPerSec.ToString("N0", CultureInfo.InvariantCulture)))})";
 
+    static double? MeanOps(IEnumerable<Run> rs)
+    {
+        var v = rs.Select(r => r.OpsPerSec).ToList();
+        return v.Count == 0 ? null : v.Average();
+    }
+
     static string Ms(List<Run> rs, Func<Run, double> f) => rs.Count == 0 ? "—" : $"{rs.Average(f):0.00}";
+
+    /// <summary>The mean of a per-request CPU cost over the rounds that have it, in µs.</summary>
+    static string Us(List<Run> rs, Func<Run, double?> f)
+    {
+        var v = rs.Select(f).Where(x => x is not null).Select(x => x!.Value).ToList();
+        return v.Count == 0 ? "—" : $"{v.Average():0.0}";
+    }
 
     internal static string ReadTrim(string path) { try { return File.ReadAllText(path).Trim(); } catch (IOException) { return "?"; } }
 
@@ -356,113 +343,4 @@ static class Report
         catch (IOException) { }
         return "?";
     }
-
-    // ---------------------------------------------------------------------------------------
-    // The chart: throughput (top row) and p99 latency (bottom row, log scale) against
-    // concurrency, one column per workload, one line per target. Plain SVG, no dependencies.
-    // ---------------------------------------------------------------------------------------
-    static readonly string[] Palette = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
-
-    static void WriteSvg(string path, List<Run> runs, List<string> labels)
-    {
-        const int panelW = 340, panelH = 230, left = 70, top = 86, gapX = 60, gapY = 70;
-        int width = left + 3 * panelW + 2 * gapX + 30;
-        int height = top + 2 * panelH + gapY + 70;
-        var svg = new StringBuilder();
-        svg.AppendLine($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">");
-        svg.AppendLine($"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>");
-        svg.AppendLine($"<text x=\"{width / 2}\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">Throughput and p99 latency against concurrency (3 nodes, loopback, 256-byte values)</text>");
-        // Legend
-        for (int i = 0; i < labels.Count; i++)
-        {
-            int x = left + i * 220;
-            svg.AppendLine($"<line x1=\"{x}\" y1=\"44\" x2=\"{x + 24}\" y2=\"44\" stroke=\"{Palette[i % Palette.Length]}\" stroke-width=\"3\"/>");
-            svg.AppendLine($"<text x=\"{x + 30}\" y=\"48\">{Esc(labels[i])}</text>");
-        }
-        var concurrencies = runs.Select(r => r.Concurrency).Distinct().OrderBy(c => c).ToList();
-        for (int col = 0; col < 3; col++)
-        {
-            string workload = WorkloadOrder[col];
-            var wr = runs.Where(r => r.Workload == workload).ToList();
-            for (int row = 0; row < 2; row++)
-            {
-                int px = left + col * (panelW + gapX), py = top + row * (panelH + gapY);
-                bool latency = row == 1;
-                svg.AppendLine($"<rect x=\"{px}\" y=\"{py}\" width=\"{panelW}\" height=\"{panelH}\" fill=\"#fafafa\" stroke=\"#999\"/>");
-                svg.AppendLine($"<text x=\"{px + panelW / 2}\" y=\"{py - 8}\" text-anchor=\"middle\" font-weight=\"bold\">{WorkloadTitle[col]}: {(latency ? "p99 latency (ms, log)" : "throughput (ops/s)")}</text>");
-                if (wr.Count == 0)
-                {
-                    svg.AppendLine($"<text x=\"{px + panelW / 2}\" y=\"{py + panelH / 2}\" text-anchor=\"middle\" fill=\"#999\">not measured</text>");
-                    continue;
-                }
-                // x: concurrency values equally spaced (they are powers of two or so)
-                double X(int c) => px + 20 + (panelW - 40) * (concurrencies.Count == 1 ? 0.5 : concurrencies.IndexOf(c) / (double)(concurrencies.Count - 1));
-                foreach (int c in concurrencies)
-                    svg.AppendLine($"<text x=\"{X(c):0.0}\" y=\"{py + panelH + 16}\" text-anchor=\"middle\">{c}</text>");
-                svg.AppendLine($"<text x=\"{px + panelW / 2}\" y=\"{py + panelH + 32}\" text-anchor=\"middle\" fill=\"#555\">concurrency C</text>");
-
-                Func<double, double> Y;
-                if (!latency)
-                {
-                    double step = NiceStep(wr.Max(r => r.OpsPerSec) * 1.05 / 4);
-                    int ticks = (int)Math.Ceiling(wr.Max(r => r.OpsPerSec) * 1.05 / step);
-                    double max = step * ticks;
-                    Y = v => py + panelH - panelH * v / max;
-                    for (int t = 0; t <= ticks; t++)
-                    {
-                        double v = step * t;
-                        svg.AppendLine($"<line x1=\"{px}\" y1=\"{Y(v):0.0}\" x2=\"{px + panelW}\" y2=\"{Y(v):0.0}\" stroke=\"#e0e0e0\"/>");
-                        svg.AppendLine($"<text x=\"{px - 6}\" y=\"{Y(v) + 4:0.0}\" text-anchor=\"end\">{(v >= 1000 ? $"{v / 1000:0.#}k" : $"{v:0}")}</text>");
-                    }
-                }
-                else
-                {
-                    double lo = Math.Floor(Math.Log10(Math.Max(0.01, wr.Min(r => r.P99)))), hi = Math.Ceiling(Math.Log10(Math.Max(0.02, wr.Max(r => r.P99))));
-                    if (hi <= lo) hi = lo + 1;
-                    Y = v => py + panelH - panelH * (Math.Log10(Math.Max(v, 1e-3)) - lo) / (hi - lo);
-                    for (double e = lo; e <= hi; e++)
-                    {
-                        double v = Math.Pow(10, e);
-                        svg.AppendLine($"<line x1=\"{px}\" y1=\"{Y(v):0.0}\" x2=\"{px + panelW}\" y2=\"{Y(v):0.0}\" stroke=\"#e0e0e0\"/>");
-                        svg.AppendLine($"<text x=\"{px - 6}\" y=\"{Y(v) + 4:0.0}\" text-anchor=\"end\">{v.ToString("0.###", CultureInfo.InvariantCulture)}</text>");
-                        if (e < hi)
-                            foreach (double m in new[] { 2.0, 5.0 })
-                            {
-                                svg.AppendLine($"<line x1=\"{px}\" y1=\"{Y(v * m):0.0}\" x2=\"{px + panelW}\" y2=\"{Y(v * m):0.0}\" stroke=\"#f0f0f0\"/>");
-                                svg.AppendLine($"<text x=\"{px - 6}\" y=\"{Y(v * m) + 4:0.0}\" text-anchor=\"end\" fill=\"#888\" font-size=\"10\">{(v * m).ToString("0.###", CultureInfo.InvariantCulture)}</text>");
-                            }
-                    }
-                }
-                for (int li = 0; li < labels.Count; li++)
-                {
-                    var points = new List<(double X, double Y)>();
-                    foreach (int c in concurrencies)
-                    {
-                        var rs = wr.Where(r => r.Label == labels[li] && r.Concurrency == c).ToList();
-                        if (rs.Count == 0) continue;
-                        double v = latency ? rs.Average(r => r.P99) : rs.Average(r => r.OpsPerSec);
-                        points.Add((X(c), Y(v)));
-                    }
-                    if (points.Count == 0) continue;
-                    string color = Palette[li % Palette.Length];
-                    svg.AppendLine($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2.5\" points=\"{string.Join(' ', points.Select(p => $"{p.X:0.0},{p.Y:0.0}"))}\"/>");
-                    foreach (var p in points) svg.AppendLine($"<circle cx=\"{p.X:0.0}\" cy=\"{p.Y:0.0}\" r=\"3.5\" fill=\"{color}\"/>");
-                }
-            }
-        }
-        svg.AppendLine("</svg>");
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        File.WriteAllText(path, svg.ToString());
-    }
-
-    static double NiceStep(double rough)
-    {
-        if (rough <= 0) return 1;
-        double mag = Math.Pow(10, Math.Floor(Math.Log10(rough)));
-        foreach (double m in new[] { 1, 2, 2.5, 5, 10 })
-            if (m * mag >= rough) return m * mag;
-        return 10 * mag;
-    }
-
-    static string Esc(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 }

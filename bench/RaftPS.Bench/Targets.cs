@@ -43,21 +43,39 @@ interface IWorker
     Task<bool> GetAsync(int key, DateTime? deadline, CancellationToken ct);
 }
 
-/// <summary>The key space and the value, shared by both targets so they store the same bytes.</summary>
+/// <summary>The key space and the value, shared by every target so they store the same bytes.</summary>
 static class Keys
 {
     public const int ValueSize = 256;
-    public static string Name(int i) => $"bench/key-{i:D5}";
 
-    public static byte[] MakeValue()
+    /// <summary>Key i; values other than 256 bytes get a key space of their own, so runs with different
+    /// value sizes on one cluster never read each other's values.</summary>
+    public static string Name(int i, int valueBytes = ValueSize) =>
+        valueBytes == ValueSize ? $"bench/key-{i:D5}" : $"bench/v{valueBytes}/key-{i:D5}";
+
+    public static byte[] MakeValue(int size = ValueSize)
     {
-        var value = new byte[ValueSize];
+        var value = new byte[size];
         new Random(42).NextBytes(value);
         return value;
     }
+
+    /// <summary>Keys and values of keys 0..count-1 in bytes (UTF-8 keys): the live data a store must hold.</summary>
+    public static long LiveBytes(int count, int valueBytes)
+    {
+        long total = 0;
+        for (int i = 0; i < count; i++) total += Encoding.UTF8.GetByteCount(Name(i, valueBytes)) + valueBytes;
+        return total;
+    }
 }
 
-/// <summary>A small pool of HTTP/2 channels per node; workers are spread over it round robin.</summary>
+/// <summary>
+/// Exactly <c>perEndpoint</c> HTTP/2 connections to each node: one GrpcChannel, with its own
+/// SocketsHttpHandler, per connection, and EnableMultipleHttp2Connections off so a handler never
+/// opens a second connection when a connection's streams are all in use (calls beyond the server's
+/// MAX_CONCURRENT_STREAMS wait in the handler instead). Workers are spread over the connections
+/// round robin. A connection is opened by its first call.
+/// </summary>
 sealed class ChannelPool : IDisposable
 {
     readonly GrpcChannel[][] _channels;
@@ -73,7 +91,7 @@ sealed class ChannelPool : IDisposable
             {
                 var handler = new SocketsHttpHandler
                 {
-                    EnableMultipleHttp2Connections = true,
+                    EnableMultipleHttp2Connections = false,
                     PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
                     ConnectTimeout = connectTimeout,
                     AutomaticDecompression = DecompressionMethods.None,
@@ -108,6 +126,8 @@ sealed class ChannelPool : IDisposable
 
     public GrpcChannel Get(int endpoint, int worker) => _channels[endpoint][worker % _channels[endpoint].Length];
 
+    public int PerEndpoint => _channels[0].Length;
+
     public void Dispose()
     {
         foreach (var row in _channels) foreach (var ch in row) ch.Dispose();
@@ -120,13 +140,16 @@ sealed class RaftPsTarget : ITarget
     readonly string[] _keys;
     readonly ByteString _value;
 
-    public RaftPsTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout, X509Certificate2? tlsCa = null)
+    readonly int _valueBytes;
+
+    public RaftPsTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, int valueBytes, TimeSpan connectTimeout, X509Certificate2? tlsCa = null)
     {
         Endpoints = endpoints;
         _pool = new ChannelPool(endpoints, channelsPerEndpoint, connectTimeout, tlsCa);
         _keys = new string[keyCount];
-        for (int i = 0; i < keyCount; i++) _keys[i] = Keys.Name(i);
-        _value = ByteString.CopyFrom(Keys.MakeValue());
+        for (int i = 0; i < keyCount; i++) _keys[i] = Keys.Name(i, valueBytes);
+        _valueBytes = valueBytes;
+        _value = ByteString.CopyFrom(Keys.MakeValue(valueBytes));
     }
 
     public string Kind => "raftps";
@@ -180,7 +203,7 @@ sealed class RaftPsTarget : ITarget
         {
             _get.Key = target._keys[key];
             var reply = await client.GetAsync(_get, deadline: deadline, cancellationToken: ct).ResponseAsync.ConfigureAwait(false);
-            return reply.Found && reply.Value.Length == Keys.ValueSize;
+            return reply.Found && reply.Value.Length == target._valueBytes;
         }
     }
 }
@@ -192,13 +215,16 @@ sealed class EtcdTarget : ITarget
     readonly ByteString _value;
     readonly ulong[] _memberIds;
 
-    public EtcdTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout)
+    readonly int _valueBytes;
+
+    public EtcdTarget(IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, int valueBytes, TimeSpan connectTimeout)
     {
         Endpoints = endpoints;
         _pool = new ChannelPool(endpoints, channelsPerEndpoint, connectTimeout);
         _keys = new ByteString[keyCount];
-        for (int i = 0; i < keyCount; i++) _keys[i] = ByteString.CopyFrom(Encoding.UTF8.GetBytes(Keys.Name(i)));
-        _value = ByteString.CopyFrom(Keys.MakeValue());
+        for (int i = 0; i < keyCount; i++) _keys[i] = ByteString.CopyFrom(Encoding.UTF8.GetBytes(Keys.Name(i, valueBytes)));
+        _valueBytes = valueBytes;
+        _value = ByteString.CopyFrom(Keys.MakeValue(valueBytes));
         _memberIds = new ulong[endpoints.Count];
     }
 
@@ -269,19 +295,19 @@ sealed class EtcdTarget : ITarget
         {
             _range.Key = target._keys[key];
             var reply = await client.RangeAsync(_range, deadline: deadline, cancellationToken: ct).ResponseAsync.ConfigureAwait(false);
-            return reply.Kvs.Count == 1 && reply.Kvs[0].Value.Length == Keys.ValueSize;
+            return reply.Kvs.Count == 1 && reply.Kvs[0].Value.Length == target._valueBytes;
         }
     }
 }
 
 static class Targets
 {
-    public static ITarget Create(string kind, IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, TimeSpan connectTimeout,
-        X509Certificate2? tlsCa = null) =>
+    public static ITarget Create(string kind, IReadOnlyList<Endpoint> endpoints, int channelsPerEndpoint, int keyCount, int valueBytes,
+        TimeSpan connectTimeout, X509Certificate2? tlsCa = null) =>
         kind switch
         {
-            "raftps" => new RaftPsTarget(endpoints, channelsPerEndpoint, keyCount, connectTimeout, tlsCa),
-            "etcd" => new EtcdTarget(endpoints, channelsPerEndpoint, keyCount, connectTimeout),
+            "raftps" => new RaftPsTarget(endpoints, channelsPerEndpoint, keyCount, valueBytes, connectTimeout, tlsCa),
+            "etcd" => new EtcdTarget(endpoints, channelsPerEndpoint, keyCount, valueBytes, connectTimeout),
             _ => throw new UsageException($"--target must be raftps or etcd, not '{kind}'"),
         };
 
