@@ -8,7 +8,7 @@ namespace RaftServer.Api.Security;
 /// with an auth file, whose token the call carries and whether that user's role covers the method
 /// (<see cref="ClientMethodRoles"/>). Without an auth file every client may do everything.
 /// </summary>
-public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
+public sealed class ClientAccess(ClientUsers? users, bool tlsOnly, bool peerTls = false)
 {
     /// <summary>Set on an UNAUTHENTICATED reply to a plain-text call on a node that serves clients over TLS only.</summary>
     public const string TlsRequiredTrailer = "raftps-tls-required";
@@ -20,6 +20,8 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
     public bool AuthEnabled => users is not null;
     /// <summary>Client calls are served over TLS only (plain-text connections carry peer calls and the public calls).</summary>
     public bool TlsOnly => tlsOnly;
+    /// <summary>The path between nodes is peer TLS: calls (and tokens) may be forwarded over it.</summary>
+    public bool PeerTls => peerTls;
 
     /// <summary>Refuses the call (an RpcException) unless its connection and credentials allow the method.</summary>
     public void Check(ServerCallContext context)
@@ -48,6 +50,10 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
         return value.AsSpan(BearerPrefix.Length).Trim();
     }
 
-    private static bool OverTls(ServerCallContext context) =>
-        context.GetHttpContext().Features.Get<ITlsConnectionFeature>() is not null;
+    /// <summary>Client TLS, or a call a peer forwarded over peer TLS (the client's own connection to that peer was TLS).</summary>
+    private static bool OverTls(ServerCallContext context)
+    {
+        var features = context.GetHttpContext().Features;
+        return features.Get<ITlsConnectionFeature>() is not null || features.Get<Transport.IPeerTlsFeature>() is not null;
+    }
 }

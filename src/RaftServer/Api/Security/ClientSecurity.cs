@@ -5,12 +5,12 @@ namespace RaftServer.Api.Security;
 /// <summary>The node's client security as its options set it: TLS (or none) and the access rules.</summary>
 public sealed class ClientSecurity : IDisposable
 {
-    private ClientSecurity(ClientTls? tls, ClientUsers? users, string? authFile)
+    private ClientSecurity(ClientTls? tls, ClientUsers? users, string? authFile, bool peerTls)
     {
         Tls = tls;
         Users = users;
         AuthFile = authFile;
-        Access = new ClientAccess(users, tlsOnly: tls is not null);
+        Access = new ClientAccess(users, tlsOnly: tls is not null, peerTls);
     }
 
     public ClientTls? Tls { get; }
@@ -40,7 +40,7 @@ public sealed class ClientSecurity : IDisposable
                 throw new InvalidDataException($"--auth-file {authFile}: lists no user (no client could make any call)");
         }
         var tls = settings.CertFile is { } cert ? ClientTls.Load(cert, settings.KeyFile!, settings.ClientCaFile) : null;
-        return new ClientSecurity(tls, users, settings.AuthFile);
+        return new ClientSecurity(tls, users, settings.AuthFile, settings.PeerCertFile is not null);
     }
 
     /// <summary>The startup lines: what is on and what is off.</summary>
