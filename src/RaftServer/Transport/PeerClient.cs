@@ -441,9 +441,9 @@ public sealed class PeerClient : IAsyncDisposable
                 {
                     if (ssl is not null)
                     {
-                        var message = $"node {Address.Id} at {Address.Host}:{Address.Port} ended the peer TLS connection before its hello: " +
-                            "it refused this node's certificate or hello (its log says why)";
-                        _handshake.Warn($"to {Address.Id} tls closed", "{Error}", message);
+                        var message = $"node {Address.Id} at {Address.Host}:{Address.Port}: it ended the peer TLS connection before its hello " +
+                            "(it refused this node's certificate or hello; its log says why)";
+                        _handshake.Warn($"to {Address.Id} tls closed", "Refused the connection to {Error}", message);
                         connection.End(new PeerRefusedException(message));
                         return;
                     }
@@ -454,7 +454,7 @@ public sealed class PeerClient : IAsyncDisposable
                 if (ssl is null && buffer[0] == PeerWire.TlsPreface[0])
                 {
                     // A peer TLS node's refusal of a plain connection: it answered with its TLS preface.
-                    var message = $"node {Address.Id} at {Address.Host}:{Address.Port} requires peer TLS, and this node does not use it (no --peer-cert-file); " +
+                    var message = $"node {Address.Id} at {Address.Host}:{Address.Port}: it requires peer TLS, and this node does not use it (no --peer-cert-file); " +
                         "give every node of the cluster the peer TLS options, or none of them";
                     _handshake.Warn($"to {Address.Id} plain", "Refused the connection to {Error}", message);
                     connection.End(new PeerRefusedException(message));

@@ -257,7 +257,7 @@ public sealed class PeerTls : IDisposable
         {
             // A node without peer TLS answers with its plain hello (a small length first), then closes.
             if (got > 0 && echo[0] <= PeerWire.MaxHelloBytes)
-                throw new PeerTlsRefusedException($"node {peer.Id} at {peer.Host}:{peer.Port} does not use peer TLS (it answered in plain text); " +
+                throw new PeerTlsRefusedException($"Refused the connection to node {peer.Id} at {peer.Host}:{peer.Port}: it does not use peer TLS (it answered in plain text); " +
                     "give every node of the cluster --peer-cert-file, --peer-key-file and --peer-ca-file, or none of them", "plain");
             throw new IOException(got == 0
                 ? $"node {peer.Id} at {peer.Host}:{peer.Port} closed the connection before it answered the peer TLS preface"
