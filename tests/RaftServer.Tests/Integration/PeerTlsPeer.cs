@@ -28,7 +28,21 @@ public sealed class PeerTlsPeer : IAsyncDisposable
     public static async Task<PeerTlsPeer> ConnectAsync(int port, X509Certificate2 certificate)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(IPAddress.Loopback, port);
+        try
+        {
+            await socket.ConnectAsync(IPAddress.Loopback, port);
+            return await ConnectAsync(socket, certificate);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The same over a socket connected already (e.g. made in another network namespace); it owns the socket from now on.</summary>
+    public static async Task<PeerTlsPeer> ConnectAsync(Socket socket, X509Certificate2 certificate)
+    {
         var network = new NetworkStream(socket, ownsSocket: false);
         await network.WriteAsync(PeerWire.TlsPreface.ToArray());
         var echo = new byte[PeerWire.TlsPreface.Length];

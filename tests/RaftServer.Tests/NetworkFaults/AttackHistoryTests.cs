@@ -117,7 +117,7 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
     /// The last acknowledged write of each key (by return time) that no later write could have
     /// overwritten must be what the final read saw: a cheap, readable check beside the checker's.
     /// </summary>
-    private static void CheckNoAcknowledgedWriteLost(IReadOnlyList<RecordedOp> history, List<string> problems)
+    internal static void CheckNoAcknowledgedWriteLost(IReadOnlyList<RecordedOp> history, List<string> problems)
     {
         foreach (var finalRead in history.Where(o => o.Client == -1))
         {
