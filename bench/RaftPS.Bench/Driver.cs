@@ -9,7 +9,14 @@ sealed record RunSettings(Workload Workload, int Concurrency, TimeSpan Warmup, T
 
 sealed record RunResult(
     long Ops, long Puts, long Gets, long Errors, long Missing, double Seconds,
-    Histogram Latency, double ClientCpuPercent, string? FirstError);
+    Histogram Latency, double ClientCpuPercent, string? FirstError, ClientGc Gc);
+
+/// <summary>What the client process's GC did in the measured window: allocated bytes, collections of any generation, pause time.</summary>
+sealed record ClientGc(long AllocatedBytes, int Collections, TimeSpan Pause)
+{
+    public static ClientGc Now() => new(GC.GetTotalAllocatedBytes(precise: false), GC.CollectionCount(0), GC.GetTotalPauseDuration());
+    public ClientGc Since(ClientGc start) => new(AllocatedBytes - start.AllocatedBytes, Collections - start.Collections, Pause - start.Pause);
+}
 
 /// <summary>
 /// The closed loop: C workers, each with one request in flight, issue the next as soon as the
@@ -54,6 +61,7 @@ static class Driver
         var process = Process.GetCurrentProcess();
         process.Refresh();
         var cpu0 = process.TotalProcessorTime;
+        var gc0 = ClientGc.Now();
         long t0 = Stopwatch.GetTimestamp();
         Volatile.Write(ref phase, PhaseMeasure);
 
@@ -63,6 +71,7 @@ static class Driver
         long t1 = Stopwatch.GetTimestamp();
         process.Refresh();
         var cpu1 = process.TotalProcessorTime;
+        var gc = ClientGc.Now().Since(gc0);
         double seconds = Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
 
         // Let in-flight calls finish; bounded, then cancel what is left.
@@ -80,7 +89,7 @@ static class Driver
             firstError ??= st.FirstError;
         }
         double cpuPercent = (cpu1 - cpu0).TotalSeconds / seconds * 100.0;
-        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuPercent, firstError);
+        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuPercent, firstError, gc);
     }
 
     static async Task Loop(IWorker worker, WorkerState st, Workload workload, int keyCount, Func<int> phase, CancellationToken ct)

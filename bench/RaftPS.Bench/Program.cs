@@ -46,6 +46,7 @@ static class Program
 
     static async Task<int> Main(string[] argv)
     {
+        RaftServer.Hosting.SharedArrayPoolSize.Configure();
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         using var cts = new CancellationTokenSource();
@@ -227,6 +228,10 @@ static class Program
                     ["max_ms"] = Math.Round(result.Latency.MaxMs, 3),
                     ["mean_ms"] = Math.Round(result.Latency.MeanMs, 3),
                     ["client_cpu_pct"] = Math.Round(result.ClientCpuPercent, 1),
+                    // The client's own cost per request, beside its CPU: what its GC had to do.
+                    ["client_alloc_bytes_per_op"] = result.Ops > 0 ? Math.Round((double)result.Gc.AllocatedBytes / result.Ops) : null,
+                    ["client_gcs_per_100k_ops"] = result.Ops > 0 ? Math.Round(result.Gc.Collections * 1e5 / result.Ops, 1) : null,
+                    ["client_gc_pause_us_per_op"] = result.Ops > 0 ? Math.Round(result.Gc.Pause.TotalMicroseconds / result.Ops, 2) : null,
                     ["server_cpu_pct"] = haveServerCpu ? Math.Round(serverCpu / result.Seconds * 100, 1) : null,
                     ["server_cpu_us_per_op"] = haveServerCpu && result.Ops > 0 ? Math.Round(serverCpu * 1e6 / result.Ops, 1) : null,
                     ["rss_kib"] = pids.Length > 0 ? rss : null,

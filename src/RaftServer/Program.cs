@@ -1,3 +1,4 @@
 using RaftServer.Hosting;
 
+SharedArrayPoolSize.Configure();
 return await ServerHost.RunAsync(args);

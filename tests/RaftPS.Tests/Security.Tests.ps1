@@ -108,6 +108,18 @@ Describe 'Start-RaftCluster -Secure' {
         }
         (Get-RaftMember).Id | Should -Not -Contain 3
     }
+
+    It 'shares one channel among connections made with the same TLS settings and token, and not with others' {
+        $cache = [RaftPS.Cmdlets.ConnectRaftNodeCommand].Assembly.GetType('RaftPS.Client.ChannelCache', $true)
+        $count = { $cache.GetProperty('Count', [System.Reflection.BindingFlags]'NonPublic, Static').GetValue($null) }
+        $sameToken = [System.Net.NetworkCredential]::new('', [System.Net.NetworkCredential]::new('', $Writer.Token).Password).SecurePassword
+        (Get-RaftValue secure/a -Connection (Connect-Secure $Writer.Token 2)).Value | Should -Be 1
+        $channels = & $count
+        foreach ($i in 1..5) { (Get-RaftValue secure/a -Connection (Connect-Secure $sameToken 2)).Value | Should -Be 1 }
+        & $count | Should -Be $channels -Because 'the same settings and token (another SecureString) reuse the channel'
+        (Get-RaftValue secure/a -Connection (Connect-Secure $Reader.Token 2)).Value | Should -Be 1
+        & $count | Should -Be ($channels + 1) -Because 'another token is another channel'
+    }
 }
 
 Describe 'Client TLS' {
@@ -224,6 +236,16 @@ Describe 'Tokens and roles' {
         Remove-RaftNode -Id 7 -Connection $c -Confirm:$false -TimeoutSec 20
         (Get-RaftMember -Connection $c).Id | Should -Not -Contain 7
         Suspend-RaftNode 0.2 -Connection $c -Confirm:$false
+    }
+
+    It 'a user added to the auth file while the nodes run is served on every node without a restart' {
+        $late = New-RaftUserToken late read -AuthFile (Join-Path $Tls 'users')
+        foreach ($node in 0..2) {
+            $c = Connect-Secure $late.Token -Node $node
+            Wait-Until { try { (Get-RaftValue secure/a -Connection $c -TimeoutSec 5).Value -eq '1' } catch { $false } } -TimeoutSec 20 `
+                -Because "node $node rereads its auth file when it changes"
+        }
+        (Get-Failure { Set-RaftValue secure/a 3 -Connection $c -TimeoutSec 5 }).FullyQualifiedErrorId | Should -Be 'RaftPermissionDenied,RaftPS.Cmdlets.SetRaftValueCommand'
     }
 }
 

@@ -74,13 +74,23 @@ internal static class CertificateFactory
     /// <summary>Writes a file only its owner can read (Unix: created with mode 0600; Windows: the user profile's ACLs).</summary>
     public static void WriteSecret(string path, string text)
     {
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
+        // A new file renamed over the old one: a node rereading its auth file (or anyone reading a
+        // key) sees the old content or the new, never a half-written file; created readable by its
+        // owner only, so the secret is never readable by others, not even for a moment.
+        var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var stream = new FileStream(path, options))
-        using (var writer = new StreamWriter(stream))
-            writer.Write(text);
-        // An existing file keeps its mode on Create: narrow it too.
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            using (var stream = new FileStream(temporary, options))
+            using (var writer = new StreamWriter(stream))
+                writer.Write(text);
+            File.Move(temporary, path, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temporary); // gone already unless the write or the rename failed
+        }
     }
 
     private static string Escape(string name) => name.Replace("\\", "\\\\").Replace(",", "\\,").Replace("+", "\\+").Replace("=", "\\=").Replace("\"", "\\\"");

@@ -6,17 +6,17 @@ using RaftPS.Protocol;
 namespace RaftPS.Client;
 
 /// <summary>
-/// One gRPC channel per endpoint and security (plain connections share theirs), for every
-/// connection and runspace of the process.
+/// One gRPC channel per endpoint and security settings (<see cref="ConnectionSecurity.Identity"/>:
+/// connections made with the same settings share it), for every connection and runspace of the process.
 /// </summary>
 internal static class ChannelCache
 {
-    private static readonly ConcurrentDictionary<(RaftEndpoint, ConnectionSecurity?), RaftClient.RaftClientClient> Clients = new();
+    private static readonly ConcurrentDictionary<(RaftEndpoint, string?), RaftClient.RaftClientClient> Clients = new();
 
     public static RaftClient.RaftClientClient Get(RaftEndpoint endpoint, ConnectionSecurity? security = null) =>
-        Clients.GetOrAdd((endpoint, security), static key =>
+        Clients.GetOrAdd((endpoint, security?.Identity), static (key, security) =>
         {
-            var (e, security) = key;
+            var e = key.Item1;
             var handler = new SocketsHttpHandler
             {
                 ConnectTimeout = TimeSpan.FromSeconds(2),
@@ -30,5 +30,8 @@ internal static class ChannelCache
                 MaxSendMessageSize = 64 * 1024 * 1024,
             });
             return new RaftClient.RaftClientClient(channel);
-        });
+        }, security);
+
+    /// <summary>How many channels the process holds (for tests).</summary>
+    internal static int Count => Clients.Count;
 }

@@ -2,7 +2,9 @@ using System.Net.Http;
 using System.Net.Security;
 using System.Runtime.InteropServices;
 using System.Security;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using System.Text;
 
 namespace RaftPS.Client;
 
@@ -22,7 +24,16 @@ internal sealed class ConnectionSecurity
         ClientCertificate = clientCertificate;
         TrustedCa = trustedCa;
         Token = token is null ? null : token.IsReadOnly() ? token : ReadOnlyCopy(token);
+        Identity = string.Join('|', useTls ? "tls" : "plain", clientCertificate?.Thumbprint ?? "-", trustedCa?.Thumbprint ?? "-",
+            Token is null ? "-" : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Reveal(Token)))));
     }
+
+    /// <summary>
+    /// Equal for two objects made from the same settings (the certificates by thumbprint, the token
+    /// by its SHA-256): channels are shared by it, so connecting again with the same settings
+    /// reuses the channel (and its HTTP/2 connections) instead of opening another each time.
+    /// </summary>
+    public string Identity { get; }
 
     public bool UseTls { get; }
     public X509Certificate2? ClientCertificate { get; }

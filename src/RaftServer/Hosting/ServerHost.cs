@@ -126,6 +126,7 @@ public static class ServerHost
             return 2;
         }
         using var peerTlsScope = peerTls;
+        using var authFileReloader = settings.AuthFile is { } authFile ? new AuthFileReloader(authFile, clientSecurity.Access, logger) : null;
 
         DataDirectory dataDir;
         NodeStorage storage;

@@ -8,39 +8,44 @@ public sealed class ClientSecurity : IDisposable
     private ClientSecurity(ClientTls? tls, ClientUsers? users, string? authFile, bool peerTls)
     {
         Tls = tls;
-        Users = users;
         AuthFile = authFile;
         Access = new ClientAccess(users, tlsOnly: tls is not null, peerTls);
     }
 
     public ClientTls? Tls { get; }
-    public ClientUsers? Users { get; }
+    /// <summary>The users now (the auth file is reread when it changes: <see cref="AuthFileReloader"/>).</summary>
+    public ClientUsers? Users => Access.Users;
     public string? AuthFile { get; }
     public ClientAccess Access { get; }
 
     /// <exception cref="InvalidDataException">A file is missing or malformed: the message names it.</exception>
     public static ClientSecurity Load(NodeSettings settings)
     {
-        ClientUsers? users = null;
-        if (settings.AuthFile is { } authFile)
-        {
-            try
-            {
-                users = ClientUsers.Load(authFile);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new InvalidDataException($"--auth-file {authFile}: {e.Message}");
-            }
-            catch (FormatException e)
-            {
-                throw new InvalidDataException($"--auth-file {e.Message}");
-            }
-            if (users.Count == 0)
-                throw new InvalidDataException($"--auth-file {authFile}: lists no user (no client could make any call)");
-        }
+        var users = settings.AuthFile is { } authFile ? LoadUsers(authFile) : null;
         var tls = settings.CertFile is { } cert ? ClientTls.Load(cert, settings.KeyFile!, settings.ClientCaFile) : null;
         return new ClientSecurity(tls, users, settings.AuthFile, settings.PeerCertFile is not null);
+    }
+
+    /// <summary>Reads the auth file: at start, and again each time it changes.</summary>
+    /// <exception cref="InvalidDataException">The file cannot be read, is malformed (the message names the line) or lists no user.</exception>
+    public static ClientUsers LoadUsers(string authFile)
+    {
+        ClientUsers users;
+        try
+        {
+            users = ClientUsers.Load(authFile);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidDataException($"--auth-file {authFile}: {e.Message}");
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"--auth-file {e.Message}");
+        }
+        if (users.Count == 0)
+            throw new InvalidDataException($"--auth-file {authFile}: lists no user (no client could make any call)");
+        return users;
     }
 
     /// <summary>The startup lines: what is on and what is off.</summary>

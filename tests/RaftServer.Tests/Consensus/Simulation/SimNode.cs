@@ -6,7 +6,8 @@ namespace RaftServer.Tests.Consensus.Simulation;
 
 /// <summary>A durable snapshot: the state machine's image after applying every entry up to Index,
 /// and the configuration in effect there.</summary>
-internal sealed record SimSnapshot(long Index, long Term, KvImage Image, Configuration Configuration);
+/// <param name="ClusterId">The taker's cluster id, as the server's snapshot header carries it.</param>
+internal sealed record SimSnapshot(long Index, long Term, KvImage Image, Configuration Configuration, ulong ClusterId = 0);
 
 /// <summary>A simulated process crash, thrown out of the driver by the simulated disk; the
 /// simulation catches it and crashes the node.</summary>
@@ -43,6 +44,8 @@ internal sealed class SimNode(int id) : ILogStore
 
     // ---- volatile ----
     public RaftDriver? Driver;
+    /// <summary>The cluster id this node made durable (its DIR/cluster-id file): kept across crashes.</summary>
+    public ulong DurableClusterId;
     public RaftNode? Core => Driver?.Node;
     /// <summary>Entries this incarnation applied, at [index - 1]; null where a snapshot (loaded at
     /// start or installed from the leader) covered the index. Count is the applied index.</summary>
@@ -149,7 +152,7 @@ internal sealed class SimNode(int id) : ILogStore
     {
         long index = AppliedLog.Count;
         if (index > LastLogIndex) throw new InvalidOperationException($"node {Id}: applied {index} beyond its durable log {LastLogIndex}");
-        var snapshot = new SimSnapshot(index, term, Driver!.State.CaptureImage(), Driver.Node.ConfigurationAt(index));
+        var snapshot = new SimSnapshot(index, term, Driver!.State.CaptureImage(), Driver.Node.ConfigurationAt(index), DurableClusterId);
         int drop = (int)Math.Min(index - LogStart, Log.Count);
         Log.RemoveRange(0, drop);
         LogStart = index;

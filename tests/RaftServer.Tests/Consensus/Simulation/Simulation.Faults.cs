@@ -160,6 +160,9 @@ internal sealed partial class Simulation
             new DriverTimeouts(ReadTicks: 4L * Config.ElectionTicks, WriteTicks: 8L * Config.ElectionTicks),
             () => Now, NullLogger.Instance);
         driver.EntryApplied = (entry, _) => OnApplied(node, entry);
+        // As the server does: leaders propose cluster ids until one commits; every node adopts
+        // the first committed one (checked by CheckClusterIds).
+        driver.ClusterId = new ClusterIdKeeper(new ClusterIdentity(node.DurableClusterId, id => node.DurableClusterId = id), NullLogger.Instance);
         // A new window per incarnation, as a restarted process has (wake-ups run inline).
         driver.Watches = new WatchHub(Config.WatchWindow, schedule: static a => a());
         driver.Start(new RecoveredNode(persisted, state, null));

@@ -1,4 +1,6 @@
+using RaftServer.Cluster;
 using RaftServer.Consensus;
+using RaftServer.Hosting;
 
 namespace RaftServer.Tests.Consensus.Simulation;
 
@@ -170,9 +172,33 @@ internal sealed partial class Simulation
             if (members.Contains(node.Id) && node.AppliedLog.Count < index) Fail($"node {node.Id} applied only {node.AppliedLog.Count} of {index}");
 
         CheckLogMatching();
+        CheckClusterIds(members);
         if (!LinearizabilityChecker.IsLinearizable(history.Concat(ResolveUnknownWrites()), out var problem)) Fail(problem!);
         CheckWatchers();
         CheckLeases();
+    }
+
+    /// <summary>
+    /// Cluster identity: every node that knows an id knows the same one, the first id committed in
+    /// the agreed log (leaders of different terms may each have proposed one), and every member
+    /// that applied that entry knows it (one that caught up by snapshot past it learns the id from
+    /// the snapshot, as the server's header carries it).
+    /// </summary>
+    private void CheckClusterIds(Configuration members)
+    {
+        long firstIndex = 0;
+        ulong first = ClusterIdentity.Unknown;
+        for (int i = 0; i < applied.Count && first == ClusterIdentity.Unknown; i++)
+            if (applied[i].Kind == EntryKind.NoOp && ClusterIdKeeper.TryDecode(applied[i].Data, out var id)) (first, firstIndex) = (id, i + 1);
+        if (first == ClusterIdentity.Unknown) Fail("no cluster id was committed");
+        foreach (var node in Nodes)
+        {
+            if (node.DurableClusterId != ClusterIdentity.Unknown && node.DurableClusterId != first)
+                Fail($"node {node.Id} adopted cluster id {ClusterIdentity.Format(node.DurableClusterId)}, the first committed is {ClusterIdentity.Format(first)} (index {firstIndex})");
+            if (members.Contains(node.Id) && node.AppliedLog.Count >= firstIndex && node.AppliedLog[(int)firstIndex - 1] is not null
+                && node.DurableClusterId != first)
+                Fail($"node {node.Id} applied the cluster id's entry (index {firstIndex}) but knows {ClusterIdentity.Format(node.DurableClusterId)}");
+        }
     }
 
     public void Fail(string problem) => throw new SimulationFailure(Seed, problem + "\n" + Describe());

@@ -105,6 +105,8 @@ internal sealed partial class Simulation
             throw new SimulatedCrash();
         }
         SnapshotsInstalled++;
+        // The server adopts the id of a snapshot's header when the core installs it.
+        if (snapshot.ClusterId != 0) node.Driver!.ClusterId!.Identity.TryAdopt(snapshot.ClusterId);
         Trace?.Invoke($"{Now} node {node.Id} installed the snapshot at {snapshot.Index}/{snapshot.Term}");
         return node.LoadSnapshot(snapshot);
     }
