@@ -32,7 +32,7 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
     private const int MinWritesPerAttack = 5;
     /// <summary>The term the forged frames claim is at least this far above the real one: a node that took one would show it.</summary>
     private const long ForgedTermJump = 1_000_000_000;
-    private const int IdleConnections = 2000;
+    private const int IdleConnections = 10_000;
     private const int HugeBytes = 64 << 20;
 
     private sealed record AttackWindow(string Name, long Start, long End, string Detail);
@@ -102,7 +102,7 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
                 problems.Add($"node {id} exited");
 
         CheckNoAcknowledgedWriteLost(history, problems);
-        if (!LinearizabilityChecker.IsLinearizable(history.Select(o => o.ToOperation()), out var why))
+        if (!LinearizabilityChecker.IsLinearizable(history.ForChecker(), out var why))
             problems.Add($"the history is not linearizable: {(why!.Length > 4000 ? why[..4000] + " ..." : why)}");
         Log($"{history.Count} operations: {history.Count(o => o.Outcome == OpOutcome.Ok)} done, " +
             $"{history.Count(o => o.Outcome == OpOutcome.Failed)} failed, {history.Count(o => o.Outcome == OpOutcome.Unknown)} unknown");

@@ -60,7 +60,7 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
             CheckGoal(problems, s.GapDuringMs, WriteGapGoal, $"with no write during {s.Fault.Kind} ({s.Fault.Detail})");
             CheckGoal(problems, s.GapAfterHealMs, WriteGapGoal, $"with no write after the heal of {s.Fault.Kind} ({s.Fault.Detail})");
         }
-        if (!LinearizabilityChecker.IsLinearizable(run.History.Select(o => o.ToOperation()), out var why))
+        if (!LinearizabilityChecker.IsLinearizable(run.History.ForChecker(), out var why))
             problems.Add($"the history is not linearizable (seed {settings.Seed}): {Truncate(why!)}");
 
         if (problems.Count > 0 || Environment.GetEnvironmentVariable("RAFTPS_NETFAULT_VERBOSE") == "1")
@@ -86,7 +86,7 @@ public sealed class NetworkFaultTests(ITestOutputHelper output)
         using var cluster = new LabCluster(settings.Nodes, new Dictionary<string, string> { ["RAFTPS_TEST_ONLY_UNSAFE_LOCAL_READS"] = "1" });
         var run = await RunNemesis(cluster, settings, new Random(seed));
         Assert.Contains("WARNING: RAFTPS_TEST_ONLY_UNSAFE_LOCAL_READS=1", cluster.Outputs()); // the loud warning at start
-        var linearizable = LinearizabilityChecker.IsLinearizable(run.History.Select(o => o.ToOperation()), out var why);
+        var linearizable = LinearizabilityChecker.IsLinearizable(run.History.ForChecker(), out var why);
         Log(linearizable ? "the broken server's history passed the checker" : $"caught: {Truncate(why!, 1500)}");
         Assert.False(linearizable, $"seed {seed}: a server answering reads locally was not caught ({run.History.Count} operations)");
     }

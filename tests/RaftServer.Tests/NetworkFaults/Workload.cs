@@ -12,7 +12,7 @@ internal enum OpOutcome
 {
     /// <summary>Acknowledged (a write) or answered (a read).</summary>
     Ok,
-    /// <summary>Certainly without effect: a read that got no answer.</summary>
+    /// <summary>Certainly without effect: a read that got no answer, a write refused before it was proposed.</summary>
     Failed,
     /// <summary>A write given up on: it may have taken effect at any time after its call, or never.</summary>
     Unknown,
@@ -21,8 +21,15 @@ internal enum OpOutcome
 /// <summary>One client operation as the history records it: times in microseconds of the test's clock.</summary>
 internal sealed record RecordedOp(int Client, bool IsWrite, int Key, int Value, long Call, long Return, OpOutcome Outcome, int Attempts)
 {
-    /// <summary>As the linearizability checker takes it (an unknown write is pending forever; failed reads are left out).</summary>
+    /// <summary>As the linearizability checker takes it: an unknown write is pending forever (<see cref="RecordedHistory.ForChecker"/> leaves failed operations out).</summary>
     public Operation ToOperation() => new(Client, IsWrite, Key, Value, Call, Outcome == OpOutcome.Unknown ? Operation.Pending : Return);
+}
+
+internal static class RecordedHistory
+{
+    /// <summary>The history as the linearizability checker takes it: operations certainly without effect are left out.</summary>
+    public static IEnumerable<Operation> ForChecker(this IEnumerable<RecordedOp> history) =>
+        history.Where(o => o.Outcome != OpOutcome.Failed).Select(o => o.ToOperation());
 }
 
 /// <summary>
@@ -126,6 +133,13 @@ internal sealed class Workload : IAsyncDisposable
                 var reply = await clients[target].GetAsync(new GetRequest { Key = KeyName(key) }, options);
                 var read = reply.Found ? int.Parse(reply.Value.ToStringUtf8()) : 0;
                 return new RecordedOp(client, false, key, read, call, NowUs, OpOutcome.Ok, attempts);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.ResourceExhausted)
+            {
+                // Refused before it was proposed (the NOSPACE alarm, admission control): this attempt had
+                // no effect. An earlier attempt of the same write that ended without an answer may have.
+                var outcome = isWrite && attempts > 1 ? OpOutcome.Unknown : OpOutcome.Failed;
+                return new RecordedOp(client, isWrite, key, isWrite ? value : 0, call, NowUs, outcome, attempts);
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled
                                              or StatusCode.Aborted or StatusCode.Internal)
