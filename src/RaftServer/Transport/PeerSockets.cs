@@ -332,7 +332,6 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         var reader = _tlsBatches.Reader;
         for (var n = 0; n < 4096 && reader.TryRead(out var item); n++)
         {
-            if (!_tls.Contains(item.From)) continue; // replaced or closed by the loop meanwhile
             if (item.From.PeerId != item.Batch.From)
             {
                 // The connection's certificate and hello name another node: a forged or confused sender.
@@ -341,6 +340,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
                         item.From.Remote, item.Batch.From, item.From.PeerId, item.From.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
                 continue;
             }
+            if (!_tls.Contains(item.From)) continue; // replaced or closed by the loop meanwhile
             if (PeerInbox.ToMessages(_membership, item.Batch) is { } messages) _deliver!(messages);
         }
         for (var i = _tls.Count - 1; i >= 0; i--)
