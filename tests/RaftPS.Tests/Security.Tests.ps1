@@ -80,6 +80,35 @@ Describe 'Start-RaftCluster -Secure' {
         (Get-RaftStatus -Connection $SecureNodes[1]).Id | Should -Be 1
     }
 
+    It 'turns peer TLS on: each node has a peer certificate of its own that names it' {
+        foreach ($node in $SecureNodes) {
+            (Get-Content $node.LogPath -Raw) | Should -Match ([regex]::Escape("Peer TLS: on (certificate CN=raftps-node-$($node.Id) naming node $($node.Id)"))
+            $peer = [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPem((Get-Content (Join-Path $Tls "peer-$($node.Id).pem") -Raw))
+            ($peer.Extensions | Where-Object { $_.Oid.Value -eq '2.5.29.17' }).Format($false) | Should -Match "raftps://node/$($node.Id)"
+            if (-not $IsWindows) { (Get-Item (Join-Path $Tls "peer-$($node.Id).key.pem")).UnixFileMode | Should -Be $OwnerOnly }
+        }
+        (Get-Content $SecureNodes[0].LogPath -Raw) | Should -Not -Match 'Refused a peer'
+    }
+
+    It 'Add-RaftNode -Start starts the new node with the cluster''s client and peer TLS options: it joins and becomes a voter' {
+        $port = Get-FreePort; while ($port -in $Secure.Ports) { $port = Get-FreePort }
+        $added = Add-RaftNode -Id 3 -Port $port -Start -ConfigPath $Secure.ConfigPath -DataDirectory $Secure.DataDirectory -CatchUpTimeoutSec 60 -TimeoutSec 20 -Confirm:$false
+        try {
+            $added.Role | Should -Be 'Voter'
+            $log = @(Get-ChildItem (Join-Path $Secure.DataDirectory 'node-3') -Filter '*.log')[0].FullName
+            (Get-Content $log -Raw) | Should -Match ([regex]::Escape('Peer TLS: on (certificate CN=raftps-node-3 naming node 3'))
+            (Get-Content $log -Raw) | Should -Match ([regex]::Escape('Client TLS: on'))
+            $c = Connect-Secure $Writer.Token
+            Set-RaftValue secure/added 3 -Connection $c
+            (Get-RaftValue secure/added -Connection (Connect-RaftNode 127.0.0.1 $port -NotDefault -UseTls -CaCertificatePath "$Tls/ca.pem" `
+                -CertificatePath "$Tls/client.pem" -CertificateKeyPath "$Tls/client.key.pem" -Token $Reader.Token)).Value | Should -Be '3'
+        }
+        finally {
+            Remove-RaftNode -Id 3 -Confirm:$false -TimeoutSec 20 -ErrorAction SilentlyContinue
+        }
+        (Get-RaftMember).Id | Should -Not -Contain 3
+    }
+
     It 'shares one channel among connections made with the same TLS settings and token, and not with others' {
         $cache = [RaftPS.Cmdlets.ConnectRaftNodeCommand].Assembly.GetType('RaftPS.Client.ChannelCache', $true)
         $count = { $cache.GetProperty('Count', [System.Reflection.BindingFlags]'NonPublic, Static').GetValue($null) }
@@ -232,6 +261,14 @@ Describe 'New-RaftCertificate and New-RaftUserToken' {
         $x509.Issuer | Should -Be 'CN=ca'
         if (-not $IsWindows) { (Get-Item $cert.KeyPath).UnixFileMode | Should -Be $OwnerOnly }
         { New-RaftCertificate Node n2 -HostName x -IssuerPath "$Pki/ca.pem" -Path $Pki } | Should -Throw -ErrorId 'RaftCertificateExists,RaftPS.Cmdlets.NewRaftCertificateCommand'
+    }
+
+    It 'names the node of a peer TLS certificate with -NodeId (raftps://node/ID); only node certificates name one' {
+        $cert = New-RaftCertificate Node n5 -HostName 10.0.0.5 -NodeId 5 -IssuerPath "$Pki/ca.pem" -Path $Pki
+        $cert.NodeId | Should -Be 5
+        $x509 = [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPem((Get-Content $cert.CertificatePath -Raw))
+        ($x509.Extensions | Where-Object { $_.Oid.Value -eq '2.5.29.17' }).Format($false) | Should -Match 'raftps://node/5'
+        { New-RaftCertificate Client c5 -NodeId 5 -IssuerPath "$Pki/ca.pem" -Path $Pki } | Should -Throw -ErrorId 'RaftInvalidArgument,RaftPS.Cmdlets.NewRaftCertificateCommand'
     }
 
     It 'writes only the hash of a token; the same name again needs -Force' {

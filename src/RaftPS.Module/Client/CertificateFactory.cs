@@ -25,10 +25,14 @@ internal static class CertificateFactory
         return request.CreateSelfSigned(notBefore, notAfter);
     }
 
+    /// <summary>The subject alternative name URI that names node ID for peer TLS (the server's PeerTls.NodeUriPrefix).</summary>
+    public const string NodeUriPrefix = "raftps://node/";
+
     /// <param name="hosts">Node certificates: the names and addresses clients and peers reach the node by.</param>
+    /// <param name="nodeId">Node certificates for peer TLS: the node they name (a <c>raftps://node/ID</c> URI).</param>
     /// <exception cref="ArgumentException">The validity falls outside the issuer's.</exception>
     public static X509Certificate2 CreateIssued(RaftCertificateKind kind, string name, IReadOnlyList<string> hosts, X509Certificate2 issuer,
-        DateTimeOffset notBefore, DateTimeOffset notAfter)
+        DateTimeOffset notBefore, DateTimeOffset notAfter, int? nodeId = null)
     {
         if (notAfter > issuer.NotAfter)
             throw new ArgumentException($"the certificate would outlive its CA ({issuer.Subject} is valid until {issuer.NotAfter:yyyy-MM-dd}): make it expire earlier, or make a new CA");
@@ -42,7 +46,7 @@ internal static class CertificateFactory
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(usages, false));
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(issuer, true, false));
-        if (hosts.Count > 0)
+        if (hosts.Count > 0 || nodeId is not null)
         {
             var names = new SubjectAlternativeNameBuilder();
             foreach (var host in hosts)
@@ -50,6 +54,7 @@ internal static class CertificateFactory
                 if (IPAddress.TryParse(host, out var ip)) names.AddIpAddress(ip);
                 else names.AddDnsName(host);
             }
+            if (nodeId is { } id) names.AddUri(new Uri(NodeUriPrefix + id.ToString(System.Globalization.CultureInfo.InvariantCulture)));
             request.CertificateExtensions.Add(names.Build());
         }
         var serial = RandomNumberGenerator.GetBytes(16);

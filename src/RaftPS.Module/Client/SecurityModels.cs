@@ -25,6 +25,8 @@ public sealed class RaftCertificateFile
     public required DateTime NotAfter { get; init; }
     /// <summary>Node certificates: the host names and addresses it names.</summary>
     public required string[] HostName { get; init; }
+    /// <summary>Node certificates for peer TLS: the node it names (raftps://node/ID); null when it names none.</summary>
+    public int? NodeId { get; init; }
     public required string CertificatePath { get; init; }
     public required string KeyPath { get; init; }
 

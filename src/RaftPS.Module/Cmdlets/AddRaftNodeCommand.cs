@@ -127,15 +127,28 @@ public sealed class AddRaftNodeCommand : RaftConnectedCmdlet
             return true;
         }
         var dataDirectory = SessionState.Path.GetUnresolvedProviderPathFromPSPath(DataDirectory);
+        // A cluster started with Start-RaftCluster -Secure: the new node gets the same client TLS and
+        // auth options, and a peer certificate of its own from the cluster's CA.
+        var secure = SecureClusterFiles.Find(dataDirectory);
+        if (secure is null && connection.UseTls)
+        {
+            WriteError(new ErrorRecord(new InvalidOperationException(
+                    $"The cluster serves TLS, and {System.IO.Path.Combine(dataDirectory, SecureClusterFiles.FolderName)} holds no files of a Start-RaftCluster -Secure cluster to start node {Id} with. " +
+                    "Give the -DataDirectory the cluster was started with, or start the node yourself with its TLS options (RaftServer ID --join HOST:PORT --cert-file ... --peer-cert-file ...)."),
+                "RaftSecureFilesMissing", ErrorCategory.ObjectNotFound, dataDirectory));
+            return false;
+        }
         try
         {
             var started = NodeLauncher.Start(new ConfigNode(Id, Address, Port), configPath, dataDirectory,
-                Environment.GetEnvironmentVariable(StartRaftClusterCommand.ServerArgumentsVariable), join: connection.Endpoint.ToString());
+                Environment.GetEnvironmentVariable(StartRaftClusterCommand.ServerArgumentsVariable), join: connection.Endpoint.ToString(),
+                securityArguments: secure?.ServerArguments(Id));
             NodeRegistry.Add(started);
             WriteVerbose($"Started node {Id} as process {started.Info.ProcessId}, joining through {connection}; log: {started.Info.LogPath}");
             return true;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException
+                                  or System.Security.Cryptography.CryptographicException)
         {
             WriteError(new ErrorRecord(e, "RaftNodeStartFailed", ErrorCategory.InvalidOperation, Id));
             return false;

@@ -28,6 +28,11 @@ public sealed class NewRaftCertificateCommand : PSCmdlet
     [ValidateNotNullOrEmpty]
     public string[] HostName { get; set; } = [];
 
+    /// <summary>Node certificates for peer TLS: the id of the node the certificate is for (a raftps://node/ID name).</summary>
+    [Parameter]
+    [ValidateRange(0, int.MaxValue)]
+    public int? NodeId { get; set; }
+
     /// <summary>The CA's PEM certificate (node and client certificates).</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -61,6 +66,8 @@ public sealed class NewRaftCertificateCommand : PSCmdlet
     {
         if (Kind == RaftCertificateKind.Node && HostName.Length == 0)
             Fail(new ArgumentException("A node certificate needs -HostName: every host name and IP address clients and peers reach the node by."), "RaftInvalidArgument", ErrorCategory.InvalidArgument, Name);
+        if (NodeId is not null && Kind != RaftCertificateKind.Node)
+            Fail(new ArgumentException("-NodeId names the node of a node certificate (for peer TLS); a CA or client certificate names no node."), "RaftInvalidArgument", ErrorCategory.InvalidArgument, Name);
         if (Kind != RaftCertificateKind.CA && IssuerPath is null)
             Fail(new ArgumentException($"A {Kind.ToString().ToLowerInvariant()} certificate is signed by a CA: give its certificate with -IssuerPath (New-RaftCertificate CA <name> makes one)."), "RaftInvalidArgument", ErrorCategory.InvalidArgument, Name);
         var folder = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
@@ -90,7 +97,7 @@ public sealed class NewRaftCertificateCommand : PSCmdlet
                 using var issuer = X509Certificate2.CreateFromPemFile(issuerPath, issuerKey);
                 // The default validity ends with the CA's at the latest; an explicit one past it is an error.
                 if (NotAfter is null && ValidDays == 0 && notAfter > issuer.NotAfter) notAfter = issuer.NotAfter;
-                certificate = CertificateFactory.CreateIssued(Kind, Name, HostName, issuer, notBefore, notAfter);
+                certificate = CertificateFactory.CreateIssued(Kind, Name, HostName, issuer, notBefore, notAfter, NodeId);
             }
             using (certificate)
             {
@@ -104,6 +111,7 @@ public sealed class NewRaftCertificateCommand : PSCmdlet
                     NotBefore = certificate.NotBefore,
                     NotAfter = certificate.NotAfter,
                     HostName = Kind == RaftCertificateKind.Node ? HostName : [],
+                    NodeId = NodeId,
                     CertificatePath = certificatePath,
                     KeyPath = keyPath,
                 });

@@ -135,7 +135,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             LaunchedNode started;
             try
             {
-                started = NodeLauncher.Start(node, configPath, dataDirectory, extra, securityArguments: _secure?.ServerArguments());
+                started = NodeLauncher.Start(node, configPath, dataDirectory, extra, securityArguments: _secure?.ServerArguments(node.Id));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
             {
@@ -223,7 +223,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
             try
             {
                 var started = NodeLauncher.Start(new ConfigNode(id, member.Address, member.Port), configPath, dataDirectory, extra, join: endpoint.ToString(),
-                    securityArguments: _secure?.ServerArguments());
+                    securityArguments: _secure?.ServerArguments(id));
                 NodeRegistry.Add(started);
                 launched.Add(started);
             }

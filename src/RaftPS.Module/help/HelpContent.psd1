@@ -20,7 +20,7 @@
             'With all nodes, the command shows progress while it waits and returns once a leader is elected; with -NodeId, once the started nodes answer. It outputs one object per started node: Id, Address, Port, ProcessId (the server''s own process: stopping it stops the node), DataDirectory and LogPath.'
             'A node that exits during start-up writes the error RaftNodeExited, which quotes the end of its log. A node of the same config that this session already runs writes RaftNodeAlreadyRunning. The nodes this session started are stopped by Stop-RaftCluster, and when PowerShell exits.'
             'Extra server options (for example "--election-timeout-ms 300 --quiet") can be given in the environment variable RAFTPS_SERVER_ARGS.'
-            'With -Secure the nodes serve clients over TLS only, require a client certificate of a throwaway CA and a token, and the session is connected with the admin certificate and token (even when it had a connection).'
+            'With -Secure the nodes serve clients over TLS only, require a client certificate of a throwaway CA and a token, talk to each other over peer TLS, and the session is connected with the admin certificate and token (even when it had a connection).'
         )
         Parameters  = @{
             ConfigPath    = 'The cluster''s config file: one node per line, "ID HOST PORT". The default is config.conf in the current location.'
@@ -28,7 +28,7 @@
             Join          = 'A member of a running cluster, as HOST:PORT: the -NodeId nodes join that cluster (the server is started with --join) instead of bootstrapping from the config. Each must have been added first (Add-RaftNode -AsLearner, or Add-RaftNode -Start does both). Also restarts such a node: its data directory then holds the cluster''s configuration. Their addresses come from the cluster; the config file only names the group that Stop-RaftCluster -ConfigPath stops.'
             DataDirectory = 'The folder that holds each node''s data (DataDirectory/node-ID) and log. The default is ./data. Use the same folder to restart a node with its data.'
             TimeoutSec    = 'How long, in seconds, to wait for a leader (or, with -NodeId, for the nodes to answer). The default is 30. The nodes keep running if the wait times out (error RaftClusterStartTimeout).'
-            Secure        = 'Starts the nodes with client TLS, client certificates and tokens: makes (the first time, or when the node certificate is due or the hosts changed) a throwaway CA, a node certificate naming the config''s hosts and the loopback names, an admin client certificate and an admin token in DataDirectory/tls (keys and token readable by you only), starts the nodes with --cert-file, --key-file, --client-ca-file and --auth-file, and connects this session with them. Users added to DataDirectory/tls/users with New-RaftUserToken -AuthFile before the start stay. See docs/security.md.'
+            Secure        = 'Starts the nodes with client TLS, client certificates, tokens and peer TLS: makes (the first time, or when the node certificate is due or the hosts changed) a throwaway CA (its key kept as ca.key.pem, to sign the peer certificates of nodes added later), a node certificate naming the config''s hosts and the loopback names, a peer certificate per node naming that node (peer-ID.pem), an admin client certificate and an admin token in DataDirectory/tls (keys and token readable by you only), starts the nodes with --cert-file, --key-file, --client-ca-file, --auth-file, --peer-cert-file, --peer-key-file and --peer-ca-file, and connects this session with them. Users added to DataDirectory/tls/users with New-RaftUserToken -AuthFile before the start stay. See docs/security.md.'
             Count         = 'Starts a local cluster of this many nodes (1 to 9; 3 or 5 tolerate 1 or 2 failed nodes) on 127.0.0.1, with no config file of yours: its config and data live in your user data folder (see the description). A -Name used before with another count writes the error RaftLocalClusterMismatch; a port of the cluster that something else listens on (another session running it), RaftLocalClusterPortInUse.'
             Name          = 'With -Count: the name of the local cluster, so several can be kept side by side. The default is "local". Letters, digits, ".", "_" and "-". Tab completion offers the local clusters made so far.'
         }
@@ -303,7 +303,7 @@
             Address           = 'Where the new node''s server listens: a host name or IP address the other nodes can reach. The default is 127.0.0.1.'
             Port              = 'The port of the new node''s server.'
             AsLearner         = 'Adds the node as a learner only, and returns at once.'
-            Start             = 'Also starts a local server process for the node, joining the cluster through the connected node. Its data and log go to DataDirectory/node-ID.'
+            Start             = 'Also starts a local server process for the node, joining the cluster through the connected node. Its data and log go to DataDirectory/node-ID. For a cluster started with Start-RaftCluster -Secure (its files in DataDirectory/tls), the node gets the same client TLS and auth options and a peer TLS certificate of its own; a TLS connection without those files writes RaftSecureFilesMissing.'
             DataDirectory     = 'With -Start: the folder of the nodes'' data directories. The default is ./data.'
             ConfigPath        = 'With -Start: the config file whose nodes the new one is grouped with, so that Stop-RaftCluster -ConfigPath stops it too. The default is config.conf.'
             CatchUpTimeoutSec = 'How long, in seconds, to wait for the node to catch up before promoting it. The default is 300.'
@@ -408,7 +408,7 @@
         Description = @(
             'Makes a certificate with .NET''s CertificateRequest (no openssl) and writes it as NAME.pem with its private key in NAME.key.pem (PKCS#8; on Unix the key file is created readable by you only) in -Path. Keys are ECDSA P-256, signatures SHA-256.'
             'CA: a self-signed certificate authority (10 years by default). Keep its key (NAME.key.pem) off the nodes: it signs everything.'
-            'Node: a node''s certificate, signed by the CA of -IssuerPath, naming every -HostName (host names and IP addresses clients reach the node by) as subject alternative names, for server and client authentication. Give it to the node with --cert-file and --key-file.'
+            'Node: a node''s certificate, signed by the CA of -IssuerPath, naming every -HostName (host names and IP addresses clients reach the node by) as subject alternative names, for server and client authentication. Give it to the node with --cert-file and --key-file. With -NodeId it also names the node (the URI raftps://node/ID) and serves for peer TLS too: give it to the node with --peer-cert-file and --peer-key-file, and the CA with --peer-ca-file.'
             'Client: a client certificate signed by the CA of -IssuerPath, for nodes started with --client-ca-file; use it with Connect-RaftNode -CertificatePath.'
             'Existing files are kept unless -Force is given (error RaftCertificateExists). A certificate cannot outlive its CA (error RaftCertificateFailed). See docs/security.md.'
         )
@@ -416,6 +416,7 @@
             Kind          = 'CA, Node or Client.'
             Name          = 'The certificate''s common name (CN) and the files'' name: NAME.pem, NAME.key.pem.'
             HostName      = 'Node certificates: every host name and IP address the node is reached by.'
+            NodeId        = 'Node certificates for peer TLS: the id of the node the certificate is for. Peers accept the node only as that member (docs/security.md, "Peer TLS"). Not for CA or client certificates (error RaftInvalidArgument).'
             IssuerPath    = 'Node and client certificates: the PEM certificate of the CA that signs them.'
             IssuerKeyPath = 'The CA''s private key. The default is the -IssuerPath file with .pem replaced by .key.pem, as New-RaftCertificate CA writes it.'
             Path          = 'The folder to write to (made if missing). The default is the current location.'
@@ -425,11 +426,11 @@
             Force         = 'Overwrites existing files.'
         }
         Inputs      = @()
-        Outputs     = @{ 'RaftPS.RaftCertificateFile' = 'Kind, Name, Subject, Thumbprint, NotBefore, NotAfter, HostName, CertificatePath, KeyPath.' }
+        Outputs     = @{ 'RaftPS.RaftCertificateFile' = 'Kind, Name, Subject, Thumbprint, NotBefore, NotAfter, HostName, NodeId, CertificatePath, KeyPath.' }
         Examples    = @(
             @{ Title = 'A CA, two nodes and a client'
-               Code = "New-RaftCertificate CA raftps-ca -Path ./pki`nNew-RaftCertificate Node node0 -HostName db1, 10.0.0.11 -IssuerPath ./pki/raftps-ca.pem -Path ./pki`nNew-RaftCertificate Node node1 -HostName db2, 10.0.0.12 -IssuerPath ./pki/raftps-ca.pem -Path ./pki`nNew-RaftCertificate Client ci -IssuerPath ./pki/raftps-ca.pem -Path ./pki"
-               Remarks = 'Start node 0 with --cert-file pki/node0.pem --key-file pki/node0.key.pem --client-ca-file pki/raftps-ca.pem, and connect with Connect-RaftNode db1 50000 -UseTls -CaCertificatePath ./pki/raftps-ca.pem -CertificatePath ./pki/ci.pem -CertificateKeyPath ./pki/ci.key.pem.' }
+               Code = "New-RaftCertificate CA raftps-ca -Path ./pki`nNew-RaftCertificate Node node0 -HostName db1, 10.0.0.11 -NodeId 0 -IssuerPath ./pki/raftps-ca.pem -Path ./pki`nNew-RaftCertificate Node node1 -HostName db2, 10.0.0.12 -NodeId 1 -IssuerPath ./pki/raftps-ca.pem -Path ./pki`nNew-RaftCertificate Client ci -IssuerPath ./pki/raftps-ca.pem -Path ./pki"
+               Remarks = 'Start node 0 with --cert-file pki/node0.pem --key-file pki/node0.key.pem --client-ca-file pki/raftps-ca.pem (client TLS) and --peer-cert-file pki/node0.pem --peer-key-file pki/node0.key.pem --peer-ca-file pki/raftps-ca.pem (peer TLS), and connect with Connect-RaftNode db1 50000 -UseTls -CaCertificatePath ./pki/raftps-ca.pem -CertificatePath ./pki/ci.pem -CertificateKeyPath ./pki/ci.key.pem.' }
         )
         Links       = @('Connect-RaftNode', 'New-RaftUserToken', 'Start-RaftCluster')
     }

@@ -211,9 +211,9 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     {
         if (peers.Peer(leaderId) is not { } peer)
             throw Unavailable("the leader is not a known peer", leaderId);
-        // The path between nodes is plain text: a node that serves clients over TLS only does not
-        // carry their calls (and tokens) over it; the client is sent to the leader instead.
-        if (access.TlsOnly && ClientMethodRoles.ForPath(context.Method, out _) != ClientRole.Public)
+        // Without peer TLS the path between nodes is plain text: a node that serves clients over TLS
+        // only does not carry their calls (and tokens) over it; the client is sent to the leader instead.
+        if (access.TlsOnly && !access.PeerTls && ClientMethodRoles.ForPath(context.Method, out _) != ClientRole.Public)
             throw Unavailable($"this node serves clients over TLS and does not forward calls over the plain-text path between nodes; call the leader (node {leaderId})", leaderId);
         var leaderChanged = changesLeader ? CancellationToken.None : loop.LeaderChanged; // before the view: a change after this cancels it
         var view = loop.View;

@@ -84,9 +84,11 @@ public sealed class SuspendRequested(double seconds) : LoopEvent
 }
 
 /// <summary>A peer's message connection, its preface and hello read, for the loop to read from now on.</summary>
-public sealed class PeerConnected(Socket socket, int peerId) : LoopEvent
+public sealed class PeerConnected(Socket? socket, int peerId, Transport.TlsPeerConnection? tls = null) : LoopEvent
 {
-    public Socket Socket { get; } = socket;
+    /// <summary>A plain connection, read by the loop itself; null for a peer TLS connection (<see cref="Tls"/>).</summary>
+    public Socket? Socket { get; } = socket;
+    public Transport.TlsPeerConnection? Tls { get; } = tls;
     /// <summary>The node its hello named: the only sender whose batches it may carry.</summary>
     public int PeerId { get; } = peerId;
     internal override void DispatchTo(ILoopEventHandler handler) => handler.Handle(this);

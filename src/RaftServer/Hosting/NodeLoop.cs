@@ -206,6 +206,8 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
 
     public void AcceptConnection(Socket socket, int peerId) => Post(new PeerConnected(socket, peerId));
 
+    public void AcceptTlsConnection(Transport.TlsPeerConnection connection, int peerId) => Post(new PeerConnected(null, peerId, connection));
+
     public void Deliver(List<Message> messages) => Post(new MessagesReceived(messages));
 
     // ---- the loop ----

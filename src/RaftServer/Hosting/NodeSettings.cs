@@ -13,6 +13,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// [--snapshot-entries N] [--snapshot-log-bytes N] [--watch-window N] [--watch-window-bytes N] [--watch-batch-ms N]
 /// [--log-level LEVEL] [--log-format plain|json] [--log-file PATH] [--quiet] [--metrics-address HOST:PORT]
 /// [--max-snapshot-bytes N] [--cert-file PATH --key-file PATH [--client-ca-file PATH]] [--auth-file PATH]
+/// [--peer-cert-file PATH --peer-key-file PATH --peer-ca-file PATH]
 /// [--max-request-bytes N] [--max-pending-writes N] [--max-pending-reads N] [--max-client-connections N]
 /// [--max-streams-per-connection N] [--max-header-bytes N] [--allow-suspend] [--quota-bytes N]</c>.
 /// </summary>
@@ -69,9 +70,13 @@ public sealed record NodeSettings
           --max-snapshot-bytes N    refuse a leader's snapshot larger than N bytes before storing any of it
                                     (default: 8589934592 = 8 GiB; at least the largest snapshot the cluster makes)
           --cert-file PATH          serve clients over TLS with this PEM certificate (intermediates may follow it);
-                                    needs --key-file; peers still connect in plain text (off by default)
+                                    needs --key-file (off by default; peers: --peer-cert-file)
           --key-file PATH           the PEM private key of --cert-file
           --client-ca-file PATH     require client certificates issued by this PEM CA (with --cert-file)
+          --peer-cert-file PATH     peer TLS: this node's PEM certificate for its peers, naming raftps://node/ID
+                                    (New-RaftCertificate Node -NodeId); needs --peer-key-file and --peer-ca-file
+          --peer-key-file PATH      the PEM private key of --peer-cert-file
+          --peer-ca-file PATH       peer TLS: the PEM CA that issued every node's peer certificate
           --auth-file PATH          require a token from clients: lines of 'NAME ROLE SHA256-OF-TOKEN', role read,
                                     write or admin (New-RaftUserToken writes them), reread when it changes or on
                                     SIGHUP; without it auth is off
@@ -114,6 +119,10 @@ public sealed record NodeSettings
     public string? KeyFile { get; init; }
     /// <summary>The PEM CA that client certificates must chain to; null: no client certificate asked for.</summary>
     public string? ClientCaFile { get; init; }
+    /// <summary>Peer TLS: this node's PEM certificate for its peers (with <see cref="PeerKeyFile"/> and <see cref="PeerCaFile"/>); null: peers talk in plain text.</summary>
+    public string? PeerCertFile { get; init; }
+    public string? PeerKeyFile { get; init; }
+    public string? PeerCaFile { get; init; }
     /// <summary>The users and their token hashes; null: authentication off.</summary>
     public string? AuthFile { get; init; }
     /// <summary>The client request limits and admission control (docs/security.md).</summary>
@@ -146,7 +155,7 @@ public sealed record NodeSettings
         long watchWindow = WatchHub.DefaultCapacity, watchWindowBytes = WatchHub.DefaultMaxBytes;
         int watchBatch = DefaultWatchBatchMs;
         long maxSnapshotBytes = DefaultMaxSnapshotBytes;
-        string? certFile = null, keyFile = null, clientCaFile = null, authFile = null;
+        string? certFile = null, keyFile = null, clientCaFile = null, authFile = null, peerCertFile = null, peerKeyFile = null, peerCaFile = null;
         var limits = ClientLimits.Default;
         var allowSuspend = false;
         var quotaBytes = StorageQuota.DefaultBytes;
@@ -213,6 +222,9 @@ public sealed record NodeSettings
                 case "--cert-file": certFile = Value(); break;
                 case "--key-file": keyFile = Value(); break;
                 case "--client-ca-file": clientCaFile = Value(); break;
+                case "--peer-cert-file": peerCertFile = Value(); break;
+                case "--peer-key-file": peerKeyFile = Value(); break;
+                case "--peer-ca-file": peerCaFile = Value(); break;
                 case "--auth-file": authFile = Value(); break;
                 case "--max-request-bytes": limits = limits with { MaxRequestBytes = (int)Bounded(Count(4096), int.MaxValue) }; break;
                 case "--max-pending-writes": limits = limits with { MaxPendingWrites = (int)Bounded(Count(1), 1 << 24) }; break;
@@ -238,11 +250,14 @@ public sealed record NodeSettings
             throw new UsageException($"--election-timeout-ms ({election}) must be at least twice --heartbeat-ms ({heartbeat})");
         if ((certFile is null) != (keyFile is null))
             throw new UsageException("--cert-file and --key-file go together (client TLS needs both)");
+        if ((peerCertFile is null) != (peerKeyFile is null) || (peerCertFile is null) != (peerCaFile is null))
+            throw new UsageException("--peer-cert-file, --peer-key-file and --peer-ca-file go together (peer TLS needs all three)");
         if (clientCaFile is not null && certFile is null)
             throw new UsageException("--client-ca-file needs --cert-file and --key-file (client certificates are asked for over TLS)");
         return new NodeSettings
         {
             CertFile = certFile, KeyFile = keyFile, ClientCaFile = clientCaFile, AuthFile = authFile,
+            PeerCertFile = peerCertFile, PeerKeyFile = peerKeyFile, PeerCaFile = peerCaFile,
             Id = id.Value, ConfigPath = config, DataDir = dataDir, Join = join, HeartbeatMs = heartbeat, ElectionTimeoutMs = election,
             SnapshotEntries = snapshotEntries, SnapshotLogBytes = snapshotLogBytes, LogLevel = level, Quiet = quiet,
             LogFile = logFile, MetricsAddress = metricsAddress, JsonLogs = jsonLogs,

@@ -438,8 +438,13 @@ public sealed partial class RaftDriver : ILoopEventHandler
 
     public void Handle(PeerConnected e)
     {
-        if (_suspended) e.Socket.Dispose();
-        else _sockets.Add(e.Socket, e.PeerId);
+        if (_suspended)
+        {
+            e.Socket?.Dispose();
+            e.Tls?.Dispose();
+        }
+        else if (e.Tls is { } tls) _sockets.AddTls(tls, e.PeerId);
+        else _sockets.Add(e.Socket!, e.PeerId);
     }
 
     /// <summary>Only timers and the lease change on this hint (docs/design.md, "Fail-over").</summary>

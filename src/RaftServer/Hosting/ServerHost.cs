@@ -115,6 +115,17 @@ public static class ServerHost
             return 2;
         }
         using var clientSecurityScope = clientSecurity;
+        PeerTls? peerTls = null;
+        try
+        {
+            if (settings.PeerCertFile is { } peerCert) peerTls = PeerTls.Load(peerCert, settings.PeerKeyFile!, settings.PeerCaFile!, settings.Id);
+        }
+        catch (InvalidDataException e)
+        {
+            logger.LogError("{Message}", e.Message);
+            return 2;
+        }
+        using var peerTlsScope = peerTls;
         using var authFileReloader = settings.AuthFile is { } authFile ? new AuthFileReloader(authFile, clientSecurity.Access, logger) : null;
 
         DataDirectory dataDir;
@@ -219,7 +230,7 @@ public static class ServerHost
         else logger.LogInformation("This node knows no cluster id yet: it takes the one its cluster's leader commits");
         var membership = new Membership(settings.Id, members.Members) { SelfAddress = self, Identity = identity };
         var linkTimings = PeerLinkTimings.For(settings.HeartbeatMs, settings.ElectionTimeoutMs);
-        var handshake = new PeerHandshake(settings.Id, identity, membership.IsRemoved, transportLogger);
+        var handshake = new PeerHandshake(settings.Id, identity, membership.IsRemoved, transportLogger, peerTls);
         var clock = Stopwatch.StartNew();
         Func<long> nowMs = () => clock.ElapsedMilliseconds;
         WebApplication? app = null;
@@ -240,7 +251,7 @@ public static class ServerHost
         await using var peers = new PeerTransport(membership, transportLogger, id => loop.Post(new PeerUnreachable(id)), linkTimings, handshake);
         metrics.Attach(() => loop.View, loop.Gauges);
         loop.ViewChanged = metrics.ViewChanged;
-        await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), loop.Post, loggerFactory) { Metrics = metrics };
+        await using var snapshots = new SnapshotCoordinator(storage, membership, SnapshotPolicy.From(settings), loop.Post, loggerFactory) { Metrics = metrics, PeerTls = peerTls };
         var driver = new RaftDriver(
             () => new RaftOptions
             {
@@ -278,13 +289,14 @@ public static class ServerHost
         // The services hold no per-call state. Registered, they are resolved from the container;
         // unregistered, Grpc.AspNetCore builds an activator with System.Linq.Expressions (2.5 MiB
         // of RSS for one compiled lambda) and constructs a new instance for every call.
+        builder.Services.AddSingleton(handshake);
         builder.Services.AddSingleton<PeerService>();
         // Kestrel binds with the transport registered last: this one sorts the connections to the
         // node's port, handing peers' message connections to the node loop (which reads them
         // itself) and everything else (HTTP/2: the client service, snapshots) to Kestrel.
         builder.Services.AddSingleton<IConnectionListenerFactory>(
             new PeerSortingListenerFactory(() => loop.Suspended, loop.AcceptConnection, handshake, transportLogger,
-                loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets")));
+                loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"), loop.AcceptTlsConnection));
         builder.Services.AddSingleton<ClientService>();
         builder.Services.AddSingleton(new AdminOperations(settings.AllowSuspend));
         builder.Services.AddSingleton(metrics);
@@ -351,6 +363,8 @@ public static class ServerHost
 
         Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
         foreach (var line in clientSecurity.Describe()) logger.LogInformation("{Security}", line);
+        logger.LogInformation("{Security}", peerTls?.Describe() ??
+            "Peer TLS: off (peers connect in plain text, unauthenticated; --peer-cert-file, --peer-key-file and --peer-ca-file turn it on)");
         await using var metricsServer = settings.MetricsAddress is { } metricsAt ? await StartMetricsAsync(metricsAt, settings.Id, loggerFactory, logger) : null;
         if (settings.MetricsAddress is not null && metricsServer is null)
         {

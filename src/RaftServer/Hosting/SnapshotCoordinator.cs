@@ -43,6 +43,12 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
     private readonly Membership _membership;
 
     /// <param name="post">Posts an event to the node loop (a save's or a transfer's end).</param>
+    /// <summary>Peer TLS, when on: snapshots are sent over it.</summary>
+    public Transport.PeerTls? PeerTls
+    {
+        init => _sender.Tls = value;
+    }
+
     public SnapshotCoordinator(NodeStorage storage, Membership membership, SnapshotPolicy policy, Action<LoopEvent> post, ILoggerFactory loggers)
     {
         _storage = storage;

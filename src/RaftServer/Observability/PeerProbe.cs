@@ -79,6 +79,7 @@ public sealed class ProbedSockets(IPeerSockets inner, PeerProbe probe) : IPeerSo
 
     public bool HasConnections => inner.HasConnections;
     public void Add(Socket socket, int peerId) => inner.Add(socket, peerId);
+    public void AddTls(TlsPeerConnection connection, int peerId) => inner.AddTls(connection, peerId);
     public bool Spin(Func<bool> hasWork) => inner.Spin(hasWork);
     public void Sleep(int timeoutMs) => inner.Sleep(timeoutMs);
     public void Wake() => inner.Wake();

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Threading.Channels;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
@@ -94,11 +96,12 @@ public sealed class PeerClient : IAsyncDisposable
         _handshake = handshake ?? new PeerHandshake(-1, new ClusterIdentity(), _ => false, logger);
         _ackTimer = new Timer(static state => ((PeerClient)state!).CheckAcknowledgement(), this, Timeout.Infinite, Timeout.Infinite);
         _keepAliveTimer = new Timer(static state => ((PeerClient)state!).KeepAliveDue(), this, _timings.KeepAliveInterval, _timings.KeepAliveInterval);
-        (_channel, _client) = CreateChannel(address);
+        (_channel, _client) = CreateChannel(address, _handshake.Tls);
         _runner = Task.Run(RunAsync);
     }
 
-    private static (GrpcChannel, P.RaftClient.RaftClientClient) CreateChannel(NodeAddress address)
+    /// <summary>The channel of forwarded calls: h2c, or with peer TLS HTTP/2 inside a peer TLS connection (<see cref="PeerTls.ConfigureHandler"/>).</summary>
+    private static (GrpcChannel, P.RaftClient.RaftClientClient) CreateChannel(NodeAddress address, PeerTls? tls)
     {
         var handler = new SocketsHttpHandler
         {
@@ -110,6 +113,7 @@ public sealed class PeerClient : IAsyncDisposable
             EnableMultipleHttp2Connections = true,
             InitialHttp2StreamWindowSize = 4 << 20,
         };
+        tls?.ConfigureHandler(handler, address);
         var channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions
         {
             // An HttpClient rather than the handler itself: given a SocketsHttpHandler, the channel
@@ -128,7 +132,7 @@ public sealed class PeerClient : IAsyncDisposable
     private void RenewChannel()
     {
         var old = _channel;
-        var (channel, client) = CreateChannel(Address);
+        var (channel, client) = CreateChannel(Address, _handshake.Tls);
         _channel = channel;
         _client = client;
         old.Dispose();
@@ -282,6 +286,7 @@ public sealed class PeerClient : IAsyncDisposable
         ConfigureDeadPeerDetection(socket);
         var connection = new LinkConnection(linked);
         var connected = false;
+        SslStream? ssl = null;
         try
         {
             using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(linked.Token))
@@ -296,25 +301,38 @@ public sealed class PeerClient : IAsyncDisposable
                     return new ConnectTimeoutException(_timings.ConnectTimeout);
                 }
             }
+            if (_handshake.Tls is { } tls)
+            {
+                try
+                {
+                    ssl = await tls.ConnectAsync(new NetworkStream(socket, ownsSocket: false), Address, linked.Token);
+                }
+                catch (PeerTlsRefusedException e)
+                {
+                    _handshake.Warn($"to {Address.Id} tls {e.Kind}", "{Error}", e.Message);
+                    return new PeerRefusedException(e.Message);
+                }
+            }
             connected = true;
             Volatile.Write(ref _pingSentAt, 0);
             _acknowledged = false;
             _current = connection;
             _linkLost = new CancellationTokenSource();
             // The preface, this node's hello and a first ping: a connection the peer cannot answer on
-            // is found at once.
-            PeerWire.Preface.CopyTo(_frame);
+            // is found at once. With peer TLS the preface went before the handshake.
+            var prefaceBytes = ssl is null ? PeerWire.Preface.Length : 0;
+            if (ssl is null) PeerWire.Preface.CopyTo(_frame);
             var hello = _handshake.LocalHello();
-            hello.CopyTo(_frame, PeerWire.Preface.Length);
-            var length = AppendPing(PeerWire.Preface.Length + hello.Length);
-            await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
+            hello.CopyTo(_frame, prefaceBytes);
+            var length = AppendPing(prefaceBytes + hello.Length);
+            await SendAllAsync(socket, ssl, _frame.AsMemory(0, length), linked.Token);
             Connected = true;
             _logger.LogDebug("Connected to node {Peer}", Address);
             // Watch the connection: the peer sends only acknowledgements of pings on it, so a receive
             // also ends when the connection does (a killed process's sockets are closed by the kernel
             // at once), while the loop below may wait long for something to send (a follower sends to
             // a dead leader only when its election timer fires).
-            _ = WatchAsync(socket, connection);
+            _ = WatchAsync(socket, ssl, connection);
             while (true)
             {
                 while (reader.TryRead(out var batch))
@@ -323,7 +341,7 @@ public sealed class PeerClient : IAsyncDisposable
                     {
                         if (Volatile.Read(ref _pingSentAt) != 0) continue; // a ping is out already
                         length = AppendPing(0);
-                        await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
+                        await SendAllAsync(socket, ssl, _frame.AsMemory(0, length), linked.Token);
                         continue;
                     }
                     // Batches that queued up while the last write was in flight go out as one.
@@ -332,7 +350,7 @@ public sealed class PeerClient : IAsyncDisposable
                         batch.Messages.AddRange(next.Messages);
                     length = PeerWire.Write(batch, ref _frame);
                     if (PingDue()) length = AppendPing(length);
-                    await SendAllAsync(socket, _frame.AsMemory(0, length), linked.Token);
+                    await SendAllAsync(socket, ssl, _frame.AsMemory(0, length), linked.Token);
                 }
                 if (!await reader.WaitToReadAsync(linked.Token)) return null; // disposing
             }
@@ -347,6 +365,7 @@ public sealed class PeerClient : IAsyncDisposable
         {
             _current = null;
             if (connected) _ = _linkLost.CancelAsync();
+            ssl?.Dispose();
         }
     }
 
@@ -378,9 +397,10 @@ public sealed class PeerClient : IAsyncDisposable
             _ackTimer.Change(_timings.AckTimeout - silence, Timeout.InfiniteTimeSpan);
     }
 
-    private async Task SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken ct)
+    private async Task SendAllAsync(Socket socket, SslStream? ssl, ReadOnlyMemory<byte> data, CancellationToken ct)
     {
-        while (data.Length > 0)
+        if (ssl is not null) await ssl.WriteAsync(data, ct);
+        else while (data.Length > 0)
         {
             var sent = await socket.SendAsync(data, SocketFlags.None, ct);
             data = data[sent..];
@@ -397,7 +417,7 @@ public sealed class PeerClient : IAsyncDisposable
 
     /// <summary>Reads the peer's hello, then its acknowledgements of pings (empty frames); a hello that
     /// refuses the connection, anything else, or the end of the stream, ends the connection.</summary>
-    private async Task WatchAsync(Socket socket, LinkConnection connection)
+    private async Task WatchAsync(Socket socket, SslStream? ssl, LinkConnection connection)
     {
         var buffer = new byte[PeerWire.HeaderBytes + PeerWire.MaxHelloBytes];
         var filled = 0;
@@ -406,13 +426,40 @@ public sealed class PeerClient : IAsyncDisposable
             var helloLength = -1;
             while (helloLength < 0 || filled < PeerWire.HeaderBytes + helloLength)
             {
-                var n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, connection.Token);
+                int n;
+                try
+                {
+                    n = ssl is null
+                        ? await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, connection.Token)
+                        : await ssl.ReadAsync(buffer.AsMemory(filled), connection.Token);
+                }
+                catch (Exception e) when (ssl is not null && e is AuthenticationException or IOException)
+                {
+                    n = 0; // a TLS alert: the peer refused this node's certificate (below)
+                }
                 if (n == 0)
                 {
+                    if (ssl is not null)
+                    {
+                        var message = $"node {Address.Id} at {Address.Host}:{Address.Port}: it ended the peer TLS connection before its hello " +
+                            "(it refused this node's certificate or hello; its log says why)";
+                        _handshake.Warn($"to {Address.Id} tls closed", "Refused the connection to {Error}", message);
+                        connection.End(new PeerRefusedException(message));
+                        return;
+                    }
                     connection.End(new IOException("the peer closed the connection before it said who it is"));
                     return;
                 }
                 filled += n;
+                if (ssl is null && buffer[0] == PeerWire.TlsPreface[0])
+                {
+                    // A peer TLS node's refusal of a plain connection: it answered with its TLS preface.
+                    var message = $"node {Address.Id} at {Address.Host}:{Address.Port}: it requires peer TLS, and this node does not use it (no --peer-cert-file); " +
+                        "give every node of the cluster the peer TLS options, or none of them";
+                    _handshake.Warn($"to {Address.Id} plain", "Refused the connection to {Error}", message);
+                    connection.End(new PeerRefusedException(message));
+                    return;
+                }
                 if (helloLength < 0 && filled >= PeerWire.HeaderBytes) helloLength = PeerWire.HelloLength(buffer);
             }
             var answer = PeerWire.ParseHello(buffer.AsSpan(PeerWire.HeaderBytes, helloLength));
@@ -439,7 +486,9 @@ public sealed class PeerClient : IAsyncDisposable
                 }
                 Array.Copy(buffer, at, buffer, 0, filled - at);
                 filled -= at;
-                var n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, connection.Token);
+                var n = ssl is null
+                    ? await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, connection.Token)
+                    : await ssl.ReadAsync(buffer.AsMemory(filled), connection.Token);
                 if (n == 0)
                 {
                     // The peer closed the connection (it stopped, or was killed with nothing unread).
@@ -453,9 +502,9 @@ public sealed class PeerClient : IAsyncDisposable
         {
             connection.End(new IOException($"the peer's hello: {e.Message}", e));
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is SocketException or IOException or AuthenticationException)
         {
-            connection.End(e); // reset: a killed process with data unread, or a host that gave up on us
+            connection.End(e is AuthenticationException ? new IOException(e.Message, e) : e); // reset: a killed process with data unread, or a host that gave up on us
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {

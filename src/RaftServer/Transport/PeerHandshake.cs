@@ -11,14 +11,17 @@ namespace RaftServer.Transport;
 /// different) is refused with one line naming both ids, at most once a minute per peer and id
 /// (<see cref="LogLimiter"/>). This is a guard against mistakes (a node of another cluster started
 /// with the same ids and addresses), not authentication: without TLS anyone who can reach the port
-/// can send any hello (docs/security.md, "Cluster identity").
+/// can send any hello (docs/security.md, "Cluster identity"). With peer TLS (<see cref="Tls"/>) the
+/// hello must name the node of the peer's certificate, which makes it a checked claim.
 /// </summary>
-public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, bool> isRemoved, ILogger logger)
+public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, bool> isRemoved, ILogger logger, PeerTls? tls = null)
 {
     private readonly LogLimiter _limiter = new(TimeSpan.FromMinutes(1));
 
     public int Self => self;
     public ClusterIdentity Identity => identity;
+    /// <summary>Peer TLS, when on: every connection to and from peers goes through it.</summary>
+    public PeerTls? Tls => tls;
 
     /// <summary>This node's hello frame (its cluster id as known now).</summary>
     public byte[] LocalHello() => PeerWire.Hello(identity.Id, self);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
@@ -15,6 +16,8 @@ public interface IPeerSockets
     bool HasConnections { get; }
     /// <summary>A connection whose hello said it is from node <paramref name="peerId"/> (PeerSortingListener).</summary>
     void Add(Socket socket, int peerId);
+    /// <summary>A peer TLS connection whose certificate and hello named node <paramref name="peerId"/> (PeerTlsAcceptor).</summary>
+    void AddTls(TlsPeerConnection connection, int peerId);
     /// <summary>Polls without blocking for a while; true when a socket became readable or <paramref name="hasWork"/> said so.</summary>
     bool Spin(Func<bool> hasWork);
     /// <summary>Blocks until a peer socket is readable, <see cref="Wake"/> is called, or the timeout passes.</summary>
@@ -90,6 +93,14 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private readonly Membership _membership;
     private readonly ILogger _logger;
     private readonly List<InboundPeer> _inbound = new();
+    /// <summary>Peer TLS connections: their reader tasks put whole batches in <see cref="_tlsBatches"/>.</summary>
+    private readonly List<TlsPeerConnection> _tls = new();
+    /// <summary>Bounded: a full queue stops the readers (and so, through TCP, the senders) until the loop drains it.</summary>
+    private readonly Channel<(TlsPeerConnection From, P.MessageBatch Batch)> _tlsBatches =
+        Channel.CreateBounded<(TlsPeerConnection, P.MessageBatch)>(new BoundedChannelOptions(1024) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    /// <summary>1 while a reader's wake-up is pending (reset by the loop before it drains): at most one wake-up per turn.</summary>
+    private int _tlsWakePending;
+    private readonly Action _tlsWake;
     private readonly List<Socket> _readable = new();
     private readonly Socket _wakeReceiver;
     private readonly Socket _wakeSender;
@@ -123,6 +134,10 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
             _deliver!(messages);
         };
+        _tlsWake = () =>
+        {
+            if (Interlocked.Exchange(ref _tlsWakePending, 1) == 0) Wake();
+        };
         // A datagram socket on loopback that Sleep polls with the peers, for Wake to write to.
         _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         _wakeReceiver.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -130,7 +145,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         _wakeSender.Connect(_wakeReceiver.LocalEndPoint!);
     }
 
-    public bool HasConnections => _inbound.Count > 0;
+    public bool HasConnections => _inbound.Count > 0 || _tls.Count > 0;
 
     /// <summary>
     /// A peer's new connection. Non-blocking: the loop only reads what poll() said is there, and the
@@ -153,6 +168,26 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         }
     }
 
+    public void AddTls(TlsPeerConnection connection, int peerId)
+    {
+        for (var i = _tls.Count - 1; i >= 0; i--)
+            if (_tls[i].PeerId == peerId) DropTls(i);
+        _tls.Add(connection);
+        connection.Start(_tlsBatches.Writer, _tlsWake, _logger);
+        if (!_membership.IsPeer(peerId))
+        {
+            var unlisted = 0;
+            for (var i = _tls.Count - 1; i >= 0; i--)
+                if (!_membership.IsPeer(_tls[i].PeerId) && ++unlisted > MaxUnlistedConnections) DropTls(i);
+        }
+    }
+
+    private void DropTls(int at)
+    {
+        _tls[at].Dispose();
+        _tls.RemoveAt(at);
+    }
+
     private void Drop(int at)
     {
         _inbound[at].Socket.Dispose();
@@ -172,6 +207,13 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             _logger.LogDebug("Closed the connection of node {Peer} from {Remote}: nothing arrived on it for {Ms} ms",
                 _inbound[i].PeerId, Remote(_inbound[i].Socket), (long)IdleTimeout.TotalMilliseconds);
             Drop(i);
+        }
+        for (var i = _tls.Count - 1; i >= 0; i--)
+        {
+            if (now - _tls[i].LastHeard < _idleTicks) continue;
+            _logger.LogDebug("Closed the TLS connection of node {Peer} from {Remote}: nothing arrived on it for {Ms} ms",
+                _tls[i].PeerId, _tls[i].Remote, (long)IdleTimeout.TotalMilliseconds);
+            DropTls(i);
         }
     }
 
@@ -225,8 +267,9 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         var spinUntil = now + SpinMaxTicks;
         for (var i = 0; i < spins && Stopwatch.GetTimestamp() < spinUntil; i++)
         {
-            if (hasWork()) return true;
+            if (hasWork() || _tlsBatches.Reader.Count > 0) return true;
             FillReadable(withWakeSocket: false);
+            if (_readable.Count == 0) continue;
             Socket.Select(_readable, null, null, 0);
             if (_readable.Count > 0)
             {
@@ -255,7 +298,9 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
 
     public void ReadAvailable(Action<List<Message>> deliver)
     {
-        if (_inbound.Count > 0) CloseIdle(Stopwatch.GetTimestamp());
+        if (_inbound.Count > 0 || _tls.Count > 0) CloseIdle(Stopwatch.GetTimestamp());
+        _deliver = deliver;
+        if (_tls.Count > 0) ReadTls();
         if (!_polled)
         {
             if (_inbound.Count == 0) return;
@@ -263,7 +308,6 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             Socket.Select(_readable, null, null, 0);
         }
         _polled = false;
-        _deliver = deliver;
         foreach (var socket in _readable)
         {
             if (socket == _wakeReceiver)
@@ -279,6 +323,28 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             }
         }
         _readable.Clear();
+    }
+
+    /// <summary>The batches the TLS connections' readers queued, checked as a plain connection's are; ended connections removed.</summary>
+    private void ReadTls()
+    {
+        Volatile.Write(ref _tlsWakePending, 0); // before draining: a batch queued after this wakes the loop again
+        var reader = _tlsBatches.Reader;
+        for (var n = 0; n < 4096 && reader.TryRead(out var item); n++)
+        {
+            if (item.From.PeerId != item.Batch.From)
+            {
+                // The connection's certificate and hello name another node: a forged or confused sender.
+                if (_limiter.Allow("from " + item.From.RemoteAddress, out var held))
+                    _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, its TLS connection is node {Peer}'s (its certificate names node {Peer}){Held}",
+                        item.From.Remote, item.Batch.From, item.From.PeerId, item.From.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
+                continue;
+            }
+            if (!_tls.Contains(item.From)) continue; // replaced or closed by the loop meanwhile
+            if (PeerInbox.ToMessages(_membership, item.Batch) is { } messages) _deliver!(messages);
+        }
+        for (var i = _tls.Count - 1; i >= 0; i--)
+            if (_tls[i].Ended) DropTls(i);
     }
 
     private int IndexOf(Socket socket)
@@ -328,6 +394,9 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     {
         foreach (var p in _inbound) p.Socket.Dispose();
         _inbound.Clear();
+        foreach (var t in _tls) t.Dispose();
+        _tls.Clear();
+        while (_tlsBatches.Reader.TryRead(out _)) { }
         _readable.Clear();
         _polled = false;
     }

@@ -20,9 +20,13 @@ namespace RaftServer.Transport;
 /// A wrong preface or hello, or a peer of another cluster, closes the connection with a warning.
 /// With client TLS on, Kestrel also binds a <see cref="TlsSideEndPoint"/> of the port (after the
 /// port itself): connections that open with a TLS handshake record go there, to Kestrel's HTTPS
-/// middleware.
+/// middleware. With peer TLS (<paramref name="acceptTlsPeer"/> given and the handshake's
+/// <see cref="PeerHandshake.Tls"/> set) a connection that opens with <see cref="PeerWire.TlsPreface"/>
+/// goes to a <see cref="PeerTlsAcceptor"/>, and a plain peer preface is refused; without it, a TLS
+/// preface is refused. Either refusal is answered so that the other side can say what is wrong.
 /// </summary>
-public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket, int> acceptPeer, PeerHandshake handshake, ILogger logger, ILogger socketsLogger)
+public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket, int> acceptPeer, PeerHandshake handshake, ILogger logger, ILogger socketsLogger,
+    Action<TlsPeerConnection, int>? acceptTlsPeer = null)
     : IConnectionListenerFactory
 {
     private readonly Dictionary<EndPoint, PeerSortingListener> _bound = new();
@@ -50,7 +54,7 @@ public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket,
         }
         socket.Listen(512);
         var contexts = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), socketsLogger);
-        var listener = new PeerSortingListener(socket, contexts, refuse, acceptPeer, handshake, logger);
+        var listener = new PeerSortingListener(socket, contexts, refuse, acceptPeer, handshake, logger, acceptTlsPeer);
         lock (_bound) _bound[endpoint] = listener;
         return new(listener);
     }
@@ -83,6 +87,7 @@ internal sealed class PeerSortingListener : IConnectionListener
     private static readonly TimeSpan RefusalLinger = TimeSpan.FromSeconds(1);
 
     private const int HeadBytes = 14 + PeerWire.HeaderBytes; // the preface and the hello's length
+    private static int PrefaceBytes => PeerWire.Preface.Length;
 
     private sealed class Pending(Socket socket, long deadline)
     {
@@ -101,6 +106,8 @@ internal sealed class PeerSortingListener : IConnectionListener
     private readonly Func<bool> _refuse;
     private readonly Action<Socket, int> _acceptPeer;
     private readonly PeerHandshake _handshake;
+    /// <summary>Peer TLS on: TLS prefaces are accepted here, plain ones refused.</summary>
+    private readonly PeerTlsAcceptor? _tlsPeers;
     private readonly ILogger _logger;
     private readonly Channel<ConnectionContext> _http = Channel.CreateUnbounded<ConnectionContext>();
     /// <summary>Connections that open with a TLS record, once a TLS side is bound; else they go to <see cref="_http"/> (and fail there).</summary>
@@ -122,8 +129,10 @@ internal sealed class PeerSortingListener : IConnectionListener
     private long _closedOverCap;
 
     public PeerSortingListener(Socket listen, SocketConnectionContextFactory contexts, Func<bool> refuse, Action<Socket, int> acceptPeer,
-        PeerHandshake handshake, ILogger logger)
+        PeerHandshake handshake, ILogger logger, Action<TlsPeerConnection, int>? acceptTlsPeer = null)
     {
+        if (handshake.Tls is { } peerTls && acceptTlsPeer is not null)
+            _tlsPeers = new PeerTlsAcceptor(peerTls, handshake, refuse, acceptTlsPeer, c => _http.Writer.TryWrite(c));
         _listen = listen;
         _contexts = contexts;
         _refuse = refuse;
@@ -357,7 +366,7 @@ internal sealed class PeerSortingListener : IConnectionListener
                     if (!to.Writer.TryWrite(_contexts.Create(socket))) socket.Dispose();
                     return;
                 }
-                p.Need = HeadBytes;
+                p.Need = PrefaceBytes;
             }
             while (p.Got < p.Need)
             {
@@ -366,24 +375,32 @@ internal sealed class PeerSortingListener : IConnectionListener
                 if (error == SocketError.WouldBlock) return;
                 if (error != SocketError.Success || n == 0) { Close(p); return; }
                 p.Got += n;
-                if (p.Got == HeadBytes && p.Need == HeadBytes)
+                if (p.Got == PrefaceBytes && p.Need == PrefaceBytes)
                 {
                     if (!CheckPreface(p)) return;
-                    p.Need += PeerWire.HelloLength(p.Head.AsSpan(PeerWire.Preface.Length, PeerWire.HeaderBytes));
+                    if (_tlsPeers is not null && p.Head.AsSpan(0, PrefaceBytes).SequenceEqual(PeerWire.TlsPreface))
+                    {
+                        p.Done = true;
+                        socket.Blocking = true;
+                        socket.NoDelay = true;
+                        _tlsPeers.Accept(socket);
+                        return;
+                    }
+                    p.Need = HeadBytes;
                 }
+                if (p.Got == HeadBytes && p.Need == HeadBytes)
+                    p.Need += PeerWire.HelloLength(p.Head.AsSpan(PeerWire.Preface.Length, PeerWire.HeaderBytes));
             }
             var hello = PeerWire.ParseHello(p.Head.AsSpan(HeadBytes, p.Need - HeadBytes));
             // This node's answer first, in every case: a refused peer learns which cluster this is.
             var answer = _handshake.LocalHello();
-            var sent = socket.Send(answer, 0, answer.Length, SocketFlags.None, out var sendError);
-            if (sendError != SocketError.Success || sent != answer.Length) { Close(p); return; }
             if (!_handshake.Admit(hello, socket.RemoteEndPoint))
             {
-                socket.Shutdown(SocketShutdown.Send);
-                p.Closing = true;
-                p.Deadline = Stopwatch.GetTimestamp() + (long)(RefusalLinger.TotalSeconds * Stopwatch.Frequency);
+                RefuseWith(p, answer);
                 return;
             }
+            var sent = socket.Send(answer, 0, answer.Length, SocketFlags.None, out var sendError);
+            if (sendError != SocketError.Success || sent != answer.Length) { Close(p); return; }
             p.Done = true;
             if (_refuse()) { socket.Dispose(); return; }
             socket.NoDelay = true;
@@ -401,11 +418,39 @@ internal sealed class PeerSortingListener : IConnectionListener
         }
     }
 
+    /// <summary>Sends <paramref name="answer"/>, then waits for the peer to close (or the linger to end): it reads the answer first.</summary>
+    private static void RefuseWith(Pending p, ReadOnlySpan<byte> answer)
+    {
+        var sent = p.Socket.Send(answer, SocketFlags.None, out var sendError);
+        if (sendError != SocketError.Success || sent != answer.Length) { Close(p); return; }
+        p.Socket.Shutdown(SocketShutdown.Send);
+        p.Closing = true;
+        p.Deadline = Stopwatch.GetTimestamp() + (long)(RefusalLinger.TotalSeconds * Stopwatch.Frequency);
+    }
+
+    /// <summary>Whether the preface lets the connection go on (false: refused or closed, and said so).</summary>
     private bool CheckPreface(Pending p)
     {
         var preface = p.Head.AsSpan(0, PeerWire.Preface.Length);
-        if (preface.SequenceEqual(PeerWire.Preface)) return true;
         var remote = Remote(p.Socket);
+        if (preface.SequenceEqual(PeerWire.Preface))
+        {
+            if (_tlsPeers is null) return true;
+            // The plain peer reads this answer as a TLS node's and says so in its own log.
+            _handshake.Warn($"plain {remote}", "Refused a peer connection from {Remote}: it speaks plain text, and this node requires peer TLS " +
+                "(--peer-cert-file); give every node of the cluster the peer TLS options, or none of them", remote);
+            RefuseWith(p, PeerWire.TlsPreface);
+            return false;
+        }
+        if (preface.SequenceEqual(PeerWire.TlsPreface))
+        {
+            if (_tlsPeers is not null) return true;
+            // Answered with this node's plain hello: the TLS peer reads it as a plain node's and says so.
+            _handshake.Warn($"tls {remote}", "Refused a peer connection from {Remote}: it uses peer TLS, and this node does not (no --peer-cert-file); " +
+                "give every node of the cluster the peer TLS options, or none of them", remote);
+            RefuseWith(p, _handshake.LocalHello());
+            return false;
+        }
         if (preface.SequenceEqual(PeerWire.PrefaceVersion1))
             _handshake.Warn($"v1 {remote}", "Closed a peer connection from {Remote}: it speaks the peer protocol of an older RaftPS (no cluster identity); upgrade that node", remote);
         else

@@ -28,6 +28,10 @@ public static class PeerWire
     /// line that says to upgrade that node.</summary>
     public static ReadOnlySpan<byte> PrefaceVersion1 => "RAFTPS-PEER/1\n"u8;
 
+    /// <summary>The preface of a peer TLS connection (<see cref="PeerTls"/>): as long as <see cref="Preface"/>
+    /// and with the same first byte; the accepting node echoes it, then the TLS handshake follows.</summary>
+    public static ReadOnlySpan<byte> TlsPreface => "RAFTPS-PTLS/2\n"u8;
+
     /// <summary>A hello is a handful of bytes; a longer one is a broken or foreign peer.</summary>
     public const int MaxHelloBytes = 64;
 

@@ -28,7 +28,8 @@ public sealed class SnapshotReceiver(
     ISnapshotSink? sink,
     ILogger logger,
     ClusterIdentity? identity = null,
-    SnapshotUploadGate? gate = null)
+    SnapshotUploadGate? gate = null,
+    int? certifiedSender = null)
 {
     /// <summary>Largest chunk accepted: gRPC's default message limit, so memory stays bounded
     /// whatever the server's own limit is (the leader sends <see cref="SnapshotSender.DefaultChunkBytes"/>).</summary>
@@ -142,6 +143,8 @@ public sealed class SnapshotReceiver(
     {
         if (h.To != self) throw Fail(StatusCode.InvalidArgument, $"the snapshot is addressed to node {h.To}, this is node {self}");
         if (h.From == self || !isMember(h.From)) throw Fail(StatusCode.PermissionDenied, $"node {h.From} is not a peer of this node");
+        if (certifiedSender is { } certified && h.From != certified)
+            throw Fail(StatusCode.PermissionDenied, $"the snapshot says it is from node {h.From}, and its peer TLS certificate names node {certified}");
         if (identity is not null && !identity.Accepts(h.ClusterId))
             throw Fail(StatusCode.PermissionDenied,
                 $"node {h.From} belongs to cluster {ClusterIdentity.Format(h.ClusterId)}, this node to cluster {identity}");

@@ -237,11 +237,15 @@ public sealed class SnapshotSender : IAsyncDisposable
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
             };
+            Tls?.ConfigureHandler(handler, address); // peer TLS: HTTP/2 inside a peer TLS connection
             var channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions { HttpHandler = handler });
             _channels[peer] = (address, channel);
             return channel;
         }
     }
+
+    /// <summary>Peer TLS, when on: uploads go over peer TLS connections. Set before the first transfer.</summary>
+    public PeerTls? Tls { get; set; }
 
     /// <summary>Called as each transfer ends, with its duration and whether it succeeded (metrics).</summary>
     public Action<TimeSpan, bool>? Finished { get; set; }

@@ -98,6 +98,7 @@ internal sealed class FakeSockets : IPeerSockets
     public int Closed { get; private set; }
     public bool HasConnections => false;
     public void Add(Socket socket, int peerId) => socket.Dispose();
+    public void AddTls(TlsPeerConnection connection, int peerId) => connection.Dispose();
     public bool Spin(Func<bool> hasWork) => false;
     public void Sleep(int timeoutMs) { }
     public void Wake() { }

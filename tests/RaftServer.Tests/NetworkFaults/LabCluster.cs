@@ -38,8 +38,15 @@ internal sealed class LabCluster : IDisposable
 
     /// <param name="allowSuspend">Whether the nodes run with --allow-suspend (the Suspend fault needs it).</param>
     public LabCluster(int size, IReadOnlyDictionary<string, string>? environment, bool allowSuspend, params string[] extraArgs)
+        : this(size, environment, allowSuspend, null, extraArgs)
+    {
+    }
+
+    /// <param name="nodeArgs">Arguments of one node's own (after <paramref name="extraArgs"/>), e.g. its peer TLS certificate.</param>
+    public LabCluster(int size, IReadOnlyDictionary<string, string>? environment, bool allowSuspend, Func<int, string[]>? nodeArgs, params string[] extraArgs)
     {
         _allowSuspend = allowSuspend;
+        _nodeArgs = nodeArgs;
         _environment = environment ?? new Dictionary<string, string>();
         _extraArgs = extraArgs;
         Lab = new NetworkLab(size);
@@ -59,12 +66,14 @@ internal sealed class LabCluster : IDisposable
         }
     }
 
+    private readonly Func<int, string[]>? _nodeArgs;
+
     public string DataDir(int id) => Path.Combine(Dir, "data", $"node-{id}");
 
     public void Start(int id)
     {
         var p = ServerProcess.StartIn(Lab.NodeNamespace(id), id, Dir,
-            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", .. (_allowSuspend ? ["--allow-suspend"] : Array.Empty<string>()), .. _extraArgs], _environment, () => Workload.NowUs / 1000);
+            [id.ToString(), "--config", ConfigPath, "--data-dir", DataDir(id), "--quiet", .. (_allowSuspend ? ["--allow-suspend"] : Array.Empty<string>()), .. _extraArgs, .. _nodeArgs?.Invoke(id) ?? []], _environment, () => Workload.NowUs / 1000);
         lock (_running) _running[id] = p;
     }
 

@@ -10,7 +10,7 @@ namespace RaftServer.Api.Security;
 /// The users can be replaced while the node runs (<see cref="AuthFileReloader"/>); whether tokens
 /// are required at all is fixed when the node starts.
 /// </summary>
-public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
+public sealed class ClientAccess(ClientUsers? users, bool tlsOnly, bool peerTls = false)
 {
     private volatile ClientUsers? _users = users;
 
@@ -33,8 +33,11 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
         if (_users is null) throw new InvalidOperationException("this node started without --auth-file: it takes no users");
         _users = replacement;
     }
+
     /// <summary>Client calls are served over TLS only (plain-text connections carry peer calls and the public calls).</summary>
     public bool TlsOnly => tlsOnly;
+    /// <summary>The path between nodes is peer TLS: calls (and tokens) may be forwarded over it.</summary>
+    public bool PeerTls => peerTls;
 
     /// <summary>Refuses the call (an RpcException) unless its connection and credentials allow the method.</summary>
     public void Check(ServerCallContext context)
@@ -63,6 +66,10 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly)
         return value.AsSpan(BearerPrefix.Length).Trim();
     }
 
-    private static bool OverTls(ServerCallContext context) =>
-        context.GetHttpContext().Features.Get<ITlsConnectionFeature>() is not null;
+    /// <summary>Client TLS, or a call a peer forwarded over peer TLS (the client's own connection to that peer was TLS).</summary>
+    private static bool OverTls(ServerCallContext context)
+    {
+        var features = context.GetHttpContext().Features;
+        return features.Get<ITlsConnectionFeature>() is not null || features.Get<Transport.IPeerTlsFeature>() is not null;
+    }
 }

@@ -50,6 +50,7 @@ internal sealed class SimPorts(Simulation sim, SimNode node) : IMessageSender, I
 
     public bool HasConnections => false;
     public void Add(Socket socket, int peerId) => throw new InvalidOperationException("no sockets in the simulation");
+    public void AddTls(TlsPeerConnection connection, int peerId) => throw new InvalidOperationException("no sockets in the simulation");
     public bool Spin(Func<bool> hasWork) => false;
     public void Sleep(int timeoutMs) { }
     public void Wake() { }

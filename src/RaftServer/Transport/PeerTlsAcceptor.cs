@@ -1,0 +1,168 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using Microsoft.AspNetCore.Connections;
+
+namespace RaftServer.Transport;
+
+/// <summary>
+/// The accepting side of a peer TLS connection (<see cref="PeerTls"/>), once the sorter has read its
+/// preface: the echo, the TLS handshake (the peer's certificate must chain to --peer-ca-file, be
+/// valid, and name exactly one node), then, by the first byte inside TLS, either a message
+/// connection (the hello, which must name the certificate's node, then this node's answer; handed
+/// to the node loop) or HTTP/2 (forwarded calls and snapshot uploads: handed to Kestrel as a
+/// <see cref="PeerTlsConnectionContext"/> that carries the certificate's node). Each step that fails
+/// closes the connection with a (rate-limited) line. Handshakes run as tasks, at most
+/// <see cref="MaxHandshakes"/> at a time, each within <see cref="PeerTls.HandshakeTimeout"/>.
+/// </summary>
+public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<bool> refuse,
+    Action<TlsPeerConnection, int> acceptPeer, Func<ConnectionContext, bool> toKestrel)
+{
+    /// <summary>Handshakes in progress at once; past this a new TLS connection is closed (a flood costs sockets, not tasks).</summary>
+    public const int MaxHandshakes = 64;
+    private int _handshakes;
+
+    /// <summary>Takes over a socket whose TLS preface the sorter has read (blocking mode, nothing else read).</summary>
+    public void Accept(Socket socket)
+    {
+        if (Interlocked.Increment(ref _handshakes) > MaxHandshakes)
+        {
+            Interlocked.Decrement(ref _handshakes);
+            handshake.Warn("tls cap", "Closed a peer TLS connection from {Remote}: {Max} TLS handshakes are in progress already", Remote(socket), MaxHandshakes);
+            socket.Dispose();
+            return;
+        }
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await AcceptAsync(socket);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _handshakes);
+            }
+        });
+    }
+
+    private async Task AcceptAsync(Socket socket)
+    {
+        EndPoint? remote;
+        try
+        {
+            remote = socket.RemoteEndPoint;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            socket.Dispose();
+            return;
+        }
+        var source = (remote as IPEndPoint)?.Address.ToString() ?? "?";
+        var network = new NetworkStream(socket, ownsSocket: true);
+        var ssl = new SslStream(network, leaveInnerStreamOpen: false);
+        var handedOver = false;
+        using var timeout = new CancellationTokenSource(PeerTls.HandshakeTimeout);
+        var verdict = new PeerCertificateVerdict();
+        try
+        {
+            await network.WriteAsync(PeerWire.TlsPreface.ToArray(), timeout.Token);
+            try
+            {
+                await ssl.AuthenticateAsServerAsync(tls.ServerOptions(verdict), timeout.Token);
+            }
+            catch (Exception e) when (e is AuthenticationException or IOException)
+            {
+                if (verdict.Problem is { } problem)
+                    handshake.Warn($"tls cert {source} {verdict.Kind}", "Refused a peer TLS connection from {Remote}: {Problem}", remote, problem);
+                else
+                    handshake.Warn($"tls handshake {source}", "The peer TLS handshake with {Remote} failed: {Error} (if that node logged a refusal of this node's certificate, it says why)",
+                        remote, e.Message);
+                return;
+            }
+            var reader = PipeReader.Create(ssl, new StreamPipeReaderOptions(leaveOpen: true));
+            // The first byte inside TLS: a hello's length (at most 64) or HTTP/2's "PRI * HTTP/2.0".
+            var first = await reader.ReadAsync(timeout.Token);
+            if (first.Buffer.IsEmpty)
+                return;
+            var isHttp2 = first.Buffer.FirstSpan[0] == (byte)'P';
+            reader.AdvanceTo(first.Buffer.Start); // nothing consumed or examined: the next read returns these bytes at once
+            if (isHttp2)
+            {
+                if (refuse()) return;
+                handedOver = toKestrel(new PeerTlsConnectionContext(ssl, reader, socket.LocalEndPoint, remote, verdict.NodeId));
+                return;
+            }
+            var hello = await ReadHelloAsync(reader, timeout.Token);
+            if (hello is null) return;
+            if (hello.NodeId != verdict.NodeId)
+            {
+                handshake.Warn($"tls hello {source}", "Refused a peer TLS connection from {Remote}: its hello says node {Hello}, its certificate names node {Certified}",
+                    remote, hello.NodeId, verdict.NodeId);
+                return;
+            }
+            // This node's answer first, in every case: a refused peer learns which cluster this is.
+            await ssl.WriteAsync(handshake.LocalHello(), timeout.Token);
+            if (!handshake.Admit(hello, remote))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200)); // let the answer reach it before the close
+                return;
+            }
+            if (refuse()) return;
+            acceptPeer(new TlsPeerConnection(ssl, reader, remote, hello.NodeId), hello.NodeId);
+            handedOver = true;
+        }
+        catch (InvalidDataException e)
+        {
+            handshake.Warn($"bad {source}", "Closed a peer TLS connection from {Remote}: {Error}", remote, e.Message);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+            if (e is OperationCanceledException)
+                handshake.Warn($"tls slow {source}", "Closed a peer TLS connection from {Remote}: it did not finish its handshake and hello within {Ms} ms",
+                    remote, (int)PeerTls.HandshakeTimeout.TotalMilliseconds);
+        }
+        finally
+        {
+            if (!handedOver) await ssl.DisposeAsync();
+        }
+    }
+
+    /// <summary>The hello frame at the start of <paramref name="reader"/>, consumed; null when the peer closed first.</summary>
+    private static async Task<RaftPS.Protocol.PeerHello?> ReadHelloAsync(PipeReader reader, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(ct);
+            var buffer = result.Buffer;
+            if (buffer.Length >= PeerWire.HeaderBytes)
+            {
+                var header = new byte[PeerWire.HeaderBytes];
+                buffer.Slice(0, PeerWire.HeaderBytes).CopyTo(header);
+                var length = PeerWire.HelloLength(header);
+                if (buffer.Length >= PeerWire.HeaderBytes + length)
+                {
+                    var hello = PeerWire.ParseHello(buffer.Slice(PeerWire.HeaderBytes, length).ToArray());
+                    reader.AdvanceTo(buffer.GetPosition(PeerWire.HeaderBytes + length));
+                    return hello;
+                }
+            }
+            if (result.IsCompleted) return null;
+            reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private static string Remote(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint?.ToString() ?? "?";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return "?";
+        }
+    }
+}
