@@ -52,6 +52,23 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
         return true;
     }
 
+    /// <summary>
+    /// Accepting side, for an HTTP/2 connection over peer TLS (forwarded calls, snapshot uploads;
+    /// no hello): whether the node its certificate names may use it (false: this node's own id or a
+    /// removed member's, refused and said so).
+    /// </summary>
+    public bool AdmitCertified(int nodeId, EndPoint? remote)
+    {
+        if (nodeId == self || isRemoved(nodeId))
+        {
+            Refuse($"certified {nodeId} {Source(remote)}",
+                "Refused a peer TLS connection from {Remote}: its certificate names node {Peer}, {Why}{Held}",
+                remote?.ToString() ?? "?", nodeId, nodeId == self ? "this node's own id" : "which was removed from the cluster");
+            return false;
+        }
+        return true;
+    }
+
     /// <summary>Connecting side: whether the peer's answer lets the connection go on (false: said so in the log).</summary>
     public bool AcceptAnswer(P.PeerHello answer, NodeAddress peer)
     {

@@ -267,14 +267,16 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         var spinUntil = now + SpinMaxTicks;
         for (var i = 0; i < spins && Stopwatch.GetTimestamp() < spinUntil; i++)
         {
-            if (hasWork() || _tlsBatches.Reader.Count > 0) return true;
+            if (hasWork() || (_tls.Count > 0 && _tlsBatches.Reader.Count > 0)) return true;
             FillReadable(withWakeSocket: false);
-            if (_readable.Count == 0) continue;
-            Socket.Select(_readable, null, null, 0);
             if (_readable.Count > 0)
             {
-                _polled = true;
-                return true;
+                Socket.Select(_readable, null, null, 0);
+                if (_readable.Count > 0)
+                {
+                    _polled = true;
+                    return true;
+                }
             }
             if (i % 4 == 3) Thread.Yield();
             else Thread.SpinWait(20);

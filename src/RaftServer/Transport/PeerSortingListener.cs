@@ -131,8 +131,11 @@ internal sealed class PeerSortingListener : IConnectionListener
     public PeerSortingListener(Socket listen, SocketConnectionContextFactory contexts, Func<bool> refuse, Action<Socket, int> acceptPeer,
         PeerHandshake handshake, ILogger logger, Action<TlsPeerConnection, int>? acceptTlsPeer = null)
     {
-        if (handshake.Tls is { } peerTls && acceptTlsPeer is not null)
-            _tlsPeers = new PeerTlsAcceptor(peerTls, handshake, refuse, acceptTlsPeer, c => _http.Writer.TryWrite(c));
+        // Decided by the handshake's TLS alone, so that a node with peer TLS can never take plain peers.
+        if (handshake.Tls is { } peerTls)
+            _tlsPeers = new PeerTlsAcceptor(peerTls, handshake, refuse,
+                acceptTlsPeer ?? throw new ArgumentNullException(nameof(acceptTlsPeer), "peer TLS needs a callback for TLS peer connections"),
+                c => _http.Writer.TryWrite(c));
         _listen = listen;
         _contexts = contexts;
         _refuse = refuse;

@@ -173,6 +173,9 @@ public sealed class PeerTls : IDisposable
         chain.ChainPolicy.CustomTrustStore.Add(_ca);
         chain.ChainPolicy.ExtraStore.AddRange(_intermediates);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // The chain is built from --peer-ca-file and this node's own intermediates only: never
+        // fetch an issuer a certificate names (AIA), which an unauthenticated peer would choose.
+        chain.ChainPolicy.DisableCertificateDownloads = true;
         chain.ChainPolicy.ApplicationPolicy.Add(new Oid(usage));
         if (chain.Build(certificate)) return null;
         var reasons = new List<string>();

@@ -16,39 +16,65 @@ namespace RaftServer.Transport;
 /// to the node loop) or HTTP/2 (forwarded calls and snapshot uploads: handed to Kestrel as a
 /// <see cref="PeerTlsConnectionContext"/> that carries the certificate's node). Each step that fails
 /// closes the connection with a (rate-limited) line. Handshakes run as tasks, at most
-/// <see cref="MaxHandshakes"/> at a time, each within <see cref="PeerTls.HandshakeTimeout"/>.
+/// <see cref="MaxHandshakes"/> at a time (a new one abandons the oldest), each within
+/// <see cref="PeerTls.HandshakeTimeout"/>.
 /// </summary>
 public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<bool> refuse,
     Action<TlsPeerConnection, int> acceptPeer, Func<ConnectionContext, bool> toKestrel)
 {
-    /// <summary>Handshakes in progress at once; past this a new TLS connection is closed (a flood costs sockets, not tasks).</summary>
+    /// <summary>
+    /// Handshakes in progress at once; past this the oldest is abandoned (its socket closed) for
+    /// the newest, as the sorter does: connections that stall their handshake cannot keep real
+    /// peers out, a real peer's handshake takes milliseconds and it retries.
+    /// </summary>
     public const int MaxHandshakes = 64;
-    private int _handshakes;
+    private readonly LinkedList<CancellationTokenSource> _inProgress = new();
+    private readonly Lock _gate = new();
 
     /// <summary>Takes over a socket whose TLS preface the sorter has read (blocking mode, nothing else read).</summary>
     public void Accept(Socket socket)
     {
-        if (Interlocked.Increment(ref _handshakes) > MaxHandshakes)
+        var timeout = new CancellationTokenSource(PeerTls.HandshakeTimeout);
+        CancellationTokenSource? oldest = null;
+        LinkedListNode<CancellationTokenSource> entry;
+        lock (_gate)
         {
-            Interlocked.Decrement(ref _handshakes);
-            handshake.Warn("tls cap", "Closed a peer TLS connection from {Remote}: {Max} TLS handshakes are in progress already", Remote(socket), MaxHandshakes);
-            socket.Dispose();
-            return;
+            if (_inProgress.Count >= MaxHandshakes)
+            {
+                oldest = _inProgress.First!.Value;
+                _inProgress.RemoveFirst();
+            }
+            entry = _inProgress.AddLast(timeout);
+        }
+        if (oldest is not null)
+        {
+            handshake.Warn("tls cap", "Abandoned the oldest of {Max} peer TLS handshakes in progress for a new connection from {Remote}", MaxHandshakes, Remote(socket));
+            try
+            {
+                oldest.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // that handshake ended meanwhile
+            }
         }
         _ = Task.Run(async () =>
         {
             try
             {
-                await AcceptAsync(socket);
+                await AcceptAsync(socket, timeout);
             }
             finally
             {
-                Interlocked.Decrement(ref _handshakes);
+                lock (_gate)
+                    if (entry.List is not null) _inProgress.Remove(entry);
+                timeout.Dispose();
             }
         });
     }
 
-    private async Task AcceptAsync(Socket socket)
+    /// <param name="timeout">Ends the handshake: at <see cref="PeerTls.HandshakeTimeout"/>, or when a newer connection takes its place.</param>
+    private async Task AcceptAsync(Socket socket, CancellationTokenSource timeout)
     {
         EndPoint? remote;
         try
@@ -64,7 +90,6 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
         var network = new NetworkStream(socket, ownsSocket: true);
         var ssl = new SslStream(network, leaveInnerStreamOpen: false);
         var handedOver = false;
-        using var timeout = new CancellationTokenSource(PeerTls.HandshakeTimeout);
         var verdict = new PeerCertificateVerdict();
         try
         {
@@ -91,7 +116,7 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
             reader.AdvanceTo(first.Buffer.Start); // nothing consumed or examined: the next read returns these bytes at once
             if (isHttp2)
             {
-                if (refuse()) return;
+                if (!handshake.AdmitCertified(verdict.NodeId, remote) || refuse()) return;
                 handedOver = toKestrel(new PeerTlsConnectionContext(ssl, reader, socket.LocalEndPoint, remote, verdict.NodeId));
                 return;
             }
@@ -121,8 +146,8 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
         {
             if (e is OperationCanceledException)
-                handshake.Warn($"tls slow {source}", "Closed a peer TLS connection from {Remote}: it did not finish its handshake and hello within {Ms} ms",
-                    remote, (int)PeerTls.HandshakeTimeout.TotalMilliseconds);
+                handshake.Warn($"tls slow {source}", "Closed a peer TLS connection from {Remote}: it did not finish its handshake and hello in time ({Ms} ms, or before {Max} newer connections came)",
+                    remote, (int)PeerTls.HandshakeTimeout.TotalMilliseconds, MaxHandshakes);
         }
         finally
         {

@@ -65,6 +65,8 @@ public sealed class TlsPeerConnection : IDisposable
                 {
                     var before = buffer.Length;
                     if (!PeerWire.TryRead(ref buffer, out var batch)) break;
+                    // Heard now, before a full queue can hold this reader back: back-pressure is not silence.
+                    Volatile.Write(ref _lastHeard, Stopwatch.GetTimestamp());
                     if (before - buffer.Length == PeerWire.HeaderBytes)
                     {
                         pinged = true;
