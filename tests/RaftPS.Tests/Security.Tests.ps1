@@ -5,10 +5,11 @@ BeforeAll {
     . "$PSScriptRoot/TestHelpers.ps1"
     # Nodes with certificates of this file's own CA: started with the server options in
     # RAFTPS_SERVER_ARGS (paths here have no spaces).
-    function script:Start-TlsNode([string] $Name, [string] $CertName, [switch] $RequireClientCertificate) {
+    function script:Start-TlsNode([string] $Name, [string] $CertName, [switch] $RequireClientCertificate, [string] $AuthFile) {
         $config = New-TestClusterConfig -Nodes 1
         $arguments = "--cert-file $Pki/$CertName.pem --key-file $Pki/$CertName.key.pem"
         if ($RequireClientCertificate) { $arguments += " --client-ca-file $Pki/ca.pem" }
+        if ($AuthFile) { $arguments += " --auth-file $AuthFile" }
         $saved = $env:RAFTPS_SERVER_ARGS
         $env:RAFTPS_SERVER_ARGS = $arguments
         try { $node = Start-RaftCluster -ConfigPath $config.ConfigPath -DataDirectory $config.DataDirectory -NodeId 0 -TimeoutSec 60 }
@@ -236,6 +237,32 @@ Describe 'Tokens and roles' {
         Remove-RaftNode -Id 7 -Connection $c -Confirm:$false -TimeoutSec 20
         (Get-RaftMember -Connection $c).Id | Should -Not -Contain 7
         Suspend-RaftNode 0.2 -Connection $c -Confirm:$false
+    }
+
+    It 'a client certificate that names a certificate user of the auth file gets that user''s role, without a token' {
+        $users = Join-Path $Pki 'cert-users'
+        Set-Content $users 'alice write certificate'
+        New-RaftCertificate Client carol -IssuerPath "$Pki/ca.pem" -Path $Pki | Out-Null
+        $node = Start-TlsNode certusers good -RequireClientCertificate -AuthFile $users
+        $alice = Connect-RaftNode $node.Address $node.Port -NotDefault -UseTls -CaCertificatePath "$Pki/ca.pem" `
+            -CertificatePath "$Pki/alice.pem" -CertificateKeyPath "$Pki/alice.key.pem"
+        Set-RaftValue cert/a 1 -Connection $alice
+        (Get-RaftValue cert/a -Connection $alice).Value | Should -Be '1'
+        $carol = Connect-RaftNode $node.Address $node.Port -NotDefault -UseTls -CaCertificatePath "$Pki/ca.pem" `
+            -CertificatePath "$Pki/carol.pem" -CertificateKeyPath "$Pki/carol.key.pem"
+        (Get-Failure { Get-RaftValue cert/a -Connection $carol -TimeoutSec 5 }).FullyQualifiedErrorId | Should -Be 'RaftUnauthenticated,RaftPS.Cmdlets.GetRaftValueCommand'
+    }
+
+    It 'a certificate user writes through a follower: the follower forwards over peer TLS, naming the user' {
+        New-RaftCertificate Client dave -IssuerPath "$Tls/ca.pem" -Path $Tls | Out-Null
+        Add-Content (Join-Path $Tls 'users') 'dave write certificate'
+        $leader = (Get-RaftLeader).Id
+        $follower = @(0..2 | Where-Object { $_ -ne $leader })[0]
+        $c = Connect-RaftNode $SecureNodes[$follower].Address $SecureNodes[$follower].Port -NotDefault -UseTls -CaCertificatePath "$Tls/ca.pem" `
+            -CertificatePath "$Tls/dave.pem" -CertificateKeyPath "$Tls/dave.key.pem"
+        Wait-Until { try { Set-RaftValue cert/dave 1 -Connection $c -TimeoutSec 5; $true } catch { $false } } -TimeoutSec 20 `
+            -Because 'the nodes reread their auth file and the follower forwards the write of a certificate user'
+        (Get-RaftValue cert/dave -Connection $c).Value | Should -Be '1'
     }
 
     It 'a user added to the auth file while the nodes run is served on every node without a restart' {

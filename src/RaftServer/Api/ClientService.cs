@@ -167,11 +167,18 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     private static readonly Func<P.RaftClient.RaftClientClient, P.SetManyRequest, Metadata, DateTime?, CancellationToken, Task<P.SetManyReply>> ForwardSetMany =
         static (client, req, headers, deadline, ct) => client.SetManyAsync(req, headers, deadline, ct).ResponseAsync;
 
-    /// <summary>The forwarded mark and the caller's token, which the leader checks again.</summary>
-    private static Metadata ForwardHeadersOf(ServerCallContext context) =>
-        context.RequestHeaders.GetValue(ClientAccess.AuthorizationHeader) is { } token
-            ? new Metadata { { ForwardedHeader, "1" }, { ClientAccess.AuthorizationHeader, token } }
-            : ForwardHeaders;
+    /// <summary>
+    /// The forwarded mark and the caller's token, which the leader checks again; for a user who
+    /// authenticated here by client certificate, that user's name (the forwarding goes over peer TLS).
+    /// </summary>
+    private static Metadata ForwardHeadersOf(ServerCallContext context)
+    {
+        if (context.RequestHeaders.GetValue(ClientAccess.AuthorizationHeader) is { } token)
+            return new Metadata { { ForwardedHeader, "1" }, { ClientAccess.AuthorizationHeader, token } };
+        if (context.UserState.TryGetValue(ClientAccess.UserKey, out var user) && user is ClientUser certified)
+            return new Metadata { { ForwardedHeader, "1" }, { ClientAccess.ForwardedUserHeader, certified.Name } };
+        return ForwardHeaders;
+    }
 
     private static bool IsForwarded(ServerCallContext context) => context.RequestHeaders.Get(ForwardedHeader) is not null;
 

@@ -78,8 +78,9 @@ public sealed record NodeSettings
           --peer-key-file PATH      the PEM private key of --peer-cert-file
           --peer-ca-file PATH       peer TLS: the PEM CA that issued every node's peer certificate
           --auth-file PATH          require a token from clients: lines of 'NAME ROLE SHA256-OF-TOKEN', role read,
-                                    write or admin (New-RaftUserToken writes them), reread when it changes or on
-                                    SIGHUP; without it auth is off
+                                    write or admin (New-RaftUserToken writes them), or 'NAME ROLE certificate' (a
+                                    client certificate with CN=NAME); reread when it changes or on SIGHUP;
+                                    without it auth is off
           --max-request-bytes N     largest client request accepted, refused RESOURCE_EXHAUSTED beyond (default: 4259840
                                     = 4 MiB + 64 KiB, room for the largest SetMany)
           --max-pending-writes N    client writes this node holds at once (queued or proposed, not yet answered);

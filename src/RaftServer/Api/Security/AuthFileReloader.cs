@@ -65,13 +65,13 @@ public sealed class AuthFileReloader : IDisposable
             try
             {
                 users = ClientSecurity.LoadUsers(_path);
+                _access.ReplaceUsers(users);
             }
             catch (InvalidDataException e)
             {
                 _logger.LogError("Did not reload the users ({Reason}): {Message}; the users before it stay in effect", reason, e.Message);
                 return false;
             }
-            _access.ReplaceUsers(users);
             _logger.LogInformation("Reloaded the users of --auth-file {Path} ({Reason}): {Count} users: {Users}", _path, reason, users.Count, users);
             return true;
         }

@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -10,9 +11,19 @@ namespace RaftServer.Api.Security;
 /// The users can be replaced while the node runs (<see cref="AuthFileReloader"/>); whether tokens
 /// are required at all is fixed when the node starts.
 /// </summary>
-public sealed class ClientAccess(ClientUsers? users, bool tlsOnly, bool peerTls = false)
+/// <param name="clientCertificates">Clients present certificates of --client-ca-file (which users may authenticate with).</param>
+public sealed class ClientAccess(ClientUsers? users, bool tlsOnly, bool peerTls = false, bool clientCertificates = false)
 {
     private volatile ClientUsers? _users = users;
+
+    /// <summary>
+    /// On a call a member forwards over peer TLS: the user the member authenticated by its client
+    /// certificate (the leader cannot see that certificate). Trusted only on a peer TLS connection,
+    /// where only members can call.
+    /// </summary>
+    public const string ForwardedUserHeader = "raftps-forwarded-user";
+    /// <summary>Where <see cref="Check"/> leaves the call's user (<see cref="ServerCallContext.UserState"/>) for forwarding.</summary>
+    public static readonly object UserKey = new();
 
     /// <summary>Set on an UNAUTHENTICATED reply to a plain-text call on a node that serves clients over TLS only.</summary>
     public const string TlsRequiredTrailer = "raftps-tls-required";
@@ -28,10 +39,20 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly, bool peerTls 
 
     /// <summary>Checks the calls that start from now on against <paramref name="replacement"/>.</summary>
     /// <exception cref="InvalidOperationException">This node started without an auth file.</exception>
+    /// <exception cref="InvalidDataException">It has users who authenticate by certificate and this node takes no client certificates.</exception>
     public void ReplaceUsers(ClientUsers replacement)
     {
         if (_users is null) throw new InvalidOperationException("this node started without --auth-file: it takes no users");
+        CheckCertificateUsers(replacement, clientCertificates);
         _users = replacement;
+    }
+
+    /// <exception cref="InvalidDataException">Users authenticate by certificate on a node that takes no client certificates.</exception>
+    public static void CheckCertificateUsers(ClientUsers users, bool clientCertificates)
+    {
+        if (users.CertificateUsers.Count > 0 && !clientCertificates)
+            throw new InvalidDataException($"--auth-file: {string.Join(", ", users.CertificateUsers)} authenticate by certificate, " +
+                "which needs client certificates (--cert-file, --key-file and --client-ca-file)");
     }
 
     /// <summary>Client calls are served over TLS only (plain-text connections carry peer calls and the public calls).</summary>
@@ -51,12 +72,34 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly, bool peerTls 
             throw new RpcException(new Status(StatusCode.Unauthenticated, "this node serves clients over TLS only; connect with TLS (Connect-RaftNode -UseTls)"),
                 new Metadata { { TlsRequiredTrailer, "1" } });
         if (_users is not { } current) return;
-        var user = current.Find(BearerToken(context.RequestHeaders))
-            ?? throw new RpcException(new Status(StatusCode.Unauthenticated,
-                "no valid token: this node requires one (an 'authorization: Bearer TOKEN' header; Connect-RaftNode -Token or -Credential)"));
+        var token = BearerToken(context.RequestHeaders);
+        var user = (token.IsEmpty ? CertificateUser(context, current) : current.Find(token))
+            ?? throw new RpcException(new Status(StatusCode.Unauthenticated, token.IsEmpty && current.CertificateUsers.Count > 0
+                ? "no valid token or client certificate: this node requires a token (an 'authorization: Bearer TOKEN' header; Connect-RaftNode -Token or -Credential) " +
+                  "or a client certificate whose name the auth file lists as a certificate user"
+                : "no valid token: this node requires one (an 'authorization: Bearer TOKEN' header; Connect-RaftNode -Token or -Credential)"));
+        context.UserState[UserKey] = user;
         if (user.Role < role)
             throw new RpcException(new Status(StatusCode.PermissionDenied,
                 $"{ClientMethodRoles.MethodName(context.Method)} needs the {ClientRoleNames.Name(role)} role; user '{user.Name}' has {ClientRoleNames.Name(user.Role)}"));
+    }
+
+    /// <summary>
+    /// The certificate user of a call without a token: the one its client certificate's common name
+    /// names (the TLS handshake checked it against --client-ca-file), or, on a call a member forwarded
+    /// over peer TLS, the one that member names.
+    /// </summary>
+    private static ClientUser? CertificateUser(ServerCallContext context, ClientUsers users)
+    {
+        if (users.CertificateUsers.Count == 0) return null;
+        var features = context.GetHttpContext().Features;
+        if (features.Get<Transport.IPeerTlsFeature>() is not null)
+            return context.RequestHeaders.GetValue(ClientService.ForwardedHeader) is not null
+                && context.RequestHeaders.GetValue(ForwardedUserHeader) is { } name
+                ? users.FindByCertificate(name)
+                : null;
+        var certificate = features.Get<ITlsConnectionFeature>()?.ClientCertificate;
+        return certificate is null ? null : users.FindByCertificate(certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false));
     }
 
     private static ReadOnlySpan<char> BearerToken(Metadata headers)
@@ -66,10 +109,15 @@ public sealed class ClientAccess(ClientUsers? users, bool tlsOnly, bool peerTls 
         return value.AsSpan(BearerPrefix.Length).Trim();
     }
 
-    /// <summary>Client TLS, or a call a peer forwarded over peer TLS (the client's own connection to that peer was TLS).</summary>
+    /// <summary>
+    /// Client TLS, or a call a member forwarded over peer TLS: that member served its client over TLS
+    /// too, as every member of a cluster has the same client security options (docs/security.md).
+    /// A call of another kind on a peer TLS connection does not count.
+    /// </summary>
     private static bool OverTls(ServerCallContext context)
     {
         var features = context.GetHttpContext().Features;
-        return features.Get<ITlsConnectionFeature>() is not null || features.Get<Transport.IPeerTlsFeature>() is not null;
+        return features.Get<ITlsConnectionFeature>() is not null
+            || (features.Get<Transport.IPeerTlsFeature>() is not null && context.RequestHeaders.GetValue(ClientService.ForwardedHeader) is not null);
     }
 }

@@ -5,11 +5,11 @@ namespace RaftServer.Api.Security;
 /// <summary>The node's client security as its options set it: TLS (or none) and the access rules.</summary>
 public sealed class ClientSecurity : IDisposable
 {
-    private ClientSecurity(ClientTls? tls, ClientUsers? users, string? authFile, bool peerTls)
+    private ClientSecurity(ClientTls? tls, ClientUsers? users, string? authFile, bool peerTls, bool clientCertificates)
     {
         Tls = tls;
         AuthFile = authFile;
-        Access = new ClientAccess(users, tlsOnly: tls is not null, peerTls);
+        Access = new ClientAccess(users, tlsOnly: tls is not null, peerTls, clientCertificates);
     }
 
     public ClientTls? Tls { get; }
@@ -23,7 +23,9 @@ public sealed class ClientSecurity : IDisposable
     {
         var users = settings.AuthFile is { } authFile ? LoadUsers(authFile) : null;
         var tls = settings.CertFile is { } cert ? ClientTls.Load(cert, settings.KeyFile!, settings.ClientCaFile) : null;
-        return new ClientSecurity(tls, users, settings.AuthFile, settings.PeerCertFile is not null);
+        var clientCertificates = tls is not null && settings.ClientCaFile is not null;
+        if (users is not null) ClientAccess.CheckCertificateUsers(users, clientCertificates);
+        return new ClientSecurity(tls, users, settings.AuthFile, settings.PeerCertFile is not null, clientCertificates);
     }
 
     /// <summary>Reads the auth file: at start, and again each time it changes.</summary>
