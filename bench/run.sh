@@ -68,8 +68,8 @@ done
 : "${WORKLOADS:=put,get,mixed}"
 : "${CONNECTIONS:=${CHANNELS:-2}}"   # HTTP/2 connections per node (CHANNELS: the older name)
 : "${TARGETS:=raftps etcd etcd-rafttimers dotnext}"
-# raftps-tls (not in the default TARGETS): RaftPS with client TLS (--cert-file/--key-file, a CA and node
-# certificate made by the module's New-RaftCertificate), no client certificates, no auth: TLS's own cost.
+# raftps-tls (not in the default TARGETS): RaftPS with client TLS and peer TLS (a CA and a certificate per
+# node made by the module's New-RaftCertificate -NodeId), no client certificates, no auth: TLS's own cost.
 if [[ -z ${DIM_TARGETS:-} ]]; then
     DIM_TARGETS=""
     for t in raftps etcd dotnext; do [[ " $TARGETS " == *" $t "* ]] && DIM_TARGETS+="${DIM_TARGETS:+ }$t"; done
@@ -225,8 +225,9 @@ start_raftps() { # name heartbeat-ms election-ms nodes [server options...]
     : > "$WORK/$name.pids"
     local clients=""
     for ((i = 0; i < n; i++)); do
+        # {ID} in a server option is this node's id (a certificate of its own, for peer TLS).
         launch "$name" "$i" "$SERVER" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
-            --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning "${extra[@]}"
+            --heartbeat-ms "$hb" --election-timeout-ms "$et" --quiet --log-level warning "${extra[@]//\{ID\}/$i}"
         clients+="${clients:+,}127.0.0.1:${ports[$i]}"
     done
     ENDPOINTS[$name]=$clients; KIND[$name]=raftps
@@ -254,13 +255,14 @@ start_dotnext() { # name nodes
 
 target_args() { echo --target "${KIND[$1]}" --endpoints "${ENDPOINTS[$1]}" ${TLSCA[$1]:+--tls-ca "${TLSCA[$1]}"}; }
 
-start_raftps_tls() { # name: client TLS with a CA and one node certificate for 127.0.0.1 (New-RaftCertificate)
+start_raftps_tls() { # name: client and peer TLS, a CA and a certificate per node naming 127.0.0.1 and its id (New-RaftCertificate)
     local name=$1 pki="$WORK/$1/pki"
     mkdir -p "$pki"
     dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$ROOT/out/RaftPS/RaftPS.psd1'; \$ErrorActionPreference = 'Stop'
         New-RaftCertificate CA ca -Path '$pki' | Out-Null
-        New-RaftCertificate Node node -HostName 127.0.0.1, localhost -IssuerPath '$pki/ca.pem' -Path '$pki' | Out-Null"
-    start_raftps "$name" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" 3 --cert-file "$pki/node.pem" --key-file "$pki/node.key.pem"
+        foreach (\$id in 0..2) { New-RaftCertificate Node node-\$id -HostName 127.0.0.1, localhost -NodeId \$id -IssuerPath '$pki/ca.pem' -Path '$pki' | Out-Null }"
+    start_raftps "$name" "$RAFTPS_HEARTBEAT_MS" "$RAFTPS_ELECTION_MS" 3 --cert-file "$pki/node-{ID}.pem" --key-file "$pki/node-{ID}.key.pem" \
+        --peer-cert-file "$pki/node-{ID}.pem" --peer-key-file "$pki/node-{ID}.key.pem" --peer-ca-file "$pki/ca.pem"
     TLSCA[$name]="$pki/ca.pem"
 }
 
