@@ -38,6 +38,8 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     private int _sleeping;
     private readonly Thread _thread;
     private volatile bool _stopping;
+    /// <summary>The loop failed (<see cref="_onFatal"/> was called): events posted now are refused at once.</summary>
+    private volatile bool _failed;
     /// <summary>Whether the loop has something to do besides its peers' sockets (made once: the wait asks it often).</summary>
     private readonly Func<bool> _hasWork;
 
@@ -127,6 +129,12 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
     public void Post(LoopEvent ev)
     {
         _queue.Enqueue(ev);
+        if (_failed)
+        {
+            // The loop is gone (a disk error): nothing will take this from the queue.
+            RefuseQueued();
+            return;
+        }
         if (Volatile.Read(ref _sleeping) == Awake) return;
         switch (Interlocked.Exchange(ref _sleeping, Awake))
         {
@@ -269,11 +277,42 @@ public sealed class NodeLoop : IPeerEndpoint, IDisposable
             else
                 _logger.LogCritical(e, "The node loop failed: {Message}", e.Message);
             _driver.FailAll("the node stopped");
+            _failed = true;
+            RefuseQueued();
             _onFatal(e);
         }
         finally
         {
             _sockets.CloseAll();
+        }
+    }
+
+    /// <summary>
+    /// After the loop failed: answers the calls whose events are still queued (or posted since)
+    /// as the driver answered those it held, so no caller waits for a loop that is gone.
+    /// </summary>
+    private void RefuseQueued()
+    {
+        const string reason = "the node stopped";
+        var write = PendingRequests.Unavailable(reason, SoftState.NoLeader);
+        var read = PendingRequests.ReadFailed(reason, SoftState.NoLeader);
+        while (_queue.TryDequeue(out var ev))
+        {
+            switch (ev)
+            {
+                case WriteRequested w: w.Write.TrySetResult(write); break;
+                case WritesRequested many: foreach (var w in many.Writes) w.TrySetResult(write); break;
+                case ReadRequested r: r.Read.TrySetResult(read); break;
+                case MemberChangeRequested m: m.Write.TrySetResult(write); break;
+                case TransferRequested t: t.Reply.TrySetResult(new TransferOutcome(OutcomeCode.Unavailable, SoftState.NoLeader, 0, reason)); break;
+                case StatusRequested st: st.Reply.TrySetException(new InvalidOperationException(reason)); break;
+                case MetricsRequested mr: mr.Reply.TrySetException(new InvalidOperationException(reason)); break;
+                case PeerConnected pc:
+                    pc.Socket?.Dispose();
+                    pc.Tls?.Dispose();
+                    break;
+                default: break; // no caller waits on it
+            }
         }
     }
 

@@ -105,6 +105,9 @@ public sealed class DiskFailureNodeTests : IDisposable
             Assert.IsType<DiskFailureException>(fatal);
             var outcomes = await Task.WhenAll(after).WaitAsync(Patience);
             Assert.All(outcomes, o => Assert.NotEqual(OutcomeCode.Ok, o.Code));
+            // A call made after the loop is gone is answered at once, not left waiting.
+            var late = await node.Loop.Propose(Set("late", "v")).WaitAsync(Patience);
+            Assert.Equal(OutcomeCode.Unavailable, late.Code);
             Assert.Contains(_logger.Lines, l => l.StartsWith("Critical:disk error, the node stops:", StringComparison.Ordinal)
                 && l.Contains(errno == FaultyDisk.EIO ? "Input/output error" : "No space left on device"));
         }
