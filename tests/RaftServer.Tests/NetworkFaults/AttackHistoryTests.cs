@@ -101,34 +101,12 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
             if (cluster.Process(id).HasExited)
                 problems.Add($"node {id} exited");
 
-        CheckNoAcknowledgedWriteLost(history, problems);
-        if (!LinearizabilityChecker.IsLinearizable(history.ForChecker(), out var why))
-            problems.Add($"the history is not linearizable: {(why!.Length > 4000 ? why[..4000] + " ..." : why)}");
-        Log($"{history.Count} operations: {history.Count(o => o.Outcome == OpOutcome.Ok)} done, " +
-            $"{history.Count(o => o.Outcome == OpOutcome.Failed)} failed, {history.Count(o => o.Outcome == OpOutcome.Unknown)} unknown");
+        Log(RecordedHistory.Check(history, problems));
 
         if (problems.Count > 0 || Environment.GetEnvironmentVariable("RAFTPS_NETFAULT_VERBOSE") == "1")
             Log(cluster.Outputs());
         if (problems.Count > 0)
             Assert.Fail($"seed {seed}:\n" + string.Join("\n", problems));
-    }
-
-    /// <summary>
-    /// The last acknowledged write of each key (by return time) that no later write could have
-    /// overwritten must be what the final read saw: a cheap, readable check beside the checker's.
-    /// </summary>
-    internal static void CheckNoAcknowledgedWriteLost(IReadOnlyList<RecordedOp> history, List<string> problems)
-    {
-        foreach (var finalRead in history.Where(o => o.Client == -1))
-        {
-            var writes = history.Where(o => o.IsWrite && o.Key == finalRead.Key && o.Outcome != OpOutcome.Failed).ToList();
-            var lastAcked = writes.Where(o => o.Outcome == OpOutcome.Ok).MaxBy(o => o.Return);
-            if (lastAcked is null) continue;
-            // Writes that may have landed after it: any not acknowledged before it was called.
-            var candidates = writes.Where(o => o == lastAcked || o.Outcome == OpOutcome.Unknown || o.Return > lastAcked.Call).Select(o => o.Value).ToHashSet();
-            if (!candidates.Contains(finalRead.Value))
-                problems.Add($"key {finalRead.Key}: the final read saw {finalRead.Value}, not the acknowledged write {lastAcked.Value} or a later one");
-        }
     }
 
     /// <summary>

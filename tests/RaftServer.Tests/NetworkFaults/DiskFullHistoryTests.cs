@@ -93,11 +93,7 @@ public sealed class DiskFullHistoryTests(ITestOutputHelper output)
             if (writes < MinWritesWhileStopping)
                 problems.Add($"the cluster took {writes} writes while a follower's disk filled (at least {MinWritesWhileStopping} expected)");
 
-            AttackHistoryTests.CheckNoAcknowledgedWriteLost(history, problems);
-            if (!LinearizabilityChecker.IsLinearizable(history.ForChecker(), out var why))
-                problems.Add($"the history is not linearizable: {(why!.Length > 4000 ? why[..4000] + " ..." : why)}");
-            output.WriteLine($"{history.Count} operations: {history.Count(o => o.Outcome == OpOutcome.Ok)} done, " +
-                $"{history.Count(o => o.Outcome == OpOutcome.Failed)} failed, {history.Count(o => o.Outcome == OpOutcome.Unknown)} unknown");
+            output.WriteLine(RecordedHistory.Check(history, problems));
             if (problems.Count > 0) output.WriteLine(cluster.Outputs());
             Assert.True(problems.Count == 0, $"seed {seed}:\n" + string.Join("\n", problems));
         }

@@ -91,11 +91,7 @@ public sealed class PeerTlsHistoryTests(ITestOutputHelper output)
             foreach (var id in cluster.Ids)
                 if (cluster.Process(id).HasExited)
                     problems.Add($"node {id} exited");
-            AttackHistoryTests.CheckNoAcknowledgedWriteLost(history, problems);
-            if (!LinearizabilityChecker.IsLinearizable(history.Select(o => o.ToOperation()), out var why))
-                problems.Add($"the history is not linearizable: {(why!.Length > 4000 ? why[..4000] + " ..." : why)}");
-            Log($"{history.Count} operations: {history.Count(o => o.Outcome == OpOutcome.Ok)} done, " +
-                $"{history.Count(o => o.Outcome == OpOutcome.Failed)} failed, {history.Count(o => o.Outcome == OpOutcome.Unknown)} unknown");
+            Log(RecordedHistory.Check(history, problems));
 
             if (problems.Count > 0 || Environment.GetEnvironmentVariable("RAFTPS_NETFAULT_VERBOSE") == "1")
                 Log(cluster.Outputs());

@@ -77,11 +77,7 @@ public sealed class QuotaHistoryTests(ITestOutputHelper output)
         if (readsServed < MinAcknowledged) problems.Add($"only {readsServed} reads were served while the alarm was on");
         if (writesAfter < MinAcknowledged) problems.Add($"only {writesAfter} writes were taken once keys were deleted");
 
-        AttackHistoryTests.CheckNoAcknowledgedWriteLost(history, problems);
-        if (!LinearizabilityChecker.IsLinearizable(history.ForChecker(), out var why))
-            problems.Add($"the history is not linearizable: {(why!.Length > 4000 ? why[..4000] + " ..." : why)}");
-        output.WriteLine($"{history.Count} operations: {history.Count(o => o.Outcome == OpOutcome.Ok)} done, " +
-            $"{history.Count(o => o.Outcome == OpOutcome.Failed)} failed, {history.Count(o => o.Outcome == OpOutcome.Unknown)} unknown");
+        output.WriteLine(RecordedHistory.Check(history, problems));
         if (problems.Count > 0) output.WriteLine(cluster.Outputs());
         Assert.True(problems.Count == 0, $"seed {seed}:\n" + string.Join("\n", problems));
     }

@@ -30,6 +30,38 @@ internal static class RecordedHistory
     /// <summary>The history as the linearizability checker takes it: operations certainly without effect are left out.</summary>
     public static IEnumerable<Operation> ForChecker(this IEnumerable<RecordedOp> history) =>
         history.Where(o => o.Outcome != OpOutcome.Failed).Select(o => o.ToOperation());
+
+    /// <summary>
+    /// The checks every checked-history test ends with, on a history that ends with final reads
+    /// (client -1): no acknowledged write lost, and linearizable. Adds what fails to
+    /// <paramref name="problems"/>; returns a line counting the operations by outcome.
+    /// </summary>
+    public static string Check(IReadOnlyList<RecordedOp> history, List<string> problems)
+    {
+        CheckNoAcknowledgedWriteLost(history, problems);
+        if (!LinearizabilityChecker.IsLinearizable(history.ForChecker(), out var why))
+            problems.Add($"the history is not linearizable: {(why!.Length > 4000 ? why[..4000] + " ..." : why)}");
+        return $"{history.Count} operations: {history.Count(o => o.Outcome == OpOutcome.Ok)} done, " +
+            $"{history.Count(o => o.Outcome == OpOutcome.Failed)} failed, {history.Count(o => o.Outcome == OpOutcome.Unknown)} unknown";
+    }
+
+    /// <summary>
+    /// The last acknowledged write of each key (by return time) that no later write could have
+    /// overwritten must be what the final read saw: a cheap, readable check beside the checker's.
+    /// </summary>
+    private static void CheckNoAcknowledgedWriteLost(IReadOnlyList<RecordedOp> history, List<string> problems)
+    {
+        foreach (var finalRead in history.Where(o => o.Client == -1))
+        {
+            var writes = history.Where(o => o.IsWrite && o.Key == finalRead.Key && o.Outcome != OpOutcome.Failed).ToList();
+            var lastAcked = writes.Where(o => o.Outcome == OpOutcome.Ok).MaxBy(o => o.Return);
+            if (lastAcked is null) continue;
+            // Writes that may have landed after it: any not acknowledged before it was called.
+            var candidates = writes.Where(o => o == lastAcked || o.Outcome == OpOutcome.Unknown || o.Return > lastAcked.Call).Select(o => o.Value).ToHashSet();
+            if (!candidates.Contains(finalRead.Value))
+                problems.Add($"key {finalRead.Key}: the final read saw {finalRead.Value}, not the acknowledged write {lastAcked.Value} or a later one");
+        }
+    }
 }
 
 /// <summary>

@@ -41,7 +41,7 @@ public sealed class ClientAccessConnectionTests
     {
         try
         {
-            access.Check(new HttpCallContext($"/raftps.RaftClient/{method}", headers ?? new Metadata(), http));
+            access.Check(new TestCallContext($"/raftps.RaftClient/{method}", headers ?? new Metadata(), http));
             return null;
         }
         catch (RpcException e)
@@ -119,24 +119,5 @@ public sealed class ClientAccessConnectionTests
     {
         var e = Assert.Throws<InvalidDataException>(() => new ClientAccess(Users, tlsOnly: true, clientCertificates: false).ReplaceUsers(Users));
         Assert.Contains("alice, bob authenticate by certificate", e.Message);
-    }
-
-    /// <summary>A call context whose HttpContext is <paramref name="http"/> (found by GetHttpContext through UserState).</summary>
-    private sealed class HttpCallContext(string method, Metadata headers, HttpContext http) : ServerCallContext
-    {
-        private readonly Dictionary<object, object> _state = new() { ["__HttpContext"] = http };
-        protected override string MethodCore => method;
-        protected override string HostCore => "localhost";
-        protected override string PeerCore => "ipv4:127.0.0.1:1";
-        protected override DateTime DeadlineCore => DateTime.MaxValue;
-        protected override Metadata RequestHeadersCore => headers;
-        protected override CancellationToken CancellationTokenCore => CancellationToken.None;
-        protected override Metadata ResponseTrailersCore { get; } = new();
-        protected override Status StatusCore { get; set; }
-        protected override WriteOptions? WriteOptionsCore { get; set; }
-        protected override AuthContext AuthContextCore => new(null, new Dictionary<string, List<AuthProperty>>());
-        protected override IDictionary<object, object> UserStateCore => _state;
-        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
-        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
     }
 }

@@ -21,7 +21,7 @@ public sealed class ClientAccessTests
         if (token is not null) headers.Add("authorization", $"Bearer {token}");
         try
         {
-            access.Check(new FakeCallContext($"/raftps.RaftClient/{method}", headers));
+            access.Check(new TestCallContext($"/raftps.RaftClient/{method}", headers));
             return null;
         }
         catch (RpcException e)
@@ -60,7 +60,7 @@ public sealed class ClientAccessTests
     {
         var headers = new Metadata();
         if (token is not null) headers.Add("authorization", $"Bearer {token}");
-        var e = Assert.Throws<RpcException>(() => new ClientAccess(Users, tlsOnly: false).Check(new FakeCallContext(path, headers)));
+        var e = Assert.Throws<RpcException>(() => new ClientAccess(Users, tlsOnly: false).Check(new TestCallContext(path, headers)));
         Assert.Equal(refused, e.StatusCode);
     }
 
@@ -87,22 +87,6 @@ public sealed class ClientAccessTests
     public void Peer_calls_are_not_checked_as_client_calls()
     {
         var access = new ClientAccess(Users, tlsOnly: false);
-        access.Check(new FakeCallContext("/raftps.RaftPeer/InstallSnapshot", new Metadata()));
-    }
-
-    private sealed class FakeCallContext(string method, Metadata headers) : ServerCallContext
-    {
-        protected override string MethodCore => method;
-        protected override string HostCore => "localhost";
-        protected override string PeerCore => "ipv4:127.0.0.1:1";
-        protected override DateTime DeadlineCore => DateTime.MaxValue;
-        protected override Metadata RequestHeadersCore => headers;
-        protected override CancellationToken CancellationTokenCore => CancellationToken.None;
-        protected override Metadata ResponseTrailersCore { get; } = new();
-        protected override Status StatusCore { get; set; }
-        protected override WriteOptions? WriteOptionsCore { get; set; }
-        protected override AuthContext AuthContextCore => new(null, new Dictionary<string, List<AuthProperty>>());
-        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
-        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
+        access.Check(new TestCallContext("/raftps.RaftPeer/InstallSnapshot", new Metadata()));
     }
 }
