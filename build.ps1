@@ -237,10 +237,17 @@ function Invoke-XunitTests {
     Write-Host "xunit: the real-process tests run $env:RAFTPS_SERVER (RAFTPS_SERVER)"
     $passed = 0; $failed = 0; $skipped = 0; $summarySeen = $false
     $failedNames = [Collections.Generic.List[string]]::new()
+    # The first lines of each failure's message, repeated at the end with its name (CI keeps the tail).
+    $messageLines = 0
     & dotnet @arguments 2>&1 | ForEach-Object {
         $line = "$_"
         Write-Host $line
-        if ($line -match '^\s*Failed (\S.*) \[[^\]]+\]\s*$') { $failedNames.Add($Matches[1]) }
+        if ($line -match '^\s*Failed (\S.*) \[[^\]]+\]\s*$') { $failedNames.Add($Matches[1]); $messageLines = 0; return }
+        if ($failedNames.Count -gt 0 -and $line -match '^\s*Stack Trace:') { $messageLines = -1 }
+        if ($failedNames.Count -gt 0 -and $messageLines -ge 0 -and $messageLines -lt 12 -and $line -notmatch '^\s*Error Message:\s*$') {
+            $text = $line.Trim()
+            if ($text) { $failedNames[$failedNames.Count - 1] += "`n    " + ($text.Length -gt 240 ? $text.Substring(0, 240) + '...' : $text); $messageLines++ }
+        }
         if ($line -match 'Failed:\s*(\d+),\s*Passed:\s*(\d+),\s*Skipped:\s*(\d+),') {
             $failed += [int]$Matches[1]; $passed += [int]$Matches[2]; $skipped += [int]$Matches[3]; $summarySeen = $true
         }

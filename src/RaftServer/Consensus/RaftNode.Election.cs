@@ -115,6 +115,7 @@ public sealed partial class RaftNode
     {
         heartbeatElapsed++;
         electionElapsed++;
+        if (ticksLeading < int.MaxValue) ticksLeading++;
         if (departing.Count > 0) TickDeparting();
         TickLeaderReads();
         TickSnapshots();
@@ -316,6 +317,7 @@ public sealed partial class RaftNode
         foreach (var pr in progress) pr.Reset(next);
         self.RecentlyActive = true;
         committedInTerm = false;
+        ticksLeading = 0;
 
         // §5.4.2 / §8: a leader may only commit entries of its own term by counting replicas, so
         // it appends a no-op at once; that commits every earlier entry too, and lets read-index

@@ -45,7 +45,10 @@ public sealed partial class RaftNode
         int reachable = 0;
         foreach (int voter in next.VoterIds)
             if (voter == Id || ProgressOf(voter) is { Reachable: true }) reachable++;
-        if (reachable < next.Quorum) return new ProposeResult(ProposeOutcome.WouldLoseQuorum, 0, 0, Id);
+        // A voter not heard from yet in a leader's first election timeout may just not have
+        // answered yet (a leader starts with no one marked active): retry soon, not refused.
+        if (reachable < next.Quorum)
+            return new ProposeResult(ticksLeading < options.ElectionTicks ? ProposeOutcome.LeaderNotReady : ProposeOutcome.WouldLoseQuorum, 0, 0, Id);
 
         var entry = new Entry(log.LastIndex + 1, term, EntryKind.Configuration, next.Encode());
         log.Append(entry);
@@ -70,10 +73,12 @@ public sealed partial class RaftNode
         var nextCommitted = committed?.Config ?? bootstrap;
         configIndex = latest?.Index ?? 0;
         if (!force && ReferenceEquals(nextConfig, config) && ReferenceEquals(nextCommitted, committedConfig)) return;
-        // A member whose removal now commits is still sent heartbeats for an election timeout, so
-        // that (if it is reachable) it learns the removal is committed and stops standing for election.
+        // A member whose removal now commits is still replicated to until it holds the entry that
+        // removes it, and sent heartbeats for an election timeout after, so that (if it is
+        // reachable) it learns the removal is committed and stops standing for election.
         foreach (int id in committedConfig.Ids)
-            if (!nextCommitted.Contains(id) && !nextConfig.Contains(id) && id != Id) departing[id] = options.ElectionTicks;
+            if (!nextCommitted.Contains(id) && !nextConfig.Contains(id) && id != Id)
+                departing[id] = new Departure(committed?.Index ?? log.Committed, DepartingPatienceTicks, Acknowledged: false);
         config = nextConfig;
         committedConfig = nextCommitted;
         RebuildProgress();
@@ -85,16 +90,32 @@ public sealed partial class RaftNode
     /// <summary>A leader removed by a committed configuration hands over at the end of the turn.</summary>
     private bool handOverPending;
 
-    /// <summary>Members whose removal is committed, with the ticks they are still sent heartbeats for.</summary>
-    private readonly Dictionary<int, int> departing = new();
+    /// <summary>A member whose removal is committed and which this leader still sends to: the index
+    /// of the entry that removed it, the ticks left, and whether it has acknowledged that entry.</summary>
+    private readonly record struct Departure(long RemovalIndex, int TicksLeft, bool Acknowledged);
 
-    /// <summary>Leader, each tick: members removed long enough ago are no longer sent anything.</summary>
+    /// <summary>Members whose removal is committed, still sent to (<see cref="TickDeparting"/>).</summary>
+    private readonly Dictionary<int, Departure> departing = new();
+
+    /// <summary>How long a removed member that has not acknowledged its removal is still sent to:
+    /// long enough for a busy or lagging one to catch up, bounded for one that is down.</summary>
+    private int DepartingPatienceTicks => 10 * options.ElectionTicks;
+
+    /// <summary>
+    /// Leader, each tick: a removed member is sent to until it has acknowledged the entry that
+    /// removed it and then an election timeout more (heartbeats carry the commit index to it), or,
+    /// if it never acknowledges, for <see cref="DepartingPatienceTicks"/>. A fixed election timeout
+    /// from the commit was too short under load: the member could miss the entry and, not knowing
+    /// it was removed, campaign forever in a cluster that ignores it.
+    /// </summary>
     private void TickDeparting()
     {
         bool gone = false;
-        foreach (var (id, ticks) in departing)
+        foreach (var (id, d) in departing)
         {
-            if (ticks > 1) departing[id] = ticks - 1;
+            if (!d.Acknowledged && ProgressOf(id) is { } pr && pr.Match >= d.RemovalIndex)
+                departing[id] = d with { TicksLeft = options.ElectionTicks, Acknowledged = true };
+            else if (d.TicksLeft > 1) departing[id] = d with { TicksLeft = d.TicksLeft - 1 };
             else
             {
                 departing.Remove(id);

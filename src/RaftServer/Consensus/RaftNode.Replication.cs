@@ -9,6 +9,9 @@ public sealed partial class RaftNode
     private bool broadcastPending;
     /// <summary>Whether an entry of the current term is committed (thesis §6.4: reads wait for it).</summary>
     private bool committedInTerm;
+    /// <summary>Ticks since this node became leader (saturating): a voter it has not heard from in
+    /// its first election timeout may simply not have answered yet.</summary>
+    private int ticksLeading;
 
     /// <summary>Append a command if leader.</summary>
     public ProposeResult Propose(byte[] command) => Propose(command, EntryKind.Command);

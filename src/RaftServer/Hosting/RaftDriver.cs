@@ -543,7 +543,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
                 break;
             default: // a transfer in progress, or no entry of this term committed yet: retry soon
                 w.TrySetResult(PendingRequests.Unavailable(r.Outcome == ProposeOutcome.TransferInProgress
-                    ? "leadership transfer in progress" : "the leader has not committed an entry of its term yet", LeaderHint()));
+                    ? "leadership transfer in progress" : "the leader is new: it has not committed an entry of its term or heard from every voter yet", LeaderHint()));
                 break;
         }
     }

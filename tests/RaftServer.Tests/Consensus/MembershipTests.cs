@@ -274,6 +274,65 @@ public sealed class MembershipTests
     }
 
     [Fact]
+    public void A_new_leader_asks_to_retry_a_change_until_it_has_had_an_election_timeout_to_hear_from_the_voters()
+    {
+        var c = Cluster(3);
+        var old = ElectAndSettle(c);
+        var rest = new[] { 0, 1, 2 }.Where(i => i != old).ToArray();
+        var (next, silent) = (rest[0], rest[1]);
+        c.Isolate(silent);
+        Assert.True(c[old].TransferLeadership(next));
+        c.Settle();
+        Assert.Equal(next, c.Leader());
+        Assert.True(c[next].CommitIndex > 0);
+
+        // Removing the old leader would leave {next, silent}; next has not heard from silent yet,
+        // as it would not from a healthy voter in its first moments: retry, not a refusal.
+        var removeOld = ThreeVoters.With(new ConfigChange(ChangeKind.Remove, old));
+        Assert.Equal(ProposeOutcome.LeaderNotReady, c[next].ProposeConfiguration(removeOld).Outcome);
+        c.TickAll(10); // an election timeout of silence: now it is known unreachable
+        Assert.Equal(next, c.Leader());
+        Assert.Equal(ProposeOutcome.WouldLoseQuorum, c[next].ProposeConfiguration(removeOld).Outcome);
+    }
+
+    [Fact]
+    public void A_removed_follower_that_misses_its_removal_is_sent_it_until_it_acknowledges()
+    {
+        var c = Cluster(3);
+        var leader = ElectAndSettle(c);
+        var removed = new[] { 0, 1, 2 }.First(i => i != leader);
+        c.Isolate(removed); // busy or cut off while the removal commits
+        var at = Change(c, leader, ThreeVoters.With(new ConfigChange(ChangeKind.Remove, removed)));
+        Assert.True(c[leader].CommitIndex >= at);
+        c.TickAll(30); // three election timeouts: more than a removed member used to be sent to
+
+        c.Heal();
+        c.TickAll(3);
+        Assert.False(c[removed].Configuration.Contains(removed));
+        Assert.True(c[removed].CommitIndex >= at);
+        c.Isolate(removed);
+        for (var i = 0; i < 200; i++) c[removed].Tick();
+        Assert.Equal(Role.Follower, c[removed].Role);
+        // Acknowledged: an election timeout later the leader no longer sends it anything.
+        c.TickAll(11);
+        Assert.DoesNotContain(c[leader].Progress, p => p.Id == removed);
+    }
+
+    [Fact]
+    public void A_removed_member_that_never_answers_is_given_up_on_after_ten_election_timeouts()
+    {
+        var c = Cluster(3);
+        var leader = ElectAndSettle(c);
+        var removed = new[] { 0, 1, 2 }.First(i => i != leader);
+        c.Isolate(removed);
+        Change(c, leader, ThreeVoters.With(new ConfigChange(ChangeKind.Remove, removed)));
+        c.TickAll(95);
+        Assert.Contains(c[leader].Progress, p => p.Id == removed);
+        c.TickAll(6);
+        Assert.DoesNotContain(c[leader].Progress, p => p.Id == removed);
+    }
+
+    [Fact]
     public void A_removed_follower_is_told_of_its_removal_and_stops_campaigning()
     {
         var c = Cluster(3);
