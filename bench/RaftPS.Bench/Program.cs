@@ -24,6 +24,9 @@ static class Program
         leader     --target T --endpoints E [--timeout-s 30]        prints the leader's index and term
         (run, preload, failover, leader: --tls-ca PATH for RaftPS nodes serving clients over TLS with certificates of that CA;
          --value-bytes: values of other sizes use keys of their own, bench/vSIZE/key-N)
+        floor      [--dir DIR] [--samples 2000] [--bytes 320] [--json FILE]
+                   this machine's floor under a put at C=1: fsync of a small append (one writer, two at once),
+                   a loopback round trip (DIR: on the disk the nodes use; default a temp folder)
         rss        --pids-file F --label NAME --phase idle|load [--json FILE]
         free-ports --count N                                        prints N free loopback TCP ports
         snapshots  --server PATH [--writes 1000000] [--keys 1000] [--value-bytes 256] [--catchup-mb 100]
@@ -68,6 +71,7 @@ static class Program
                 "cas" => await Coordination.CasAsync(args, cts.Token),
                 "membership" => await MembershipBench.RunAsync(args, cts.Token),
                 "leader" => await LeaderAsync(args, cts.Token),
+                "floor" => Floor.Run(args),
                 "rss" => Rss(args),
                 "free-ports" => FreePorts(args),
                 "report" => Report.Write(args),
