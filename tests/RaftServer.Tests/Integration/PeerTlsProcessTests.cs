@@ -132,6 +132,49 @@ public sealed class PeerTlsProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Peers_forwarded_calls_over_peer_TLS_neither_count_toward_nor_wait_for_the_client_connection_limit()
+    {
+        var (cluster, _) = Cluster("ptls-limits", extra: ["--quiet", "--max-client-connections", "2"]);
+        await using var scope = cluster;
+        foreach (var id in cluster.Ids) cluster.Start(id);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = cluster.Ids.First(i => i != leader);
+        var address = $"http://127.0.0.1:{cluster.Ports[leader]}";
+        // The cluster's own channel to the leader is one client connection; this one takes the last place.
+        using var second = GrpcChannel.ForAddress(address);
+        await new RaftClient.RaftClientClient(second).GetLeaderAsync(new GetLeaderRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+        await AssertRefused(address);
+
+        // The follower forwards a write to the leader over peer TLS: a peer's connection, not a client's.
+        var sw = Stopwatch.StartNew();
+        SetReply? reply = null;
+        while (reply is null)
+        {
+            try
+            {
+                reply = await cluster.Client(follower).SetAsync(new SetRequest { Key = "forwarded", Value = ByteString.CopyFromUtf8("past the client limit") },
+                    deadline: DateTime.UtcNow.AddSeconds(5));
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(100);
+            }
+        }
+        Assert.Equal("past the client limit", await cluster.GetAsync(leader, "forwarded"));
+        // ... and it took no client's place: the clients' limit is as full as before.
+        await AssertRefused(address);
+        output.WriteLine($"leader {leader}: 2 client connections (the limit), node {follower} forwarded a write (index {reply.Index})");
+
+        static async Task AssertRefused(string address)
+        {
+            using var over = GrpcChannel.ForAddress(address);
+            var e = await Assert.ThrowsAsync<RpcException>(() =>
+                new RaftClient.RaftClientClient(over).GetLeaderAsync(new GetLeaderRequest(), deadline: DateTime.UtcNow.AddSeconds(5)).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task A_plain_node_and_peer_TLS_nodes_refuse_each_other_with_clear_lines_on_both_sides()
     {
         var (cluster, _) = Cluster("ptls-mixed", (files, id) => id == 2 ? [] : files.Arguments(id), extra: ["--quiet"]);
