@@ -159,7 +159,7 @@ public static class ServerHost
             Console.CancelKeyPress += cancel;
             try
             {
-                members = await StartupMembership.ResolveAsync(settings, recovered.State, dataDir.Path, logger, interrupted.Token);
+                members = await StartupMembership.ResolveAsync(settings, recovered.State, dataDir.Path, logger, interrupted.Token, peerTls);
             }
             finally
             {

@@ -234,17 +234,17 @@ public sealed class PeerTls : IDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new IOException($"node {peer.Id} at {peer.Host}:{peer.Port} did not answer the peer TLS preface within {(int)HandshakeTimeout.TotalMilliseconds} ms");
+            throw new IOException($"{Name(peer)} did not answer the peer TLS preface within {(int)HandshakeTimeout.TotalMilliseconds} ms");
         }
         if (got < echo.Length || !echo.AsSpan().SequenceEqual(PeerWire.TlsPreface))
         {
             // A node without peer TLS answers with its plain hello (a small length first), then closes.
             if (got > 0 && echo[0] <= PeerWire.MaxHelloBytes)
-                throw new PeerTlsRefusedException($"Refused the connection to node {peer.Id} at {peer.Host}:{peer.Port}: it does not use peer TLS (it answered in plain text); " +
+                throw new PeerTlsRefusedException($"Refused the connection to {Name(peer)}: it does not use peer TLS (it answered in plain text); " +
                     "give every node of the cluster --peer-cert-file, --peer-key-file and --peer-ca-file, or none of them", "plain");
             throw new IOException(got == 0
-                ? $"node {peer.Id} at {peer.Host}:{peer.Port} closed the connection before it answered the peer TLS preface"
-                : $"node {peer.Id} at {peer.Host}:{peer.Port} answered the peer TLS preface with something else");
+                ? $"{Name(peer)} closed the connection before it answered the peer TLS preface"
+                : $"{Name(peer)} answered the peer TLS preface with something else");
         }
         verdict ??= new PeerCertificateVerdict();
         var ssl = new SslStream(network, leaveInnerStreamOpen: false);
@@ -257,11 +257,14 @@ public sealed class PeerTls : IDisposable
         {
             await ssl.DisposeAsync();
             if (verdict.Problem is { } problem)
-                throw new PeerTlsRefusedException($"Refused the peer TLS connection to node {peer.Id} at {peer.Host}:{peer.Port}: {problem}", "certificate");
-            throw new PeerTlsRefusedException($"The peer TLS handshake with node {peer.Id} at {peer.Host}:{peer.Port} failed: {e.Message} " +
+                throw new PeerTlsRefusedException($"Refused the peer TLS connection to {Name(peer)}: {problem}", "certificate");
+            throw new PeerTlsRefusedException($"The peer TLS handshake with {Name(peer)} failed: {e.Message} " +
                 "(that node refused this node's certificate if its log says so: issued by another CA than its --peer-ca-file, expired, or naming another node)", "handshake");
         }
     }
+
+    /// <summary>How log lines name the node called: by id, or by address alone (a joining node calls an address).</summary>
+    private static string Name(NodeAddress peer) => peer.Id >= 0 ? $"node {peer.Id} at {peer.Host}:{peer.Port}" : $"the node at {peer.Host}:{peer.Port}";
 
     /// <summary>Makes the gRPC channel's connections to node <paramref name="peer"/> peer TLS connections: the
     /// channel speaks HTTP/2 (http://, prior knowledge) over the TLS stream this returns.</summary>

@@ -175,6 +175,40 @@ public sealed class PeerTlsProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_node_joins_by_asking_a_member_over_peer_TLS_and_one_with_another_CAs_certificate_is_refused_at_once()
+    {
+        var (cluster, files) = Cluster("ptls-join", extra: ["--quiet"]);
+        await using var scope = cluster;
+        foreach (var id in cluster.Ids) cluster.Start(id);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = cluster.Ids.First(i => i != leader);
+        var port = cluster.NewPort(3);
+        await LocalCluster.RetryAsync(() => cluster.Client(leader).AddMemberAsync(
+            new AddMemberRequest { Id = 3, Address = "127.0.0.1", Port = port, Learner = true }, deadline: DateTime.UtcNow.AddSeconds(5)).ResponseAsync);
+        string[] Join(string dataDir, string[] tls) => ["3", "--join", $"127.0.0.1:{cluster.Ports[follower]}", "--data-dir", dataDir, "--quiet", .. tls];
+
+        // A certificate of another CA: the member's certificate is not trusted, and waiting will not change that.
+        var other = new PeerTlsFiles(Path.Combine(cluster.Dir, "pki-other"), "other CA");
+        var (otherCert, otherKey) = other.Node("node-3-other", 3);
+        using (var refused = ServerProcess.Start(3, cluster.Dir, Join(cluster.DataDir(3) + "-refused",
+            ["--peer-cert-file", otherCert, "--peer-key-file", otherKey, "--peer-ca-file", other.CaPath])))
+        {
+            var code = await refused.WaitForExit(TimeSpan.FromSeconds(20));
+            Assert.True(code == 2, $"exit code {code}\n{refused.Output}");
+            Assert.Contains($"cannot join through 127.0.0.1:{cluster.Ports[follower]}: Refused the peer TLS connection to the node at 127.0.0.1:{cluster.Ports[follower]}", refused.Output);
+            Assert.Contains("is not issued by --peer-ca-file (CN=other CA)", refused.Output);
+        }
+
+        using var joined = ServerProcess.Start(3, cluster.Dir, Join(cluster.DataDir(3), files.Arguments(3)));
+        var asked = $"(asked node {follower} at 127.0.0.1:{cluster.Ports[follower]} over peer TLS)";
+        Assert.True(await joined.WaitForOutput(asked, LocalCluster.Patience), joined.Output);
+        var write = await cluster.SetAsync(leader, "after-join", "yes");
+        await cluster.WaitForAppliedAsync(3, write.Index);
+        Assert.Equal("yes", await cluster.GetAsync(3, "after-join", stale: true));
+        output.WriteLine($"node 3 joined through node {follower} over peer TLS and applied index {write.Index}");
+    }
+
+    [Fact]
     public async Task A_plain_node_and_peer_TLS_nodes_refuse_each_other_with_clear_lines_on_both_sides()
     {
         var (cluster, _) = Cluster("ptls-mixed", (files, id) => id == 2 ? [] : files.Arguments(id), extra: ["--quiet"]);
