@@ -12,6 +12,8 @@ namespace RaftServer.Tests.Integration;
 /// mutually authenticated TLS works end to end (elections, replication, forwarded calls, snapshots),
 /// and what does not fit is refused with a clear line on both sides: a certificate of another CA,
 /// expired, naming another node than the hello, a batch claiming another member, a plain peer.
+/// Peers' forwarded calls are outside the clients' connection limit, and a joining node asks a
+/// member for the members over peer TLS.
 /// </summary>
 [Collection(ProcessCollection.Name)]
 public sealed class PeerTlsProcessTests(ITestOutputHelper output)
