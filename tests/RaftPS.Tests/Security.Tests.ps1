@@ -99,6 +99,8 @@ Describe 'Start-RaftCluster -Secure' {
             $log = @(Get-ChildItem (Join-Path $Secure.DataDirectory 'node-3') -Filter '*.log')[0].FullName
             (Get-Content $log -Raw) | Should -Match ([regex]::Escape('Peer TLS: on (certificate CN=raftps-node-3 naming node 3'))
             (Get-Content $log -Raw) | Should -Match ([regex]::Escape('Client TLS: on'))
+            # It asked a member for the members over peer TLS (with its peer certificate), as etcd does, not as a client.
+            (Get-Content $log -Raw) | Should -Match 'Joining cluster [0-9a-f]{16} of .* \(asked node \d+ at 127\.0\.0\.1:\d+ over peer TLS\)'
             $c = Connect-Secure $Writer.Token
             Set-RaftValue secure/added 3 -Connection $c
             (Get-RaftValue secure/added -Connection (Connect-RaftNode 127.0.0.1 $port -NotDefault -UseTls -CaCertificatePath "$Tls/ca.pem" `

@@ -23,7 +23,7 @@ public sealed record ClientLimits
     public int MaxPendingWrites { get; init; } = 10_000;
     /// <summary>Linearizable reads (and lease keep-alives) queued for the loop or waiting for their read index or apply.</summary>
     public int MaxPendingReads { get; init; } = 10_000;
-    /// <summary>Kestrel's concurrent HTTP/2 connections: clients, calls forwarded by followers, snapshot uploads.</summary>
+    /// <summary>Kestrel's concurrent HTTP/2 connections of clients (and, without peer TLS, of calls forwarded by followers and snapshot uploads: plain HTTP/2 like a client's).</summary>
     public long MaxConnections { get; init; } = 4096;
     /// <summary>Concurrent calls on one HTTP/2 connection.</summary>
     public int MaxStreamsPerConnection { get; init; } = 1000;

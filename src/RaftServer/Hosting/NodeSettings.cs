@@ -86,7 +86,7 @@ public sealed record NodeSettings
           --max-pending-writes N    client writes this node holds at once (queued or proposed, not yet answered);
                                     more are refused RESOURCE_EXHAUSTED (default: 10000)
           --max-pending-reads N     linearizable reads this node holds at once; likewise (default: 10000)
-          --max-client-connections N  HTTP/2 connections at once (clients, forwarded calls, snapshots) (default: 4096)
+          --max-client-connections N  clients' HTTP/2 connections at once (peers over peer TLS not counted) (default: 4096)
           --max-streams-per-connection N  concurrent calls per HTTP/2 connection (default: 1000)
           --max-header-bytes N      request headers of a call, in all (default: 32768)
           --allow-suspend           accept the Suspend call (off: refused PERMISSION_DENIED); Start-RaftCluster sets it

@@ -159,7 +159,7 @@ public static class ServerHost
             Console.CancelKeyPress += cancel;
             try
             {
-                members = await StartupMembership.ResolveAsync(settings, recovered.State, dataDir.Path, logger, interrupted.Token);
+                members = await StartupMembership.ResolveAsync(settings, recovered.State, dataDir.Path, logger, interrupted.Token, peerTls);
             }
             finally
             {
@@ -331,6 +331,9 @@ public static class ServerHost
             {
                 o.Protocols = HttpProtocols.Http2;
             });
+            // Peers' HTTP/2 over peer TLS: an endpoint of their own, outside the clients' connection limit (bound after the port).
+            if (peerTls is not null)
+                k.Listen(new PeerTlsSideEndPoint(new IPEndPoint(listenAddress, self.Port)), o => o.Protocols = HttpProtocols.Http2);
             // Client TLS: the connections of the same port that open with a TLS handshake (bound after the port).
             if (clientSecurity.Tls is { } tls)
                 k.Listen(new TlsSideEndPoint(new IPEndPoint(listenAddress, self.Port)), o =>

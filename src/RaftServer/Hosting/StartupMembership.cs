@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.Storage;
+using RaftServer.Transport;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Hosting;
@@ -18,6 +19,10 @@ public sealed class MembershipException(string message) : Exception(message);
 /// (<see cref="MemberFile"/>); the members a cluster gives it through <c>--join</c>; config.conf,
 /// which only ever bootstraps a brand-new cluster (all its nodes voters, recorded in the log by
 /// the first leader).
+/// A joining node asks a member for the members as etcd's does (over its peer URL, with its peer
+/// certificate): with peer TLS, over a peer TLS connection, so the answer comes from a member whose
+/// certificate the cluster's CA issued, whatever the client TLS and token options are; without it,
+/// over plain HTTP/2, where ListMembers needs no credentials (docs/security.md, "Joining").
 /// </summary>
 public sealed record StartupMembership(MemberSet Members, Configuration Bootstrap, bool PersistBootstrap, string Source)
 {
@@ -25,8 +30,9 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
 
     /// <exception cref="ConfigException">config.conf is needed and missing or malformed, or join.conf is malformed.</exception>
     /// <exception cref="MembershipException">the cluster to join cannot be reached, or does not list this node.</exception>
+    /// <param name="peerTls">This node's peer TLS, when on: a join asks over it.</param>
     public static async Task<StartupMembership> ResolveAsync(NodeSettings settings, PersistedState persisted, string dataDirectory,
-        ILogger logger, CancellationToken ct)
+        ILogger logger, CancellationToken ct, PeerTls? peerTls = null)
     {
         var inLog = ConfigurationOf(persisted);
         var config = File.Exists(settings.ConfigPath) ? ClusterConfig.Load(settings.ConfigPath) : null;
@@ -47,7 +53,7 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
         if (joined is not null) return new(joined, Configuration.Empty, false, joinFile);
         if (settings.Join is { } join)
         {
-            var (members, clusterId) = await FetchAsync(join, settings.Id, logger, ct);
+            var (members, clusterId) = await FetchAsync(join, settings.Id, logger, peerTls, ct);
             // The cluster's id first: a node that has its members file has joined, and must not
             // take part before it knows which cluster it belongs to (when the cluster has one yet).
             if (clusterId != ClusterIdentity.Unknown && ClusterIdFile.Read(dataDirectory) == ClusterIdentity.Unknown)
@@ -71,10 +77,24 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
     }
 
     /// <summary>Asks a member of the cluster for its members (it forwards to the leader), retrying while it starts or elects.</summary>
-    private static async Task<(MemberSet Members, ulong ClusterId)> FetchAsync(NodeAddress join, int self, ILogger logger, CancellationToken ct)
+    /// <summary>The peer TLS refusal inside a failed call, if that is why it failed.</summary>
+    private static PeerTlsRefusedException? Refusal(RpcException e)
     {
-        using var channel = GrpcChannel.ForAddress($"http://{join.Host}:{join.Port}");
+        for (Exception? inner = e.Status.DebugException; inner is not null; inner = inner.InnerException)
+            if (inner is PeerTlsRefusedException { Kind: "plain" or "certificate" } refused) return refused;
+        return null;
+    }
+
+    private static async Task<(MemberSet Members, ulong ClusterId)> FetchAsync(NodeAddress join, int self, ILogger logger, PeerTls? peerTls, CancellationToken ct)
+    {
+        // With peer TLS: HTTP/2 inside a peer TLS connection, as forwarded calls go; the node there
+        // may be any member (its certificate names which), it is called by its address.
+        var answeredBy = new PeerCertificateVerdict();
+        using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) };
+        peerTls?.ConfigureHandler(handler, new NodeAddress(-1, join.Host, join.Port), answeredBy);
+        using var channel = GrpcChannel.ForAddress($"http://{join.Host}:{join.Port}", new GrpcChannelOptions { HttpHandler = handler });
         var client = new P.RaftClient.RaftClientClient(channel);
+        var over = peerTls is null ? "" : " over peer TLS";
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)
@@ -87,8 +107,18 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
                 if (!members.Contains(self))
                     throw new MembershipException($"node {self} is not a member of the cluster at {join.Host}:{join.Port} (members: {members}); " +
                         $"add it first (Add-RaftNode -Id {self} -Address HOST -Port PORT, or the AddMember call), then start it");
-                logger.LogInformation("Joining cluster {ClusterId} of {Members}", ClusterIdentity.Format(reply.ClusterId), members.ToString());
+                // The answer is a member's only when its certificate names one of the members it lists.
+                if (peerTls is not null && !members.Contains(answeredBy.NodeId))
+                    throw new MembershipException($"the node at {join.Host}:{join.Port} has a certificate naming node {answeredBy.NodeId}, " +
+                        $"which is not a member of the cluster it describes (members: {members})");
+                logger.LogInformation("Joining cluster {ClusterId} of {Members} (asked {Node}{Over})", ClusterIdentity.Format(reply.ClusterId), members.ToString(),
+                    peerTls is null ? $"{join.Host}:{join.Port}" : $"node {answeredBy.NodeId} at {join.Host}:{join.Port}", over);
                 return (members, reply.ClusterId);
+            }
+            catch (RpcException e) when (Refusal(e) is { } refused)
+            {
+                // A peer TLS refusal (a plain node, a certificate of another CA): the settings are wrong, waiting will not help.
+                throw new MembershipException($"cannot join through {join.Host}:{join.Port}: {refused.Message}");
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && clock.Elapsed < JoinPatience)
             {

@@ -42,6 +42,15 @@ public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket,
                 return new(port.TlsSide(side));
             }
         }
+        if (endpoint is PeerTlsSideEndPoint peerSide)
+        {
+            lock (_bound)
+            {
+                if (!_bound.TryGetValue(peerSide.Port, out var port))
+                    throw new InvalidOperationException($"the peer TLS side of {peerSide.Port} is bound before the port itself");
+                return new(port.PeerTlsSide(peerSide));
+            }
+        }
         Socket socket;
         try
         {
@@ -65,6 +74,17 @@ public sealed class TlsSideEndPoint(IPEndPoint port) : EndPoint
 {
     public IPEndPoint Port { get; } = port;
     public override string ToString() => $"{Port} (TLS)";
+}
+
+/// <summary>
+/// The peers' HTTP/2 connections over peer TLS on a node's port (see <see cref="PeerTlsAcceptor"/>): an
+/// endpoint of their own for Kestrel, so that Kestrel's connection limit, --max-client-connections,
+/// counts clients only (it counts per endpoint), and peers have their own bound (<see cref="PeerHttpConnections"/>).
+/// </summary>
+public sealed class PeerTlsSideEndPoint(IPEndPoint port) : EndPoint
+{
+    public IPEndPoint Port { get; } = port;
+    public override string ToString() => $"{Port} (peer TLS)";
 }
 
 /// <summary>
@@ -112,6 +132,8 @@ internal sealed class PeerSortingListener : IConnectionListener
     private readonly Channel<ConnectionContext> _http = Channel.CreateUnbounded<ConnectionContext>();
     /// <summary>Connections that open with a TLS record, once a TLS side is bound; else they go to <see cref="_http"/> (and fail there).</summary>
     private volatile Channel<ConnectionContext>? _tls;
+    /// <summary>Peers' HTTP/2 connections over peer TLS, once their side is bound; else they go to <see cref="_http"/>.</summary>
+    private volatile Channel<ConnectionContext>? _peerHttp;
     /// <summary>The first byte of a TLS connection: a handshake record (the ClientHello).</summary>
     private const byte TlsHandshakeRecord = 0x16;
     private readonly Task _accepting;
@@ -135,7 +157,7 @@ internal sealed class PeerSortingListener : IConnectionListener
         if (handshake.Tls is { } peerTls)
             _tlsPeers = new PeerTlsAcceptor(peerTls, handshake, refuse,
                 acceptTlsPeer ?? throw new ArgumentNullException(nameof(acceptTlsPeer), "peer TLS needs a callback for TLS peer connections"),
-                c => _http.Writer.TryWrite(c));
+                c => (_peerHttp ?? _http).Writer.TryWrite(c));
         _listen = listen;
         _contexts = contexts;
         _refuse = refuse;
@@ -192,6 +214,7 @@ internal sealed class PeerSortingListener : IConnectionListener
         {
             _http.Writer.TryComplete();
             _tls?.Writer.TryComplete();
+            _peerHttp?.Writer.TryComplete();
             Wake();
         }
     }
@@ -202,6 +225,16 @@ internal sealed class PeerSortingListener : IConnectionListener
         var channel = _tls ??= Channel.CreateUnbounded<ConnectionContext>();
         return new SideListener(endpoint, channel);
     }
+
+    /// <summary>The listener Kestrel binds for the peers' HTTP/2 connections over peer TLS.</summary>
+    internal IConnectionListener PeerTlsSide(PeerTlsSideEndPoint endpoint)
+    {
+        var channel = _peerHttp ??= Channel.CreateUnbounded<ConnectionContext>();
+        return new SideListener(endpoint, channel);
+    }
+
+    /// <summary>The peers' HTTP/2 connections held now (null without peer TLS).</summary>
+    internal PeerHttpConnections? PeerHttpConnections => _tlsPeers?.HttpConnections;
 
     /// <summary>Hands Kestrel the connections sorted into a channel; the port's own listener owns the socket.</summary>
     private sealed class SideListener(EndPoint endpoint, Channel<ConnectionContext> channel) : IConnectionListener

@@ -28,29 +28,28 @@ public sealed class PeerTls : IDisposable
 {
     /// <summary>The scheme and host of the URI that names a node in its certificate: <c>raftps://node/ID</c>.</summary>
     public const string NodeUriPrefix = "raftps://node/";
-    private const string ServerAuthOid = "1.3.6.1.5.5.7.3.1";
-    private const string ClientAuthOid = "1.3.6.1.5.5.7.3.2";
     /// <summary>The preface echo and the TLS handshake together must finish within this.</summary>
     public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
 
     private readonly SslStreamCertificateContext _context;
-    private readonly X509Certificate2 _ca;
+    private readonly CertificateTrust _trust;
     private readonly X509Certificate2Collection _intermediates;
 
-    private PeerTls(int self, X509Certificate2 certificate, X509Certificate2Collection intermediates, X509Certificate2 ca)
+    private PeerTls(int self, X509Certificate2 certificate, X509Certificate2Collection intermediates, CertificateTrust trust)
     {
         Self = self;
         Certificate = certificate;
         _intermediates = intermediates;
-        _ca = ca;
+        _trust = trust;
         _context = SslStreamCertificateContext.Create(certificate, intermediates, offline: true);
     }
 
     public int Self { get; }
     public X509Certificate2 Certificate { get; }
 
-    /// <summary>Loads and checks this node's peer certificate: it must chain to the CA, be valid now,
-    /// be made for TLS client and server authentication, and name this node.</summary>
+    /// <summary>Loads and checks this node's peer certificate: it must chain to one of the CAs of
+    /// <paramref name="caFile"/> (a PEM bundle: every certificate in it is trusted), be valid now,
+    /// list both TLS client and server authentication, and name this node.</summary>
     /// <exception cref="InvalidDataException">A file is missing or unreadable, or the certificate does not fit: the message names the option.</exception>
     public static PeerTls Load(string certFile, string keyFile, string caFile, int self)
     {
@@ -73,22 +72,14 @@ public sealed class PeerTls : IDisposable
             using var ephemeral = certificate;
             certificate = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null);
         }
-        X509Certificate2 ca;
-        try
-        {
-            var cas = new X509Certificate2Collection();
-            cas.ImportFromPemFile(caFile);
-            ca = cas.Count > 0 ? cas[0] : throw new InvalidDataException($"--peer-ca-file {caFile}: holds no certificate");
-        }
-        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            throw new InvalidDataException($"--peer-ca-file {caFile}: {e.Message}");
-        }
         var intermediates = new X509Certificate2Collection();
         foreach (var c in all)
             if (c.Thumbprint != certificate.Thumbprint) intermediates.Add(c);
-        var tls = new PeerTls(self, certificate, intermediates, ca);
-        var problem = tls.Check(certificate, ServerAuthOid) ?? tls.Check(certificate, ClientAuthOid);
+        // A peer certificate serves both ways (this node calls its peers and is called by them), so it
+        // must be made for both, on both sides of every connection (as etcd requires of peer certificates).
+        var trust = CertificateTrust.Load("--peer-ca-file", caFile, intermediates, CertificateTrust.ServerAuthOid, CertificateTrust.ClientAuthOid);
+        var tls = new PeerTls(self, certificate, intermediates, trust);
+        var problem = trust.Check(certificate, null, out _);
         if (problem is null && NodeIds(certificate) is var ids && (ids.Count != 1 || ids[0] != self))
             problem = ids.Count == 0 ? $"names no node (a subject alternative name URI {NodeUriPrefix}{self}; New-RaftCertificate Node -NodeId {self})"
                 : $"names {NodesText(ids)}, not this node ({self})";
@@ -134,20 +125,21 @@ public sealed class PeerTls : IDisposable
         return ids;
     }
 
-    /// <summary>Why a peer's certificate is refused, or null when it is accepted: it must chain to
-    /// --peer-ca-file, be valid now, be made for the role the peer plays, and name exactly one node
+    /// <summary>Why a peer's certificate is refused, or null when it is accepted: it must chain to a CA
+    /// of --peer-ca-file (through the intermediates it sent, <paramref name="sent"/>, or this node's
+    /// own), be valid now, list both TLS server and client authentication, and name exactly one node
     /// (<paramref name="expected"/> when given). <paramref name="nodeId"/> is the node it names.</summary>
-    public string? CheckPeer(X509Certificate? presented, bool peerIsServer, int? expected, out int nodeId) =>
-        CheckPeer(presented, peerIsServer, expected, out nodeId, out _);
+    public string? CheckPeer(X509Certificate? presented, int? expected, out int nodeId, X509Certificate2Collection? sent = null) =>
+        CheckPeer(presented, expected, out nodeId, out _, sent);
 
     /// <param name="kind">What is wrong, from a small fixed set (for rate-limiting log lines on it, never on what the peer wrote).</param>
-    public string? CheckPeer(X509Certificate? presented, bool peerIsServer, int? expected, out int nodeId, out string kind)
+    public string? CheckPeer(X509Certificate? presented, int? expected, out int nodeId, out string kind, X509Certificate2Collection? sent = null)
     {
         nodeId = -1;
         kind = "none";
         if (presented is null) return "it sent no certificate (peer TLS needs one on both sides)";
         var certificate = presented as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(presented.GetRawCertData());
-        var problem = Check(certificate, peerIsServer ? ServerAuthOid : ClientAuthOid, out var flags);
+        var problem = _trust.Check(certificate, sent, out var flags);
         kind = flags.ToString();
         if (problem is null)
         {
@@ -163,37 +155,6 @@ public sealed class PeerTls : IDisposable
         return problem is null ? null : $"its certificate ({Describe(certificate)}) {problem}";
     }
 
-    private string? Check(X509Certificate2 certificate, string usage) => Check(certificate, usage, out _);
-
-    private string? Check(X509Certificate2 certificate, string usage, out X509ChainStatusFlags flags)
-    {
-        flags = X509ChainStatusFlags.NoError;
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(_ca);
-        chain.ChainPolicy.ExtraStore.AddRange(_intermediates);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        // The chain is built from --peer-ca-file and this node's own intermediates only: never
-        // fetch an issuer a certificate names (AIA), which an unauthenticated peer would choose.
-        chain.ChainPolicy.DisableCertificateDownloads = true;
-        chain.ChainPolicy.ApplicationPolicy.Add(new Oid(usage));
-        if (chain.Build(certificate)) return null;
-        var reasons = new List<string>();
-        foreach (var status in chain.ChainStatus)
-        {
-            flags |= status.Status;
-            var reason = status.Status switch
-            {
-                X509ChainStatusFlags.UntrustedRoot or X509ChainStatusFlags.PartialChain => $"is not issued by --peer-ca-file ({_ca.Subject})",
-                X509ChainStatusFlags.NotTimeValid => $"is not valid now (valid from {certificate.NotBefore.ToUniversalTime():yyyy-MM-dd HH:mm} to {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC: expired or not yet valid)",
-                X509ChainStatusFlags.NotValidForUsage => $"is not made for TLS {(usage == ServerAuthOid ? "server" : "client")} authentication",
-                _ => $"is refused: {status.Status} {status.StatusInformation.Trim()}",
-            };
-            if (!reasons.Contains(reason)) reasons.Add(reason);
-        }
-        return reasons.Count == 0 ? "is refused" : string.Join("; ", reasons);
-    }
-
     private static string NodesText(IReadOnlyList<int> ids) => ids.Count == 1 ? $"node {ids[0]}" : $"nodes {string.Join(", ", ids)}";
 
     /// <summary>Subject, issuer and validity, for log lines.</summary>
@@ -207,36 +168,55 @@ public sealed class PeerTls : IDisposable
         ClientCertificateRequired = true,
         EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-        RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-        {
-            verdict.Problem = CheckPeer(certificate, peerIsServer: false, expected: null, out var id, out var kind);
-            verdict.NodeId = id;
-            verdict.Kind = kind;
-            return verdict.Problem is null;
-        },
+        // The platform builds a chain before the callback: with this policy it fetches nothing either.
+        CertificateChainPolicy = _trust.Policy(),
+        RemoteCertificateValidationCallback = (_, certificate, chain, _) => Judge(verdict, certificate, chain, expected: null),
     };
 
-    /// <summary>The options of the connecting side, calling node <paramref name="peer"/>.</summary>
-    private SslClientAuthenticationOptions ClientOptions(int peer, PeerCertificateVerdict verdict) => new()
+    /// <summary>The options of the connecting side, calling node <paramref name="peer"/> (any member when null).</summary>
+    private SslClientAuthenticationOptions ClientOptions(int? peer, PeerCertificateVerdict verdict) => new()
     {
-        TargetHost = "raftps-node-" + peer,
+        TargetHost = peer is { } id ? "raftps-node-" + id : "raftps-node",
         ClientCertificateContext = _context,
         EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-        RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-        {
-            verdict.Problem = CheckPeer(certificate, peerIsServer: true, expected: peer, out var id);
-            verdict.NodeId = id;
-            return verdict.Problem is null;
-        },
+        CertificateChainPolicy = _trust.Policy(),
+        RemoteCertificateValidationCallback = (_, certificate, chain, _) => Judge(verdict, certificate, chain, peer),
     };
+
+    /// <summary>
+    /// The certificate check of a handshake, recorded in <paramref name="verdict"/>. It runs inside
+    /// the TLS stack's callback: anything it throws (a certificate it cannot parse) is a refusal with
+    /// the reason recorded, never an exception out of the handshake.
+    /// </summary>
+    internal bool Judge(PeerCertificateVerdict verdict, X509Certificate? certificate, X509Chain? chain, int? expected)
+    {
+        try
+        {
+            // The platform's chain holds the certificates the peer sent (its intermediates) in its extra store.
+            verdict.Problem = CheckPeer(certificate, expected, out var id, out var kind, chain?.ChainPolicy.ExtraStore);
+            verdict.NodeId = id;
+            verdict.Kind = kind;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            verdict.Problem = $"its certificate could not be checked ({e.GetType().Name}: {e.Message})";
+            verdict.NodeId = -1;
+            verdict.Kind = "error";
+        }
+        return verdict.Problem is null;
+    }
 
     /// <summary>
     /// The connecting side on a connected stream: the TLS preface, the peer's echo, the handshake.
     /// </summary>
     /// <exception cref="PeerTlsRefusedException">The peer does not use peer TLS, or one side refused the other's
     /// certificate: the message says which, for the log.</exception>
-    public async Task<SslStream> ConnectAsync(Stream network, NodeAddress peer, CancellationToken ct)
+    public Task<SslStream> ConnectAsync(Stream network, NodeAddress peer, CancellationToken ct) => ConnectAsync(network, peer, null, ct);
+
+    /// <param name="verdict">Receives the node the peer's certificate names; with <paramref name="peer"/>'s
+    /// id negative, any node's certificate of the cluster's CA is accepted (a node joining through an address).</param>
+    public async Task<SslStream> ConnectAsync(Stream network, NodeAddress peer, PeerCertificateVerdict? verdict, CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(HandshakeTimeout);
@@ -254,38 +234,42 @@ public sealed class PeerTls : IDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new IOException($"node {peer.Id} at {peer.Host}:{peer.Port} did not answer the peer TLS preface within {(int)HandshakeTimeout.TotalMilliseconds} ms");
+            throw new IOException($"{Name(peer)} did not answer the peer TLS preface within {(int)HandshakeTimeout.TotalMilliseconds} ms");
         }
         if (got < echo.Length || !echo.AsSpan().SequenceEqual(PeerWire.TlsPreface))
         {
             // A node without peer TLS answers with its plain hello (a small length first), then closes.
             if (got > 0 && echo[0] <= PeerWire.MaxHelloBytes)
-                throw new PeerTlsRefusedException($"Refused the connection to node {peer.Id} at {peer.Host}:{peer.Port}: it does not use peer TLS (it answered in plain text); " +
+                throw new PeerTlsRefusedException($"Refused the connection to {Name(peer)}: it does not use peer TLS (it answered in plain text); " +
                     "give every node of the cluster --peer-cert-file, --peer-key-file and --peer-ca-file, or none of them", "plain");
             throw new IOException(got == 0
-                ? $"node {peer.Id} at {peer.Host}:{peer.Port} closed the connection before it answered the peer TLS preface"
-                : $"node {peer.Id} at {peer.Host}:{peer.Port} answered the peer TLS preface with something else");
+                ? $"{Name(peer)} closed the connection before it answered the peer TLS preface"
+                : $"{Name(peer)} answered the peer TLS preface with something else");
         }
-        var verdict = new PeerCertificateVerdict();
+        verdict ??= new PeerCertificateVerdict();
         var ssl = new SslStream(network, leaveInnerStreamOpen: false);
         try
         {
-            await ssl.AuthenticateAsClientAsync(ClientOptions(peer.Id, verdict), timeout.Token);
+            await ssl.AuthenticateAsClientAsync(ClientOptions(peer.Id >= 0 ? peer.Id : null, verdict), timeout.Token);
             return ssl;
         }
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             await ssl.DisposeAsync();
             if (verdict.Problem is { } problem)
-                throw new PeerTlsRefusedException($"Refused the peer TLS connection to node {peer.Id} at {peer.Host}:{peer.Port}: {problem}", "certificate");
-            throw new PeerTlsRefusedException($"The peer TLS handshake with node {peer.Id} at {peer.Host}:{peer.Port} failed: {e.Message} " +
+                throw new PeerTlsRefusedException($"Refused the peer TLS connection to {Name(peer)}: {problem}", "certificate");
+            throw new PeerTlsRefusedException($"The peer TLS handshake with {Name(peer)} failed: {e.Message} " +
                 "(that node refused this node's certificate if its log says so: issued by another CA than its --peer-ca-file, expired, or naming another node)", "handshake");
         }
     }
 
+    /// <summary>How log lines name the node called: by id, or by address alone (a joining node calls an address).</summary>
+    private static string Name(NodeAddress peer) => peer.Id >= 0 ? $"node {peer.Id} at {peer.Host}:{peer.Port}" : $"the node at {peer.Host}:{peer.Port}";
+
     /// <summary>Makes the gRPC channel's connections to node <paramref name="peer"/> peer TLS connections: the
     /// channel speaks HTTP/2 (http://, prior knowledge) over the TLS stream this returns.</summary>
-    public void ConfigureHandler(SocketsHttpHandler handler, NodeAddress peer)
+    /// <param name="verdict">Receives the node the certificate of the last connection made names (for a joining node, which calls an address, not a member).</param>
+    public void ConfigureHandler(SocketsHttpHandler handler, NodeAddress peer, PeerCertificateVerdict? verdict = null)
     {
         handler.ConnectCallback = async (context, ct) =>
         {
@@ -293,7 +277,7 @@ public sealed class PeerTls : IDisposable
             try
             {
                 await socket.ConnectAsync(context.DnsEndPoint, ct);
-                return await ConnectAsync(new NetworkStream(socket, ownsSocket: true), peer, ct);
+                return await ConnectAsync(new NetworkStream(socket, ownsSocket: true), peer, verdict, ct);
             }
             catch
             {
@@ -306,12 +290,12 @@ public sealed class PeerTls : IDisposable
     /// <summary>The startup line.</summary>
     public string Describe() =>
         $"Peer TLS: on (certificate {Hosting.Printable.Escape(Certificate.Subject)} naming node {Self}, valid until " +
-        $"{Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; peers' certificates issued by {Hosting.Printable.Escape(_ca.Subject)})";
+        $"{Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; peers' certificates issued by {_trust.RootsText})";
 
     public void Dispose()
     {
         Certificate.Dispose();
-        _ca.Dispose();
+        _trust.Dispose();
         foreach (var c in _intermediates) c.Dispose();
     }
 }
@@ -321,7 +305,7 @@ public sealed class PeerCertificateVerdict
 {
     /// <summary>Why the certificate was refused; null when accepted (or not checked yet).</summary>
     public string? Problem { get; set; }
-    /// <summary>What was wrong, from a small fixed set (<see cref="PeerTls.CheckPeer(X509Certificate?, bool, int?, out int, out string)"/>).</summary>
+    /// <summary>What was wrong, from a small fixed set (<see cref="PeerTls.CheckPeer(X509Certificate?, int?, out int, out string, X509Certificate2Collection?)"/>).</summary>
     public string Kind { get; set; } = "none";
     /// <summary>The node the accepted certificate names.</summary>
     public int NodeId { get; set; } = -1;

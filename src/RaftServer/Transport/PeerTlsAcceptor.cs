@@ -14,14 +14,18 @@ namespace RaftServer.Transport;
 /// valid, and name exactly one node), then, by the first byte inside TLS, either a message
 /// connection (the hello, which must name the certificate's node, then this node's answer; handed
 /// to the node loop) or HTTP/2 (forwarded calls and snapshot uploads: handed to Kestrel as a
-/// <see cref="PeerTlsConnectionContext"/> that carries the certificate's node). Each step that fails
-/// closes the connection with a (rate-limited) line. Handshakes run as tasks, at most
-/// <see cref="MaxHandshakes"/> at a time (a new one abandons the oldest), each within
-/// <see cref="PeerTls.HandshakeTimeout"/>.
+/// <see cref="PeerTlsConnectionContext"/> that carries the certificate's node, within the peers' own
+/// bound, <see cref="PeerHttpConnections"/>). Each step that fails closes the connection with a
+/// (rate-limited) line; so does anything unexpected, which never escapes the handshake's task.
+/// Handshakes run as tasks, at most <see cref="MaxHandshakes"/> at a time (a new one abandons the
+/// oldest), each within <see cref="PeerTls.HandshakeTimeout"/>.
 /// </summary>
 public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<bool> refuse,
-    Action<TlsPeerConnection, int> acceptPeer, Func<ConnectionContext, bool> toKestrel)
+    Action<TlsPeerConnection, int> acceptPeer, Func<ConnectionContext, bool> toKestrel, PeerHttpConnections? httpConnections = null)
 {
+    /// <summary>The peers' HTTP/2 connections handed to Kestrel now.</summary>
+    public PeerHttpConnections HttpConnections { get; } = httpConnections ?? new PeerHttpConnections();
+
     /// <summary>
     /// Handshakes in progress at once; past this the oldest is abandoned (its socket closed) for
     /// the newest, as the sorter does: connections that stall their handshake cannot keep real
@@ -63,6 +67,13 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
             try
             {
                 await AcceptAsync(socket, timeout);
+            }
+            catch (Exception e)
+            {
+                // The last resort of this task: nothing may end it unobserved. The connection is closed
+                // (AcceptAsync disposes what it did not hand over) and the reason logged.
+                handshake.Warn($"tls error {e.GetType().Name}", "Closed a peer TLS connection from {Remote} after an unexpected error: {Error}",
+                    Remote(socket), $"{e.GetType().Name}: {e.Message}");
             }
             finally
             {
@@ -117,7 +128,7 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
             if (isHttp2)
             {
                 if (!handshake.AdmitCertified(verdict.NodeId, remote) || refuse()) return;
-                handedOver = toKestrel(new PeerTlsConnectionContext(ssl, reader, socket.LocalEndPoint, remote, verdict.NodeId));
+                handedOver = HandOver(new PeerTlsConnectionContext(ssl, reader, socket.LocalEndPoint, remote, verdict.NodeId, HttpConnections.Remove), source);
                 return;
             }
             var hello = await ReadHelloAsync(reader, timeout.Token);
@@ -153,6 +164,26 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
         {
             if (!handedOver) await ssl.DisposeAsync();
         }
+    }
+
+    /// <summary>Hands a peer's HTTP/2 connection to Kestrel within the peers' bound; false when it is not taken (the caller closes it).</summary>
+    private bool HandOver(PeerTlsConnectionContext connection, string source)
+    {
+        if (!HttpConnections.TryAdd(connection.NodeId, connection, out var evicted))
+        {
+            handshake.Warn($"tls http cap {source}", "Refused a peer TLS connection (HTTP/2) from node {Peer} at {Remote}: {Max} peer HTTP/2 connections are open",
+                connection.NodeId, connection.RemoteEndPoint, HttpConnections.Total);
+            return false;
+        }
+        if (evicted is not null)
+        {
+            handshake.Warn($"tls http node {evicted.NodeId}", "Closed the oldest of node {Peer}'s {Max} peer TLS HTTP/2 connections for its new one from {Remote}",
+                evicted.NodeId, HttpConnections.PerNode, connection.RemoteEndPoint);
+            evicted.Abort(new ConnectionAbortedException($"node {evicted.NodeId} opened more than {HttpConnections.PerNode} peer HTTP/2 connections"));
+        }
+        if (toKestrel(connection)) return true;
+        HttpConnections.Remove(connection); // the node is stopping: nobody took it
+        return false;
     }
 
     /// <summary>The hello frame at the start of <paramref name="reader"/>, consumed; null when the peer closed first.</summary>

@@ -41,9 +41,19 @@ public sealed class PeerTlsPeer : IAsyncDisposable
     }
 
     /// <summary>The same over a socket connected already (e.g. made in another network namespace); it owns the socket from now on.</summary>
-    public static async Task<PeerTlsPeer> ConnectAsync(Socket socket, X509Certificate2 certificate)
+    public static async Task<PeerTlsPeer> ConnectAsync(Socket socket, X509Certificate2 certificate) =>
+        new(socket, await OpenAsync(new NetworkStream(socket, ownsSocket: false), certificate));
+
+    /// <summary>
+    /// The TLS stream of a peer TLS connection over <paramref name="socket"/> (it owns the socket): what
+    /// a member's gRPC channel speaks HTTP/2 in (forwarded calls, snapshot uploads), for a channel's
+    /// ConnectCallback.
+    /// </summary>
+    public static async Task<Stream> OpenStreamAsync(Socket socket, X509Certificate2 certificate) =>
+        await OpenAsync(new NetworkStream(socket, ownsSocket: true), certificate);
+
+    private static async Task<SslStream> OpenAsync(NetworkStream network, X509Certificate2 certificate)
     {
-        var network = new NetworkStream(socket, ownsSocket: false);
         await network.WriteAsync(PeerWire.TlsPreface.ToArray());
         var echo = new byte[PeerWire.TlsPreface.Length];
         await network.ReadExactlyAsync(echo);
@@ -56,7 +66,7 @@ public sealed class PeerTlsPeer : IAsyncDisposable
             RemoteCertificateValidationCallback = (_, _, _, _) => true,
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         });
-        return new PeerTlsPeer(socket, ssl);
+        return ssl;
     }
 
     public Task SendAsync(byte[] bytes) => _ssl.WriteAsync(bytes).AsTask();

@@ -12,6 +12,8 @@ namespace RaftServer.Tests.Integration;
 /// mutually authenticated TLS works end to end (elections, replication, forwarded calls, snapshots),
 /// and what does not fit is refused with a clear line on both sides: a certificate of another CA,
 /// expired, naming another node than the hello, a batch claiming another member, a plain peer.
+/// Peers' forwarded calls are outside the clients' connection limit, and a joining node asks a
+/// member for the members over peer TLS.
 /// </summary>
 [Collection(ProcessCollection.Name)]
 public sealed class PeerTlsProcessTests(ITestOutputHelper output)
@@ -129,6 +131,83 @@ public sealed class PeerTlsProcessTests(ITestOutputHelper output)
             foreach (var c in channels.Values) c.Dispose();
             handler.Dispose();
         }
+    }
+
+    [Fact]
+    public async Task Peers_forwarded_calls_over_peer_TLS_neither_count_toward_nor_wait_for_the_client_connection_limit()
+    {
+        var (cluster, _) = Cluster("ptls-limits", extra: ["--quiet", "--max-client-connections", "2"]);
+        await using var scope = cluster;
+        foreach (var id in cluster.Ids) cluster.Start(id);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = cluster.Ids.First(i => i != leader);
+        var address = $"http://127.0.0.1:{cluster.Ports[leader]}";
+        // The cluster's own channel to the leader is one client connection; this one takes the last place.
+        using var second = GrpcChannel.ForAddress(address);
+        await new RaftClient.RaftClientClient(second).GetLeaderAsync(new GetLeaderRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+        await AssertRefused(address);
+
+        // The follower forwards a write to the leader over peer TLS: a peer's connection, not a client's.
+        var sw = Stopwatch.StartNew();
+        SetReply? reply = null;
+        while (reply is null)
+        {
+            try
+            {
+                reply = await cluster.Client(follower).SetAsync(new SetRequest { Key = "forwarded", Value = ByteString.CopyFromUtf8("past the client limit") },
+                    deadline: DateTime.UtcNow.AddSeconds(5));
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable && sw.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(100);
+            }
+        }
+        Assert.Equal("past the client limit", await cluster.GetAsync(leader, "forwarded"));
+        // ... and it took no client's place: the clients' limit is as full as before.
+        await AssertRefused(address);
+        output.WriteLine($"leader {leader}: 2 client connections (the limit), node {follower} forwarded a write (index {reply.Index})");
+
+        static async Task AssertRefused(string address)
+        {
+            using var over = GrpcChannel.ForAddress(address);
+            var e = await Assert.ThrowsAsync<RpcException>(() =>
+                new RaftClient.RaftClientClient(over).GetLeaderAsync(new GetLeaderRequest(), deadline: DateTime.UtcNow.AddSeconds(5)).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, e.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task A_node_joins_by_asking_a_member_over_peer_TLS_and_one_with_another_CAs_certificate_is_refused_at_once()
+    {
+        var (cluster, files) = Cluster("ptls-join", extra: ["--quiet"]);
+        await using var scope = cluster;
+        foreach (var id in cluster.Ids) cluster.Start(id);
+        var leader = await cluster.WaitForLeaderAsync();
+        var follower = cluster.Ids.First(i => i != leader);
+        var port = cluster.NewPort(3);
+        await LocalCluster.RetryAsync(() => cluster.Client(leader).AddMemberAsync(
+            new AddMemberRequest { Id = 3, Address = "127.0.0.1", Port = port, Learner = true }, deadline: DateTime.UtcNow.AddSeconds(5)).ResponseAsync);
+        string[] Join(string dataDir, string[] tls) => ["3", "--join", $"127.0.0.1:{cluster.Ports[follower]}", "--data-dir", dataDir, "--quiet", .. tls];
+
+        // A certificate of another CA: the member's certificate is not trusted, and waiting will not change that.
+        var other = new PeerTlsFiles(Path.Combine(cluster.Dir, "pki-other"), "other CA");
+        var (otherCert, otherKey) = other.Node("node-3-other", 3);
+        using (var refused = ServerProcess.Start(3, cluster.Dir, Join(cluster.DataDir(3) + "-refused",
+            ["--peer-cert-file", otherCert, "--peer-key-file", otherKey, "--peer-ca-file", other.CaPath])))
+        {
+            var code = await refused.WaitForExit(TimeSpan.FromSeconds(20));
+            Assert.True(code == 2, $"exit code {code}\n{refused.Output}");
+            Assert.Contains($"cannot join through 127.0.0.1:{cluster.Ports[follower]}: Refused the peer TLS connection to the node at 127.0.0.1:{cluster.Ports[follower]}", refused.Output);
+            Assert.Contains("is not issued by --peer-ca-file (CN=other CA)", refused.Output);
+        }
+
+        using var joined = ServerProcess.Start(3, cluster.Dir, Join(cluster.DataDir(3), files.Arguments(3)));
+        var asked = $"(asked node {follower} at 127.0.0.1:{cluster.Ports[follower]} over peer TLS)";
+        Assert.True(await joined.WaitForOutput(asked, LocalCluster.Patience), joined.Output);
+        var write = await cluster.SetAsync(leader, "after-join", "yes");
+        await cluster.WaitForAppliedAsync(3, write.Index);
+        Assert.Equal("yes", await cluster.GetAsync(3, "after-join", stale: true));
+        output.WriteLine($"node 3 joined through node {follower} over peer TLS and applied index {write.Index}");
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Logging;
+using RaftServer.Transport;
 
 namespace RaftServer.Api.Security;
 
@@ -15,9 +16,9 @@ namespace RaftServer.Api.Security;
 public sealed class ClientTls : IDisposable
 {
     private readonly X509Certificate2Collection _chain;
-    private readonly X509Certificate2? _clientCa;
+    private readonly CertificateTrust? _clientCa;
 
-    private ClientTls(X509Certificate2 certificate, X509Certificate2Collection chain, X509Certificate2? clientCa)
+    private ClientTls(X509Certificate2 certificate, X509Certificate2Collection chain, CertificateTrust? clientCa)
     {
         Certificate = certificate;
         _chain = chain;
@@ -50,23 +51,12 @@ public sealed class ClientTls : IDisposable
             using var ephemeral = certificate;
             certificate = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null);
         }
-        X509Certificate2? ca = null;
-        if (clientCaFile is not null)
-        {
-            try
-            {
-                var all = new X509Certificate2Collection();
-                all.ImportFromPemFile(clientCaFile);
-                ca = all.Count > 0 ? all[0] : throw new InvalidDataException($"--client-ca-file {clientCaFile}: holds no certificate");
-            }
-            catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
-            {
-                throw new InvalidDataException($"--client-ca-file {clientCaFile}: {e.Message}");
-            }
-        }
         var intermediates = new X509Certificate2Collection();
         foreach (var c in chain)
             if (c.Thumbprint != certificate.Thumbprint) intermediates.Add(c);
+        // Every CA of the file is trusted (a bundle); chains are built with the intermediates the client sends.
+        var ca = clientCaFile is null ? null
+            : CertificateTrust.Load("--client-ca-file", clientCaFile, new X509Certificate2Collection(), CertificateTrust.ClientAuthOid);
         return new ClientTls(certificate, intermediates, ca);
     }
 
@@ -77,32 +67,36 @@ public sealed class ClientTls : IDisposable
         ServerCertificateChain = _chain.Count > 0 ? _chain : null,
         SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
         ClientCertificateMode = _clientCa is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.RequireCertificate,
-        ClientCertificateValidation = _clientCa is null ? null : (certificate, _, _) =>
+        ClientCertificateValidation = _clientCa is null ? null : (certificate, chain, _) =>
         {
-            var problem = CheckClientCertificate(certificate);
+            string? problem;
+            try
+            {
+                problem = CheckClientCertificate(certificate, chain?.ChainPolicy.ExtraStore);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Inside the TLS stack's callback: a certificate that cannot be checked is refused, with the reason.
+                problem = $"it could not be checked ({e.GetType().Name}: {e.Message})";
+            }
             if (problem is not null)
                 logger.LogWarning("Refused a client certificate ({Subject}): {Problem}", Hosting.Printable.Escape(certificate.Subject), problem);
             return problem is null;
         },
+        // The platform builds a chain before the validation callback: with this policy it fetches nothing either.
+        OnAuthenticate = _clientCa is null ? null : (_, options) => options.CertificateChainPolicy = _clientCa.Policy(),
         HandshakeTimeout = TimeSpan.FromSeconds(10),
     };
 
-    /// <summary>Null when the client certificate chains to the client CA, is valid now and is meant for client authentication; else why not.</summary>
-    public string? CheckClientCertificate(X509Certificate2 certificate)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(_clientCa!);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.ApplicationPolicy.Add(new Oid("1.3.6.1.5.5.7.3.2")); // client authentication
-        if (chain.Build(certificate)) return null;
-        return string.Join("; ", chain.ChainStatus.Select(s => $"{s.Status}: {s.StatusInformation.Trim()}"));
-    }
+    /// <summary>Null when the client certificate chains to a CA of --client-ca-file (through the intermediates it
+    /// sent, <paramref name="sent"/>), is valid now and lists client authentication; else why not.</summary>
+    public string? CheckClientCertificate(X509Certificate2 certificate, X509Certificate2Collection? sent = null) =>
+        _clientCa is null ? null : _clientCa.Check(certificate, sent, out _);
 
     /// <summary>The startup line's description.</summary>
     public string Describe() =>
         $"certificate {Certificate.Subject}, valid until {Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC" +
-        (_clientCa is null ? "; client certificates not required" : $"; client certificates required, issued by {_clientCa.Subject}");
+        (_clientCa is null ? "; client certificates not required" : $"; client certificates required, issued by {_clientCa.RootsText}");
 
     public void Dispose()
     {
