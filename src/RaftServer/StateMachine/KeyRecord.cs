@@ -1,78 +1,128 @@
-using System.Buffers.Binary;
 using System.Text;
 
 namespace RaftServer.StateMachine;
 
 /// <summary>
 /// One key of the store as a single immutable byte array (one heap object per key, no string and
-/// no separate value array), little-endian:
+/// no separate value array):
 /// <code>
-/// i64 create revision, i64 mod revision, i64 version, i64 lease, i32 key length, key UTF-8, value
+/// varint key length, key UTF-8, varint create revision, varint (mod revision - create revision),
+/// varint version, varint lease, value
 /// </code>
-/// A record is never changed once it is in the tree (a write makes a new one), so snapshots and
-/// answers share it without copying.
+/// The varints are LEB128 of the zigzag-encoded numbers: a key written once at index 1,000,000
+/// without a lease has 7 bytes of header (a fixed layout would need 36). The key comes first so the
+/// tree's comparisons reach it after one small varint. A record is never changed once it is in
+/// the tree (a write makes a new one), so snapshots and answers share it without copying.
 /// </summary>
 public static class KeyRecord
 {
-    private const int CreateOffset = 0;
-    private const int ModOffset = 8;
-    private const int VersionOffset = 16;
-    private const int LeaseOffset = 24;
-    private const int KeyLengthOffset = 32;
-    public const int HeaderSize = 36;
+    public static byte[] Create(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long createRevision, long modRevision, long version, long lease) =>
+        Create(key, value, createRevision, modRevision, version, lease, value.Length);
 
-    /// <param name="valueLength">the value's length when <paramref name="value"/> is left empty, to be
-    /// filled in through <see cref="ValueSpan"/> before the record is shared (the snapshot reader).</param>
-    public static byte[] Create(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long createRevision, long modRevision, long version, long lease, int valueLength = -1)
+    /// <param name="valueLength">the value's length; when <paramref name="value"/> is shorter (empty) the
+    /// rest is filled in through <see cref="ValueSpan"/> before the record is shared (the snapshot reader).</param>
+    internal static byte[] Create(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long createRevision, long modRevision, long version, long lease, int valueLength)
     {
-        if (valueLength < 0) valueLength = value.Length;
-        var record = GC.AllocateUninitializedArray<byte>(HeaderSize + key.Length + valueLength);
+        ulong keyLength = (ulong)key.Length, create = ZigZag(createRevision), delta = ZigZag(modRevision - createRevision), v = ZigZag(version), l = ZigZag(lease);
+        var size = Size(keyLength) + key.Length + Size(create) + Size(delta) + Size(v) + Size(l) + valueLength;
+        var record = GC.AllocateUninitializedArray<byte>(size);
         var span = record.AsSpan();
-        SetRevisions(record, createRevision, modRevision, version, lease);
-        BinaryPrimitives.WriteInt32LittleEndian(span[KeyLengthOffset..], key.Length);
-        key.CopyTo(span[HeaderSize..]);
-        value.CopyTo(span[(HeaderSize + key.Length)..]);
+        var pos = Write(span, 0, keyLength);
+        key.CopyTo(span[pos..]);
+        pos += key.Length;
+        pos = Write(span, pos, create);
+        pos = Write(span, pos, delta);
+        pos = Write(span, pos, v);
+        pos = Write(span, pos, l);
+        value.CopyTo(span[pos..]);
         return record;
     }
 
-    /// <summary>Sets the revisions of a record not yet shared with anyone.</summary>
-    internal static void SetRevisions(byte[] record, long createRevision, long modRevision, long version, long lease)
+    /// <summary>The decoded header of a record.</summary>
+    public readonly record struct Header(long CreateRevision, long ModRevision, long Version, long Lease, int ValueOffset);
+
+    public static Header Read(byte[] record)
     {
-        var span = record.AsSpan();
-        BinaryPrimitives.WriteInt64LittleEndian(span[CreateOffset..], createRevision);
-        BinaryPrimitives.WriteInt64LittleEndian(span[ModOffset..], modRevision);
-        BinaryPrimitives.WriteInt64LittleEndian(span[VersionOffset..], version);
-        BinaryPrimitives.WriteInt64LittleEndian(span[LeaseOffset..], lease);
+        var span = (ReadOnlySpan<byte>)record;
+        var pos = 0;
+        var keyLength = (int)ReadVarint(span, ref pos);
+        pos += keyLength;
+        var create = UnZigZag(ReadVarint(span, ref pos));
+        var mod = create + UnZigZag(ReadVarint(span, ref pos));
+        var version = UnZigZag(ReadVarint(span, ref pos));
+        var lease = UnZigZag(ReadVarint(span, ref pos));
+        return new Header(create, mod, version, lease, pos);
     }
 
-    /// <summary>The value bytes of a record not yet shared with anyone, to fill in.</summary>
-    internal static Span<byte> ValueSpan(byte[] record) => record.AsSpan(HeaderSize + KeyLength(record));
+    public static long CreateRevision(byte[] record) => Read(record).CreateRevision;
+    public static long ModRevision(byte[] record) => Read(record).ModRevision;
+    public static long Version(byte[] record) => Read(record).Version;
+    public static long Lease(byte[] record) => Read(record).Lease;
 
-    public static long CreateRevision(byte[] record) => BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(CreateOffset));
-    public static long ModRevision(byte[] record) => BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(ModOffset));
-    public static long Version(byte[] record) => BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(VersionOffset));
-    public static long Lease(byte[] record) => BinaryPrimitives.ReadInt64LittleEndian(record.AsSpan(LeaseOffset));
+    public static ReadOnlySpan<byte> Key(byte[] record)
+    {
+        var pos = 0;
+        var length = (int)ReadVarint(record, ref pos);
+        return record.AsSpan(pos, length);
+    }
 
-    private static int KeyLength(byte[] record) => BinaryPrimitives.ReadInt32LittleEndian(record.AsSpan(KeyLengthOffset));
+    public static ReadOnlyMemory<byte> Value(byte[] record) => record.AsMemory(Read(record).ValueOffset);
+    public static int ValueLength(byte[] record) => record.Length - Read(record).ValueOffset;
 
-    public static ReadOnlySpan<byte> Key(byte[] record) => record.AsSpan(HeaderSize, KeyLength(record));
-    public static ReadOnlyMemory<byte> Value(byte[] record) => record.AsMemory(HeaderSize + KeyLength(record));
-    public static int ValueLength(byte[] record) => record.Length - HeaderSize - KeyLength(record);
     /// <summary>Key plus value bytes: what the record adds to the live data.</summary>
-    public static int LiveBytes(byte[] record) => record.Length - HeaderSize;
+    public static int LiveBytes(byte[] record) => Key(record).Length + ValueLength(record);
 
     /// <summary>The key as a string (keys are valid UTF-8: the store checks them on the way in).</summary>
     public static string KeyString(byte[] record) => Encoding.UTF8.GetString(Key(record));
 
     /// <summary>The record as the store's callers see it; <paramref name="key"/> when the caller already has the string.</summary>
-    public static KeyValueItem ToItem(byte[] record, string? key = null) =>
-        new(key ?? KeyString(record), Value(record), CreateRevision(record), ModRevision(record), Version(record), Lease(record));
-
-    /// <summary>Sets the create revision and version of a record not yet shared with anyone.</summary>
-    internal static void SetHistory(byte[] record, long createRevision, long version)
+    public static KeyValueItem ToItem(byte[] record, string? key = null)
     {
-        BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(CreateOffset), createRevision);
-        BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(VersionOffset), version);
+        var h = Read(record);
+        return new(key ?? KeyString(record), record.AsMemory(h.ValueOffset), h.CreateRevision, h.ModRevision, h.Version, h.Lease);
+    }
+
+    /// <summary>The value bytes of a record not yet shared with anyone, to fill in.</summary>
+    internal static Span<byte> ValueSpan(byte[] record) => record.AsSpan(Read(record).ValueOffset);
+
+    private static ulong ZigZag(long value) => (ulong)((value << 1) ^ (value >> 63));
+    private static long UnZigZag(ulong value) => (long)(value >> 1) ^ -(long)(value & 1);
+
+    private static int Size(ulong value)
+    {
+        var size = 1;
+        while (value >= 0x80)
+        {
+            value >>= 7;
+            size++;
+        }
+        return size;
+    }
+
+    private static int Write(Span<byte> span, int pos, ulong value)
+    {
+        while (value >= 0x80)
+        {
+            span[pos++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+        span[pos++] = (byte)value;
+        return pos;
+    }
+
+    private static ulong ReadVarint(ReadOnlySpan<byte> span, ref int pos)
+    {
+        ulong value = 0;
+        var shift = 0;
+        byte b;
+        do
+        {
+            b = span[pos++];
+            value |= (ulong)(b & 0x7F) << shift;
+            shift += 7;
+        }
+        while (b >= 0x80);
+        return value;
     }
 }
 

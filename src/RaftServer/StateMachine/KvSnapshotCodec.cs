@@ -163,6 +163,7 @@ public static class KvSnapshotCodec
         // Records go straight into the tree they are served from: nothing else holds the keys.
         var tree = new RecordTree.Builder();
         var keyBuffer = ArrayPool<byte>.Shared.Rent(4096);
+        var valueBuffer = ArrayPool<byte>.Shared.Rent(4096);
         byte[]? previous = null;
         try
         {
@@ -181,18 +182,24 @@ public static class KvSnapshotCodec
                 if (previous is not null && KeyOrder.Compare(KeyRecord.Key(previous), key) >= 0)
                     throw new InvalidDataException($"key {i} is out of order (offset {r.Position - keyLength})");
                 var valueLength = ReadLength(r, "value");
-                var record = KeyRecord.Create(key, default, 0, 0, 0, 0, valueLength);
-                r.ReadExactly(KeyRecord.ValueSpan(record));
+                if (valueBuffer.Length < valueLength)
+                {
+                    ArrayPool<byte>.Shared.Return(valueBuffer);
+                    valueBuffer = ArrayPool<byte>.Shared.Rent(valueLength);
+                }
+                var value = valueBuffer.AsSpan(0, valueLength);
+                r.ReadExactly(value);
+                byte[] record;
                 if (legacy)
                 {
-                    KeyRecord.SetRevisions(record, KvStore.LegacyRevision, KvStore.LegacyRevision, 1, 0);
+                    record = KeyRecord.Create(key, value, KvStore.LegacyRevision, KvStore.LegacyRevision, 1, 0);
                 }
                 else
                 {
                     long create = r.ReadInt64(), mod = r.ReadInt64(), version = r.ReadInt64(), lease = r.ReadInt64();
                     if (create < 1 || mod < create || mod > applied || version < 1 || lease < 0)
                         throw new InvalidDataException($"key {i} has impossible revisions (create {create}, mod {mod}, version {version}, lease {lease}; offset {r.Position - 32})");
-                    KeyRecord.SetRevisions(record, create, mod, version, lease);
+                    record = KeyRecord.Create(key, value, create, mod, version, lease);
                 }
                 tree.Add(record);
                 previous = record;
@@ -201,6 +208,7 @@ public static class KvSnapshotCodec
         finally
         {
             ArrayPool<byte>.Shared.Return(keyBuffer);
+            ArrayPool<byte>.Shared.Return(valueBuffer);
         }
         if (!r.AtEnd()) throw new InvalidDataException($"unexpected data after the last key (offset {r.Position})");
 

@@ -206,27 +206,24 @@ public sealed class KvStore
     private WriteResult Put(long index, ReadOnlySpan<byte> key, in Command command)
     {
         var lease = command.Lease;
+        // One descent: the slot of the key's record (null: absent) on a path this store may change.
+        ref var slot = ref _tree.SlotFor(key);
+        var old = slot;
+        if (!Holds(command, old))
+            return new WriteResult(index, old is not null, WriteStatus.CompareFailed, Revision, old is null ? 0 : KeyRecord.ModRevision(old));
+        if (lease != 0 && !_leases.ContainsKey(lease))
+            return new WriteResult(index, old is not null, WriteStatus.LeaseNotFound, Revision, old is null ? 0 : KeyRecord.ModRevision(old));
         byte[] record;
-        byte[]? old;
-        if (command.Condition == ConditionKind.None && (lease == 0 || _leases.ContainsKey(lease)))
+        if (old is null)
         {
-            // Nothing to check first: one descent of the tree, the history filled in from what it replaced
-            // (the record is nobody else's until this method returns).
             record = KeyRecord.Create(key, command.Value, index, index, 1, lease);
-            old = _tree.Set(record);
-            if (old is not null) KeyRecord.SetHistory(record, KeyRecord.CreateRevision(old), KeyRecord.Version(old) + 1);
+            _tree.Set(record);
         }
         else
         {
-            old = _tree.Find(key);
-            if (!Holds(command, old))
-                return new WriteResult(index, old is not null, WriteStatus.CompareFailed, Revision, old is null ? 0 : KeyRecord.ModRevision(old));
-            if (lease != 0 && !_leases.ContainsKey(lease))
-                return new WriteResult(index, old is not null, WriteStatus.LeaseNotFound, Revision, old is null ? 0 : KeyRecord.ModRevision(old));
-            record = old is null
-                ? KeyRecord.Create(key, command.Value, index, index, 1, lease)
-                : KeyRecord.Create(key, command.Value, KeyRecord.CreateRevision(old), index, KeyRecord.Version(old) + 1, lease);
-            _tree.Set(record);
+            var h = KeyRecord.Read(old);
+            record = KeyRecord.Create(key, command.Value, h.CreateRevision, index, h.Version + 1, lease);
+            slot = record;
         }
         var item = KeyRecord.ToItem(record);
         Stored(item.Key, record, old);

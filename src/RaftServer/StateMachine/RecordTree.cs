@@ -106,6 +106,32 @@ public sealed class RecordTree
         return found ? leaf.Records[i] : null;
     }
 
+    /// <summary>
+    /// The slot holding the key's record, on a path this tree may change (nodes of a frozen view on
+    /// it are copied first): assign a record with the same key to replace it. When the key is
+    /// absent, a slot holding null that must not be assigned (add with <see cref="Set"/>). Valid
+    /// until the next write.
+    /// </summary>
+    public ref byte[]? SlotFor(ReadOnlySpan<byte> key)
+    {
+        var node = Writable(_root);
+        _root = node;
+        while (node is Branch b)
+        {
+            var c = ChildIndex(b, key);
+            var child = Writable(b.Children[c]);
+            b.Children[c] = child;
+            node = child;
+        }
+        var leaf = (Leaf)node;
+        var i = Search(leaf, key, out var found);
+        if (found) return ref leaf.Records[i]!;
+        _absent = null;
+        return ref _absent;
+    }
+
+    private byte[]? _absent;
+
     /// <summary>Records from the first key at or after <paramref name="lower"/>, in key order. Valid until the next write.</summary>
     public Cursor From(ReadOnlySpan<byte> lower) => new(_root, lower, fromStart: false);
 
