@@ -169,6 +169,38 @@ public sealed class KvSnapshotCodecTests(ITestOutputHelper output)
         Assert.NotEqual(atCapture, Encode(kv));
     }
 
+    /// <summary>The same at a size where the tree has several levels: writes after a capture copy
+    /// the nodes they change (splits, merges, replacements) and never touch the image's; a store
+    /// made from an image shares its tree the same way.</summary>
+    [Fact]
+    public void Images_of_a_large_store_do_not_change_when_the_store_or_a_store_made_from_them_goes_on()
+    {
+        var seed = Environment.TickCount;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var kv = NewStore();
+        long index = 0;
+        for (var i = 0; i < 20_000; i++)
+            kv.Apply(Cmd(++index, CommandOp.Set, $"key/{random.Next(30_000):D5}", $"v{index}"));
+        var image = kv.CaptureImage();
+        var atCapture = Encode(image);
+        var copy = KvStore.FromImage(image, Ttl, MaxSessions);
+        foreach (var store in new[] { kv, copy })
+        {
+            var next = index;
+            for (var i = 0; i < 20_000; i++)
+            {
+                var key = $"key/{random.Next(30_000):D5}";
+                store.Apply(random.Next(3) == 0 ? Cmd(++next, CommandOp.Delete, key) : Cmd(++next, CommandOp.Set, key, $"w{next}"));
+            }
+            Assert.Equal(atCapture, Encode(image));
+            Assert.NotEqual(atCapture, Encode(store));
+            RecordTree.CheckInvariants(store.CaptureImage().Tree);
+        }
+        RecordTree.CheckInvariants(image.Tree);
+        Assert.Equal(atCapture, Encode(Decode(atCapture)));
+    }
+
     [Fact]
     public void An_empty_store_round_trips()
     {
