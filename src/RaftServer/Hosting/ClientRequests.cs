@@ -33,7 +33,7 @@ public readonly record struct WriteOutcome(OutcomeCode Code, WriteResult Result,
 /// <param name="Item">A Get that found its key: the key with its revisions.</param>
 /// <param name="Revision">The store's revision when the read was answered.</param>
 /// <param name="LeaseTtlMs">A keep-alive that renewed its lease (Found): for how long.</param>
-public readonly record struct ReadOutcome(OutcomeCode Code, bool Found, byte[]? Value, List<KeyValueItem>? Items, bool More, int LeaderHint, string? Reason,
+public readonly record struct ReadOutcome(OutcomeCode Code, bool Found, ReadOnlyMemory<byte> Value, List<KeyValueItem>? Items, bool More, int LeaderHint, string? Reason,
     KeyValueItem Item = default, long Revision = 0, long LeaseTtlMs = 0);
 
 /// <summary>

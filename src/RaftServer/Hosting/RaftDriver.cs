@@ -675,7 +675,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
         else
         {
             var found = _kv.TryGetItem(read.Key, out var item);
-            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, found, found ? item.Value : null, null, false, SoftState.NoLeader, null, item, _kv.Revision));
+            read.TrySetResult(new ReadOutcome(OutcomeCode.Ok, found, item.Value, null, false, SoftState.NoLeader, null, item, _kv.Revision));
         }
     }
 

@@ -1,5 +1,5 @@
 using System.Collections.Immutable;
-using System.Runtime.InteropServices;
+using System.Text;
 
 namespace RaftServer.StateMachine;
 
@@ -9,70 +9,55 @@ public readonly record struct LeaseImage(long Id, long TtlMs);
 
 /// <summary>
 /// An immutable copy of a <see cref="KvStore"/> at <see cref="AppliedIndex"/>: every pair with its
-/// revisions, the store's revision, the leases and the client sessions. The values are the store's
-/// own arrays, shared, not copied: the store replaces a value's array on every write and never
-/// changes one in place, so the image stays valid while the store goes on applying.
-/// <para>
-/// Capturing runs on the node loop, so it only copies the pairs in the dictionary's order; the
-/// ordinal sort happens on first use of <see cref="Items"/>, which is meant to be on the
-/// background thread that serialises the image (sorting 400,000 keys takes a few hundred
-/// milliseconds the loop should not spend).
-/// </para>
+/// revisions, the store's revision, the leases and the client sessions. The pairs are a frozen
+/// <see cref="RecordTree.View"/> of the store's own tree, already in key order: capturing costs
+/// O(1) for the keys (the store copies the tree's nodes it writes afterwards, never the records),
+/// so a snapshot is streamed from the same records the store serves, with no second copy.
 /// </summary>
 public sealed class KvImage
 {
-    private readonly Lazy<ImmutableArray<KeyValueItem>> _items;
-
     public long AppliedIndex { get; }
     /// <summary>The store's revision: the index of the last entry that changed a key (0: none yet).</summary>
     public long Revision { get; }
     public SessionTableImage Sessions { get; }
     /// <summary>The leases, in ascending id order.</summary>
     public ImmutableArray<LeaseImage> Leases { get; }
-    public int Count { get; }
+    /// <summary>The pairs as <see cref="KeyRecord"/>s in key order.</summary>
+    public RecordTree.View Tree { get; }
+    public int Count => Tree.Count;
 
-    /// <summary>Every pair in ordinal key order (sorted on first access; thread-safe).</summary>
-    public ImmutableArray<KeyValueItem> Items => _items.Value;
+    /// <summary>Every pair in ordinal key order (decoded as it is read).</summary>
+    public IEnumerable<KeyValueItem> Items => Tree.Records().Select(r => KeyRecord.ToItem(r));
 
     /// <param name="items">the pairs, in any order (copied).</param>
     public KvImage(long appliedIndex, IEnumerable<KeyValueItem> items, SessionTableImage sessions)
-        : this(appliedIndex, 0, items.ToArray(), [], sessions, sorted: false)
+        : this(appliedIndex, 0, Build(items), [], sessions)
     {
     }
 
     /// <param name="items">the pairs, in any order (copied).</param>
     public KvImage(long appliedIndex, long revision, IEnumerable<KeyValueItem> items, ImmutableArray<LeaseImage> leases, SessionTableImage sessions)
-        : this(appliedIndex, revision, items.ToArray(), leases, sessions, sorted: false)
+        : this(appliedIndex, revision, Build(items), leases, sessions)
     {
     }
 
-    private KvImage(long appliedIndex, long revision, KeyValueItem[] items, ImmutableArray<LeaseImage> leases, SessionTableImage sessions, bool sorted)
+    internal KvImage(long appliedIndex, long revision, RecordTree.View tree, ImmutableArray<LeaseImage> leases, SessionTableImage sessions)
     {
         AppliedIndex = appliedIndex;
         Revision = revision;
         Sessions = sessions;
         Leases = leases.IsDefault ? [] : leases;
-        Count = items.Length;
-        _items = sorted
-            ? new(ImmutableCollectionsMarshal.AsImmutableArray(items))
-            : new(() =>
-            {
-                items.AsSpan().Sort(new OrdinalByKey());
-                return ImmutableCollectionsMarshal.AsImmutableArray(items);
-            }, LazyThreadSafetyMode.ExecutionAndPublication);
+        Tree = tree;
     }
 
-    /// <summary>A struct comparer, so the sort calls it directly rather than through an interface.</summary>
-    private readonly struct OrdinalByKey : IComparer<KeyValueItem>
+    /// <summary>A tree of the pairs in key order; a key given twice stays twice (for
+    /// <see cref="KvStore.FromImage"/> and the snapshot reader to refuse).</summary>
+    private static RecordTree.View Build(IEnumerable<KeyValueItem> items)
     {
-        public int Compare(KeyValueItem x, KeyValueItem y) => string.CompareOrdinal(x.Key, y.Key);
+        var records = items.Select(i => KeyRecord.Create(Encoding.UTF8.GetBytes(i.Key), i.Value.Span, i.CreateRevision, i.ModRevision, i.Version, i.Lease)).ToArray();
+        Array.Sort(records, static (a, b) => KeyOrder.Compare(KeyRecord.Key(a), KeyRecord.Key(b)));
+        var builder = new RecordTree.Builder();
+        foreach (var r in records) builder.Add(r);
+        return builder.Build();
     }
-
-    /// <summary>Takes ownership of <paramref name="items"/> (no copy); they are sorted later, on first use.</summary>
-    internal static KvImage FromUnsorted(long appliedIndex, long revision, KeyValueItem[] items, ImmutableArray<LeaseImage> leases, SessionTableImage sessions) =>
-        new(appliedIndex, revision, items, leases, sessions, sorted: false);
-
-    /// <summary>Takes ownership of <paramref name="items"/>, which the caller has seen to be in ordinal key order.</summary>
-    internal static KvImage FromSorted(long appliedIndex, long revision, KeyValueItem[] items, ImmutableArray<LeaseImage> leases, SessionTableImage sessions) =>
-        new(appliedIndex, revision, items, leases, sessions, sorted: true);
 }

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
-using System.Text;
+using System.Text.Unicode;
 
 namespace RaftServer.StateMachine;
 
@@ -26,6 +26,8 @@ namespace RaftServer.StateMachine;
 /// flag. Its keys get <see cref="KvStore.LegacyRevision"/> as create and mod revision and version
 /// 1, and the store revision 0, so every replica derives the same state from it whatever the
 /// snapshot's index (see <see cref="KvStore"/>).
+/// Keys are valid UTF-8 (the store checks them when applied); one that is not is damage, never
+/// something to replace with U+FFFD.
 /// Equal state gives equal bytes (everything is written in a defined order). Both directions
 /// stream through bounded buffers; nothing holds the whole body.
 /// </summary>
@@ -37,10 +39,6 @@ public static class KvSnapshotCodec
     /// <summary>No key or value in a valid snapshot is larger (values are at most 1 MiB; this
     /// bounds what a damaged length can make the reader allocate).</summary>
     public const int MaxItemBytes = 64 << 20;
-
-    // Strict both ways: keys were decoded from UTF-8 when applied, so they always encode exactly;
-    // anything that does not is damage, not something to replace with U+FFFD.
-    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     public static void Write(KvImage image, Stream destination)
     {
@@ -75,24 +73,23 @@ public static class KvSnapshotCodec
             w.WriteInt64(lease.TtlMs);
         }
 
-        w.WriteInt64(image.Items.Length);
-        foreach (var (key, value, create, mod, version, lease) in image.Items)
+        w.WriteInt64(image.Count);
+        var written = 0L;
+        foreach (var record in image.Tree.Records())
         {
-            var keyLength = Utf8.GetByteCount(key);
-            w.WriteInt32(keyLength);
-            if (keyLength <= 4096)
-            {
-                w.Advance(Utf8.GetBytes(key, w.Reserve(keyLength)));
-            }
-            else
-                w.WriteBytes(Utf8.GetBytes(key));
+            var key = KeyRecord.Key(record);
+            var value = KeyRecord.Value(record).Span;
+            w.WriteInt32(key.Length);
+            w.WriteBytes(key);
             w.WriteInt32(value.Length);
             w.WriteBytes(value);
-            w.WriteInt64(create);
-            w.WriteInt64(mod);
-            w.WriteInt64(version);
-            w.WriteInt64(lease);
+            w.WriteInt64(KeyRecord.CreateRevision(record));
+            w.WriteInt64(KeyRecord.ModRevision(record));
+            w.WriteInt64(KeyRecord.Version(record));
+            w.WriteInt64(KeyRecord.Lease(record));
+            written++;
         }
+        if (written != image.Count) throw new InvalidOperationException($"the image holds {written} keys but counts {image.Count}");
         w.Flush();
     }
 
@@ -163,8 +160,11 @@ public static class KvSnapshotCodec
 
         var keyCount = r.ReadInt64();
         if (keyCount < 0 || keyCount > Array.MaxLength) throw new InvalidDataException($"bad key count {keyCount}");
-        var items = new List<KeyValueItem>((int)Math.Min(keyCount, 1 << 20));
+        // Records go straight into the tree they are served from: nothing else holds the keys.
+        var tree = new RecordTree.Builder();
         var keyBuffer = ArrayPool<byte>.Shared.Rent(4096);
+        var valueBuffer = ArrayPool<byte>.Shared.Rent(4096);
+        byte[]? previous = null;
         try
         {
             for (long i = 0; i < keyCount; i++)
@@ -175,34 +175,44 @@ public static class KvSnapshotCodec
                     ArrayPool<byte>.Shared.Return(keyBuffer);
                     keyBuffer = ArrayPool<byte>.Shared.Rent(keyLength);
                 }
-                var keyBytes = keyBuffer.AsSpan(0, keyLength);
-                r.ReadExactly(keyBytes);
-                string key;
-                try { key = Utf8.GetString(keyBytes); }
-                catch (DecoderFallbackException) { throw new InvalidDataException($"key {i} is not valid UTF-8 (offset {r.Position - keyLength})"); }
+                var key = keyBuffer.AsSpan(0, keyLength);
+                r.ReadExactly(key);
+                if (!Utf8.IsValid(key)) throw new InvalidDataException($"key {i} is not valid UTF-8 (offset {r.Position - keyLength})");
                 // Write emits keys strictly ascending; anything else (including a repeat) is damage.
-                if (items.Count > 0 && string.CompareOrdinal(items[^1].Key, key) >= 0)
+                if (previous is not null && KeyOrder.Compare(KeyRecord.Key(previous), key) >= 0)
                     throw new InvalidDataException($"key {i} is out of order (offset {r.Position - keyLength})");
-                var value = new byte[ReadLength(r, "value")];
+                var valueLength = ReadLength(r, "value");
+                if (valueBuffer.Length < valueLength)
+                {
+                    ArrayPool<byte>.Shared.Return(valueBuffer);
+                    valueBuffer = ArrayPool<byte>.Shared.Rent(valueLength);
+                }
+                var value = valueBuffer.AsSpan(0, valueLength);
                 r.ReadExactly(value);
+                byte[] record;
                 if (legacy)
                 {
-                    items.Add(new KeyValueItem(key, value, KvStore.LegacyRevision, KvStore.LegacyRevision, 1, 0));
-                    continue;
+                    record = KeyRecord.Create(key, value, KvStore.LegacyRevision, KvStore.LegacyRevision, 1, 0);
                 }
-                var item = new KeyValueItem(key, value, r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
-                if (item.CreateRevision < 1 || item.ModRevision < item.CreateRevision || item.ModRevision > applied || item.Version < 1 || item.Lease < 0)
-                    throw new InvalidDataException($"key {i} has impossible revisions (create {item.CreateRevision}, mod {item.ModRevision}, version {item.Version}, lease {item.Lease}; offset {r.Position - 32})");
-                items.Add(item);
+                else
+                {
+                    long create = r.ReadInt64(), mod = r.ReadInt64(), version = r.ReadInt64(), lease = r.ReadInt64();
+                    if (create < 1 || mod < create || mod > applied || version < 1 || lease < 0)
+                        throw new InvalidDataException($"key {i} has impossible revisions (create {create}, mod {mod}, version {version}, lease {lease}; offset {r.Position - 32})");
+                    record = KeyRecord.Create(key, value, create, mod, version, lease);
+                }
+                tree.Add(record);
+                previous = record;
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(keyBuffer);
+            ArrayPool<byte>.Shared.Return(valueBuffer);
         }
         if (!r.AtEnd()) throw new InvalidDataException($"unexpected data after the last key (offset {r.Position})");
 
-        var image = KvImage.FromSorted(applied, revision, items.ToArray(), [.. leases], new SessionTableImage(now, [.. sessions]));
+        var image = new KvImage(applied, revision, tree.Build(), [.. leases], new SessionTableImage(now, [.. sessions]));
         try
         {
             return KvStore.FromImage(image, sessionTtl, maxSessions);

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Text.Unicode;
 using RaftServer.Consensus;
 
 namespace RaftServer.StateMachine;
@@ -25,7 +26,7 @@ public readonly record struct ApplyResult(ApplyStatus Status, WriteResult Result
 /// how many writes since it was created (1 after the first), <see cref="Lease"/> the lease that
 /// holds it (0: none).
 /// </summary>
-public readonly record struct KeyValueItem(string Key, byte[] Value, long CreateRevision = 0, long ModRevision = 0, long Version = 0, long Lease = 0);
+public readonly record struct KeyValueItem(string Key, ReadOnlyMemory<byte> Value, long CreateRevision = 0, long ModRevision = 0, long Version = 0, long Lease = 0);
 
 public enum KvEventKind : byte { Put = 0, Delete = 1 }
 
@@ -46,7 +47,10 @@ public readonly record struct LeaseChange(LeaseChangeKind Kind, long Id, long Tt
 
 /// <summary>
 /// The replicated key-value store: committed entries are applied here in log order on every
-/// replica. Owned by the node loop (no locks). Keys are ordinal-sorted for Range.
+/// replica. Owned by the node loop (no locks). Every key is one <see cref="KeyRecord"/> (its
+/// revisions, key and value in one array) in one <see cref="RecordTree"/> ordered by
+/// <see cref="KeyOrder"/> (ordinal order), which serves gets, ranges and snapshots
+/// (docs/design.md, "The state machine's memory").
 /// <para>
 /// Revisions follow etcd's model with one difference: a revision is the log index of the entry
 /// that made the change, so it needs no counter of its own and every replica derives the same
@@ -67,14 +71,16 @@ public sealed class KvStore
     /// <summary>The create and mod revision of keys written before the store kept revisions.</summary>
     public const long LegacyRevision = 1;
 
+    /// <summary>Keys this long or shorter are encoded on the stack for a lookup.</summary>
+    private const int StackKeyBytes = 1024;
+
     private sealed class LeaseRecord(long ttlMs)
     {
         public readonly long TtlMs = ttlMs;
         public readonly HashSet<string> Keys = new(StringComparer.Ordinal);
     }
 
-    private readonly Dictionary<string, KeyValueItem> _map;
-    private readonly SortedSet<string> _keys;
+    private readonly RecordTree _tree;
     private readonly Dictionary<long, LeaseRecord> _leases;
     private readonly List<KvEvent> _events = new();
     private readonly List<string> _revoked = new();
@@ -83,7 +89,7 @@ public sealed class KvStore
     public long AppliedIndex { get; private set; }
     /// <summary>The index of the last entry that changed a key (0: none yet).</summary>
     public long Revision { get; private set; }
-    public int Count => _map.Count;
+    public int Count => _tree.Count;
     public int LeaseCount => _leases.Count;
 
     /// <summary>The key changes of the last <see cref="Apply"/> (valid until the next one), in the order made.</summary>
@@ -96,38 +102,34 @@ public sealed class KvStore
     public long LiveBytes { get; private set; }
 
     public KvStore(SessionTable? sessions = null)
-        : this(sessions ?? new SessionTable(), new Dictionary<string, KeyValueItem>(StringComparer.Ordinal), new SortedSet<string>(StringComparer.Ordinal), new Dictionary<long, LeaseRecord>())
+        : this(sessions ?? new SessionTable(), new RecordTree(), new Dictionary<long, LeaseRecord>())
     {
     }
 
-    private KvStore(SessionTable sessions, Dictionary<string, KeyValueItem> map, SortedSet<string> keys, Dictionary<long, LeaseRecord> leases)
+    private KvStore(SessionTable sessions, RecordTree tree, Dictionary<long, LeaseRecord> leases)
     {
         Sessions = sessions;
-        _map = map;
-        _keys = keys;
+        _tree = tree;
         _leases = leases;
     }
 
     /// <summary>
     /// The store's state as an immutable <see cref="KvImage"/>, for a snapshot. Runs on the node
-    /// loop, so it only copies references in the dictionary's own (cache-friendly) order: one
-    /// array slot per key, values shared, O(keys + leases + remembered writes). The ordinal sort
-    /// is left to whoever first reads <see cref="KvImage.Items"/>, off the loop.
+    /// loop in O(leases + remembered writes): the keys are a frozen view of the tree (shared; the
+    /// store copies the nodes it writes from now on, never the records).
     /// </summary>
     public KvImage CaptureImage()
     {
-        var items = new KeyValueItem[_map.Count];
-        var i = 0;
-        foreach (var item in _map.Values) items[i++] = item;
         var leases = new LeaseImage[_leases.Count];
-        i = 0;
+        var i = 0;
         foreach (var (id, lease) in _leases) leases[i++] = new LeaseImage(id, lease.TtlMs);
         Array.Sort(leases, static (a, b) => a.Id.CompareTo(b.Id));
-        return KvImage.FromUnsorted(AppliedIndex, Revision, items, ImmutableCollectionsMarshal.AsImmutableArray(leases), Sessions.CaptureImage());
+        return new KvImage(AppliedIndex, Revision, _tree.Freeze(), ImmutableCollectionsMarshal.AsImmutableArray(leases), Sessions.CaptureImage());
     }
 
-    /// <summary>A store in the state <paramref name="image"/> describes (sessions configured by <paramref name="sessionTtl"/> and <paramref name="maxSessions"/>).</summary>
-    /// <exception cref="ArgumentException">a key or lease appears twice, a key names a lease that does not exist, or the sessions are inconsistent.</exception>
+    /// <summary>A store in the state <paramref name="image"/> describes (sessions configured by <paramref name="sessionTtl"/> and <paramref name="maxSessions"/>).
+    /// The store starts from the image's tree itself (shared, copied node by node as it is written).</summary>
+    /// <exception cref="ArgumentException">a key or lease appears twice, the keys are out of order, a key names a lease that does not exist, or the sessions are inconsistent.</exception>
     public static KvStore FromImage(KvImage image, TimeSpan? sessionTtl = null, int maxSessions = SessionTable.DefaultMaxSessions)
     {
         var leases = new Dictionary<long, LeaseRecord>(image.Leases.Length);
@@ -136,24 +138,25 @@ public sealed class KvStore
             if (lease.Id <= 0 || lease.TtlMs <= 0) throw new ArgumentException($"lease {lease.Id} has a bad id or ttl ({lease.TtlMs} ms)");
             if (!leases.TryAdd(lease.Id, new LeaseRecord(lease.TtlMs))) throw new ArgumentException($"lease {lease.Id} appears twice");
         }
-        var items = image.Items;
-        var map = new Dictionary<string, KeyValueItem>(items.Length, StringComparer.Ordinal);
-        for (var i = 0; i < items.Length; i++)
-        {
-            var item = items[i];
-            if (!map.TryAdd(item.Key, item))
-                throw new ArgumentException($"key \"{item.Key}\" appears twice");
-            if (item.Lease == 0) continue;
-            if (!leases.TryGetValue(item.Lease, out var holder))
-                throw new ArgumentException($"key \"{item.Key}\" is attached to lease {item.Lease}, which does not exist");
-            holder.Keys.Add(item.Key);
-        }
-        // The set constructor builds its tree from the whole array at once rather than
-        // rebalancing on every insert.
-        var keys = new SortedSet<string>(items.Select(item => item.Key), StringComparer.Ordinal);
         long bytes = 0;
-        foreach (var item in items) bytes += ItemBytes(item);
-        return new KvStore(SessionTable.FromImage(image.Sessions, sessionTtl, maxSessions), map, keys, leases)
+        byte[]? previous = null;
+        foreach (var record in image.Tree.Records())
+        {
+            if (previous is not null)
+            {
+                var order = KeyOrder.Compare(KeyRecord.Key(previous), KeyRecord.Key(record));
+                if (order == 0) throw new ArgumentException($"key \"{KeyRecord.KeyString(record)}\" appears twice");
+                if (order > 0) throw new ArgumentException($"key \"{KeyRecord.KeyString(record)}\" is out of order");
+            }
+            previous = record;
+            bytes += KeyRecord.LiveBytes(record);
+            var leaseId = KeyRecord.Lease(record);
+            if (leaseId == 0) continue;
+            if (!leases.TryGetValue(leaseId, out var holder))
+                throw new ArgumentException($"key \"{KeyRecord.KeyString(record)}\" is attached to lease {leaseId}, which does not exist");
+            holder.Keys.Add(KeyRecord.KeyString(record));
+        }
+        return new KvStore(SessionTable.FromImage(image.Sessions, sessionTtl, maxSessions), new RecordTree(image.Tree), leases)
         {
             AppliedIndex = image.AppliedIndex,
             Revision = image.Revision,
@@ -181,12 +184,16 @@ public sealed class KvStore
         }
 
         var index = entry.Index;
+        // Keys are text: bytes that are not UTF-8 (never written by this server) become what decoding
+        // them into a string and back makes of them (U+FFFD), as the store has always treated them.
+        var key = command.Key;
+        if (!Utf8.IsValid(key)) key = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(key));
         var result = command.Op switch
         {
-            CommandOp.Set => LegacySet(index, Encoding.UTF8.GetString(command.Key), command.Value),
-            CommandOp.Delete => LegacyDelete(index, Encoding.UTF8.GetString(command.Key)),
-            CommandOp.Put => Put(index, Encoding.UTF8.GetString(command.Key), command),
-            CommandOp.Remove => Remove(index, Encoding.UTF8.GetString(command.Key), command),
+            CommandOp.Set => LegacySet(index, key, command.Value),
+            CommandOp.Delete => LegacyDelete(index, key),
+            CommandOp.Put => Put(index, key, command),
+            CommandOp.Remove => Remove(index, key, command),
             CommandOp.LeaseGrant => Grant(index, command.TtlMs),
             _ => Revoke(index, command.Lease),
         };
@@ -196,39 +203,51 @@ public sealed class KvStore
 
     // ---- the commands ----
 
-    private WriteResult Put(long index, string key, in Command command)
+    private WriteResult Put(long index, ReadOnlySpan<byte> key, in Command command)
     {
-        var exists = _map.TryGetValue(key, out var old);
-        if (!Holds(command, exists, old))
-            return new WriteResult(index, exists, WriteStatus.CompareFailed, Revision, exists ? old.ModRevision : 0);
         var lease = command.Lease;
+        // One descent: the slot of the key's record (null: absent) on a path this store may change.
+        ref var slot = ref _tree.SlotFor(key);
+        var old = slot;
+        if (!Holds(command, old))
+            return new WriteResult(index, old is not null, WriteStatus.CompareFailed, Revision, old is null ? 0 : KeyRecord.ModRevision(old));
         if (lease != 0 && !_leases.ContainsKey(lease))
-            return new WriteResult(index, exists, WriteStatus.LeaseNotFound, Revision, exists ? old.ModRevision : 0);
-
-        // Always a new array, never an update in place: images captured earlier share the old one.
-        var item = new KeyValueItem(key, command.Value.ToArray(), exists ? old.CreateRevision : index, index, exists ? old.Version + 1 : 1, lease);
-        Store(key, item, exists, old);
+            return new WriteResult(index, old is not null, WriteStatus.LeaseNotFound, Revision, old is null ? 0 : KeyRecord.ModRevision(old));
+        byte[] record;
+        if (old is null)
+        {
+            record = KeyRecord.Create(key, command.Value, index, index, 1, lease);
+            _tree.Set(record);
+        }
+        else
+        {
+            var h = KeyRecord.Read(old);
+            record = KeyRecord.Create(key, command.Value, h.CreateRevision, index, h.Version + 1, lease);
+            slot = record;
+        }
+        var item = KeyRecord.ToItem(record);
+        Stored(item.Key, record, old);
         Revision = index;
         _events.Add(new KvEvent(KvEventKind.Put, item));
-        return new WriteResult(index, exists, WriteStatus.Done, index, index);
+        return new WriteResult(index, old is not null, WriteStatus.Done, index, index);
     }
 
-    private WriteResult Remove(long index, string key, in Command command)
+    private WriteResult Remove(long index, ReadOnlySpan<byte> key, in Command command)
     {
-        var exists = _map.TryGetValue(key, out var old);
-        if (!Holds(command, exists, old))
-            return new WriteResult(index, exists, WriteStatus.CompareFailed, Revision, exists ? old.ModRevision : 0);
-        if (!exists) return new WriteResult(index, false, WriteStatus.Done, Revision, 0);
-        Delete(index, old);
+        var old = _tree.Find(key);
+        if (!Holds(command, old))
+            return new WriteResult(index, old is not null, WriteStatus.CompareFailed, Revision, old is null ? 0 : KeyRecord.ModRevision(old));
+        if (old is null) return new WriteResult(index, false, WriteStatus.Done, Revision, 0);
+        Delete(index, key, old, KeyRecord.KeyString(old));
         Revision = index;
         return new WriteResult(index, true, WriteStatus.Done, index, index);
     }
 
-    private static bool Holds(in Command command, bool exists, in KeyValueItem current) => command.Condition switch
+    private static bool Holds(in Command command, byte[]? current) => command.Condition switch
     {
-        ConditionKind.ModRevision => (exists ? current.ModRevision : 0) == command.CompareRevision,
-        ConditionKind.Absent => !exists,
-        ConditionKind.Value => exists && current.Value.AsSpan().SequenceEqual(command.CompareValue),
+        ConditionKind.ModRevision => (current is null ? 0 : KeyRecord.ModRevision(current)) == command.CompareRevision,
+        ConditionKind.Absent => current is null,
+        ConditionKind.Value => current is not null && KeyRecord.Value(current).Span.SequenceEqual(command.CompareValue),
         _ => true,
     };
 
@@ -252,7 +271,12 @@ public sealed class KvStore
             _revoked.Clear();
             _revoked.AddRange(lease.Keys);
             _revoked.Sort(StringComparer.Ordinal);
-            foreach (var key in _revoked) Delete(index, _map[key], detach: false);
+            foreach (var name in _revoked)
+            {
+                var key = Encoding.UTF8.GetBytes(name);
+                var old = _tree.Find(key) ?? throw new InvalidOperationException($"lease {leaseId} holds \"{name}\", which is not in the store");
+                Delete(index, key, old, name, detach: false);
+            }
             _revoked.Clear();
             Revision = index;
         }
@@ -260,60 +284,78 @@ public sealed class KvStore
     }
 
     /// <summary>A Set from a log written before revisions: revision <see cref="LegacyRevision"/>, no event.</summary>
-    private WriteResult LegacySet(long index, string key, ReadOnlySpan<byte> value)
+    private WriteResult LegacySet(long index, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
-        var exists = _map.TryGetValue(key, out var old);
-        var item = new KeyValueItem(key, value.ToArray(), exists ? old.CreateRevision : LegacyRevision, LegacyRevision, 1, 0);
-        Store(key, item, exists, old);
-        return new WriteResult(index, exists);
+        var old = _tree.Find(key);
+        var record = KeyRecord.Create(key, value, old is null ? LegacyRevision : KeyRecord.CreateRevision(old), LegacyRevision, 1, 0);
+        _tree.Set(record);
+        Stored(null, record, old);
+        return new WriteResult(index, old is not null);
     }
 
-    private WriteResult LegacyDelete(long index, string key)
+    private WriteResult LegacyDelete(long index, ReadOnlySpan<byte> key)
     {
-        if (!_map.TryGetValue(key, out var old)) return new WriteResult(index, false);
-        _map.Remove(key);
-        _keys.Remove(key);
-        LiveBytes -= ItemBytes(old);
-        if (old.Lease != 0) _leases[old.Lease].Keys.Remove(key);
+        var old = _tree.Remove(key);
+        if (old is null) return new WriteResult(index, false);
+        LiveBytes -= KeyRecord.LiveBytes(old);
+        var lease = KeyRecord.Lease(old);
+        if (lease != 0) _leases[lease].Keys.Remove(KeyRecord.KeyString(old));
         return new WriteResult(index, true);
     }
 
-    /// <summary>What a key and its value add to <see cref="LiveBytes"/>.</summary>
-    private static long ItemBytes(in KeyValueItem item) => Encoding.UTF8.GetByteCount(item.Key) + item.Value.Length;
-
-    private void Store(string key, in KeyValueItem item, bool existed, in KeyValueItem old)
+    /// <summary>Accounts for <paramref name="record"/> having replaced <paramref name="old"/> (null: added): live bytes and lease membership.</summary>
+    private void Stored(string? name, byte[] record, byte[]? old)
     {
-        _map[key] = item;
-        LiveBytes += existed ? item.Value.Length - old.Value.Length : ItemBytes(item);
-        if (!existed) _keys.Add(key);
-        if (existed && old.Lease != 0 && old.Lease != item.Lease) _leases[old.Lease].Keys.Remove(key);
-        if (item.Lease != 0 && (!existed || old.Lease != item.Lease)) _leases[item.Lease].Keys.Add(key);
+        LiveBytes += KeyRecord.LiveBytes(record) - (old is null ? 0 : KeyRecord.LiveBytes(old));
+        var lease = KeyRecord.Lease(record);
+        var oldLease = old is null ? 0 : KeyRecord.Lease(old);
+        if (oldLease == lease) return;
+        name ??= KeyRecord.KeyString(record);
+        if (oldLease != 0) _leases[oldLease].Keys.Remove(name);
+        if (lease != 0) _leases[lease].Keys.Add(name);
     }
 
-    private void Delete(long index, in KeyValueItem old, bool detach = true)
+    private void Delete(long index, ReadOnlySpan<byte> key, byte[] old, string name, bool detach = true)
     {
-        _map.Remove(old.Key);
-        LiveBytes -= ItemBytes(old);
-        _keys.Remove(old.Key);
-        if (detach && old.Lease != 0) _leases[old.Lease].Keys.Remove(old.Key);
-        _events.Add(new KvEvent(KvEventKind.Delete, new KeyValueItem(old.Key, [], 0, index, 0, 0)));
+        _tree.Remove(key);
+        LiveBytes -= KeyRecord.LiveBytes(old);
+        var lease = KeyRecord.Lease(old);
+        if (detach && lease != 0) _leases[lease].Keys.Remove(name);
+        _events.Add(new KvEvent(KvEventKind.Delete, new KeyValueItem(name, ReadOnlyMemory<byte>.Empty, 0, index, 0, 0)));
     }
 
     // ---- reads ----
 
-    public bool TryGet(string key, out byte[] value)
+    /// <summary>The key's record (null: absent).</summary>
+    private byte[]? Find(string key)
     {
-        if (_map.TryGetValue(key, out var item))
+        var max = Encoding.UTF8.GetMaxByteCount(key.Length);
+        Span<byte> bytes = max <= StackKeyBytes ? stackalloc byte[StackKeyBytes] : new byte[max];
+        return _tree.Find(bytes[..Encoding.UTF8.GetBytes(key, bytes)]);
+    }
+
+    public bool TryGet(string key, out ReadOnlyMemory<byte> value)
+    {
+        if (Find(key) is { } record)
         {
-            value = item.Value;
+            value = KeyRecord.Value(record);
             return true;
         }
-        value = null!;
+        value = default;
         return false;
     }
 
     /// <summary>The key with its revisions.</summary>
-    public bool TryGetItem(string key, out KeyValueItem item) => _map.TryGetValue(key, out item);
+    public bool TryGetItem(string key, out KeyValueItem item)
+    {
+        if (Find(key) is { } record)
+        {
+            item = KeyRecord.ToItem(record, key);
+            return true;
+        }
+        item = default;
+        return false;
+    }
 
     /// <summary>The lease's time to live, if it exists.</summary>
     public bool TryGetLease(long id, out long ttlMs)
@@ -343,24 +385,24 @@ public sealed class KvStore
     {
         var items = new List<KeyValueItem>(Math.Min(limit, 256));
         more = false;
-        if (_keys.Count == 0) return items;
-        var lower = string.CompareOrdinal(startAfter, prefix) > 0 ? startAfter : prefix;
-        var max = _keys.Max!;
-        if (string.CompareOrdinal(lower, max) > 0) return items;
-
+        if (_tree.Count == 0) return items;
+        var prefixBytes = Encoding.UTF8.GetBytes(prefix);
+        var after = Encoding.UTF8.GetBytes(startAfter);
+        var cursor = _tree.From(KeyOrder.Compare(after, prefixBytes) > 0 ? after : prefixBytes);
         long bytes = 0;
-        foreach (var key in _keys.GetViewBetween(lower, max))
+        while (cursor.MoveNext())
         {
-            if (startAfter.Length > 0 && string.CompareOrdinal(key, startAfter) <= 0) continue;
-            if (!key.StartsWith(prefix, StringComparison.Ordinal)) break;
-            var item = _map[key];
-            var size = key.Length * 2 + item.Value.Length;
+            var record = cursor.Current;
+            var key = KeyRecord.Key(record);
+            if (after.Length > 0 && KeyOrder.Compare(key, after) <= 0) continue;
+            if (!key.StartsWith(prefixBytes)) break;
+            var size = KeyRecord.LiveBytes(record);
             if (items.Count >= limit || (items.Count > 0 && bytes + size > maxBytes))
             {
                 more = true;
                 break;
             }
-            items.Add(item);
+            items.Add(KeyRecord.ToItem(record));
             bytes += size;
         }
         return items;

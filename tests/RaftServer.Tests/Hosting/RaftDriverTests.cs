@@ -111,7 +111,7 @@ public sealed class RaftDriverTests
         Assert.Equal(OutcomeCode.Ok, Done(w).Code);
         Assert.Equal(2, Done(w).Result.Index);
         Assert.True(_h.Driver.State.TryGet("a", out var value));
-        Assert.Equal("1", Encoding.UTF8.GetString(value));
+        Assert.Equal("1", Encoding.UTF8.GetString(value.Span));
     }
 
     [Fact]
@@ -176,7 +176,7 @@ public sealed class RaftDriverTests
 
         _h.Step(FromNode2(MessageType.Heartbeat, term: 1, commit: 2));
         Assert.Equal(OutcomeCode.Ok, Done(read).Code);
-        Assert.Equal("v", Encoding.UTF8.GetString(Done(read).Value!));
+        Assert.Equal("v", Encoding.UTF8.GetString(Done(read).Value.Span));
     }
 
     [Fact]

@@ -11,7 +11,7 @@ public sealed class WatchHubTests
     private static KvEvent Put(string key, long revision, string value = "v") =>
         new(KvEventKind.Put, new KeyValueItem(key, System.Text.Encoding.UTF8.GetBytes(value), revision, revision, 1, 0));
 
-    private static KvEvent Del(string key, long revision) => new(KvEventKind.Delete, new KeyValueItem(key, [], 0, revision, 0, 0));
+    private static KvEvent Del(string key, long revision) => new(KvEventKind.Delete, new KeyValueItem(key, ReadOnlyMemory<byte>.Empty, 0, revision, 0, 0));
 
     private static void Append(WatchHub hub, long revision, params string[] keys) =>
         hub.Append(keys.Select(k => Put(k, revision)).ToArray(), revision);
@@ -264,7 +264,7 @@ public sealed class WatchHubTests
                 {
                     // Revision r carries r % 3 + 1 events: all of them, in order.
                     Assert.Equal(expected, e.Revision);
-                    Assert.Equal($"{e.Revision}/{e.Change.Item.Version}", System.Text.Encoding.UTF8.GetString(e.Change.Item.Value));
+                    Assert.Equal($"{e.Revision}/{e.Change.Item.Version}", System.Text.Encoding.UTF8.GetString(e.Change.Item.Value.Span));
                     if (e.Change.Item.Version == e.Revision % 3 + 1) expected++;
                 }
                 Volatile.Write(ref progress[i], expected);

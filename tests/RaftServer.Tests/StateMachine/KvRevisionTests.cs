@@ -63,7 +63,7 @@ public sealed class KvRevisionTests
         var stale = Put("k", "v2", WriteCondition.IfModRevision(1));
         Assert.Equal(new WriteResult(3, true, WriteStatus.CompareFailed, 2, 2), stale.Result);
         Assert.Empty(Events());
-        Assert.Equal("v1", Encoding.UTF8.GetString(Item("k").Value));
+        Assert.Equal("v1", Encoding.UTF8.GetString(Item("k").Value.Span));
 
         var fresh = Put("k", "v2", WriteCondition.IfModRevision(2));
         Assert.Equal(new WriteResult(4, true, WriteStatus.Done, 4, 4), fresh.Result);
@@ -100,7 +100,7 @@ public sealed class KvRevisionTests
         Assert.Equal(WriteStatus.Done, won.Result.Status);
         Put("k", "later");
         Assert.Equal(new ApplyResult(ApplyStatus.Duplicate, won.Result), Put("k", "won", WriteCondition.IfModRevision(3), client: 9, seq: 2));
-        Assert.Equal("later", Encoding.UTF8.GetString(Item("k").Value));
+        Assert.Equal("later", Encoding.UTF8.GetString(Item("k").Value.Span));
     }
 
     [Fact]
@@ -136,7 +136,7 @@ public sealed class KvRevisionTests
         Put("k", "v");
         var result = Put("k", "w", lease: 12345);
         Assert.Equal(WriteStatus.LeaseNotFound, result.Result.Status);
-        Assert.Equal("v", Encoding.UTF8.GetString(Item("k").Value));
+        Assert.Equal("v", Encoding.UTF8.GetString(Item("k").Value.Span));
         Assert.Empty(Events());
     }
 

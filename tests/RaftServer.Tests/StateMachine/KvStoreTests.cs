@@ -11,7 +11,7 @@ public sealed class KvStoreTests
     private Entry Cmd(CommandOp op, string key, string value = "", ulong client = 0, ulong seq = 0, long time = 1_000) =>
         new(++_index, 1, EntryKind.Command, Command.Encode(op, time, client, seq, key, Encoding.UTF8.GetBytes(value)));
 
-    private static string? Get(KvStore kv, string key) => kv.TryGet(key, out var v) ? Encoding.UTF8.GetString(v) : null;
+    private static string? Get(KvStore kv, string key) => kv.TryGet(key, out var v) ? Encoding.UTF8.GetString(v.Span) : null;
 
     [Fact]
     public void Commands_round_trip_through_their_encoding()
@@ -78,7 +78,7 @@ public sealed class KvStoreTests
         var small = kv.Range("b/", "", 100, 1, out more);
         Assert.Single(small);
         Assert.True(more);
-        Assert.Equal("B/1", Encoding.UTF8.GetString(kv.Range("b/1", "", 1, 1, out _)[0].Value));
+        Assert.Equal("B/1", Encoding.UTF8.GetString(kv.Range("b/1", "", 1, 1, out _)[0].Value.Span));
     }
 
     [Fact]

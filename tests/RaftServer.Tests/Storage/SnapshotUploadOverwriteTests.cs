@@ -45,7 +45,7 @@ public sealed class SnapshotUploadOverwriteTests : IDisposable
         Assert.Equal(mine.Path, result.Path);
         Assert.Equal(before, File.ReadAllBytes(mine.Path));
         Assert.True(own.Load(result).TryGet("k", out var value));
-        Assert.Equal("mine", Encoding.UTF8.GetString(value));
+        Assert.Equal("mine", Encoding.UTF8.GetString(value.Span));
         Assert.Empty(Directory.GetFiles(own.Directory, "*.tmp"));
     }
 

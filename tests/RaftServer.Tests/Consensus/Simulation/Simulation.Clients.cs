@@ -156,7 +156,7 @@ internal sealed partial class Simulation
                 var outcome = client.Read.Task.Result;
                 if (outcome.Code == OutcomeCode.Ok)
                 {
-                    int value = outcome.Found ? int.Parse(Encoding.UTF8.GetString(outcome.Value!), CultureInfo.InvariantCulture) : 0;
+                    int value = outcome.Found ? int.Parse(Encoding.UTF8.GetString(outcome.Value.Span), CultureInfo.InvariantCulture) : 0;
                     var revision = outcome.Found ? outcome.Item.ModRevision : 0;
                     history.Add(new Operation(client.Id, false, client.Key, value, client.CallTime, Now) { Revision = revision });
                     client.LastRead[client.Key] = (value, revision);

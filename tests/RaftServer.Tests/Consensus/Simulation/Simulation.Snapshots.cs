@@ -32,7 +32,7 @@ internal sealed partial class Simulation
 
     /// <summary>A state's pairs with their revisions, its revision and its leases, as its fingerprint.</summary>
     private static string Fingerprint(KvImage image) =>
-        string.Join(",", image.Items.Select(i => $"{i.Key}={Encoding.UTF8.GetString(i.Value)}@{i.CreateRevision}/{i.ModRevision}/{i.Version}/{i.Lease}"))
+        string.Join(",", image.Items.Select(i => $"{i.Key}={Encoding.UTF8.GetString(i.Value.Span)}@{i.CreateRevision}/{i.ModRevision}/{i.Version}/{i.Lease}"))
         + $";rev {image.Revision};leases " + string.Join(",", image.Leases.Select(l => $"{l.Id}:{l.TtlMs}"));
 
     public int SnapshotsTaken { get; private set; }
@@ -48,7 +48,7 @@ internal sealed partial class Simulation
     {
         reference.Apply(entry);
         foreach (var e in reference.LastEvents)
-            referenceEvents.Add((e.Revision, e.Kind, e.Item.Key, Encoding.UTF8.GetString(e.Item.Value)));
+            referenceEvents.Add((e.Revision, e.Kind, e.Item.Key, Encoding.UTF8.GetString(e.Item.Value.Span)));
         if (SnapshotsOn) referenceStates.Add(Fingerprint(reference.CaptureImage()));
     }
 

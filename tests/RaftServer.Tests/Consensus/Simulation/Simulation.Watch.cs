@@ -78,7 +78,7 @@ internal sealed partial class Simulation
             foreach (var e in events)
             {
                 var item = e.Change.Item;
-                w.Seen.Add((e.Revision, e.Change.Kind, item.Key, Encoding.UTF8.GetString(item.Value)));
+                w.Seen.Add((e.Revision, e.Change.Kind, item.Key, Encoding.UTF8.GetString(item.Value.Span)));
             }
             w.Through = w.Stream.NextRevision - 1;
         }
