@@ -133,6 +133,11 @@ public sealed class TlsPeerConnection : IDisposable
         {
             // the peer went away (it reconnects), or the loop closed the connection
         }
+        catch (Exception e)
+        {
+            // Not expected: said, so that a reader that stops is never silent (the loop drops the connection; the peer reconnects).
+            logger.LogError("The reader of the peer TLS connection from {Remote} (node {Peer}) failed: {Error}", Remote, PeerId, e);
+        }
         finally
         {
             _ended = true;

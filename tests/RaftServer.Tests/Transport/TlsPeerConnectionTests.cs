@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
@@ -7,6 +8,8 @@ using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
+using RaftServer.Cluster;
+using RaftServer.Consensus;
 using RaftServer.Transport;
 using P = RaftPS.Protocol;
 
@@ -46,7 +49,7 @@ public sealed class TlsPeerConnectionTests
     {
         var batch = new P.MessageBatch { From = 1 };
         var m = new P.RaftMessage { Type = P.MessageType.Append, From = 1, To = 2, Term = term };
-        m.Entries.Add(new P.LogEntry { Index = term, Term = term, Data = ByteString.CopyFrom(new byte[payloadBytes]) });
+        m.Entries.Add(new P.LogEntry { Index = 1, Term = term, Data = ByteString.CopyFrom(new byte[payloadBytes]) }); // the first entry after index 0: a well-formed Append
         batch.Messages.Add(m);
         var buffer = new byte[16];
         var n = PeerWire.Write(batch, ref buffer);
@@ -135,5 +138,39 @@ public sealed class TlsPeerConnectionTests
         var ack = new byte[PeerWire.HeaderBytes];
         await sender.ReadExactlyAsync(ack, timeout.Token);
         Assert.True(PeerWire.IsPing(ack));
+    }
+
+    [Fact]
+    public async Task A_batch_on_a_TLS_connection_wakes_the_loop_asleep_in_poll_or_keeps_it_from_sleeping()
+    {
+        var members = new Membership(2, MemberSet.FromConfig(ClusterConfig.Parse(["1 127.0.0.1 1", "2 127.0.0.1 2", "3 127.0.0.1 3"])));
+        var logger = new TestLogger();
+        using var sockets = new PeerSockets(members, logger);
+        var (accepted, sender, remote) = await PairAsync();
+        await using var _ = sender;
+        var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
+        var connection = new TlsPeerConnection(accepted, reader, remote, peerId: 1);
+        sockets.AddTls(connection, 1);
+        for (var round = 1; round <= 10; round++)
+        {
+            // Sent while the loop sleeps (a wake-up) or before it goes to sleep (the flag keeps it awake).
+            var delay = round % 2 == 0 ? 0 : 30;
+            var term = round;
+            var writing = Task.Run(async () =>
+            {
+                await Task.Delay(delay);
+                await sender.WriteAsync(Frame(term, 10));
+            });
+            var clock = Stopwatch.StartNew();
+            var delivered = new List<Message>();
+            while (delivered.Count == 0 && clock.Elapsed < Patience)
+            {
+                sockets.Sleep(20_000); // without a wake-up this sleeps its 20 s
+                sockets.ReadAvailable(delivered.AddRange);
+            }
+            await writing;
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"round {round}: the batch reached the loop after {clock.Elapsed.TotalSeconds:F1} s (ended {connection.Ended}, queued {connection.QueuedBytes}) {string.Join("; ", logger.Lines)}");
+            Assert.Equal(term, Assert.Single(delivered).Term);
+        }
     }
 }
