@@ -95,11 +95,19 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private readonly List<InboundPeer> _inbound = new();
     /// <summary>Peer TLS connections: their reader tasks put whole batches in <see cref="_tlsBatches"/>.</summary>
     private readonly List<TlsPeerConnection> _tls = new();
-    /// <summary>Bounded: a full queue stops the readers (and so, through TCP, the senders) until the loop drains it.</summary>
-    private readonly Channel<(TlsPeerConnection From, P.MessageBatch Batch)> _tlsBatches =
-        Channel.CreateBounded<(TlsPeerConnection, P.MessageBatch)>(new BoundedChannelOptions(1024) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-    /// <summary>1 while a reader's wake-up is pending (reset by the loop before it drains): at most one wake-up per turn.</summary>
+    /// <summary>
+    /// Bounded per connection, in bytes (<see cref="TlsPeerConnection.MaxQueuedBytes"/>): a connection
+    /// whose share is full stops its reader (and so, through TCP, its sender) until the loop takes
+    /// from it, without holding back the other peers. The connections are bounded in number (one per
+    /// node, <see cref="MaxUnlistedConnections"/> unlisted), so the queue is too.
+    /// </summary>
+    private readonly Channel<TlsPeerBatch> _tlsBatches =
+        Channel.CreateUnbounded<TlsPeerBatch>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>1 while batches a reader queued wait for the loop (reset by the loop before it drains):
+    /// the loop's spin looks at this, and a reader wakes the loop at most once per turn.</summary>
     private int _tlsWakePending;
+    /// <summary>1 while the loop is in (or about to enter) the poll() of <see cref="Sleep"/>: only then does a reader's batch cost a wake-up.</summary>
+    private int _sleepingInPoll;
     private readonly Action _tlsWake;
     private readonly List<Socket> _readable = new();
     private readonly Socket _wakeReceiver;
@@ -134,9 +142,12 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
             _deliver!(messages);
         };
+        // Queue first, then the flag, then whether the loop sleeps; the loop sets _sleepingInPoll, then
+        // looks at the flag (Sleep): with full fences on both sides, either the loop sees the flag and
+        // does not sleep, or this sees the loop asleep and wakes it.
         _tlsWake = () =>
         {
-            if (Interlocked.Exchange(ref _tlsWakePending, 1) == 0) Wake();
+            if (Interlocked.Exchange(ref _tlsWakePending, 1) == 0 && Volatile.Read(ref _sleepingInPoll) == 1) Wake();
         };
         // A datagram socket on loopback that Sleep polls with the peers, for Wake to write to.
         _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
@@ -267,7 +278,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         var spinUntil = now + SpinMaxTicks;
         for (var i = 0; i < spins && Stopwatch.GetTimestamp() < spinUntil; i++)
         {
-            if (hasWork() || (_tls.Count > 0 && _tlsBatches.Reader.Count > 0)) return true;
+            if (hasWork() || (_tls.Count > 0 && Volatile.Read(ref _tlsWakePending) != 0)) return true;
             FillReadable(withWakeSocket: false);
             if (_readable.Count > 0)
             {
@@ -286,9 +297,18 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
 
     public void Sleep(int timeoutMs)
     {
-        FillReadable(withWakeSocket: true);
-        Socket.Select(_readable, null, null, timeoutMs >= int.MaxValue / 1000 ? -1 : timeoutMs * 1000);
-        _polled = true;
+        Interlocked.Exchange(ref _sleepingInPoll, 1);
+        try
+        {
+            if (_tls.Count > 0 && Volatile.Read(ref _tlsWakePending) != 0) return; // batches queued: ReadAvailable takes them now
+            FillReadable(withWakeSocket: true);
+            Socket.Select(_readable, null, null, timeoutMs >= int.MaxValue / 1000 ? -1 : timeoutMs * 1000);
+            _polled = true;
+        }
+        finally
+        {
+            Volatile.Write(ref _sleepingInPoll, 0);
+        }
     }
 
     private void FillReadable(bool withWakeSocket)
@@ -330,10 +350,18 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     /// <summary>The batches the TLS connections' readers queued, checked as a plain connection's are; ended connections removed.</summary>
     private void ReadTls()
     {
-        Volatile.Write(ref _tlsWakePending, 0); // before draining: a batch queued after this wakes the loop again
+        Interlocked.Exchange(ref _tlsWakePending, 0); // before draining (a full fence): a batch queued after this sets it again
         var reader = _tlsBatches.Reader;
-        for (var n = 0; n < 4096 && reader.TryRead(out var item); n++)
+        for (var n = 0; ; n++)
         {
+            if (n == 4096)
+            {
+                // Enough for one turn: the rest on the next (the loop does not sleep while this is set).
+                if (reader.TryPeek(out _)) Volatile.Write(ref _tlsWakePending, 1);
+                break;
+            }
+            if (!reader.TryRead(out var item)) break;
+            item.From.Taken(item);
             if (item.From.PeerId != item.Batch.From)
             {
                 // The connection's certificate and hello name another node: a forged or confused sender.
@@ -398,7 +426,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         _inbound.Clear();
         foreach (var t in _tls) t.Dispose();
         _tls.Clear();
-        while (_tlsBatches.Reader.TryRead(out _)) { }
+        while (_tlsBatches.Reader.TryRead(out var item)) item.From.Taken(item);
         _readable.Clear();
         _polled = false;
     }
