@@ -110,6 +110,19 @@ public sealed class Membership(int self, MemberSet initial)
     /// <summary>Whether this node's configuration removed <paramref name="id"/> (ids are never reused).</summary>
     public bool IsRemoved(int id) => Volatile.Read(ref _removed).Contains(id);
 
+    /// <summary>Whether <paramref name="id"/> was removed and is no longer departing: nothing of it is
+    /// taken (connections, batches). A departing member's answers are still taken, so the leader
+    /// learns it holds the entry that removed it (<see cref="Departing"/>).</summary>
+    public bool IsGone(int id) => IsRemoved(id) && !IsDeparting(id);
+
+    /// <summary>Whether the leader still sends to <paramref name="id"/>, a member it removed (<see cref="Departing"/>).</summary>
+    public bool IsDeparting(int id)
+    {
+        foreach (var d in Departing)
+            if (d.Id == id) return true;
+        return false;
+    }
+
     /// <summary>
     /// A node outside the configuration sent a batch from <paramref name="address"/>: link to it
     /// (true), unless this node's configuration removed it (ids are never reused) or it is this node.

@@ -230,7 +230,7 @@ public static class ServerHost
         else logger.LogInformation("This node knows no cluster id yet: it takes the one its cluster's leader commits");
         var membership = new Membership(settings.Id, members.Members) { SelfAddress = self, Identity = identity };
         var linkTimings = PeerLinkTimings.For(settings.HeartbeatMs, settings.ElectionTimeoutMs);
-        var handshake = new PeerHandshake(settings.Id, identity, membership.IsRemoved, transportLogger, peerTls);
+        var handshake = new PeerHandshake(settings.Id, identity, membership.IsGone, transportLogger, peerTls);
         var clock = Stopwatch.StartNew();
         Func<long> nowMs = () => clock.ElapsedMilliseconds;
         WebApplication? app = null;

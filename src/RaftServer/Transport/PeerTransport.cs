@@ -49,7 +49,7 @@ public sealed class PeerTransport : IMessageSender, IAsyncDisposable
         _logger = logger;
         _refused = refused;
         _timings = timings ?? PeerLinkTimings.Default;
-        _handshake = handshake ?? new PeerHandshake(membership.Self, membership.Identity, membership.IsRemoved, logger);
+        _handshake = handshake ?? new PeerHandshake(membership.Self, membership.Identity, membership.IsGone, logger);
         Reconcile(membership.Current);
         membership.Changed += Reconcile;
     }

@@ -85,8 +85,12 @@ public sealed class MembershipTests
         forged.Messages[0].From = 3;
         Assert.Null(PeerInbox.ToMessages(membership, forged));        // a message not from the batch's sender
 
-        membership.Update(new MemberSet([M(1), M(3)]));
+        membership.Update(new MemberSet([M(1), M(3)]), [M(2)], new HashSet<int> { 2 });
+        Assert.Single(PeerInbox.ToMessages(membership, Batch(2, 1))!); // removed but departing: its answers count
+        Assert.False(membership.IsGone(2));
+        membership.Update(new MemberSet([M(1), M(3)]), []);          // the leader no longer sends to it
         Assert.Null(PeerInbox.ToMessages(membership, Batch(2, 1)));   // removed: its batches are dropped
+        Assert.True(membership.IsGone(2));
     }
 
     [Fact]
