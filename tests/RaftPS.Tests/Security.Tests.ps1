@@ -151,6 +151,18 @@ Describe 'Client TLS' {
         $failure.Exception.Message | Should -Match 'is not trusted by -CaCertificatePath \(CN=ca\)'
     }
 
+    It 'trusts every CA of a -CaCertificatePath bundle (a CA rolled over is listed with its successor), and refuses a file without a certificate' {
+        $bundle = Join-Path $TestDrive 'bundle.pem'
+        Set-Content $bundle (Get-Content "$Pki/ca.pem", "$Tls/ca.pem")
+        $c = Connect-RaftNode $SecureNodes[0].Address $SecureNodes[0].Port -NotDefault -UseTls -CaCertificatePath $bundle `
+            -CertificatePath "$Tls/client.pem" -CertificateKeyPath "$Tls/client.key.pem" -Token $Reader.Token
+        (Get-RaftValue secure/a -Connection $c -TimeoutSec 10).Value | Should -Be 1
+        $empty = Join-Path $TestDrive 'empty.pem'
+        Set-Content $empty 'no certificate here'
+        $failure = Get-Failure { Connect-RaftNode $SecureNodes[0].Address $SecureNodes[0].Port -NotDefault -UseTls -CaCertificatePath $empty }
+        $failure.FullyQualifiedErrorId | Should -Be 'RaftCertificateUnreadable,RaftPS.Cmdlets.ConnectRaftNodeCommand'
+    }
+
     It 'refuses a node certificate not trusted by the machine when no CA is given' {
         $c = Connect-RaftNode $GoodNode.Address $GoodNode.Port -NotDefault -UseTls -CertificatePath "$Pki/alice.pem"
         $failure = Get-Failure { Get-RaftLeader -Connection $c -TimeoutSec 5 }

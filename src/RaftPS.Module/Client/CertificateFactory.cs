@@ -66,7 +66,7 @@ internal static class CertificateFactory
     /// <summary>Writes the certificate and its private key as PEM; the key file is readable by its owner only (on Unix).</summary>
     public static void WritePem(X509Certificate2 certificate, string certificatePath, string keyPath)
     {
-        File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
+        File.WriteAllText(certificatePath, certificate.ExportCertificatePem() + "\n"); // ends in a newline: `cat a.pem b.pem` makes a bundle
         using var key = certificate.GetECDsaPrivateKey() ?? throw new ArgumentException("the certificate has no ECDSA private key");
         WriteSecret(keyPath, key.ExportPkcs8PrivateKeyPem());
     }

@@ -18,13 +18,16 @@ internal sealed class ConnectionSecurity
 {
     public const string AuthorizationHeader = "authorization";
 
-    public ConnectionSecurity(bool useTls, X509Certificate2? clientCertificate, X509Certificate2? trustedCa, SecureString? token)
+    /// <param name="trustedCas">Every CA of -CaCertificatePath (a PEM bundle: a CA rolled over is listed with its successor), or null for the system's trust store.</param>
+    public ConnectionSecurity(bool useTls, X509Certificate2? clientCertificate, X509Certificate2Collection? trustedCas, SecureString? token)
     {
+        if (trustedCas is { Count: 0 }) throw new ArgumentException("a CA file must hold at least one certificate", nameof(trustedCas));
         UseTls = useTls;
         ClientCertificate = clientCertificate;
-        TrustedCa = trustedCa;
+        TrustedCas = trustedCas;
         Token = token is null ? null : token.IsReadOnly() ? token : ReadOnlyCopy(token);
-        Identity = string.Join('|', useTls ? "tls" : "plain", clientCertificate?.Thumbprint ?? "-", trustedCa?.Thumbprint ?? "-",
+        Identity = string.Join('|', useTls ? "tls" : "plain", clientCertificate?.Thumbprint ?? "-",
+            trustedCas is null ? "-" : string.Join(',', trustedCas.Select(c => c.Thumbprint)),
             Token is null ? "-" : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Reveal(Token)))));
     }
 
@@ -37,7 +40,7 @@ internal sealed class ConnectionSecurity
 
     public bool UseTls { get; }
     public X509Certificate2? ClientCertificate { get; }
-    public X509Certificate2? TrustedCa { get; }
+    public X509Certificate2Collection? TrustedCas { get; }
     public SecureString? Token { get; }
 
     /// <summary>The handler chain of a channel to <paramref name="host"/>: TLS settings on the socket handler, the token on every request.</summary>
@@ -48,20 +51,25 @@ internal sealed class ConnectionSecurity
             sockets.SslOptions = new SslClientAuthenticationOptions
             {
                 ClientCertificates = ClientCertificate is null ? null : new X509CertificateCollection { ClientCertificate },
-                RemoteCertificateValidationCallback = TrustedCa is null ? null : CheckServerCertificate,
+                RemoteCertificateValidationCallback = TrustedCas is null ? null : CheckServerCertificate,
+                // With a CA of its own the connection trusts only what chains to it: the platform's chain
+                // build before the callback must not fetch an issuer the node's certificate points to (AIA).
+                CertificateChainPolicy = TrustedCas is null ? null
+                    : new X509ChainPolicy { DisableCertificateDownloads = true, RevocationMode = X509RevocationMode.NoCheck },
             };
         }
         return Token is null ? sockets : new TokenHandler(Token) { InnerHandler = sockets };
     }
 
-    /// <summary>Trusts a node's certificate only when it chains to <see cref="TrustedCa"/>, is valid now and names the host called.</summary>
+    /// <summary>Trusts a node's certificate only when it chains to one of <see cref="TrustedCas"/>, is valid now and names the host called.</summary>
     /// <remarks>A refusal fails the call; <see cref="TlsDiagnosis"/> then probes the node and says why.</remarks>
     private bool CheckServerCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) =>
         ProblemWith(certificate, chain, errors) is null;
 
     /// <summary>
-    /// Why a node's certificate is not to be trusted, or null: against <see cref="TrustedCa"/> when
-    /// there is one, else as the system's trust store judged it (<paramref name="errors"/>, <paramref name="chain"/>).
+    /// Why a node's certificate is not to be trusted, or null: against <see cref="TrustedCas"/> when
+    /// given (through the intermediates the node sent, never through anything downloaded), else as
+    /// the system's trust store judged it (<paramref name="errors"/>, <paramref name="chain"/>).
     /// </summary>
     public string? ProblemWith(X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
     {
@@ -69,7 +77,7 @@ internal sealed class ConnectionSecurity
         if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
             return $"its certificate ({certificate.Subject}) does not name the host called (its subject alternative names must include the address you connect to)";
         using var leaf = new X509Certificate2(certificate);
-        if (TrustedCa is null)
+        if (TrustedCas is null)
         {
             if (errors == SslPolicyErrors.None) return null;
             var status = chain?.ChainStatus is { Length: > 0 } s ? string.Join("; ", s.Select(x => $"{x.Status} ({x.StatusInformation.Trim()})")) : errors.ToString();
@@ -78,11 +86,13 @@ internal sealed class ConnectionSecurity
         }
         using var own = new X509Chain();
         own.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        own.ChainPolicy.CustomTrustStore.Add(TrustedCa);
+        own.ChainPolicy.CustomTrustStore.AddRange(TrustedCas);
+        if (chain is not null) own.ChainPolicy.ExtraStore.AddRange(chain.ChainPolicy.ExtraStore); // the intermediates the node sent
+        own.ChainPolicy.DisableCertificateDownloads = true;
         own.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         own.ChainPolicy.ApplicationPolicy.Add(new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.1")); // server authentication
         if (own.Build(leaf)) return null;
-        return $"its certificate ({leaf.Subject}, issued by {leaf.Issuer}, valid {leaf.NotBefore:yyyy-MM-dd} to {leaf.NotAfter:yyyy-MM-dd}) is not trusted by -CaCertificatePath ({TrustedCa.Subject}): " +
+        return $"its certificate ({leaf.Subject}, issued by {leaf.Issuer}, valid {leaf.NotBefore:yyyy-MM-dd} to {leaf.NotAfter:yyyy-MM-dd}) is not trusted by -CaCertificatePath ({string.Join(" and ", TrustedCas.Select(c => c.Subject))}): " +
             string.Join("; ", own.ChainStatus.Select(x => $"{x.Status} ({x.StatusInformation.Trim()})"));
     }
 

@@ -115,6 +115,13 @@ internal sealed class SecureClusterFiles
     }
 
     /// <summary>TLS trusting the throwaway CA, the admin client certificate and the admin token.</summary>
+    private X509Certificate2Collection CaCertificates()
+    {
+        var cas = new X509Certificate2Collection();
+        cas.ImportFromPemFile(CaPath);
+        return cas;
+    }
+
     public ConnectionSecurity ConnectionSecurity()
     {
         var text = File.ReadAllText(TokenPath).Trim().ToCharArray();
@@ -124,7 +131,7 @@ internal sealed class SecureClusterFiles
             foreach (var c in text) token.AppendChar(c);
             token.MakeReadOnly();
             return new ConnectionSecurity(true, PemCertificates.LoadWithKey(ClientCertificatePath, ClientKeyPath),
-                X509Certificate2.CreateFromPem(File.ReadAllText(CaPath)), token);
+                CaCertificates(), token);
         }
         finally
         {

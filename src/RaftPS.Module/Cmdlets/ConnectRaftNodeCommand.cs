@@ -91,13 +91,17 @@ public sealed class ConnectRaftNodeCommand : PSCmdlet
         WriteObject(connection);
     }
 
-    private X509Certificate2? LoadCa()
+    private X509Certificate2Collection? LoadCa()
     {
         if (CaCertificatePath is null) return null;
         var path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(CaCertificatePath);
         try
         {
-            return X509Certificate2.CreateFromPem(File.ReadAllText(path)); // the certificate alone: no key is read
+            // Every certificate of the file (a bundle: a CA rolled over is listed with its successor); no key is read.
+            var cas = new X509Certificate2Collection();
+            cas.ImportFromPemFile(path);
+            if (cas.Count == 0) throw new CryptographicException("the file holds no PEM certificate");
+            return cas;
         }
         catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
         {

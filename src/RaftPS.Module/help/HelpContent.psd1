@@ -90,7 +90,7 @@
             Port       = 'The node''s port, as in config.conf.'
             NotDefault = 'Returns the connection without making it the current one; pass it with -Connection.'
             UseTls     = 'Connects over TLS, to nodes started with --cert-file. A plain connection to such a node fails with RaftTlsRequired; a TLS connection to a plain node, or one whose certificate is not trusted, expired or does not name the address, fails with RaftTlsFailed (SecurityError), with no retry.'
-            CaCertificatePath = 'The PEM certificate of the CA that issued the nodes'' certificates (New-RaftCertificate CA). Without it, the machine''s trust store decides.'
+            CaCertificatePath = 'The PEM certificate of the CA that issued the nodes'' certificates (New-RaftCertificate CA); every certificate of the file is trusted (a bundle: list a new CA beside the old one while certificates are reissued). Chains are built through the intermediates the node sends, never through anything downloaded. Without it, the machine''s trust store decides.'
             Certificate = 'A client certificate with its private key, for nodes that require one (--client-ca-file).'
             CertificateThumbprint = 'A client certificate with a private key from your personal certificate store (CurrentUser\My), else the machine''s (LocalMachine\My), by thumbprint.'
             CertificatePath = 'A client certificate as a PEM file (New-RaftCertificate Client); its key is read from -CertificateKeyPath, else from NAME.key.pem beside NAME.pem, else from the same file.'
