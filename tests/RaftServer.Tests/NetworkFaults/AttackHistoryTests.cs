@@ -10,6 +10,8 @@ using RaftServer.Tests.Integration;
 using RaftServer.Transport;
 using Xunit.Abstractions;
 
+using static RaftServer.Tests.NetworkFaults.AttackTools;
+
 namespace RaftServer.Tests.NetworkFaults;
 
 /// <summary>
@@ -325,22 +327,6 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
     private const ulong ClusterIdentityUnknown = 0;
 
     /// <summary>A TCP connection to <paramref name="node"/>'s port from the attacker's namespace.</summary>
-    private static async Task<Socket> Connect(NamespaceThread attacker, int node)
-    {
-        var socket = attacker.Invoke(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true });
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await socket.ConnectAsync(NetworkLab.NodeAddress(node), NetworkLab.NodePort, timeout.Token);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
-
     /// <summary>Reads the node's hello answer; its cluster id. Throws <see cref="IOException"/> when the node closed without one.</summary>
     private static async Task<ulong> ReadHelloAnswer(Socket socket)
     {
@@ -389,12 +375,6 @@ public sealed class AttackHistoryTests(ITestOutputHelper output)
             catch (SocketException) { return true; }
         }
         return false;
-    }
-
-    private static async Task ExpectLog(LabCluster cluster, int node, string text, List<string> problems)
-    {
-        if (!await cluster.Process(node).WaitForOutput(text, TimeSpan.FromSeconds(3)))
-            problems.Add($"node {node} did not log \"{text}\"");
     }
 
     private static byte[] Frame(MessageBatch batch)

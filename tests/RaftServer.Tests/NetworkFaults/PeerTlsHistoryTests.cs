@@ -9,6 +9,8 @@ using RaftServer.Tests.Integration;
 using RaftServer.Transport;
 using Xunit.Abstractions;
 
+using static RaftServer.Tests.NetworkFaults.AttackTools;
+
 namespace RaftServer.Tests.NetworkFaults;
 
 /// <summary>
@@ -334,28 +336,6 @@ public sealed class PeerTlsHistoryTests(ITestOutputHelper output)
         if (tlsAnswers != attempts) problems.Add($"node {node} answered {tlsAnswers} of {attempts} plain peers with its TLS preface");
         await ExpectLog(cluster, node, "it speaks plain text, and this node requires peer TLS", problems);
         return $"{attempts} plain peer connections to node {node}, {tlsAnswers} answered with the TLS preface and closed";
-    }
-
-    private static async Task<Socket> Connect(NamespaceThread attacker, int node)
-    {
-        var socket = attacker.Invoke(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true });
-        try
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await socket.ConnectAsync(NetworkLab.NodeAddress(node), NetworkLab.NodePort, timeout.Token);
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
-
-    private static async Task ExpectLog(LabCluster cluster, int node, string text, List<string> problems)
-    {
-        if (!await cluster.Process(node).WaitForOutput(text, TimeSpan.FromSeconds(3)))
-            problems.Add($"node {node} did not log \"{text}\"");
     }
 
     private void Log(string line) => output.WriteLine(line);
