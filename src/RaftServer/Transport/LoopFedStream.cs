@@ -170,6 +170,9 @@ public sealed class LoopFedStream(Socket socket) : Stream, IValueTaskSource<int>
     public override bool CanRead => true;
     public override bool CanWrite => true;
     public override bool CanSeek => false;
+    public override bool CanTimeout => _network.CanTimeout;
+    public override int ReadTimeout { get => _network.ReadTimeout; set => _network.ReadTimeout = value; }
+    public override int WriteTimeout { get => _network.WriteTimeout; set => _network.WriteTimeout = value; }
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();

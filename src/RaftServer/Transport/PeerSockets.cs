@@ -390,6 +390,12 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         {
             return false; // the peer went away (it reconnects)
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Not expected: said, and only this connection pays for it (the peer reconnects); the loop goes on.
+            _logger.LogError("Reading the peer TLS connection from {Remote} (node {Peer}) failed: {Error}", connection.Remote, connection.PeerId, e);
+            return false;
+        }
         finally
         {
             _readingTls = null;
