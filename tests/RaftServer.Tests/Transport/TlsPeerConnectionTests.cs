@@ -26,7 +26,7 @@ public sealed class TlsPeerConnectionTests
     }
 
     /// <summary>A TLS connection over loopback TCP: the accepting end (on a <see cref="LoopFedStream"/>, as <see cref="PeerTlsAcceptor"/> makes it) and the sending end.</summary>
-    private static async Task<(SslStream Accepted, LoopFedStream Raw, SslStream Sender, EndPoint Remote)> PairAsync()
+    private static async Task<(SslStream Accepted, LoopFedStream Raw, SslStream Sender, EndPoint Remote, Socket SenderSocket)> PairAsync()
     {
         using var certificate = SelfSigned();
         using var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -41,7 +41,7 @@ public sealed class TlsPeerConnectionTests
         await Task.WhenAll(
             accepted.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }),
             sender.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost", RemoteCertificateValidationCallback = (_, _, _, _) => true }));
-        return (accepted, raw, sender, server.RemoteEndPoint!);
+        return (accepted, raw, sender, server.RemoteEndPoint!, client);
     }
 
     /// <summary>Pumps (as the loop does when poll() says the socket is readable) until <paramref name="done"/> or the connection ends.</summary>
@@ -82,7 +82,7 @@ public sealed class TlsPeerConnectionTests
     public async Task A_turn_reads_a_bounded_amount_what_the_loop_has_not_read_waits_in_TCP_and_nothing_is_lost()
     {
         const int frames = 64, payload = 100_000, large = 2 << 20; // 8.5 MB: more than loopback TCP's buffers hold
-        var (accepted, raw, sender, remote) = await PairAsync();
+        var (accepted, raw, sender, remote, _) = await PairAsync();
         await using var _ = sender;
         var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
         using var connection = new TlsPeerConnection(accepted, raw, reader, remote, peerId: 1);
@@ -111,7 +111,7 @@ public sealed class TlsPeerConnectionTests
     [Fact]
     public async Task Frames_the_hello_reader_read_ahead_come_first_and_pings_are_answered()
     {
-        var (accepted, raw, sender, remote) = await PairAsync();
+        var (accepted, raw, sender, remote, _) = await PairAsync();
         await using var _ = sender;
         var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
         // A first frame (standing for the hello), two frames and a ping in one write; the pipe's read (as
@@ -145,7 +145,7 @@ public sealed class TlsPeerConnectionTests
         var members = new Membership(2, MemberSet.FromConfig(ClusterConfig.Parse(["1 127.0.0.1 1", "2 127.0.0.1 2", "3 127.0.0.1 3"])));
         var logger = new TestLogger();
         using var sockets = new PeerSockets(members, logger);
-        var (accepted, raw, sender, remote) = await PairAsync();
+        var (accepted, raw, sender, remote, _) = await PairAsync();
         await using var _ = sender;
         var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
         var connection = new TlsPeerConnection(accepted, raw, reader, remote, peerId: 1);
@@ -176,7 +176,7 @@ public sealed class TlsPeerConnectionTests
     [Fact]
     public async Task A_peer_that_never_reads_its_ping_acknowledgements_never_blocks_the_loop()
     {
-        var (accepted, raw, sender, remote) = await PairAsync();
+        var (accepted, raw, sender, remote, _) = await PairAsync();
         await using var _ = sender;
         var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
         using var connection = new TlsPeerConnection(accepted, raw, reader, remote, peerId: 1);
@@ -205,5 +205,56 @@ public sealed class TlsPeerConnectionTests
         Assert.True(slowest < TimeSpan.FromSeconds(2), $"a pump took {slowest.TotalMilliseconds} ms");
         if (!ended) Assert.Equal([7L], delivered);
         await sending.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_TLS_record_that_does_not_decrypt_closes_only_its_connection_and_the_loop_goes_on()
+    {
+        var members = new Membership(2, MemberSet.FromConfig(ClusterConfig.Parse(["1 127.0.0.1 1", "2 127.0.0.1 2", "3 127.0.0.1 3"])));
+        var logger = new TestLogger();
+        using var sockets = new PeerSockets(members, logger);
+        var (acceptedA, rawA, senderA, remoteA, socketA) = await PairAsync();
+        await using var _ = senderA;
+        var (acceptedB, rawB, senderB, remoteB, _) = await PairAsync();
+        await using var __ = senderB;
+        var forged = new TlsPeerConnection(acceptedA, rawA, PipeReader.Create(acceptedA, new StreamPipeReaderOptions(leaveOpen: true)), remoteA, peerId: 1);
+        var good = new TlsPeerConnection(acceptedB, rawB, PipeReader.Create(acceptedB, new StreamPipeReaderOptions(leaveOpen: true)), remoteB, peerId: 3);
+        sockets.AddTls(forged, 1);
+        sockets.AddTls(good, 3);
+
+        // An application-data record of the right shape whose bytes were not made with the session's keys,
+        // written under node 1's TLS session (straight to its socket).
+        var record = new byte[5 + 64];
+        record[0] = 0x17;
+        record[1] = 0x03;
+        record[2] = 0x03;
+        record[4] = 64;
+        RandomNumberGenerator.Fill(record.AsSpan(5));
+        await socketA.SendAsync(record);
+        var delivered = new List<Message>();
+        var deadline = DateTime.UtcNow + Patience;
+        while (!forged.Ended)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the connection with the forged record is still open");
+            sockets.Sleep(100);
+            sockets.ReadAvailable(delivered.AddRange);
+        }
+        Assert.Empty(delivered);
+        Assert.DoesNotContain(logger.Lines, l => l.StartsWith("Error"));
+
+        // The other peer's connection is still read.
+        var batch = new P.MessageBatch { From = 3 };
+        batch.Messages.Add(new P.RaftMessage { Type = P.MessageType.Heartbeat, From = 3, To = 2, Term = 5 });
+        var buffer = new byte[16];
+        var n = PeerWire.Write(batch, ref buffer);
+        await senderB.WriteAsync(buffer.AsMemory(0, n));
+        while (delivered.Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "node 3's batch did not arrive");
+            sockets.Sleep(100);
+            sockets.ReadAvailable(delivered.AddRange);
+        }
+        Assert.Equal(5, Assert.Single(delivered).Term);
+        Assert.False(good.Ended);
     }
 }
