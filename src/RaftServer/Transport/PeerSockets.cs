@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
@@ -93,22 +92,8 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private readonly Membership _membership;
     private readonly ILogger _logger;
     private readonly List<InboundPeer> _inbound = new();
-    /// <summary>Peer TLS connections: their reader tasks put whole batches in <see cref="_tlsBatches"/>.</summary>
+    /// <summary>Peer TLS connections: polled with the plain ones, decrypted on this thread (<see cref="TlsPeerConnection.Pump"/>).</summary>
     private readonly List<TlsPeerConnection> _tls = new();
-    /// <summary>
-    /// Bounded per connection, in bytes (<see cref="TlsPeerConnection.MaxQueuedBytes"/>): a connection
-    /// whose share is full stops its reader (and so, through TCP, its sender) until the loop takes
-    /// from it, without holding back the other peers. The connections are bounded in number (one per
-    /// node, <see cref="MaxUnlistedConnections"/> unlisted), so the queue is too.
-    /// </summary>
-    private readonly Channel<TlsPeerBatch> _tlsBatches =
-        Channel.CreateUnbounded<TlsPeerBatch>(new UnboundedChannelOptions { SingleReader = true });
-    /// <summary>1 while batches a reader queued wait for the loop (reset by the loop before it drains):
-    /// the loop's spin looks at this, and a reader wakes the loop at most once per turn.</summary>
-    private int _tlsWakePending;
-    /// <summary>1 while the loop is in (or about to enter) the poll() of <see cref="Sleep"/>: only then does a reader's batch cost a wake-up.</summary>
-    private int _sleepingInPoll;
-    private readonly Action _tlsWake;
     private readonly List<Socket> _readable = new();
     private readonly Socket _wakeReceiver;
     private readonly Socket _wakeSender;
@@ -120,6 +105,9 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private readonly Action<P.MessageBatch> _deliverBatch;
     /// <summary>The connection being read (for <see cref="_deliverBatch"/>).</summary>
     private InboundPeer? _reading;
+    private readonly Action<P.MessageBatch> _deliverTlsBatch;
+    /// <summary>The TLS connection being read (for <see cref="_deliverTlsBatch"/>).</summary>
+    private TlsPeerConnection? _readingTls;
 
     /// <param name="idleTimeout">Default: that of the default timers (<see cref="PeerLinkTimings.InboundIdleTimeout"/>).</param>
     public PeerSockets(Membership membership, ILogger logger, TimeSpan? idleTimeout = null)
@@ -142,12 +130,19 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
             _deliver!(messages);
         };
-        // Queue first, then the flag, then whether the loop sleeps; the loop sets _sleepingInPoll, then
-        // looks at the flag (Sleep): with full fences on both sides, either the loop sees the flag and
-        // does not sleep, or this sees the loop asleep and wakes it.
-        _tlsWake = () =>
+        _deliverTlsBatch = batch =>
         {
-            if (Interlocked.Exchange(ref _tlsWakePending, 1) == 0 && Volatile.Read(ref _sleepingInPoll) == 1) Wake();
+            var tls = _readingTls!;
+            if (tls.PeerId != batch.From)
+            {
+                // The connection's certificate and hello name another node: a forged or confused sender.
+                if (_limiter.Allow("from " + tls.RemoteAddress, out var held))
+                    _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, its TLS connection is node {Peer}'s (its certificate names node {Peer}){Held}",
+                        tls.Remote, batch.From, tls.PeerId, tls.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
+                return;
+            }
+            if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
+            _deliver!(messages);
         };
         // A datagram socket on loopback that Sleep polls with the peers, for Wake to write to.
         _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
@@ -184,19 +179,25 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         for (var i = _tls.Count - 1; i >= 0; i--)
             if (_tls[i].PeerId == peerId) DropTls(i);
         _tls.Add(connection);
-        connection.Start(_tlsBatches.Writer, _tlsWake, _logger);
         if (!_membership.IsPeer(peerId))
         {
             var unlisted = 0;
             for (var i = _tls.Count - 1; i >= 0; i--)
                 if (!_membership.IsPeer(_tls[i].PeerId) && ++unlisted > MaxUnlistedConnections) DropTls(i);
         }
+        // What arrived with the hello is delivered at the next read; the socket is polled from now on.
+        _tlsToStart = true;
     }
+
+    /// <summary>A TLS connection was added: the next <see cref="ReadAvailable"/> takes it over (and what came with its hello).</summary>
+    private bool _tlsToStart;
 
     private void DropTls(int at)
     {
         _tls[at].Dispose();
         _tls.RemoveAt(at);
+        _polled = false; // the socket may be in the last poll's list
+        _readable.Clear();
     }
 
     private void Drop(int at)
@@ -278,7 +279,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         var spinUntil = now + SpinMaxTicks;
         for (var i = 0; i < spins && Stopwatch.GetTimestamp() < spinUntil; i++)
         {
-            if (hasWork() || (_tls.Count > 0 && Volatile.Read(ref _tlsWakePending) != 0)) return true;
+            if (hasWork() || _tlsToStart) return true;
             FillReadable(withWakeSocket: false);
             if (_readable.Count > 0)
             {
@@ -297,18 +298,10 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
 
     public void Sleep(int timeoutMs)
     {
-        Interlocked.Exchange(ref _sleepingInPoll, 1);
-        try
-        {
-            if (_tls.Count > 0 && Volatile.Read(ref _tlsWakePending) != 0) return; // batches queued: ReadAvailable takes them now
-            FillReadable(withWakeSocket: true);
-            Socket.Select(_readable, null, null, timeoutMs >= int.MaxValue / 1000 ? -1 : timeoutMs * 1000);
-            _polled = true;
-        }
-        finally
-        {
-            Volatile.Write(ref _sleepingInPoll, 0);
-        }
+        if (_tlsToStart) return; // ReadAvailable takes the new connection over now
+        FillReadable(withWakeSocket: true);
+        Socket.Select(_readable, null, null, timeoutMs >= int.MaxValue / 1000 ? -1 : timeoutMs * 1000);
+        _polled = true;
     }
 
     private void FillReadable(bool withWakeSocket)
@@ -316,16 +309,17 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         _readable.Clear();
         if (withWakeSocket) _readable.Add(_wakeReceiver);
         foreach (var p in _inbound) _readable.Add(p.Socket);
+        foreach (var t in _tls) _readable.Add(t.Socket);
     }
 
     public void ReadAvailable(Action<List<Message>> deliver)
     {
         if (_inbound.Count > 0 || _tls.Count > 0) CloseIdle(Stopwatch.GetTimestamp());
         _deliver = deliver;
-        if (_tls.Count > 0) ReadTls();
+        if (_tlsToStart) StartTls();
         if (!_polled)
         {
-            if (_inbound.Count == 0) return;
+            if (_inbound.Count == 0 && _tls.Count == 0) return;
             FillReadable(withWakeSocket: false);
             Socket.Select(_readable, null, null, 0);
         }
@@ -338,43 +332,31 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
                 continue;
             }
             var at = IndexOf(socket); // a loop, not List.Find: no closure per read on this path
-            if (at >= 0 && !Read(_inbound[at]))
+            if (at >= 0)
             {
-                _inbound[at].Socket.Dispose();
-                _inbound.RemoveAt(at);
+                if (!Read(_inbound[at]))
+                {
+                    _inbound[at].Socket.Dispose();
+                    _inbound.RemoveAt(at);
+                }
+                continue;
+            }
+            at = IndexOfTls(socket);
+            if (at >= 0 && !ReadTls(_tls[at]))
+            {
+                _tls[at].Dispose();
+                _tls.RemoveAt(at);
             }
         }
         _readable.Clear();
     }
 
-    /// <summary>The batches the TLS connections' readers queued, checked as a plain connection's are; ended connections removed.</summary>
-    private void ReadTls()
+    /// <summary>Takes over the TLS connections added since the last read: what came with their hellos is delivered.</summary>
+    private void StartTls()
     {
-        Interlocked.Exchange(ref _tlsWakePending, 0); // before draining (a full fence): a batch queued after this sets it again
-        var reader = _tlsBatches.Reader;
-        for (var n = 0; ; n++)
-        {
-            if (n == 4096)
-            {
-                // Enough for one turn: the rest on the next (the loop does not sleep while this is set).
-                if (reader.TryPeek(out _)) Volatile.Write(ref _tlsWakePending, 1);
-                break;
-            }
-            if (!reader.TryRead(out var item)) break;
-            item.From.Taken(item);
-            if (item.From.PeerId != item.Batch.From)
-            {
-                // The connection's certificate and hello name another node: a forged or confused sender.
-                if (_limiter.Allow("from " + item.From.RemoteAddress, out var held))
-                    _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, its TLS connection is node {Peer}'s (its certificate names node {Peer}){Held}",
-                        item.From.Remote, item.Batch.From, item.From.PeerId, item.From.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
-                continue;
-            }
-            if (!_tls.Contains(item.From)) continue; // replaced or closed by the loop meanwhile
-            if (PeerInbox.ToMessages(_membership, item.Batch) is { } messages) _deliver!(messages);
-        }
+        _tlsToStart = false;
         for (var i = _tls.Count - 1; i >= 0; i--)
-            if (_tls[i].Ended) DropTls(i);
+            if (!_tls[i].Started && !ReadTls(_tls[i])) DropTls(i);
     }
 
     private int IndexOf(Socket socket)
@@ -382,6 +364,42 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         for (var i = 0; i < _inbound.Count; i++)
             if (_inbound[i].Socket == socket) return i;
         return -1;
+    }
+
+    private int IndexOfTls(Socket socket)
+    {
+        for (var i = 0; i < _tls.Count; i++)
+            if (_tls[i].Socket == socket) return i;
+        return -1;
+    }
+
+    /// <summary>False when the TLS connection ended or must be closed (a malformed frame, a record that does not decrypt).</summary>
+    private bool ReadTls(TlsPeerConnection connection)
+    {
+        try
+        {
+            _readingTls = connection;
+            return connection.Pump(_deliverTlsBatch);
+        }
+        catch (InvalidDataException e)
+        {
+            _logger.LogWarning("Closed a peer TLS connection from {Remote} (node {Peer}): {Error}", connection.Remote, connection.PeerId, e.Message);
+            return false;
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            return false; // the peer went away (it reconnects)
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Not expected: said, and only this connection pays for it (the peer reconnects); the loop goes on.
+            _logger.LogError("Reading the peer TLS connection from {Remote} (node {Peer}) failed: {Error}", connection.Remote, connection.PeerId, e);
+            return false;
+        }
+        finally
+        {
+            _readingTls = null;
+        }
     }
 
     /// <summary>False when the connection ended or must be closed (a malformed frame).</summary>
@@ -426,7 +444,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         _inbound.Clear();
         foreach (var t in _tls) t.Dispose();
         _tls.Clear();
-        while (_tlsBatches.Reader.TryRead(out var item)) item.From.Taken(item);
+        _tlsToStart = false;
         _readable.Clear();
         _polled = false;
     }

@@ -98,7 +98,9 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
             return;
         }
         var source = (remote as IPEndPoint)?.Address.ToString() ?? "?";
-        var network = new NetworkStream(socket, ownsSocket: true);
+        // A message connection is read by the node loop once its hello is in: its SslStream sits on a
+        // stream the loop can feed (until then it passes everything to a NetworkStream).
+        var network = new LoopFedStream(socket);
         var ssl = new SslStream(network, leaveInnerStreamOpen: false);
         var handedOver = false;
         var verdict = new PeerCertificateVerdict();
@@ -147,7 +149,7 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
                 return;
             }
             if (refuse()) return;
-            acceptPeer(new TlsPeerConnection(ssl, reader, remote, hello.NodeId), hello.NodeId);
+            acceptPeer(new TlsPeerConnection(ssl, network, reader, remote, hello.NodeId), hello.NodeId);
             handedOver = true;
         }
         catch (InvalidDataException e)

@@ -2,57 +2,52 @@ using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Security;
-using System.Threading.Channels;
-using Microsoft.Extensions.Logging;
+using System.Net.Sockets;
 using P = RaftPS.Protocol;
 
 namespace RaftServer.Transport;
 
-/// <summary>A batch a peer TLS connection's reader queued for the node loop, and what it holds of that connection's budget.</summary>
-public readonly record struct TlsPeerBatch(TlsPeerConnection From, P.MessageBatch Batch, int Charge);
-
 /// <summary>
-/// A peer's message connection over peer TLS, its hello read (<see cref="PeerTlsAcceptor"/>). The
-/// node loop cannot poll an <see cref="SslStream"/>, so each such connection has a reader task that
-/// decrypts what arrives straight into one large buffer (<see cref="PeerFrameReader"/>: a read takes
-/// a whole TLS record, and every whole frame in it is decoded at once) and hands the batches to the
-/// loop through <see cref="PeerSockets"/>' queue, with one wake-up of the loop per read that
-/// delivered any. It answers pings itself. The loop owns the connection's place in
-/// <see cref="PeerSockets"/> (replacement by a newer connection, idle close).
+/// A peer's message connection over peer TLS, its hello read (<see cref="PeerTlsAcceptor"/>), read
+/// by the node loop's thread as a plain connection is (<see cref="PeerSockets"/>): the loop polls
+/// its socket with the others, and when it is readable <see cref="Pump"/> reads it without
+/// blocking into the <see cref="SslStream"/>'s pending read (<see cref="LoopFedStream"/>), which
+/// decrypts there, straight into one frame buffer (<see cref="PeerFrameReader"/>: a read takes a
+/// whole TLS record, and every whole frame in it is decoded at once). It answers pings on the same
+/// connection. Not thread-safe: the loop owns it once <see cref="Pump"/> first runs.
 /// <para>
-/// What a connection has queued and the loop has not taken yet is bounded in bytes
-/// (<see cref="MaxQueuedBytes"/>, each batch charged its frame's length plus
-/// <see cref="BatchOverheadBytes"/>): past it the reader waits for the loop, so a fast or hostile
-/// sender is held back by TCP, and no batch is dropped.
+/// What it holds is bounded as a plain connection's: one frame buffer (a frame up to
+/// <see cref="PeerWire.MaxFrameBytes"/>, grown as its bytes arrive) and the <c>SslStream</c>'s
+/// record buffer, and each turn of the loop reads at most <see cref="MaxReceivesPerTurn"/> times;
+/// what the loop has not read waits in TCP, which holds the sender back.
 /// </para>
 /// </summary>
 public sealed class TlsPeerConnection : IDisposable
 {
-    /// <summary>The most one connection may have queued for the loop; a single larger frame (up to
-    /// <see cref="PeerWire.MaxFrameBytes"/>) still passes when nothing of the connection is queued.</summary>
-    public const long MaxQueuedBytes = 16 << 20;
+    /// <summary>Socket reads per turn of the loop (each fills the <c>SslStream</c>'s read, some KiB), so one busy peer cannot hold up the others.</summary>
+    public const int MaxReceivesPerTurn = 8;
 
-    /// <summary>Charged per queued batch besides its bytes: the parsed objects, so that a flood of tiny batches is bounded too.</summary>
-    public const int BatchOverheadBytes = 256;
+    private static readonly byte[] PingFrame = PeerWire.Ping.ToArray();
 
     private readonly SslStream _stream;
-    private readonly PipeReader _reader;
-    private readonly long _maxQueuedBytes;
-    private readonly CancellationTokenSource _closed = new();
+    private readonly LoopFedStream _raw;
+    private PipeReader? _helloReader;
+    private readonly PeerFrameReader _frames = new();
+    /// <summary>The <c>SslStream</c> read into <see cref="_frames"/>' free space, while one is out.</summary>
+    private ValueTask<int> _read;
+    private bool _reading;
+    private ValueTask _pingWrite;
     private long _lastHeard = Stopwatch.GetTimestamp();
-    private volatile bool _ended;
-    private long _queuedBytes;
-    /// <summary>1 while the reader waits for room (<see cref="Taken"/> then releases <see cref="_room"/>).</summary>
-    private int _waitingForRoom;
-    private readonly SemaphoreSlim _room = new(0);
+    private bool _ended;
+    private bool _disposed;
 
-    /// <param name="reader">The reader the hello was read with: what it read past the hello is this connection's first bytes.</param>
-    /// <param name="maxQueuedBytes">Default <see cref="MaxQueuedBytes"/> (tests set less).</param>
-    public TlsPeerConnection(SslStream stream, PipeReader reader, EndPoint? remote, int peerId, long maxQueuedBytes = MaxQueuedBytes)
+    /// <param name="raw">The stream under <paramref name="stream"/>, the loop feeds it.</param>
+    /// <param name="helloReader">The reader the hello was read with: what it read past the hello is this connection's first bytes.</param>
+    public TlsPeerConnection(SslStream stream, LoopFedStream raw, PipeReader helloReader, EndPoint? remote, int peerId)
     {
         _stream = stream;
-        _reader = reader;
-        _maxQueuedBytes = maxQueuedBytes;
+        _raw = raw;
+        _helloReader = helloReader;
         Remote = remote?.ToString() ?? "?";
         RemoteAddress = (remote as IPEndPoint)?.Address.ToString() ?? Remote;
         PeerId = peerId;
@@ -64,115 +59,99 @@ public sealed class TlsPeerConnection : IDisposable
     public string RemoteAddress { get; }
     /// <summary>The node its certificate and hello named: the only sender whose batches it carries.</summary>
     public int PeerId { get; }
+    /// <summary>The socket the loop polls.</summary>
+    public Socket Socket => _raw.Socket;
     /// <summary>When bytes last arrived (a Stopwatch timestamp).</summary>
-    public long LastHeard => Volatile.Read(ref _lastHeard);
-    /// <summary>The connection ended (the peer closed it, it broke, or a frame was malformed).</summary>
+    public long LastHeard => _lastHeard;
+    /// <summary>The peer closed the connection (seen by the last <see cref="Pump"/>).</summary>
     public bool Ended => _ended;
-    /// <summary>What this connection has queued for the loop and the loop has not taken (<see cref="TlsPeerBatch.Charge"/> summed).</summary>
-    public long QueuedBytes => Volatile.Read(ref _queuedBytes);
-    /// <summary>The reader waits for the loop to take some of what this connection queued.</summary>
-    public bool WaitingForRoom => Volatile.Read(ref _waitingForRoom) == 1;
+    /// <summary>The loop has taken it over (its first <see cref="Pump"/>).</summary>
+    public bool Started => _helloReader is null;
+    /// <summary>The frame buffer's size now (it grows only with the bytes of a frame larger than it).</summary>
+    public int BufferCapacity => _frames.Capacity;
 
-    /// <summary>Starts the reader task: batches go to <paramref name="sink"/>, then <paramref name="wake"/> once per read that delivered any.
-    /// Whoever takes a batch from the sink calls <see cref="Taken"/> with it.</summary>
-    public void Start(ChannelWriter<TlsPeerBatch> sink, Action wake, ILogger logger) =>
-        _ = Task.Run(() => ReadAsync(sink, wake, logger));
-
-    /// <summary>The loop took <paramref name="batch"/> (of this connection) off the queue: its charge is room again.</summary>
-    public void Taken(in TlsPeerBatch batch)
+    /// <summary>
+    /// The loop, when the socket is readable (and once when it takes the connection over): reads what
+    /// arrived, at most <see cref="MaxReceivesPerTurn"/> times, and hands each whole batch to
+    /// <paramref name="deliver"/>. False when the connection ended.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A frame of a length out of range or that is not a MessageBatch.</exception>
+    /// <exception cref="IOException">TLS failed (a record that does not decrypt), or the connection broke.</exception>
+    /// <exception cref="SocketException">The connection broke.</exception>
+    public bool Pump(Action<P.MessageBatch> deliver)
     {
-        Interlocked.Add(ref _queuedBytes, -batch.Charge);
-        if (Interlocked.Exchange(ref _waitingForRoom, 0) == 1) _room.Release();
-    }
-
-    private async Task ReadAsync(ChannelWriter<TlsPeerBatch> sink, Action wake, ILogger logger)
-    {
-        var ct = _closed.Token;
-        var ping = PeerWire.Ping.ToArray();
-        var frames = new PeerFrameReader();
-        try
+        if (_ended) return false;
+        if (_helloReader is { } early)
         {
-            // What the hello's reader read ahead (or, if none, its next read); from here on the stream is read
-            // straight into the frame buffer (a pipe reads in 4 KiB pieces: several reads and copies per TLS record).
-            var early = await _reader.ReadAsync(ct);
-            frames.Append(early.Buffer);
-            _reader.AdvanceTo(early.Buffer.End);
-            await _reader.CompleteAsync();
-            if (early.IsCompleted && frames.Buffered == 0) return;
-            while (true)
+            // What the hello's reader read ahead comes first; then the loop feeds the stream.
+            _helloReader = null;
+            if (early.TryRead(out var result))
             {
-                var pinged = false;
-                var delivered = false;
-                while (frames.TryTake(out var batch, out var frameBytes))
+                _frames.Append(result.Buffer);
+                early.AdvanceTo(result.Buffer.End);
+            }
+            early.Complete();
+            _raw.HandToLoop();
+            Deliver(deliver);
+        }
+        var receives = 0;
+        while (true)
+        {
+            if (_reading)
+            {
+                if (!_read.IsCompleted)
                 {
-                    // Heard now, before a full queue can hold this reader back: back-pressure is not silence.
-                    Volatile.Write(ref _lastHeard, Stopwatch.GetTimestamp());
-                    if (batch is null)
-                    {
-                        pinged = true;
-                        continue;
-                    }
-                    await QueueAsync(sink, new TlsPeerBatch(this, batch, frameBytes + BatchOverheadBytes), wake, ct);
-                    delivered = true;
+                    if (receives++ == MaxReceivesPerTurn || !_raw.Receive()) return true;
+                    continue;
                 }
-                frames.Compact();
-                if (delivered) wake();
-                // One acknowledgement for the pings of this read (the sender has one out at a time).
-                if (pinged) await _stream.WriteAsync(ping, ct);
-                var n = await _stream.ReadAsync(frames.Free, ct);
-                if (n == 0) return;
-                frames.Received(n);
-                Volatile.Write(ref _lastHeard, Stopwatch.GetTimestamp());
+                _reading = false;
+                var n = _read.GetAwaiter().GetResult();
+                if (n == 0)
+                {
+                    _ended = true;
+                    return false;
+                }
+                _frames.Received(n);
+                _lastHeard = Stopwatch.GetTimestamp();
+                Deliver(deliver);
             }
-        }
-        catch (InvalidDataException e)
-        {
-            logger.LogWarning("Closed a peer TLS connection from {Remote} (node {Peer}): {Error}", Remote, PeerId, e.Message);
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or ChannelClosedException or InvalidOperationException)
-        {
-            // the peer went away (it reconnects), or the loop closed the connection
-        }
-        catch (Exception e)
-        {
-            // Not expected: said, so that a reader that stops is never silent (the loop drops the connection; the peer reconnects).
-            logger.LogError("The reader of the peer TLS connection from {Remote} (node {Peer}) failed: {Error}", Remote, PeerId, e);
-        }
-        finally
-        {
-            _ended = true;
-            wake();
+            _read = _stream.ReadAsync(_frames.Free);
+            _reading = true;
         }
     }
 
-    /// <summary>Queues a batch once the connection's budget has room for it (the loop is woken to make room meanwhile).</summary>
-    private async ValueTask QueueAsync(ChannelWriter<TlsPeerBatch> sink, TlsPeerBatch item, Action wake, CancellationToken ct)
+    /// <summary>Every whole frame buffered, in order; one acknowledgement for the pings among them (the sender has one out at a time).</summary>
+    private void Deliver(Action<P.MessageBatch> deliver)
     {
-        while (!HasRoomFor(item.Charge))
+        var pinged = false;
+        while (_frames.TryTake(out var batch, out _))
         {
-            Interlocked.Exchange(ref _waitingForRoom, 1);
-            if (HasRoomFor(item.Charge)) // taken meanwhile: Taken may have seen the flag unset
-            {
-                Volatile.Write(ref _waitingForRoom, 0);
-                break;
-            }
-            wake();
-            await _room.WaitAsync(ct);
+            if (batch is null) pinged = true;
+            else deliver(batch);
         }
-        Interlocked.Add(ref _queuedBytes, item.Charge);
-        if (!sink.TryWrite(item)) await sink.WriteAsync(item, ct);
+        _frames.Compact();
+        if (pinged) AnswerPing();
     }
 
-    private bool HasRoomFor(int charge)
+    /// <summary>
+    /// Not sent while bytes still wait to go out (that peer reads nothing, so it times out), nor
+    /// while an earlier acknowledgement is being written.
+    /// </summary>
+    private void AnswerPing()
     {
-        var queued = Volatile.Read(ref _queuedBytes);
-        return queued == 0 || queued + charge <= _maxQueuedBytes;
+        if (!_pingWrite.IsCompleted || _raw.HasUnsent) return;
+        _pingWrite.GetAwaiter().GetResult(); // an earlier write's failure ends the connection here
+        _pingWrite = _stream.WriteAsync(PingFrame);
+        if (_pingWrite.IsCompleted) _pingWrite.GetAwaiter().GetResult();
+        else _pingWrite = new ValueTask(_pingWrite.AsTask()); // may be looked at more than once
     }
 
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _ended = true;
-        try { _closed.Cancel(); } catch (ObjectDisposedException) { }
+        _helloReader?.Complete();
         _stream.Dispose();
     }
 }

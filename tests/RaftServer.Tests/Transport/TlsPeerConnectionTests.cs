@@ -5,9 +5,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using Google.Protobuf;
-using Microsoft.Extensions.Logging.Abstractions;
 using RaftServer.Cluster;
 using RaftServer.Consensus;
 using RaftServer.Transport;
@@ -15,7 +13,7 @@ using P = RaftPS.Protocol;
 
 namespace RaftServer.Tests.Transport;
 
-/// <summary>The reader of a peer TLS connection: frames read ahead with the hello, and the bound on what it queues for the loop.</summary>
+/// <summary>A peer TLS connection read by the loop: frames read ahead with the hello, what a turn reads, pings, and a peer that reads nothing.</summary>
 public sealed class TlsPeerConnectionTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
@@ -27,8 +25,8 @@ public sealed class TlsPeerConnectionTests
         return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
     }
 
-    /// <summary>A TLS connection over loopback TCP: the accepting end (read by a <see cref="TlsPeerConnection"/>) and the sending end.</summary>
-    private static async Task<(SslStream Accepted, SslStream Sender, EndPoint Remote)> PairAsync()
+    /// <summary>A TLS connection over loopback TCP: the accepting end (on a <see cref="LoopFedStream"/>, as <see cref="PeerTlsAcceptor"/> makes it) and the sending end.</summary>
+    private static async Task<(SslStream Accepted, LoopFedStream Raw, SslStream Sender, EndPoint Remote, Socket SenderSocket)> PairAsync()
     {
         using var certificate = SelfSigned();
         using var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -37,12 +35,26 @@ public sealed class TlsPeerConnectionTests
         var client = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         await client.ConnectAsync(listener.LocalEndPoint!);
         var server = await listener.AcceptAsync();
-        var accepted = new SslStream(new NetworkStream(server, ownsSocket: true));
+        var raw = new LoopFedStream(server);
+        var accepted = new SslStream(raw);
         var sender = new SslStream(new NetworkStream(client, ownsSocket: true));
         await Task.WhenAll(
             accepted.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate }),
             sender.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost", RemoteCertificateValidationCallback = (_, _, _, _) => true }));
-        return (accepted, sender, server.RemoteEndPoint!);
+        return (accepted, raw, sender, server.RemoteEndPoint!, client);
+    }
+
+    /// <summary>Pumps (as the loop does when poll() says the socket is readable) until <paramref name="done"/> or the connection ends.</summary>
+    private static async Task PumpUntil(TlsPeerConnection connection, Action<P.MessageBatch> deliver, Func<bool> done, string what)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (!done())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited {Patience.TotalSeconds} s for {what}");
+            if (connection.Socket.Poll(1000, SelectMode.SelectRead) && !connection.Pump(deliver))
+                throw new IOException($"the connection ended before {what}");
+            await Task.Yield();
+        }
     }
 
     private static byte[] Frame(long term, int payloadBytes)
@@ -67,49 +79,39 @@ public sealed class TlsPeerConnectionTests
     }
 
     [Fact]
-    public async Task A_connection_queues_at_most_its_byte_bound_and_then_waits_for_the_loop_losing_nothing()
+    public async Task A_turn_reads_a_bounded_amount_what_the_loop_has_not_read_waits_in_TCP_and_nothing_is_lost()
     {
-        const long bound = 1 << 20;
-        const int frames = 64, payload = 100_000; // 6.4 MB: past the bound, well inside the old count bound (1,024 batches)
-        var (accepted, sender, remote) = await PairAsync();
+        const int frames = 64, payload = 100_000, large = 2 << 20; // 8.5 MB: more than loopback TCP's buffers hold
+        var (accepted, raw, sender, remote, _) = await PairAsync();
         await using var _ = sender;
         var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
-        using var connection = new TlsPeerConnection(accepted, reader, remote, peerId: 1, maxQueuedBytes: bound);
-        var queue = Channel.CreateUnbounded<TlsPeerBatch>();
-        connection.Start(queue.Writer, () => { }, NullLogger.Instance);
+        using var connection = new TlsPeerConnection(accepted, raw, reader, remote, peerId: 1);
 
-        // The sender writes everything (what TCP's buffers cannot take waits in this task) plus one frame larger than the bound.
+        // The sender writes everything (what TCP's buffers cannot take waits in this task) plus one frame larger than the read buffer.
         var sending = Task.Run(async () =>
         {
             for (var t = 1; t <= frames; t++) await sender.WriteAsync(Frame(t, payload));
-            await sender.WriteAsync(Frame(frames + 1, (int)bound * 2));
+            await sender.WriteAsync(Frame(frames + 1, large));
         });
 
-        // Nobody takes from the queue: the reader stops at the bound instead of queueing all it can read.
-        await Until(() => connection.WaitingForRoom || queue.Reader.Count == frames + 1, "the reader to fill its share or queue everything");
-        Assert.True(connection.WaitingForRoom, $"the reader queued {queue.Reader.Count} batches ({connection.QueuedBytes} bytes) without waiting");
-        Assert.InRange(connection.QueuedBytes, 1, bound);
-        Assert.InRange(queue.Reader.Count, 1, frames - 1);
+        // One turn reads at most MaxReceivesPerTurn socket reads (each at most a TLS record's worth of bytes to
+        // decrypt): far less than what was sent, which waits in TCP (and in the sender) until the loop reads it.
+        var delivered = new List<long>();
+        await PumpUntil(connection, b => delivered.Add(b.Messages[0].Term), () => delivered.Count > 0, "a first batch");
+        Assert.InRange(delivered.Count, 1, frames / 2);
+        Assert.False(sending.IsCompleted, "the sender finished while the loop had read a few batches");
 
-        // The loop takes them: every batch arrives, in order, and the share never goes past the bound
-        // except for the one larger frame, which passes alone.
-        for (var expected = 1; expected <= frames + 1; expected++)
-        {
-            using var timeout = new CancellationTokenSource(Patience);
-            var item = await queue.Reader.ReadAsync(timeout.Token);
-            Assert.Equal(expected, item.Batch.Messages[0].Term);
-            Assert.True(connection.QueuedBytes <= bound || queue.Reader.Count == 0,
-                $"{connection.QueuedBytes} bytes queued with {queue.Reader.Count} more batches waiting");
-            connection.Taken(item);
-        }
+        // The loop reads on: every batch arrives, in order, and the buffer grew only to hold the large frame.
+        await PumpUntil(connection, b => delivered.Add(b.Messages[0].Term), () => delivered.Count == frames + 1, "every batch");
+        Assert.Equal(Enumerable.Range(1, frames + 1).Select(t => (long)t), delivered);
         await sending.WaitAsync(Patience);
-        Assert.Equal(0, connection.QueuedBytes);
+        Assert.InRange(connection.BufferCapacity, large, 2 * (large + 64));
     }
 
     [Fact]
     public async Task Frames_the_hello_reader_read_ahead_come_first_and_pings_are_answered()
     {
-        var (accepted, sender, remote) = await PairAsync();
+        var (accepted, raw, sender, remote, _) = await PairAsync();
         await using var _ = sender;
         var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
         // A first frame (standing for the hello), two frames and a ping in one write; the pipe's read (as
@@ -123,37 +125,34 @@ public sealed class TlsPeerConnectionTests
             early = await reader.ReadAsync();
         }
         reader.AdvanceTo(early.Buffer.GetPosition(first.Length));
-        using var connection = new TlsPeerConnection(accepted, reader, remote, peerId: 1);
-        var queue = Channel.CreateUnbounded<TlsPeerBatch>();
-        connection.Start(queue.Writer, () => { }, NullLogger.Instance);
+        using var connection = new TlsPeerConnection(accepted, raw, reader, remote, peerId: 1);
+        var delivered = new List<long>();
+        // The loop's first pump of a new connection delivers what came with the hello, readable socket or not.
+        Assert.True(connection.Pump(b => delivered.Add(b.Messages[0].Term)));
         await sender.WriteAsync(Frame(3, 10));
+        await PumpUntil(connection, b => delivered.Add(b.Messages[0].Term), () => delivered.Count == 3, "three batches");
+        Assert.Equal([1L, 2L, 3L], delivered);
 
         using var timeout = new CancellationTokenSource(Patience);
-        for (var expected = 1; expected <= 3; expected++)
-        {
-            var item = await queue.Reader.ReadAsync(timeout.Token);
-            Assert.Equal(expected, item.Batch.Messages[0].Term);
-            connection.Taken(item);
-        }
         var ack = new byte[PeerWire.HeaderBytes];
         await sender.ReadExactlyAsync(ack, timeout.Token);
         Assert.True(PeerWire.IsPing(ack));
     }
 
     [Fact]
-    public async Task A_batch_on_a_TLS_connection_wakes_the_loop_asleep_in_poll_or_keeps_it_from_sleeping()
+    public async Task A_batch_on_a_TLS_connection_wakes_the_loop_asleep_in_poll()
     {
         var members = new Membership(2, MemberSet.FromConfig(ClusterConfig.Parse(["1 127.0.0.1 1", "2 127.0.0.1 2", "3 127.0.0.1 3"])));
         var logger = new TestLogger();
         using var sockets = new PeerSockets(members, logger);
-        var (accepted, sender, remote) = await PairAsync();
+        var (accepted, raw, sender, remote, _) = await PairAsync();
         await using var _ = sender;
         var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
-        var connection = new TlsPeerConnection(accepted, reader, remote, peerId: 1);
+        var connection = new TlsPeerConnection(accepted, raw, reader, remote, peerId: 1);
         sockets.AddTls(connection, 1);
         for (var round = 1; round <= 10; round++)
         {
-            // Sent while the loop sleeps (a wake-up) or before it goes to sleep (the flag keeps it awake).
+            // Sent while the loop sleeps or before it goes to sleep: poll() sees the TLS socket readable either way.
             var delay = round % 2 == 0 ? 0 : 30;
             var term = round;
             var writing = Task.Run(async () =>
@@ -169,8 +168,93 @@ public sealed class TlsPeerConnectionTests
                 sockets.ReadAvailable(delivered.AddRange);
             }
             await writing;
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"round {round}: the batch reached the loop after {clock.Elapsed.TotalSeconds:F1} s (ended {connection.Ended}, queued {connection.QueuedBytes}) {string.Join("; ", logger.Lines)}");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"round {round}: the batch reached the loop after {clock.Elapsed.TotalSeconds:F1} s (ended {connection.Ended}) {string.Join("; ", logger.Lines)}");
             Assert.Equal(term, Assert.Single(delivered).Term);
         }
+    }
+
+    [Fact]
+    public async Task A_peer_that_never_reads_its_ping_acknowledgements_never_blocks_the_loop()
+    {
+        var (accepted, raw, sender, remote, _) = await PairAsync();
+        await using var _ = sender;
+        var reader = PipeReader.Create(accepted, new StreamPipeReaderOptions(leaveOpen: true));
+        using var connection = new TlsPeerConnection(accepted, raw, reader, remote, peerId: 1);
+        // Pings, each in its own TLS record, and one batch after them; the sender reads nothing, so the
+        // acknowledgements fill its receive buffer and then this socket's send buffer.
+        const int pings = 60_000;
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < pings; i++) await sender.WriteAsync(PeerWire.Ping.ToArray());
+            await sender.WriteAsync(Frame(7, 10));
+        });
+        var delivered = new List<long>();
+        var slowest = TimeSpan.Zero;
+        var deadline = DateTime.UtcNow + Patience;
+        var ended = false;
+        while (delivered.Count == 0 && !ended)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"waited {Patience.TotalSeconds} s for the batch after the pings");
+            if (!connection.Socket.Poll(1000, SelectMode.SelectRead)) continue;
+            var clock = Stopwatch.StartNew();
+            ended = !connection.Pump(b => delivered.Add(b.Messages[0].Term));
+            if (clock.Elapsed > slowest) slowest = clock.Elapsed;
+        }
+        // Either every acknowledgement that did not fit was dropped and the batch came through, or the
+        // connection was closed: never a pump that waited for the peer to read.
+        Assert.True(slowest < TimeSpan.FromSeconds(2), $"a pump took {slowest.TotalMilliseconds} ms");
+        if (!ended) Assert.Equal([7L], delivered);
+        await sending.WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_TLS_record_that_does_not_decrypt_closes_only_its_connection_and_the_loop_goes_on()
+    {
+        var members = new Membership(2, MemberSet.FromConfig(ClusterConfig.Parse(["1 127.0.0.1 1", "2 127.0.0.1 2", "3 127.0.0.1 3"])));
+        var logger = new TestLogger();
+        using var sockets = new PeerSockets(members, logger);
+        var (acceptedA, rawA, senderA, remoteA, socketA) = await PairAsync();
+        await using var _ = senderA;
+        var (acceptedB, rawB, senderB, remoteB, _) = await PairAsync();
+        await using var __ = senderB;
+        var forged = new TlsPeerConnection(acceptedA, rawA, PipeReader.Create(acceptedA, new StreamPipeReaderOptions(leaveOpen: true)), remoteA, peerId: 1);
+        var good = new TlsPeerConnection(acceptedB, rawB, PipeReader.Create(acceptedB, new StreamPipeReaderOptions(leaveOpen: true)), remoteB, peerId: 3);
+        sockets.AddTls(forged, 1);
+        sockets.AddTls(good, 3);
+
+        // An application-data record of the right shape whose bytes were not made with the session's keys,
+        // written under node 1's TLS session (straight to its socket).
+        var record = new byte[5 + 64];
+        record[0] = 0x17;
+        record[1] = 0x03;
+        record[2] = 0x03;
+        record[4] = 64;
+        RandomNumberGenerator.Fill(record.AsSpan(5));
+        await socketA.SendAsync(record);
+        var delivered = new List<Message>();
+        var deadline = DateTime.UtcNow + Patience;
+        while (!forged.Ended)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the connection with the forged record is still open");
+            sockets.Sleep(100);
+            sockets.ReadAvailable(delivered.AddRange);
+        }
+        Assert.Empty(delivered);
+        Assert.DoesNotContain(logger.Lines, l => l.StartsWith("Error"));
+
+        // The other peer's connection is still read.
+        var batch = new P.MessageBatch { From = 3 };
+        batch.Messages.Add(new P.RaftMessage { Type = P.MessageType.Heartbeat, From = 3, To = 2, Term = 5 });
+        var buffer = new byte[16];
+        var n = PeerWire.Write(batch, ref buffer);
+        await senderB.WriteAsync(buffer.AsMemory(0, n));
+        while (delivered.Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "node 3's batch did not arrive");
+            sockets.Sleep(100);
+            sockets.ReadAvailable(delivered.AddRange);
+        }
+        Assert.Equal(5, Assert.Single(delivered).Term);
+        Assert.False(good.Ended);
     }
 }
