@@ -129,42 +129,4 @@ static class Driver
             else { st.Gets++; if (!found) st.Missing++; }
         }
     }
-
-    /// <summary>Writes every key once (C concurrent writers) so that reads find a value; <paramref name="progress"/>,
-    /// when given, hears how many keys were started every 10 s.</summary>
-    public static async Task PreloadAsync(ITarget target, int endpoint, int keyCount, int concurrency, CancellationToken ct,
-        Action<int>? progress = null)
-    {
-        int next = -1;
-        using var done = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var reporter = progress is null ? Task.CompletedTask : Task.Run(async () =>
-        {
-            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(10));
-            try { while (await timer.WaitForNextTickAsync(done.Token)) progress(Math.Min(Volatile.Read(ref next) + 1, keyCount)); }
-            catch (OperationCanceledException) { }
-        }, CancellationToken.None);
-        var tasks = new Task[concurrency];
-        for (int w = 0; w < concurrency; w++)
-        {
-            var worker = target.CreateWorker(endpoint, w);
-            tasks[w] = Task.Run(async () =>
-            {
-                int k;
-                while ((k = Interlocked.Increment(ref next)) < keyCount)
-                {
-                    for (int attempt = 1; ; attempt++)
-                    {
-                        try { await worker.PutAsync(k, DateTime.UtcNow.AddSeconds(10), ct); break; }
-                        catch (RpcException) when (attempt < 5) { await Task.Delay(100, ct); }
-                    }
-                }
-            }, ct);
-        }
-        try { await Task.WhenAll(tasks); }
-        finally
-        {
-            done.Cancel();
-            await reporter;
-        }
-    }
 }

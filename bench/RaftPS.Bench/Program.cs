@@ -158,10 +158,10 @@ static class Program
         if (concurrency < 1) throw new UsageException("--concurrency must be positive");
         var leader = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
         var sw = Stopwatch.StartNew();
-        await Driver.PreloadAsync(target, leader.LeaderIndex, keys, concurrency, ct,
+        var outcome = await Preload.RunAsync(target, leader, keys, concurrency, ct,
             keys >= 100_000 ? n => Console.Error.WriteLine($"  {n:N0} of {keys:N0} keys ({n / sw.Elapsed.TotalSeconds:0} writes/s)") : null);
         double seconds = sw.Elapsed.TotalSeconds;
-        Console.Error.WriteLine($"preloaded {keys} keys of {valueBytes} bytes into {label} in {seconds:0.0} s ({keys / seconds:0} writes/s)");
+        Console.Error.WriteLine($"preloaded {keys} keys of {valueBytes} bytes into {label} in {seconds:0.0} s ({keys / seconds:0} writes/s); {outcome.Describe()}");
         if (json is not null)
             EmitJson(json, new Dictionary<string, object?>
             {
@@ -169,6 +169,7 @@ static class Program
                 ["keys"] = keys, ["value_bytes"] = valueBytes, ["live_bytes"] = Keys.LiveBytes(keys, valueBytes),
                 ["concurrency"] = concurrency, ["connections"] = connections,
                 ["seconds"] = Math.Round(seconds, 3), ["ops_per_s"] = Math.Round(keys / seconds, 1),
+                ["terms_elapsed"] = outcome.TermsElapsed, ["leader_switches"] = outcome.LeaderSwitches, ["retried_writes"] = outcome.RetriedWrites,
                 ["time_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
             });
         return 0;
@@ -212,8 +213,8 @@ static class Program
         if (!noPreload && Array.Exists(workloads, w => w != Workload.Put))
         {
             var sw = Stopwatch.StartNew();
-            await Driver.PreloadAsync(target, endpoint, keys, 64, ct);
-            Console.Error.WriteLine($"preloaded {keys} keys in {sw.Elapsed.TotalSeconds:0.0} s");
+            var outcome = await Preload.RunAsync(target, leader, keys, 64, ct);
+            Console.Error.WriteLine($"preloaded {keys} keys in {sw.Elapsed.TotalSeconds:0.0} s; {outcome.Describe()}");
         }
 
         // A fresh process spends its first seconds compiling the gRPC/HTTP/2 path (tiered JIT, measured

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
 
 namespace RaftPS.Bench;
 
@@ -131,9 +132,14 @@ static partial class Report
         foreach (var p in preloads)
             md.AppendLine($"- {(string)p["label"]!}: {(long)p["keys"]!:N0} keys, {(long)p["live_bytes"]! / 1048576.0:0.0} MiB of live data " +
                 $"({(long)p["live_bytes"]! / (double)(long)p["keys"]!:0} bytes per key), written in {(double)p["seconds"]!:0.0} s ({(double)p["ops_per_s"]!:N0} writes/s, " +
-                $"C={(int)p["concurrency"]!} over {(int)p["connections"]!} connections).");
+                $"C={(int)p["concurrency"]!} over {(int)p["connections"]!} connections){Elections(p)}.");
         md.AppendLine();
     }
+
+    /// <summary>An election during the preload (a node paused too long: GC, disk) is a finding, said beside its rate.</summary>
+    static string Elections(JsonNode p) => (long?)p["terms_elapsed"] is not long terms ? ""
+        : terms == 0 && (long?)p["retried_writes"] == 0 ? "; the leader stayed"
+        : $"; **the leader changed** ({terms} term(s) elapsed, {(int?)p["leader_switches"]} switch(es), {(long?)p["retried_writes"]} write(s) retried)";
 
     static string Bytes(int b) => b >= 1 << 20 && b % (1 << 20) == 0 ? $"{b >> 20} MiB"
         : b >= 1024 && b % 1024 == 0 ? $"{b >> 10} KiB" : $"{b} B";
