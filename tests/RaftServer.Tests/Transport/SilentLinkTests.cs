@@ -128,7 +128,9 @@ public sealed class SilentLinkTests
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         using var cts = new CancellationTokenSource(Patience);
         var pings = 0;
-        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance, Fast);
+        // A longer ack timeout: a loaded machine that stalls this test's server past 300 ms would make the client
+        // reconnect, and this listener takes one connection only.
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance, Fast with { AckTimeout = TimeSpan.FromSeconds(2) });
         using var only = await listener.AcceptSocketAsync(cts.Token);
         _ = ServeAsync(only, () =>
         {
