@@ -122,13 +122,10 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             {
                 // Its hello said another node: a forged or confused sender. Without TLS the hello is
                 // a claim too, but a socket that named one node cannot speak for the others.
-                if (_limiter.Allow("from " + RemoteAddress(peer.Socket), out var held)) // not ids the sender chose: those would evade the limit
-                    _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, its connection is node {Peer}'s{Held}",
-                        Remote(peer.Socket), batch.From, peer.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
+                DropForeign(RemoteAddress(peer.Socket), Remote(peer.Socket), batch.From, $"its connection is node {peer.PeerId}'s");
                 return;
             }
-            if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
-            _deliver!(messages);
+            Deliver(batch);
         };
         _deliverTlsBatch = batch =>
         {
@@ -136,13 +133,10 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             if (tls.PeerId != batch.From)
             {
                 // The connection's certificate and hello name another node: a forged or confused sender.
-                if (_limiter.Allow("from " + tls.RemoteAddress, out var held))
-                    _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, its TLS connection is node {Peer}'s (its certificate names node {Peer}){Held}",
-                        tls.Remote, batch.From, tls.PeerId, tls.PeerId, held > 0 ? $" ({held} more in the last minute)" : "");
+                DropForeign(tls.RemoteAddress, tls.Remote, batch.From, $"its TLS connection is node {tls.PeerId}'s (its certificate names node {tls.PeerId})");
                 return;
             }
-            if (PeerInbox.ToMessages(_membership, batch) is not { } messages) return;
-            _deliver!(messages);
+            Deliver(batch);
         };
         // A datagram socket on loopback that Sleep polls with the peers, for Wake to write to.
         _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
@@ -191,6 +185,20 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
 
     /// <summary>A TLS connection was added: the next <see cref="ReadAvailable"/> takes it over (and what came with its hello).</summary>
     private bool _tlsToStart;
+
+    /// <summary>A batch whose sender is not the node its connection belongs to: dropped, and said (rate-limited per address).</summary>
+    private void DropForeign(string remoteAddress, string remote, int claimed, string connection)
+    {
+        // Limited on the address, not on ids the sender chose: those would evade the limit.
+        if (_limiter.Allow("from " + remoteAddress, out var held))
+            _logger.LogWarning("Dropped a batch from {Remote}: it says it is from node {From}, {Connection}{Held}",
+                remote, claimed, connection, held > 0 ? $" ({held} more in the last minute)" : "");
+    }
+
+    private void Deliver(P.MessageBatch batch)
+    {
+        if (PeerInbox.ToMessages(_membership, batch) is { } messages) _deliver!(messages);
+    }
 
     private void DropTls(int at)
     {
