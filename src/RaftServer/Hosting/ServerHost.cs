@@ -340,6 +340,7 @@ public static class ServerHost
                 {
                     o.Protocols = HttpProtocols.Http2;
                     o.UseHttps(tls.HttpsOptions(transportLogger));
+                    o.Use(TlsOutputCoalescing.Middleware);
                 });
         });
         app = builder.Build();
