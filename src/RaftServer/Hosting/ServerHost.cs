@@ -333,7 +333,11 @@ public static class ServerHost
             });
             // Peers' HTTP/2 over peer TLS: an endpoint of their own, outside the clients' connection limit (bound after the port).
             if (peerTls is not null)
-                k.Listen(new PeerTlsSideEndPoint(new IPEndPoint(listenAddress, self.Port)), o => o.Protocols = HttpProtocols.Http2);
+                k.Listen(new PeerTlsSideEndPoint(new IPEndPoint(listenAddress, self.Port)), o =>
+                {
+                    o.Protocols = HttpProtocols.Http2;
+                    o.Use(TlsOutputCoalescing.Middleware); // answers to forwarded calls: one record per batch
+                });
             // Client TLS: the connections of the same port that open with a TLS handshake (bound after the port).
             if (clientSecurity.Tls is { } tls)
                 k.Listen(new TlsSideEndPoint(new IPEndPoint(listenAddress, self.Port)), o =>

@@ -6,8 +6,8 @@ using Microsoft.AspNetCore.Connections.Features;
 namespace RaftServer.Api.Security;
 
 /// <summary>
-/// A Kestrel connection middleware, placed after <c>UseHttps</c>, that gathers HTTP/2's output into
-/// fewer TLS records. Kestrel's HTTP/2 writer flushes once per response, and under TLS every flush
+/// A Kestrel connection middleware that gathers HTTP/2's output into fewer TLS records: on the
+/// client TLS endpoint (after <c>UseHttps</c>) and on the peer TLS one (forwarded calls' answers). Kestrel's HTTP/2 writer flushes once per response, and under TLS every flush
 /// is one <c>SslStream</c> write: one record, encrypted on its own and decrypted on its own by the
 /// client. Under load (many streams per connection) that is most of client TLS's cost per small
 /// request, on both ends. Here HTTP/2 writes into a pipe instead; one pump per connection takes
