@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Interleaved A/B of RaftPS builds or settings on one machine: in each round every variant gets a fresh
+# 3-node cluster of its own, measured alone, so a machine that drifts between fast and slow phases
+# (docs/benchmarks.md) touches all variants alike. Prints one line per cell (the bench's columns: ops/s,
+# latencies, then client and server CPU µs per request) and the means per variant at the end.
+#
+#   VARIANTS="name:mode[:ENV=VAL,ENV=VAL] ..."   mode: plain | ctls (client TLS) | tls (client and peer TLS);
+#                                                 ENV is passed to the nodes; SERVER=path picks another build
+#   ROUNDS=3 CONC=64 WORKLOADS=get,put DURATION=5 WARMUP=2 CONNECTIONS=2 HEARTBEAT_MS=50 ELECTION_MS=250
+#   e.g. VARIANTS="plain:plain tls:tls" ROUNDS=10 bash bench/ab.sh
+#        VARIANTS="old:plain:SERVER=/tmp/old/RaftServer new:plain" bash bench/ab.sh
+# Needs `dotnet pwsh ./build.ps1 build` first (the server in out/, the module for the certificates, the bench).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+: "${VARIANTS:?set VARIANTS, e.g. VARIANTS=\"plain:plain tls:tls\"}"
+: "${ROUNDS:=3}" "${CONC:=64}" "${WORKLOADS:=get,put}" "${DURATION:=5}" "${WARMUP:=2}" "${CONNECTIONS:=2}"
+: "${HEARTBEAT_MS:=50}" "${ELECTION_MS:=250}"
+DEFAULT_SERVER="$ROOT/out/RaftPS/server/linux-x64/RaftServer"
+BENCH=(dotnet "$ROOT/bench/RaftPS.Bench/bin/Release/net10.0/RaftPS.Bench.dll")
+WORK=$(mktemp -d /tmp/raftps-ab.XXXXXX)
+PIDS=()
+cleanup() { if ((${#PIDS[@]})); then kill "${PIDS[@]}" 2>/dev/null || true; fi; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+if [[ " $VARIANTS " == *:tls* || " $VARIANTS " == *:ctls* ]]; then
+    dotnet pwsh -NoProfile -NonInteractive -Command "Import-Module '$ROOT/out/RaftPS/RaftPS.psd1'; \$ErrorActionPreference = 'Stop'
+        New-RaftCertificate CA ca -Path '$WORK/pki' | Out-Null
+        foreach (\$id in 0..2) { New-RaftCertificate Node node-\$id -HostName 127.0.0.1, localhost -NodeId \$id -IssuerPath '$WORK/pki/ca.pem' -Path '$WORK/pki' | Out-Null }"
+fi
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    for variant in $VARIANTS; do
+        IFS=: read -r name mode envs <<< "$variant"
+        dir="$WORK/$name-$round"; mkdir -p "$dir"
+        server=$DEFAULT_SERVER; nodeenv=()
+        for kv in ${envs//,/ }; do
+            if [[ $kv == SERVER=* ]]; then server=${kv#SERVER=}; else nodeenv+=("$kv"); fi
+        done
+        mapfile -t ports < <("${BENCH[@]}" free-ports --count 3)
+        for i in 0 1 2; do echo "$i 127.0.0.1 ${ports[$i]}"; done > "$dir/config.conf"
+        PIDS=()
+        for i in 0 1 2; do
+            tls=()
+            case $mode in
+                plain) ;;
+                ctls) tls=(--cert-file "$WORK/pki/node-$i.pem" --key-file "$WORK/pki/node-$i.key.pem") ;;
+                tls) tls=(--cert-file "$WORK/pki/node-$i.pem" --key-file "$WORK/pki/node-$i.key.pem" --peer-cert-file "$WORK/pki/node-$i.pem"
+                          --peer-key-file "$WORK/pki/node-$i.key.pem" --peer-ca-file "$WORK/pki/ca.pem") ;;
+                *) echo "unknown mode '$mode' in '$variant' (plain, ctls, tls)" >&2; exit 2 ;;
+            esac
+            env "${nodeenv[@]}" "$server" "$i" --config "$dir/config.conf" --data-dir "$dir/data-$i" --heartbeat-ms "$HEARTBEAT_MS" \
+                --election-timeout-ms "$ELECTION_MS" --quiet --log-level warning "${tls[@]}" > "$dir/node-$i.log" 2>&1 &
+            PIDS+=($!)
+            echo $! >> "$dir/pids"
+        done
+        endpoints="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+        ca=(); [[ $mode != plain ]] && ca=(--tls-ca "$WORK/pki/ca.pem")
+        "${BENCH[@]}" leader --target raftps --endpoints "$endpoints" "${ca[@]}" --timeout-s 30 > /dev/null
+        "${BENCH[@]}" run --target raftps --endpoints "$endpoints" "${ca[@]}" --workloads "$WORKLOADS" --concurrency "$CONC" \
+            --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNECTIONS" --pids-file "$dir/pids" --label "$name" \
+            --no-header 2>&1 | grep -v '^{' | tee -a "$WORK/cells"
+        kill "${PIDS[@]}" 2>/dev/null || true
+        wait "${PIDS[@]}" 2>/dev/null || true
+        PIDS=()
+    done
+done
+
+echo "means over $ROUNDS round(s): variant workload C  ops/s  client µs/op  server µs/op"
+grep -E '^\S+ +raftps ' "$WORK/cells" | awk '{k=$1" "$3" "$4; n[k]++; o[k]+=$5; c[k]+=$13; s[k]+=$14}
+    END {for (k in n) printf "%-24s %9.0f %8.1f %8.1f\n", k, o[k]/n[k], c[k]/n[k], s[k]/n[k]}' | sort -k2,2 -k3,3n -k1,1
