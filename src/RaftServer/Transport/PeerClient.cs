@@ -193,10 +193,7 @@ public sealed class PeerClient : IAsyncDisposable
             if (_paused) continue;
             if (failure is SilentPeerException)
             {
-                // The path is silent, not the peer gone: the HTTP/2 connection of forwarded calls
-                // crosses it too and would wait out the same retransmission back-off.
                 _logger.LogInformation("Node {Peer} did not answer on its link for {Timeout} ms: reconnecting", Address, (int)_timings.AckTimeout.TotalMilliseconds);
-                RenewChannel();
             }
             else if (wasConnected)
             {
@@ -359,7 +356,12 @@ public sealed class PeerClient : IAsyncDisposable
         {
             if (stop.IsCancellationRequested || _paused) return null;
             // Cancelled by the watcher or the ack timer: it says how the connection ended.
-            return e is OperationCanceledException ? connection.Ended ?? new IOException("the connection to the peer ended") : e;
+            var failure = e is OperationCanceledException ? connection.Ended ?? new IOException("the connection to the peer ended") : e;
+            // The path is silent, not the peer gone: the HTTP/2 connection of forwarded calls crosses
+            // it too and would wait out the same retransmission back-off. Replaced here, before the
+            // finally below fires LinkLost, so a call that LinkLost ends finds the new one.
+            if (failure is SilentPeerException) RenewChannel();
+            return failure;
         }
         finally
         {
