@@ -4,19 +4,24 @@ using System.Threading.Tasks.Sources;
 namespace RaftServer.Transport;
 
 /// <summary>
-/// The stream under a peer TLS message connection's <see cref="System.Net.Security.SslStream"/>.
-/// Through the handshake and the hello it passes everything to a <see cref="NetworkStream"/> (async,
-/// on the thread pool). Once the node loop owns the connection (<see cref="HandToLoop"/>) it never
-/// touches the socket by itself: a read the <c>SslStream</c> starts waits until the loop, having
-/// polled the socket readable, calls <see cref="Receive"/>, which reads the socket without blocking
-/// straight into that read's buffer and completes it on the loop's thread. So the <c>SslStream</c>
-/// decrypts on the loop thread, and a peer's batch reaches the core as a plain connection's does:
-/// no socket event thread, no pool thread (<see cref="TlsPeerConnection"/>).
+/// The stream under a peer TLS connection's <see cref="System.Net.Security.SslStream"/> on the
+/// accepting side, fed by one thread that polls its socket: the handshake poller
+/// (<see cref="TlsHandshakePoller"/>, from <see cref="StartFeeding"/>) through the handshake and the
+/// hello, then the node loop (<see cref="HandToLoop"/>). Nothing else touches the socket: a read the
+/// <c>SslStream</c> starts waits until the feeding thread, having polled the socket readable, calls
+/// <see cref="Receive"/>, which reads the socket without blocking straight into that read's buffer
+/// and completes it on that thread. So the <c>SslStream</c> decrypts there, and a peer's batch
+/// reaches the core as a plain connection's does: no socket event thread, no pool thread
+/// (<see cref="TlsPeerConnection"/>). The socket is never waited on through .NET's own socket
+/// engine either: once an operation of that engine has waited on a socket, the engine watches it
+/// for good, and every batch that then arrives wakes its event thread and a pool thread for nothing.
+/// A peer's HTTP/2 connection goes back to a <see cref="NetworkStream"/> for Kestrel
+/// (<see cref="HandToNetwork"/>); so does a stream never fed (tests).
 /// <para>
-/// Writes (the acknowledgements of pings, anything TLS itself sends) go out without blocking; what
-/// the socket's buffer cannot take is sent by a task, and while it is, more writes queue behind it
-/// up to <see cref="MaxUnsentBytes"/> (past that the write fails and the connection is closed: its
-/// peer reads nothing).
+/// Writes (TLS's own, the hello's answer, the acknowledgements of pings) go out without blocking;
+/// what the socket's buffer cannot take is sent by a task, and while it is, more writes queue
+/// behind it up to <see cref="MaxUnsentBytes"/> (past that the write fails and the connection is
+/// closed: its peer reads nothing).
 /// </para>
 /// </summary>
 public sealed class LoopFedStream(Socket socket) : Stream, IValueTaskSource<int>
@@ -25,7 +30,7 @@ public sealed class LoopFedStream(Socket socket) : Stream, IValueTaskSource<int>
     public const int MaxUnsentBytes = 64 << 10;
 
     private readonly NetworkStream _network = new(socket, ownsSocket: true);
-    private bool _loopFed;
+    private bool _fed;
 
     private ManualResetValueTaskSourceCore<int> _read; // RunContinuationsAsynchronously false: Receive completes the read inline
     private Memory<byte> _readBuffer;
@@ -49,15 +54,38 @@ public sealed class LoopFedStream(Socket socket) : Stream, IValueTaskSource<int>
         }
     }
 
-    /// <summary>From now on the node loop feeds the reads (nothing may be reading or writing the stream as this is called).</summary>
-    public void HandToLoop()
+    /// <summary>From now on a polling thread feeds the reads (nothing may be reading or writing the stream as this is called).</summary>
+    public void StartFeeding()
     {
         Socket.Blocking = false;
-        _loopFed = true;
+        _fed = true;
+    }
+
+    /// <summary>The node loop takes over the feeding from the handshake poller (or starts it, on a stream never fed).</summary>
+    public void HandToLoop() => StartFeeding();
+
+    /// <summary>
+    /// From now on reads and writes go to the socket through a <see cref="NetworkStream"/> (a
+    /// peer's HTTP/2 connection, for Kestrel). No read may be waiting.
+    /// </summary>
+    public void HandToNetwork()
+    {
+        if (_readPending) throw new InvalidOperationException("a read of the loop-fed stream is still waiting");
+        Socket.Blocking = true;
+        _fed = false;
+    }
+
+    /// <summary>The feeding thread: ends the pending read, if one waits, with <paramref name="error"/> (a handshake that timed out, a node that stops).</summary>
+    public void FailRead(Exception error)
+    {
+        if (!_readPending) return;
+        _readPending = false;
+        _readBuffer = default;
+        _read.SetException(error);
     }
 
     /// <summary>
-    /// The loop: one non-blocking read of the socket into the pending read's buffer, which it
+    /// The feeding thread: one non-blocking read of the socket into the pending read's buffer, which it
     /// completes (its continuation, the <c>SslStream</c>'s decryption, runs here). False when there
     /// was nothing to read or no read waits; a read that ends the stream completes with 0.
     /// </summary>
@@ -76,7 +104,7 @@ public sealed class LoopFedStream(Socket socket) : Stream, IValueTaskSource<int>
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (!_loopFed) return _network.ReadAsync(buffer, cancellationToken);
+        if (!_fed) return _network.ReadAsync(buffer, cancellationToken);
         if (_readPending) throw new InvalidOperationException("a read of the loop-fed stream is already waiting");
         if (buffer.IsEmpty) return ValueTask.FromResult(0);
         _read.Reset();
@@ -87,7 +115,7 @@ public sealed class LoopFedStream(Socket socket) : Stream, IValueTaskSource<int>
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        if (!_loopFed) return _network.WriteAsync(buffer, cancellationToken);
+        if (!_fed) return _network.WriteAsync(buffer, cancellationToken);
         Send(buffer.Span);
         return ValueTask.CompletedTask;
     }
@@ -157,11 +185,11 @@ public sealed class LoopFedStream(Socket socket) : Stream, IValueTaskSource<int>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override int Read(byte[] buffer, int offset, int count) =>
-        _loopFed ? throw new NotSupportedException("the node loop feeds this stream's reads") : _network.Read(buffer, offset, count);
+        _fed ? throw new NotSupportedException("a polling thread feeds this stream's reads") : _network.Read(buffer, offset, count);
 
     public override void Write(byte[] buffer, int offset, int count)
     {
-        if (_loopFed) Send(buffer.AsSpan(offset, count));
+        if (_fed) Send(buffer.AsSpan(offset, count));
         else _network.Write(buffer, offset, count);
     }
 

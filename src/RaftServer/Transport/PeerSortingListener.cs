@@ -534,6 +534,7 @@ internal sealed class PeerSortingListener : IConnectionListener
         Wake();
         await _accepting;
         _sorter.Join(TimeSpan.FromSeconds(5));
+        _tlsPeers?.Dispose();
         _wakeReceiver.Dispose();
         _wakeSender.Dispose();
         _contexts.Dispose();

@@ -17,12 +17,15 @@ namespace RaftServer.Transport;
 /// <see cref="PeerTlsConnectionContext"/> that carries the certificate's node, within the peers' own
 /// bound, <see cref="PeerHttpConnections"/>). Each step that fails closes the connection with a
 /// (rate-limited) line; so does anything unexpected, which never escapes the handshake's task.
-/// Handshakes run as tasks, at most <see cref="MaxHandshakes"/> at a time (a new one abandons the
-/// oldest), each within <see cref="PeerTls.HandshakeTimeout"/>.
+/// Handshakes run on one polling thread (<see cref="TlsHandshakePoller"/>), at most
+/// <see cref="MaxHandshakes"/> at a time (a new one abandons the oldest), each within
+/// <see cref="PeerTls.HandshakeTimeout"/>.
 /// </summary>
 public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<bool> refuse,
-    Action<TlsPeerConnection, int> acceptPeer, Func<ConnectionContext, bool> toKestrel, PeerHttpConnections? httpConnections = null)
+    Action<TlsPeerConnection, int> acceptPeer, Func<ConnectionContext, bool> toKestrel, PeerHttpConnections? httpConnections = null) : IDisposable
 {
+    private readonly TlsHandshakePoller _poller = new();
+
     /// <summary>The peers' HTTP/2 connections handed to Kestrel now.</summary>
     public PeerHttpConnections HttpConnections { get; } = httpConnections ?? new PeerHttpConnections();
 
@@ -38,6 +41,16 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
     /// <summary>Takes over a socket whose TLS preface the sorter has read (blocking mode, nothing else read).</summary>
     public void Accept(Socket socket)
     {
+        LoopFedStream stream;
+        try
+        {
+            stream = new LoopFedStream(socket);
+        }
+        catch (IOException)
+        {
+            socket.Dispose(); // no longer connected
+            return;
+        }
         var timeout = new CancellationTokenSource(PeerTls.HandshakeTimeout);
         CancellationTokenSource? oldest = null;
         LinkedListNode<CancellationTokenSource> entry;
@@ -62,11 +75,11 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
                 // that handshake ended meanwhile
             }
         }
-        _ = Task.Run(async () =>
+        _poller.Start(stream, timeout.Token, async () =>
         {
             try
             {
-                await AcceptAsync(socket, timeout);
+                await AcceptAsync(socket, stream, timeout);
             }
             catch (Exception e)
             {
@@ -85,7 +98,8 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
     }
 
     /// <param name="timeout">Ends the handshake: at <see cref="PeerTls.HandshakeTimeout"/>, or when a newer connection takes its place.</param>
-    private async Task AcceptAsync(Socket socket, CancellationTokenSource timeout)
+    /// <param name="network">The socket's stream, fed by the poller's thread (this runs there), then by the node loop or, for HTTP/2, handed back to a <see cref="NetworkStream"/>.</param>
+    private async Task AcceptAsync(Socket socket, LoopFedStream network, CancellationTokenSource timeout)
     {
         EndPoint? remote;
         try
@@ -94,13 +108,10 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            socket.Dispose();
+            await network.DisposeAsync();
             return;
         }
         var source = (remote as IPEndPoint)?.Address.ToString() ?? "?";
-        // A message connection is read by the node loop once its hello is in: its SslStream sits on a
-        // stream the loop can feed (until then it passes everything to a NetworkStream).
-        var network = new LoopFedStream(socket);
         var ssl = new SslStream(network, leaveInnerStreamOpen: false);
         var handedOver = false;
         var verdict = new PeerCertificateVerdict();
@@ -130,6 +141,7 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
             if (isHttp2)
             {
                 if (!handshake.AdmitCertified(verdict.NodeId, remote) || refuse()) return;
+                network.HandToNetwork(); // Kestrel reads HTTP/2 on its own threads
                 handedOver = HandOver(new PeerTlsConnectionContext(ssl, reader, socket.LocalEndPoint, remote, verdict.NodeId, HttpConnections.Remove), source);
                 return;
             }
@@ -211,6 +223,9 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
             reader.AdvanceTo(buffer.Start, buffer.End);
         }
     }
+
+    /// <summary>Stops the handshakes' thread: those in progress end and close their connections.</summary>
+    public void Dispose() => _poller.Dispose();
 
     private static string Remote(Socket socket)
     {
