@@ -143,4 +143,42 @@ public sealed class TlsHandshakePollerTests : IDisposable
         await Until(() => logger.Lines.Any(l => l.Contains("did not finish its handshake and hello in time")), "the line about the slow handshake");
         Assert.Empty(accepted);
     }
+
+    [Fact]
+    public async Task Past_the_cap_of_handshakes_the_oldest_is_abandoned_at_once_and_a_real_peer_gets_in()
+    {
+        var logger = new TestLogger();
+        var accepted = new ConcurrentQueue<TlsPeerConnection>();
+        await using var listener = Listen(logger, accepted);
+        var clock = Stopwatch.StartNew();
+        var stalled = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < PeerTlsAcceptor.MaxHandshakes; i++)
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                stalled.Add(socket);
+                await socket.ConnectAsync((IPEndPoint)listener.EndPoint);
+                await socket.SendAsync(PeerWire.TlsPreface.ToArray(), SocketFlags.None);
+                // The echo of the preface: this handshake is in progress before the next one starts.
+                var echo = new byte[PeerWire.TlsPreface.Length];
+                for (var got = 0; got < echo.Length;)
+                    got += await socket.ReceiveAsync(echo.AsMemory(got), SocketFlags.None);
+            }
+            using var senderTls = NodeTls(1);
+            var senderHandshake = new PeerHandshake(1, new ClusterIdentity(ClusterIdentity.Unknown), _ => false, logger, senderTls);
+            await using var sender = new PeerClient(new NodeAddress(2, "127.0.0.1", ((IPEndPoint)listener.EndPoint).Port), logger, handshake: senderHandshake);
+
+            Assert.True(await PeerSortingListenerTests.ClosedByServerAsync(stalled[0]), "the oldest handshake was never closed");
+            Assert.True(clock.Elapsed < PeerTls.HandshakeTimeout, $"the oldest handshake was closed only after {clock.Elapsed}: by its timeout, not by the cap");
+            await Until(() => !accepted.IsEmpty, "the real peer's connection past the cap");
+            Assert.Contains(logger.Lines, l => l.Contains($"Abandoned the oldest of {PeerTlsAcceptor.MaxHandshakes} peer TLS handshakes"));
+            Assert.True(stalled[1].Connected && !stalled[1].Poll(0, SelectMode.SelectRead), "the second oldest handshake was closed too");
+        }
+        finally
+        {
+            foreach (var socket in stalled) socket.Dispose();
+            while (accepted.TryDequeue(out var connection)) connection.Dispose();
+        }
+    }
 }
