@@ -55,10 +55,6 @@ public sealed class TlsHandshakePoller : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Handshakes started and not yet ended (for tests; read from any thread, approximate).</summary>
-    public int InProgress => Volatile.Read(ref _inProgress);
-    private int _inProgress;
-
     /// <summary>
     /// Any thread: starts <paramref name="run"/> on the poller's thread, which from then on feeds
     /// <paramref name="stream"/> (<see cref="LoopFedStream.StartFeeding"/>) until the task ends. The
@@ -66,7 +62,6 @@ public sealed class TlsHandshakePoller : IDisposable
     /// </summary>
     public void Start(LoopFedStream stream, CancellationToken cancel, Func<Task> run)
     {
-        Interlocked.Increment(ref _inProgress);
         _starting.Enqueue(new Handshake(stream, cancel, run));
         Wake();
     }
@@ -96,7 +91,7 @@ public sealed class TlsHandshakePoller : IDisposable
             foreach (var h in _running)
                 if (!h.Task.IsCompleted && h.Cancel.IsCancellationRequested)
                     h.Stream.FailRead(new OperationCanceledException(h.Cancel));
-            Forget(h => h.Task.IsCompleted);
+            _running.RemoveAll(h => h.Task.IsCompleted);
 
             _readable.Clear();
             _bySocket.Clear();
@@ -120,20 +115,10 @@ public sealed class TlsHandshakePoller : IDisposable
             }
         }
         // Stopping: every handshake still waiting for bytes ends, and closes its connection.
-        while (_starting.TryDequeue(out var never))
-        {
-            never.Stream.Dispose();
-            Interlocked.Decrement(ref _inProgress);
-        }
+        while (_starting.TryDequeue(out var never)) never.Stream.Dispose();
         foreach (var h in _running)
             if (!h.Task.IsCompleted) h.Stream.FailRead(new IOException("the node is stopping"));
-        Forget(_ => true);
-    }
-
-    private void Forget(Predicate<Handshake> which)
-    {
-        var removed = _running.RemoveAll(which);
-        if (removed > 0) Interlocked.Add(ref _inProgress, -removed);
+        _running.Clear();
     }
 
     /// <summary>One non-blocking read into the handshake's pending read (which goes on inline); a broken connection fails that read.</summary>
