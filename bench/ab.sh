@@ -2,7 +2,8 @@
 # Interleaved A/B of RaftPS builds or settings on one machine: in each round every variant gets a fresh
 # 3-node cluster of its own, measured alone, so a machine that drifts between fast and slow phases
 # (docs/benchmarks.md) touches all variants alike. Prints one line per cell (the bench's columns: ops/s,
-# latencies, then client and server CPU µs per request) and the means per variant at the end.
+# latencies, then client and server CPU µs per request) and, per variant at the end, the means, the median
+# and the range of ops/s.
 #
 #   VARIANTS="name:mode[:ENV=VAL,ENV=VAL] ..."   mode: plain | ctls (client TLS) | tls (client and peer TLS);
 #                                                 ENV is passed to the nodes; SERVER=path picks another build
@@ -65,6 +66,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
 done
 
-echo "means over $ROUNDS round(s): variant workload C  ops/s  client µs/op  server µs/op"
-grep -E '^\S+ +raftps ' "$WORK/cells" | awk '{k=$1" "$3" "$4; n[k]++; o[k]+=$5; c[k]+=$13; s[k]+=$14}
-    END {for (k in n) printf "%-24s %9.0f %8.1f %8.1f\n", k, o[k]/n[k], c[k]/n[k], s[k]/n[k]}' | sort -k2,2 -k3,3n -k1,1
+echo "over $ROUNDS round(s): variant workload C  mean ops/s  client µs/op  server µs/op  (ops/s: median, lowest-highest)"
+grep -E '^\S+ +raftps ' "$WORK/cells" | awk '{k=$1" "$3" "$4; n[k]++; o[k]+=$5; c[k]+=$13; s[k]+=$14; v[k, n[k]]=$5}
+    END {
+        for (k in n) {
+            # the rounds of a cell sorted (insertion sort: mawk has no asort), for the median and the range
+            for (i = 2; i <= n[k]; i++) for (j = i; j > 1 && v[k, j - 1] > v[k, j]; j--) { t = v[k, j]; v[k, j] = v[k, j - 1]; v[k, j - 1] = t }
+            m = n[k] % 2 ? v[k, (n[k] + 1) / 2] : (v[k, n[k] / 2] + v[k, n[k] / 2 + 1]) / 2
+            printf "%-24s %9.0f %8.1f %8.1f   (%.0f, %.0f-%.0f)\n", k, o[k]/n[k], c[k]/n[k], s[k]/n[k], m, v[k, 1], v[k, n[k]]
+        }
+    }' | sort -k2,2 -k3,3n -k1,1
