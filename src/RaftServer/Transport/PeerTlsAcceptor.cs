@@ -140,7 +140,9 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
             reader.AdvanceTo(first.Buffer.Start); // nothing consumed or examined: the next read returns these bytes at once
             if (isHttp2)
             {
-                if (!handshake.AdmitCertified(verdict.NodeId, remote) || refuse()) return;
+                // Bytes of the handshake still waiting to go out would race Kestrel's first writes:
+                // such a peer reads nothing anyway, and a real one retries.
+                if (!handshake.AdmitCertified(verdict.NodeId, remote) || refuse() || network.HasUnsent) return;
                 network.HandToNetwork(); // Kestrel reads HTTP/2 on its own threads
                 handedOver = HandOver(new PeerTlsConnectionContext(ssl, reader, socket.LocalEndPoint, remote, verdict.NodeId, HttpConnections.Remove), source);
                 return;
