@@ -14,7 +14,7 @@ namespace RaftServer.Tests.Transport;
 /// The accepting side of peer TLS on the node's port (a <see cref="PeerSortingListener"/> with peer
 /// TLS, as ServerHost makes it): handshakes run on <see cref="TlsHandshakePoller"/>'s thread, so a
 /// message connection reaches the node loop with its socket never watched by .NET's socket engine,
-/// and a handshake that stalls still ends at its timeout.
+/// and a handshake that stalls still ends: at its timeout, or at once when newer ones pass the cap.
 /// </summary>
 public sealed class TlsHandshakePollerTests : IDisposable
 {
@@ -43,6 +43,13 @@ public sealed class TlsHandshakePollerTests : IDisposable
         var handshake = new PeerHandshake(2, new ClusterIdentity(ClusterIdentity.Unknown), _ => false, logger, NodeTls(2));
         return new PeerSortingListener(socket, new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), NullLogger.Instance),
             () => false, (s, _) => s.Dispose(), handshake, logger, (connection, _) => accepted.Enqueue(connection));
+    }
+
+    /// <summary>Node 1's link to <paramref name="listener"/> over peer TLS: the real connecting side.</summary>
+    private static PeerClient Node1To(PeerSortingListener listener, TestLogger logger, PeerTls tls)
+    {
+        var handshake = new PeerHandshake(1, new ClusterIdentity(ClusterIdentity.Unknown), _ => false, logger, tls);
+        return new PeerClient(new NodeAddress(2, "127.0.0.1", ((IPEndPoint)listener.EndPoint).Port), logger, handshake: handshake);
     }
 
     /// <summary>
@@ -101,14 +108,11 @@ public sealed class TlsHandshakePollerTests : IDisposable
         var logger = new TestLogger();
         var accepted = new ConcurrentQueue<TlsPeerConnection>();
         await using var listener = Listen(logger, accepted);
-        var port = ((IPEndPoint)listener.EndPoint).Port;
         using var senderTls = NodeTls(1);
-        var senderHandshake = new PeerHandshake(1, new ClusterIdentity(ClusterIdentity.Unknown), _ => false, logger, senderTls);
-        await using var sender = new PeerClient(new NodeAddress(2, "127.0.0.1", port), logger, handshake: senderHandshake);
+        await using var sender = Node1To(listener, logger, senderTls);
 
         await Until(() => !accepted.IsEmpty, "node 1's TLS message connection to be handed over");
-        accepted.TryDequeue(out var connection);
-        using var _ = connection!;
+        using var connection = accepted.TryDequeue(out var handed) ? handed : throw new InvalidOperationException("the handed-over connection is gone");
         Assert.Equal(1, connection.PeerId);
         Assert.False(WatchedByEpoll(connection.Socket),
             "the handshake waited on the socket through .NET's socket engine: each batch the loop reads would wake its event thread and a pool thread");
@@ -166,8 +170,7 @@ public sealed class TlsHandshakePollerTests : IDisposable
                     got += await socket.ReceiveAsync(echo.AsMemory(got), SocketFlags.None);
             }
             using var senderTls = NodeTls(1);
-            var senderHandshake = new PeerHandshake(1, new ClusterIdentity(ClusterIdentity.Unknown), _ => false, logger, senderTls);
-            await using var sender = new PeerClient(new NodeAddress(2, "127.0.0.1", ((IPEndPoint)listener.EndPoint).Port), logger, handshake: senderHandshake);
+            await using var sender = Node1To(listener, logger, senderTls);
 
             Assert.True(await PeerSortingListenerTests.ClosedByServerAsync(stalled[0]), "the oldest handshake was never closed");
             Assert.True(clock.Elapsed < PeerTls.HandshakeTimeout, $"the oldest handshake was closed only after {clock.Elapsed}: by its timeout, not by the cap");
