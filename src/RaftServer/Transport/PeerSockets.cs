@@ -95,10 +95,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     /// <summary>Peer TLS connections: polled with the plain ones, decrypted on this thread (<see cref="TlsPeerConnection.Pump"/>).</summary>
     private readonly List<TlsPeerConnection> _tls = new();
     private readonly List<Socket> _readable = new();
-    private readonly Socket _wakeReceiver;
-    private readonly Socket _wakeSender;
-    private static readonly byte[] WakeByte = [1];
-    private readonly byte[] _drain = new byte[64];
+    private readonly PollWakeup _wakeup = new();
     /// <summary>The last wait filled <see cref="_readable"/> with the sockets that are readable.</summary>
     private bool _polled;
     private Action<List<Message>>? _deliver;
@@ -139,10 +136,6 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
             Deliver(batch);
         };
         // A datagram socket on loopback that Sleep polls with the peers, for Wake to write to.
-        _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        _wakeReceiver.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _wakeSender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        _wakeSender.Connect(_wakeReceiver.LocalEndPoint!);
     }
 
     public bool HasConnections => _inbound.Count > 0 || _tls.Count > 0;
@@ -261,17 +254,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         }
     }
 
-    public void Wake()
-    {
-        try
-        {
-            _wakeSender.Send(WakeByte);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // stopping (the sockets are closed); a full buffer means a wake-up is already pending
-        }
-    }
+    public void Wake() => _wakeup.Wake();
 
     public bool Spin(Func<bool> hasWork)
     {
@@ -315,7 +298,7 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     private void FillReadable(bool withWakeSocket)
     {
         _readable.Clear();
-        if (withWakeSocket) _readable.Add(_wakeReceiver);
+        if (withWakeSocket) _readable.Add(_wakeup.Socket);
         foreach (var p in _inbound) _readable.Add(p.Socket);
         foreach (var t in _tls) _readable.Add(t.Socket);
     }
@@ -334,9 +317,9 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
         _polled = false;
         foreach (var socket in _readable)
         {
-            if (socket == _wakeReceiver)
+            if (socket == _wakeup.Socket)
             {
-                while (_wakeReceiver.Available > 0) _wakeReceiver.Receive(_drain);
+                _wakeup.Drain();
                 continue;
             }
             var at = IndexOf(socket); // a loop, not List.Find: no closure per read on this path
@@ -460,7 +443,6 @@ public sealed class PeerSockets : IPeerSockets, IDisposable
     public void Dispose()
     {
         CloseAll();
-        _wakeReceiver.Dispose();
-        _wakeSender.Dispose();
+        _wakeup.Dispose();
     }
 }

@@ -142,8 +142,7 @@ internal sealed class PeerSortingListener : IConnectionListener
     private readonly List<Pending> _pending = new();
     private readonly Dictionary<Socket, Pending> _bySocket = new();
     private readonly List<Socket> _check = new();
-    private readonly Socket _wakeReceiver;
-    private readonly Socket _wakeSender;
+    private readonly PollWakeup _wakeup = new();
     private readonly byte[] _drain = new byte[256];
     private readonly LogLimiter _limiter = new(TimeSpan.FromMinutes(1));
     private volatile bool _unbound;
@@ -165,10 +164,6 @@ internal sealed class PeerSortingListener : IConnectionListener
         _handshake = handshake;
         _logger = logger;
         EndPoint = listen.LocalEndPoint!;
-        _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        _wakeReceiver.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _wakeSender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        _wakeSender.Connect(_wakeReceiver.LocalEndPoint!);
         _sorter = new Thread(SortLoop) { IsBackground = true, Name = "raft-sort" };
         _sorter.Start();
         _accepting = Task.Run(AcceptLoopAsync);
@@ -266,17 +261,7 @@ internal sealed class PeerSortingListener : IConnectionListener
         }
     }
 
-    private void Wake()
-    {
-        try
-        {
-            _wakeSender.Send([1]);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // stopping; or a full buffer: a wake-up is pending anyway
-        }
-    }
+    private void Wake() => _wakeup.Wake();
 
     private void SortLoop()
     {
@@ -287,7 +272,7 @@ internal sealed class PeerSortingListener : IConnectionListener
                 var now = Stopwatch.GetTimestamp();
                 TakeIncoming(now);
                 _check.Clear();
-                _check.Add(_wakeReceiver);
+                _check.Add(_wakeup.Socket);
                 var next = now + Stopwatch.Frequency; // at least once a second
                 foreach (var p in _pending)
                 {
@@ -298,9 +283,9 @@ internal sealed class PeerSortingListener : IConnectionListener
                 Socket.Select(_check, null, null, (int)waitUs);
                 foreach (var socket in _check)
                 {
-                    if (socket == _wakeReceiver)
+                    if (socket == _wakeup.Socket)
                     {
-                        while (_wakeReceiver.Available > 0) _wakeReceiver.Receive(_drain);
+                        _wakeup.Drain();
                         continue;
                     }
                     if (_bySocket.TryGetValue(socket, out var p)) Step(p);
@@ -535,8 +520,7 @@ internal sealed class PeerSortingListener : IConnectionListener
         await _accepting;
         _sorter.Join(TimeSpan.FromSeconds(5));
         _tlsPeers?.Dispose();
-        _wakeReceiver.Dispose();
-        _wakeSender.Dispose();
+        _wakeup.Dispose();
         _contexts.Dispose();
     }
 }

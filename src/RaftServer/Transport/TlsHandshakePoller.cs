@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
 using System.Net.Sockets;
 
 namespace RaftServer.Transport;
@@ -39,18 +38,12 @@ public sealed class TlsHandshakePoller : IDisposable
     private readonly List<Handshake> _running = new();
     private readonly Dictionary<Socket, Handshake> _bySocket = new();
     private readonly List<Socket> _readable = new();
-    private readonly Socket _wakeReceiver;
-    private readonly Socket _wakeSender;
-    private readonly byte[] _drain = new byte[64];
+    private readonly PollWakeup _wakeup = new();
     private readonly Thread _thread;
     private volatile bool _stopping;
 
     public TlsHandshakePoller()
     {
-        _wakeReceiver = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        _wakeReceiver.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _wakeSender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        _wakeSender.Connect(_wakeReceiver.LocalEndPoint!);
         _thread = new Thread(Poll) { IsBackground = true, Name = "raft-tls-accept" };
         _thread.Start();
     }
@@ -63,19 +56,7 @@ public sealed class TlsHandshakePoller : IDisposable
     public void Start(LoopFedStream stream, CancellationToken cancel, Func<Task> run)
     {
         _starting.Enqueue(new Handshake(stream, cancel, run));
-        Wake();
-    }
-
-    private void Wake()
-    {
-        try
-        {
-            _wakeSender.Send([1]);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // stopping: the thread is ending anyway
-        }
+        _wakeup.Wake();
     }
 
     private void Poll()
@@ -95,7 +76,7 @@ public sealed class TlsHandshakePoller : IDisposable
 
             _readable.Clear();
             _bySocket.Clear();
-            _readable.Add(_wakeReceiver);
+            _readable.Add(_wakeup.Socket);
             foreach (var h in _running)
             {
                 if (!h.Stream.ReadPending) continue;
@@ -105,9 +86,9 @@ public sealed class TlsHandshakePoller : IDisposable
             Socket.Select(_readable, null, null, _running.Count > 0 ? (int)CancelCheck.TotalMicroseconds : -1);
             foreach (var socket in _readable)
             {
-                if (socket == _wakeReceiver)
+                if (socket == _wakeup.Socket)
                 {
-                    while (_wakeReceiver.Available > 0) _wakeReceiver.Receive(_drain);
+                    _wakeup.Drain();
                     continue;
                 }
                 var h = _bySocket[socket];
@@ -138,9 +119,8 @@ public sealed class TlsHandshakePoller : IDisposable
     {
         if (_stopping) return;
         _stopping = true;
-        Wake();
+        _wakeup.Wake();
         if (Thread.CurrentThread != _thread) _thread.Join(TimeSpan.FromSeconds(5));
-        _wakeReceiver.Dispose();
-        _wakeSender.Dispose();
+        _wakeup.Dispose();
     }
 }
