@@ -14,6 +14,9 @@ internal sealed class FakeSnapshotSource(byte[] data) : ISnapshotSource
     public bool Missing { get; set; }
     /// <summary>A length to claim instead of the real one (a file cut short on disk).</summary>
     public long? ClaimedLength { get; set; }
+    /// <summary>A read that comes up short of <see cref="ClaimedLength"/> waits for this first, so a
+    /// test can let the receiver begin its upload before the sender finds the file cut short.</summary>
+    public Task ShortReadMayProceed { get; set; } = Task.CompletedTask;
     /// <summary>The furthest byte any reader has reached.</summary>
     public long MaxPosition => Interlocked.Read(ref _maxPosition);
     public int LargestRead => Volatile.Read(ref _largestRead);
@@ -46,6 +49,8 @@ internal sealed class FakeSnapshotSource(byte[] data) : ISnapshotSource
         public override int Read(Span<byte> buffer)
         {
             var n = (int)Math.Min(buffer.Length, Math.Max(0, owner.Data.Length - _position));
+            if (n < buffer.Length && _position + n < Length && !owner.ShortReadMayProceed.Wait(SnapshotTestHost.Patience))
+                throw new TimeoutException("the test never let the short read proceed");
             owner.Data.AsSpan((int)_position, n).CopyTo(buffer);
             _position += n;
             owner.Record(_position, buffer.Length);

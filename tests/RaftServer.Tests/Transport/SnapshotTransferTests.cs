@@ -254,17 +254,21 @@ public sealed class SnapshotTransferTests(ITestOutputHelper output) : IAsyncLife
     public async Task A_snapshot_file_shorter_than_its_length_fails_at_once_and_the_follower_discards()
     {
         var host = await Follower();
-        var source = new FakeSnapshotSource(RandomBytes(3 << 20)) { ClaimedLength = 4 << 20 };
+        // The short read waits until the follower has begun its upload: otherwise the sender may
+        // cancel the call before the follower's handler has taken the first chunk.
+        var uploadBegun = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var source = new FakeSnapshotSource(RandomBytes(3 << 20)) { ClaimedLength = 4 << 20, ShortReadMayProceed = uploadBegun.Task };
         var timeout = TimeSpan.FromSeconds(20);
         var sender = Sender(host.Address, source, timeout);
 
         var clock = Stopwatch.StartNew();
         sender.Start(SnapshotMessage(10));
+        var upload = await NextUpload(host.Sink);
+        uploadBegun.SetResult();
 
         Assert.Equal((2, false), await NextReport());
         Assert.True(clock.Elapsed < timeout / 2, $"the failure took {clock.ElapsedMilliseconds} ms: it waited for the deadline");
         Assert.Contains(_senderLog.Lines, l => l.Contains("ended at"));
-        var upload = await NextUpload(host.Sink);
         await upload.Disposed.WaitAsync(Patience);
         Assert.False(upload.CompleteCalled);
         Assert.Empty(host.Posted);
