@@ -6,10 +6,12 @@
 # and the range of ops/s.
 #
 #   VARIANTS="name:mode[:ENV=VAL,ENV=VAL] ..."   mode: plain | ctls (client TLS) | tls (client and peer TLS);
-#                                                 ENV is passed to the nodes; SERVER=path picks another build
+#                                                 ENV is passed to the nodes; SERVER=path picks another build;
+#                                                 each ARG=word is added to the nodes' command line
 #   ROUNDS=3 CONC=64 WORKLOADS=get,put DURATION=5 WARMUP=2 CONNECTIONS=2 HEARTBEAT_MS=50 ELECTION_MS=250
 #   e.g. VARIANTS="plain:plain tls:tls" ROUNDS=10 bash bench/ab.sh
 #        VARIANTS="old:plain:SERVER=/tmp/old/RaftServer new:plain" bash bench/ab.sh
+#        VARIANTS="s1000:plain s128:plain:ARG=--max-streams-per-connection,ARG=128" bash bench/ab.sh
 # Needs `dotnet pwsh ./build.ps1 build` first (the server in out/, the module for the certificates, the bench).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,9 +35,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for variant in $VARIANTS; do
         IFS=: read -r name mode envs <<< "$variant"
         dir="$WORK/$name-$round"; mkdir -p "$dir"
-        server=$DEFAULT_SERVER; nodeenv=()
+        server=$DEFAULT_SERVER; nodeenv=(); nodeargs=()
         for kv in ${envs//,/ }; do
-            if [[ $kv == SERVER=* ]]; then server=${kv#SERVER=}; else nodeenv+=("$kv"); fi
+            case $kv in
+                SERVER=*) server=${kv#SERVER=} ;;
+                ARG=*) nodeargs+=("${kv#ARG=}") ;;
+                *) nodeenv+=("$kv") ;;
+            esac
         done
         mapfile -t ports < <("${BENCH[@]}" free-ports --count 3)
         for i in 0 1 2; do echo "$i 127.0.0.1 ${ports[$i]}"; done > "$dir/config.conf"
@@ -50,7 +56,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 *) echo "unknown mode '$mode' in '$variant' (plain, ctls, tls)" >&2; exit 2 ;;
             esac
             env "${nodeenv[@]}" "$server" "$i" --config "$dir/config.conf" --data-dir "$dir/data-$i" --heartbeat-ms "$HEARTBEAT_MS" \
-                --election-timeout-ms "$ELECTION_MS" --quiet --log-level warning "${tls[@]}" > "$dir/node-$i.log" 2>&1 &
+                --election-timeout-ms "$ELECTION_MS" --quiet --log-level warning "${tls[@]}" "${nodeargs[@]}" > "$dir/node-$i.log" 2>&1 &
             PIDS+=($!)
             echo $! >> "$dir/pids"
         done
