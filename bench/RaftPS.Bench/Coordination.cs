@@ -66,7 +66,8 @@ static class Coordination
         var idleRss = ProcInfo.RssKib(cluster.Pid(host)) ?? 0;
         var start = (await cluster.Client(leader).SetAsync(new R.SetRequest { Key = prefix + "start", Value = ByteString.Empty }, cancellationToken: ct)).Index + 1;
 
-        // Watch streams spread over a few HTTP/2 connections (Kestrel takes 1000 streams per connection).
+        // Watch streams spread over a few HTTP/2 channels, each opening another connection when the node's
+        // --max-streams-per-connection (128) are in use.
         var channels = Enumerable.Range(0, channelCount).Select(_ => GrpcChannel.ForAddress(cluster.Address(host), new GrpcChannelOptions
         {
             HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },

@@ -87,7 +87,7 @@ public sealed record NodeSettings
                                     more are refused RESOURCE_EXHAUSTED (default: 10000)
           --max-pending-reads N     linearizable reads this node holds at once; likewise (default: 10000)
           --max-client-connections N  clients' HTTP/2 connections at once (peers over peer TLS not counted) (default: 4096)
-          --max-streams-per-connection N  concurrent calls per HTTP/2 connection (default: 1000)
+          --max-streams-per-connection N  concurrent calls per HTTP/2 connection (default: 128)
           --max-header-bytes N      request headers of a call, in all (default: 32768)
           --allow-suspend           accept the Suspend call (off: refused PERMISSION_DENIED); Start-RaftCluster sets it
           --help                    show this help

@@ -13,7 +13,7 @@ public sealed class ClientLimitsSettingsTests
         Assert.Equal((4 << 20) + (64 << 10), s.Limits.MaxRequestBytes);
         Assert.True(s.Limits.MaxRequestBytes > RaftServer.Api.RequestValidation.MaxBatchBytes);
         Assert.Equal((10_000, 10_000), (s.Limits.MaxPendingWrites, s.Limits.MaxPendingReads));
-        Assert.Equal((4096L, 1000, 32 << 10), (s.Limits.MaxConnections, s.Limits.MaxStreamsPerConnection, s.Limits.MaxHeaderBytes));
+        Assert.Equal((4096L, 128, 32 << 10), (s.Limits.MaxConnections, s.Limits.MaxStreamsPerConnection, s.Limits.MaxHeaderBytes));
     }
 
     [Fact]

@@ -1,3 +1,5 @@
+extern alias bench;
+
 using System.Buffers.Binary;
 using System.Net;
 using Google.Protobuf;
@@ -164,6 +166,50 @@ public sealed class LimitsProcessTests(LimitsClusterFixture fixture) : IClassFix
         var status = await Cluster.StatusAsync(leader);
         Assert.Equal(Role.Leader, status.Role); // not suspended: still leading
         Assert.Equal(leader, await Cluster.WaitForLeaderAsync());
+    }
+
+    /// <summary>
+    /// The node takes 128 calls at once on an HTTP/2 connection (--max-streams-per-connection's
+    /// default): a .NET client with 200 watches open holds them on two connections, not one.
+    /// </summary>
+    [Fact]
+    public async Task A_dotnet_client_with_200_calls_in_flight_spreads_them_over_two_connections()
+    {
+        var port = Cluster.Ports[Cluster.Ids.First()];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        // The fixture's own clients may hold connections to the node already.
+        var before = bench::RaftPS.Bench.ProcInfo.OwnConnectionsTo([port]);
+        Assert.NotNull(before);
+        // Grpc.Net.Client's own handler, as a user's would be: it opens another connection when the
+        // node's MAX_CONCURRENT_STREAMS are all in use.
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        var client = new RaftClient.RaftClientClient(channel);
+        var watches = new List<AsyncServerStreamingCall<WatchReply>>();
+        AsyncServerStreamingCall<WatchReply> Open(int i)
+        {
+            var call = client.Watch(new WatchRequest { Key = $"spread/{i}" }, cancellationToken: timeout.Token);
+            watches.Add(call);
+            return call;
+        }
+        async Task Created(AsyncServerStreamingCall<WatchReply> watch)
+        {
+            Assert.True(await watch.ResponseStream.MoveNext(timeout.Token));
+            Assert.True(watch.ResponseStream.Current.Created);
+        }
+        try
+        {
+            // One call first, so the client has the node's SETTINGS before it opens the rest (until
+            // then .NET assumes 100 streams per connection).
+            await Created(Open(0));
+            foreach (var watch in Enumerable.Range(1, 199).Select(Open).ToList()) await Created(watch);
+            var held = bench::RaftPS.Bench.ProcInfo.OwnConnectionsTo([port]);
+            Assert.NotNull(held);
+            Assert.Equal(2, held[0] - before[0]);
+        }
+        finally
+        {
+            foreach (var watch in watches) watch.Dispose();
+        }
     }
 
     /// <summary>A request body that sends a gRPC length prefix and then waits until <see cref="Finish"/>.</summary>
