@@ -5,11 +5,17 @@ namespace RaftPS.Bench;
 
 enum Workload { Put, Get, Mixed }
 
-sealed record RunSettings(Workload Workload, int Concurrency, TimeSpan Warmup, TimeSpan Duration, int KeyCount, int TargetEndpoint);
+/// <param name="ReadServerCpu">The servers' CPU seconds so far (null when unreadable), read at the
+/// edges of the measured window for <see cref="RunResult.ServerCpuSeconds"/>; none: not measured.</param>
+sealed record RunSettings(Workload Workload, int Concurrency, TimeSpan Warmup, TimeSpan Duration, int KeyCount, int TargetEndpoint,
+    Func<double?>? ReadServerCpu = null);
 
+/// <param name="ServerCpuSeconds">The servers' CPU in the measured window, the same window as the
+/// client's and as the operations counted; null when no server was given or one could not be read.</param>
 sealed record RunResult(
     long Ops, long Puts, long Gets, long Errors, long Missing, double Seconds,
-    Histogram Latency, double ClientCpuPercent, double ClientCpuSeconds, string? FirstError, ClientGc Gc);
+    Histogram Latency, double ClientCpuPercent, double ClientCpuSeconds, string? FirstError, ClientGc Gc,
+    double? ServerCpuSeconds = null);
 
 /// <summary>What the client process's GC did in the measured window: allocated bytes, collections of any generation, pause time.</summary>
 sealed record ClientGc(long AllocatedBytes, int Collections, TimeSpan Pause)
@@ -61,6 +67,7 @@ static class Driver
         var process = Process.GetCurrentProcess();
         process.Refresh();
         var cpu0 = process.TotalProcessorTime;
+        var serverCpu0 = s.ReadServerCpu?.Invoke();
         var gc0 = ClientGc.Now();
         long t0 = Stopwatch.GetTimestamp();
         Volatile.Write(ref phase, PhaseMeasure);
@@ -71,6 +78,7 @@ static class Driver
         long t1 = Stopwatch.GetTimestamp();
         process.Refresh();
         var cpu1 = process.TotalProcessorTime;
+        var serverCpu1 = s.ReadServerCpu?.Invoke();
         var gc = ClientGc.Now().Since(gc0);
         double seconds = Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
 
@@ -89,7 +97,8 @@ static class Driver
             firstError ??= st.FirstError;
         }
         double cpuSeconds = (cpu1 - cpu0).TotalSeconds;
-        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuSeconds / seconds * 100.0, cpuSeconds, firstError, gc);
+        return new RunResult(latency.Count, puts, gets, errors, missing, seconds, latency, cpuSeconds / seconds * 100.0, cpuSeconds, firstError, gc,
+            serverCpu1 - serverCpu0);
     }
 
     static async Task Loop(IWorker worker, WorkerState st, Workload workload, int keyCount, Func<int> phase, CancellationToken ct)

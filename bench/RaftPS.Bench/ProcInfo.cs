@@ -24,6 +24,18 @@ static class ProcInfo
         return null;
     }
 
+    /// <summary>User + system CPU seconds of all <paramref name="pids"/> so far; null when one cannot be read.</summary>
+    public static double? CpuSeconds(IReadOnlyList<int> pids)
+    {
+        double total = 0;
+        foreach (int pid in pids)
+        {
+            if (CpuSeconds(pid) is not double seconds) return null;
+            total += seconds;
+        }
+        return total;
+    }
+
     public static long? RssKib(int pid) => StatusField(pid, "VmRSS");
     public static long? PeakRssKib(int pid) => StatusField(pid, "VmHWM");
 

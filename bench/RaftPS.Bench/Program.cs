@@ -231,18 +231,12 @@ static class Program
             {
                 await target.BetweenRunsAsync(endpoint, ct);
                 var before = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
-                double?[] cpu0 = Array.ConvertAll(pids, p => ProcInfo.CpuSeconds(p));
-                var result = await Driver.RunAsync(target, new RunSettings(workload, c, warmup, duration, keys, endpoint), ct);
-                double?[] cpu1 = Array.ConvertAll(pids, p => ProcInfo.CpuSeconds(p));
+                // The servers' CPU is read at the edges of the measured window, as the client's is.
+                var result = await Driver.RunAsync(target, new RunSettings(workload, c, warmup, duration, keys, endpoint,
+                    pids.Length > 0 ? () => ProcInfo.CpuSeconds(pids) : null), ct);
                 long?[] rss = Array.ConvertAll(pids, p => ProcInfo.RssKib(p));
                 var after = await Targets.WaitForLeaderAsync(target, TimeSpan.FromSeconds(30), ct);
 
-                double serverCpu = 0;
-                bool haveServerCpu = pids.Length > 0;
-                for (int i = 0; i < pids.Length; i++)
-                {
-                    if (cpu0[i] is double x && cpu1[i] is double y) serverCpu += y - x; else haveServerCpu = false;
-                }
                 // The connections this process really holds to the node it loads (one per channel in use).
                 int[]? open = ProcInfo.OwnConnectionsTo(target.Endpoints.Select(e => e.Port).ToArray());
                 double opsPerSec = result.Ops / result.Seconds;
@@ -281,8 +275,8 @@ static class Program
                     ["client_gcs_per_100k_ops"] = result.Ops > 0 ? Math.Round(result.Gc.Collections * 1e5 / result.Ops, 1) : null,
                     ["client_gc_pause_us_per_op"] = result.Ops > 0 ? Math.Round(result.Gc.Pause.TotalMicroseconds / result.Ops, 2) : null,
                     ["client_cpu_us_per_op"] = result.Ops > 0 ? Math.Round(result.ClientCpuSeconds * 1e6 / result.Ops, 1) : null,
-                    ["server_cpu_pct"] = haveServerCpu ? Math.Round(serverCpu / result.Seconds * 100, 1) : null,
-                    ["server_cpu_us_per_op"] = haveServerCpu && result.Ops > 0 ? Math.Round(serverCpu * 1e6 / result.Ops, 1) : null,
+                    ["server_cpu_pct"] = result.ServerCpuSeconds is double serverCpu ? Math.Round(serverCpu / result.Seconds * 100, 1) : null,
+                    ["server_cpu_us_per_op"] = result.ServerCpuSeconds is double cpu && result.Ops > 0 ? Math.Round(cpu * 1e6 / result.Ops, 1) : null,
                     ["rss_kib"] = pids.Length > 0 ? rss : null,
                     ["leader_before"] = before.LeaderIndex,
                     ["leader_after"] = after.LeaderIndex,

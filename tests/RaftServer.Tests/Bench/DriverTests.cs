@@ -1,0 +1,70 @@
+extern alias bench;
+using bench::RaftPS.Bench;
+
+namespace RaftServer.Tests.Bench;
+
+/// <summary>
+/// The benchmark's closed loop (bench/RaftPS.Bench/Driver.cs) against a fake target whose "server
+/// CPU" is a counter each request advances: the servers' CPU per request it reports covers the
+/// measured window only, as the operations it counts and the client's CPU do.
+/// </summary>
+public sealed class DriverTests
+{
+    /// <summary>Every request costs the fake servers one millisecond of "CPU" and is answered after
+    /// a short wait, so the warm-up does as much work per second as the measured window.</summary>
+    private sealed class CountingTarget : ITarget
+    {
+        private long _requests;
+
+        public double ServerCpuSeconds => Interlocked.Read(ref _requests) / 1000.0;
+        public string Kind => "fake";
+        public IReadOnlyList<Endpoint> Endpoints { get; } = [new("n0", 1)];
+        public IWorker CreateWorker(int endpoint, int workerIndex) => new Worker(this);
+        public Task<LeaderView> GetLeaderAsync(int endpoint, TimeSpan timeout, CancellationToken ct) => Task.FromResult(new LeaderView(0, 1));
+        public Task BetweenRunsAsync(int endpoint, CancellationToken ct) => Task.CompletedTask;
+        public void Dispose() { }
+
+        private sealed class Worker(CountingTarget target) : IWorker
+        {
+            public async Task PutAsync(int key, DateTime? deadline, CancellationToken ct) => await GetAsync(key, deadline, ct);
+
+            public async Task<bool> GetAsync(int key, DateTime? deadline, CancellationToken ct)
+            {
+                Interlocked.Increment(ref target._requests);
+                await Task.Delay(2, ct);
+                return true;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Server_CPU_is_read_at_the_edges_of_the_measured_window_not_across_the_warm_up()
+    {
+        var target = new CountingTarget();
+        const int concurrency = 8;
+        var settings = new RunSettings(Workload.Get, concurrency, Warmup: TimeSpan.FromSeconds(1), Duration: TimeSpan.FromSeconds(1),
+            KeyCount: 100, TargetEndpoint: 0, ReadServerCpu: () => target.ServerCpuSeconds);
+
+        var result = await Driver.RunAsync(target, settings, CancellationToken.None);
+
+        Assert.True(result.Ops > 100, $"only {result.Ops} requests in the window");
+        Assert.NotNull(result.ServerCpuSeconds);
+        // Each request counted in the window was started inside it, give or take the one in flight
+        // per worker at each edge; the warm-up's requests (as many again) are not in it.
+        var inWindow = result.ServerCpuSeconds.Value * 1000;
+        Assert.InRange(inWindow, result.Ops - 2 * concurrency, result.Ops + 2 * concurrency);
+        Assert.True(target.ServerCpuSeconds * 1000 > 1.3 * result.Ops,
+            $"the warm-up made {target.ServerCpuSeconds * 1000 - inWindow} requests, too few for this test to tell");
+    }
+
+    [Fact]
+    public async Task Without_servers_to_read_no_server_CPU_is_reported()
+    {
+        var settings = new RunSettings(Workload.Put, 2, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(200), 10, 0);
+
+        var result = await Driver.RunAsync(new CountingTarget(), settings, CancellationToken.None);
+
+        Assert.True(result.Ops > 0);
+        Assert.Null(result.ServerCpuSeconds);
+    }
+}
