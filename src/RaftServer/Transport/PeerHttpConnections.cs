@@ -4,16 +4,17 @@ namespace RaftServer.Transport;
 /// The bound on peers' HTTP/2 connections over peer TLS (forwarded calls, snapshot uploads;
 /// docs/security.md, "Connections and their bounds"), apart from the clients' --max-client-connections:
 /// peers neither take clients' places nor can be kept out by clients. At most <see cref="PerNode"/>
-/// per node a certificate names (a real peer keeps one or two: its forwarding channel, which opens
-/// a second connection only past 1,000 concurrent calls, and a snapshot upload): past that the
+/// per node a certificate names (a real peer keeps a few: its forwarding channel, which opens another
+/// connection for each --max-streams-per-connection calls it forwards at once, and a snapshot
+/// upload; 128 of them carry 16,384 forwarded calls at the default 128 per connection): past that the
 /// node's oldest is aborted for the new one, as a newer message connection replaces an older one (an
 /// older one is half-open or not the peer's). At most <see cref="Total"/> in all: past that a new one
 /// is refused. Thread-safe.
 /// </summary>
 public sealed class PeerHttpConnections(int perNode = PeerHttpConnections.DefaultPerNode, int total = PeerHttpConnections.DefaultTotal)
 {
-    public const int DefaultPerNode = 16;
-    public const int DefaultTotal = 256;
+    public const int DefaultPerNode = 128;
+    public const int DefaultTotal = 1024;
     private readonly Dictionary<int, LinkedList<PeerTlsConnectionContext>> _byNode = new();
     private readonly Lock _gate = new();
     private int _count;
