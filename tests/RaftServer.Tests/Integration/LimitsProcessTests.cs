@@ -168,12 +168,34 @@ public sealed class LimitsProcessTests(LimitsClusterFixture fixture) : IClassFix
         Assert.Equal(leader, await Cluster.WaitForLeaderAsync());
     }
 
+    /// <summary>The node's first HTTP/2 SETTINGS frame says it takes 128 calls at once on a connection
+    /// (--max-streams-per-connection's default).</summary>
+    [Fact]
+    public async Task The_node_announces_128_concurrent_streams_per_connection()
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, Cluster.Ports[Cluster.Ids.First()]);
+        var stream = tcp.GetStream();
+        // The client preface and an empty SETTINGS frame (RFC 9113, 3.4).
+        await stream.WriteAsync("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"u8.ToArray());
+        await stream.WriteAsync(new byte[] { 0, 0, 0, 4, 0, 0, 0, 0, 0 });
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var header = new byte[9];
+        await stream.ReadExactlyAsync(header, timeout.Token);
+        Assert.Equal(4, header[3]); // SETTINGS
+        var payload = new byte[(header[0] << 16) | (header[1] << 8) | header[2]];
+        await stream.ReadExactlyAsync(payload, timeout.Token);
+        var settings = Enumerable.Range(0, payload.Length / 6).ToDictionary(
+            i => BinaryPrimitives.ReadUInt16BigEndian(payload.AsSpan(6 * i)), i => BinaryPrimitives.ReadUInt32BigEndian(payload.AsSpan(6 * i + 2)));
+        Assert.Equal(128u, settings[3]); // SETTINGS_MAX_CONCURRENT_STREAMS
+    }
+
     /// <summary>
-    /// The node takes 128 calls at once on an HTTP/2 connection (--max-streams-per-connection's
-    /// default): a .NET client with 200 watches open holds them on two connections, not one.
+    /// So a .NET client with 200 watches open holds them on more than one connection (it opens
+    /// another when a connection's streams are all in use; how many more is its own choice).
     /// </summary>
     [Fact]
-    public async Task A_dotnet_client_with_200_calls_in_flight_spreads_them_over_two_connections()
+    public async Task A_dotnet_client_with_200_calls_in_flight_spreads_them_over_more_than_one_connection()
     {
         var port = Cluster.Ports[Cluster.Ids.First()];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -204,7 +226,7 @@ public sealed class LimitsProcessTests(LimitsClusterFixture fixture) : IClassFix
             foreach (var watch in Enumerable.Range(1, 199).Select(Open).ToList()) await Created(watch);
             var held = bench::RaftPS.Bench.ProcInfo.OwnConnectionsTo([port]);
             Assert.NotNull(held);
-            Assert.Equal(2, held[0] - before[0]);
+            Assert.InRange(held[0] - before[0], 2, 8);
         }
         finally
         {
