@@ -31,7 +31,7 @@ public sealed record ClientLimits
     /// more per call than the same calls spread over more connections; a .NET client
     /// (Grpc.Net.Client's own handler, the module, followers forwarding) opens another connection
     /// when this many calls are in flight, and other clients queue the rest. At 1,024 calls in
-    /// flight 128 gave 9-13 % more gets at 13 % less server CPU per get than 1,000
+    /// flight 128 gave 9-26 % more gets at 13-26 % less server CPU per get than 1,000
     /// (docs/benchmarks.md, "Calls per connection").
     /// </summary>
     public int MaxStreamsPerConnection { get; init; } = 128;
