@@ -284,20 +284,19 @@ static class Coordination
             }, ct);
         }
         await Task.Delay(warmup, ct);
-        double?[] cpu0 = Array.ConvertAll(pids, p => ProcInfo.CpuSeconds(p));
+        var cpu0 = ProcInfo.CpuSeconds(pids);
         long t0 = Stopwatch.GetTimestamp();
         Volatile.Write(ref phase, 1);
         await Task.Delay(duration, ct);
         Volatile.Write(ref phase, 2);
         long t1 = Stopwatch.GetTimestamp();
-        double?[] cpu1 = Array.ConvertAll(pids, p => ProcInfo.CpuSeconds(p));
+        var cpu1 = ProcInfo.CpuSeconds(pids);
         await Task.WhenAll(workers);
 
         double seconds = Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
         var latency = new Histogram();
         foreach (var h in histograms) latency.Add(h);
-        double serverCpu = 0;
-        for (int i = 0; i < pids.Length; i++) serverCpu += (cpu1[i] ?? 0) - (cpu0[i] ?? 0);
+        var serverCpu = cpu1 - cpu0; // null when a server's CPU could not be read
         long total = ops.Sum();
         return new Dictionary<string, object?>
         {
@@ -312,7 +311,7 @@ static class Coordination
             ["p50_ms"] = Math.Round(latency.PercentileMs(50), 3),
             ["p99_ms"] = Math.Round(latency.PercentileMs(99), 3),
             ["max_ms"] = Math.Round(latency.MaxMs, 3),
-            ["server_cpu_pct"] = Math.Round(serverCpu / seconds * 100, 1),
+            ["server_cpu_pct"] = serverCpu is double cpu ? Math.Round(cpu / seconds * 100, 1) : null,
             ["time_utc"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
         };
     }
