@@ -11,6 +11,14 @@ namespace RaftServer.StateMachine;
 /// shares every record and every node nobody writes; what it costs is the nodes written while it is
 /// being saved (at most one copy of the tree's nodes, never of the records).
 /// </para>
+/// <para>
+/// Searches touch few records: the keys of a node share a prefix (<see cref="Node.Prefix"/> bytes,
+/// the common prefix of its first and last key), and each node keeps, beside its records or
+/// separators, the next four bytes of each key as a number (<see cref="Node.Heads"/>, in one small
+/// array). A search compares numbers and opens a key only where they tie (found, or keys that
+/// differ only further on): a lookup among 10,000 keys reads about 4 keys instead of about 14,
+/// each a likely cache miss on a node loop that shares its core with the gRPC threads.
+/// </para>
 /// Not thread-safe for writes (the node loop owns it); a view may be read from any thread.
 /// </summary>
 public sealed class RecordTree
@@ -23,29 +31,116 @@ public sealed class RecordTree
     /// <summary>Identity of a write epoch: a node may be changed in place only by the epoch that made it.</summary>
     internal sealed class Epoch;
 
-    internal abstract class Node(Epoch owner)
+    /// <summary>
+    /// A node's keys (a leaf's records' keys, a branch's separators), slots [0, <see cref="KeyCount"/>).
+    /// Invariant: every one begins with the same <see cref="Prefix"/> bytes, and
+    /// <c>Heads[i] == KeyHead.Of(key i, Prefix)</c>.
+    /// </summary>
+    internal abstract class Node(Epoch owner, int capacity)
     {
         public Epoch Owner = owner;
         public int Count;
+        /// <summary>What the node's keys begin with (<see cref="Prefix"/> is its length).</summary>
+        public KeyPrefix Shared;
+        public int Prefix => Shared.Length;
+        public uint[] Heads = new uint[capacity];
+        public abstract int KeyCount { get; }
+        public abstract ReadOnlySpan<byte> KeyAt(int i);
         public abstract Node Clone(Epoch owner);
+
+        /// <summary>After the node's keys changed wholesale: the prefix of its first and last key, and every head.</summary>
+        public void Reindex()
+        {
+            var n = KeyCount;
+            Shared = n == 0 ? default : KeyPrefix.Of(KeyAt(0), KeyAt(0).CommonPrefixLength(KeyAt(n - 1)));
+            for (var i = 0; i < n; i++) Heads[i] = KeyHead.Of(KeyAt(i), Prefix);
+            Array.Clear(Heads, n, Heads.Length - n);
+        }
+
+        /// <summary>A key was put in slot <paramref name="i"/> (the slots after it moved up one): its head, or a
+        /// new prefix and every head when it does not share the node's prefix.</summary>
+        public void KeyInserted(int i)
+        {
+            var key = KeyAt(i);
+            var n = KeyCount;
+            if (n == 1 || !SharesPrefix(key, i == 0 ? KeyAt(1) : KeyAt(0)))
+            {
+                Reindex();
+                return;
+            }
+            InsertAt(Heads, n - 1, i, KeyHead.Of(key, Prefix));
+        }
+
+        /// <summary>The key in slot <paramref name="i"/> was replaced by another (a separator).</summary>
+        public void KeyReplaced(int i)
+        {
+            var key = KeyAt(i);
+            if (KeyCount > 1 && SharesPrefix(key, i == 0 ? KeyAt(1) : KeyAt(0))) Heads[i] = KeyHead.Of(key, Prefix);
+            else Reindex();
+        }
+
+        private bool SharesPrefix(ReadOnlySpan<byte> key, ReadOnlySpan<byte> other) =>
+            key.Length >= Prefix && key[..Prefix].SequenceEqual(other[..Prefix]);
+
+        /// <summary>
+        /// Where <paramref name="key"/> falls among the node's keys: the first slot whose key is at or
+        /// after it (<paramref name="orEqual"/> false) or after it (true); <paramref name="found"/>: a
+        /// key equal to it is in that slot (false) or the one before (true).
+        /// </summary>
+        public int Locate(ReadOnlySpan<byte> key, bool orEqual, out bool found)
+        {
+            found = false;
+            var n = KeyCount;
+            if (n == 0) return 0;
+            var p = Prefix;
+            if (p > 0 && !(Shared.InlineMatches(key) && (p <= KeyPrefix.InlineBytes || key[KeyPrefix.InlineBytes..p].SequenceEqual(KeyAt(0)[KeyPrefix.InlineBytes..p]))))
+            {
+                // Outside the shared prefix the key is before or after every key of the node.
+                return KeyOrder.Compare(key, KeyAt(0)[..p]) < 0 ? 0 : n;
+            }
+            var head = KeyHead.Of(key, Prefix);
+            var heads = Heads;
+            int lo = 0, hi = n;
+            while (lo < hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                var h = heads[mid];
+                var c = h < head ? -1 : h > head ? 1 : KeyOrder.Compare(KeyAt(mid), key);
+                if (c == 0)
+                {
+                    found = true;
+                    return orEqual ? mid + 1 : mid;
+                }
+                if (c < 0) lo = mid + 1;
+                else hi = mid;
+            }
+            return lo;
+        }
     }
 
-    internal sealed class Leaf(Epoch owner) : Node(owner)
+    internal sealed class Leaf(Epoch owner) : Node(owner, LeafCapacity)
     {
         public byte[][] Records = new byte[LeafCapacity][];
 
-        public override Node Clone(Epoch owner) => new Leaf(owner) { Count = Count, Records = (byte[][])Records.Clone() };
+        public override int KeyCount => Count;
+        public override ReadOnlySpan<byte> KeyAt(int i) => KeyRecord.Key(Records[i]);
+
+        public override Node Clone(Epoch owner) =>
+            new Leaf(owner) { Count = Count, Shared = Shared, Heads = (uint[])Heads.Clone(), Records = (byte[][])Records.Clone() };
     }
 
     /// <summary>Children[0..Count); Keys[j] (j &lt; Count - 1) is a key (a copy) no greater than any key
     /// under Children[j + 1] and greater than every key under Children[0..j].</summary>
-    internal sealed class Branch(Epoch owner) : Node(owner)
+    internal sealed class Branch(Epoch owner) : Node(owner, BranchCapacity)
     {
         public byte[][] Keys = new byte[BranchCapacity][];
         public Node[] Children = new Node[BranchCapacity];
 
+        public override int KeyCount => Count - 1;
+        public override ReadOnlySpan<byte> KeyAt(int i) => Keys[i];
+
         public override Node Clone(Epoch owner) =>
-            new Branch(owner) { Count = Count, Keys = (byte[][])Keys.Clone(), Children = (Node[])Children.Clone() };
+            new Branch(owner) { Count = Count, Shared = Shared, Heads = (uint[])Heads.Clone(), Keys = (byte[][])Keys.Clone(), Children = (Node[])Children.Clone() };
     }
 
     /// <summary>An immutable tree: every record in key order, readable from any thread.</summary>
@@ -147,6 +242,7 @@ public sealed class RecordTree
             top.Children[0] = root;
             top.Children[1] = right;
             top.Keys[0] = splitKey!;
+            top.Reindex();
             root = top;
         }
         _root = root;
@@ -170,39 +266,10 @@ public sealed class RecordTree
     // ---- search ----
 
     /// <summary>The child whose range holds <paramref name="key"/>: the number of separators at or below it.</summary>
-    private static int ChildIndex(Branch b, ReadOnlySpan<byte> key)
-    {
-        int lo = 0, hi = b.Count - 1;
-        var keys = b.Keys;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            if (KeyOrder.Compare(keys[mid], key) <= 0) lo = mid + 1;
-            else hi = mid;
-        }
-        return lo;
-    }
+    private static int ChildIndex(Branch b, ReadOnlySpan<byte> key) => b.Locate(key, orEqual: true, out _);
 
     /// <summary>The first slot whose key is at or after <paramref name="key"/>; <paramref name="found"/>: equal.</summary>
-    private static int Search(Leaf leaf, ReadOnlySpan<byte> key, out bool found)
-    {
-        int lo = 0, hi = leaf.Count;
-        var records = leaf.Records;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            var c = KeyOrder.Compare(KeyRecord.Key(records[mid]), key);
-            if (c == 0)
-            {
-                found = true;
-                return mid;
-            }
-            if (c < 0) lo = mid + 1;
-            else hi = mid;
-        }
-        found = false;
-        return lo;
-    }
+    private static int Search(Leaf leaf, ReadOnlySpan<byte> key, out bool found) => leaf.Locate(key, orEqual: false, out found);
 
     // ---- writes ----
 
@@ -227,6 +294,7 @@ public sealed class RecordTree
             {
                 InsertAt(leaf.Records, leaf.Count, i, record);
                 leaf.Count++;
+                leaf.KeyInserted(i);
                 return null;
             }
             // Full. Keys written in ascending order (the usual bulk load) leave full leaves behind
@@ -246,6 +314,8 @@ public sealed class RecordTree
                 InsertAt(r.Records, r.Count, i - keep, record);
                 r.Count++;
             }
+            leaf.Reindex();
+            r.Reindex();
             splitKey = SeparatorOf(r.Records[0]);
             right = r;
             return null;
@@ -262,6 +332,7 @@ public sealed class RecordTree
             InsertAt(b.Keys, b.Count - 1, c, childSplit!);
             InsertAt(b.Children, b.Count, c + 1, childRight);
             b.Count++;
+            b.KeyInserted(c);
             return replaced;
         }
         // Full: split the BranchCapacity + 1 children (an append again keeps the left one full).
@@ -289,6 +360,7 @@ public sealed class RecordTree
         Array.Copy(children, start, b.Children, 0, count);
         Array.Copy(keys, start, b.Keys, 0, count - 1);
         b.Count = count;
+        b.Reindex();
     }
 
     private static void InsertAt<T>(T[] array, int count, int index, T item)
@@ -311,6 +383,7 @@ public sealed class RecordTree
             if (!found) throw new InvalidOperationException("the record to delete is missing (Remove checked it is there)");
             var old = leaf.Records[i];
             RemoveAt(leaf.Records, leaf.Count, i);
+            RemoveAt(leaf.Heads, leaf.Count, i);
             leaf.Count--;
             return old;
         }
@@ -340,6 +413,7 @@ public sealed class RecordTree
             {
                 Array.Copy(rl.Records, 0, ll.Records, ll.Count, rl.Count);
                 ll.Count = total;
+                ll.Reindex();
                 RemoveChild(parent, l + 1);
                 return;
             }
@@ -353,7 +427,10 @@ public sealed class RecordTree
             Array.Copy(all, leftCount, rl.Records, 0, total - leftCount);
             ll.Count = leftCount;
             rl.Count = total - leftCount;
+            ll.Reindex();
+            rl.Reindex();
             parent.Keys[l] = SeparatorOf(rl.Records[0]);
+            parent.KeyReplaced(l);
             return;
         }
         var lb = (Branch)left;
@@ -376,12 +453,14 @@ public sealed class RecordTree
         Fill(lb, keys, children, 0, half);
         Fill(rb, keys, children, half, count - half);
         parent.Keys[l] = keys[half - 1];
+        parent.KeyReplaced(l);
     }
 
     private static void RemoveChild(Branch parent, int index)
     {
         RemoveAt(parent.Children, parent.Count, index);
         RemoveAt(parent.Keys, parent.Count - 1, index - 1);
+        RemoveAt(parent.Heads, parent.Count - 1, index - 1);
         parent.Count--;
     }
 
@@ -487,6 +566,7 @@ public sealed class RecordTree
                 Array.Copy(all, a.Records, a.Count);
                 Array.Copy(all, a.Count, b.Records, 0, b.Count);
             }
+            foreach (var leaf in _leaves) leaf.Reindex();
             var level = _leaves;
             var firsts = _leaves.Select(n => SeparatorOf(((Leaf)n).Records[0])).ToList();
             while (level.Count > 1)
@@ -505,6 +585,7 @@ public sealed class RecordTree
                         branch.Children[j] = level[start + j];
                         if (j > 0) branch.Keys[j - 1] = firsts[start + j];
                     }
+                    branch.Reindex();
                     next.Add(branch);
                     nextFirsts.Add(firsts[start]);
                     start += size;
@@ -532,6 +613,12 @@ public sealed class RecordTree
     private static void Check(Node node, byte[]? low, byte[]? high, bool isRoot, ref int seen, ref byte[]? previous)
     {
         if (!isRoot && node.Count == 0) throw new InvalidOperationException("an empty node below the root");
+        for (var i = 0; i < node.KeyCount; i++)
+        {
+            if (!node.KeyAt(i).StartsWith(node.KeyAt(0)[..node.Prefix])) throw new InvalidOperationException("a key without its node's prefix");
+            if (node.Heads[i] != KeyHead.Of(node.KeyAt(i), node.Prefix)) throw new InvalidOperationException("a head that is not its key's");
+        }
+        if (node.KeyCount > 0 && !node.Shared.InlineMatches(node.KeyAt(0))) throw new InvalidOperationException("an inline prefix that is not the keys'");
         if (node is Leaf leaf)
         {
             for (var i = 0; i < LeafCapacity; i++)

@@ -30,14 +30,31 @@ public sealed class RecordTreeTests(ITestOutputHelper output)
     private static List<(string Key, long Version)> Contents(SortedDictionary<string, long> reference) =>
         reference.Select(p => (p.Key, p.Value)).ToList();
 
+    /// <summary>Pieces of the mixed keys: shared prefixes of several lengths, and characters whose UTF-8
+    /// lead bytes are where <see cref="KeyOrder"/> differs from byte order (EE/EF against F0-F4), NUL and
+    /// multi-byte ones, so nodes get prefixes that end inside a character and heads that tie.</summary>
+    private static readonly string[] Prefixes = ["", "a", "/registry/pods/default/", "/registry/pods/kube-system/", "k/0000", "\uE000\uE000", "\U0001F600"];
+    private static readonly string[] Characters = ["a", "b", "z", "0", "9", "/", "\0", "\u00E9", "\u4E2D", "\uE000", "\uFFFF", "\U0001F600", "\U00010000"];
+
+    private static string MixedKey(Random random, int keySpace)
+    {
+        var r = new Random(random.Next(keySpace)); // keySpace distinct keys at most, so writes replace and remove too
+        var key = new StringBuilder(Prefixes[r.Next(Prefixes.Length)]);
+        for (var n = r.Next(7); n > 0; n--) key.Append(Characters[r.Next(Characters.Length)]);
+        return key.ToString();
+    }
+
     [Theory]
-    [InlineData(200, 5_000)]
-    [InlineData(3_000, 40_000)]
-    [InlineData(20_000, 120_000)]
-    public void Random_writes_match_a_sorted_dictionary_and_frozen_views_never_change(int keySpace, int operations)
+    [InlineData(200, 5_000, false)]
+    [InlineData(3_000, 40_000, false)]
+    [InlineData(20_000, 120_000, false)]
+    [InlineData(300, 8_000, true)]
+    [InlineData(5_000, 60_000, true)]
+    public void Random_writes_match_a_sorted_dictionary_and_frozen_views_never_change(int keySpace, int operations, bool mixedKeys)
     {
         var seed = Seed(Environment.TickCount ^ keySpace);
         var random = new Random(seed);
+        string NextKey() => mixedKeys ? MixedKey(random, keySpace) : $"k/{random.Next(keySpace):D6}";
         var tree = new RecordTree();
         var reference = new SortedDictionary<string, long>(Ordinal);
         var views = new List<(RecordTree.View View, List<(string, long)> Expected)>();
@@ -45,7 +62,7 @@ public sealed class RecordTreeTests(ITestOutputHelper output)
         {
             // Phases that mostly add, then mostly remove, so the tree grows and shrinks through every level.
             var removing = op / (operations / 6) % 2 == 1;
-            var key = $"k/{random.Next(keySpace):D6}";
+            var key = NextKey();
             if (random.NextDouble() < (removing ? 0.7 : 0.2))
             {
                 var removed = tree.Remove(Encoding.UTF8.GetBytes(key));
@@ -64,10 +81,13 @@ public sealed class RecordTreeTests(ITestOutputHelper output)
                 RecordTree.CheckInvariants(view);
                 views.Add((view, Contents(reference)));
             }
-            if (random.Next(500) == 0)
+            if (random.Next(mixedKeys ? 5 : 500) == 0)
             {
-                var probe = $"k/{random.Next(keySpace):D6}";
+                var probe = NextKey();
                 Assert.Equal(reference.TryGetValue(probe, out var v) ? v : -1, tree.Find(Encoding.UTF8.GetBytes(probe)) is { } r ? KeyRecord.Version(r) : -1);
+                var cursor = tree.From(Encoding.UTF8.GetBytes(probe));
+                var expected = reference.Keys.FirstOrDefault(k => string.CompareOrdinal(k, probe) >= 0);
+                Assert.Equal(expected, cursor.MoveNext() ? KeyRecord.KeyString(cursor.Current) : null);
             }
         }
         RecordTree.CheckInvariants(tree.Current);
