@@ -64,7 +64,7 @@ public sealed class RecordTree
         {
             var key = KeyAt(i);
             var n = KeyCount;
-            if (n == 1 || !SharesPrefix(key, i == 0 ? KeyAt(1) : KeyAt(0)))
+            if (n == 1 || !StartsWithPrefix(key, i == 0 ? 1 : 0))
             {
                 Reindex();
                 return;
@@ -76,12 +76,17 @@ public sealed class RecordTree
         public void KeyReplaced(int i)
         {
             var key = KeyAt(i);
-            if (KeyCount > 1 && SharesPrefix(key, i == 0 ? KeyAt(1) : KeyAt(0))) Heads[i] = KeyHead.Of(key, Prefix);
+            if (KeyCount > 1 && StartsWithPrefix(key, i == 0 ? 1 : 0)) Heads[i] = KeyHead.Of(key, Prefix);
             else Reindex();
         }
 
-        private bool SharesPrefix(ReadOnlySpan<byte> key, ReadOnlySpan<byte> other) =>
-            key.Length >= Prefix && key[..Prefix].SequenceEqual(other[..Prefix]);
+        /// <summary>Whether <paramref name="key"/> begins with the node's prefix: its first 16 bytes from the
+        /// node itself, the rest (if longer) from the key in slot <paramref name="holder"/>, which has it.</summary>
+        private bool StartsWithPrefix(ReadOnlySpan<byte> key, int holder)
+        {
+            var p = Prefix;
+            return Shared.InlineMatches(key) && (p <= KeyPrefix.InlineBytes || key[KeyPrefix.InlineBytes..p].SequenceEqual(KeyAt(holder)[KeyPrefix.InlineBytes..p]));
+        }
 
         /// <summary>
         /// Where <paramref name="key"/> falls among the node's keys: the first slot whose key is at or
@@ -94,7 +99,7 @@ public sealed class RecordTree
             var n = KeyCount;
             if (n == 0) return 0;
             var p = Prefix;
-            if (p > 0 && !(Shared.InlineMatches(key) && (p <= KeyPrefix.InlineBytes || key[KeyPrefix.InlineBytes..p].SequenceEqual(KeyAt(0)[KeyPrefix.InlineBytes..p]))))
+            if (p > 0 && !StartsWithPrefix(key, 0))
             {
                 // Outside the shared prefix the key is before or after every key of the node.
                 return KeyOrder.Compare(key, KeyAt(0)[..p]) < 0 ? 0 : n;
