@@ -341,7 +341,9 @@ public sealed class RecordTree
             b.KeyInserted(c);
             return replaced;
         }
-        // Full: split the BranchCapacity + 1 children (an append again keeps the left one full).
+        // Full: split the BranchCapacity + 1 children. An append keeps the left one nearly full and gives the
+        // right one two children, not one: a branch rebalances a child with its sibling, so a branch of one
+        // child would let that child empty out.
         var keys = new byte[BranchCapacity][];
         var children = new Node[BranchCapacity + 1];
         Array.Copy(b.Keys, keys, b.Count - 1);
@@ -349,7 +351,7 @@ public sealed class RecordTree
         InsertAt(keys, b.Count - 1, c, childSplit!);
         InsertAt(children, b.Count, c + 1, childRight);
         var total = BranchCapacity + 1;
-        var leftCount = c + 1 == BranchCapacity ? BranchCapacity : total / 2;
+        var leftCount = c + 1 == BranchCapacity ? BranchCapacity - 1 : total / 2;
         var rb = new Branch(_epoch);
         Fill(b, keys, children, 0, leftCount);
         Fill(rb, keys, children, leftCount, total - leftCount);
@@ -645,7 +647,7 @@ public sealed class RecordTree
             return;
         }
         var b = (Branch)node;
-        if (isRoot && b.Count < 2) throw new InvalidOperationException("a root branch with one child");
+        if (b.Count < 2) throw new InvalidOperationException("a branch with one child");
         for (var i = b.Count; i < BranchCapacity; i++)
             if (b.Children[i] is not null) throw new InvalidOperationException("a child slot past the count is set");
         for (var i = b.Count - 1; i < BranchCapacity; i++)

@@ -140,6 +140,21 @@ public sealed class RecordTreeTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void A_branch_split_by_an_append_can_still_rebalance_its_children()
+    {
+        // An ascending load fills a branch with full leaves; the next key splits it. Had the split left
+        // the new branch one child, that branch could not rebalance it: removing the key then left an
+        // empty leaf in the tree.
+        var tree = new RecordTree();
+        const int n = RecordTree.LeafCapacity * RecordTree.BranchCapacity + 1;
+        for (var i = 0; i < n; i++) tree.Set(Record($"key/{i:D7}", 1));
+        RecordTree.CheckInvariants(tree.Current);
+        Assert.NotNull(tree.Remove(Encoding.UTF8.GetBytes($"key/{n - 1:D7}")));
+        RecordTree.CheckInvariants(tree.Current);
+        Assert.Equal(n - 1, tree.Current.Records().Count());
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
