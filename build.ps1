@@ -243,7 +243,9 @@ function Invoke-XunitTests {
         $line = "$_"
         Write-Host $line
         if ($line -match '^\s*Failed (\S.*) \[[^\]]+\]\s*$') { $failedNames.Add($Matches[1]); $messageLines = 0; return }
-        if ($failedNames.Count -gt 0 -and $line -match '^\s*Stack Trace:') { $messageLines = -1 }
+        if ($failedNames.Count -gt 0 -and $line -match '^\s*(Stack Trace:|Failed!|Passed!)') { $messageLines = -1 }
+        # What the test wrote (a randomised test's seed, to replay it) follows the stack trace.
+        if ($failedNames.Count -gt 0 -and $line -match '^\s*Standard Output Messages:\s*$') { $messageLines = 4; return }
         if ($failedNames.Count -gt 0 -and $messageLines -ge 0 -and $messageLines -lt 12 -and $line -notmatch '^\s*Error Message:\s*$') {
             $text = $line.Trim()
             if ($text) { $failedNames[$failedNames.Count - 1] += "`n    " + ($text.Length -gt 240 ? $text.Substring(0, 240) + '...' : $text); $messageLines++ }
