@@ -42,7 +42,7 @@ public sealed class DriverTests
     {
         var target = new CountingTarget();
         const int concurrency = 8;
-        var settings = new RunSettings(Workload.Get, concurrency, Warmup: TimeSpan.FromSeconds(1), Duration: TimeSpan.FromSeconds(1),
+        var settings = new RunSettings(Workload.Get, concurrency, Warmup: TimeSpan.FromSeconds(1.5), Duration: TimeSpan.FromSeconds(1),
             KeyCount: 100, TargetEndpoint: 0, ReadServerCpu: () => target.ServerCpuSeconds);
 
         var result = await Driver.RunAsync(target, settings, CancellationToken.None);
@@ -50,11 +50,15 @@ public sealed class DriverTests
         Assert.True(result.Ops > 100, $"only {result.Ops} requests in the window");
         Assert.NotNull(result.ServerCpuSeconds);
         // Each request counted in the window was started inside it, give or take the one in flight
-        // per worker at each edge; the warm-up's requests (as many again) are not in it.
+        // per worker at each edge; the warm-up's requests are not in it.
         var inWindow = result.ServerCpuSeconds.Value * 1000;
         Assert.InRange(inWindow, result.Ops - 2 * concurrency, result.Ops + 2 * concurrency);
-        Assert.True(target.ServerCpuSeconds * 1000 > 1.3 * result.Ops,
-            $"the warm-up made {target.ServerCpuSeconds * 1000 - inWindow} requests, too few for this test to tell");
+        // That tells only if the warm-up made more requests than that slack (plus the drain's one per
+        // worker): CPU read across the warm-up would then fall outside the range. Not a rate: on a
+        // loaded machine (the suite runs in parallel) the warm-up's first second can be slow.
+        var outside = target.ServerCpuSeconds * 1000 - inWindow;
+        Assert.True(outside > 3 * concurrency,
+            $"the warm-up made about {outside - concurrency} requests, too few for this test to tell (it needs more than {2 * concurrency})");
     }
 
     [Fact]
