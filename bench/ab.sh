@@ -7,11 +7,13 @@
 #
 #   VARIANTS="name:mode[:ENV=VAL,ENV=VAL] ..."   mode: plain | ctls (client TLS) | tls (client and peer TLS);
 #                                                 ENV is passed to the nodes; SERVER=path picks another build;
-#                                                 each ARG=word is added to the nodes' command line
+#                                                 each ARG=word is added to the nodes' command line;
+#                                                 CLIENT=dir runs the RaftPS.Bench.dll in dir (another client build)
 #   ROUNDS=3 CONC=64 WORKLOADS=get,put DURATION=5 WARMUP=2 CONNECTIONS=2 HEARTBEAT_MS=50 ELECTION_MS=250
 #   e.g. VARIANTS="plain:plain tls:tls" ROUNDS=10 bash bench/ab.sh
 #        VARIANTS="old:plain:SERVER=/tmp/old/RaftServer new:plain" bash bench/ab.sh
 #        VARIANTS="s1000:plain s128:plain:ARG=--max-streams-per-connection,ARG=128" bash bench/ab.sh
+#        VARIANTS="old:plain:CLIENT=/tmp/bench-old new:plain" CONC=64,1024 bash bench/ab.sh
 # Needs `dotnet pwsh ./build.ps1 build` first (the server in out/, the module for the certificates, the bench).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,10 +37,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for variant in $VARIANTS; do
         IFS=: read -r name mode envs <<< "$variant"
         dir="$WORK/$name-$round"; mkdir -p "$dir"
-        server=$DEFAULT_SERVER; nodeenv=(); nodeargs=()
+        server=$DEFAULT_SERVER; nodeenv=(); nodeargs=(); client=("${BENCH[@]}")
         for kv in ${envs//,/ }; do
             case $kv in
                 SERVER=*) server=${kv#SERVER=} ;;
+                CLIENT=*) client=(dotnet "${kv#CLIENT=}/RaftPS.Bench.dll") ;;
                 ARG=*) nodeargs+=("${kv#ARG=}") ;;
                 *) nodeenv+=("$kv") ;;
             esac
@@ -63,7 +66,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         endpoints="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
         ca=(); [[ $mode != plain ]] && ca=(--tls-ca "$WORK/pki/ca.pem")
         "${BENCH[@]}" leader --target raftps --endpoints "$endpoints" "${ca[@]}" --timeout-s 30 > /dev/null
-        "${BENCH[@]}" run --target raftps --endpoints "$endpoints" "${ca[@]}" --workloads "$WORKLOADS" --concurrency "$CONC" \
+        "${client[@]}" run --target raftps --endpoints "$endpoints" "${ca[@]}" --workloads "$WORKLOADS" --concurrency "$CONC" \
             --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNECTIONS" --pids-file "$dir/pids" --label "$name" \
             --no-header 2>&1 | grep -v '^{' | tee -a "$WORK/cells"
         kill "${PIDS[@]}" 2>/dev/null || true

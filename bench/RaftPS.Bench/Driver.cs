@@ -33,11 +33,19 @@ static class Driver
 {
     const int PhaseWarmup = 0, PhaseMeasure = 1, PhaseStop = 2;
 
-    sealed class WorkerState(int index)
+    /// <summary>What the workers that ran on one thread counted. Per thread, not per worker: a histogram
+    /// is 50 KiB, so one per worker was 50 MiB at C=1,024, written at random (docs/benchmarks.md, "Cost
+    /// per request at high concurrency"). A thread runs one worker's continuation at a time.</summary>
+    sealed class Tallies
     {
         public readonly Histogram Latency = new();
+        public long Puts, Gets, Missing;
+    }
+
+    sealed class WorkerState(int index)
+    {
         public ulong Rng = 0x9E3779B97F4A7C15UL * (ulong)(index + 1);
-        public long Puts, Gets, Errors, Missing;
+        public long Errors;
         public string? FirstError;
 
         public uint Next()
@@ -56,11 +64,12 @@ static class Driver
         var states = new WorkerState[s.Concurrency];
         var tasks = new Task[s.Concurrency];
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var tallies = new ThreadLocal<Tallies>(() => new Tallies(), trackAllValues: true);
         for (int w = 0; w < s.Concurrency; w++)
         {
             var state = states[w] = new WorkerState(w);
             var worker = target.CreateWorker(s.TargetEndpoint, w);
-            tasks[w] = Task.Run(() => Loop(worker, state, s.Workload, s.KeyCount, () => Volatile.Read(ref phase), stopAll.Token));
+            tasks[w] = Task.Run(() => Loop(worker, state, tallies, s.Workload, s.KeyCount, () => Volatile.Read(ref phase), stopAll.Token));
         }
 
         await Task.Delay(s.Warmup, ct);
@@ -90,10 +99,14 @@ static class Driver
         var latency = new Histogram();
         long puts = 0, gets = 0, errors = 0, missing = 0;
         string? firstError = null;
+        foreach (var t in tallies.Values)
+        {
+            latency.Add(t.Latency);
+            puts += t.Puts; gets += t.Gets; missing += t.Missing;
+        }
         foreach (var st in states)
         {
-            latency.Add(st.Latency);
-            puts += st.Puts; gets += st.Gets; errors += st.Errors; missing += st.Missing;
+            errors += st.Errors;
             firstError ??= st.FirstError;
         }
         double cpuSeconds = (cpu1 - cpu0).TotalSeconds;
@@ -101,7 +114,7 @@ static class Driver
             serverCpu1 - serverCpu0);
     }
 
-    static async Task Loop(IWorker worker, WorkerState st, Workload workload, int keyCount, Func<int> phase, CancellationToken ct)
+    static async Task Loop(IWorker worker, WorkerState st, ThreadLocal<Tallies> tallies, Workload workload, int keyCount, Func<int> phase, CancellationToken ct)
     {
         while (true)
         {
@@ -133,9 +146,10 @@ static class Driver
                 await Task.Delay(10, CancellationToken.None).ConfigureAwait(false); // no error storm
                 continue;
             }
-            st.Latency.RecordTicks(end - start);
-            if (put) st.Puts++;
-            else { st.Gets++; if (!found) st.Missing++; }
+            var t = tallies.Value!;
+            t.Latency.RecordTicks(end - start);
+            if (put) t.Puts++;
+            else { t.Gets++; if (!found) t.Missing++; }
         }
     }
 }

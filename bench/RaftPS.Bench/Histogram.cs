@@ -6,7 +6,7 @@ namespace RaftPS.Bench;
 /// <summary>
 /// A log-linear latency histogram in the manner of HdrHistogram: values below 256 units are
 /// exact, above that each power of two is split into 128 buckets (relative error under 0.8 %).
-/// One per worker, so recording is a few instructions with no sharing and no allocation.
+/// One per thread of the client (Driver), so recording is a few instructions with no sharing and no allocation.
 /// The unit is 0.1 µs.
 /// </summary>
 sealed class Histogram
