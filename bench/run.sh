@@ -50,7 +50,7 @@
 # NODES_CONCURRENCY NODES_WORKLOADS VALUE_SIZES VALUE_CONCURRENCY VALUE_WORKLOADS VALUE_DATA_BYTES
 # KEYS_MANY KEYS_PRELOAD_CONCURRENCY KEYS_PRELOAD_CONNECTIONS ETCD_MAX_REQUEST_BYTES SOAK_S FAILOVER
 # PIPELINE PIPELINE_MANIFEST RAFTPS_HEARTBEAT_MS RAFTPS_ELECTION_MS DOTNEXT_ELECTION_MS
-# DOTNEXT_REQUEST_TIMEOUT_MS ISOLATE OUT KEEP_WORK BUILD (0: use the binaries already built)
+# DOTNEXT_REQUEST_TIMEOUT_MS DOTNEXT_VALUES_WAL_CHUNK_BYTES ISOLATE OUT KEEP_WORK BUILD (0: use the binaries already built)
 # NOTE (a line for the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +104,7 @@ EXTRAS=$(has_dim concurrency && echo 1 || echo 0)
 : "${RAFTPS_ELECTION_MS:=250}"
 : "${DOTNEXT_ELECTION_MS=300-600}"        # LOWER-UPPER for the dotnext target; empty = DotNext's default (150-300)
 : "${DOTNEXT_REQUEST_TIMEOUT_MS=300}"      # its Raft RPC timeout; empty = DotNext's default (150)
+: "${DOTNEXT_VALUES_WAL_CHUNK_BYTES=1048576}" # its WAL chunk in the values dimension; empty = DotNext's default (4 KiB)
 ETCD_HEARTBEAT_MS=100
 ETCD_ELECTION_MS=1000
 
@@ -242,11 +243,14 @@ start_dotnext() { # name nodes
     # ID HOST CLIENT-PORT RAFT-PORT: the fourth column is DotNextNode's own (DotNext's TCP transport).
     for ((i = 0; i < n; i++)); do echo "$i 127.0.0.1 ${ports[$((i * 2))]} ${ports[$((i * 2 + 1))]}" >> "$conf"; done
     : > "$WORK/$name.pids"
-    local clients=""
+    local clients="" walargs=()
+    # Its WAL keeps one memory-mapped file per chunk (default 4 KiB) until a snapshot: the value-size
+    # runs (about 64 MiB per size) would hold tens of thousands and hit the open-file limit.
+    [[ $name == *-values && -n $DOTNEXT_VALUES_WAL_CHUNK_BYTES ]] && walargs=(--wal-chunk-bytes "$DOTNEXT_VALUES_WAL_CHUNK_BYTES")
     for ((i = 0; i < n; i++)); do
         launch "$name" "$i" dotnet "$DOTNEXT_NODE" "$i" --config "$conf" --data-dir "$WORK/$name/data-$i" \
             ${DOTNEXT_ELECTION_MS:+--election-ms "$DOTNEXT_ELECTION_MS"} \
-            ${DOTNEXT_REQUEST_TIMEOUT_MS:+--request-timeout-ms "$DOTNEXT_REQUEST_TIMEOUT_MS"} --log-level warning
+            ${DOTNEXT_REQUEST_TIMEOUT_MS:+--request-timeout-ms "$DOTNEXT_REQUEST_TIMEOUT_MS"} --log-level warning "${walargs[@]}"
         clients+="${clients:+,}127.0.0.1:${ports[$((i * 2))]}"
     done
     # It speaks RaftPS's client protocol: the benchmark's raftps target drives it.
