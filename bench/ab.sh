@@ -10,10 +10,13 @@
 #                                                 each ARG=word is added to the nodes' command line;
 #                                                 CLIENT=dir runs the RaftPS.Bench.dll in dir (another client build)
 #   ROUNDS=3 CONC=64 WORKLOADS=get,put DURATION=5 WARMUP=2 CONNECTIONS=2 HEARTBEAT_MS=50 ELECTION_MS=250
+#   RUNARGS="..."                                 more words for the bench's run, e.g. "--value-bytes 1048576 --keys 64"
 #   e.g. VARIANTS="plain:plain tls:tls" ROUNDS=10 bash bench/ab.sh
 #        VARIANTS="old:plain:SERVER=/tmp/old/RaftServer new:plain" bash bench/ab.sh
 #        VARIANTS="s1000:plain s128:plain:ARG=--max-streams-per-connection,ARG=128" bash bench/ab.sh
 #        VARIANTS="old:plain:CLIENT=/tmp/bench-old new:plain" CONC=64,1024 bash bench/ab.sh
+#        VARIANTS="s64m:plain s1g:plain:ARG=--snapshot-log-bytes,ARG=1073741824" CONC=16 WORKLOADS=put \
+#            RUNARGS="--value-bytes 1048576 --keys 64" bash bench/ab.sh
 # Needs `dotnet pwsh ./build.ps1 build` first (the server in out/, the module for the certificates, the bench).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,7 +70,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         ca=(); [[ $mode != plain ]] && ca=(--tls-ca "$WORK/pki/ca.pem")
         "${BENCH[@]}" leader --target raftps --endpoints "$endpoints" "${ca[@]}" --timeout-s 30 > /dev/null
         "${client[@]}" run --target raftps --endpoints "$endpoints" "${ca[@]}" --workloads "$WORKLOADS" --concurrency "$CONC" \
-            --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNECTIONS" --pids-file "$dir/pids" --label "$name" \
+            --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNECTIONS" --pids-file "$dir/pids" --label "$name" ${RUNARGS:-} \
             --no-header 2>&1 | grep -v '^{' | tee -a "$WORK/cells"
         kill "${PIDS[@]}" 2>/dev/null || true
         wait "${PIDS[@]}" 2>/dev/null || true
