@@ -32,6 +32,14 @@ public sealed record PeerLinkTimings(TimeSpan AckTimeout, TimeSpan ConnectTimeou
     /// nodes whose heartbeats differ up to tenfold still keep their links.</summary>
     public TimeSpan InboundIdleTimeout => KeepAliveInterval * 10;
 
+    /// <summary>The first wait before connecting again after an attempt failed; it doubles with each
+    /// failure up to <see cref="MaxBackoff"/>.</summary>
+    public TimeSpan MinBackoff { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>The longest wait between attempts, and the least time between two bursts of quick
+    /// retries after a lost connection.</summary>
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>The timings of the default timers (50 ms heartbeat, 250 ms election timeout).</summary>
     public static PeerLinkTimings Default { get; } = For(50, 250);
 }

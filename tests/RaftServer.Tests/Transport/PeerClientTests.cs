@@ -51,6 +51,40 @@ public sealed class PeerClientTests
     }
 
     [Fact]
+    public async Task A_dying_peer_that_still_accepts_one_more_connection_is_reported_without_waiting_a_back_off()
+    {
+        // A killed process's kernel closes its connections a moment before its listening socket:
+        // the link's immediate retry may be accepted and then reset. The refusal must still come
+        // from a quick retry, not after a back-off (made ten minutes here, so only a quick retry
+        // can report it while the test waits).
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var timings = PeerLinkTimings.Default with { MinBackoff = TimeSpan.FromMinutes(10), MaxBackoff = TimeSpan.FromMinutes(10) };
+        var refused = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance, timings);
+        peer.Refused = () => refused.TrySetResult();
+
+        using (var first = await listener.AcceptSocketAsync().WaitAsync(Patience))
+        {
+            await WaitUntil(() => peer.Connected);
+            Reset(first);
+        }
+        using (var second = await listener.AcceptSocketAsync().WaitAsync(Patience))
+        {
+            listener.Stop();
+            Reset(second);
+        }
+        await refused.Task.WaitAsync(Patience);
+
+        static void Reset(Socket s)
+        {
+            s.LingerState = new LingerOption(true, 0);
+            s.Close();
+        }
+    }
+
+    [Fact]
     public async Task A_refusal_callback_that_fails_does_not_end_the_link()
     {
         // The host's callback once threw while the node was still starting (it posted to a loop
