@@ -64,13 +64,14 @@ public sealed partial class RaftNode
     /// before the rest of the election timeout would have passed.
     /// The surviving followers get the same hint at about the same moment; if they campaigned
     /// together they would split the vote and lose a whole election timeout. So each waits in
-    /// its own slot of two heartbeat periods, by its rank among the surviving members (lowest id
-    /// first: 1-2 periods, the next 3-4, ...), at a random point of the slot: the first pre-vote
-    /// has a round trip's worth of time to win before the next follower fires, whatever the phase
-    /// of the nodes' ticks. Not at once, even for the first: each survivor learns of the death on
-    /// its own, up to tens of milliseconds apart, and a pre-vote that reaches a survivor still in
-    /// the lease is ignored, which costs a whole election timeout (measured: campaigning on the
-    /// hint made the benchmark's fail-over slower, not faster).
+    /// its own slot of two heartbeat periods, by its rank among the surviving members: the lowest
+    /// id pre-votes at its next tick, the next at a random point of periods 3-4, the next 5-6,
+    /// ...; the first pre-vote has more than a heartbeat period to win before the next follower
+    /// fires, whatever the phase of the nodes' ticks. Each survivor learns of the death on its
+    /// own, some milliseconds apart, and a pre-vote that reaches a survivor still in the lease is
+    /// ignored; so a pre-candidate on the hint asks again at each tick
+    /// (<see cref="hintedPreVotes"/>), until it wins, hears of a leader, is refused, or an
+    /// election timeout has passed, instead of waiting a whole election timeout.
     /// Only timers and the lease change: the vote rules, the log check and pre-vote are untouched,
     /// so a wrong hint costs at most an election, never safety, and a node given a wrong hint
     /// cannot depose a leader its peers still hear from (they refuse its pre-vote). Reads never
@@ -89,7 +90,8 @@ public sealed partial class RaftNode
         foreach (int voter in config.VoterIds)
             if (voter != id && voter < Id) rank++;
         int slot = 2 * options.HeartbeatTicks;
-        int remaining = Math.Min(1 + rank * slot + options.Random.Next(slot), options.ElectionTicks - 1);
+        int remaining = Math.Min(rank == 0 ? 1 : 1 + rank * slot + options.Random.Next(slot), options.ElectionTicks - 1);
+        hintedPreVotes = options.ElectionTicks;
         if (randomizedElectionTimeout - electionElapsed <= remaining) return; // due sooner anyway
         // Keep the timeout itself within [ElectionTicks, 2 * ElectionTicks): if the leader turns
         // out to be alive, its next heartbeat resets electionElapsed and this node again waits at
@@ -98,10 +100,24 @@ public sealed partial class RaftNode
         randomizedElectionTimeout = electionElapsed + remaining;
     }
 
+    /// <summary>
+    /// Pre-vote rounds left that a pre-candidate repeats at each tick after the hint
+    /// (<see cref="LeaderUnreachable"/>): a survivor that had not heard of the death yet ignored
+    /// the last one. Cleared when this node hears of a leader, becomes a follower or a candidate.
+    /// Pre-votes change no term or vote, so asking again costs only the messages.
+    /// </summary>
+    private int hintedPreVotes;
+
     private void TickElection()
     {
         TickForwardedReads();
         electionElapsed++;
+        if (role == Role.PreCandidate && hintedPreVotes > 0 && CanCampaign)
+        {
+            hintedPreVotes--;
+            Campaign(preVote: true, transfer: false);
+            return;
+        }
         // Only a voter campaigns: a learner, a removed node and one still learning the
         // configuration just follow.
         if (electionElapsed >= randomizedElectionTimeout && CanCampaign)
@@ -276,6 +292,7 @@ public sealed partial class RaftNode
         // out. A leader stepping down starts a fresh follower timer.
         if (role == Role.Leader) ResetTimers();
         role = Role.Follower;
+        hintedPreVotes = 0;
         leadTransferee = SoftState.NoLeader;
         if (wasLeader) FailLeaderReads();
         SetLeader(leader);
@@ -285,6 +302,7 @@ public sealed partial class RaftNode
     {
         if (leaderId != leader) FailForwardedReads();
         leaderId = leader;
+        if (leader != SoftState.NoLeader) hintedPreVotes = 0;
     }
 
     private void BecomePreCandidate()
@@ -302,6 +320,7 @@ public sealed partial class RaftNode
         term++;
         votedFor = Id;
         role = Role.Candidate;
+        hintedPreVotes = 0;
         SetLeader(SoftState.NoLeader);
         ResetTimers();
         ResetVotes();

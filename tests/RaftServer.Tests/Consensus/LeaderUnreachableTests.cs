@@ -36,27 +36,74 @@ public class LeaderUnreachableTests
     }
 
     [Fact]
-    public void A_follower_told_its_leader_is_gone_forgets_it_and_pre_votes_within_two_heartbeats()
+    public void A_follower_told_its_leader_is_gone_forgets_it_and_pre_votes_at_its_next_tick()
     {
-        var seen = new HashSet<int>();
-        for (int seed = 1; seed <= 50; seed++)
+        for (int seed = 1; seed <= 20; seed++)
         {
             var node = Follower(seed);
             node.LeaderUnreachable(2);
             Assert.Equal(SoftState.NoLeader, node.LeaderId);
 
-            int ticks = TicksToCampaign(node);
-            Assert.InRange(ticks, 1, 2); // node 1 is the first of the survivors (1, 3)
-            seen.Add(ticks);
+            Assert.Equal(1, TicksToCampaign(node)); // node 1 is the first of the survivors (1, 3)
             Assert.Equal(Role.PreCandidate, node.Role); // pre-vote still comes first
             Assert.Equal(1, node.Term);
             Assert.All(Messages(node), m => Assert.Equal((MessageType.PreVote, 2L), (m.Type, m.Term)));
         }
-        Assert.Equal([1, 2], seen.Order()); // a random point of its slot
+    }
+
+    [Fact]
+    public void A_pre_candidate_on_the_hint_asks_again_at_each_tick_for_an_election_timeout_then_waits_its_timer()
+    {
+        // Nobody answers (the other survivor is still in the lease and ignores it): it asks again
+        // at each of the next ElectionTicks ticks, then only when its election timer fires.
+        var node = Follower();
+        node.LeaderUnreachable(2);
+        Assert.Equal(1, TicksToCampaign(node));
+        Take(node);
+        for (int tick = 1; tick <= ElectionTicks; tick++)
+        {
+            node.Tick();
+            Assert.Equal([(MessageType.PreVote, 2), (MessageType.PreVote, 3)],
+                Messages(node).Select(m => (m.Type, m.To)).Order().ToArray());
+        }
+        node.Tick();
+        Assert.Empty(Messages(node));
+        Assert.Equal(Role.PreCandidate, node.Role);
+        Assert.Equal(1, node.Term);
+    }
+
+    [Fact]
+    public void A_refused_pre_vote_or_a_leader_heard_ends_the_repeated_asking()
+    {
+        var refused = Follower();
+        refused.LeaderUnreachable(2);
+        TicksToCampaign(refused);
+        Take(refused);
+        // Both others refuse (their logs are ahead, say): a majority against it.
+        refused.Step(new Message { Type = MessageType.PreVoteResponse, From = 3, To = 1, Term = 1, Reject = true });
+        refused.Step(new Message { Type = MessageType.PreVoteResponse, From = 2, To = 1, Term = 1, Reject = true });
+        Assert.Equal(Role.Follower, refused.Role);
+        AssertAsksOnlyOnItsTimer(refused);
+
+        var heard = Follower();
+        heard.LeaderUnreachable(2);
+        TicksToCampaign(heard);
+        heard.Step(new Message { Type = MessageType.Heartbeat, From = 2, To = 1, Term = 1 });
+        Take(heard);
+        Assert.Equal((Role.Follower, 2), (heard.Role, heard.LeaderId));
+        AssertAsksOnlyOnItsTimer(heard);
+
+        static void AssertAsksOnlyOnItsTimer(RaftNode node)
+        {
+            Assert.InRange(TicksToCampaign(node), ElectionTicks, 2 * ElectionTicks - 1);
+            Take(node);
+            node.Tick();
+            Assert.Empty(Messages(node)); // not again at the next tick: that was for the hint
+        }
     }
 
     [Theory]
-    [InlineData(1, 1, 2)]
+    [InlineData(1, 1, 1)]
     [InlineData(2, 3, 4)]
     [InlineData(4, 5, 6)]
     [InlineData(5, 7, 8)]
@@ -270,6 +317,35 @@ public class LeaderUnreachableTests
             // Against 10-19 ticks without the hint (the election timeout).
             Assert.InRange(ticks, 1, 2);
             Assert.Equal(term + 1, cluster.Nodes.Values.Max(n => n.Term)); // one election, no split vote
+        }
+    }
+
+    [Fact]
+    public void A_survivor_that_hears_of_the_death_late_is_asked_again_at_the_next_tick()
+    {
+        for (int seed = 1; seed <= 20; seed++)
+        {
+            var cluster = new TestCluster(3, seed, o => o with { PreVote = true, CheckQuorum = true, ElectionTicks = ElectionTicks });
+            cluster.TickAll(40);
+            int dead = cluster.Leader()!.Value;
+            long term = cluster[dead].Term;
+            cluster.Isolate(dead);
+            var survivors = cluster.Nodes.Keys.Where(id => id != dead).Order().ToArray();
+            int first = survivors[0], late = survivors[1];
+
+            // Only the first survivor knows yet: its pre-vote reaches one still in the lease.
+            cluster[first].LeaderUnreachable(dead);
+            cluster[first].Tick();
+            cluster.Settle();
+            Assert.Equal(Role.PreCandidate, cluster[first].Role);
+            Assert.Equal((Role.Follower, dead), (cluster[late].Role, cluster[late].LeaderId));
+
+            // The other hears of it a moment later; the first asks again at its next tick and wins.
+            cluster[late].LeaderUnreachable(dead);
+            cluster[first].Tick();
+            cluster.Settle();
+            Assert.Equal((Role.Leader, term + 1), (cluster[first].Role, cluster[first].Term));
+            Assert.Equal((first, term + 1), (cluster[late].LeaderId, cluster[late].Term));
         }
     }
 
