@@ -43,11 +43,13 @@ public sealed partial class RaftDriver
     /// <summary>
     /// After a Ready's entries, before its reads are answered: a leader that has now applied an
     /// entry of its own term starts its lease clock (every lease gets a whole time to live from
-    /// now); watchers are woken once.
+    /// now); watchers are woken once. Not a leader that removed itself and still leads until its
+    /// removal commits (<see cref="NoLongerAMember"/> stopped its clock): starting it again would
+    /// forget the revokes it had proposed and renew those leases while the revokes commit.
     /// </summary>
     private void AppliedAll()
     {
-        if (!_leases.Active && _node.Role == Role.Leader && _appliedTerm == _node.Term)
+        if (!_leases.Active && _node.Role == Role.Leader && _appliedTerm == _node.Term && _membership.Current.Contains(_membership.Self))
             _leases.Promote(_kv.Leases, _nowMs());
         Watches?.Publish();
     }

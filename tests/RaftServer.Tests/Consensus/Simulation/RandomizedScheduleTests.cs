@@ -30,6 +30,25 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
     [Fact]
     public void Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable() => RunSchedules(snapshots: false, CiMembershipSchedules, membership: true);
 
+    /// <summary>Schedules that a longer soak (RAFTPS_SOAK) once failed, replayed in every run.</summary>
+    [Theory]
+    // A leader that removed itself started its lease clock again while it still led, forgot the
+    // revoke it had proposed and renewed that lease while the revoke committed.
+    [InlineData(13533, false, true)]
+    public void Schedules_that_once_failed_keep_raft_safe_live_and_linearizable(int seed, bool snapshots, bool membership)
+    {
+        try
+        {
+            Chaos.Run(seed, snapshots, membership);
+        }
+        catch (Exception e)
+        {
+            string test = membership ? nameof(Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable)
+                : snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
+            throw new Xunit.Sdk.XunitException($"schedule {seed} failed: {e.Message}\nreplay: {ReplayCommand(seed, test)}\n{e}");
+        }
+    }
+
     private void RunSchedules(bool snapshots, int ciCount, bool membership = false)
     {
         var (first, count) = SeedRange(ciCount);
