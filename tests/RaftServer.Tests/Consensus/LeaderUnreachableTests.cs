@@ -24,6 +24,15 @@ public class LeaderUnreachableTests
         return node;
     }
 
+    /// <summary>Three nodes with pre-vote and check-quorum, ticked until one of them leads.</summary>
+    private static (TestCluster Cluster, int Leader, long Term) ClusterWithLeader(int seed)
+    {
+        var cluster = new TestCluster(3, seed, o => o with { PreVote = true, CheckQuorum = true, ElectionTicks = ElectionTicks });
+        cluster.TickAll(40);
+        int leader = cluster.Leader()!.Value;
+        return (cluster, leader, cluster[leader].Term);
+    }
+
     /// <summary>Ticks until the node campaigns; returns how many ticks that took.</summary>
     private static int TicksToCampaign(RaftNode node)
     {
@@ -266,10 +275,7 @@ public class LeaderUnreachableTests
     {
         for (int seed = 1; seed <= 10; seed++)
         {
-            var cluster = new TestCluster(3, seed, o => o with { PreVote = true, CheckQuorum = true, ElectionTicks = ElectionTicks });
-            cluster.TickAll(40);
-            int leader = cluster.Leader()!.Value;
-            long term = cluster[leader].Term;
+            var (cluster, leader, term) = ClusterWithLeader(seed);
             int follower = (leader + 1) % 3;
 
             // Again and again, as a transport that keeps failing to reach a live leader would.
@@ -294,10 +300,7 @@ public class LeaderUnreachableTests
     {
         for (int seed = 1; seed <= 20; seed++)
         {
-            var cluster = new TestCluster(3, seed, o => o with { PreVote = true, CheckQuorum = true, ElectionTicks = ElectionTicks });
-            cluster.TickAll(40);
-            int dead = cluster.Leader()!.Value;
-            long term = cluster[dead].Term;
+            var (cluster, dead, term) = ClusterWithLeader(seed);
             cluster.Isolate(dead); // crashed: it sends and receives nothing any more
             foreach (var (id, node) in cluster.Nodes)
                 if (id != dead) node.LeaderUnreachable(dead);
@@ -325,10 +328,7 @@ public class LeaderUnreachableTests
     {
         for (int seed = 1; seed <= 20; seed++)
         {
-            var cluster = new TestCluster(3, seed, o => o with { PreVote = true, CheckQuorum = true, ElectionTicks = ElectionTicks });
-            cluster.TickAll(40);
-            int dead = cluster.Leader()!.Value;
-            long term = cluster[dead].Term;
+            var (cluster, dead, term) = ClusterWithLeader(seed);
             cluster.Isolate(dead);
             var survivors = cluster.Nodes.Keys.Where(id => id != dead).Order().ToArray();
             int first = survivors[0], late = survivors[1];

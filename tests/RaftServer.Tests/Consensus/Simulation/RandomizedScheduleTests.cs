@@ -43,17 +43,14 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
         }
         catch (Exception e)
         {
-            string test = membership ? nameof(Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable)
-                : snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
-            throw new Xunit.Sdk.XunitException($"schedule {seed} failed: {e.Message}\nreplay: {ReplayCommand(seed, test)}\n{e}");
+            throw new Xunit.Sdk.XunitException($"schedule {seed} failed: {e.Message}\nreplay: {ReplayCommand(seed, TestOf(snapshots, membership))}\n{e}");
         }
     }
 
     private void RunSchedules(bool snapshots, int ciCount, bool membership = false)
     {
         var (first, count) = SeedRange(ciCount);
-        string test = membership ? nameof(Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable)
-            : snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable) : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
+        string test = TestOf(snapshots, membership);
         long operations = 0, elections = 0, taken = 0, installed = 0, failed = 0, midInstall = 0, changes = 0, finalMembers = 0;
         long casWon = 0, casLost = 0, watched = 0, resumed = 0, compacted = 0, leaseAcks = 0, expired = 0;
         for (int seed = first; seed < first + count; seed++)
@@ -99,6 +96,12 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
         if (snapshots && count >= 50) Assert.True(installed > 0, "no snapshot was ever installed: the schedules do not exercise InstallSnapshot");
         if (membership && count >= 50) Assert.True(changes > count, $"only {changes} configuration changes committed in {count} schedules: the schedules do not exercise membership change");
     }
+
+    /// <summary>The test whose schedules these are (for the replay command).</summary>
+    private static string TestOf(bool snapshots, bool membership) =>
+        membership ? nameof(Every_schedule_with_membership_changes_keeps_raft_safe_live_and_linearizable)
+        : snapshots ? nameof(Every_schedule_with_snapshots_keeps_raft_safe_live_and_linearizable)
+        : nameof(Every_schedule_keeps_raft_safe_live_and_linearizable);
 
     private static (int First, int Count) SeedRange(int ciCount)
     {
