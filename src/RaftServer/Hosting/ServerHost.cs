@@ -386,7 +386,18 @@ public static class ServerHost
         if (UnsafeTestSwitches.FailFsyncAfter is { } fsyncs)
             logger.LogWarning("WARNING: {Variable}={Count}: every fsync after the first {Count} fails. " +
                 "This switch exists only for tests of disk failures; never set it on a real cluster.", UnsafeTestSwitches.FailFsyncAfterVariable, fsyncs, fsyncs);
-        loop.Start(driver, recovered);
+        try
+        {
+            loop.Start(driver, recovered);
+        }
+        catch (DiskFailureException e)
+        {
+            // What starting may persist: the cluster id of the snapshot the node recovered from.
+            logger.LogCritical("disk error, the node stops: {Message}", e.Message);
+            await app.StopAsync();
+            await app.DisposeAsync();
+            return DiskFailureExitCode;
+        }
         app.Lifetime.ApplicationStopping.Register(loop.Stop);
         // Watch streams never end by themselves: end them with a reason the client resumes from.
         app.Lifetime.ApplicationStopping.Register(() => watches.CancelAll(WatchEnd.NodeStopping, "the node is stopping"));

@@ -68,8 +68,15 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
     /// <summary>The core's own give-up time for a transfer never reported: a little after the sender's.</summary>
     public static int TimeoutTicks(int heartbeatMs) => (int)((TransferTimeout.TotalMilliseconds + 10_000) / heartbeatMs);
 
+    /// <exception cref="DiskFailureException">the cluster id the snapshot names could not be persisted.</exception>
     public void Restarted(RecoveredNode recovered)
     {
+        // A node that crashed after a leader's snapshot became durable here and before the core
+        // installed it recovers from it now: that is the install, so it takes the id that came
+        // with it (kept beside the file only while this node knew none).
+        if (recovered.Snapshot is { ClusterId: not ClusterIdentity.Unknown } snapshot && !_membership.Identity.Known
+            && _membership.Identity.TryAdopt(snapshot.ClusterId))
+            _logger.LogInformation("This node belongs to cluster {ClusterId} (the snapshot it recovered from says so)", ClusterIdentity.Format(snapshot.ClusterId));
         _current = recovered.Snapshot;
         _lastSnapshotBytes = recovered.Snapshot?.Length ?? 0;
         _generation++;
@@ -165,8 +172,9 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
     // ---- follower: receiving and installing ----
 
     /// <summary>Called by the peer service for a leader's transfer (a gRPC thread).</summary>
+    /// <remarks>The sender's cluster id is kept beside the file only while this node knows none (see <see cref="Restarted"/>).</remarks>
     ISnapshotUpload ISnapshotSink.BeginUpload(SnapshotMetadata meta, ulong clusterId) =>
-        new Upload(_storage.Snapshots, _storage.Snapshots.BeginUpload(meta), _post, clusterId);
+        new Upload(_storage.Snapshots, _storage.Snapshots.BeginUpload(meta, _membership.Identity.Known ? ClusterIdentity.Unknown : clusterId), _post, clusterId);
 
     /// <summary>Writes the received bytes to a temporary file; on completion verifies and renames it
     /// and loads the state machine from it, still on the receiving thread, so installing is a swap.
@@ -202,7 +210,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
             }
             catch
             {
-                if (!upload.KeptExisting) File.Delete(file.Path);
+                if (!upload.KeptExisting) store.Delete(file);
                 throw;
             }
         }
@@ -241,7 +249,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
                 || (installed is ReceivedSnapshot i && r.File.Path == i.File.Path)) continue;
             try
             {
-                File.Delete(r.File.Path);
+                _storage.Snapshots.Delete(r.File);
             }
             catch (IOException e)
             {

@@ -8,7 +8,10 @@ using RaftServer.StateMachine;
 namespace RaftServer.Storage;
 
 /// <summary>A complete, verified snapshot file (see <see cref="SnapshotFormat"/>).</summary>
-public sealed record SnapshotFile(SnapshotMetadata Meta, string Path, long Length);
+/// <param name="ClusterId">For a snapshot received while this node knew no cluster id: the id its
+/// sender named, kept beside the file (<see cref="SnapshotClusterIdFile"/>); otherwise
+/// <see cref="Cluster.ClusterIdentity.Unknown"/>.</param>
+public sealed record SnapshotFile(SnapshotMetadata Meta, string Path, long Length, ulong ClusterId = Cluster.ClusterIdentity.Unknown);
 
 /// <summary>
 /// The snapshot files of one node (<c>snap/</c> in the data directory). A file only ever appears
@@ -43,7 +46,8 @@ public sealed class SnapshotStore
         Disk = disk;
     }
 
-    /// <summary>Opens (creating it if needed) the snapshot directory and removes temporary files a crash left behind.</summary>
+    /// <summary>Opens (creating it if needed) the snapshot directory and removes temporary files a
+    /// crash left behind, and cluster-id files whose snapshot is gone.</summary>
     /// <param name="disk">The file layer (<see cref="Storage.Disk.Real"/> unless a test injects faults).</param>
     public static SnapshotStore Open(string dir, ILogger logger, IDisk? disk = null)
     {
@@ -55,6 +59,10 @@ public sealed class SnapshotStore
             logger.LogWarning("{Path}: removing an incomplete snapshot left by a crash", temp);
             DurableFiles.DeleteIfExists(temp);
         }
+        // Only here, with no upload running: an upload makes its cluster-id file before its snapshot.
+        foreach (var clusterId in System.IO.Directory.EnumerateFiles(full, "*" + SnapshotFormat.Extension + SnapshotClusterIdFile.Suffix))
+            if (!File.Exists(clusterId[..^SnapshotClusterIdFile.Suffix.Length]))
+                DurableFiles.DeleteIfExists(clusterId);
         return store;
     }
 
@@ -86,7 +94,7 @@ public sealed class SnapshotStore
                     header = SnapshotFormat.Verify(file);
                 if (header.Meta.Index != index || header.Meta.Term != term)
                     throw new InvalidDataException($"the header says index {header.Meta.Index} term {header.Meta.Term}, the file name {index}/{term}");
-                return new SnapshotFile(header.Meta, path, header.FileLength);
+                return new SnapshotFile(header.Meta, path, header.FileLength, ClusterIdBeside(path));
             }
             catch (InvalidDataException e)
             {
@@ -99,6 +107,21 @@ public sealed class SnapshotStore
             }
         }
         return null;
+    }
+
+    /// <summary>The cluster id kept beside a snapshot; a damaged cluster-id file is logged and
+    /// ignored (the snapshot itself is sound, and the node learns the id from its cluster).</summary>
+    private ulong ClusterIdBeside(string snapshotPath)
+    {
+        try
+        {
+            return SnapshotClusterIdFile.Read(snapshotPath);
+        }
+        catch (InvalidDataException e)
+        {
+            _logger.LogWarning("{Message}; ignored", e.Message);
+            return Cluster.ClusterIdentity.Unknown;
+        }
     }
 
     /// <summary>
@@ -156,13 +179,15 @@ public sealed class SnapshotStore
     }
 
     /// <summary>Starts receiving the leader's file for <paramref name="meta"/> byte for byte (see <see cref="SnapshotUpload"/>).</summary>
-    public SnapshotUpload BeginUpload(SnapshotMetadata meta)
+    /// <param name="clusterId">The cluster id the sender named, to keep beside the file (<see cref="SnapshotClusterIdFile"/>);
+    /// <see cref="Cluster.ClusterIdentity.Unknown"/> for none.</param>
+    public SnapshotUpload BeginUpload(SnapshotMetadata meta, ulong clusterId = Cluster.ClusterIdentity.Unknown)
     {
         SnapshotFormat.Validate(meta);
         var temp = ReserveTempFile(meta, "upload");
         try
         {
-            return new SnapshotUpload(this, meta, temp);
+            return new SnapshotUpload(this, meta, temp, clusterId);
         }
         catch
         {
@@ -227,7 +252,7 @@ public sealed class SnapshotStore
         for (var i = 0; i < older.Count - 1; i++)
         {
             _logger.LogInformation("{Path}: deleting an old snapshot", older[i].Path);
-            DurableFiles.DeleteIfExists(older[i].Path);
+            DeleteFile(older[i].Path);
         }
 
         foreach (var temp in System.IO.Directory.EnumerateFiles(Directory, "*" + TempExtension))
@@ -238,6 +263,16 @@ public sealed class SnapshotStore
             lock (_lock) inUse = _tempFilesInUse.Contains(temp);
             if (!inUse) DurableFiles.DeleteIfExists(temp);
         }
+    }
+
+    /// <summary>Deletes a snapshot file and its cluster-id file (after it: a crash between the two
+    /// leaves a cluster-id file without a snapshot, which <see cref="Open"/> removes).</summary>
+    public void Delete(SnapshotFile file) => DeleteFile(file.Path);
+
+    private static void DeleteFile(string path)
+    {
+        DurableFiles.DeleteIfExists(path);
+        DurableFiles.DeleteIfExists(SnapshotClusterIdFile.PathFor(path));
     }
 
     private List<(long Index, long Term, string Path)> List()

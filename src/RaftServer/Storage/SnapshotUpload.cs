@@ -14,6 +14,7 @@ public sealed class SnapshotUpload : IDisposable
     private readonly SnapshotStore _store;
     private readonly SnapshotMetadata _meta;
     private readonly string _tempPath;
+    private readonly ulong _clusterId;
     private readonly FileStream _file;
     private readonly XxHash64 _hash = new();
     private readonly byte[] _heldBack = new byte[SnapshotFormat.TrailerLength];
@@ -27,11 +28,12 @@ public sealed class SnapshotUpload : IDisposable
     /// <summary>Bytes received so far.</summary>
     public long Length { get; private set; }
 
-    internal SnapshotUpload(SnapshotStore store, SnapshotMetadata meta, string tempPath)
+    internal SnapshotUpload(SnapshotStore store, SnapshotMetadata meta, string tempPath, ulong clusterId)
     {
         _store = store;
         _meta = meta;
         _tempPath = tempPath;
+        _clusterId = clusterId;
         _file = store.Disk.Open(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16);
     }
 
@@ -67,7 +69,8 @@ public sealed class SnapshotUpload : IDisposable
 
     /// <summary>
     /// Checks the received file (magic, a header equal to the announced snapshot, length,
-    /// checksum), fsyncs it, renames it into place and fsyncs the directory. Returns the
+    /// checksum), fsyncs it, renames it into place and fsyncs the directory (after making the
+    /// cluster id the sender named durable beside it, when there is one). Returns the
     /// durable file. An upload never replaces a snapshot file this node has: when one of the same
     /// index and term exists, the upload is discarded and that file returned (the state at a
     /// committed index and term is the same on every node, so a different upload for it is forged
@@ -92,15 +95,18 @@ public sealed class SnapshotUpload : IDisposable
             _file.Flush(flushToDisk: true);
             _file.Dispose();
             var final = _store.FinalPath(_meta);
+            var clusterIdMade = _clusterId != Cluster.ClusterIdentity.Unknown && KeepClusterIdBeside(final);
             if (!DurableFiles.InstallNew(_store.Disk, _tempPath, final))
             {
+                // Not this upload's file: its cluster id does not describe it.
+                if (clusterIdMade) DurableFiles.DeleteIfExists(SnapshotClusterIdFile.PathFor(final));
                 Abort();
                 KeptExisting = true;
                 return new SnapshotFile(header.Meta, final, new FileInfo(final).Length);
             }
             _finished = true;
             _store.ReleaseTempFile(_tempPath);
-            return new SnapshotFile(header.Meta, final, Length);
+            return new SnapshotFile(header.Meta, final, Length, _clusterId);
         }
         catch (InvalidDataException e)
         {
@@ -111,6 +117,24 @@ public sealed class SnapshotUpload : IDisposable
         {
             Abort();
             throw;
+        }
+    }
+
+    /// <summary>Makes the sender's cluster id durable beside where the snapshot will be, before the
+    /// snapshot is: a node that recovers from this snapshot then knows the cluster it belongs to.
+    /// False when a cluster-id file is there already (it stays: the first upload's).</summary>
+    private bool KeepClusterIdBeside(string snapshotPath)
+    {
+        var temp = _store.ReserveTempFile(_meta, "cluster-id");
+        try
+        {
+            SnapshotClusterIdFile.WriteTemp(_store.Disk, temp, _clusterId);
+            return DurableFiles.InstallNew(_store.Disk, temp, SnapshotClusterIdFile.PathFor(snapshotPath));
+        }
+        finally
+        {
+            DurableFiles.DeleteIfExists(temp);
+            _store.ReleaseTempFile(temp);
         }
     }
 

@@ -11,7 +11,8 @@ namespace RaftServer.Tests.Hosting;
 /// <summary>
 /// A node that knows no cluster id takes its leader's with a snapshot only when the core installs
 /// it: a snapshot that verified but that the core refuses (stale, or from a node of another
-/// cluster) must not give this node an id, or it would refuse its own cluster ever after.
+/// cluster) must not give this node an id, or it would refuse its own cluster ever after; or when the
+/// node recovers from it after a crash, which installs it.
 /// </summary>
 public sealed class SnapshotClusterIdTests : IDisposable
 {
@@ -67,5 +68,38 @@ public sealed class SnapshotClusterIdTests : IDisposable
         _snapshots.Install(meta, handle);
         _snapshots.DropUnclaimed(handle);
         Assert.Equal(LeadersCluster, _membership.Identity.Id);
+    }
+
+    [Fact]
+    public void A_node_that_stopped_before_installing_a_received_snapshot_takes_its_cluster_id_when_it_recovers_from_it()
+    {
+        Receive(5); // durable; the process dies before the core sees it
+
+        var recovered = _storage.Reopen();
+        Assert.Equal(5, recovered.Snapshot!.Meta.Index);
+        _snapshots.Restarted(recovered);
+
+        Assert.Equal(LeadersCluster, _membership.Identity.Id);
+    }
+
+    [Fact]
+    public void A_refused_snapshot_leaves_nothing_a_restart_takes_a_cluster_id_from()
+    {
+        var (_, handle) = Receive(5);
+        _snapshots.Received(handle);
+        _snapshots.DropUnclaimed(installed: null);
+
+        _snapshots.Restarted(_storage.Reopen());
+
+        Assert.False(_membership.Identity.Known);
+        Assert.Empty(Directory.GetFiles(_storage.Snapshots.Directory));
+    }
+
+    [Fact]
+    public void A_node_that_knows_its_cluster_id_keeps_none_beside_the_snapshots_it_receives()
+    {
+        Assert.True(_membership.Identity.TryAdopt(LeadersCluster));
+        Receive(5);
+        Assert.Empty(Directory.GetFiles(_storage.Snapshots.Directory, "*.cluster-id"));
     }
 }

@@ -62,6 +62,36 @@ public sealed class ClusterIdentityProcessTests
     }
 
     [Fact]
+    public async Task A_node_that_knew_no_id_and_starts_from_a_leaders_snapshot_takes_the_id_that_came_with_it()
+    {
+        await using var cluster = await LocalCluster.StartAsync(3, "cid-snap", "--quiet", "--snapshot-entries", "50", "--snapshot-log-bytes", "4096");
+        var leader = await cluster.WaitForLeaderAsync();
+        var clusterId = await WaitForClusterIdAsync(cluster.DataDir(2), cluster);
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; (await cluster.StatusAsync(2)).SnapshotIndex == 0; i++)
+        {
+            if (clock.Elapsed > LocalCluster.Patience) throw new TimeoutException($"node 2 took no snapshot\n{cluster.Outputs()}");
+            await cluster.SetAsync(leader, $"k{i}", $"{i}");
+        }
+        cluster.Kill(2);
+
+        // What a node that knew no id leaves when it dies after a leader's snapshot became durable
+        // and before the core installed it: the snapshot, the id beside it, no cluster-id file.
+        var dataDir = cluster.DataDir(2);
+        File.Delete(ClusterIdFile.PathIn(dataDir));
+        var newest = Directory.GetFiles(Path.Combine(dataDir, "snap"), "*.snap").Max()!;
+        File.WriteAllText(newest + ".cluster-id", ClusterIdentity.Format(clusterId) + "\n");
+
+        var restarted = cluster.Start(2);
+        Assert.True(await restarted.WaitForOutput($"This node belongs to cluster {ClusterIdentity.Format(clusterId)} (the snapshot it recovered from says so)",
+            LocalCluster.Patience), restarted.Output);
+        Assert.Equal(clusterId, ClusterIdFile.Read(dataDir));
+        var after = await cluster.SetAsync(leader, "after", "1");
+        await cluster.WaitForAppliedAsync(2, after.Index);
+        Assert.Equal("1", await cluster.GetAsync(2, "after", stale: true));
+    }
+
+    [Fact]
     public async Task A_node_of_another_cluster_with_the_same_ids_and_addresses_is_refused_both_ways_and_the_cluster_keeps_serving()
     {
         await using var cluster = await LocalCluster.StartAsync(3, "cid-foreign");

@@ -35,6 +35,10 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
     // A leader that removed itself started its lease clock again while it still led, forgot the
     // revoke it had proposed and renewed that lease while the revoke committed.
     [InlineData(13533, false, true)]
+    // A node that knew no cluster id crashed after a leader's snapshot was durable and before the
+    // core installed it, restarted from that snapshot knowing no id and later adopted a second one.
+    [InlineData(14815, true, false)]
+    [InlineData(38967, true, false)]
     public void Schedules_that_once_failed_keep_raft_safe_live_and_linearizable(int seed, bool snapshots, bool membership)
     {
         try

@@ -160,6 +160,10 @@ internal sealed partial class Simulation
             new DriverTimeouts(ReadTicks: 4L * Config.ElectionTicks, WriteTicks: 8L * Config.ElectionTicks),
             () => Now, NullLogger.Instance);
         driver.EntryApplied = (entry, _) => OnApplied(node, entry);
+        // As the server's SnapshotCoordinator.Restarted does: a node that knows no cluster id and
+        // recovers from a leader's snapshot (it crashed before installing it) takes the id that came with it.
+        if (node.DurableClusterId == ClusterIdentity.Unknown && node.Snapshot is { ClusterId: not ClusterIdentity.Unknown } recoveredFrom)
+            node.DurableClusterId = recoveredFrom.ClusterId;
         // As the server does: leaders propose cluster ids until one commits; every node adopts
         // the first committed one (checked by CheckClusterIds).
         driver.ClusterId = new ClusterIdKeeper(new ClusterIdentity(node.DurableClusterId, id => node.DurableClusterId = id), NullLogger.Instance);
