@@ -26,6 +26,11 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
     /// <summary>This node's hello frame (its cluster id as known now).</summary>
     public byte[] LocalHello() => PeerWire.Hello(identity.Id, self);
 
+    /// <summary>Accepting side: this node's answer to <paramref name="hello"/>, sent whether or not the
+    /// connection is admitted, so a refused peer learns which cluster this is and whether its
+    /// configuration removed that peer (a node that was down while it was removed learns it so).</summary>
+    public byte[] AnswerTo(P.PeerHello hello) => PeerWire.Hello(identity.Id, self, removed: hello.NodeId != self && isRemoved(hello.NodeId));
+
     /// <summary>Accepting side: whether the connection of <paramref name="hello"/> may go to the node loop
     /// (false: refused, and said so in the log).</summary>
     public bool Admit(P.PeerHello hello, EndPoint? remote)
@@ -84,6 +89,16 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
             Refuse($"to {peer.Id} as {answer.NodeId}",
                 "Refused the connection to node {Peer} at {Host}:{Port}: the node there is node {Other}{Held}",
                 peer.Id, peer.Host, peer.Port, answer.NodeId);
+            return false;
+        }
+        if (answer.Removed)
+        {
+            // Said at error level: a node that was down while it was removed hears it only this way.
+            if (_limiter.Allow($"to {peer.Id} removed", out var held))
+                logger.LogError("Node {Peer} at {Host}:{Port} refused this node (node {Self}): its configuration removed this node from the cluster, " +
+                    "so this node takes no part in it any more. Stop it; to bring the machine back, remove its data directory, " +
+                    "add it under a new id (ids are not reused; Add-RaftNode) and start it with --join{Held}",
+                    peer.Id, peer.Host, peer.Port, self, held > 0 ? $" ({held} more like it in the last minute)" : "");
             return false;
         }
         return true;

@@ -413,8 +413,9 @@ internal sealed class PeerSortingListener : IConnectionListener
                     p.Need += PeerWire.HelloLength(p.Head.AsSpan(PeerWire.Preface.Length, PeerWire.HeaderBytes));
             }
             var hello = PeerWire.ParseHello(p.Head.AsSpan(HeadBytes, p.Need - HeadBytes));
-            // This node's answer first, in every case: a refused peer learns which cluster this is.
-            var answer = _handshake.LocalHello();
+            // This node's answer first, in every case: a refused peer learns which cluster this is
+            // and whether it was removed.
+            var answer = _handshake.AnswerTo(hello);
             if (!_handshake.Admit(hello, socket.RemoteEndPoint))
             {
                 RefuseWith(p, answer);

@@ -155,8 +155,9 @@ public sealed class PeerTlsAcceptor(PeerTls tls, PeerHandshake handshake, Func<b
                     remote, hello.NodeId, verdict.NodeId);
                 return;
             }
-            // This node's answer first, in every case: a refused peer learns which cluster this is.
-            await ssl.WriteAsync(handshake.LocalHello(), timeout.Token);
+            // This node's answer first, in every case: a refused peer learns which cluster this is
+            // and whether it was removed.
+            await ssl.WriteAsync(handshake.AnswerTo(hello), timeout.Token);
             if (!handshake.Admit(hello, remote))
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(200)); // let the answer reach it before the close

@@ -50,9 +50,10 @@ public static class PeerWire
     public static bool IsPing(ReadOnlySpan<byte> frame) => BinaryPrimitives.ReadInt32LittleEndian(frame) == 0;
 
     /// <summary>The hello frame (<see cref="HeaderBytes"/> of length, then a <see cref="P.PeerHello"/>) of node <paramref name="nodeId"/> of cluster <paramref name="clusterId"/>.</summary>
-    public static byte[] Hello(ulong clusterId, int nodeId)
+    /// <param name="removed">In an answer: the connecting node was removed from the cluster.</param>
+    public static byte[] Hello(ulong clusterId, int nodeId, bool removed = false)
     {
-        var hello = new P.PeerHello { ClusterId = clusterId, NodeId = nodeId };
+        var hello = new P.PeerHello { ClusterId = clusterId, NodeId = nodeId, Removed = removed };
         var size = hello.CalculateSize();
         var frame = new byte[HeaderBytes + size];
         BinaryPrimitives.WriteInt32LittleEndian(frame, size);

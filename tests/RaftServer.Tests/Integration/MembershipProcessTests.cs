@@ -116,6 +116,11 @@ public sealed class MembershipProcessTests(ITestOutputHelper output)
         load.AssertLinearizable();
         await AssertSameDataAsync(cluster, await cluster.WaitForLeaderAsync(members), 3);
         output.WriteLine($"{load.WritesAcknowledged} writes acknowledged, {load.WritesUnknown} unknown, {load.Reads} reads, {load.Retries} retries; longest write gap {load.LongestWriteGapMs():F0} ms");
+
+        // The dead machine comes back with its old data directory: its peers tell it it was removed.
+        var back = cluster.Start(dead);
+        Assert.True(await back.WaitForOutput($"refused this node (node {dead}): its configuration removed this node from the cluster", LocalCluster.Patience), back.Output);
+        Assert.Equal(members.Order().ToArray(), await VotersAsync(cluster, 3));
     }
 
     [Fact]

@@ -95,6 +95,64 @@ public sealed class PeerHelloTests
         Assert.Equal([1, 3], host.AcceptedPeers);
     }
 
+    [Fact]
+    public async Task A_removed_peer_is_answered_that_it_was_removed_and_closed()
+    {
+        var logger = new TestLogger();
+        await using var host = await SnapshotTestHost.StartAsync(new FakeSnapshotSink(), logger, clusterId: OurCluster, removed: id => id == 3);
+
+        using (var removed = await ConnectAsync(host.Port))
+        {
+            await removed.SendAsync((byte[])[.. Opening(OurCluster, 3), .. Frame(3, 7)]);
+            var answer = await ReadAnswerAsync(removed);
+            Assert.Equal((OurCluster, 2, true), (answer.ClusterId, answer.NodeId, answer.Removed));
+            Assert.True(await PeerSortingListenerTests.ClosedByServerAsync(removed));
+        }
+        using (var member = await ConnectAsync(host.Port))
+        {
+            await member.SendAsync((byte[])[.. Opening(OurCluster, 1), .. Frame(1, 7)]);
+            Assert.False((await ReadAnswerAsync(member)).Removed);
+            Assert.Equal(1, (await host.Batches.Reader.ReadAsync().AsTask().WaitAsync(Patience)).From);
+        }
+        Assert.Equal([1], host.AcceptedPeers);
+        Assert.Contains(logger.Lines, l => l.Contains("Refused a peer connection from node 3 at 127.0.0.1:", StringComparison.Ordinal)
+            && l.Contains("it was removed from the cluster", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_node_answered_that_it_was_removed_says_so_once_and_keeps_away()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var logger = new TestLogger();
+        var handshake = new PeerHandshake(3, new ClusterIdentity(OurCluster), _ => false, logger);
+        // Back-offs of 20 ms to 1 s: a refused link waits the longest before its next attempt.
+        var timings = new PeerLinkTimings(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(20))
+        {
+            MinBackoff = TimeSpan.FromMilliseconds(20), MaxBackoff = TimeSpan.FromSeconds(1),
+        };
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), logger, timings, handshake);
+
+        var answered = new List<DateTime>();
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            using var accepted = await listener.AcceptSocketAsync().WaitAsync(Patience);
+            var opening = new byte[PeerWire.Preface.Length + PeerWire.HeaderBytes];
+            for (var got = 0; got < opening.Length;) got += await accepted.ReceiveAsync(opening.AsMemory(got), SocketFlags.None);
+            var hello = new byte[PeerWire.HelloLength(opening.AsSpan(PeerWire.Preface.Length))];
+            for (var got = 0; got < hello.Length;) got += await accepted.ReceiveAsync(hello.AsMemory(got), SocketFlags.None);
+            answered.Add(DateTime.UtcNow);
+            await accepted.SendAsync(PeerWire.Hello(OurCluster, 1, removed: true), SocketFlags.None);
+            Assert.True(await PeerSortingListenerTests.ClosedByServerAsync(accepted)); // the client ends it
+            Assert.False(peer.Reachable);
+        }
+        Assert.True(answered[1] - answered[0] >= TimeSpan.FromMilliseconds(900), $"the next attempt came after {answered[1] - answered[0]}");
+        var line = Assert.Single(logger.Lines, l => l.Contains("Node 1 at 127.0.0.1:", StringComparison.Ordinal));
+        Assert.Contains("refused this node (node 3): its configuration removed this node from the cluster", line, StringComparison.Ordinal);
+        Assert.StartsWith("Error", line, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("older")]
     [InlineData("self")]

@@ -59,10 +59,10 @@ internal sealed class SnapshotTestHost : IAsyncDisposable
     public NodeAddress Address => new(Self, "127.0.0.1", Port);
 
     public static async Task<SnapshotTestHost> StartAsync(FakeSnapshotSink sink, TestLogger logger, int self = 2,
-        ulong clusterId = ClusterIdentity.Unknown, SnapshotUploadGate? gate = null)
+        ulong clusterId = ClusterIdentity.Unknown, SnapshotUploadGate? gate = null, Func<int, bool>? removed = null)
     {
         var identity = new ClusterIdentity(clusterId);
-        var handshake = new PeerHandshake(self, identity, _ => false, logger);
+        var handshake = new PeerHandshake(self, identity, removed ?? (_ => false), logger);
         // The service finds the host through DI; the host exists only once the port is known.
         var holder = new HostHolder();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
