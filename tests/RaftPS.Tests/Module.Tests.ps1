@@ -337,11 +337,16 @@ Describe 'New-RaftClusterConfig' {
         $warnings[0] | Should -Match 'survives as many failed nodes as one of 1'
     }
 
+    It 'takes IPv6 addresses bare or in brackets, a port only after brackets' {
+        New-RaftClusterConfig '::1', '[::1]', '[fd00::5]:7000', 'fd00::6' -Port 6000 | Out-Null
+        Get-NodeLines | Should -Be @('0 ::1 6000', '1 ::1 6001', '2 fd00::5 7000', '3 fd00::6 6000')
+    }
+
     It 'writes nothing for a bad host (RaftInvalidHost), naming each one' {
-        New-RaftClusterConfig good, 'bad host', 'x:99999', '::1' -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        $failures.Count | Should -Be 3
+        New-RaftClusterConfig good, 'bad host', 'x:99999', '[db1]:7000', '[::1]7000', 'fd00::g' -ErrorVariable failures -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $failures.Count | Should -Be 5
         $failures | ForEach-Object { $_.FullyQualifiedErrorId | Should -Be 'RaftInvalidHost,RaftPS.Cmdlets.NewRaftClusterConfigCommand' }
-        $failures.TargetObject | Should -Be @('bad host', 'x:99999', '::1')
+        $failures.TargetObject | Should -Be @('bad host', 'x:99999', '[db1]:7000', '[::1]7000', 'fd00::g')
         Test-Path config.conf | Should -BeFalse
     }
 

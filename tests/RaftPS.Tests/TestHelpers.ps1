@@ -12,11 +12,11 @@ function Get-FreePort {
 }
 
 function New-TestClusterConfig {
-    param([int] $Nodes = 3, [string[]] $ExtraLines = @())
+    param([int] $Nodes = 3, [string[]] $ExtraLines = @(), [string] $HostAddress = '127.0.0.1')
     $directory = Join-Path ([IO.Path]::GetTempPath()) "raftps-test-$([guid]::NewGuid().ToString('n').Substring(0, 8))"
     New-Item -ItemType Directory -Path $directory | Out-Null
     $ports = @(); while ($ports.Count -lt $Nodes) { $p = Get-FreePort; if ($p -notin $ports) { $ports += $p } }
-    $lines = for ($i = 0; $i -lt $Nodes; $i++) { "$i 127.0.0.1 $($ports[$i])" }
+    $lines = for ($i = 0; $i -lt $Nodes; $i++) { "$i $HostAddress $($ports[$i])" }
     $configPath = Join-Path $directory 'config.conf'
     @($lines) + $ExtraLines | Set-Content -Path $configPath
     [pscustomobject]@{

@@ -1,3 +1,5 @@
+using RaftPS.Client;
+
 namespace RaftPS;
 
 /// <summary>The leader of the cluster as a node reports it (Get-RaftLeader).</summary>
@@ -13,7 +15,7 @@ public sealed class RaftLeader
     public int Port { get; }
     public long Term { get; }
 
-    public override string ToString() => $"{Id} {Address}:{Port}";
+    public override string ToString() => $"{Id} {new RaftEndpoint(Address, Port)}";
 }
 
 /// <summary>
@@ -109,7 +111,7 @@ public sealed class RaftMember
     /// timeout or two, i.e. it keeps pace (a learner in this state can be promoted; null when unknown).</summary>
     public bool? CaughtUp { get; init; }
 
-    public override string ToString() => $"{Id} {Address}:{Port}{(Role == RaftMemberRole.Learner ? " (learner)" : "")}";
+    public override string ToString() => $"{Id} {new RaftEndpoint(Address, Port)}{(Role == RaftMemberRole.Learner ? " (learner)" : "")}";
 }
 
 /// <summary>The leader's view of one follower's replication progress.</summary>
@@ -172,5 +174,5 @@ public sealed class RaftNodeProcess
     public string LogPath { get; init; } = "";
     public string ConfigPath { get; init; } = "";
 
-    public override string ToString() => $"{Id} {Address}:{Port} (process {ProcessId})";
+    public override string ToString() => $"{Id} {new RaftEndpoint(Address, Port)} (process {ProcessId})";
 }

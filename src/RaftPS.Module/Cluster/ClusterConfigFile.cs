@@ -25,10 +25,14 @@ internal static class ClusterConfigFile
                 && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var port)
                 && port is >= 1 and <= 65535
                 && nodes.All(n => n.Id != id))
-                nodes.Add(new ConfigNode(id, fields[1], port));
+                nodes.Add(new ConfigNode(id, BareHost(fields[1]), port));
         }
         return nodes;
     }
+
+    /// <summary>An IPv6 address written as in a URL ("[::1]") without its brackets, as the server reads it.</summary>
+    private static string BareHost(string host) =>
+        host is ['[', .., ']'] && Uri.CheckHostName(host[1..^1]) == UriHostNameType.IPv6 ? host[1..^1] : host;
 
     /// <summary>
     /// Writes <paramref name="nodes"/> as config.conf lines (<c>ID HOST PORT</c>) after a comment,

@@ -6,21 +6,43 @@ namespace RaftPS.Cluster;
 internal sealed record HostEntry(string Host, int? Port)
 {
     /// <summary>
-    /// Reads <c>host</c> or <c>host:port</c>, where host is a name or an IPv4 address. Null when it
-    /// is neither, or the host is not a valid name or address. IPv6 addresses are refused: the
-    /// nodes' connections to each other (snapshots, forwarded calls) and the module's put the host
-    /// into a URL without brackets.
+    /// Reads <c>host</c> or <c>host:port</c>, where host is a name or an IPv4 address, or an IPv6
+    /// address bare (<c>::1</c>) or in brackets (<c>[::1]</c>, <c>[::1]:5000</c>). Null when it is
+    /// none of these, or the host is not a valid name or address.
     /// </summary>
     public static HostEntry? Parse(string text)
     {
         text = text.Trim();
-        var parts = text.Split(':');
-        if (parts.Length > 2) return null;
-        var host = parts[0];
-        if (host.Length == 0 || Uri.CheckHostName(host) is not (UriHostNameType.Dns or UriHostNameType.IPv4)) return null;
-        if (parts.Length == 1) return new HostEntry(host, null);
-        return int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port is >= 1 and <= 65535
-            ? new HostEntry(host, port)
+        string host;
+        string? port = null;
+        if (text.StartsWith('['))
+        {
+            var close = text.IndexOf(']');
+            if (close < 0) return null;
+            host = text[1..close];
+            if (Uri.CheckHostName(host) != UriHostNameType.IPv6) return null;
+            var rest = text[(close + 1)..];
+            if (rest.Length > 0)
+            {
+                if (rest[0] != ':') return null;
+                port = rest[1..];
+            }
+        }
+        else if (text.Count(c => c == ':') > 1)
+        {
+            host = text;
+            if (Uri.CheckHostName(host) != UriHostNameType.IPv6) return null;
+        }
+        else
+        {
+            var colon = text.IndexOf(':');
+            host = colon < 0 ? text : text[..colon];
+            if (colon >= 0) port = text[(colon + 1)..];
+            if (host.Length == 0 || Uri.CheckHostName(host) is not (UriHostNameType.Dns or UriHostNameType.IPv4)) return null;
+        }
+        if (port is null) return new HostEntry(host, null);
+        return int.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out var number) && number is >= 1 and <= 65535
+            ? new HostEntry(host, number)
             : null;
     }
 

@@ -74,7 +74,7 @@ public sealed class AddRaftNodeCommand : RaftConnectedCmdlet
         {
             if (!string.Equals(existing.Address, Address, StringComparison.OrdinalIgnoreCase) || existing.Port != Port)
             {
-                WriteError(new ErrorRecord(new InvalidOperationException($"Node {Id} is already a member at {existing.Address}:{existing.Port}. A node that moves is replaced: add it under a new id, then remove node {Id}."),
+                WriteError(new ErrorRecord(new InvalidOperationException($"Node {Id} is already a member at {new RaftEndpoint(existing.Address, existing.Port)}. A node that moves is replaced: add it under a new id, then remove node {Id}."),
                     RaftErrors.MemberExists, ErrorCategory.ResourceExists, existing));
                 return;
             }

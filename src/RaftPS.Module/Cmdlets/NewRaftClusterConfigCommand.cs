@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using RaftPS.Client;
 using RaftPS.Cluster;
 
 namespace RaftPS.Cmdlets;
@@ -43,7 +44,7 @@ public sealed class NewRaftClusterConfigCommand : PSCmdlet
             }
             valid = false;
             WriteError(new ErrorRecord(new ArgumentException(
-                    $"'{text}' is not a host: give a host name or an IPv4 address, optionally with a port (db1, db1.example.com:50000, 10.0.0.5:50000). IPv6 addresses are not supported."),
+                    $"'{text}' is not a host: give a host name or an IP address, optionally with a port (db1, db1.example.com:50000, 10.0.0.5:50000, fd00::5, [fd00::5]:50000)."),
                 "RaftInvalidHost", ErrorCategory.InvalidArgument, text));
         }
         if (!valid) return;
@@ -53,8 +54,8 @@ public sealed class NewRaftClusterConfigCommand : PSCmdlet
         {
             valid = false;
             WriteError(new ErrorRecord(new ArgumentException(
-                    $"Nodes {string.Join(" and ", clash.Select(n => n.Id))} would both use {clash.First().Host}:{clash.Key.Port}: give them different ports."),
-                "RaftDuplicateEndpoint", ErrorCategory.InvalidArgument, $"{clash.First().Host}:{clash.Key.Port}"));
+                    $"Nodes {string.Join(" and ", clash.Select(n => n.Id))} would both use {new RaftEndpoint(clash.First().Host, clash.Key.Port)}: give them different ports."),
+                "RaftDuplicateEndpoint", ErrorCategory.InvalidArgument, new RaftEndpoint(clash.First().Host, clash.Key.Port).ToString()));
         }
         if (nodes.Any(n => n.Port > 65535))
         {

@@ -130,7 +130,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
                     "RaftNodeAlreadyRunning", ErrorCategory.ResourceExists, already.Info));
                 continue;
             }
-            if (!ShouldProcess($"node {node.Id} ({node.Host}:{node.Port})", "Start"))
+            if (!ShouldProcess($"node {node.Id} ({new RaftEndpoint(node.Host, node.Port)})", "Start"))
                 continue;
             LaunchedNode started;
             try
@@ -143,7 +143,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
                 continue;
             }
             NodeRegistry.Add(started);
-            WriteVerbose($"Started node {node.Id} ({node.Host}:{node.Port}) as process {started.Info.ProcessId}; log: {started.Info.LogPath}");
+            WriteVerbose($"Started node {node.Id} ({new RaftEndpoint(node.Host, node.Port)}) as process {started.Info.ProcessId}; log: {started.Info.LogPath}");
             launched.Add(started);
         }
         if (launched.Count == 0) return;
@@ -159,7 +159,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
         {
             // What the user types next (Set-RaftValue a 1) needs no Connect-RaftNode first.
             CurrentConnection.Set(new RaftConnection(running[0].Info.Address, running[0].Info.Port, _security));
-            WriteVerbose($"Connected this session to node {running[0].Info.Id} ({running[0].Info.Address}:{running[0].Info.Port}).");
+            WriteVerbose($"Connected this session to node {running[0].Info.Id} ({new RaftEndpoint(running[0].Info.Address, running[0].Info.Port)}).");
         }
         foreach (var node in running) WriteObject(node.Info);
     }
@@ -218,7 +218,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
                     "RaftNodeAlreadyRunning", ErrorCategory.ResourceExists, already.Info));
                 continue;
             }
-            if (!ShouldProcess($"node {id} ({member.Address}:{member.Port})", $"Start, joining through {join}"))
+            if (!ShouldProcess($"node {id} ({new RaftEndpoint(member.Address, member.Port)})", $"Start, joining through {join}"))
                 continue;
             try
             {
@@ -392,7 +392,7 @@ public sealed class StartRaftClusterCommand : RaftCmdlet
     {
         int? code = null;
         try { code = node.Process.ExitCode; } catch (InvalidOperationException) { }
-        var message = $"Node {node.Info.Id} ({node.Info.Address}:{node.Info.Port}) exited{(code is { } c ? $" with code {c}" : "")} during start-up. The end of its log ({node.Info.LogPath}):{Environment.NewLine}{NodeLauncher.TailLog(node)}";
+        var message = $"Node {node.Info.Id} ({new RaftEndpoint(node.Info.Address, node.Info.Port)}) exited{(code is { } c ? $" with code {c}" : "")} during start-up. The end of its log ({node.Info.LogPath}):{Environment.NewLine}{NodeLauncher.TailLog(node)}";
         return new ErrorRecord(new InvalidOperationException(message), "RaftNodeExited", ErrorCategory.InvalidOperation, node.Info);
     }
 }

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using RaftPS.Client;
 using RaftPS.Cluster;
 
 namespace RaftPS.Cmdlets;
@@ -49,7 +50,7 @@ public sealed class StopRaftClusterCommand : PSCmdlet
             }
         }
 
-        var confirmed = targets.Where(n => ShouldProcess($"node {n.Info.Id} ({n.Info.Address}:{n.Info.Port}, process {n.Info.ProcessId})", "Stop")).ToList();
+        var confirmed = targets.Where(n => ShouldProcess($"node {n.Info.Id} ({new RaftEndpoint(n.Info.Address, n.Info.Port)}, process {n.Info.ProcessId})", "Stop")).ToList();
         // Stop them together: each gets its grace period at the same time.
         Parallel.ForEach(confirmed, node => NodeLauncher.Stop(node, TimeSpan.FromSeconds(2)));
         foreach (var node in confirmed)

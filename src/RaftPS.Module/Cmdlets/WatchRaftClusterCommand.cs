@@ -51,7 +51,7 @@ public sealed class WatchRaftClusterCommand : RaftConnectedCmdlet
                 var started = Stopwatch.GetTimestamp();
                 var rows = Await(poll.PollAsync(perNode, Cancellation));
                 previous = AddRates(rows, previous, started);
-                var title = $"RaftPS cluster via {connection.Address}:{connection.Port} at {DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}, " +
+                var title = $"RaftPS cluster via {new RaftEndpoint(connection.Address, connection.Port)} at {DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture)}, " +
                     $"every {RefreshSec.ToString("0.###", CultureInfo.InvariantCulture)} s" + (interactive ? " (q or Ctrl+C to quit)" : "");
                 var text = ClusterViewText.Render(rows, title, color: interactive);
                 if (interactive) Host.UI.Write(Home + text + EraseBelow);

@@ -377,12 +377,12 @@
     'New-RaftClusterConfig' = @{
         Synopsis    = 'Writes a config.conf for a cluster of the given hosts.'
         Description = @(
-            'Writes the config file a cluster starts from: one line "ID HOST PORT" per host, ids from 0 in the order given. A host given without a port gets -Port (50000 by default) plus the number of earlier nodes on the same host, so three nodes on one machine get three ports and nodes on three machines the same one. A host can be a name or an IPv4 address, with or without ":port" (IPv6 addresses are not supported).'
+            'Writes the config file a cluster starts from: one line "ID HOST PORT" per host, ids from 0 in the order given. A host given without a port gets -Port (50000 by default) plus the number of earlier nodes on the same host, so three nodes on one machine get three ports and nodes on three machines the same one. A host can be a name or an IP address, with or without ":port"; an IPv6 address with a port goes in brackets ("[fd00::5]:50000").'
             'Copy the file to every machine of the cluster and start each node there with Start-RaftCluster -NodeId <id> (or as a service: docs/operations.md). Every node must be given the same file.'
             'Nothing is written when an entry is wrong (error RaftInvalidHost), two nodes would share an address and port (RaftDuplicateEndpoint), or the file exists and -Force is not given (RaftConfigExists). An even number of nodes gets a warning: it survives no more failures than one node fewer.'
         )
         Parameters  = @{
-            HostName = 'The nodes'' hosts, in id order: names or IPv4 addresses, each optionally with ":port". Also taken from the pipeline.'
+            HostName = 'The nodes'' hosts, in id order: names or IP addresses, each optionally with ":port" (an IPv6 address then in brackets: "[fd00::5]:50000"). Also taken from the pipeline.'
             Port     = 'The port of a host given without one; the second node on the same host gets the next port, and so on. The default is 50000.'
             Path     = 'The file to write. The default is config.conf in the current location.'
             Force    = 'Replaces the file if it exists.'

@@ -35,7 +35,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         var view = CheckAwake();
         if (view.LeaderId == SoftState.NoLeader || membership.Find(view.LeaderId) is not { } leader)
             throw Unavailable("no leader is known yet (an election is under way or there is no quorum)", SoftState.NoLeader);
-        Log.LeaderAnswer(_log, leader.Id, $"{leader.Address.Host}:{leader.Address.Port}");
+        Log.LeaderAnswer(_log, leader.Id, leader.Address.Authority);
         return Task.FromResult(new P.GetLeaderReply { Leader = StatusMapping.ToInfo(leader), Term = view.Term });
     }
 
@@ -344,9 +344,10 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
     public override Task<P.MembersReply> AddMember(P.AddMemberRequest request, ServerCallContext context)
     {
         RequestValidation.MemberId(request.Id);
-        RequestValidation.Address(request.Address, request.Port);
+        var host = NodeAddress.BareHost(request.Address);
+        RequestValidation.Address(host, request.Port);
         Log.MemberCommand(_log, request.Learner ? "add learner" : "add voter", request.Id);
-        return ChangeMembershipAsync(request.Learner ? ChangeKind.AddLearner : ChangeKind.AddVoter, request.Id, request.Address, request.Port, context,
+        return ChangeMembershipAsync(request.Learner ? ChangeKind.AddLearner : ChangeKind.AddVoter, request.Id, host, request.Port, context,
             static (c, r, h, d, ct) => c.AddMemberAsync(r, h, d, ct).ResponseAsync, request);
     }
 
@@ -462,7 +463,7 @@ public sealed partial class ClientService(NodeLoop loop, Membership membership, 
         new(new Status(StatusCode.DeadlineExceeded, "the deadline passed before the request completed"));
 
     private string? LeaderText(int leaderId) =>
-        leaderId != SoftState.NoLeader && membership.Find(leaderId) is { } n ? $"{n.Id} {n.Address.Host}:{n.Address.Port}" : null;
+        leaderId != SoftState.NoLeader && membership.Find(leaderId) is { } n ? $"{n.Id} {n.Address.Authority}" : null;
 
     private RpcException Unavailable(string message, int leaderHint)
     {

@@ -43,7 +43,7 @@ public sealed class ClusterConfig
                 throw new ConfigException($"{Where()}: expected 'ID HOST PORT', found {fields.Length} field(s): '{line}'");
             if (!int.TryParse(fields[0], NumberStyles.None, CultureInfo.InvariantCulture, out var id))
                 throw new ConfigException($"{Where()}: node id '{fields[0]}' is not a non-negative integer");
-            var host = fields[1];
+            var host = NodeAddress.BareHost(fields[1]); // an IPv6 address bare ("::1") or as in a URL ("[::1]")
             if (Uri.CheckHostName(host) == UriHostNameType.Unknown)
                 throw new ConfigException($"{Where()}: '{host}' is not a valid host name or address");
             if (!int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
@@ -51,7 +51,7 @@ public sealed class ClusterConfig
             if (nodes.Any(n => n.Id == id))
                 throw new ConfigException($"{Where()}: duplicate node id {id}");
             if (nodes.FirstOrDefault(n => n.Port == port && string.Equals(n.Host, host, StringComparison.OrdinalIgnoreCase)) is { } clash)
-                throw new ConfigException($"{Where()}: {host}:{port} is already used by node {clash.Id}");
+                throw new ConfigException($"{Where()}: {NodeAddress.Format(host, port)} is already used by node {clash.Id}");
             nodes.Add(new NodeAddress(id, host, port));
         }
 

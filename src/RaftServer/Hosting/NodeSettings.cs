@@ -272,9 +272,12 @@ public sealed record NodeSettings
     private static NodeAddress HostPort(string option, string endpoint, int minPort)
     {
         var colon = endpoint.LastIndexOf(':');
+        var host = colon > 0 ? NodeAddress.BareHost(endpoint[..colon]) : "";
+        // An IPv6 address needs its brackets here: in "::1:5000" the port cannot be told apart.
         if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port)
-            || port < minPort || port > 65535 || Uri.CheckHostName(endpoint[..colon].Trim('[', ']')) == UriHostNameType.Unknown)
-            throw new UsageException($"{option}: '{endpoint}' is not HOST:PORT");
-        return new NodeAddress(-1, endpoint[..colon].Trim('[', ']'), port);
+            || port < minPort || port > 65535 || Uri.CheckHostName(host) is not (UriHostNameType.Dns or UriHostNameType.IPv4 or UriHostNameType.IPv6)
+            || (host.Contains(':') && !endpoint.StartsWith('[')))
+            throw new UsageException($"{option}: '{endpoint}' is not HOST:PORT (an IPv6 address in brackets: [::1]:50000)");
+        return new NodeAddress(-1, host, port);
     }
 }

@@ -561,11 +561,11 @@ public sealed partial class RaftDriver : ILoopEventHandler
         {
             case ChangeKind.AddLearner or ChangeKind.AddVoter:
                 if (existing is not null)
-                    return Refuse(e.Write, OutcomeCode.AlreadyExists, $"node {e.Id} is already a member ({existing.Role.ToString().ToLowerInvariant()} at {existing.Host}:{existing.Port})");
+                    return Refuse(e.Write, OutcomeCode.AlreadyExists, $"node {e.Id} is already a member ({existing.Role.ToString().ToLowerInvariant()} at {NodeAddress.Format(existing.Host, existing.Port)})");
                 if (current.WasRemoved(e.Id))
                     return Refuse(e.Write, OutcomeCode.FailedPrecondition, $"node {e.Id} was removed from this cluster and ids are not reused: add the replacement under a new id");
                 if (members.FirstOrDefault(m => m.Port == e.Port && string.Equals(m.Host, e.Host, StringComparison.OrdinalIgnoreCase)) is { } clash)
-                    return Refuse(e.Write, OutcomeCode.AlreadyExists, $"{e.Host}:{e.Port} is node {clash.Id}'s address");
+                    return Refuse(e.Write, OutcomeCode.AlreadyExists, $"{NodeAddress.Format(e.Host, e.Port)} is node {clash.Id}'s address");
                 return current.With(new ConfigChange(e.Kind, e.Id),
                     new ConfigMember(e.Id, e.Kind == ChangeKind.AddVoter ? MemberRole.Voter : MemberRole.Learner, e.Host, e.Port));
             case ChangeKind.Promote:

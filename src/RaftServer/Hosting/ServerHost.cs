@@ -360,16 +360,16 @@ public static class ServerHost
             var reason = e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("in use", StringComparison.OrdinalIgnoreCase)
                 ? "the port is already in use"
                 : e.Message;
-            logger.LogError("cannot listen on {Host}:{Port} (node {Id}): {Reason}", self.Host, self.Port, self.Id, reason);
+            logger.LogError("cannot listen on {Address} (node {Id}): {Reason}", self.Authority, self.Id, reason);
             return 1;
         }
         catch (SocketException e)
         {
-            logger.LogError("cannot listen on {Host}:{Port} (node {Id}): {Reason}", self.Host, self.Port, self.Id, e.Message);
+            logger.LogError("cannot listen on {Address} (node {Id}): {Reason}", self.Authority, self.Id, e.Message);
             return 1;
         }
 
-        Log.ServerStarts(logger, $"{self.Host}:{self.Port}");
+        Log.ServerStarts(logger, self.Authority);
         foreach (var line in clientSecurity.Describe()) logger.LogInformation("{Security}", line);
         logger.LogInformation("{Security}", peerTls?.Describe() ??
             "Peer TLS: off (peers connect in plain text, unauthenticated; --peer-cert-file, --peer-key-file and --peer-ca-file turn it on)");
@@ -421,7 +421,7 @@ public static class ServerHost
             var reason = e.InnerException is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } || e.Message.Contains("in use", StringComparison.OrdinalIgnoreCase)
                 ? "the port is already in use"
                 : e.Message;
-            logger.LogError("cannot listen for metrics on {Host}:{Port}: {Reason}", at.Host, at.Port, reason);
+            logger.LogError("cannot listen for metrics on {Address}: {Reason}", at.Authority, reason);
             return null;
         }
     }

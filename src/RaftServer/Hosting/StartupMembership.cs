@@ -59,7 +59,7 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
             if (clusterId != ClusterIdentity.Unknown && ClusterIdFile.Read(dataDirectory) == ClusterIdentity.Unknown)
                 ClusterIdFile.Write(dataDirectory, clusterId);
             MemberFile.Write(joinFile, members);
-            return new(members, Configuration.Empty, false, $"{join.Host}:{join.Port}");
+            return new(members, Configuration.Empty, false, join.Authority);
         }
         if (config is null)
             throw new ConfigException($"{settings.ConfigPath}: file not found (a new cluster's nodes are listed in it; to join an existing cluster, start with --join HOST:PORT)");
@@ -92,7 +92,7 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
         var answeredBy = new PeerCertificateVerdict();
         using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) };
         peerTls?.ConfigureHandler(handler, new NodeAddress(-1, join.Host, join.Port), answeredBy);
-        using var channel = GrpcChannel.ForAddress($"http://{join.Host}:{join.Port}", new GrpcChannelOptions { HttpHandler = handler });
+        using var channel = GrpcChannel.ForAddress(join.HttpUri, new GrpcChannelOptions { HttpHandler = handler });
         var client = new P.RaftClient.RaftClientClient(channel);
         var over = peerTls is null ? "" : " over peer TLS";
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -105,30 +105,30 @@ public sealed record StartupMembership(MemberSet Members, Configuration Bootstra
                 var members = new MemberSet(reply.Members.Select(m => new Member(new NodeAddress(m.Node.Id, m.Node.Address, m.Node.Port),
                     m.Node.Role == P.MemberRole.Learner ? MemberRole.Learner : MemberRole.Voter)));
                 if (!members.Contains(self))
-                    throw new MembershipException($"node {self} is not a member of the cluster at {join.Host}:{join.Port} (members: {members}); " +
+                    throw new MembershipException($"node {self} is not a member of the cluster at {join.Authority} (members: {members}); " +
                         $"add it first (Add-RaftNode -Id {self} -Address HOST -Port PORT, or the AddMember call), then start it");
                 // The answer is a member's only when its certificate names one of the members it lists.
                 if (peerTls is not null && !members.Contains(answeredBy.NodeId))
-                    throw new MembershipException($"the node at {join.Host}:{join.Port} has a certificate naming node {answeredBy.NodeId}, " +
+                    throw new MembershipException($"the node at {join.Authority} has a certificate naming node {answeredBy.NodeId}, " +
                         $"which is not a member of the cluster it describes (members: {members})");
                 logger.LogInformation("Joining cluster {ClusterId} of {Members} (asked {Node}{Over})", ClusterIdentity.Format(reply.ClusterId), members.ToString(),
-                    peerTls is null ? $"{join.Host}:{join.Port}" : $"node {answeredBy.NodeId} at {join.Host}:{join.Port}", over);
+                    peerTls is null ? join.Authority : $"node {answeredBy.NodeId} at {join.Authority}", over);
                 return (members, reply.ClusterId);
             }
             catch (RpcException e) when (Refusal(e) is { } refused)
             {
                 // A peer TLS refusal (a plain node, a certificate of another CA): the settings are wrong, waiting will not help.
-                throw new MembershipException($"cannot join through {join.Host}:{join.Port}: {refused.Message}");
+                throw new MembershipException($"cannot join through {join.Authority}: {refused.Message}");
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && clock.Elapsed < JoinPatience)
             {
-                logger.LogInformation("Waiting for the cluster at {Host}:{Port}: {Error}", join.Host, join.Port, e.Status.Detail);
+                logger.LogInformation("Waiting for the cluster at {Address}: {Error}", join.Authority, e.Status.Detail);
                 await Task.Delay(delay, ct);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
             catch (RpcException e)
             {
-                throw new MembershipException($"cannot join through {join.Host}:{join.Port}: {e.Status.StatusCode}: {e.Status.Detail}");
+                throw new MembershipException($"cannot join through {join.Authority}: {e.Status.StatusCode}: {e.Status.Detail}");
             }
         }
     }

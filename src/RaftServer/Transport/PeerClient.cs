@@ -122,7 +122,7 @@ public sealed class PeerClient : IAsyncDisposable
             InitialHttp2StreamWindowSize = 4 << 20,
         };
         tls?.ConfigureHandler(handler, address);
-        var channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions
+        var channel = GrpcChannel.ForAddress(address.HttpUri, new GrpcChannelOptions
         {
             // An HttpClient rather than the handler itself: given a SocketsHttpHandler, the channel
             // manages the connection itself (client-side load balancing's connectivity checks), and
@@ -462,7 +462,7 @@ public sealed class PeerClient : IAsyncDisposable
                 {
                     if (ssl is not null)
                     {
-                        var message = $"node {Address.Id} at {Address.Host}:{Address.Port}: it ended the peer TLS connection before its hello " +
+                        var message = $"node {Address.Id} at {Address.Authority}: it ended the peer TLS connection before its hello " +
                             "(it refused this node's certificate or hello; its log says why)";
                         _handshake.Warn($"to {Address.Id} tls closed", "Refused the connection to {Error}", message);
                         connection.End(new PeerRefusedException(message));
@@ -475,7 +475,7 @@ public sealed class PeerClient : IAsyncDisposable
                 if (ssl is null && buffer[0] == PeerWire.TlsPreface[0])
                 {
                     // A peer TLS node's refusal of a plain connection: it answered with its TLS preface.
-                    var message = $"node {Address.Id} at {Address.Host}:{Address.Port}: it requires peer TLS, and this node does not use it (no --peer-cert-file); " +
+                    var message = $"node {Address.Id} at {Address.Authority}: it requires peer TLS, and this node does not use it (no --peer-cert-file); " +
                         "give every node of the cluster the peer TLS options, or none of them";
                     _handshake.Warn($"to {Address.Id} plain", "Refused the connection to {Error}", message);
                     connection.End(new PeerRefusedException(message));

@@ -80,25 +80,25 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
         if (!identity.Accepts(answer.ClusterId))
         {
             Refuse($"to {peer.Id} cluster",
-                "Refused the connection to node {Peer} at {Host}:{Port}: it belongs to cluster {Theirs}, this node to cluster {Ours}{Held}",
-                peer.Id, peer.Host, peer.Port, ClusterIdentity.Format(answer.ClusterId), ClusterIdentity.Format(identity.Id));
+                "Refused the connection to node {Peer} at {Address}: it belongs to cluster {Theirs}, this node to cluster {Ours}{Held}",
+                peer.Id, peer.Authority, ClusterIdentity.Format(answer.ClusterId), ClusterIdentity.Format(identity.Id));
             return false;
         }
         if (answer.NodeId != peer.Id)
         {
             Refuse($"to {peer.Id} as {answer.NodeId}",
-                "Refused the connection to node {Peer} at {Host}:{Port}: the node there is node {Other}{Held}",
-                peer.Id, peer.Host, peer.Port, answer.NodeId);
+                "Refused the connection to node {Peer} at {Address}: the node there is node {Other}{Held}",
+                peer.Id, peer.Authority, answer.NodeId);
             return false;
         }
         if (answer.Removed)
         {
             // Said at error level: a node that was down while it was removed hears it only this way.
             if (_limiter.Allow($"to {peer.Id} removed", out var held))
-                logger.LogError("Node {Peer} at {Host}:{Port} refused this node (node {Self}): its configuration removed this node from the cluster, " +
+                logger.LogError("Node {Peer} at {Address} refused this node (node {Self}): its configuration removed this node from the cluster, " +
                     "so this node takes no part in it any more. Stop it; to bring the machine back, remove its data directory, " +
                     "add it under a new id (ids are not reused; Add-RaftNode) and start it with --join{Held}",
-                    peer.Id, peer.Host, peer.Port, self, held > 0 ? $" ({held} more like it in the last minute)" : "");
+                    peer.Id, peer.Authority, self, held > 0 ? $" ({held} more like it in the last minute)" : "");
             return false;
         }
         return true;

@@ -264,7 +264,7 @@ public sealed class PeerTls : IDisposable
     }
 
     /// <summary>How log lines name the node called: by id, or by address alone (a joining node calls an address).</summary>
-    private static string Name(NodeAddress peer) => peer.Id >= 0 ? $"node {peer.Id} at {peer.Host}:{peer.Port}" : $"the node at {peer.Host}:{peer.Port}";
+    private static string Name(NodeAddress peer) => peer.Id >= 0 ? $"node {peer.Id} at {peer.Authority}" : $"the node at {peer.Authority}";
 
     /// <summary>Makes the gRPC channel's connections to node <paramref name="peer"/> peer TLS connections: the
     /// channel speaks HTTP/2 (http://, prior knowledge) over the TLS stream this returns.</summary>

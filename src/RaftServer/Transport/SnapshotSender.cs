@@ -238,7 +238,7 @@ public sealed class SnapshotSender : IAsyncDisposable
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
             };
             Tls?.ConfigureHandler(handler, address); // peer TLS: HTTP/2 inside a peer TLS connection
-            var channel = GrpcChannel.ForAddress($"http://{address.Host}:{address.Port}", new GrpcChannelOptions { HttpHandler = handler });
+            var channel = GrpcChannel.ForAddress(address.HttpUri, new GrpcChannelOptions { HttpHandler = handler });
             _channels[peer] = (address, channel);
             return channel;
         }

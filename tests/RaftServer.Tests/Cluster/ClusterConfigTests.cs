@@ -37,6 +37,23 @@ public class ClusterConfigTests
     }
 
     [Fact]
+    public void An_IPv6_address_is_taken_bare_or_in_brackets_and_bracketed_wherever_a_port_follows_it()
+    {
+        var config = ClusterConfig.Parse(["0 ::1 50000", "1 [fd00::5] 50001", "2 db3.example 50002"]);
+
+        Assert.Equal(new NodeAddress(1, "fd00::5", 50001), config[1]);
+        Assert.Equal(["[::1]:50000", "[fd00::5]:50001", "db3.example:50002"], config.Nodes.Select(n => n.Authority));
+        Assert.Equal("http://[::1]:50000", config[0].HttpUri);
+        Assert.Equal(new Uri("http://[::1]:50000/"), new Uri(config[0].HttpUri + "/"));
+        Assert.Equal("1 [fd00::5]:50001", config[1].ToString());
+
+        var dup = Assert.Throws<ConfigException>(() => ClusterConfig.Parse(["0 ::1 50000", "1 [::1] 50000"]));
+        Assert.Equal("config.conf:2: [::1]:50000 is already used by node 0", dup.Message);
+        Assert.StartsWith("config.conf:1: '[db1]' is not a valid host name or address",
+            Assert.Throws<ConfigException>(() => ClusterConfig.Parse(["0 [db1] 50000"])).Message);
+    }
+
+    [Fact]
     public void An_empty_config_is_an_error()
     {
         var error = Assert.Throws<ConfigException>(() => ClusterConfig.Parse(["", "# nothing"]));

@@ -39,6 +39,8 @@ public sealed class NodeSettingsTests
         var observed = NodeSettings.Parse(["0", "--metrics-address", "[::1]:9100", "--log-format", "JSON"])!;
         Assert.Equal(("::1", 9100, true), (observed.MetricsAddress!.Host, observed.MetricsAddress.Port, observed.JsonLogs));
         Assert.Equal(0, NodeSettings.Parse(["0", "--metrics-address", "localhost:0"])!.MetricsAddress!.Port);
+        var join = NodeSettings.Parse(["3", "--join", "[fd00::5]:50000"])!.Join!;
+        Assert.Equal(("fd00::5", 50000), (join.Host, join.Port));
         Assert.False(NodeSettings.Parse(["0", "--log-format", "plain"])!.JsonLogs);
     }
 
@@ -55,6 +57,8 @@ public sealed class NodeSettingsTests
     [InlineData("1 --what", "unknown option '--what'")]
     [InlineData("1 --metrics-address 9100", "--metrics-address: '9100' is not HOST:PORT")]
     [InlineData("1 --metrics-address host:70000", "--metrics-address: 'host:70000' is not HOST:PORT")]
+    [InlineData("1 --join ::1:5000", "--join: '::1:5000' is not HOST:PORT (an IPv6 address in brackets: [::1]:50000)")]
+    [InlineData("1 --join [db1]:5000", "--join: '[db1]:5000' is not HOST:PORT")]
     [InlineData("1 --log-format xml", "--log-format: 'xml' is not plain or json")]
     [InlineData("1 --snapshot-entries 0", "--snapshot-entries: '0' is not a whole number of at least 1")]
     [InlineData("1 --snapshot-log-bytes 1k", "--snapshot-log-bytes: '1k' is not a whole number of at least 4096")]

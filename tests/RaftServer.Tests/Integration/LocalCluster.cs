@@ -29,14 +29,24 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Arguments of one node's own (after <see cref="ExtraArgs"/>), e.g. its metrics port.</summary>
     public Func<int, string[]>? NodeArgs { get; init; }
 
-    public LocalCluster(int size, string name, params string[] extraArgs)
+    /// <summary>The address every node listens on (config.conf's HOST).</summary>
+    public string Host { get; }
+
+    public LocalCluster(int size, string name, params string[] extraArgs) : this("127.0.0.1", size, name, extraArgs) { }
+
+    /// <param name="host">The nodes' address: 127.0.0.1, or ::1 for a cluster on IPv6.</param>
+    public LocalCluster(string host, int size, string name, params string[] extraArgs)
     {
+        Host = host;
         Dir = ServerProcess.TempDir(name);
         var ports = ServerProcess.FreePorts(size);
         _ports = Enumerable.Range(0, size).ToDictionary(i => i, i => ports[i]);
-        ConfigPath = ServerProcess.WriteConfig(Dir, Ports.Select(p => (p.Key, p.Value)));
+        ConfigPath = ServerProcess.WriteConfig(Dir, Ports.Select(p => (p.Key, p.Value)), host);
         ExtraArgs = extraArgs;
     }
+
+    /// <summary>"host:port" of node <paramref name="id"/>, an IPv6 host in brackets.</summary>
+    public string Authority(int id) => Host.Contains(':') ? $"[{Host}]:{Ports[id]}" : $"{Host}:{Ports[id]}";
 
     public string DataDir(int id) => Path.Combine(Dir, "data", $"node-{id}");
 
@@ -66,7 +76,7 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Starts node <paramref name="id"/> (already added to the cluster) with --join through <paramref name="through"/>.</summary>
     public ServerProcess StartJoining(int id, int through)
     {
-        var p = ServerProcess.Start(id, Dir, [id.ToString(), "--join", $"127.0.0.1:{Ports[through]}", "--data-dir", DataDir(id), .. ExtraArgs]);
+        var p = ServerProcess.Start(id, Dir, [id.ToString(), "--join", Authority(through), "--data-dir", DataDir(id), .. ExtraArgs]);
         lock (_processes) _processes[id] = p;
         return p;
     }
@@ -92,7 +102,7 @@ public sealed class LocalCluster : IAsyncDisposable
         GrpcChannel? ch;
         lock (_channels) // tests call from several tasks at once
             if (!_channels.TryGetValue(id, out ch))
-                _channels[id] = ch = GrpcChannel.ForAddress($"http://127.0.0.1:{Ports[id]}");
+                _channels[id] = ch = GrpcChannel.ForAddress($"http://{Authority(id)}");
         return new RaftClient.RaftClientClient(ch);
     }
 

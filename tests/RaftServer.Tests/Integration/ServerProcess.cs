@@ -188,10 +188,10 @@ public sealed class ServerProcess : IDisposable
         return dir;
     }
 
-    public static string WriteConfig(string dir, IEnumerable<(int Id, int Port)> nodes)
+    public static string WriteConfig(string dir, IEnumerable<(int Id, int Port)> nodes, string host = "127.0.0.1")
     {
         var sb = new StringBuilder();
-        foreach (var (id, port) in nodes) sb.Append($"{id} 127.0.0.1 {port}\n");
+        foreach (var (id, port) in nodes) sb.Append($"{id} {host} {port}\n");
         var path = Path.Combine(dir, "config.conf");
         File.WriteAllText(path, sb.ToString());
         return path;

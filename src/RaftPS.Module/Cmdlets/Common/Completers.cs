@@ -27,7 +27,7 @@ public sealed class NodeIdCompleter : IArgumentCompleter
         return nodes
             .Where(n => n.Id.ToString(System.Globalization.CultureInfo.InvariantCulture).StartsWith(typed, StringComparison.Ordinal))
             .Select(n => new CompletionResult(n.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                $"{n.Id} ({n.Host}:{n.Port})", CompletionResultType.ParameterValue, $"node {n.Id} at {n.Host}:{n.Port}"))
+                $"{n.Id} ({new RaftEndpoint(n.Host, n.Port)})", CompletionResultType.ParameterValue, $"node {n.Id} at {new RaftEndpoint(n.Host, n.Port)}"))
             .ToList();
     }
 }
@@ -46,7 +46,7 @@ public sealed class MemberIdCompleter : IArgumentCompleter
         return known
             .Where(m => m.Id.ToString(System.Globalization.CultureInfo.InvariantCulture).StartsWith(typed, StringComparison.Ordinal))
             .Select(m => new CompletionResult(m.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                $"{m.Id} ({m.Address}:{m.Port}{(m.Role == RaftMemberRole.Learner ? ", learner" : "")})", CompletionResultType.ParameterValue, m.ToString()))
+                $"{m.Id} ({new RaftEndpoint(m.Address, m.Port)}{(m.Role == RaftMemberRole.Learner ? ", learner" : "")})", CompletionResultType.ParameterValue, m.ToString()))
             .ToList();
     }
 }
