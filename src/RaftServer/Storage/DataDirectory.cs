@@ -23,7 +23,15 @@ public sealed class DataDirectory : IDisposable
     public static DataDirectory Open(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
-        Directory.CreateDirectory(full);
+        if (File.Exists(full)) throw new IOException($"data directory {full} is a file, not a directory");
+        try
+        {
+            Directory.CreateDirectory(full);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"data directory {full} cannot be created: {e.Message}", e);
+        }
         FileStream lockFile;
         try
         {

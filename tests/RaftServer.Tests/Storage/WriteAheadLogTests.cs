@@ -415,6 +415,17 @@ public sealed class WriteAheadLogTests : IDisposable
         Assert.Contains("in use", e.Message);
         Assert.EndsWith("wal", first.WalPath);
     }
+
+    [Fact]
+    public void A_data_directory_that_is_a_file_or_lies_under_one_is_refused_with_the_reason()
+    {
+        Directory.CreateDirectory(_dir);
+        var file = Path.Combine(_dir, "not-a-directory");
+        File.WriteAllText(file, "x");
+        Assert.Equal($"data directory {file} is a file, not a directory", Assert.Throws<IOException>(() => DataDirectory.Open(file)).Message);
+        Assert.StartsWith($"data directory {Path.Combine(file, "node-0")} cannot be created: ",
+            Assert.Throws<IOException>(() => DataDirectory.Open(Path.Combine(file, "node-0"))).Message);
+    }
 }
 
 /// <summary>Collects formatted log lines.</summary>
