@@ -149,7 +149,7 @@ foreach ($name in ($module.ExportedCmdlets.Keys | Sort-Object)) {
     $writer.WriteEndElement()
 
     $writer.WriteStartElement('command', 'returnValues', $command)
-    foreach ($type in $text.Outputs.Keys) {
+    foreach ($type in ($text.Outputs.Keys | Sort-Object)) { # a hashtable keeps no order: sorted, the XML is the same each run
         $writer.WriteStartElement('command', 'returnValue', $command)
         $writer.WriteStartElement('dev', 'type', $dev); $writer.WriteElementString('maml', 'name', $maml, $type); $writer.WriteEndElement()
         Write-Paras 'description' $maml @($text.Outputs[$type])
