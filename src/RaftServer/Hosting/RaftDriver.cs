@@ -203,6 +203,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
         {
             var e = committed[i];
             var result = _kv.Apply(e);
+            if (e.Kind == EntryKind.Configuration) RefuseCommittedRemovals(_node.ConfigurationAt(e.Index));
             ClusterId?.Applied(e);
             _appliedTerm = e.Term;
             Applied();
@@ -281,6 +282,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
         _log.Reset(meta.Index);
         _kv = store;
         _appliedTerm = meta.Term;
+        RefuseCommittedRemovals(meta.Configuration);
         StoreReplaced();
         // Writes proposed while this node led and now covered by the snapshot: their outcome is
         // unknown here (the client retries with its session, which answers exactly once).
@@ -471,6 +473,16 @@ public sealed partial class RaftDriver : ILoopEventHandler
     /// <summary>A configuration this node has seen listed it (so one that does not is its removal).</summary>
     private bool _wasMember;
 
+    /// <summary>
+    /// The transport refuses a removed member (its connections and batches: <see cref="Membership.IsGone"/>)
+    /// only once its removal is committed, i.e. applied here. A removal that is only appended can
+    /// still be overwritten by a leader that never had it, the "removed" node itself among the
+    /// possible ones: refusing that node would leave this node deaf to its leader, and so keep the
+    /// entry that should be overwritten for good.
+    /// </summary>
+    private void RefuseCommittedRemovals(Configuration committed) =>
+        _membership.Update(_membership.Current, _membership.Departing, committed.RemovedIds.ToHashSet());
+
     /// <summary>The configuration in effect changed (or the core started): the runtime membership
     /// follows it, so the transport connects to new members and drops removed ones. An empty
     /// configuration (a node that joins and has not heard from the leader yet) leaves the
@@ -485,7 +497,7 @@ public sealed partial class RaftDriver : ILoopEventHandler
         var departing = _membership.Departing.Concat(previous.Members)
             .Where(m => m.Id != _membership.Self && !next.Contains(m.Id) && _node.LeaderSendsTo(m.Id))
             .DistinctBy(m => m.Id).ToArray();
-        _membership.Update(next, departing, configuration.RemovedIds.ToHashSet());
+        _membership.Update(next, departing, _node.ConfigurationAt(_kv.AppliedIndex).RemovedIds.ToHashSet());
         if (configuration.Equals(_announced)) return;
         _announced = configuration;
         Log.Members(_logger, _membership.Current.ToString());

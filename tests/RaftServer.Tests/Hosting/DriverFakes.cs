@@ -148,6 +148,7 @@ internal sealed class DriverHarness
     public FakeSockets Sockets { get; } = new();
     public FakeSnapshots Snapshots { get; }
     public RaftDriver Driver { get; }
+    public Membership Membership { get; }
     public long Now;
     public int Reopened;
     public const int Self = 1;
@@ -159,7 +160,7 @@ internal sealed class DriverHarness
         Log = new FakeLogStore(Journal);
         Sender = new FakeSender(Journal);
         Snapshots = new FakeSnapshots(Journal);
-        var membership = new Membership(Self, new MemberSet(new[] { 1, 2, 3 }.Select(id => new Member(new NodeAddress(id, "127.0.0.1", 5000 + id)))));
+        var membership = Membership = new Membership(Self, new MemberSet(new[] { 1, 2, 3 }.Select(id => new Member(new NodeAddress(id, "127.0.0.1", 5000 + id)))));
         Driver = new RaftDriver(
             () => new RaftOptions { Id = Self, Bootstrap = bootstrap, ElectionTicks = electionTicks, Random = new Random(7), PreVote = false },
             membership, Log, Sender, Sockets, Snapshots,

@@ -98,6 +98,22 @@ public sealed class RaftDriverTests
     }
 
     [Fact]
+    public void A_member_whose_removal_is_only_appended_is_still_heard_and_refused_once_the_removal_commits()
+    {
+        // A leader appended "remove node 3" here and may die before it commits: node 3 may then win
+        // the next election (the others never had the entry) and must be heard, to overwrite it.
+        _h.FollowNode2();
+        var removal = Configuration.FromVoters([1, 2, 3]).With(new ConfigChange(ChangeKind.Remove, 3));
+        _h.Step(FromNode2(MessageType.Append, term: 1, entries: new Entry(1, 1, EntryKind.Configuration, removal.Encode())));
+        Assert.False(_h.Membership.Contains(3));
+        Assert.False(_h.Membership.IsGone(3));
+
+        _h.Step(FromNode2(MessageType.Heartbeat, term: 1, commit: 1));
+        Assert.Equal(1, _h.Driver.State.AppliedIndex);
+        Assert.True(_h.Membership.IsGone(3));
+    }
+
+    [Fact]
     public void A_write_is_answered_only_once_its_entry_is_committed_and_applied()
     {
         _h.BecomeLeader();
