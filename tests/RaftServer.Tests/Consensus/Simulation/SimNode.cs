@@ -44,6 +44,8 @@ internal sealed class SimNode(int id) : ILogStore
 
     // ---- volatile ----
     public RaftDriver? Driver;
+    /// <summary>The host's runtime membership of the current incarnation (what its transport admits).</summary>
+    public RaftServer.Cluster.Membership? Membership;
     /// <summary>The cluster id this node made durable (its DIR/cluster-id file): kept across crashes.</summary>
     public ulong DurableClusterId;
     public RaftNode? Core => Driver?.Node;

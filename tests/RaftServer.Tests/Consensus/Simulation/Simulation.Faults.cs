@@ -155,7 +155,8 @@ internal sealed partial class Simulation
             state = node.LoadSnapshot(snapshot);
         }
         var ports = new SimPorts(this, node);
-        var driver = new RaftDriver(() => options, MembershipOf(node.Id), node, ports, ports, ports,
+        node.Membership = MembershipOf(node.Id);
+        var driver = new RaftDriver(() => options, node.Membership, node, ports, ports, ports,
             () => throw new InvalidOperationException("the simulation does not suspend nodes"),
             new DriverTimeouts(ReadTicks: 4L * Config.ElectionTicks, WriteTicks: 8L * Config.ElectionTicks),
             () => Now, NullLogger.Instance);

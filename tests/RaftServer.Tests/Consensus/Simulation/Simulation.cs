@@ -139,6 +139,12 @@ internal sealed partial class Simulation
             if (node.Alive && !node.IsPaused(Now)) HandleReady(node);
     }
 
+    /// <summary>As the receiving host's transport does (PeerInbox, PeerHandshake): a message from a
+    /// node it neither lists, nor still sends to, nor can link back to (one whose removal it has
+    /// committed) never reaches its core.</summary>
+    private static bool Admits(RaftServer.Cluster.Membership membership, int from) =>
+        membership.Contains(from) || membership.IsDeparting(from) || membership.LearnRemote(new RaftServer.Cluster.NodeAddress(from, "sim", 1 + from));
+
     private void Deliver(Message message)
     {
         var node = Nodes[message.To];
@@ -153,6 +159,11 @@ internal sealed partial class Simulation
             return;
         }
         if (!linked[message.From, message.To] || !node.Alive) return;
+        if (!Admits(node.Membership!, message.From))
+        {
+            Trace?.Invoke($"{Now} refused {message.Type} {message.From}->{message.To}: node {message.To} committed its removal");
+            return;
+        }
         Trace?.Invoke($"{Now} deliver {message.Type} {message.From}->{message.To} t{message.Term} i{message.Index} lt{message.LogTerm} n{message.Entries.Count} c{message.Commit} rej{message.Reject} hint{message.RejectHint}/{message.HintTerm} ctx{message.Context}");
         node.Driver!.Receive([message]);
         Observe(node);
