@@ -46,7 +46,7 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>"host:port" of node <paramref name="id"/>, an IPv6 host in brackets.</summary>
-    public string Authority(int id) => Host.Contains(':') ? $"[{Host}]:{Ports[id]}" : $"{Host}:{Ports[id]}";
+    public string Authority(int id) => RaftServer.Cluster.NodeAddress.Format(Host, Ports[id]);
 
     public string DataDir(int id) => Path.Combine(Dir, "data", $"node-{id}");
 

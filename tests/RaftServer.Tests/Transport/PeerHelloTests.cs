@@ -55,6 +55,16 @@ public sealed class PeerHelloTests
         return PeerWire.ParseHello(body);
     }
 
+    /// <summary>What a connecting PeerClient sends first, read off the accepted socket: the preface, then its hello.</summary>
+    private static async Task<P.PeerHello> ReadOpeningAsync(Socket accepted)
+    {
+        var opening = new byte[PeerWire.Preface.Length + PeerWire.HeaderBytes];
+        for (var got = 0; got < opening.Length;) got += await accepted.ReceiveAsync(opening.AsMemory(got), SocketFlags.None);
+        var hello = new byte[PeerWire.HelloLength(opening.AsSpan(PeerWire.Preface.Length))];
+        for (var got = 0; got < hello.Length;) got += await accepted.ReceiveAsync(hello.AsMemory(got), SocketFlags.None);
+        return PeerWire.ParseHello(hello);
+    }
+
     [Fact]
     public async Task A_peer_of_another_cluster_gets_this_nodes_answer_and_is_closed_with_one_line_naming_both_ids()
     {
@@ -138,10 +148,7 @@ public sealed class PeerHelloTests
         for (var attempt = 0; attempt < 2; attempt++)
         {
             using var accepted = await listener.AcceptSocketAsync().WaitAsync(Patience);
-            var opening = new byte[PeerWire.Preface.Length + PeerWire.HeaderBytes];
-            for (var got = 0; got < opening.Length;) got += await accepted.ReceiveAsync(opening.AsMemory(got), SocketFlags.None);
-            var hello = new byte[PeerWire.HelloLength(opening.AsSpan(PeerWire.Preface.Length))];
-            for (var got = 0; got < hello.Length;) got += await accepted.ReceiveAsync(hello.AsMemory(got), SocketFlags.None);
+            await ReadOpeningAsync(accepted);
             answered.Add(DateTime.UtcNow);
             await accepted.SendAsync(PeerWire.Hello(OurCluster, 1, removed: true), SocketFlags.None);
             Assert.True(await PeerSortingListenerTests.ClosedByServerAsync(accepted)); // the client ends it
@@ -234,11 +241,7 @@ public sealed class PeerHelloTests
         for (var attempt = 0; attempt < 3; attempt++)
         {
             using var accepted = await listener.AcceptSocketAsync().WaitAsync(Patience);
-            var opening = new byte[PeerWire.Preface.Length + PeerWire.HeaderBytes];
-            for (var got = 0; got < opening.Length;) got += await accepted.ReceiveAsync(opening.AsMemory(got), SocketFlags.None);
-            var hello = new byte[PeerWire.HelloLength(opening.AsSpan(PeerWire.Preface.Length))];
-            for (var got = 0; got < hello.Length;) got += await accepted.ReceiveAsync(hello.AsMemory(got), SocketFlags.None);
-            var theirs = PeerWire.ParseHello(hello);
+            var theirs = await ReadOpeningAsync(accepted);
             Assert.Equal((OurCluster, 0), (theirs.ClusterId, theirs.NodeId));
             await accepted.SendAsync(PeerWire.Hello(OtherCluster, 1), SocketFlags.None);
             Assert.True(await PeerSortingListenerTests.ClosedByServerAsync(accepted)); // the client ends it
