@@ -94,11 +94,11 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
         if (answer.Removed)
         {
             // Said at error level: a node that was down while it was removed hears it only this way.
-            if (_limiter.Allow($"to {peer.Id} removed", out var held))
-                logger.LogError("Node {Peer} at {Address} refused this node (node {Self}): its configuration removed this node from the cluster, " +
-                    "so this node takes no part in it any more. Stop it; to bring the machine back, remove its data directory, " +
-                    "add it under a new id (ids are not reused; Add-RaftNode) and start it with --join{Held}",
-                    peer.Id, peer.Authority, self, held > 0 ? $" ({held} more like it in the last minute)" : "");
+            Say(LogLevel.Error, $"to {peer.Id} removed",
+                "Node {Peer} at {Address} refused this node (node {Self}): its configuration removed this node from the cluster, " +
+                "so this node takes no part in it any more. Stop it; to bring the machine back, remove its data directory, " +
+                "add it under a new id (ids are not reused; Add-RaftNode) and start it with --join{Held}",
+                peer.Id, peer.Authority, self);
             return false;
         }
         return true;
@@ -114,12 +114,15 @@ public sealed class PeerHandshake(int self, ClusterIdentity identity, Func<int, 
     /// <summary>A connection closed before it said who it is, for a reason worth a (rate-limited) line.</summary>
     public void Warn(string key, string template, params object?[] args) => Refuse(key, template + "{Held}", args);
 
-    private void Refuse(string key, string template, params object?[] args)
+    private void Refuse(string key, string template, params object?[] args) => Say(LogLevel.Warning, key, template, args);
+
+    /// <summary>One line per <paramref name="key"/> a minute; the next says how many were held back.</summary>
+    private void Say(LogLevel level, string key, string template, params object?[] args)
     {
         if (!_limiter.Allow(key, out var held)) return;
         var heldNote = held > 0 ? $" ({held} more like it in the last minute)" : "";
 #pragma warning disable CA2254 // the templates are constants of this class
-        logger.LogWarning(template, [.. args, heldNote]);
+        logger.Log(level, template, [.. args, heldNote]);
 #pragma warning restore CA2254
     }
 }
