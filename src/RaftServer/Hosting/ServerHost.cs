@@ -296,7 +296,8 @@ public static class ServerHost
         // itself) and everything else (HTTP/2: the client service, snapshots) to Kestrel.
         builder.Services.AddSingleton<IConnectionListenerFactory>(
             new PeerSortingListenerFactory(() => loop.Suspended, loop.AcceptConnection, handshake, transportLogger,
-                loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"), loop.AcceptTlsConnection));
+                loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"), loop.AcceptTlsConnection,
+                linkTimings.RetransmitFloor));
         builder.Services.AddSingleton<ClientService>();
         builder.Services.AddSingleton(new AdminOperations(settings.AllowSuspend));
         builder.Services.AddSingleton(metrics);

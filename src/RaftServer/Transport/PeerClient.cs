@@ -49,6 +49,8 @@ public sealed class PeerClient : IAsyncDisposable
     /// <summary>The kernel's own limit on unacknowledged data (TCP_USER_TIMEOUT), a backstop to the pings.</summary>
     private static readonly TimeSpan DeadPeerTimeout = TimeSpan.FromSeconds(10);
     private readonly PeerLinkTimings _timings;
+    /// <summary>Opens the connections of the channel of forwarded calls.</summary>
+    private readonly PeerSocketConnector _connector;
     /// <summary>The frame being sent (only the runner task writes it).</summary>
     private byte[] _frame = new byte[64 << 10];
 
@@ -102,14 +104,15 @@ public sealed class PeerClient : IAsyncDisposable
         _logger = logger;
         _timings = timings ?? PeerLinkTimings.Default;
         _handshake = handshake ?? new PeerHandshake(-1, new ClusterIdentity(), _ => false, logger);
+        _connector = new PeerSocketConnector(_timings, logger);
         _ackTimer = new Timer(static state => ((PeerClient)state!).CheckAcknowledgement(), this, Timeout.Infinite, Timeout.Infinite);
         _keepAliveTimer = new Timer(static state => ((PeerClient)state!).KeepAliveDue(), this, _timings.KeepAliveInterval, _timings.KeepAliveInterval);
-        (_channel, _client) = CreateChannel(address, _handshake.Tls);
+        (_channel, _client) = CreateChannel(address, _handshake.Tls, _connector);
         _runner = Task.Run(RunAsync);
     }
 
     /// <summary>The channel of forwarded calls: h2c, or with peer TLS HTTP/2 inside a peer TLS connection (<see cref="PeerTls.ConfigureHandler"/>).</summary>
-    private static (GrpcChannel, P.RaftClient.RaftClientClient) CreateChannel(NodeAddress address, PeerTls? tls)
+    private static (GrpcChannel, P.RaftClient.RaftClientClient) CreateChannel(NodeAddress address, PeerTls? tls, PeerSocketConnector connector)
     {
         var handler = new SocketsHttpHandler
         {
@@ -121,7 +124,10 @@ public sealed class PeerClient : IAsyncDisposable
             EnableMultipleHttp2Connections = true,
             InitialHttp2StreamWindowSize = 4 << 20,
         };
-        tls?.ConfigureHandler(handler, address);
+        if (tls is not null)
+            tls.ConfigureHandler(handler, address, connect: connector.ConnectAsync);
+        else
+            handler.ConnectCallback = async (context, ct) => new NetworkStream(await connector.ConnectAsync(context.DnsEndPoint, ct), ownsSocket: true);
         var channel = GrpcChannel.ForAddress(address.HttpUri, new GrpcChannelOptions
         {
             // An HttpClient rather than the handler itself: given a SocketsHttpHandler, the channel
@@ -140,7 +146,7 @@ public sealed class PeerClient : IAsyncDisposable
     private void RenewChannel()
     {
         var old = _channel;
-        var (channel, client) = CreateChannel(Address, _handshake.Tls);
+        var (channel, client) = CreateChannel(Address, _handshake.Tls, _connector);
         _channel = channel;
         _client = client;
         old.Dispose();
@@ -300,6 +306,7 @@ public sealed class PeerClient : IAsyncDisposable
         _pauseCts = linked;
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         ConfigureDeadPeerDetection(socket);
+        TcpRetransmitFloor.Apply(socket, _timings.RetransmitFloor, _logger);
         var connection = new LinkConnection(linked);
         var connected = false;
         SslStream? ssl = null;

@@ -32,6 +32,11 @@ public sealed record PeerLinkTimings(TimeSpan AckTimeout, TimeSpan ConnectTimeou
     /// nodes whose heartbeats differ up to tenfold still keep their links.</summary>
     public TimeSpan InboundIdleTimeout => KeepAliveInterval * 10;
 
+    /// <summary>The least time a node's TCP connections wait before sending a lost segment again
+    /// (<see cref="TcpRetransmitFloor"/>): one heartbeat, at least 10 ms, at most the kernel's own 200 ms.
+    /// A loss then costs about a heartbeat, not most of an election timeout.</summary>
+    public TimeSpan RetransmitFloor => TimeSpan.FromMilliseconds(Math.Clamp(PingInterval.TotalMilliseconds, 10, 200));
+
     /// <summary>The first wait before connecting again after an attempt failed; it doubles with each
     /// failure up to <see cref="MaxBackoff"/>.</summary>
     public TimeSpan MinBackoff { get; init; } = TimeSpan.FromMilliseconds(50);

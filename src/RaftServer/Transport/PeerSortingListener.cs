@@ -25,8 +25,9 @@ namespace RaftServer.Transport;
 /// goes to a <see cref="PeerTlsAcceptor"/>, and a plain peer preface is refused; without it, a TLS
 /// preface is refused. Either refusal is answered so that the other side can say what is wrong.
 /// </summary>
+/// <param name="retransmitFloor">Set on the listening socket, so every accepted connection has it (<see cref="TcpRetransmitFloor"/>).</param>
 public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket, int> acceptPeer, PeerHandshake handshake, ILogger logger, ILogger socketsLogger,
-    Action<TlsPeerConnection, int>? acceptTlsPeer = null)
+    Action<TlsPeerConnection, int>? acceptTlsPeer = null, TimeSpan? retransmitFloor = null)
     : IConnectionListenerFactory
 {
     private readonly Dictionary<EndPoint, PeerSortingListener> _bound = new();
@@ -61,6 +62,7 @@ public sealed class PeerSortingListenerFactory(Func<bool> refuse, Action<Socket,
             // Kestrel reports this one as "address already in use" (ServerHost: "the port is already in use").
             throw new AddressInUseException(e.Message, e);
         }
+        if (retransmitFloor is { } floor) TcpRetransmitFloor.Apply(socket, floor, logger);
         socket.Listen(512);
         var contexts = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), socketsLogger);
         var listener = new PeerSortingListener(socket, contexts, refuse, acceptPeer, handshake, logger, acceptTlsPeer);

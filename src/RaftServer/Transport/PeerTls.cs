@@ -1,4 +1,5 @@
 using System.Formats.Asn1;
+using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -269,19 +270,21 @@ public sealed class PeerTls : IDisposable
     /// <summary>Makes the gRPC channel's connections to node <paramref name="peer"/> peer TLS connections: the
     /// channel speaks HTTP/2 (http://, prior knowledge) over the TLS stream this returns.</summary>
     /// <param name="verdict">Receives the node the certificate of the last connection made names (for a joining node, which calls an address, not a member).</param>
-    public void ConfigureHandler(SocketsHttpHandler handler, NodeAddress peer, PeerCertificateVerdict? verdict = null)
+    /// <param name="connect">Opens the TCP connection (default: one plain attempt, bounded by the handler's ConnectTimeout).</param>
+    public void ConfigureHandler(SocketsHttpHandler handler, NodeAddress peer, PeerCertificateVerdict? verdict = null,
+        Func<DnsEndPoint, CancellationToken, Task<Socket>>? connect = null)
     {
+        connect ??= (endpoint, ct) => PeerSocketConnector.ConnectOnceAsync(endpoint, ct);
         handler.ConnectCallback = async (context, ct) =>
         {
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            var stream = new NetworkStream(await connect(context.DnsEndPoint, ct), ownsSocket: true);
             try
             {
-                await socket.ConnectAsync(context.DnsEndPoint, ct);
-                return await ConnectAsync(new NetworkStream(socket, ownsSocket: true), peer, verdict, ct);
+                return await ConnectAsync(stream, peer, verdict, ct);
             }
             catch
             {
-                socket.Dispose();
+                await stream.DisposeAsync();
                 throw;
             }
         };
