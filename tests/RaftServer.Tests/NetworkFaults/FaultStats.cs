@@ -11,6 +11,8 @@ internal sealed record FaultStats(
     int Unknown,
     /// <summary>The longest time with no write acknowledged, from the fault's start to its heal.</summary>
     double GapDuringMs,
+    /// <summary>When that longest stretch began, on the test's clock (the time the nodes' output lines carry).</summary>
+    long GapDuringStartMs,
     /// <summary>The longest time with no write acknowledged, from the heal to the end of the window.</summary>
     double GapAfterHealMs,
     /// <summary>From the heal until every node agreed on one leader and took a write; null if it never did.</summary>
@@ -22,28 +24,30 @@ internal sealed record FaultStats(
     {
         var ops = history.Where(o => o.Call >= fault.Start && o.Call < fault.End).ToList();
         var acked = history.Where(o => o.IsWrite && o.Outcome == OpOutcome.Ok).Select(o => o.Return).Order().ToList();
+        var during = LongestGap(acked, fault.Start, fault.Heal);
         return new FaultStats(fault,
             ops.Count(o => o.Outcome == OpOutcome.Ok),
             ops.Count(o => o.Outcome == OpOutcome.Failed),
             ops.Count(o => o.Outcome == OpOutcome.Unknown),
-            LongestGap(acked, fault.Start, fault.Heal) / 1000.0,
-            LongestGap(acked, fault.Heal, fault.End) / 1000.0,
+            during.Length / 1000.0,
+            during.Start / 1000,
+            LongestGap(acked, fault.Heal, fault.End).Length / 1000.0,
             fault.Converged is { } c ? (c - fault.Heal) / 1000.0 : null,
             ops.Where(o => o.IsWrite && o.Outcome == OpOutcome.Ok).Select(o => (o.Return - o.Call) / 1000.0).DefaultIfEmpty(0).Max());
     }
 
-    /// <summary>The longest stretch of [from, to) with no time in <paramref name="sorted"/> (its ends included).</summary>
-    public static long LongestGap(IReadOnlyList<long> sorted, long from, long to)
+    /// <summary>The longest stretch of [from, to) with no time in <paramref name="sorted"/> (its ends included), and where it starts.</summary>
+    public static (long Length, long Start) LongestGap(IReadOnlyList<long> sorted, long from, long to)
     {
-        long longest = 0, last = from;
+        long longest = 0, start = from, last = from;
         foreach (var t in sorted)
         {
             if (t < from) continue;
             if (t >= to) break;
-            longest = Math.Max(longest, t - last);
+            if (t - last > longest) (longest, start) = (t - last, last);
             last = t;
         }
-        return Math.Max(longest, to - last);
+        return to - last > longest ? (to - last, last) : (longest, start);
     }
 
     /// <summary>A table per fault kind: totals over its faults, and the worst of each measure.</summary>
@@ -62,6 +66,6 @@ internal sealed record FaultStats(
     }
 
     public string Line() => string.Create(CultureInfo.InvariantCulture,
-        $"{Fault.Kind} ({Fault.Detail}): {Done} done, {Failed} failed, {Unknown} unknown; no write for {GapDuringMs:0} ms during, {GapAfterHealMs:0} ms after the heal; " +
+        $"{Fault.Kind} ({Fault.Detail}): {Done} done, {Failed} failed, {Unknown} unknown; no write for {GapDuringMs:0} ms during (from {GapDuringStartMs} ms), {GapAfterHealMs:0} ms after the heal; " +
         $"heal to leader {(HealToLeaderMs is { } h ? $"{h:0} ms" : "never")}; slowest write {SlowestWriteMs:0} ms");
 }

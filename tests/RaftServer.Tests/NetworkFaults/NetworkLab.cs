@@ -110,6 +110,7 @@ internal sealed class NetworkLab : IDisposable
         // Reverse-path filtering off: during delay faults, a peer's packets arrive on the relay's
         // TUN device while the route back to it may say eth0 (LinkRelay).
         Must("ip", $"netns exec {ns} sysctl -q -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0");
+        if (Environment.GetEnvironmentVariable("RAFTPS_NETFAULT_SYSCTL") is { Length: > 0 } extra) Must("ip", $"netns exec {ns} sysctl -q -w {extra}");
     }
 
     /// <summary>
