@@ -301,7 +301,7 @@ public static class ServerHost
         builder.Services.AddSingleton<ClientService>();
         builder.Services.AddSingleton(new AdminOperations(settings.AllowSuspend));
         builder.Services.AddSingleton(metrics);
-        builder.Services.AddSingleton<RequestMetricsInterceptor>();
+        builder.Services.AddSingleton(new CallOutcomeInterceptor(metrics, loggerFactory.CreateLogger(CallOutcomeInterceptor.Category)));
         builder.Services.AddSingleton(clientSecurity.Access);
         builder.Services.AddSingleton<ClientAccessInterceptor>();
         // Peer streams never end by themselves: don't wait 30 s for them on Ctrl+C / SIGTERM.
@@ -313,7 +313,7 @@ public static class ServerHost
             o.MaxReceiveMessageSize = settings.Limits.MaxRequestBytes;
             o.MaxSendMessageSize = null;
             o.EnableDetailedErrors = false;
-            o.Interceptors.Add<RequestMetricsInterceptor>();
+            o.Interceptors.Add<CallOutcomeInterceptor>();
             o.Interceptors.Add<ClientAccessInterceptor>(); // after the metrics: refused calls are counted
         })
             .AddServiceOptions<ClientService>(o => o.MaxReceiveMessageSize = settings.Limits.MaxRequestBytes)
@@ -440,6 +440,8 @@ public static class ServerHost
         // ASP.NET Core and gRPC log every request at Information: keep only their warnings.
         b.AddFilter("Microsoft", LogLevel.Warning);
         b.AddFilter("Grpc", LogLevel.Warning);
+        // Handler failures are logged by CallOutcomeInterceptor; gRPC's own line also fires for a client's reset.
+        b.AddFilter(CallOutcomeInterceptor.GrpcHandlerCategory, LogLevel.None);
         b.AddFilter("System.Net.Http", LogLevel.Warning);
         b.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.None);
         // This category logs only request starts and ends (Information and Debug). While any of its

@@ -8,7 +8,7 @@ namespace RaftServer.Tests.Api.Security;
 /// server; with <paramref name="http"/>, GetHttpContext finds it (through UserState, as
 /// Grpc.AspNetCore looks for it), so the connection's features can be set.
 /// </summary>
-internal sealed class TestCallContext(string method, Metadata headers, HttpContext? http = null) : ServerCallContext
+internal sealed class TestCallContext(string method, Metadata headers, HttpContext? http = null, CancellationToken cancellation = default) : ServerCallContext
 {
     private readonly Dictionary<object, object> _state = http is null ? new() : new() { ["__HttpContext"] = http };
     protected override string MethodCore => method;
@@ -16,7 +16,7 @@ internal sealed class TestCallContext(string method, Metadata headers, HttpConte
     protected override string PeerCore => "ipv4:127.0.0.1:1";
     protected override DateTime DeadlineCore => DateTime.MaxValue;
     protected override Metadata RequestHeadersCore => headers;
-    protected override CancellationToken CancellationTokenCore => CancellationToken.None;
+    protected override CancellationToken CancellationTokenCore => cancellation;
     protected override Metadata ResponseTrailersCore { get; } = new();
     protected override Status StatusCore { get; set; }
     protected override WriteOptions? WriteOptionsCore { get; set; }
