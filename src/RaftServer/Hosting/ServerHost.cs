@@ -237,7 +237,7 @@ public static class ServerHost
         using var sockets = new PeerSockets(membership, transportLogger, linkTimings.InboundIdleTimeout);
         // The instruments exist whether or not --metrics-address exports them (unobserved, each costs a flag check).
         using var metrics = new NodeMetrics();
-        var probe = new PeerProbe(metrics);
+        var probe = new PeerProbe(metrics, new SlowLinkWarning(settings.HeartbeatMs, transportLogger, nowMs).RoundTrip);
         var probedSockets = new ProbedSockets(sockets, probe);
         // The loop first: everything made after it may post to it at once (events wait in its queue
         // until it starts).

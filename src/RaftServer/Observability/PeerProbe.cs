@@ -6,19 +6,33 @@ using RaftServer.Transport;
 namespace RaftServer.Observability;
 
 /// <summary>
-/// Times the round trip to each peer from the messages the loop sends and receives: a heartbeat
-/// sent to a peer while none is outstanding starts a probe; that peer's next heartbeat response
-/// ends it. Every heartbeat period the leader sends one, so each peer is measured about that
-/// often. A probe unanswered for <see cref="MaxRoundTrip"/> (a peer down or cut off) is dropped
-/// and the next heartbeat starts another, so a peer that comes back is not reported with the time
-/// it was away. A follower notes each heartbeat or append it receives (its last contact with a
+/// Times the round trip to each peer from the leader's heartbeats and their answers. A peer answers
+/// every heartbeat, in order, with the heartbeat's context (its read round, which never decreases),
+/// so each answer is matched to the oldest unanswered heartbeat of the same context: the leader
+/// sends more heartbeats than one per period (one per turn with reads waiting), and with a round
+/// trip longer than the gap between two heartbeats the next answer is an earlier heartbeat's.
+/// Heartbeats of an older context than an answer were answered on a connection that was lost and
+/// are forgotten; so are heartbeats of an earlier term. At most <see cref="Tracked"/> heartbeats per
+/// peer are remembered (the oldest go first). A time is taken at most every <see cref="SampleEvery"/>
+/// per peer. A follower notes each heartbeat or append it receives (its last contact with a
 /// leader). Both sides run on the loop thread only.
 /// </summary>
-public sealed class PeerProbe(NodeMetrics metrics)
+/// <param name="roundTrip">Told each round trip taken (peer, milliseconds), after the metric: <see cref="SlowLinkWarning"/>.</param>
+/// <param name="timestamp">The clock (Stopwatch ticks; tests give their own).</param>
+public sealed class PeerProbe(NodeMetrics metrics, Action<int, double>? roundTrip = null, Func<long>? timestamp = null)
 {
-    /// <summary>Beyond any election timeout a cluster would run with.</summary>
-    private static readonly TimeSpan MaxRoundTrip = TimeSpan.FromSeconds(2);
-    private readonly Dictionary<int, long> _outstanding = new();
+    private readonly Func<long> _now = timestamp ?? Stopwatch.GetTimestamp;
+    private const int Tracked = 256;
+    private static readonly long SampleEvery = Stopwatch.Frequency / 50; // 20 ms
+    private readonly Dictionary<int, Heartbeats> _peers = new();
+
+    /// <summary>One peer's unanswered heartbeats of one term: context and when each was sent.</summary>
+    private sealed class Heartbeats(long term)
+    {
+        public readonly long Term = term;
+        public readonly Queue<(long Context, long SentAt)> Unanswered = new();
+        public long LastSampleAt;
+    }
 
     public void Sent(IReadOnlyList<Message> messages)
     {
@@ -26,8 +40,9 @@ public sealed class PeerProbe(NodeMetrics metrics)
         {
             var m = messages[i];
             if (m.Type != MessageType.Heartbeat) continue;
-            if (_outstanding.TryGetValue(m.To, out var since) && Stopwatch.GetElapsedTime(since) < MaxRoundTrip) continue;
-            _outstanding[m.To] = Stopwatch.GetTimestamp();
+            if (!_peers.TryGetValue(m.To, out var h) || h.Term != m.Term) _peers[m.To] = h = new Heartbeats(m.Term);
+            if (h.Unanswered.Count == Tracked) h.Unanswered.Dequeue();
+            h.Unanswered.Enqueue((m.Context, _now()));
         }
     }
 
@@ -39,8 +54,7 @@ public sealed class PeerProbe(NodeMetrics metrics)
             switch (m.Type)
             {
                 case MessageType.HeartbeatResponse:
-                    if (_outstanding.Remove(m.From, out var sent))
-                        metrics.PeerRoundTrip(m.From, Stopwatch.GetElapsedTime(sent).TotalSeconds);
+                    Answered(m);
                     break;
                 case MessageType.Heartbeat or MessageType.Append:
                     metrics.LeaderContact();
@@ -49,8 +63,23 @@ public sealed class PeerProbe(NodeMetrics metrics)
         }
     }
 
-    /// <summary>Leadership lost or the node suspended: probes in flight would time a later answer.</summary>
-    public void Reset() => _outstanding.Clear();
+    private void Answered(Message m)
+    {
+        if (!_peers.TryGetValue(m.From, out var h) || h.Term != m.Term) return;
+        var unanswered = h.Unanswered;
+        while (unanswered.TryPeek(out var older) && older.Context < m.Context) unanswered.Dequeue();
+        if (!unanswered.TryPeek(out var sent) || sent.Context != m.Context) return;
+        unanswered.Dequeue();
+        var now = _now();
+        if (h.LastSampleAt != 0 && now - h.LastSampleAt < SampleEvery) return;
+        h.LastSampleAt = now;
+        var took = Stopwatch.GetElapsedTime(sent.SentAt, now);
+        metrics.PeerRoundTrip(m.From, took.TotalSeconds);
+        roundTrip?.Invoke(m.From, took.TotalMilliseconds);
+    }
+
+    /// <summary>Leadership lost or the node suspended: heartbeats in flight would time a later answer.</summary>
+    public void Reset() => _peers.Clear();
 }
 
 /// <summary>The driver's sender port, showing each batch to the <see cref="PeerProbe"/> first.</summary>
