@@ -198,6 +198,11 @@ public sealed partial class RaftNode
 
     private void BroadcastHeartbeat()
     {
+        // Every heartbeat round has a context of its own, so an answer names the heartbeat it
+        // answers (the host times round trips by it). Being a read round too is safe: its
+        // heartbeats leave after every read accepted so far, which it may therefore confirm.
+        readRound++;
+        self.ReadRoundAcked = readRound;
         foreach (var pr in progress)
         {
             if (pr == self) continue;

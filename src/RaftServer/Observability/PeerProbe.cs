@@ -6,32 +6,33 @@ using RaftServer.Transport;
 namespace RaftServer.Observability;
 
 /// <summary>
-/// Times the round trip to each peer from the leader's heartbeats and their answers. A peer answers
-/// every heartbeat, in order, with the heartbeat's context (its read round, which never decreases),
-/// so each answer is matched to the oldest unanswered heartbeat of the same context: the leader
-/// sends more heartbeats than one per period (one per turn with reads waiting), and with a round
-/// trip longer than the gap between two heartbeats the next answer is an earlier heartbeat's.
-/// Heartbeats of an older context than an answer were answered on a connection that was lost and
-/// are forgotten; so are heartbeats of an earlier term. At most <see cref="Tracked"/> heartbeats per
-/// peer are remembered (the oldest go first). A time is taken at most every <see cref="SampleEvery"/>
-/// per peer. A follower notes each heartbeat or append it receives (its last contact with a
-/// leader). Both sides run on the loop thread only.
+/// Times the round trip to each peer from the leader's heartbeats and their answers. A heartbeat
+/// sent while none is being timed starts a probe; the answer that carries the probe's context ends
+/// it. Every heartbeat round has a context of its own (the read round, which the core starts anew
+/// for each heartbeat round) and a peer echoes it, so the answer is the probe's own even while
+/// several heartbeats are in flight (the leader sends one per turn while reads wait; taking the
+/// next answer instead timed an earlier heartbeat's answer, far too short). An answer of a later
+/// context means the probe's was lost with a connection: the probe ends without a time. A probe
+/// unanswered for <see cref="MaxRoundTrip"/> (a peer down or cut off) is dropped and the next
+/// heartbeat starts another, so a peer that comes back is not reported with the time it was away.
+/// A follower notes each heartbeat or append it receives (its last contact with a leader). Both
+/// sides run on the loop thread only.
 /// </summary>
 /// <param name="roundTrip">Told each round trip taken (peer, milliseconds), after the metric: <see cref="SlowLinkWarning"/>.</param>
 /// <param name="timestamp">The clock (Stopwatch ticks; tests give their own).</param>
 public sealed class PeerProbe(NodeMetrics metrics, Action<int, double>? roundTrip = null, Func<long>? timestamp = null)
 {
+    /// <summary>Beyond any election timeout a cluster would run with.</summary>
+    private static readonly TimeSpan MaxRoundTrip = TimeSpan.FromSeconds(2);
     private readonly Func<long> _now = timestamp ?? Stopwatch.GetTimestamp;
-    private const int Tracked = 256;
-    private static readonly long SampleEvery = Stopwatch.Frequency / 50; // 20 ms
-    private readonly Dictionary<int, Heartbeats> _peers = new();
+    private readonly Dictionary<int, Probe> _probes = new();
 
-    /// <summary>One peer's unanswered heartbeats of one term: context and when each was sent.</summary>
-    private sealed class Heartbeats(long term)
+    /// <summary>The heartbeat being timed to one peer (SentAt 0: none).</summary>
+    private sealed class Probe
     {
-        public readonly long Term = term;
-        public readonly Queue<(long Context, long SentAt)> Unanswered = new();
-        public long LastSampleAt;
+        public long Term;
+        public long Context;
+        public long SentAt;
     }
 
     public void Sent(IReadOnlyList<Message> messages)
@@ -40,9 +41,10 @@ public sealed class PeerProbe(NodeMetrics metrics, Action<int, double>? roundTri
         {
             var m = messages[i];
             if (m.Type != MessageType.Heartbeat) continue;
-            if (!_peers.TryGetValue(m.To, out var h) || h.Term != m.Term) _peers[m.To] = h = new Heartbeats(m.Term);
-            if (h.Unanswered.Count == Tracked) h.Unanswered.Dequeue();
-            h.Unanswered.Enqueue((m.Context, _now()));
+            if (!_probes.TryGetValue(m.To, out var p)) _probes[m.To] = p = new Probe();
+            var now = _now();
+            if (p.SentAt != 0 && Stopwatch.GetElapsedTime(p.SentAt, now) < MaxRoundTrip) continue;
+            (p.Term, p.Context, p.SentAt) = (m.Term, m.Context, now);
         }
     }
 
@@ -65,21 +67,16 @@ public sealed class PeerProbe(NodeMetrics metrics, Action<int, double>? roundTri
 
     private void Answered(Message m)
     {
-        if (!_peers.TryGetValue(m.From, out var h) || h.Term != m.Term) return;
-        var unanswered = h.Unanswered;
-        while (unanswered.TryPeek(out var older) && older.Context < m.Context) unanswered.Dequeue();
-        if (!unanswered.TryPeek(out var sent) || sent.Context != m.Context) return;
-        unanswered.Dequeue();
-        var now = _now();
-        if (h.LastSampleAt != 0 && now - h.LastSampleAt < SampleEvery) return;
-        h.LastSampleAt = now;
-        var took = Stopwatch.GetElapsedTime(sent.SentAt, now);
+        if (!_probes.TryGetValue(m.From, out var p) || p.SentAt == 0 || m.Term != p.Term || m.Context < p.Context) return;
+        var took = Stopwatch.GetElapsedTime(p.SentAt, _now());
+        p.SentAt = 0;
+        if (m.Context != p.Context) return; // the probe's answer was lost
         metrics.PeerRoundTrip(m.From, took.TotalSeconds);
         roundTrip?.Invoke(m.From, took.TotalMilliseconds);
     }
 
-    /// <summary>Leadership lost or the node suspended: heartbeats in flight would time a later answer.</summary>
-    public void Reset() => _peers.Clear();
+    /// <summary>Leadership lost or the node suspended: probes in flight would time a later answer.</summary>
+    public void Reset() => _probes.Clear();
 }
 
 /// <summary>The driver's sender port, showing each batch to the <see cref="PeerProbe"/> first.</summary>

@@ -54,6 +54,26 @@ public class ReadIndexTests
     }
 
     [Fact]
+    public void Every_heartbeat_round_has_a_context_of_its_own_and_a_later_one_confirms_earlier_reads()
+    {
+        // The host matches each answer to its heartbeat by context (Observability/PeerProbe.cs).
+        var leader = Leader(1, Three);
+        Take(leader);
+        Ticks(leader, 20);
+        var contexts = Messages(leader).Where(m => m.Type == MessageType.Heartbeat && m.To == 2).Select(m => m.Context).ToList();
+        Assert.True(contexts.Count >= 3, $"{contexts.Count} heartbeats in 20 ticks");
+        Assert.Equal(contexts.Count, contexts.Distinct().Count());
+
+        leader.ReadIndex(7);
+        var round = Messages(leader).First(m => m.Type == MessageType.Heartbeat).Context;
+        Ticks(leader, 3); // heartbeat rounds of the timer (one a tick here), after the read's own
+        var later = Messages(leader).Where(m => m.Type == MessageType.Heartbeat && m.To == 2).Max(m => m.Context);
+        Assert.True(later > round);
+        leader.Step(HeartbeatAck(2, leader, later));
+        Assert.Equal([7L], Take(leader).ReadStates.Select(r => r.RequestId));
+    }
+
+    [Fact]
     public void The_read_index_is_the_commit_index_when_the_read_arrived()
     {
         var leader = Leader(1, Three);
