@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using RaftServer.Transport;
 
@@ -17,39 +16,17 @@ public sealed class PeerSocketConnectorTests
     public async Task A_connection_whose_SYN_is_dropped_is_attempted_again_after_the_connect_timeout_not_the_kernels_second()
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "the full accept queue's dropped SYNs are Linux's");
-        using var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(0); // room for one connection not accepted yet
-        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
-        var fillers = new List<Socket>();
-        try
-        {
-            // Fill the accept queue until a connection attempt is no longer answered at once.
-            while (true)
-            {
-                var filler = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                fillers.Add(filler);
-                using var quick = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-                try { await filler.ConnectAsync(IPAddress.Loopback, port, quick.Token); }
-                catch (OperationCanceledException) { break; }
-                Assert.True(fillers.Count < 16, "the listener's accept queue never filled");
-            }
-
-            var timings = new PeerLinkTimings(TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(50));
-            var connector = new PeerSocketConnector(timings, NullLogger.Instance);
-            var sw = Stopwatch.StartNew();
-            using var overall = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            var connecting = connector.ConnectAsync(new DnsEndPoint("127.0.0.1", port), overall.Token);
-            await Task.Delay(150); // the first attempt's SYN is dropped; then make room
-            while (listener.Poll(0, SelectMode.SelectRead)) listener.Accept().Dispose();
-            using var connected = await connecting;
-            Assert.True(connected.Connected);
-            // The kernel's own retry of the first SYN comes at 1 s.
-            Assert.True(sw.Elapsed < TimeSpan.FromMilliseconds(900), $"connected after {sw.ElapsedMilliseconds} ms");
-        }
-        finally
-        {
-            foreach (var f in fillers) f.Dispose();
-        }
+        using var listener = await FullBacklogListener.OpenAsync();
+        var timings = new PeerLinkTimings(TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(50));
+        var connector = new PeerSocketConnector(timings, NullLogger.Instance);
+        var sw = Stopwatch.StartNew();
+        using var overall = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        var connecting = connector.ConnectAsync(new DnsEndPoint("127.0.0.1", listener.Port), overall.Token);
+        await Task.Delay(150); // the first attempt's SYN is dropped; then make room
+        listener.Drain();
+        using var connected = await connecting;
+        Assert.True(connected.Connected);
+        // The kernel's own retry of the first SYN comes at 1 s.
+        Assert.True(sw.Elapsed < TimeSpan.FromMilliseconds(900), $"connected after {sw.ElapsedMilliseconds} ms");
     }
 }

@@ -147,45 +147,22 @@ public sealed class SilentLinkTests
     [Fact]
     public async Task An_attempt_to_connect_that_gets_no_answer_is_followed_by_the_next_at_once()
     {
-        // A listener whose backlog is full takes no more connections: their SYNs go unanswered,
-        // as across a partition. The kernel would resend a SYN after 1 s, then 3 s.
-        using var listener = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(0);
-        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
-        var fillers = new List<Socket>();
-        try
-        {
-            // Fill the accept queue (connections nobody accepts) until a connection attempt hangs.
-            while (true)
-            {
-                var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                fillers.Add(s);
-                using var attempt = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-                try { await s.ConnectAsync(IPAddress.Loopback, port, attempt.Token); }
-                catch (OperationCanceledException) { break; }
-                Assert.True(fillers.Count < 64, "the backlog never filled");
-            }
-            await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", port), NullLogger.Instance, Fast);
-            await Task.Delay(Fast.ConnectTimeout * 3);
-            Assert.False(peer.Connected);
+        using var listener = await FullBacklogListener.OpenAsync();
+        await using var peer = new PeerClient(new NodeAddress(1, "127.0.0.1", listener.Port), NullLogger.Instance, Fast);
+        await Task.Delay(Fast.ConnectTimeout * 3);
+        Assert.False(peer.Connected);
 
-            // The queue drains: the next attempt, within a connect timeout, gets through.
-            var drained = Stopwatch.StartNew();
-            while (listener.Poll(0, SelectMode.SelectRead)) listener.Accept().Dispose();
-            foreach (var f in fillers) f.Dispose();
-            await WaitUntil(() =>
-            {
-                while (listener.Poll(0, SelectMode.SelectRead)) listener.Accept().Dispose();
-                return peer.Connected;
-            });
-            Assert.True(drained.Elapsed < Fast.ConnectTimeout + TimeSpan.FromMilliseconds(700),
-                $"connected {drained.ElapsedMilliseconds} ms after the path opened");
-        }
-        finally
+        // The queue drains: the next attempt, within a connect timeout, gets through.
+        var drained = Stopwatch.StartNew();
+        listener.Drain();
+        listener.CloseFillers();
+        await WaitUntil(() =>
         {
-            foreach (var f in fillers) f.Dispose();
-        }
+            listener.Drain();
+            return peer.Connected;
+        });
+        Assert.True(drained.Elapsed < Fast.ConnectTimeout + TimeSpan.FromMilliseconds(700),
+            $"connected {drained.ElapsedMilliseconds} ms after the path opened");
     }
 
     [Fact]
