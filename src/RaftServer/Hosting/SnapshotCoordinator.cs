@@ -134,7 +134,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         // size ahead of time, and cutting one every few thousand entries would write far more
         // zeros than log. Segments are small, so whole ones still go soon.
         var removed = _storage.Wal.DeleteSegmentsThrough(previous?.Meta.Index ?? 0);
-        _storage.Snapshots.Prune(saved.File);
+        _ = _storage.Snapshots.PruneInBackground(saved.File);
         Log.SnapshotTaken(_logger, meta.Index, meta.Term, saved.File.Length, saved.Milliseconds, removed);
     }
 
@@ -231,7 +231,7 @@ public sealed class SnapshotCoordinator : ISnapshotPort, ISnapshotSource, ISnaps
         // The file is already durable under its final name.
         _current = received.File;
         _lastSnapshotBytes = received.File.Length;
-        _storage.Snapshots.Prune(received.File);
+        _ = _storage.Snapshots.PruneInBackground(received.File);
         Log.SnapshotInstalled(_logger, meta.Index, meta.Term, received.File.Length, received.Store.Count);
         return received.Store;
     }

@@ -4,7 +4,7 @@ namespace RaftServer.Storage;
 /// What a snapshot body writer is given: it can only append to the file (no seeking over the
 /// header, no closing the file under the store) and the store learns how many bytes it wrote.
 /// </summary>
-internal sealed class AppendOnlyStream(Stream inner) : Stream
+internal sealed class AppendOnlyStream(Stream inner, WriteBehind? writeBehind = null) : Stream
 {
     public long Written { get; private set; }
 
@@ -14,12 +14,14 @@ internal sealed class AppendOnlyStream(Stream inner) : Stream
     {
         inner.Write(buffer);
         Written += buffer.Length;
+        writeBehind?.Wrote();
     }
 
     public override void WriteByte(byte value)
     {
         inner.WriteByte(value);
         Written++;
+        writeBehind?.Wrote();
     }
 
     public override bool CanRead => false;

@@ -22,6 +22,13 @@ public interface IDisk
 
     /// <summary>Makes the directory's entries durable (<see cref="DurableFiles.SyncDirectory"/>); throws when it cannot.</summary>
     void SyncDirectory(string dir);
+
+    /// <summary>
+    /// Asks the kernel to start writing <paramref name="count"/> bytes of <paramref name="file"/> from
+    /// <paramref name="offset"/> back to the disk, and with <paramref name="waitForIt"/> waits until they are
+    /// (<see cref="DurableFiles.StartWriteback"/>; <see cref="WriteBehind"/>). Not durability: an fsync still is.
+    /// </summary>
+    void StartWriteback(FileStream file, long offset, long count, bool waitForIt) => DurableFiles.StartWriteback(file, offset, count, waitForIt);
 }
 
 /// <summary>The operating system's files.</summary>

@@ -92,6 +92,32 @@ internal static class DurableFiles
         }
     }
 
+    /// <summary>Whether sync_file_range works here (a file system without it says so once; then nothing is asked of it).</summary>
+    private static volatile bool _writebackUnsupported = !OperatingSystem.IsLinux();
+
+    /// <summary>
+    /// Linux: sync_file_range(2) on the range, SYNC_FILE_RANGE_WRITE to start its writeback, with
+    /// WAIT_BEFORE and WAIT_AFTER to wait for it too. Elsewhere, or on a file system that does not
+    /// support it, nothing (the closing fsync writes everything, as it did before).
+    /// </summary>
+    /// <exception cref="IOException">the kernel failed the writeback (EIO, ENOSPC): as a failed fsync, fatal.</exception>
+    public static void StartWriteback(FileStream file, long offset, long count, bool waitForIt)
+    {
+        if (_writebackUnsupported || count <= 0) return;
+        uint flags = SyncFileRangeWrite | (waitForIt ? SyncFileRangeWaitBefore | SyncFileRangeWaitAfter : 0u);
+        if (Native.sync_file_range((int)file.SafeFileHandle.DangerousGetHandle(), offset, count, flags) == 0) return;
+        var error = Marshal.GetLastPInvokeError();
+        if (error is Enosys or Eopnotsupp or Espipe)
+        {
+            _writebackUnsupported = true;
+            return;
+        }
+        throw new IOException($"writeback of {file.Name} failed: {Marshal.GetPInvokeErrorMessage(error)}", error);
+    }
+
+    private const uint SyncFileRangeWaitBefore = 1, SyncFileRangeWrite = 2, SyncFileRangeWaitAfter = 4;
+    private const int Espipe = 29, Enosys = 38, Eopnotsupp = 95;
+
     private static IOException LastError(string what)
     {
         var error = Marshal.GetLastPInvokeError();
@@ -113,5 +139,7 @@ internal static class DurableFiles
         public static extern int fsync(int fd);
         [DllImport("libc", SetLastError = true)]
         public static extern int close(int fd);
+        [DllImport("libc", SetLastError = true)]
+        public static extern int sync_file_range(int fd, long offset, long nbytes, uint flags);
     }
 }

@@ -16,6 +16,7 @@ public sealed class SnapshotUpload : IDisposable
     private readonly string _tempPath;
     private readonly ulong _clusterId;
     private readonly FileStream _file;
+    private readonly WriteBehind _writeBehind;
     private readonly XxHash64 _hash = new();
     private readonly byte[] _heldBack = new byte[SnapshotFormat.TrailerLength];
     private int _heldBackCount;
@@ -35,6 +36,7 @@ public sealed class SnapshotUpload : IDisposable
         _tempPath = tempPath;
         _clusterId = clusterId;
         _file = store.Disk.Open(tempPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, bufferSize: 1 << 16);
+        _writeBehind = new WriteBehind(_file, store.Disk);
     }
 
     /// <summary>Appends the next chunk of the file (memory stays bounded: it goes to disk).</summary>
@@ -42,6 +44,7 @@ public sealed class SnapshotUpload : IDisposable
     {
         ObjectDisposedException.ThrowIf(_finished, this);
         _file.Write(chunk);
+        _writeBehind.Wrote();
         HashAllButLast8(chunk);
         Length += chunk.Length;
     }

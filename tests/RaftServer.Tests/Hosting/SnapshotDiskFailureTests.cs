@@ -64,6 +64,7 @@ public sealed class SnapshotDiskFailureTests : IDisposable
     [Theory]
     [InlineData(DiskStep.Open)]
     [InlineData(DiskStep.Write)]
+    [InlineData(DiskStep.Writeback)]
     public void A_temporary_file_that_cannot_be_written_fails_the_transfer_only(DiskStep step)
     {
         // Nothing depends on a temporary file: a sender filling the disk with uploads must not stop the node.
@@ -76,7 +77,8 @@ public sealed class SnapshotDiskFailureTests : IDisposable
     {
         var source = SnapshotStore.Open(Path.Combine(_dir, "leader"), NullLogger.Instance);
         var kv = new KvStore();
-        kv.Apply(new Entry(1, 1, EntryKind.Command, Command.Encode(CommandOp.Set, 0, 1, 1, "k", new byte[10])));
+        // Larger than a write-behind chunk, so the upload asks for a writeback too.
+        kv.Apply(new Entry(1, 1, EntryKind.Command, Command.Encode(CommandOp.Set, 0, 1, 1, "k", new byte[WriteBehind.DefaultChunkBytes + 4096])));
         var image = kv.CaptureImage();
         var file = source.Save(new SnapshotMetadata(1, 1, [1]), s => KvSnapshotCodec.Write(image, s));
         var bytes = File.ReadAllBytes(file.Path);

@@ -15,6 +15,8 @@ public enum DiskStep
     SyncDirectory,
     /// <summary>Creating or opening a file.</summary>
     Open,
+    /// <summary>Starting or waiting for the writeback of a range of a file (sync_file_range, <see cref="WriteBehind"/>).</summary>
+    Writeback,
 }
 
 /// <summary>
@@ -101,6 +103,12 @@ internal sealed class FaultyDisk : IDisk
     {
         Check(DiskStep.SyncDirectory, dir);
         DurableFiles.SyncDirectory(dir);
+    }
+
+    public void StartWriteback(FileStream file, long offset, long count, bool waitForIt)
+    {
+        Check(DiskStep.Writeback, file.Name);
+        DurableFiles.StartWriteback(file, offset, count, waitForIt);
     }
 
     private sealed class FaultyFileStream(FaultyDisk disk, string path, FileMode mode, FileAccess access, FileShare share, int bufferSize, FileOptions options)

@@ -350,6 +350,79 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Pruning_in_the_background_takes_old_snapshots_out_at_once_and_frees_their_space_after()
+    {
+        var store = Open();
+        var files = new[] { 10L, 20L, 30L, 40L }.Select(i => SaveStore(store, i)).ToArray();
+        var expected = File.ReadAllBytes(files[0].Path);
+        using var stream = store.OpenRead(files[0]);
+
+        var freeing = store.PruneInBackground(files[3]);
+        // Before the space is freed, the store already holds only the kept snapshot and the one before it.
+        Assert.Equal(new[] { files[2], files[3] }.Select(f => Path.GetFileName(f.Path)), Files("*.snap"));
+        Assert.Equal(files[2].Length + files[3].Length, store.SizeBytes);
+        Assert.Equal(files[3].Path, store.NewestValid()!.Path);
+
+        await freeing.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(new[] { files[2], files[3] }.Select(f => Path.GetFileName(f.Path)), Files());
+        // A transfer of a discarded snapshot still reads all of it.
+        var all = new MemoryStream();
+        stream.CopyTo(all);
+        Assert.Equal(expected, all.ToArray());
+    }
+
+    [Fact]
+    public void A_discarded_snapshot_left_behind_is_removed_by_the_next_prune_and_at_open()
+    {
+        var store = Open();
+        SaveStore(store, 10);
+        var keep = SaveStore(store, 20);
+        var leftover = Path.Combine(_dir, "00000000000000000005-00000000000000000002.snap.0123.discarded");
+        File.WriteAllText(leftover, "a deletion that failed, or a crash before it");
+        store.Prune(keep);
+        Assert.False(File.Exists(leftover));
+
+        File.WriteAllText(leftover, "again");
+        Open();
+        Assert.False(File.Exists(leftover));
+        Assert.Equal(2, Files("*.snap").Length);
+    }
+
+    /// <summary>A store of <paramref name="keys"/> values of 1 MiB: its snapshot spans several write-behind chunks.</summary>
+    private static KvStore LargeStore(int keys = 3)
+    {
+        var kv = new KvStore();
+        for (var i = 1; i <= keys; i++)
+            kv.Apply(new Entry(i, 2, EntryKind.Command, Command.Encode(CommandOp.Set, 1_000 + i, 42, (ulong)i, $"k{i}", new byte[1 << 20])));
+        return kv;
+    }
+
+    [Fact]
+    public void A_snapshot_written_behind_in_chunks_loads_whole()
+    {
+        var store = Open();
+        var kv = LargeStore();
+        var image = kv.CaptureImage();
+        var saved = store.Save(Meta(3), s => KvSnapshotCodec.Write(image, s));
+        Assert.True(saved.Length > 3 * WriteBehind.DefaultChunkBytes);
+        Assert.Equal(Encode(kv), Encode(store.Load(saved)));
+    }
+
+    [Fact]
+    public void A_snapshot_whose_writeback_fails_is_not_saved()
+    {
+        var disk = new FaultyDisk();
+        var store = SnapshotStore.Open(_dir, _logger, disk);
+        disk.Fail(DiskStep.Writeback, FaultyDisk.EIO);
+        var image = LargeStore().CaptureImage();
+        var e = Assert.ThrowsAny<IOException>(() => store.Save(Meta(3), s => KvSnapshotCodec.Write(image, s)));
+        Assert.Contains("Input/output error", e.Message);
+        Assert.Equal(1, disk.Fired);
+        Assert.Empty(Directory.GetFiles(_dir));
+        Assert.Null(store.NewestValid());
+    }
+
+    [Fact]
     public void A_file_being_streamed_survives_being_pruned()
     {
         var store = Open();
