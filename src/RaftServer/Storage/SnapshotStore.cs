@@ -248,17 +248,7 @@ public sealed class SnapshotStore
     /// </summary>
     public void Prune(SnapshotFile keep)
     {
-        foreach (var discarded in Discard(keep))
-        {
-            try
-            {
-                DurableFiles.DeleteIfExists(discarded);
-            }
-            finally
-            {
-                lock (_lock) _tempFilesInUse.Remove(discarded);
-            }
-        }
+        foreach (var discarded in Discard(keep)) Free(discarded);
     }
 
     /// <summary>
@@ -278,18 +268,27 @@ public sealed class SnapshotStore
             {
                 try
                 {
-                    DurableFiles.DeleteIfExists(path);
+                    Free(path);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
                     _logger.LogWarning("{Path}: an old snapshot could not be deleted ({Message}); it is removed at the next start", path, e.Message);
                 }
-                finally
-                {
-                    lock (_lock) _tempFilesInUse.Remove(path);
-                }
             }
         });
+    }
+
+    /// <summary>Deletes a snapshot <see cref="Discard"/> took out of the store and releases its name.</summary>
+    private void Free(string discarded)
+    {
+        try
+        {
+            DurableFiles.DeleteIfExists(discarded);
+        }
+        finally
+        {
+            lock (_lock) _tempFilesInUse.Remove(discarded);
+        }
     }
 
     /// <summary>Takes the snapshots <see cref="Prune"/> deletes out of the store (renamed to <see
