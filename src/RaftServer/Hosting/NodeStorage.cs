@@ -40,11 +40,13 @@ public sealed class NodeStorage : ILogStore, IDisposable
     {
         disk ??= Disk.Real;
         var snapshots = SnapshotStore.Open(dir.SnapPath, logger, disk);
-        var wal = WriteAheadLog.Open(dir.WalPath, logger, out var logged, disk: disk);
+        // The snapshot first: the log's replay needs to know what it covers (WriteAheadLog.Open's compactedThrough).
+        var (snapshot, store) = LoadNewestSnapshot(snapshots, logger);
+        var wal = WriteAheadLog.Open(dir.WalPath, logger, out var logged, disk: disk, compactedThrough: snapshot?.Meta.Index ?? 0);
         var storage = new NodeStorage(dir, logger, wal, snapshots, disk);
         try
         {
-            recovered = storage.Recover(logged);
+            recovered = storage.Recover(logged, snapshot, store);
         }
         catch
         {
@@ -58,13 +60,13 @@ public sealed class NodeStorage : ILogStore, IDisposable
     public RecoveredNode Reopen()
     {
         Wal.Dispose();
-        Wal = WriteAheadLog.Open(_dir.WalPath, _logger, out var logged, disk: _disk);
-        return Recover(logged);
+        var (snapshot, store) = LoadNewestSnapshot(Snapshots, _logger);
+        Wal = WriteAheadLog.Open(_dir.WalPath, _logger, out var logged, disk: _disk, compactedThrough: snapshot?.Meta.Index ?? 0);
+        return Recover(logged, snapshot, store);
     }
 
-    private RecoveredNode Recover(PersistedState logged)
+    private RecoveredNode Recover(PersistedState logged, SnapshotFile? snapshot, KvStore store)
     {
-        var (snapshot, store) = LoadNewestSnapshot();
         var state = RecoveryPlan.Apply(Wal, logged, snapshot?.Meta, _logger);
         // An empty log on disk that does not end at the snapshot (a crash right after installing a
         // leader's snapshot): start it there, so the next entries (snapshot index + 1) continue it.
@@ -77,17 +79,17 @@ public sealed class NodeStorage : ILogStore, IDisposable
 
     /// <summary>The newest snapshot whose file verifies and loads; a damaged one is set aside and
     /// the next older tried (the checksum is checked again while loading).</summary>
-    private (SnapshotFile? File, KvStore Store) LoadNewestSnapshot()
+    private static (SnapshotFile? File, KvStore Store) LoadNewestSnapshot(SnapshotStore snapshots, ILogger logger)
     {
-        while (Snapshots.NewestValid() is { } file)
+        while (snapshots.NewestValid() is { } file)
         {
             try
             {
-                return (file, Snapshots.Load(file));
+                return (file, snapshots.Load(file));
             }
             catch (InvalidDataException e)
             {
-                _logger.LogWarning("Snapshot {Path} cannot be loaded ({Reason}); setting it aside and trying an older one", file.Path, e.Message);
+                logger.LogWarning("Snapshot {Path} cannot be loaded ({Reason}); setting it aside and trying an older one", file.Path, e.Message);
                 File.Move(file.Path, file.Path + ".corrupt", overwrite: true);
             }
         }

@@ -76,7 +76,7 @@ internal static class WalSegmentReader
             {
                 case WalRecord.EntryType:
                     var entry = WalRecord.ReadEntry(payload);
-                    if (replay.AddEntry(entry) is { } wrong)
+                    if (replay.AddEntry(entry, firstOfSegment: segment.StartBase is null) is { } wrong)
                         throw new StorageCorruptException($"{segment.Path}: offset {pos}: {wrong}; refusing to start");
                     segment.NoteEntry(entry.Index);
                     break;

@@ -88,13 +88,17 @@ public sealed class WriteAheadLog : IDisposable
     /// </summary>
     /// <exception cref="StorageCorruptException">a record before the tail is damaged, or the entries have a gap.</exception>
     /// <param name="disk">The file layer (<see cref="Disk.Real"/> unless a test injects faults).</param>
-    public static WriteAheadLog Open(string dir, ILogger logger, out PersistedState recovered, long segmentBytes = DefaultSegmentBytes, IDisk? disk = null)
+    /// <param name="compactedThrough">The index of the snapshot the node starts from (0 without one): a gap
+    /// before a segment whose missing entries it all covers is a compaction a crash cut short, not damage
+    /// (<see cref="WalReplay"/>); the older segments before it are deleted.</param>
+    public static WriteAheadLog Open(string dir, ILogger logger, out PersistedState recovered, long segmentBytes = DefaultSegmentBytes, IDisk? disk = null,
+        long compactedThrough = 0)
     {
         System.IO.Directory.CreateDirectory(dir);
         var wal = new WriteAheadLog(dir, logger, segmentBytes, disk ?? Disk.Real);
         try
         {
-            recovered = wal.Recover();
+            recovered = wal.Recover(compactedThrough);
         }
         catch
         {
@@ -105,7 +109,7 @@ public sealed class WriteAheadLog : IDisposable
         return wal;
     }
 
-    private PersistedState Recover()
+    private PersistedState Recover(long compactedThrough)
     {
         var files = new List<(long Seq, string Path)>();
         foreach (var path in System.IO.Directory.EnumerateFiles(_dir, "*" + Extension))
@@ -116,13 +120,23 @@ public sealed class WriteAheadLog : IDisposable
         }
         files.Sort((a, b) => a.Seq.CompareTo(b.Seq));
 
-        var replay = new WalReplay();
+        var replay = new WalReplay(compactedThrough);
+        var stale = 0; // segments before the last gap the replay stepped over
         for (var i = 0; i < files.Count; i++)
         {
             var segment = new WalSegment(files[i].Seq, files[i].Path);
+            var gap = replay.SkippedGap;
             WalSegmentReader.Read(segment, isLast: i == files.Count - 1, replay, _logger);
+            if (replay.SkippedGap != gap)
+            {
+                _logger.LogWarning("{Path}: entries {From} to {To} before it are missing, all of them in the snapshot at {Snapshot}: " +
+                    "a compaction's deletion of old segments was cut short by a crash; deleting the {Count} older segment(s) left",
+                    segment.Path, replay.SkippedGap!.Value.From, replay.SkippedGap.Value.To, compactedThrough, i);
+                stale = i;
+            }
             _segments.Add(segment);
         }
+        if (stale > 0) DeleteStale(stale);
 
         _hardState = replay.HardState;
         _baseIndex = replay.BaseIndex;
@@ -273,6 +287,15 @@ public sealed class WriteAheadLog : IDisposable
             AppendLogBase(_lastIndex);
         }
         return deleted;
+    }
+
+    /// <summary>The <paramref name="count"/> oldest segments, which a gap covered by the snapshot cut off the log.</summary>
+    private void DeleteStale(int count)
+    {
+        foreach (var segment in _segments.Take(count))
+            DurableFiles.DeleteIfExists(segment.Path);
+        _segments.RemoveRange(0, count);
+        _disk.SyncDirectory(_dir);
     }
 
     /// <summary>

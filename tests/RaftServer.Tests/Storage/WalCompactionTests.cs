@@ -298,6 +298,72 @@ public sealed class WalCompactionTests : IDisposable
         Assert.Contains("refusing to start", e.Message);
     }
 
+    /// <summary>Four segments of five entries each (1..5, 6..10, 11..15, 16..20), the last current.</summary>
+    private void WriteFourSegments()
+    {
+        using var wal = Open(out _);
+        wal.Save(new HardState(2, 0, 18), Range(1, 5));
+        for (var first = 6; first <= 16; first += 5)
+        {
+            wal.Cut();
+            wal.Save(null, Range(first, first + 4));
+        }
+        Assert.Equal(4, Segments().Length);
+    }
+
+    [Fact]
+    public void A_compaction_cut_short_by_a_crash_recovers_when_the_snapshot_covers_the_gap()
+    {
+        // DeleteSegmentsThrough(15) unlinks three segments, then fsyncs the directory once: a crash
+        // in between may keep the oldest while the unlink of the second reached the disk.
+        WriteFourSegments();
+        var oldest = Segments()[0];
+        File.Delete(Segments()[1]);
+
+        using (var wal = WriteAheadLog.Open(_dir, _logger, out var state, compactedThrough: 10))
+        {
+            Assert.Equal(Range(11, 20).Select(e => (e.Index, e.Term)), IndexTerms(state));
+            Assert.Equal(new HardState(2, 0, 18), state.HardState);
+            Assert.Equal(11, wal.FirstIndex);
+            Assert.Equal(20, wal.LastIndex);
+            Assert.False(File.Exists(oldest)); // cut off the log: deleted
+            Assert.Equal(2, Segments().Length);
+            AssertSizeMatchesDisk(wal);
+            var warning = Assert.Single(_logger.Warnings);
+            Assert.Contains("entries 6 to 10 before it are missing, all of them in the snapshot at 10", warning);
+            wal.Save(null, [E(21)]);
+        }
+        using var again = Open(out var after); // no gap left: it opens without the snapshot's help
+        Assert.Equal(Range(11, 21).Select(e => (e.Index, e.Term)), IndexTerms(after));
+    }
+
+    [Fact]
+    public void Every_gap_before_a_segment_is_stepped_over_when_the_snapshot_covers_it()
+    {
+        WriteFourSegments();
+        var files = Segments();
+        File.Delete(files[0]);
+        File.Delete(files[2]); // left: 6..10 and 16..20
+
+        using var wal = WriteAheadLog.Open(_dir, _logger, out var state, compactedThrough: 15);
+        Assert.Equal(Range(16, 20).Select(e => (e.Index, e.Term)), IndexTerms(state));
+        Assert.Equal(16, wal.FirstIndex);
+        Assert.Equal([files[3]], Segments());
+    }
+
+    [Fact]
+    public void A_gap_the_snapshot_does_not_cover_is_refused_and_nothing_is_deleted()
+    {
+        WriteFourSegments();
+        File.Delete(Segments()[1]); // 6..10 missing
+        var left = Segments();
+
+        var e = Assert.Throws<StorageCorruptException>(() => WriteAheadLog.Open(_dir, _logger, out _, compactedThrough: 9));
+        Assert.Contains("entry 11 does not follow the log's last index 5 (the missing entries are not all in the snapshot, which ends at 9)", e.Message);
+        Assert.Contains("refusing to start", e.Message);
+        Assert.Equal(left, Segments());
+    }
+
     [Fact]
     public void A_damaged_log_base_record_before_the_tail_is_refused()
     {
