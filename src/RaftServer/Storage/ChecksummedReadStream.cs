@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Hashing;
 
 namespace RaftServer.Storage;
 
@@ -8,7 +7,7 @@ namespace RaftServer.Storage;
 /// byte it passes on to a checksum, so a snapshot body is verified in the same pass that parses it,
 /// and a parser cannot read past the body into the trailer.
 /// </summary>
-internal sealed class ChecksummedReadStream(Stream inner, long length, XxHash64 hash) : Stream
+internal sealed class ChecksummedReadStream(Stream inner, long length, SnapshotChecksum hash) : Stream
 {
     public long Remaining { get; private set; } = length;
 

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
-using System.IO.Hashing;
 using RaftServer.Consensus;
 
 namespace RaftServer.Storage;
@@ -16,25 +15,33 @@ internal sealed record SnapshotHeader(SnapshotMetadata Meta, long BodyLength, in
 /// <summary>
 /// The snapshot file format, little-endian:
 /// <code>
-/// 8   magic "RAFTSNP2"
+/// 8   magic "RAFTSNP3"
 /// 8   i64 index          the last log entry the snapshot covers
 /// 8   i64 term           that entry's term
 /// 4   i32 config length
 /// n   the configuration in effect at index (Consensus.Configuration.Encode: ids, roles, addresses)
 /// 8   i64 body length
 /// ..  body               the state machine (KvSnapshotCodec)
-/// 8   u64 XxHash64 of every byte before it
+/// 8   u64 XxHash3 (64 bits) of every byte before it (<see cref="SnapshotChecksum"/>)
 /// </code>
-/// Files written before snapshots carried addresses (magic "RAFTSNP1": a member count and the
-/// members' ids where the configuration is) are still read; their members are voters without
-/// addresses, which the host fills in from what else it knows. Files are named
+/// Files of the two earlier formats are still read: "RAFTSNP2" is this layout with an XxHash64
+/// checksum; "RAFTSNP1" (also XxHash64), written before snapshots carried addresses, has a member
+/// count and the members' ids where the configuration is, and its members are voters without
+/// addresses, which the host fills in from what else it knows. Earlier versions of the server do
+/// not read "RAFTSNP3" files (nor receive them from a leader): upgrade every node of a cluster. Files are named
 /// <c>{index:D20}-{term:D20}.snap</c> so that names sort like the snapshots. A follower receives
 /// the leader's file byte for byte, so this format is also the wire format of InstallSnapshot.
 /// </summary>
 internal static class SnapshotFormat
 {
-    public static ReadOnlySpan<byte> Magic => "RAFTSNP2"u8;
+    public static ReadOnlySpan<byte> Magic => "RAFTSNP3"u8;
+    /// <summary>The format before <see cref="Magic"/>: the same layout, an XxHash64 checksum.</summary>
+    private static ReadOnlySpan<byte> XxHash64Magic => "RAFTSNP2"u8;
+    /// <summary>The first format: member ids without addresses, an XxHash64 checksum.</summary>
     private static ReadOnlySpan<byte> LegacyMagic => "RAFTSNP1"u8;
+
+    /// <summary>Whether a file beginning with <paramref name="magic"/> has an XxHash64 checksum (the two earlier formats).</summary>
+    public static bool IsXxHash64Magic(ReadOnlySpan<byte> magic) => magic.SequenceEqual(XxHash64Magic) || magic.SequenceEqual(LegacyMagic);
     public const int TrailerLength = 8;
     public const string Extension = ".snap";
     /// <summary>The largest configuration encoding read (bounds what a damaged length makes us allocate).</summary>
@@ -90,12 +97,12 @@ internal static class SnapshotFormat
 
     /// <summary>Reads and checks the header at the stream's position, appending its bytes to <paramref name="hash"/>.</summary>
     /// <exception cref="InvalidDataException">short, bad magic or impossible fields.</exception>
-    public static SnapshotHeader ReadHeader(Stream stream, XxHash64 hash)
+    public static SnapshotHeader ReadHeader(Stream stream, SnapshotChecksum hash)
     {
         Span<byte> prefix = stackalloc byte[FixedPrefix];
         ReadExactly(stream, prefix, "the header");
         var legacy = prefix[..8].SequenceEqual(LegacyMagic);
-        if (!legacy && !prefix[..8].SequenceEqual(Magic)) throw new InvalidDataException("not a RaftPS snapshot (bad magic)");
+        if (!legacy && !prefix[..8].SequenceEqual(Magic) && !prefix[..8].SequenceEqual(XxHash64Magic)) throw new InvalidDataException("not a RaftPS snapshot (bad magic)");
         var index = BinaryPrimitives.ReadInt64LittleEndian(prefix[8..]);
         var term = BinaryPrimitives.ReadInt64LittleEndian(prefix[16..]);
         var count = BinaryPrimitives.ReadInt32LittleEndian(prefix[24..]);
@@ -132,12 +139,12 @@ internal static class SnapshotFormat
 
     /// <summary>Reads the 8-byte trailer and compares it with the checksum of everything before it.</summary>
     /// <exception cref="InvalidDataException">they differ, or the file ends first.</exception>
-    public static void CheckTrailer(Stream stream, XxHash64 hash)
+    public static void CheckTrailer(Stream stream, SnapshotChecksum hash)
     {
         Span<byte> trailer = stackalloc byte[TrailerLength];
         ReadExactly(stream, trailer, "the checksum");
         var stored = BinaryPrimitives.ReadUInt64LittleEndian(trailer);
-        var actual = hash.GetCurrentHashAsUInt64();
+        var actual = hash.Current;
         if (stored != actual) throw new InvalidDataException($"checksum mismatch (stored {stored:x16}, computed {actual:x16})");
     }
 
@@ -145,7 +152,7 @@ internal static class SnapshotFormat
     /// <exception cref="InvalidDataException">anything is wrong; the message says what (not which file).</exception>
     public static SnapshotHeader Verify(Stream file)
     {
-        var hash = new XxHash64();
+        var hash = new SnapshotChecksum();
         var header = ReadHeader(file, hash);
         if (file.Length != header.FileLength)
             throw new InvalidDataException($"the file is {file.Length} bytes but its header says {header.FileLength}");
@@ -155,7 +162,7 @@ internal static class SnapshotFormat
     }
 
     /// <summary>Appends the next <paramref name="count"/> bytes of <paramref name="stream"/> to <paramref name="hash"/>, a megabyte at a time.</summary>
-    public static void HashBytes(Stream stream, long count, XxHash64 hash)
+    public static void HashBytes(Stream stream, long count, SnapshotChecksum hash)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
         try

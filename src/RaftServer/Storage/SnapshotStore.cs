@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.Hashing;
 using Microsoft.Extensions.Logging;
 using RaftServer.Consensus;
 using RaftServer.StateMachine;
@@ -159,10 +158,10 @@ public sealed class SnapshotStore
                 file.Position = 0;
                 file.Write(header);
                 file.Position = 0;
-                var hash = new XxHash64();
+                var hash = new SnapshotChecksum();
                 SnapshotFormat.HashBytes(file, header.Length + bodyLength, hash);
                 Span<byte> trailer = stackalloc byte[SnapshotFormat.TrailerLength];
-                BinaryPrimitives.WriteUInt64LittleEndian(trailer, hash.GetCurrentHashAsUInt64());
+                BinaryPrimitives.WriteUInt64LittleEndian(trailer, hash.Current);
                 file.Write(trailer);
                 file.Flush(flushToDisk: true);
                 length = file.Length;
@@ -210,7 +209,7 @@ public sealed class SnapshotStore
         try
         {
             using var stream = OpenFile(file.Path);
-            var hash = new XxHash64();
+            var hash = new SnapshotChecksum();
             var header = SnapshotFormat.ReadHeader(stream, hash);
             if (!SnapshotFormat.SameMeta(header.Meta, file.Meta))
                 throw new InvalidDataException($"the header says {SnapshotFormat.Describe(header.Meta)}, expected {SnapshotFormat.Describe(file.Meta)}");

@@ -1,4 +1,3 @@
-using System.IO.Hashing;
 using RaftServer.Consensus;
 
 namespace RaftServer.Storage;
@@ -17,7 +16,7 @@ public sealed class SnapshotUpload : IDisposable
     private readonly ulong _clusterId;
     private readonly FileStream _file;
     private readonly WriteBehind _writeBehind;
-    private readonly XxHash64 _hash = new();
+    private readonly SnapshotChecksum _hash = new();
     private readonly byte[] _heldBack = new byte[SnapshotFormat.TrailerLength];
     private int _heldBackCount;
     private bool _finished;
@@ -89,7 +88,7 @@ public sealed class SnapshotUpload : IDisposable
                 throw new InvalidDataException($"only {Length} bytes arrived, less than any snapshot file");
             _file.Flush();
             _file.Position = 0;
-            var header = SnapshotFormat.ReadHeader(_file, new XxHash64()); // its bytes were hashed as they arrived
+            var header = SnapshotFormat.ReadHeader(_file, new SnapshotChecksum()); // its bytes were hashed as they arrived
             if (!SnapshotFormat.SameMeta(header.Meta, _meta))
                 throw new InvalidDataException($"the header says {SnapshotFormat.Describe(header.Meta)}, the leader announced {SnapshotFormat.Describe(_meta)}");
             if (Length != header.FileLength)

@@ -90,7 +90,7 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
         var store = Open();
         var saved = SaveStore(store, 4);
         var bytes = File.ReadAllBytes(saved.Path);
-        Assert.Equal("RAFTSNP2", Encoding.ASCII.GetString(bytes, 0, 8));
+        Assert.Equal("RAFTSNP3", Encoding.ASCII.GetString(bytes, 0, 8));
         Assert.Equal(4, BitConverter.ToInt64(bytes, 8));
         Assert.Equal(2, BitConverter.ToInt64(bytes, 16));
         var configLength = BitConverter.ToInt32(bytes, 24);
@@ -100,7 +100,28 @@ public sealed class SnapshotStoreTests(ITestOutputHelper output) : IDisposable
         var bodyLength = BitConverter.ToInt64(bytes, 28 + configLength);
         Assert.Equal(Encode(StoreAt(4)), bytes[bodyAt..(bodyAt + (int)bodyLength)]);
         Assert.Equal(bodyAt + bodyLength + 8, bytes.Length);
-        Assert.Equal(System.IO.Hashing.XxHash64.HashToUInt64(bytes.AsSpan(0, bytes.Length - 8)), BitConverter.ToUInt64(bytes, bytes.Length - 8));
+        Assert.Equal(System.IO.Hashing.XxHash3.HashToUInt64(bytes.AsSpan(0, bytes.Length - 8)), BitConverter.ToUInt64(bytes, bytes.Length - 8));
+    }
+
+    [Fact]
+    public void A_file_of_the_format_before_with_an_xxhash64_checksum_is_read_and_verified()
+    {
+        // RAFTSNP2: the layout of today's files, the checksum XxHash64.
+        var store = Open();
+        var path = SaveStore(store, 4).Path;
+        var bytes = File.ReadAllBytes(path);
+        "RAFTSNP2"u8.CopyTo(bytes);
+        BitConverter.TryWriteBytes(bytes.AsSpan(bytes.Length - 8), System.IO.Hashing.XxHash64.HashToUInt64(bytes.AsSpan(0, bytes.Length - 8)));
+        File.WriteAllBytes(path, bytes);
+
+        var found = Open().NewestValid()!;
+        Assert.Equal(4, found.Meta.Index);
+        Assert.Equal(4, Open().Load(found).AppliedIndex);
+
+        // Its checksum is XxHash64's: the same bytes with an XxHash3 checksum do not verify.
+        BitConverter.TryWriteBytes(bytes.AsSpan(bytes.Length - 8), System.IO.Hashing.XxHash3.HashToUInt64(bytes.AsSpan(0, bytes.Length - 8)));
+        File.WriteAllBytes(path, bytes);
+        Assert.Null(Open().NewestValid());
     }
 
     [Fact]
