@@ -192,7 +192,10 @@ public sealed class WriteAheadLog : IDisposable
         var current = _segments[^1];
         if (current.Size + size > SegmentBytes && current.Size > WalRecord.Magic.Length + WalRecord.HardStateRecordSize)
         {
-            StartSegment(current.Seq + 1);
+            // A batch of half a segment or more (large values) fills most of a segment by itself:
+            // the zeros made ahead would be written once more to save little, so it goes to a new,
+            // growing file and the one made ahead waits for a smaller batch.
+            StartSegment(current.Seq + 1, growing: size >= SegmentBytes / 2);
             current = _segments[^1];
         }
 
@@ -339,12 +342,12 @@ public sealed class WriteAheadLog : IDisposable
     /// and a LogBase record when asked to, or when the log holds no entry after a compacted
     /// index (to say where it continues: the segments that said so before may be deleted).
     /// The file is the one made ahead of time, renamed only once its header is on disk, so every
-    /// segment a restart finds has one.
+    /// segment a restart finds has one; with <paramref name="growing"/> a new empty file instead.
     /// </summary>
-    private void StartSegment(long seq, bool logBase = false)
+    private void StartSegment(long seq, bool logBase = false, bool growing = false)
     {
         var path = Path.Combine(_dir, seq.ToString("D16", CultureInfo.InvariantCulture) + Extension);
-        var prepared = _preparer.Take();
+        var prepared = growing ? null : _preparer.Take();
         var file = prepared is null
             ? _disk.Open(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0)
             : _disk.Open(prepared, FileMode.Open, FileAccess.Write, FileShare.Read | FileShare.Delete, bufferSize: 0); // Delete: Windows renames open files only with it

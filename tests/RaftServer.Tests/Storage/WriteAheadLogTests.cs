@@ -309,6 +309,28 @@ public sealed class WriteAheadLogTests : IDisposable
         Assert.Contains($"offset {end + 100}: data after the end of the segment's records", e.Message);
     }
 
+    [Fact]
+    public void A_batch_of_half_a_segment_or_more_starts_a_growing_file_and_the_one_made_ahead_waits_for_a_smaller_batch()
+    {
+        string[] files;
+        using (var wal = Open(out _, segmentBytes: 4096))
+        {
+            wal.Save(new HardState(1, 0, 0), [E(1, 1, new string('a', 2000))]);
+            wal.Save(null, [E(2, 1, new string('b', 1300)), E(3, 1, new string('c', 1300))]); // 2.6 KB, over half a segment: a file of its own
+            wal.Save(null, [E(4, 1, new string('d', 1800))]); // does not fit after it and is under half: the file made ahead
+            files = Directory.GetFiles(_dir, "*.wal").Order().ToArray();
+            Assert.Equal(3, files.Length);
+            Assert.Equal(4096, new FileInfo(files[0]).Length);
+            Assert.Equal(WalTestFiles.RecordsEnd(files[1]), new FileInfo(files[1]).Length); // no zeros: grown by its records
+            Assert.InRange(new FileInfo(files[1]).Length, 2600, 4095);
+            Assert.Equal(4096, new FileInfo(files[2]).Length); // over the zeros made ahead
+        }
+        using var again = Open(out var state, segmentBytes: 4096);
+        Assert.Equal([1L, 2L, 3L, 4L], state.Entries.Select(e => e.Index));
+        Assert.Equal(new string('c', 1300), System.Text.Encoding.UTF8.GetString(state.Entries[2].Data));
+        Assert.Empty(_logger.Warnings);
+    }
+
     /// <summary>
     /// A crash while the next segment was being made (a short file), or after the log wrote its
     /// header and records into it but before renaming it (a file that looks like a segment): either
