@@ -28,8 +28,8 @@ internal sealed record SnapshotHeader(SnapshotMetadata Meta, long BodyLength, in
 /// checksum; "RAFTSNP1" (also XxHash64), written before snapshots carried addresses, has a member
 /// count and the members' ids where the configuration is, and its members are voters without
 /// addresses, which the host fills in from what else it knows. Earlier versions of the server do
-/// not read "RAFTSNP3" files (nor receive them from a leader): upgrade every node of a cluster. Files are named
-/// <c>{index:D20}-{term:D20}.snap</c> so that names sort like the snapshots. A follower receives
+/// not read "RAFTSNP3" files (nor receive them from a leader): upgrade every node of a cluster.
+/// Files are named <c>{index:D20}-{term:D20}.snap</c> so that names sort like the snapshots. A follower receives
 /// the leader's file byte for byte, so this format is also the wire format of InstallSnapshot.
 /// </summary>
 internal static class SnapshotFormat
@@ -42,6 +42,7 @@ internal static class SnapshotFormat
 
     /// <summary>Whether a file beginning with <paramref name="magic"/> has an XxHash64 checksum (the two earlier formats).</summary>
     public static bool IsXxHash64Magic(ReadOnlySpan<byte> magic) => magic.SequenceEqual(XxHash64Magic) || magic.SequenceEqual(LegacyMagic);
+
     public const int TrailerLength = 8;
     public const string Extension = ".snap";
     /// <summary>The largest configuration encoding read (bounds what a damaged length makes us allocate).</summary>
