@@ -136,7 +136,7 @@ public sealed class WriteAheadLog : IDisposable
             }
             _segments.Add(segment);
         }
-        if (stale > 0) DeleteStale(stale);
+        if (stale > 0) DeleteOldest(stale);
 
         _hardState = replay.HardState;
         _baseIndex = replay.BaseIndex;
@@ -268,14 +268,9 @@ public sealed class WriteAheadLog : IDisposable
     private int DeleteSegments(long index)
     {
         var deleted = 0;
-        while (_segments.Count > 1 && _segments[0].MaxIndex <= index)
-        {
-            DurableFiles.DeleteIfExists(_segments[0].Path);
-            _segments.RemoveAt(0);
-            deleted++;
-        }
+        while (deleted < _segments.Count - 1 && _segments[deleted].MaxIndex <= index) deleted++;
         if (deleted == 0) return 0;
-        _disk.SyncDirectory(_dir);
+        DeleteOldest(deleted);
 
         // Where recovery would now start: at the oldest segment's first entry (or LogBase record),
         // unless a later LogBase record moved the start further already.
@@ -292,8 +287,9 @@ public sealed class WriteAheadLog : IDisposable
         return deleted;
     }
 
-    /// <summary>The <paramref name="count"/> oldest segments, which a gap covered by the snapshot cut off the log.</summary>
-    private void DeleteStale(int count)
+    /// <summary>Deletes the <paramref name="count"/> oldest segments (compacted, cut off the log by a gap the snapshot
+    /// covers, or discarded for a snapshot), then fsyncs the directory once.</summary>
+    private void DeleteOldest(int count)
     {
         foreach (var segment in _segments.Take(count))
             DurableFiles.DeleteIfExists(segment.Path);
@@ -329,12 +325,7 @@ public sealed class WriteAheadLog : IDisposable
     {
         _baseIndex = _lastIndex = snapshotIndex;
         StartSegment(_segments[^1].Seq + 1, logBase: true);
-        while (_segments.Count > 1)
-        {
-            DurableFiles.DeleteIfExists(_segments[0].Path);
-            _segments.RemoveAt(0);
-        }
-        _disk.SyncDirectory(_dir);
+        DeleteOldest(_segments.Count - 1);
     }
 
     /// <summary>
