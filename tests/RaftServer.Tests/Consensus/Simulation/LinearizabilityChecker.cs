@@ -47,11 +47,32 @@ internal readonly record struct RegisterState(long Value, long Revision);
 /// </summary>
 internal static class LinearizabilityChecker
 {
-    public static bool IsLinearizable(IEnumerable<Operation> history, out string? problem)
+    /// <summary>
+    /// How many (linearized set, state) pairs the search of one key may visit before it gives up.
+    /// Operations whose outcome is unknown may each take effect anywhere or never, so a few dozen
+    /// of them overlapping on one key make the search exponential; a test then fails, naming the
+    /// key and its history, instead of running for hours and filling the memory.
+    /// </summary>
+    public const int MaxSearchStates = 2_000_000;
+
+    /// <exception cref="LinearizabilitySearchTooLargeException">The search of a key visited <paramref name="maxSearchStates"/> states without a verdict.</exception>
+    public static bool IsLinearizable(IEnumerable<Operation> history, out string? problem, int maxSearchStates = MaxSearchStates)
     {
         foreach (var group in history.GroupBy(op => op.Key))
         {
-            if (!CheckRegister(group.ToList()))
+            var ops = group.ToList();
+            bool linearizable;
+            try
+            {
+                linearizable = CheckRegister(ops, maxSearchStates);
+            }
+            catch (LinearizabilitySearchTooLargeException e)
+            {
+                throw new LinearizabilitySearchTooLargeException(
+                    $"{e.Message} on key {group.Key} ({ops.Count} operations, {ops.Count(o => o.Return == Operation.Pending)} of unknown outcome); no verdict:\n" +
+                    string.Join("\n", ops.OrderBy(o => o.Call).Select(Describe)));
+            }
+            if (!linearizable)
             {
                 problem = $"key {group.Key} is not linearizable:\n" + string.Join("\n", group.OrderBy(o => o.Call).Select(Describe));
                 return false;
@@ -118,7 +139,8 @@ internal static class LinearizabilityChecker
     }
 
     /// <summary>Checks one register's history, starting from the absent state (0, 0).</summary>
-    public static bool CheckRegister(IReadOnlyList<Operation> ops)
+    /// <exception cref="LinearizabilitySearchTooLargeException">After <paramref name="maxSearchStates"/> states without a verdict.</exception>
+    public static bool CheckRegister(IReadOnlyList<Operation> ops, int maxSearchStates = MaxSearchStates)
     {
         int n = ops.Count;
         if (n == 0) return true;
@@ -160,6 +182,8 @@ internal static class LinearizabilityChecker
                     linearized[entry.Op / 64] |= 1UL << (entry.Op % 64);
                     if (cache.Add(new CacheKey((ulong[])linearized.Clone(), newState)))
                     {
+                        if (cache.Count > maxSearchStates)
+                            throw new LinearizabilitySearchTooLargeException($"the linearizability search gave up after {maxSearchStates:N0} states");
                         stack.Push((entry, state));
                         state = newState;
                         Lift(entry);
@@ -223,3 +247,6 @@ internal static class LinearizabilityChecker
         public override int GetHashCode() => hash;
     }
 }
+
+/// <summary>The checker could not decide a history within <see cref="LinearizabilityChecker.MaxSearchStates"/>: neither a pass nor a violation.</summary>
+internal sealed class LinearizabilitySearchTooLargeException(string message) : Exception(message);

@@ -124,5 +124,16 @@ public class LinearizabilityCheckerTests
         // Absent is value 0 and revision 0.
         Assert.True(Check(CasVal(1, 0, 2, 7, true, 0, 10), CasRev(2, 0, 3, 8, false, 20, 30, current: 7)));
     }
-}
 
+    [Fact]
+    public void A_history_too_large_for_the_search_fails_with_the_key_instead_of_running_on()
+    {
+        // 30 overlapping writes of unknown outcome, then a read of a value none wrote: every subset
+        // and order of them would have to be tried before the answer is no.
+        var history = Enumerable.Range(1, 30).Select(i => W(i, i, i, Pending)).Append(R(0, 999, 100, 110)).ToList();
+        var e = Assert.Throws<LinearizabilitySearchTooLargeException>(() => LinearizabilityChecker.IsLinearizable(history, out _, maxSearchStates: 20_000));
+        Assert.Contains("gave up after 20,000 states", e.Message);
+        Assert.Contains("on key 1 (31 operations, 30 of unknown outcome)", e.Message);
+        Assert.Contains("read  999", e.Message);
+    }
+}

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Xunit.Abstractions;
 
 namespace RaftServer.Tests.Consensus.Simulation;
@@ -5,7 +6,7 @@ namespace RaftServer.Tests.Consensus.Simulation;
 /// <summary>
 /// Many randomised schedules (see <see cref="Chaos"/>). Environment:
 /// RAFTPS_SEED=n replays one schedule; RAFTPS_SOAK=n runs n schedules instead of the CI share
-/// (RAFTPS_SOAK_START=n picks the first seed).
+/// (RAFTPS_SOAK_START=n picks the first seed; RAFTPS_SOAK_LOG=path logs each schedule as it ends).
 /// </summary>
 public class RandomizedScheduleTests(ITestOutputHelper output)
 {
@@ -39,6 +40,9 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
     // core installed it, restarted from that snapshot knowing no id and later adopted a second one.
     [InlineData(14815, true, false)]
     [InlineData(38967, true, false)]
+    // Not a Raft fault: 26 writes of unknown outcome on one key, none of them in the agreed log,
+    // left open for the checker, whose search then ran for hours.
+    [InlineData(113367, true, false)]
     public void Schedules_that_once_failed_keep_raft_safe_live_and_linearizable(int seed, bool snapshots, bool membership)
     {
         try
@@ -61,7 +65,9 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
         {
             try
             {
+                long started = Stopwatch.GetTimestamp();
                 var sim = Chaos.Run(seed, snapshots, membership);
+                LogProgress(test, seed, Stopwatch.GetElapsedTime(started), sim.History.Count);
                 changes += sim.CommittedConfigurationChanges;
                 finalMembers += sim.FinalMembers;
                 operations += sim.History.Count;
@@ -99,6 +105,16 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
         }
         if (snapshots && count >= 50) Assert.True(installed > 0, "no snapshot was ever installed: the schedules do not exercise InstallSnapshot");
         if (membership && count >= 50) Assert.True(changes > count, $"only {changes} configuration changes committed in {count} schedules: the schedules do not exercise membership change");
+    }
+
+    /// <summary>
+    /// RAFTPS_SOAK_LOG=path: one line per finished schedule, appended as it finishes, so a long soak
+    /// that stops making progress shows where (the runner itself reports only at the end).
+    /// </summary>
+    private static void LogProgress(string test, int seed, TimeSpan took, int operations)
+    {
+        if (Environment.GetEnvironmentVariable("RAFTPS_SOAK_LOG") is { Length: > 0 } path)
+            File.AppendAllText(path, $"{test} seed {seed}: {took.TotalMilliseconds:F0} ms, {operations} client operations\n");
     }
 
     /// <summary>The test whose schedules these are (for the replay command).</summary>
