@@ -55,7 +55,7 @@ static class Coordination
     static string ServerPath(Args a)
     {
         string server = Path.GetFullPath(a.Str("server") ?? throw new UsageException("--server is required"));
-        if (!File.Exists(server)) throw new UsageException($"--server: {server} does not exist (dotnet pwsh ./build.ps1 build lays out out/RaftPS/server/RaftServer)");
+        if (!File.Exists(server)) throw new UsageException($"--server: {server} does not exist (dotnet pwsh ./build.ps1 build lays out out/RaftPS/server/<rid>/RaftServer, e.g. linux-x64)");
         return server;
     }
 
