@@ -20,7 +20,17 @@ internal static class Chaos
     /// <summary>Nodes that start outside the configuration, to be added.</summary>
     public const int Spares = 2;
 
-    public static Simulation Run(int seed, bool snapshots = false, bool membership = false)
+    /// <summary>RAFTPS_SOAK_PHASES=n: every schedule runs n fault phases instead of 4 to 7 (a soak of
+    /// long-lived clusters: many compactions, elections and membership changes in one run).</summary>
+    private static readonly int? LongSchedules =
+        int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SOAK_PHASES"), out var n) && n > 0 ? n : null;
+
+    /// <summary>What a replay command needs besides the seed to run the same schedule.</summary>
+    public static string ReplayEnvironment => LongSchedules is { } phases ? $"RAFTPS_SOAK_PHASES={phases} " : "";
+
+    /// <param name="phases">Fault phases instead of 4 to 7 (the same schedule's first ones, then
+    /// more); RAFTPS_SOAK_PHASES sets it for a whole soak.</param>
+    public static Simulation Run(int seed, bool snapshots = false, bool membership = false, int? phases = null)
     {
         var random = new Random(seed);
         int nodes = (seed % 3) switch { 0 => 3, 1 => 5, _ => 7 };
@@ -79,8 +89,9 @@ internal static class Chaos
         sim.AddLeaseClients(coordination.Next(3), ttlMs: config.StepsPerTick * config.ElectionTicks * (2 + coordination.Next(4)));
         sim.ClientsActive = true;
 
-        int phases = 4 + random.Next(4);
-        for (int phase = 0; phase < phases; phase++)
+        int count = 4 + random.Next(4);
+        if ((phases ?? LongSchedules) is { } longer) count = longer;
+        for (int phase = 0; phase < count; phase++)
         {
             sim.CrashAfterPersist = 0;
             Inject(sim, random);

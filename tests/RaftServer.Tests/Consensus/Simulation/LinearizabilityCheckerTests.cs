@@ -136,4 +136,29 @@ public class LinearizabilityCheckerTests
         Assert.Contains("on key 1 (31 operations, 30 of unknown outcome)", e.Message);
         Assert.Contains("read  999", e.Message);
     }
+
+    [Fact]
+    public void Writes_that_name_their_log_index_take_effect_in_the_logs_order()
+    {
+        // Index 7 was answered before index 5 was even asked for: the log cannot have put them so.
+        Assert.False(Check(Put(0, 1, 7, 0, 10), Put(1, 2, 5, 20, 30), Get(2, 2, 5, 40, 50)));
+        Assert.True(Check(Put(0, 1, 5, 0, 10), Put(1, 2, 7, 20, 30), Get(2, 2, 7, 40, 50)));
+        // A compare-and-set that changed nothing still has its place: index 6 failed on revision 5,
+        // so it came before 7, even though the register alone could not tell.
+        Assert.False(Check(Put(0, 1, 5, 0, 10), Put(1, 2, 7, 20, 30), CasRev(2, 0, 3, 6, false, 40, 50, current: 5)));
+    }
+
+    [Fact]
+    public void Many_overlapping_writes_with_known_log_indexes_are_checked_quickly()
+    {
+        // The shape that once exhausted the search: after a stretch without a leader, 40 writes
+        // commit together (one change, then compare-and-sets whose condition fails), while reads
+        // in between still see the value before them.
+        var history = new List<Operation> { Put(0, 1, 1, 0, 10) };
+        history.Add(Put(1, 2, 2, 20, 9_000));
+        for (var i = 0; i < 40; i++) history.Add(CasVal(i % 4, 99, 100 + i, 3 + i, null, 30 + i * 10, 9_000));
+        history.Add(Get(5, 1, 1, 500, 510));
+        history.Add(Get(5, 2, 2, 9_100, 9_110));
+        Assert.True(LinearizabilityChecker.IsLinearizable(history, out var problem, maxSearchStates: 20_000), problem);
+    }
 }

@@ -58,6 +58,8 @@ internal sealed class SimNode(int id) : ILogStore
     public int TickPhase;
     public Role LastRole;
     public long LastTerm;
+    /// <summary>The highest term of any message this node sent (lost on the way or not).</summary>
+    public long SentTerm;
 
     public bool Alive => Driver is not null;
     /// <summary>Started anew after its disk was wiped: it bootstraps nothing and waits to be added.</summary>

@@ -53,6 +53,7 @@ internal sealed partial class Simulation
     {
         var node = Nodes[id];
         if (!node.Alive) return;
+        ForgetLeadershipNobodySaw(node);
         node.LoseVolatileState();
         FailClientsOn(id);
         if (!Config.HintOnCrash) return;

@@ -115,6 +115,7 @@ internal sealed partial class Simulation
     public void SendSnapshot(Message message)
     {
         var sender = Nodes[message.From];
+        sender.SentTerm = Math.Max(sender.SentTerm, message.Term);
         var snapshot = sender.Snapshot;
         if (snapshot is null || message.Snapshot is null || snapshot.Index != message.Snapshot.Index || snapshot.Term != message.Snapshot.Term
             || !snapshot.Configuration.Equals(message.Snapshot.Configuration))

@@ -172,6 +172,7 @@ internal sealed partial class Simulation
     /// <summary>A message a node's driver sends (not a Snapshot: those go through <see cref="SendSnapshot"/>).</summary>
     public void Send(Message message)
     {
+        Nodes[message.From].SentTerm = Math.Max(Nodes[message.From].SentTerm, message.Term);
         if (!linked[message.From, message.To]) return;
         if (random.NextDouble() < Loss) return;
         Enqueue(message);
