@@ -22,11 +22,8 @@ internal static class Chaos
 
     /// <summary>RAFTPS_SOAK_PHASES=n: every schedule runs n fault phases instead of 4 to 7 (a soak of
     /// long-lived clusters: many compactions, elections and membership changes in one run).</summary>
-    private static readonly int? LongSchedules =
+    public static readonly int? SoakPhases =
         int.TryParse(Environment.GetEnvironmentVariable("RAFTPS_SOAK_PHASES"), out var n) && n > 0 ? n : null;
-
-    /// <summary>What a replay command needs besides the seed to run the same schedule.</summary>
-    public static string ReplayEnvironment => LongSchedules is { } phases ? $"RAFTPS_SOAK_PHASES={phases} " : "";
 
     /// <param name="phases">Fault phases instead of 4 to 7 (the same schedule's first ones, then
     /// more); RAFTPS_SOAK_PHASES sets it for a whole soak.</param>
@@ -90,7 +87,7 @@ internal static class Chaos
         sim.ClientsActive = true;
 
         int count = 4 + random.Next(4);
-        if ((phases ?? LongSchedules) is { } longer) count = longer;
+        if ((phases ?? SoakPhases) is { } longer) count = longer;
         for (int phase = 0; phase < count; phase++)
         {
             sim.CrashAfterPersist = 0;

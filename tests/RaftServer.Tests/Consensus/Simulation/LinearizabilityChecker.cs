@@ -69,18 +69,20 @@ internal static class LinearizabilityChecker
             catch (LinearizabilitySearchTooLargeException e)
             {
                 throw new LinearizabilitySearchTooLargeException(
-                    $"{e.Message} on key {group.Key} ({ops.Count} operations, {ops.Count(o => o.Return == Operation.Pending)} of unknown outcome); no verdict:\n" +
-                    string.Join("\n", ops.OrderBy(o => o.Call).Select(Describe)));
+                    $"{e.Message} on key {group.Key} ({ops.Count} operations, {ops.Count(o => o.Return == Operation.Pending)} of unknown outcome); no verdict:\n" + Describe(ops));
             }
             if (!linearizable)
             {
-                problem = $"key {group.Key} is not linearizable:\n" + string.Join("\n", group.OrderBy(o => o.Call).Select(Describe));
+                problem = $"key {group.Key} is not linearizable:\n" + Describe(ops);
                 return false;
             }
         }
         problem = null;
         return true;
     }
+
+    /// <summary>One line per operation, in the order of their calls.</summary>
+    private static string Describe(IEnumerable<Operation> ops) => string.Join("\n", ops.OrderBy(o => o.Call).Select(Describe));
 
     private static string Describe(Operation op)
     {

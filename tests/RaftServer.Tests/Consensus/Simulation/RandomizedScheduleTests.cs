@@ -14,8 +14,8 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
     private const int CiSnapshotSchedules = 300;
     private const int CiMembershipSchedules = 1000;
 
-    public static string ReplayCommand(int seed, string test = nameof(Every_schedule_keeps_raft_safe_live_and_linearizable)) =>
-        $"{Chaos.ReplayEnvironment}RAFTPS_SEED={seed} dotnet test tests/RaftServer.Tests -c Release --filter FullyQualifiedName~RandomizedScheduleTests.{test}";
+    public static string ReplayCommand(int seed, string test = nameof(Every_schedule_keeps_raft_safe_live_and_linearizable), int? phases = null) =>
+        $"{((phases ?? Chaos.SoakPhases) is { } n ? $"RAFTPS_SOAK_PHASES={n} " : "")}RAFTPS_SEED={seed} dotnet test tests/RaftServer.Tests -c Release --filter FullyQualifiedName~RandomizedScheduleTests.{test}";
 
     [Fact]
     public void Every_schedule_keeps_raft_safe_live_and_linearizable() => RunSchedules(snapshots: false, CiSchedules);
@@ -59,7 +59,7 @@ public class RandomizedScheduleTests(ITestOutputHelper output)
         }
         catch (Exception e)
         {
-            var replay = (phases > 0 ? $"RAFTPS_SOAK_PHASES={phases} " : "") + ReplayCommand(seed, TestOf(snapshots, membership));
+            var replay = ReplayCommand(seed, TestOf(snapshots, membership), phases > 0 ? phases : null);
             throw new Xunit.Sdk.XunitException($"schedule {seed} failed: {e.Message}\nreplay: {replay}\n{e}");
         }
     }
